@@ -1,0 +1,79 @@
+package transport
+
+import (
+	"context"
+	"net"
+)
+
+// Conn is a message-oriented connection: each Send delivers one whole
+// message and each Receive returns one whole message, whatever the framing
+// underneath.
+//
+// The contract, in the spirit of net/http's RoundTripper:
+//
+//   - Send must not retain or modify msg after it returns; the caller may
+//     reuse msg at once.
+//   - Receive returns a slice that the caller owns: the Conn never touches it
+//     again.
+//   - One Send and one Receive may run concurrently with each other. Concurrent
+//     calls of the same method are serialised, so messages never interleave.
+//   - Close unblocks pending Send and Receive calls, which then return an error
+//     matching [ErrClosed]; later calls return [ErrClosed] too.
+//   - When ctx is cancelled or its deadline passes, a pending call returns an
+//     error wrapping ctx.Err(). What state the Conn is left in depends on the
+//     implementation and is documented there; in short, a stream Conn whose
+//     frame was cut halfway closes itself, because it can no longer find the
+//     start of the next frame.
+//   - A message larger than the Conn's maximum message size is refused by
+//     Send and, when a peer declares one, by Receive, with an error matching
+//     [ErrMessageTooLarge].
+//   - The payload is opaque: a Conn never interprets message contents.
+type Conn interface {
+	// Send transmits msg as one message.
+	Send(ctx context.Context, msg []byte) error
+	// Receive waits for the next message. It returns io.EOF (possibly
+	// wrapped) when the peer has closed the connection cleanly between
+	// messages.
+	Receive(ctx context.Context) ([]byte, error)
+	// Close closes the connection. The first call returns the error of
+	// closing the underlying resource; later calls return nil.
+	Close() error
+}
+
+// Listener accepts incoming message connections.
+//
+// Accept may be called from several goroutines; the calls are serialised.
+// Close unblocks a pending Accept, which then returns an error matching
+// [ErrClosed].
+type Listener interface {
+	// Accept waits for the next connection. When ctx ends first, it returns
+	// an error wrapping ctx.Err() and the Listener stays usable (unless the
+	// underlying listener cannot be interrupted; see [NewListener]).
+	Accept(ctx context.Context) (Conn, error)
+	// Close stops listening. Connections already accepted stay open.
+	Close() error
+	// Addr returns the listener's network address.
+	Addr() net.Addr
+}
+
+// PacketConn is a link that carries packets of bounded size, such as a BLE
+// GATT characteristic (one write or notification per packet). It is the
+// layer below [NewFragmentConn].
+//
+// The rules of [Conn] apply: SendPacket does not retain p, ReceivePacket
+// returns a slice owned by the caller, one SendPacket may run concurrently
+// with one ReceivePacket, Close unblocks both. In addition, a ReceivePacket
+// interrupted by its context must not consume a packet, so that the next call
+// returns it.
+type PacketConn interface {
+	// SendPacket transmits p as one packet. It fails without sending when
+	// len(p) > MTU().
+	SendPacket(ctx context.Context, p []byte) error
+	// ReceivePacket waits for the next packet.
+	ReceivePacket(ctx context.Context) ([]byte, error)
+	// MTU returns the largest packet the link carries, in bytes. For BLE
+	// this is the usable payload of a write or notification (ATT_MTU - 3).
+	MTU() int
+	// Close closes the link.
+	Close() error
+}

@@ -1,0 +1,264 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// smallFrame is the largest message a stream Conn copies into one buffer
+// to send its frame with a single Write; larger messages are written in
+// pieces (with writev on TCP).
+const smallFrame = 8 << 10
+
+// readBufferSize is the size of a stream Conn's read buffer.
+const readBufferSize = 4 << 10
+
+// NewStreamConn returns a Conn that frames messages over a byte stream such
+// as a serial port, a USB CDC device, a TCP connection or a net.Pipe. The
+// Conn owns rwc and closes it on Close. A nil opts means the zero Options.
+//
+// Context cancellation: if rwc has SetReadDeadline and SetWriteDeadline
+// methods that work (net.Conn, and *os.File on pollable files such as
+// terminals opened for non-blocking I/O), a cancelled call is interrupted
+// through the deadline. If no byte of the frame had moved yet, the Conn
+// stays usable; if the frame was cut halfway, the Conn closes itself. If rwc
+// has no working deadlines, cancelling a pending call closes the Conn, which
+// is the only way to unblock a Read or Write.
+//
+// Errors: [ErrChecksum] discards the message and leaves the Conn usable.
+// [ErrBadMagic], [ErrMessageTooLarge] from a peer, [ErrTruncated] and I/O
+// errors leave the stream out of step, so the Conn closes itself and later
+// calls return [ErrClosed]. A clean end of stream between frames returns
+// io.EOF.
+func NewStreamConn(rwc io.ReadWriteCloser, opts *Options) (Conn, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return newStreamConn(rwc, o), nil
+}
+
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+type streamConn struct {
+	rwc     io.ReadWriteCloser
+	framing Framing
+	limit   int
+
+	rd readDeadliner  // nil when reads cannot be interrupted by a deadline
+	wd writeDeadliner // nil when writes cannot be interrupted by a deadline
+
+	recvSem chan struct{}
+	br      *bufio.Reader // guarded by recvSem
+	rDirty  bool          // guarded by recvSem: read deadline set in the past
+
+	sendSem chan struct{}
+	wbuf    []byte // guarded by sendSem
+	wDirty  bool   // guarded by sendSem: write deadline set in the past
+
+	closed    atomic.Bool
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Conn = (*streamConn)(nil)
+
+func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
+	c := &streamConn{
+		rwc:     rwc,
+		framing: o.Framing,
+		limit:   o.MaxMessageSize,
+		recvSem: make(chan struct{}, 1),
+		sendSem: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		br:      bufio.NewReaderSize(rwc, readBufferSize),
+	}
+	if d, ok := rwc.(readDeadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
+		c.rd = d
+	}
+	if d, ok := rwc.(writeDeadliner); ok && d.SetWriteDeadline(time.Time{}) == nil {
+		c.wd = d
+	}
+	return c
+}
+
+// acquire takes sem, giving up when ctx ends or the Conn closes.
+func (c *streamConn) acquire(ctx context.Context, sem chan struct{}, op string) error {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("transport: %s: %w", op, ctx.Err())
+	case <-c.done:
+		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	}
+	if c.closed.Load() {
+		<-sem
+		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		<-sem
+		return fmt.Errorf("transport: %s: %w", op, err)
+	}
+	return nil
+}
+
+// watch arranges for ctx to interrupt the I/O that follows, through
+// setDeadline when it is not nil and by closing the Conn otherwise. The
+// returned function undoes the arrangement and reports whether ctx fired;
+// when it did, its effect is complete before the function returns.
+func (c *streamConn) watch(ctx context.Context, setDeadline func(time.Time) error) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return false }
+	}
+	fired := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		if setDeadline != nil {
+			_ = setDeadline(time.Unix(1, 0))
+		} else {
+			_ = c.Close()
+		}
+	})
+	return func() bool {
+		if cancel() {
+			return false
+		}
+		<-fired
+		return true
+	}
+}
+
+// Receive implements [Conn].
+func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
+	if err := c.acquire(ctx, c.recvSem, "receive"); err != nil {
+		return nil, err
+	}
+	defer func() { <-c.recvSem }()
+
+	var setDeadline func(time.Time) error
+	if c.rd != nil {
+		setDeadline = c.rd.SetReadDeadline
+		if c.rDirty {
+			if err := c.rd.SetReadDeadline(time.Time{}); err != nil {
+				return nil, c.fail("receive", err)
+			}
+			c.rDirty = false
+		}
+	}
+	stop := c.watch(ctx, setDeadline)
+	msg, started, err := readFrame(c.br, c.framing, c.limit)
+	if stop() {
+		c.rDirty = true
+		if err != nil {
+			return nil, c.interrupted("receive", ctx, started || c.rd == nil)
+		}
+	}
+	switch {
+	case err == nil:
+		return msg, nil
+	case errors.Is(err, ErrChecksum):
+		return nil, fmt.Errorf("transport: receive: %w", err)
+	case errors.Is(err, io.EOF) && !started:
+		return nil, io.EOF
+	}
+	return nil, c.fail("receive", err)
+}
+
+// Send implements [Conn].
+func (c *streamConn) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > c.limit {
+		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: c.limit}
+	}
+	if err := c.acquire(ctx, c.sendSem, "send"); err != nil {
+		return err
+	}
+	defer func() { <-c.sendSem }()
+
+	var setDeadline func(time.Time) error
+	if c.wd != nil {
+		setDeadline = c.wd.SetWriteDeadline
+		if c.wDirty {
+			if err := c.wd.SetWriteDeadline(time.Time{}); err != nil {
+				return c.fail("send", err)
+			}
+			c.wDirty = false
+		}
+	}
+	stop := c.watch(ctx, setDeadline)
+	n, err := c.writeFrame(msg)
+	if stop() {
+		c.wDirty = true
+		if err != nil {
+			return c.interrupted("send", ctx, n > 0 || c.wd == nil)
+		}
+	}
+	if err != nil {
+		return c.fail("send", err)
+	}
+	return nil
+}
+
+// writeFrame writes one frame and returns how many bytes of it were written.
+func (c *streamConn) writeFrame(msg []byte) (int64, error) {
+	if len(msg) <= smallFrame {
+		c.wbuf = appendFrame(c.wbuf[:0], c.framing, msg)
+		n, err := c.rwc.Write(c.wbuf)
+		if err == nil && n < len(c.wbuf) {
+			err = io.ErrShortWrite
+		}
+		return int64(n), err
+	}
+	hdr := appendFrameHeader(c.wbuf[:0], c.framing, len(msg))
+	bufs := net.Buffers{hdr, msg}
+	want := int64(len(hdr) + len(msg))
+	if c.framing == FramingSDA {
+		sum := sha256.Sum256(msg)
+		bufs = append(bufs, sum[:])
+		want += int64(len(sum))
+	}
+	n, err := bufs.WriteTo(c.rwc)
+	if err == nil && n < want {
+		err = io.ErrShortWrite
+	}
+	return n, err
+}
+
+// interrupted builds the error of a call that ctx interrupted, closing the
+// Conn when the stream is out of step.
+func (c *streamConn) interrupted(op string, ctx context.Context, broken bool) error {
+	if broken {
+		_ = c.Close()
+	}
+	return fmt.Errorf("transport: %s: %w", op, ctx.Err())
+}
+
+// fail closes the Conn after an error that left the stream out of step.
+func (c *streamConn) fail(op string, err error) error {
+	if c.closed.Load() {
+		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	}
+	_ = c.Close()
+	return fmt.Errorf("transport: %s: %w", op, err)
+}
+
+// Close implements [Conn].
+func (c *streamConn) Close() error {
+	err := error(nil)
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		close(c.done)
+		c.closeErr = c.rwc.Close()
+		err = c.closeErr
+	})
+	return err
+}

@@ -28,13 +28,6 @@ func (f Framing) headerLen() int {
 	return lenHeaderLen
 }
 
-func (f Framing) overhead() int {
-	if f == FramingSDA {
-		return sdaOverhead
-	}
-	return lenHeaderLen
-}
-
 // appendFrameHeader appends the header of a frame carrying n bytes.
 func appendFrameHeader(dst []byte, f Framing, n int) []byte {
 	if f == FramingSDA {

@@ -1,0 +1,261 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// NewFragmentConn returns a Conn that carries messages over a packet link
+// such as BLE GATT, splitting each message into fragments that fit pc.MTU()
+// and reassembling incoming fragments. The Conn owns pc and closes it on
+// Close. A nil opts means the zero FragmentOptions. It fails when pc.MTU() is
+// below [MinMTU] or opts is invalid.
+//
+// Every fragment header is checked against the packet that carries it and
+// against the message being reassembled before a byte is copied; the
+// reassembly buffer is allocated once per message, at the declared length,
+// after checking it against the maximum message size.
+//
+// Errors and state: [ErrBadFragment], [ErrMessageTooLarge],
+// [ErrReassemblyTimeout] (and, in the compat device format, the SDA serial
+// frame errors [ErrBadMagic], [ErrChecksum], [ErrTruncated]) discard the
+// partial message and leave the Conn usable; fragments of the discarded
+// message that arrive later are dropped silently until the first fragment of
+// a new message. A first fragment always starts a new message, silently
+// replacing an unfinished one (its sender gave up on it).
+//
+// Context cancellation leaves the Conn usable: a Receive interrupted by its
+// context keeps the partial message, and the next Receive continues it
+// (within the reassembly timeout). A Send interrupted by its context leaves
+// the peer with a partial message that its next first fragment replaces.
+func NewFragmentConn(pc PacketConn, opts *FragmentOptions) (Conn, error) {
+	var o FragmentOptions
+	if opts != nil {
+		o = *opts
+	}
+	mtu := pc.MTU()
+	if mtu < MinMTU {
+		return nil, fmt.Errorf("%w: MTU %d below the minimum of %d", errInvalidOptions, mtu, MinMTU)
+	}
+	if o.ReassemblyTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative ReassemblyTimeout", errInvalidOptions)
+	}
+	if o.ReassemblyTimeout == 0 {
+		o.ReassemblyTimeout = DefaultReassemblyTimeout
+	}
+	var ceiling uint64
+	switch o.Format {
+	case FragmentV2:
+		ceiling = math.MaxUint32
+	case FragmentCompatTechnician:
+		ceiling = uint64(math.MaxUint16 - sdaOverhead)
+	case FragmentCompatDevice:
+		ceiling = math.MaxUint16
+	default:
+		return nil, fmt.Errorf("%w: unknown fragment format %v", errInvalidOptions, o.Format)
+	}
+	limit, err := resolveMax(o.MaxMessageSize, ceiling)
+	if err != nil {
+		return nil, err
+	}
+	c := &fragConn{
+		pc:      pc,
+		format:  o.Format,
+		mtu:     mtu,
+		limit:   limit,
+		timeout: o.ReassemblyTimeout,
+		sendSem: make(chan struct{}, 1),
+		recvSem: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	c.asm = newReassembler(o.Format, limit)
+	return c, nil
+}
+
+type fragConn struct {
+	pc      PacketConn
+	format  FragmentFormat
+	mtu     int
+	limit   int // bound on bare messages, both directions
+	timeout time.Duration
+
+	sendSem chan struct{}
+	seq     uint8  // guarded by sendSem: compat sequence number
+	msgID   uint16 // guarded by sendSem: v2 message id
+	pkt     []byte // guarded by sendSem
+
+	recvSem  chan struct{}
+	asm      *reassembler // guarded by recvSem
+	deadline time.Time    // guarded by recvSem: end of the current reassembly
+
+	closed atomic.Bool
+	done   chan struct{}
+	once   sync.Once
+}
+
+var _ Conn = (*fragConn)(nil)
+
+func (c *fragConn) acquire(ctx context.Context, sem chan struct{}, op string) error {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("transport: %s: %w", op, ctx.Err())
+	case <-c.done:
+		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	}
+	if c.closed.Load() {
+		<-sem
+		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	}
+	return nil
+}
+
+// Send implements [Conn].
+func (c *fragConn) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > c.limit {
+		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: c.limit}
+	}
+	if err := c.acquire(ctx, c.sendSem, "send"); err != nil {
+		return err
+	}
+	defer func() { <-c.sendSem }()
+	var err error
+	if c.format == FragmentV2 {
+		err = c.sendV2(ctx, msg)
+	} else {
+		err = c.sendCompat(ctx, msg)
+	}
+	if err != nil {
+		if c.closed.Load() {
+			return fmt.Errorf("transport: send: %w", ErrClosed)
+		}
+		return fmt.Errorf("transport: send: %w", err)
+	}
+	return nil
+}
+
+func (c *fragConn) sendV2(ctx context.Context, msg []byte) error {
+	id := c.msgID
+	c.msgID++
+	firstRoom := c.mtu - v2FirstHeaderLen
+	room := c.mtu - v2HeaderLen
+	if n := len(msg) - firstRoom; n > 0 && (n+room-1)/room > math.MaxUint16 {
+		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: firstRoom + room*math.MaxUint16}
+	}
+	off := 0
+	for idx := 0; ; idx++ {
+		first := idx == 0
+		n := room
+		if first {
+			n = firstRoom
+		}
+		n = min(n, len(msg)-off)
+		last := off+n == len(msg)
+		c.pkt = appendV2Header(c.pkt[:0], first, last, id, uint16(idx), len(msg))
+		c.pkt = append(c.pkt, msg[off:off+n]...)
+		if err := c.pc.SendPacket(ctx, c.pkt); err != nil {
+			return err
+		}
+		off += n
+		if last {
+			return nil
+		}
+	}
+}
+
+func (c *fragConn) sendCompat(ctx context.Context, msg []byte) error {
+	data := msg
+	trail := 0
+	if c.format == FragmentCompatTechnician {
+		data = appendFrame(make([]byte, 0, len(msg)+sdaOverhead), FramingSDA, msg)
+	} else {
+		trail = 1
+	}
+	chunk := min(compatMaxChunk, c.mtu-compatHeaderLen-trail)
+	off := 0
+	for i := 1; ; i++ {
+		n := min(chunk, len(data)-off)
+		more := off+n < len(data)
+		c.pkt = appendCompatHeader(c.pkt[:0], c.seq, more, i, n, len(data))
+		c.pkt = append(c.pkt, data[off:off+n]...)
+		if trail == 1 {
+			c.pkt = append(c.pkt, 0)
+		}
+		if err := c.pc.SendPacket(ctx, c.pkt); err != nil {
+			return err
+		}
+		c.seq++
+		off += n
+		if !more {
+			return nil
+		}
+	}
+}
+
+// Receive implements [Conn].
+func (c *fragConn) Receive(ctx context.Context) ([]byte, error) {
+	if err := c.acquire(ctx, c.recvSem, "receive"); err != nil {
+		return nil, err
+	}
+	defer func() { <-c.recvSem }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("transport: receive: %w", err)
+		}
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.asm.inProgress() {
+			if !time.Now().Before(c.deadline) {
+				c.asm.abandon()
+				return nil, fmt.Errorf("transport: receive: %w", ErrReassemblyTimeout)
+			}
+			rctx, cancel = context.WithDeadline(ctx, c.deadline)
+		}
+		p, err := c.pc.ReceivePacket(rctx)
+		cancel()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("transport: receive: %w", ctx.Err())
+			case rctx.Err() != nil:
+				c.asm.abandon()
+				return nil, fmt.Errorf("transport: receive: %w", ErrReassemblyTimeout)
+			case c.closed.Load():
+				return nil, fmt.Errorf("transport: receive: %w", ErrClosed)
+			}
+			return nil, fmt.Errorf("transport: receive: %w", err)
+		}
+		wasIdle := !c.asm.inProgress()
+		msg, err := c.asm.feed(p)
+		if err != nil {
+			return nil, fmt.Errorf("transport: receive: %w", err)
+		}
+		if msg == nil {
+			if wasIdle && c.asm.inProgress() {
+				c.deadline = time.Now().Add(c.timeout)
+			}
+			continue
+		}
+		if c.format == FragmentCompatDevice {
+			msg, err = decodeSDAFrame(msg, c.limit)
+			if err != nil {
+				return nil, fmt.Errorf("transport: receive: %w", err)
+			}
+		}
+		return msg, nil
+	}
+}
+
+// Close implements [Conn].
+func (c *fragConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.closed.Store(true)
+		close(c.done)
+		err = c.pc.Close()
+	})
+	return err
+}

@@ -1,0 +1,196 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Kind names a kind of record.
+type Kind string
+
+// Record kinds.
+const (
+	KindPolicy  Kind = "policy"
+	KindSubject Kind = "subject"
+	KindDevice  Kind = "device"
+	KindAPIKey  Kind = "api_key"
+)
+
+// Change is one write: a record to put (the field matching Kind is set) or
+// an id to delete. Stores apply a batch of changes atomically and number
+// each with a sequence number, so that other instances can follow them.
+type Change struct {
+	// Seq is set by the store: changes are numbered in commit order.
+	Seq    int64 `json:"seq,omitempty"`
+	Kind   Kind  `json:"kind"`
+	ID     string `json:"id"`
+	Delete bool  `json:"delete,omitempty"`
+
+	Policy  *Policy  `json:"policy,omitempty"`
+	Subject *Subject `json:"subject,omitempty"`
+	Device  *Device  `json:"device,omitempty"`
+	APIKey  *APIKey  `json:"api_key,omitempty"`
+}
+
+// PutPolicy returns a change that creates or replaces p.
+func PutPolicy(p *Policy) Change { return Change{Kind: KindPolicy, ID: p.ID, Policy: p} }
+
+// PutSubject returns a change that creates or replaces s.
+func PutSubject(s *Subject) Change { return Change{Kind: KindSubject, ID: s.ID, Subject: s} }
+
+// PutDevice returns a change that creates or replaces d.
+func PutDevice(d *Device) Change { return Change{Kind: KindDevice, ID: d.ID, Device: d} }
+
+// PutAPIKey returns a change that creates or replaces k.
+func PutAPIKey(k *APIKey) Change { return Change{Kind: KindAPIKey, ID: k.ID, APIKey: k} }
+
+// DeleteRecord returns a change that deletes the record of the given kind and id.
+func DeleteRecord(kind Kind, id string) Change { return Change{Kind: kind, ID: id, Delete: true} }
+
+// validate checks the change's shape and its record, and returns a copy
+// that shares nothing with the caller.
+func (c *Change) validate() (Change, error) {
+	out := Change{Seq: c.Seq, Kind: c.Kind, ID: c.ID, Delete: c.Delete}
+	var f fieldErrs
+	set := 0
+	for _, p := range []bool{c.Policy != nil, c.Subject != nil, c.Device != nil, c.APIKey != nil} {
+		if p {
+			set++
+		}
+	}
+	if c.Delete {
+		if set != 0 {
+			f.add("delete", "a deletion carries no record")
+		}
+		switch c.Kind {
+		case KindPolicy, KindSubject, KindAPIKey:
+			checkID(&f, "id", c.ID)
+		case KindDevice:
+			checkDeviceID(&f, "id", c.ID)
+		default:
+			f.add("kind", "unknown kind %q", c.Kind)
+		}
+		return out, f.err()
+	}
+	if set != 1 {
+		f.add("kind", "a put carries exactly one record")
+		return out, f.err()
+	}
+	var id string
+	var err error
+	switch c.Kind {
+	case KindPolicy:
+		if c.Policy == nil {
+			break
+		}
+		out.Policy = c.Policy.clone()
+		id, err = out.Policy.ID, out.Policy.Validate()
+	case KindSubject:
+		if c.Subject == nil {
+			break
+		}
+		out.Subject = c.Subject.clone()
+		id, err = out.Subject.ID, out.Subject.Validate()
+	case KindDevice:
+		if c.Device == nil {
+			break
+		}
+		out.Device = c.Device.clone()
+		id, err = out.Device.ID, out.Device.Validate()
+	case KindAPIKey:
+		if c.APIKey == nil {
+			break
+		}
+		out.APIKey = c.APIKey.clone()
+		id, err = out.APIKey.ID, out.APIKey.Validate()
+	default:
+		f.add("kind", "unknown kind %q", c.Kind)
+		return out, f.err()
+	}
+	if out.Policy == nil && out.Subject == nil && out.Device == nil && out.APIKey == nil {
+		f.add("kind", "record does not match kind %q", c.Kind)
+		return out, f.err()
+	}
+	f.prefixed(string(c.Kind)+".", err)
+	if id != c.ID {
+		f.add("id", "change id %q differs from record id %q", c.ID, id)
+	}
+	return out, f.err()
+}
+
+// record returns the JSON encoding of the change's record.
+func (c *Change) record() ([]byte, error) {
+	switch {
+	case c.Policy != nil:
+		return json.Marshal(c.Policy)
+	case c.Subject != nil:
+		return json.Marshal(c.Subject)
+	case c.Device != nil:
+		return json.Marshal(c.Device)
+	case c.APIKey != nil:
+		return json.Marshal(c.APIKey)
+	}
+	return nil, fmt.Errorf("policy: change carries no record")
+}
+
+// DecodeChange builds a put change of the given kind from the JSON encoding
+// of its record, decoded strictly. It is for stores that keep records as JSON.
+func DecodeChange(kind Kind, body []byte) (Change, error) {
+	c := Change{Kind: kind}
+	var err error
+	switch kind {
+	case KindPolicy:
+		c.Policy = new(Policy)
+		err = strictUnmarshal(body, c.Policy)
+		c.ID = c.Policy.ID
+	case KindSubject:
+		c.Subject = new(Subject)
+		err = strictUnmarshal(body, c.Subject)
+		c.ID = c.Subject.ID
+	case KindDevice:
+		c.Device = new(Device)
+		err = strictUnmarshal(body, c.Device)
+		c.ID = c.Device.ID
+	case KindAPIKey:
+		c.APIKey = new(APIKey)
+		err = strictUnmarshal(body, c.APIKey)
+		c.ID = c.APIKey.ID
+	default:
+		return Change{}, fmt.Errorf("%w: unknown kind %q", ErrInvalid, kind)
+	}
+	if err != nil {
+		return Change{}, fmt.Errorf("%w: %s record: %v", ErrInvalid, kind, err)
+	}
+	return c, nil
+}
+
+// EncodeRecord returns the JSON encoding of a put change's record, for
+// stores that keep records as JSON.
+func EncodeRecord(c *Change) ([]byte, error) { return c.record() }
+
+// Snapshot is the whole content of a store at one sequence number.
+type Snapshot struct {
+	Seq      int64      `json:"seq"`
+	Policies []*Policy  `json:"policies"`
+	Subjects []*Subject `json:"subjects"`
+	Devices  []*Device  `json:"devices"`
+	APIKeys  []*APIKey  `json:"api_keys"`
+}
+
+// changes returns the snapshot as a list of put changes.
+func (s *Snapshot) changes() []Change {
+	out := make([]Change, 0, len(s.Policies)+len(s.Subjects)+len(s.Devices)+len(s.APIKeys))
+	for _, p := range s.Policies {
+		out = append(out, PutPolicy(p))
+	}
+	for _, x := range s.Subjects {
+		out = append(out, PutSubject(x))
+	}
+	for _, x := range s.Devices {
+		out = append(out, PutDevice(x))
+	}
+	for _, x := range s.APIKeys {
+		out = append(out, PutAPIKey(x))
+	}
+	return out
+}

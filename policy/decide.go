@@ -1,0 +1,356 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Request asks whether a subject may have a token for some operations on
+// some devices.
+type Request struct {
+	// Subject is the authenticated subject id.
+	Subject string
+	// Audience names the devices: "ep:<endpoint name>" or "id:<device id>"
+	// (legacy "endpoint-name:" and "device-id:"), 1 to [MaxAudiences] entries.
+	Audience []string
+	// Operations names the operations, 1 to [MaxOperations].
+	Operations []string
+	// Time is the time of the decision; it must be set.
+	Time time.Time
+	// Structured says that the token can carry argument constraints (the
+	// v2 profile). When false (v1), an operation that is allowed only with
+	// argument constraints is denied with [ErrStructuredScopeRequired].
+	Structured bool
+}
+
+// Decision is the outcome of [Engine.Decide]: all or nothing.
+type Decision struct {
+	// Allowed is true when every (device, operation) pair is allowed.
+	Allowed bool
+	// Grants lists, when allowed, one entry per distinct requested
+	// operation in request order: what the token's scope carries.
+	Grants []Grant
+	// Expiry is, when allowed, the latest expiry the policies allow (see
+	// the package documentation for the rule).
+	Expiry time.Time
+	// Policies lists, sorted, the ids of the allow policies the grant rests on.
+	Policies []string
+	// Denied describes the first denied pair, in request order (devices
+	// outer, operations inner), when not allowed.
+	Denied *Denial
+}
+
+// Grant is one operation of a token's scope. Alternatives is nil when the
+// operation is granted without constraints; otherwise the operation is
+// permitted when all constraints of at least one alternative hold.
+type Grant struct {
+	Operation    string
+	Alternatives [][]ArgConstraint
+}
+
+// Denial explains why a request was denied.
+type Denial struct {
+	Audience  string // the audience entry of the denied pair
+	Operation string // the operation of the denied pair
+	Reason    error  // one of the reason errors, such as ErrDenyPolicy
+	PolicyID  string // the deny policy, for ErrDenyPolicy
+}
+
+// Err returns nil when the decision allows, and a *[DeniedError] otherwise.
+func (d *Decision) Err() error {
+	if d.Allowed {
+		return nil
+	}
+	return &DeniedError{Decision: d}
+}
+
+// Lifetime returns the lifetime of a token issued at t under this decision.
+func (d *Decision) Lifetime(t time.Time) time.Duration { return d.Expiry.Sub(t) }
+
+// pairResult is what the candidate policies say about one (device, operation).
+type pairResult struct {
+	deny    *compiled
+	uBound  time.Time // best expiry among unconstrained allows; zero: none
+	uPolicy *compiled
+	alts    []altResult
+}
+
+type altResult struct {
+	key    string
+	cons   []ArgConstraint
+	bound  time.Time
+	policy *compiled
+}
+
+// bound is the latest expiry a policy allows for a token issued at t.
+func (c *compiled) bound(t time.Time) time.Time {
+	b := t.Add(c.p.TokenLifetime)
+	if !c.p.ValidUntil.IsZero() && c.p.ValidUntil.Before(b) {
+		b = c.p.ValidUntil
+	}
+	return b
+}
+
+// better reports whether policy a with bound ba is preferred to b with bound bb:
+// the later expiry, then the smaller id, so that decisions are deterministic.
+func better(ba time.Time, a *compiled, bb time.Time, b *compiled) bool {
+	if b == nil {
+		return true
+	}
+	if !ba.Equal(bb) {
+		return ba.After(bb)
+	}
+	return a.p.ID < b.p.ID
+}
+
+func validateRequest(r *Request) (devKeys, ops []string, auds []string, err error) {
+	var f fieldErrs
+	if r.Subject == "" {
+		f.add("subject", "required")
+	}
+	if r.Time.IsZero() {
+		f.add("time", "required")
+	}
+	if len(r.Audience) == 0 || len(r.Audience) > MaxAudiences {
+		f.add("aud", "1 to %d entries", MaxAudiences)
+	} else {
+		seen := make(map[string]bool, len(r.Audience))
+		for i, a := range r.Audience {
+			k, err := parseAudience(a)
+			if err != nil {
+				f.add(fmt.Sprintf("aud[%d]", i), "must be ep:, id:, endpoint-name: or device-id: and a device identity")
+				continue
+			}
+			if !seen[a] {
+				seen[a] = true
+				devKeys = append(devKeys, k)
+				auds = append(auds, a)
+			}
+		}
+	}
+	if len(r.Operations) == 0 || len(r.Operations) > MaxOperations {
+		f.add("scope", "1 to %d operations", MaxOperations)
+	} else {
+		for i, o := range r.Operations {
+			checkOperationName(&f, fmt.Sprintf("scope[%d]", i), o)
+			if !slices.Contains(ops, o) {
+				ops = append(ops, o)
+			}
+		}
+	}
+	return devKeys, ops, auds, f.err()
+}
+
+// Decide decides a token request. It returns an error (matching
+// [ErrInvalid]) only for a malformed request; a denial is a Decision with
+// Allowed false (see [Decision.Err]).
+func (e *Engine) Decide(r *Request) (*Decision, error) {
+	devKeys, ops, auds, err := validateRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	now := r.Time
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	st := e.st
+	if st == nil {
+		st = emptyState
+	}
+	deny := func(aud, op string, reason error, p *compiled) (*Decision, error) {
+		d := &Denial{Audience: aud, Operation: op, Reason: reason}
+		if p != nil {
+			d.PolicyID = p.p.ID
+		}
+		return &Decision{Denied: d}, nil
+	}
+
+	subj := st.subjects[r.Subject]
+	if subj == nil {
+		return deny(auds[0], ops[0], ErrUnknownSubject, nil)
+	}
+	devs := make([]*deviceEntry, len(devKeys))
+	for i, k := range devKeys {
+		var d *deviceEntry
+		if k[0] == 'i' {
+			d = st.devices[k[2:]]
+		} else {
+			d = st.byEndpoint[k[2:]]
+		}
+		if d == nil {
+			return deny(auds[i], ops[0], ErrUnknownDevice, nil)
+		}
+		devs[i] = d
+	}
+
+	results := make([]pairResult, len(devs)*len(ops))
+	var denyStart time.Time // earliest start of a deny policy that will apply later
+	var cands []*compiled
+	for i, d := range devs {
+		cands = st.candidates(cands[:0], subj, d)
+		res := results[i*len(ops) : (i+1)*len(ops)]
+		for _, c := range cands {
+			applies := c.p.appliesAt(now)
+			future := !applies && c.p.Effect == Deny && c.p.Status == Active && now.Before(c.p.ValidFrom)
+			if !applies && !future {
+				continue
+			}
+			b := c.bound(now)
+			for _, ru := range c.rules {
+				for j, op := range ops {
+					if ru.name != op && ru.name != AllOperations {
+						continue
+					}
+					pr := &res[j]
+					switch {
+					case future:
+						if denyStart.IsZero() || c.p.ValidFrom.Before(denyStart) {
+							denyStart = c.p.ValidFrom
+						}
+					case c.p.Effect == Deny:
+						if pr.deny == nil || c.p.ID < pr.deny.p.ID {
+							pr.deny = c
+						}
+					case ru.key == "":
+						if better(b, c, pr.uBound, pr.uPolicy) {
+							pr.uBound, pr.uPolicy = b, c
+						}
+					default:
+						k := slices.IndexFunc(pr.alts, func(a altResult) bool { return a.key == ru.key })
+						if k < 0 {
+							pr.alts = append(pr.alts, altResult{key: ru.key, cons: ru.cons, bound: b, policy: c})
+						} else if better(b, c, pr.alts[k].bound, pr.alts[k].policy) {
+							pr.alts[k].bound, pr.alts[k].policy = b, c
+						}
+					}
+				}
+			}
+		}
+		for j := range res {
+			if res[j].deny != nil {
+				return deny(auds[i], ops[j], ErrDenyPolicy, res[j].deny)
+			}
+			if res[j].uPolicy == nil && len(res[j].alts) == 0 {
+				return deny(auds[i], ops[j], ErrNoAllowPolicy, nil)
+			}
+		}
+	}
+
+	dec := &Decision{Allowed: true, Grants: make([]Grant, len(ops))}
+	var used []*compiled
+	use := func(b time.Time, c *compiled) {
+		if dec.Expiry.IsZero() || b.Before(dec.Expiry) {
+			dec.Expiry = b
+		}
+		if !slices.Contains(used, c) {
+			used = append(used, c)
+		}
+	}
+	for j, op := range ops {
+		dec.Grants[j].Operation = op
+		// Devices allowed only under constraints, in request order.
+		first := -1
+		for i := range devs {
+			if results[i*len(ops)+j].uPolicy == nil {
+				first = i
+				break
+			}
+		}
+		if first < 0 {
+			for i := range devs {
+				pr := &results[i*len(ops)+j]
+				use(pr.uBound, pr.uPolicy)
+			}
+			continue
+		}
+		if !r.Structured {
+			return deny(auds[first], op, ErrStructuredScopeRequired, nil)
+		}
+		// An alternative goes into the token when every device allows it,
+		// unconstrained or under exactly these constraints.
+		alts := slices.Clone(results[first*len(ops)+j].alts)
+		slices.SortFunc(alts, func(a, b altResult) int { return strings.Compare(a.key, b.key) })
+		for _, a := range alts {
+			ok := true
+			for i := range devs {
+				pr := &results[i*len(ops)+j]
+				if pr.uPolicy == nil && !slices.ContainsFunc(pr.alts, func(x altResult) bool { return x.key == a.key }) {
+					ok = false
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			dec.Grants[j].Alternatives = append(dec.Grants[j].Alternatives, cloneConstraints(a.cons))
+			for i := range devs {
+				pr := &results[i*len(ops)+j]
+				b, c := pr.uBound, pr.uPolicy
+				if k := slices.IndexFunc(pr.alts, func(x altResult) bool { return x.key == a.key }); k >= 0 && better(pr.alts[k].bound, pr.alts[k].policy, b, c) {
+					b, c = pr.alts[k].bound, pr.alts[k].policy
+				}
+				use(b, c)
+			}
+		}
+		if len(dec.Grants[j].Alternatives) == 0 {
+			// Report the first device that lacks the first device's alternatives.
+			for i := range devs {
+				pr := &results[i*len(ops)+j]
+				if i != first && pr.uPolicy == nil {
+					return deny(auds[i], op, ErrConstraintsDiffer, nil)
+				}
+			}
+			return deny(auds[first], op, ErrConstraintsDiffer, nil)
+		}
+	}
+	if !denyStart.IsZero() && denyStart.Before(dec.Expiry) {
+		dec.Expiry = denyStart
+	}
+	dec.Policies = make([]string, len(used))
+	for i, c := range used {
+		dec.Policies[i] = c.p.ID
+	}
+	slices.Sort(dec.Policies)
+	return dec, nil
+}
+
+var emptyState = newState()
+
+// candidates appends the policies that may match the subject and device.
+// Policies indexed by one dimension only are checked against the other
+// here; the caller checks time, effect and operations.
+func (st *state) candidates(out []*compiled, s *subjectEntry, d *deviceEntry) []*compiled {
+	for _, sk := range s.keys {
+		for _, dk := range d.keys {
+			for _, c := range st.pair[pairKey{sk, dk}] {
+				if !c.checkDev || c.matchesDevice(d) {
+					out = append(out, c)
+				}
+			}
+		}
+		for _, c := range st.bySubj[sk] {
+			if c.matchesDevice(d) {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(st.byDev) > 0 {
+		for _, dk := range d.keys {
+			for _, c := range st.byDev[dk] {
+				if c.matchesSubject(s) && (!c.checkDev || c.matchesDevice(d)) {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func cloneConstraints(cs []ArgConstraint) []ArgConstraint {
+	out := make([]ArgConstraint, len(cs))
+	for i, c := range cs {
+		out[i] = c.clone()
+	}
+	return out
+}

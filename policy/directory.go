@@ -1,0 +1,156 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SubjectKind says whether a subject is a person or a program.
+type SubjectKind string
+
+// Subject kinds.
+const (
+	User        SubjectKind = "user"
+	Application SubjectKind = "application"
+)
+
+// Subject is a directory entry: a user or application and the groups it
+// belongs to. Policies name subjects by id under their kind, or by group.
+type Subject struct {
+	ID     string      `json:"id"`
+	Kind   SubjectKind `json:"kind"`
+	Groups []string    `json:"groups,omitempty"`
+}
+
+// Validate reports whether the subject is well formed (see [Policy.Validate]).
+func (s *Subject) Validate() error {
+	var f fieldErrs
+	checkID(&f, "id", s.ID)
+	if s.Kind != User && s.Kind != Application {
+		f.add("kind", "must be %q or %q", User, Application)
+	}
+	checkIDList(&f, "groups", s.Groups, checkID)
+	return f.err()
+}
+
+func (s *Subject) clone() *Subject {
+	c := *s
+	c.Groups = slices.Clone(s.Groups)
+	return &c
+}
+
+// Device is a directory entry: a device's identity and its custom
+// attributes. Token audiences name devices as "id:<ID>" or
+// "ep:<EndpointName>" (legacy "device-id:" and "endpoint-name:").
+type Device struct {
+	// ID is the device id, 32 lower-case hexadecimal digits.
+	ID string `json:"id"`
+	// EndpointName is optional; when set it is unique among devices.
+	EndpointName string            `json:"endpoint_name,omitempty"`
+	Attributes   map[string]string `json:"attributes,omitempty"`
+}
+
+// Validate reports whether the device is well formed (see [Policy.Validate]).
+func (d *Device) Validate() error {
+	var f fieldErrs
+	checkDeviceID(&f, "id", d.ID)
+	if d.EndpointName != "" {
+		checkEndpointName(&f, "endpoint_name", d.EndpointName)
+	}
+	if len(d.Attributes) > maxAttributes {
+		f.add("attributes", "more than %d attributes", maxAttributes)
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(d.Attributes)) {
+			checkAttrKey(&f, "attributes."+k, k)
+			checkAttrValue(&f, "attributes."+k, d.Attributes[k])
+		}
+	}
+	return f.err()
+}
+
+func (d *Device) clone() *Device {
+	c := *d
+	c.Attributes = maps.Clone(d.Attributes)
+	return &c
+}
+
+// APIKey maps a bearer credential to a subject. Only the SHA-256 hash of
+// the secret is kept; the secret itself is shown once, when it is created
+// (see [NewAPIKey]). Admin keys may also use the administration API.
+type APIKey struct {
+	ID        string    `json:"id"`
+	Subject   string    `json:"subject"`
+	Admin     bool      `json:"admin,omitempty"`
+	Hash      []byte    `json:"hash"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// apiKeyPrefix starts every secret made by [NewAPIKey], so that leaked
+// secrets are easy to recognise.
+const apiKeyPrefix = "sda_"
+
+// HashAPIKey returns the hash under which an API key secret is stored.
+// Secrets are 256-bit random values, so a fast hash suffices.
+func HashAPIKey(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// Validate reports whether the API key record is well formed.
+func (k *APIKey) Validate() error {
+	var f fieldErrs
+	checkID(&f, "id", k.ID)
+	checkID(&f, "subject", k.Subject)
+	if len(k.Hash) != sha256.Size {
+		f.add("hash", "must be a %d-byte SHA-256 hash", sha256.Size)
+	}
+	return f.err()
+}
+
+func (k *APIKey) clone() *APIKey {
+	c := *k
+	c.Hash = slices.Clone(k.Hash)
+	return &c
+}
+
+// parseAudience splits a token audience into its device key: "i\x00<id>"
+// for device ids and "e\x00<name>" for endpoint names.
+func parseAudience(aud string) (key string, err error) {
+	var prefix, v string
+	for _, p := range [...]string{"ep:", "endpoint-name:", "id:", "device-id:"} {
+		if strings.HasPrefix(aud, p) {
+			prefix, v = p, aud[len(p):]
+			break
+		}
+	}
+	var f fieldErrs
+	switch prefix {
+	case "ep:", "endpoint-name:":
+		checkEndpointName(&f, "aud", v)
+		key = "e\x00" + v
+	case "id:", "device-id:":
+		checkDeviceID(&f, "aud", v)
+		key = "i\x00" + v
+	default:
+		f.add("aud", "must start with ep:, id:, endpoint-name: or device-id:")
+	}
+	if err := f.err(); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// validateAudience reports whether aud is a well-formed token audience
+// entry: a prefix ("ep:", "id:", "endpoint-name:", "device-id:") and a
+// device identity within the limits of the original service.
+func validateAudience(aud string) error {
+	_, err := parseAudience(aud)
+	if err != nil {
+		return fmt.Errorf("audience %q: %w", aud, err)
+	}
+	return nil
+}

@@ -1,0 +1,520 @@
+package policy
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Engine holds policies and directories in memory, indexed for decisions.
+// It does no I/O: a [Service] fills it from a [Store], and programs that
+// keep policies elsewhere fill it with [Engine.Apply] or [Engine.Load].
+// The zero Engine is empty and ready to use; an Engine is safe for
+// concurrent use, and decisions run concurrently with each other.
+type Engine struct {
+	mu sync.RWMutex
+	st *state
+}
+
+// indexPairLimit bounds the subject x device index entries of one policy.
+// Larger policies are indexed by the smaller of the two dimensions only and
+// checked against the other.
+const indexPairLimit = 64
+
+type pairKey struct{ s, d string }
+
+type state struct {
+	policies   map[string]*compiled
+	subjects   map[string]*subjectEntry
+	devices    map[string]*deviceEntry // by device id
+	byEndpoint map[string]*deviceEntry
+	apiKeys    map[string]*APIKey
+	byHash     map[string]*APIKey
+
+	pair   map[pairKey][]*compiled
+	bySubj map[string][]*compiled // verify the device
+	byDev  map[string][]*compiled // verify the subject
+}
+
+func newState() *state {
+	return &state{
+		policies:   map[string]*compiled{},
+		subjects:   map[string]*subjectEntry{},
+		devices:    map[string]*deviceEntry{},
+		byEndpoint: map[string]*deviceEntry{},
+		apiKeys:    map[string]*APIKey{},
+		byHash:     map[string]*APIKey{},
+		pair:       map[pairKey][]*compiled{},
+		bySubj:     map[string][]*compiled{},
+		byDev:      map[string][]*compiled{},
+	}
+}
+
+type subjectEntry struct {
+	s    *Subject
+	keys []string // sorted: "u\x00id" or "a\x00id", and "g\x00group" per group
+}
+
+type deviceEntry struct {
+	d    *Device
+	keys []string // "*", "i\x00id", "e\x00endpoint", "k\x00key\x00value" per attribute
+}
+
+func subjectKeys(s *Subject) []string {
+	keys := make([]string, 0, 1+len(s.Groups))
+	if s.Kind == User {
+		keys = append(keys, "u\x00"+s.ID)
+	} else {
+		keys = append(keys, "a\x00"+s.ID)
+	}
+	for _, g := range s.Groups {
+		keys = append(keys, "g\x00"+g)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func deviceKeys(d *Device) []string {
+	keys := make([]string, 0, 3+len(d.Attributes))
+	keys = append(keys, "*", "i\x00"+d.ID)
+	if d.EndpointName != "" {
+		keys = append(keys, "e\x00"+d.EndpointName)
+	}
+	for _, k := range slices.Sorted(mapsKeys(d.Attributes)) {
+		keys = append(keys, "k\x00"+k+"\x00"+d.Attributes[k])
+	}
+	return keys
+}
+
+// compiled is a validated policy prepared for evaluation.
+type compiled struct {
+	p        *Policy
+	subjKeys []string // sorted
+	devKeys  []string
+	// checkDev: candidates must be checked against the whole device
+	// selector (several attribute keys, or indexed by subject only).
+	checkDev  bool
+	checkSubj bool // indexed by device only
+	rules     []rule
+	ids, eps  []string            // sorted copies of the device selector
+	attrs     map[string][]string // sorted values
+}
+
+type rule struct {
+	name string
+	cons []ArgConstraint
+	key  string // canonical JSON of cons; "" when unconstrained
+}
+
+func compile(p *Policy) *compiled {
+	c := &compiled{p: p}
+	for _, u := range p.Subjects.Users {
+		c.subjKeys = append(c.subjKeys, "u\x00"+u)
+	}
+	for _, a := range p.Subjects.Applications {
+		c.subjKeys = append(c.subjKeys, "a\x00"+a)
+	}
+	for _, g := range p.Subjects.Groups {
+		c.subjKeys = append(c.subjKeys, "g\x00"+g)
+	}
+	slices.Sort(c.subjKeys)
+
+	sel := &p.Devices
+	if sel.All {
+		c.devKeys = []string{"*"}
+	}
+	for _, id := range sel.IDs {
+		c.devKeys = append(c.devKeys, "i\x00"+id)
+	}
+	for _, ep := range sel.EndpointNames {
+		c.devKeys = append(c.devKeys, "e\x00"+ep)
+	}
+	if len(sel.Attributes) > 0 {
+		// Index by the attribute with the fewest values; check the others.
+		keys := slices.Sorted(mapsKeys(sel.Attributes))
+		k0 := slices.MinFunc(keys, func(a, b string) int {
+			return cmp.Or(cmp.Compare(len(sel.Attributes[a]), len(sel.Attributes[b])), cmp.Compare(a, b))
+		})
+		for _, v := range sel.Attributes[k0] {
+			c.devKeys = append(c.devKeys, "k\x00"+k0+"\x00"+v)
+		}
+		c.checkDev = len(sel.Attributes) > 1
+		c.attrs = make(map[string][]string, len(sel.Attributes))
+		for k, vs := range sel.Attributes {
+			c.attrs[k] = slices.Sorted(slices.Values(vs))
+		}
+	}
+	c.ids = slices.Sorted(slices.Values(sel.IDs))
+	c.eps = slices.Sorted(slices.Values(sel.EndpointNames))
+
+	c.rules = make([]rule, len(p.Operations))
+	for i, r := range p.Operations {
+		c.rules[i] = rule{name: r.Name, cons: r.Constraints}
+		if len(r.Constraints) > 0 {
+			b, _ := json.Marshal(r.Constraints) // plain data: cannot fail
+			c.rules[i].key = string(b)
+		}
+	}
+	return c
+}
+
+func (c *compiled) matchesDevice(d *deviceEntry) bool {
+	if c.p.Devices.All {
+		return true
+	}
+	if _, ok := slices.BinarySearch(c.ids, d.d.ID); ok {
+		return true
+	}
+	if d.d.EndpointName != "" {
+		if _, ok := slices.BinarySearch(c.eps, d.d.EndpointName); ok {
+			return true
+		}
+	}
+	if len(c.attrs) == 0 {
+		return false
+	}
+	for k, vs := range c.attrs {
+		v, ok := d.d.Attributes[k]
+		if !ok {
+			return false
+		}
+		if _, ok := slices.BinarySearch(vs, v); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiled) matchesSubject(s *subjectEntry) bool {
+	for _, k := range s.keys {
+		if _, ok := slices.BinarySearch(c.subjKeys, k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *state) index(c *compiled) {
+	n := len(c.subjKeys) * len(c.devKeys)
+	switch {
+	case n <= indexPairLimit:
+		for _, s := range c.subjKeys {
+			for _, d := range c.devKeys {
+				k := pairKey{s, d}
+				st.pair[k] = append(st.pair[k], c)
+			}
+		}
+	case len(c.subjKeys) <= len(c.devKeys):
+		c.checkDev = true
+		for _, s := range c.subjKeys {
+			st.bySubj[s] = append(st.bySubj[s], c)
+		}
+	default:
+		c.checkSubj = true
+		for _, d := range c.devKeys {
+			st.byDev[d] = append(st.byDev[d], c)
+		}
+	}
+}
+
+func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled) {
+	list := m[k]
+	if i := slices.Index(list, c); i >= 0 {
+		list[i] = list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+	}
+	if len(list) == 0 {
+		delete(m, k)
+	} else {
+		m[k] = list
+	}
+}
+
+func (st *state) unindex(c *compiled) {
+	switch {
+	case c.checkSubj:
+		for _, d := range c.devKeys {
+			removeFrom(st.byDev, d, c)
+		}
+	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
+		for _, s := range c.subjKeys {
+			removeFrom(st.bySubj, s, c)
+		}
+	default:
+		for _, s := range c.subjKeys {
+			for _, d := range c.devKeys {
+				removeFrom(st.pair, pairKey{s, d}, c)
+			}
+		}
+	}
+}
+
+// apply applies validated changes. It never fails: conflicts are checked
+// beforehand by check.
+func (st *state) apply(c *Change) {
+	switch c.Kind {
+	case KindPolicy:
+		if old := st.policies[c.ID]; old != nil {
+			st.unindex(old)
+			delete(st.policies, c.ID)
+		}
+		if !c.Delete {
+			pc := compile(c.Policy)
+			st.policies[c.ID] = pc
+			st.index(pc)
+		}
+	case KindSubject:
+		delete(st.subjects, c.ID)
+		if !c.Delete {
+			st.subjects[c.ID] = &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
+		}
+	case KindDevice:
+		if old := st.devices[c.ID]; old != nil {
+			delete(st.devices, c.ID)
+			if old.d.EndpointName != "" {
+				delete(st.byEndpoint, old.d.EndpointName)
+			}
+		}
+		if !c.Delete {
+			e := &deviceEntry{d: c.Device, keys: deviceKeys(c.Device)}
+			st.devices[c.ID] = e
+			if c.Device.EndpointName != "" {
+				st.byEndpoint[c.Device.EndpointName] = e
+			}
+		}
+	case KindAPIKey:
+		if old := st.apiKeys[c.ID]; old != nil {
+			delete(st.apiKeys, c.ID)
+			delete(st.byHash, string(old.Hash))
+		}
+		if !c.Delete {
+			st.apiKeys[c.ID] = c.APIKey
+			st.byHash[string(c.APIKey.Hash)] = c.APIKey
+		}
+	}
+}
+
+// check validates a batch against the state it would apply to, without
+// changing it: uniqueness of endpoint names and API key hashes.
+func (st *state) check(changes []Change) error {
+	// Net effect of the batch on the unique names.
+	endpoints := map[string]string{} // endpoint -> device id, "" when freed
+	hashes := map[string]string{}
+	for i := range changes {
+		c := &changes[i]
+		switch c.Kind {
+		case KindDevice:
+			if old := st.devices[c.ID]; old != nil && old.d.EndpointName != "" {
+				if _, ok := endpoints[old.d.EndpointName]; !ok {
+					endpoints[old.d.EndpointName] = ""
+				}
+			}
+			for ep, id := range endpoints {
+				if id == c.ID {
+					endpoints[ep] = ""
+				}
+			}
+			if !c.Delete && c.Device.EndpointName != "" {
+				ep := c.Device.EndpointName
+				owner, seen := endpoints[ep]
+				if !seen {
+					if e := st.byEndpoint[ep]; e != nil {
+						owner = e.d.ID
+					}
+				}
+				if owner != "" && owner != c.ID {
+					return fmt.Errorf("%w: endpoint name %q belongs to device %s", ErrConflict, ep, owner)
+				}
+				endpoints[ep] = c.ID
+			}
+		case KindAPIKey:
+			if old := st.apiKeys[c.ID]; old != nil {
+				if _, ok := hashes[string(old.Hash)]; !ok {
+					hashes[string(old.Hash)] = ""
+				}
+			}
+			for h, id := range hashes {
+				if id == c.ID {
+					hashes[h] = ""
+				}
+			}
+			if !c.Delete {
+				h := string(c.APIKey.Hash)
+				owner, seen := hashes[h]
+				if !seen {
+					if k := st.byHash[h]; k != nil {
+						owner = k.ID
+					}
+				}
+				if owner != "" && owner != c.ID {
+					return fmt.Errorf("%w: API key hash already used by key %s", ErrConflict, owner)
+				}
+				hashes[h] = c.ID
+			}
+		}
+	}
+	return nil
+}
+
+// PrepareChanges validates a batch of changes and returns copies that share
+// nothing with the caller. Stores call it before writing.
+func PrepareChanges(changes []Change) ([]Change, error) {
+	if len(changes) > maxChangesPerApply {
+		return nil, fmt.Errorf("%w: more than %d changes in one batch", ErrInvalid, maxChangesPerApply)
+	}
+	out := make([]Change, len(changes))
+	for i := range changes {
+		c, err := changes[i].validate()
+		if err != nil {
+			return nil, fmt.Errorf("change %d (%s %q): %w", i, changes[i].Kind, changes[i].ID, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// Apply validates the changes and applies them all, or none when one is
+// invalid (an error matching [ErrInvalid]) or breaks a uniqueness rule
+// ([ErrConflict]).
+func (e *Engine) Apply(changes ...Change) error {
+	prepared, err := PrepareChanges(changes)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.st == nil {
+		e.st = newState()
+	}
+	if err := e.st.check(prepared); err != nil {
+		return err
+	}
+	for i := range prepared {
+		e.st.apply(&prepared[i])
+	}
+	return nil
+}
+
+// Load replaces the whole content of the engine with the snapshot, or
+// leaves it unchanged when the snapshot is invalid.
+func (e *Engine) Load(s *Snapshot) error {
+	prepared, err := prepareSnapshot(s)
+	if err != nil {
+		return err
+	}
+	st := newState()
+	if err := st.check(prepared); err != nil {
+		return err
+	}
+	for i := range prepared {
+		st.apply(&prepared[i])
+	}
+	e.mu.Lock()
+	e.st = st
+	e.mu.Unlock()
+	return nil
+}
+
+func prepareSnapshot(s *Snapshot) ([]Change, error) {
+	changes := s.changes()
+	out := make([]Change, len(changes))
+	seen := map[Kind]map[string]bool{}
+	for i := range changes {
+		c, err := changes[i].validate()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
+		}
+		if seen[c.Kind] == nil {
+			seen[c.Kind] = map[string]bool{}
+		}
+		if seen[c.Kind][c.ID] {
+			return nil, fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
+		}
+		seen[c.Kind][c.ID] = true
+		out[i] = c
+	}
+	return out, nil
+}
+
+// Policy returns a copy of the policy with the given id, or an error
+// matching [ErrNotFound].
+func (e *Engine) Policy(id string) (*Policy, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.st != nil {
+		if c := e.st.policies[id]; c != nil {
+			return c.p.clone(), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: policy %q", ErrNotFound, id)
+}
+
+// Snapshot returns a copy of the whole content, each list sorted by id.
+// Its Seq is zero.
+func (e *Engine) Snapshot() *Snapshot {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s := &Snapshot{Policies: []*Policy{}, Subjects: []*Subject{}, Devices: []*Device{}, APIKeys: []*APIKey{}}
+	if e.st == nil {
+		return s
+	}
+	for _, c := range e.st.policies {
+		s.Policies = append(s.Policies, c.p.clone())
+	}
+	for _, x := range e.st.subjects {
+		s.Subjects = append(s.Subjects, x.s.clone())
+	}
+	for _, x := range e.st.devices {
+		s.Devices = append(s.Devices, x.d.clone())
+	}
+	for _, x := range e.st.apiKeys {
+		s.APIKeys = append(s.APIKeys, x.clone())
+	}
+	sort.Slice(s.Policies, func(i, j int) bool { return s.Policies[i].ID < s.Policies[j].ID })
+	sort.Slice(s.Subjects, func(i, j int) bool { return s.Subjects[i].ID < s.Subjects[j].ID })
+	sort.Slice(s.Devices, func(i, j int) bool { return s.Devices[i].ID < s.Devices[j].ID })
+	sort.Slice(s.APIKeys, func(i, j int) bool { return s.APIKeys[i].ID < s.APIKeys[j].ID })
+	return s
+}
+
+// lookupAPIKey returns the key whose hash is h.
+func (e *Engine) lookupAPIKey(h []byte) *APIKey {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.st == nil {
+		return nil
+	}
+	return e.st.byHash[string(h)]
+}
+
+// get returns a copy of one record, for the administration API.
+func (e *Engine) get(kind Kind, id string) (any, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.st != nil {
+		switch kind {
+		case KindPolicy:
+			if c := e.st.policies[id]; c != nil {
+				return c.p.clone(), nil
+			}
+		case KindSubject:
+			if x := e.st.subjects[id]; x != nil {
+				return x.s.clone(), nil
+			}
+		case KindDevice:
+			if x := e.st.devices[id]; x != nil {
+				return x.d.clone(), nil
+			}
+		case KindAPIKey:
+			if x := e.st.apiKeys[id]; x != nil {
+				return x.clone(), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, id)
+}
+

@@ -1,0 +1,39 @@
+package policy
+
+import "time"
+
+// Limits on records and requests. They bound the memory and work that one
+// record or request can cost; the token request limits are those of the
+// original service (WIRE.md, "Authorization service").
+const (
+	// MinTokenLifetime and MaxTokenLifetime bound [Policy].TokenLifetime.
+	MinTokenLifetime = time.Hour
+	MaxTokenLifetime = 999 * 24 * time.Hour
+
+	// MaxAudiences is the most audience entries one token request may name.
+	MaxAudiences = 50
+	// MaxAudienceValueLen is the longest device identity after the audience prefix.
+	MaxAudienceValueLen = 60
+	// MaxOperations is the most operations one token request may name.
+	MaxOperations = 20
+	// MaxOperationNameLen is the longest operation name.
+	MaxOperationNameLen = 60
+
+	maxIDLen           = 128
+	maxNameLen         = 256
+	maxDescriptionLen  = 4096
+	maxListLen         = 1000 // subjects, device ids, endpoint names per policy; groups per subject
+	maxRules           = 100  // operation rules per policy
+	maxConstraints     = 16   // constraints per operation rule
+	maxArgIndex        = 15   // highest argument index a constraint may name
+	maxOneOf           = 64   // values in a one_of constraint
+	maxArgValueLen     = 256  // text and byte-string argument values
+	maxAttributes      = 32   // attributes per device, attribute keys per selector
+	maxAttrValues      = 100  // values per attribute key in a selector
+	maxAttrKeyLen      = 64
+	maxAttrValueLen    = 256
+	maxTokenBodyBytes  = 64 << 10 // POST /ace-auth/token body
+	maxAdminBodyBytes  = 1 << 20  // administration API bodies
+	maxCnfPEMBytes     = 8 << 10
+	maxChangesPerApply = 10000
+)

@@ -1,0 +1,452 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Effect says whether a matching policy allows or denies. Deny wins.
+type Effect string
+
+// Effects.
+const (
+	Allow Effect = "allow"
+	Deny  Effect = "deny"
+)
+
+// Status says whether a policy takes part in decisions.
+type Status string
+
+// Statuses.
+const (
+	Active   Status = "active"
+	Inactive Status = "inactive"
+)
+
+// AllOperations, as an [OperationRule] name, matches every operation.
+const AllOperations = "*"
+
+// Policy grants (or, with [Deny], withholds) operations on devices to
+// subjects. A policy applies to a request at time t when its Status is
+// [Active] and ValidFrom <= t < ValidUntil (a zero bound is open).
+type Policy struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	Status      Status `json:"status"`
+	Effect      Effect `json:"effect"`
+
+	// ValidFrom and ValidUntil bound when the policy applies; zero means unbounded.
+	// A token's expiry never goes past the ValidUntil of the allow policies used.
+	ValidFrom  time.Time `json:"valid_from,omitzero"`
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+
+	Subjects   Subjects        `json:"subjects"`
+	Operations []OperationRule `json:"operations"`
+	Devices    DeviceSelector  `json:"devices"`
+
+	// TokenLifetime is the longest lifetime of a token this policy allows,
+	// between [MinTokenLifetime] and [MaxTokenLifetime]. Deny policies ignore
+	// it and may leave it zero.
+	TokenLifetime time.Duration `json:"-"`
+}
+
+// MarshalJSON encodes the policy, with TokenLifetime as whole seconds in
+// "token_lifetime_seconds".
+func (p Policy) MarshalJSON() ([]byte, error) {
+	type plain Policy
+	return json.Marshal(struct {
+		plain
+		TokenLifetime int64 `json:"token_lifetime_seconds,omitempty"`
+	}{plain(p), int64(p.TokenLifetime / time.Second)})
+}
+
+// UnmarshalJSON decodes a policy strictly: unknown fields are an error.
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	type plain Policy
+	var v struct {
+		plain
+		TokenLifetime int64 `json:"token_lifetime_seconds"`
+	}
+	if err := strictUnmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.TokenLifetime < 0 || v.TokenLifetime > int64(MaxTokenLifetime/time.Second) {
+		return &ValidationError{Fields: []FieldError{{Name: "token_lifetime_seconds", Message: "out of range"}}}
+	}
+	*p = Policy(v.plain)
+	p.TokenLifetime = time.Duration(v.TokenLifetime) * time.Second
+	return nil
+}
+
+// strictUnmarshal decodes exactly one JSON value, rejecting unknown fields
+// and trailing data.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
+
+// Subjects names who a policy applies to: users and applications by
+// subject id, groups by name. A subject matches when it is listed by id
+// under its kind, or belongs to a listed group.
+type Subjects struct {
+	Users        []string `json:"users,omitempty"`
+	Groups       []string `json:"groups,omitempty"`
+	Applications []string `json:"applications,omitempty"`
+}
+
+// OperationRule names an operation (or [AllOperations]) and, optionally,
+// constraints on its arguments that all must hold (v2 structured scopes).
+type OperationRule struct {
+	Name        string          `json:"name"`
+	Constraints []ArgConstraint `json:"constraints,omitempty"`
+}
+
+// ArgConstraint restricts one argument of an operation (0-based index Arg).
+// Exactly one of Range, OneOf and Equals is set. Range bounds an integer
+// argument (inclusive); OneOf and Equals compare with values.
+type ArgConstraint struct {
+	Arg    int        `json:"arg"`
+	Range  *[2]int64  `json:"range,omitempty"`
+	OneOf  []ArgValue `json:"one_of,omitempty"`
+	Equals *ArgValue  `json:"equals,omitempty"`
+}
+
+// ArgValue is one operation argument value: exactly one field is set.
+type ArgValue struct {
+	Int   *int64  `json:"int,omitempty"`
+	Text  *string `json:"text,omitempty"`
+	Bytes []byte  `json:"bytes,omitzero"`
+}
+
+// DeviceSelector chooses devices. A device matches when All is set, its
+// device id is in IDs, its endpoint name is in EndpointNames, or Attributes
+// is not empty and, for every key, the device's value of that attribute is
+// one of the listed values.
+type DeviceSelector struct {
+	All           bool                `json:"all,omitempty"`
+	IDs           []string            `json:"ids,omitempty"`
+	EndpointNames []string            `json:"endpoint_names,omitempty"`
+	Attributes    map[string][]string `json:"attributes,omitempty"`
+}
+
+var (
+	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
+	opNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+	deviceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	endpointRE = regexp.MustCompile(`^[A-Za-z0-9+/= -]+$`)
+	attrKeyRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
+)
+
+func checkID(f *fieldErrs, name, v string) {
+	switch {
+	case v == "":
+		f.add(name, "required")
+	case len(v) > maxIDLen:
+		f.add(name, "longer than %d bytes", maxIDLen)
+	case !idRE.MatchString(v):
+		f.add(name, "must match %s", idRE)
+	}
+}
+
+func checkText(f *fieldErrs, name, v string, max int) {
+	if len(v) > max {
+		f.add(name, "longer than %d bytes", max)
+	} else if !utf8.ValidString(v) {
+		f.add(name, "not valid UTF-8")
+	}
+}
+
+func checkIDList(f *fieldErrs, name string, list []string, check func(*fieldErrs, string, string)) {
+	if len(list) > maxListLen {
+		f.add(name, "more than %d entries", maxListLen)
+		return
+	}
+	seen := make(map[string]struct{}, len(list))
+	for i, v := range list {
+		n := fmt.Sprintf("%s[%d]", name, i)
+		check(f, n, v)
+		if _, dup := seen[v]; dup {
+			f.add(n, "duplicate %q", v)
+		}
+		seen[v] = struct{}{}
+	}
+}
+
+func checkOperationName(f *fieldErrs, name, v string) {
+	if len(v) == 0 || len(v) > MaxOperationNameLen || !opNameRE.MatchString(v) {
+		f.add(name, "operation names are 1 to %d characters matching %s", MaxOperationNameLen, opNameRE)
+	}
+}
+
+func checkDeviceID(f *fieldErrs, name, v string) {
+	if !deviceIDRE.MatchString(v) {
+		f.add(name, "device ids are 32 lower-case hexadecimal digits")
+	}
+}
+
+func checkEndpointName(f *fieldErrs, name, v string) {
+	if len(v) == 0 || len(v) > MaxAudienceValueLen || !endpointRE.MatchString(v) {
+		f.add(name, "endpoint names are 1 to %d characters of [A-Za-z0-9+/= -]", MaxAudienceValueLen)
+	}
+}
+
+func checkAttrKey(f *fieldErrs, name, v string) {
+	if len(v) == 0 || len(v) > maxAttrKeyLen || !attrKeyRE.MatchString(v) {
+		f.add(name, "attribute names are 1 to %d characters matching %s", maxAttrKeyLen, attrKeyRE)
+	}
+}
+
+func checkAttrValue(f *fieldErrs, name, v string) {
+	if len(v) > maxAttrValueLen || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		f.add(name, "attribute values are at most %d bytes of UTF-8 without NUL", maxAttrValueLen)
+	}
+}
+
+// Validate reports whether the policy is well formed, as a *[ValidationError]
+// (matching [ErrInvalid]) naming every bad field.
+func (p *Policy) Validate() error {
+	var f fieldErrs
+	checkID(&f, "id", p.ID)
+	checkText(&f, "name", p.Name, maxNameLen)
+	checkText(&f, "description", p.Description, maxDescriptionLen)
+	if p.Status != Active && p.Status != Inactive {
+		f.add("status", "must be %q or %q", Active, Inactive)
+	}
+	if p.Effect != Allow && p.Effect != Deny {
+		f.add("effect", "must be %q or %q", Allow, Deny)
+	}
+	if !p.ValidFrom.IsZero() && !p.ValidUntil.IsZero() && !p.ValidFrom.Before(p.ValidUntil) {
+		f.add("valid_until", "must be after valid_from")
+	}
+	checkIDList(&f, "subjects.users", p.Subjects.Users, checkID)
+	checkIDList(&f, "subjects.groups", p.Subjects.Groups, checkID)
+	checkIDList(&f, "subjects.applications", p.Subjects.Applications, checkID)
+	if len(p.Subjects.Users)+len(p.Subjects.Groups)+len(p.Subjects.Applications) == 0 {
+		f.add("subjects", "name at least one user, group or application")
+	}
+	p.validateOperations(&f)
+	p.Devices.validate(&f)
+	switch {
+	case p.Effect == Deny && p.TokenLifetime == 0:
+	case p.TokenLifetime < MinTokenLifetime || p.TokenLifetime > MaxTokenLifetime:
+		f.add("token_lifetime_seconds", "must be between %d and %d", int64(MinTokenLifetime/time.Second), int64(MaxTokenLifetime/time.Second))
+	case p.TokenLifetime%time.Second != 0:
+		f.add("token_lifetime_seconds", "must be whole seconds")
+	}
+	return f.err()
+}
+
+func (p *Policy) validateOperations(f *fieldErrs) {
+	if len(p.Operations) == 0 {
+		f.add("operations", "name at least one operation or %q", AllOperations)
+		return
+	}
+	if len(p.Operations) > maxRules {
+		f.add("operations", "more than %d rules", maxRules)
+		return
+	}
+	seen := make(map[string]bool, len(p.Operations))
+	for i, r := range p.Operations {
+		n := fmt.Sprintf("operations[%d]", i)
+		if r.Name != AllOperations {
+			checkOperationName(f, n+".name", r.Name)
+		}
+		if len(r.Constraints) > 0 {
+			if r.Name == AllOperations {
+				f.add(n+".constraints", "not allowed on %q", AllOperations)
+			}
+			if p.Effect == Deny {
+				f.add(n+".constraints", "not allowed in deny policies: a token cannot carry a negative constraint")
+			}
+		} else {
+			// Unconstrained rules must be unique per name; constrained rules
+			// are alternatives and may repeat a name.
+			if seen[r.Name] {
+				f.add(n+".name", "duplicate operation %q", r.Name)
+			}
+			seen[r.Name] = true
+		}
+		if len(r.Constraints) > maxConstraints {
+			f.add(n+".constraints", "more than %d constraints", maxConstraints)
+			continue
+		}
+		args := make(map[int]bool, len(r.Constraints))
+		for j, c := range r.Constraints {
+			cn := fmt.Sprintf("%s.constraints[%d]", n, j)
+			c.validate(f, cn)
+			if args[c.Arg] {
+				f.add(cn+".arg", "argument %d constrained twice", c.Arg)
+			}
+			args[c.Arg] = true
+		}
+	}
+}
+
+func (c *ArgConstraint) validate(f *fieldErrs, n string) {
+	if c.Arg < 0 || c.Arg > maxArgIndex {
+		f.add(n+".arg", "must be between 0 and %d", maxArgIndex)
+	}
+	set := 0
+	if c.Range != nil {
+		set++
+		if c.Range[0] > c.Range[1] {
+			f.add(n+".range", "minimum above maximum")
+		}
+	}
+	if c.OneOf != nil {
+		set++
+		if len(c.OneOf) == 0 || len(c.OneOf) > maxOneOf {
+			f.add(n+".one_of", "1 to %d values", maxOneOf)
+		}
+		for k := range c.OneOf {
+			if k >= maxOneOf {
+				break
+			}
+			c.OneOf[k].validate(f, fmt.Sprintf("%s.one_of[%d]", n, k))
+		}
+	}
+	if c.Equals != nil {
+		set++
+		c.Equals.validate(f, n+".equals")
+	}
+	if set != 1 {
+		f.add(n, "set exactly one of range, one_of, equals")
+	}
+}
+
+func (v *ArgValue) validate(f *fieldErrs, n string) {
+	set := 0
+	if v.Int != nil {
+		set++
+	}
+	if v.Text != nil {
+		set++
+		if len(*v.Text) > maxArgValueLen || !utf8.ValidString(*v.Text) {
+			f.add(n+".text", "at most %d bytes of UTF-8", maxArgValueLen)
+		}
+	}
+	if v.Bytes != nil {
+		set++
+		if len(v.Bytes) > maxArgValueLen {
+			f.add(n+".bytes", "at most %d bytes", maxArgValueLen)
+		}
+	}
+	if set != 1 {
+		f.add(n, "set exactly one of int, text, bytes")
+	}
+}
+
+func (s *DeviceSelector) validate(f *fieldErrs) {
+	checkIDList(f, "devices.ids", s.IDs, checkDeviceID)
+	checkIDList(f, "devices.endpoint_names", s.EndpointNames, checkEndpointName)
+	if len(s.Attributes) > maxAttributes {
+		f.add("devices.attributes", "more than %d attributes", maxAttributes)
+	} else {
+		for _, k := range slices.Sorted(mapsKeys(s.Attributes)) {
+			n := "devices.attributes." + k
+			checkAttrKey(f, n, k)
+			vals := s.Attributes[k]
+			if len(vals) == 0 || len(vals) > maxAttrValues {
+				f.add(n, "1 to %d values", maxAttrValues)
+				continue
+			}
+			checkIDList(f, n, vals, checkAttrValue)
+		}
+	}
+	if s.All && (len(s.IDs) > 0 || len(s.EndpointNames) > 0 || len(s.Attributes) > 0) {
+		f.add("devices.all", "all devices excludes other selectors")
+	}
+	if !s.All && len(s.IDs)+len(s.EndpointNames)+len(s.Attributes) == 0 {
+		f.add("devices", "select all devices or name ids, endpoint names or attributes")
+	}
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// appliesAt reports whether the policy is active and valid at t.
+func (p *Policy) appliesAt(t time.Time) bool {
+	return p.Status == Active &&
+		(p.ValidFrom.IsZero() || !t.Before(p.ValidFrom)) &&
+		(p.ValidUntil.IsZero() || t.Before(p.ValidUntil))
+}
+
+// clone returns a deep copy so that stored policies never alias callers' slices.
+func (p *Policy) clone() *Policy {
+	c := *p
+	c.Subjects.Users = slices.Clone(p.Subjects.Users)
+	c.Subjects.Groups = slices.Clone(p.Subjects.Groups)
+	c.Subjects.Applications = slices.Clone(p.Subjects.Applications)
+	c.Operations = make([]OperationRule, len(p.Operations))
+	for i, r := range p.Operations {
+		c.Operations[i] = OperationRule{Name: r.Name}
+		if r.Constraints != nil {
+			c.Operations[i].Constraints = make([]ArgConstraint, len(r.Constraints))
+			for j, k := range r.Constraints {
+				c.Operations[i].Constraints[j] = k.clone()
+			}
+		}
+	}
+	c.Devices.IDs = slices.Clone(p.Devices.IDs)
+	c.Devices.EndpointNames = slices.Clone(p.Devices.EndpointNames)
+	if p.Devices.Attributes != nil {
+		c.Devices.Attributes = make(map[string][]string, len(p.Devices.Attributes))
+		for k, v := range p.Devices.Attributes {
+			c.Devices.Attributes[k] = slices.Clone(v)
+		}
+	}
+	return &c
+}
+
+func (c ArgConstraint) clone() ArgConstraint {
+	if c.Range != nil {
+		r := *c.Range
+		c.Range = &r
+	}
+	if c.OneOf != nil {
+		vs := make([]ArgValue, len(c.OneOf))
+		for i, v := range c.OneOf {
+			vs[i] = v.clone()
+		}
+		c.OneOf = vs
+	}
+	if c.Equals != nil {
+		v := c.Equals.clone()
+		c.Equals = &v
+	}
+	return c
+}
+
+func (v ArgValue) clone() ArgValue {
+	if v.Int != nil {
+		i := *v.Int
+		v.Int = &i
+	}
+	if v.Text != nil {
+		s := *v.Text
+		v.Text = &s
+	}
+	v.Bytes = slices.Clone(v.Bytes)
+	return v
+}

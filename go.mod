@@ -1,6 +1,6 @@
 module github.com/securedeviceaccess/sda
 
-go 1.24.0
+go 1.26.0
 
 require (
 	github.com/fxamacker/cbor/v2 v2.10.0 // indirect

@@ -1,0 +1,102 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors, one per failure class. Every error returned by this
+// package matches exactly one of them with [errors.Is]; the structured errors
+// [*ParseError] and [*ScopeError] carry the detail.
+var (
+	// ErrMalformed: the bytes are not a well-formed message of the expected
+	// kind (wrong tag, wrong type, missing or unknown field, limits
+	// exceeded, trailing bytes, ...). Returned before any cryptography.
+	ErrMalformed = errors.New("token: malformed")
+
+	// ErrUnsupportedAlgorithm: the message names an algorithm this package
+	// does not implement.
+	ErrUnsupportedAlgorithm = errors.New("token: unsupported algorithm")
+
+	// ErrAlgorithmMismatch: the algorithm in the message is not the one the
+	// verification key pins.
+	ErrAlgorithmMismatch = errors.New("token: algorithm does not match the key")
+
+	// ErrUnsupportedKey: a key of a type or curve this package does not
+	// support, or an invalid key (a point not on its curve).
+	ErrUnsupportedKey = errors.New("token: unsupported or invalid key")
+
+	// ErrCritical: the message lists a critical header parameter (RFC 9052
+	// section 3.1, crit) that this package does not understand.
+	ErrCritical = errors.New("token: unknown critical header parameter")
+
+	// ErrSignature: the signature does not verify with the given key.
+	ErrSignature = errors.New("token: signature verification failed")
+
+	// ErrExpired: the token's exp, plus the leeway, is before the time of
+	// validation.
+	ErrExpired = errors.New("token: expired")
+
+	// ErrNotYetValid: the token's nbf, minus the leeway, is after the time of
+	// validation.
+	ErrNotYetValid = errors.New("token: not yet valid")
+
+	// ErrWrongAudience: no audience entry names the device.
+	ErrWrongAudience = errors.New("token: wrong audience")
+
+	// ErrOutOfScope: the scope does not permit the operation with its
+	// arguments.
+	ErrOutOfScope = errors.New("token: operation not permitted by scope")
+
+	// ErrInvalid: a value given to an encoding or signing function cannot be
+	// encoded in the requested profile (for example a structured scope in a
+	// v1 token, or a missing required claim).
+	ErrInvalid = errors.New("token: invalid input")
+)
+
+// ParseError reports which field of a message failed strict parsing. It
+// matches [ErrMalformed] with errors.Is, and unwraps to its cause.
+type ParseError struct {
+	Field string // e.g. "token.claims.aud", "request.operation.args[1]"
+	Err   error  // the cause; may match other sentinels (ErrUnsupportedAlgorithm, ...)
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("token: malformed %s: %v", e.Field, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrMalformed.
+func (e *ParseError) Is(target error) bool { return target == ErrMalformed }
+
+func malformed(field string, format string, args ...any) error {
+	return &ParseError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+func wrapMalformed(field string, err error) error {
+	return &ParseError{Field: field, Err: err}
+}
+
+// ScopeError reports why a scope does not permit an operation. It matches
+// [ErrOutOfScope] with errors.Is.
+type ScopeError struct {
+	Operation string // the operation asked for
+	Arg       int    // index of the argument that failed a constraint, or -1
+	Reason    string
+}
+
+func (e *ScopeError) Error() string {
+	if e.Arg >= 0 {
+		return fmt.Sprintf("token: operation %q not permitted: argument %d %s", e.Operation, e.Arg, e.Reason)
+	}
+	return fmt.Sprintf("token: operation %q not permitted: %s", e.Operation, e.Reason)
+}
+
+// Is reports whether target is ErrOutOfScope.
+func (e *ScopeError) Is(target error) bool { return target == ErrOutOfScope }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}

@@ -1,0 +1,238 @@
+package token
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/securedeviceaccess/sda/internal/codec"
+)
+
+// COSE_Key values (RFC 9053 section 7); the labels are in the struct tags of
+// coseKey.
+const (
+	ktyOKP = 1
+	ktyEC2 = 2
+
+	crvP256    = 1
+	crvP384    = 2
+	crvEd25519 = 6
+)
+
+// coseKey is the wire form of a public COSE_Key. Unknown labels are rejected
+// by the strict decoder; a private key (label -4) is rejected explicitly.
+type coseKey struct {
+	Kty int64           `cbor:"1,keyasint"`
+	Kid []byte          `cbor:"2,keyasint,omitempty"`
+	Alg *int64          `cbor:"3,keyasint,omitempty"`
+	Crv int64           `cbor:"-1,keyasint"`
+	X   []byte          `cbor:"-2,keyasint"`
+	Y   cbor.RawMessage `cbor:"-3,keyasint,omitempty"` // bstr, or a bool sign bit (compressed point)
+	D   []byte          `cbor:"-4,keyasint,omitempty"`
+}
+
+// ParseCOSEKey decodes a COSE_Key (RFC 9052 section 7) holding a public key:
+// EC2 on P-256 or P-384 with uncompressed coordinates of exactly the field
+// size, or OKP Ed25519. It returns *ecdsa.PublicKey or ed25519.PublicKey.
+// The point is checked to be on the curve. Keys carrying private material
+// are rejected.
+func ParseCOSEKey(data []byte) (crypto.PublicKey, error) {
+	return parseCOSEKey("cose_key", data)
+}
+
+func parseCOSEKey(field string, data []byte) (crypto.PublicKey, error) {
+	var k coseKey
+	if err := codec.Unmarshal(data, &k); err != nil {
+		return nil, wrapMalformed(field, err)
+	}
+	if k.D != nil {
+		return nil, malformed(field, "private key material (label -4) present")
+	}
+	var pub crypto.PublicKey
+	var alg Algorithm
+	switch {
+	case k.Kty == ktyEC2 && (k.Crv == crvP256 || k.Crv == crvP384):
+		curve, n := elliptic.P256(), 32
+		alg = AlgES256
+		if k.Crv == crvP384 {
+			curve, n, alg = elliptic.P384(), 48, AlgES384
+		}
+		if len(k.X) != n || k.Y == nil {
+			return nil, malformed(field, "EC2 key needs a %d-byte x and a y", n)
+		}
+		point := make([]byte, 0, 1+2*n)
+		switch k.Y[0] {
+		case 0xf4, 0xf5: // compressed point: y is its sign bit (RFC 9053 section 7.1.1)
+			x, y := elliptic.UnmarshalCompressed(curve, append(append(point, 2+k.Y[0]-0xf4), k.X...))
+			if x == nil {
+				return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)}
+			}
+			point = point[:1+2*n]
+			point[0] = 4
+			x.FillBytes(point[1 : 1+n])
+			y.FillBytes(point[1+n:])
+		default:
+			y, err := byteString(k.Y)
+			if err != nil || len(y) != n {
+				return nil, malformed(field, "EC2 y must be a %d-byte string or a bool", n)
+			}
+			point = append(append(append(point, 4), k.X...), y...)
+		}
+		ek, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+		if err != nil {
+			return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: %v", ErrUnsupportedKey, err)}
+		}
+		pub = ek
+	case k.Kty == ktyOKP && k.Crv == crvEd25519:
+		if len(k.X) != ed25519.PublicKeySize || k.Y != nil {
+			return nil, malformed(field, "Ed25519 key must have a 32-byte x and no y")
+		}
+		pub, alg = ed25519.PublicKey(bytes.Clone(k.X)), AlgEdDSA
+	default:
+		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: kty %d crv %d", ErrUnsupportedKey, k.Kty, k.Crv)}
+	}
+	if k.Alg != nil && Algorithm(*k.Alg) != alg {
+		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: key alg %d for a %v key", ErrAlgorithmMismatch, *k.Alg, alg)}
+	}
+	return pub, nil
+}
+
+// MarshalCOSEKey encodes a public key as a COSE_Key with only the required
+// parameters, deterministically encoded: {1: 2, -1: crv, -2: x, -3: y} for
+// EC2 (coordinates left-padded to the field size) and {1: 1, -1: 6, -2: x}
+// for Ed25519. For a P-256 key this is exactly the SDA v1 cnf key.
+func MarshalCOSEKey(pub crypto.PublicKey) ([]byte, error) {
+	k, err := toCOSEKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return codec.Marshal(k)
+}
+
+func toCOSEKey(pub crypto.PublicKey) (*coseKey, error) {
+	alg, err := AlgorithmFor(pub)
+	if err != nil {
+		return nil, err
+	}
+	if alg == AlgEdDSA {
+		return &coseKey{Kty: ktyOKP, Crv: crvEd25519, X: pub.(ed25519.PublicKey)}, nil
+	}
+	b, err := pub.(*ecdsa.PublicKey).Bytes() // 04 || x || y, each left-padded
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	n := (len(b) - 1) / 2
+	crv := int64(crvP256)
+	if alg == AlgES384 {
+		crv = crvP384
+	}
+	y, err := codec.Marshal(b[1+n:])
+	if err != nil {
+		return nil, err
+	}
+	return &coseKey{Kty: ktyEC2, Crv: crv, X: b[1 : 1+n], Y: y}, nil
+}
+
+// marshalCOSEKeyCompact is MarshalCOSEKey with EC2 points compressed (y is
+// the sign bit, RFC 9053 section 7.1.1): 32 bytes shorter for P-256. Used
+// for the cnf claim of v2 tokens.
+func marshalCOSEKeyCompact(pub crypto.PublicKey) ([]byte, error) {
+	k, err := toCOSEKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	if k.Kty == ktyEC2 {
+		ek := pub.(*ecdsa.PublicKey)
+		b, _ := ek.Bytes()
+		k.Y = cbor.RawMessage{0xf4 | b[len(b)-1]&1} // false: even y, true: odd y
+	}
+	return codec.Marshal(k)
+}
+
+// Thumbprint returns the COSE Key Thumbprint of pub (RFC 9679): the SHA-256
+// hash of the deterministic encoding of the key's required parameters. It is
+// the recommended key id (kid) for anchors and PoP keys.
+func Thumbprint(pub crypto.PublicKey) ([]byte, error) {
+	b, err := MarshalCOSEKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// ParsePublicKeyDER parses a DER SubjectPublicKeyInfo holding a supported
+// public key (ECDSA P-256 or P-384, Ed25519).
+func ParsePublicKeyDER(der []byte) (crypto.PublicKey, error) {
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, &ParseError{Field: "subject_public_key_info", Err: err}
+	}
+	if _, err := AlgorithmFor(pub); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+// ParsePublicKeyPEM parses the first PEM block of data, which must be a
+// "PUBLIC KEY" block (SubjectPublicKeyInfo) holding a supported key.
+func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, malformed("pem", "no PEM block found")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return nil, malformed("pem", "block type %q, want \"PUBLIC KEY\"", block.Type)
+	}
+	return ParsePublicKeyDER(block.Bytes)
+}
+
+// MarshalPublicKeyDER returns the DER SubjectPublicKeyInfo of a supported
+// public key.
+func MarshalPublicKeyDER(pub crypto.PublicKey) ([]byte, error) {
+	if _, err := AlgorithmFor(pub); err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKIXPublicKey(pub)
+}
+
+// MarshalPublicKeyPEM returns the PEM "PUBLIC KEY" encoding of a supported
+// public key.
+func MarshalPublicKeyPEM(pub crypto.PublicKey) ([]byte, error) {
+	der, err := MarshalPublicKeyDER(pub)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// AnchorNamePrefix starts every SDA-style trust anchor name.
+const AnchorNamePrefix = "mbed.ta."
+
+// AnchorName returns the SDA name of a trust anchor key: "mbed.ta." followed
+// by the upper-case hex SHA-256 of the key's DER SubjectPublicKeyInfo. SDA v1
+// issuers put this name in the iss claim and devices find the anchor by it.
+func AnchorName(pub crypto.PublicKey) (string, error) {
+	der, err := MarshalPublicKeyDER(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return AnchorNamePrefix + strings.ToUpper(hex.EncodeToString(sum[:])), nil
+}
+
+// EqualKeys reports whether two public keys are the same supported key.
+func EqualKeys(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	ea, ok := a.(equaler)
+	return ok && a != nil && b != nil && ea.Equal(b)
+}

@@ -1,0 +1,15 @@
+package token
+
+// Limits of the scope language and of operations (WIRE.md "Authorization
+// service": scope 1..20 items, each at most 60 characters).
+const (
+	MaxScopeItems     = 20 // permissions in one scope
+	MaxNameLength     = 60 // characters in an operation name
+	MaxConstraints    = 8  // constraints in one permission
+	MaxSetValues      = 16 // values in one OneOf constraint
+	MaxArgs           = 16 // arguments in one operation
+	MaxArgBytes       = 1024
+	MaxAudiences      = 50   // entries in aud
+	MaxAudienceLength = 80   // bytes in one aud entry (a prefix plus at most 60 characters)
+	MaxTokenSize      = 1536 // bytes of an encoded access token
+)

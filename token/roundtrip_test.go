@@ -1,0 +1,116 @@
+package token_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func mustScope(t testing.TB, s string) token.Scope {
+	t.Helper()
+	sc, err := token.ParseScope(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func newKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var k crypto.Signer
+	var err error
+	switch kind {
+	case "P-256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "P-384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "Ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	}
+	if err != nil || k == nil {
+		t.Fatalf("key %s: %v", kind, err)
+	}
+	return k
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		anchor, pop     string
+		profile         token.Profile
+		wantAlg, popAlg token.Algorithm
+	}{
+		{"v1-ES256", "P-256", "P-256", token.ProfileV1, token.AlgES256, token.AlgES256},
+		{"v2-ES256-EdDSA", "P-256", "Ed25519", token.ProfileV2, token.AlgES256, token.AlgEdDSA},
+		{"v2-EdDSA", "Ed25519", "P-256", token.ProfileV2, token.AlgEdDSA, token.AlgES256},
+		{"v2-ES384", "P-384", "P-384", token.ProfileV2, token.AlgES384, token.AlgES384},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			anchor, pop := newKey(t, tc.anchor), newKey(t, tc.pop)
+			claims := &token.Claims{
+				Issuer:    "mbed.ta.TEST",
+				Subject:   "alice",
+				Audience:  []string{"ep:hvac-1"},
+				Expiry:    testNow.Add(time.Hour),
+				NotBefore: testNow.Add(-time.Minute),
+				Scope:     mustScope(t, "read-data configure"),
+				Key:       pop.Public(),
+			}
+			tok, err := token.Issue(claims, anchor, &token.IssueOptions{Profile: tc.profile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := token.Parse(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parsed.UnverifiedIssuer() != "mbed.ta.TEST" || parsed.Algorithm() != tc.wantAlg {
+				t.Fatalf("issuer %q alg %v", parsed.UnverifiedIssuer(), parsed.Algorithm())
+			}
+			got, err := parsed.Verify(anchor.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Profile != tc.profile || !token.EqualKeys(got.Key, pop.Public()) || got.Subject != "alice" {
+				t.Fatalf("claims %+v", got)
+			}
+			if err := got.Validate(token.Validation{Identity: token.Identity{Endpoint: "hvac-1"}, Now: testNow}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := parsed.Verify(newKey(t, tc.anchor).Public()); !errors.Is(err, token.ErrSignature) {
+				t.Fatalf("verify with another key: %v", err)
+			}
+			req, err := token.SignRequest(&token.Request{Nonce: 42, Operation: token.Operation{Name: "configure", Args: []token.Arg{token.Int(21), token.Text("x")}}, Token: tok}, pop, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr, err := token.ParseRequest(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sr.Algorithm() != tc.popAlg {
+				t.Fatalf("request alg %v", sr.Algorithm())
+			}
+			r, err := sr.Verify(got.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Nonce != 42 || r.Operation.Name != "configure" || len(r.Operation.Args) != 2 {
+				t.Fatalf("request %+v", r)
+			}
+			if err := got.Scope.Check(r.Operation); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("token %d bytes, request %d bytes", len(tok), len(req))
+		})
+	}
+}

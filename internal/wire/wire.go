@@ -1,0 +1,256 @@
+// Package wire encodes and decodes the SDA message envelope shared by the
+// technician client and the device agent (WIRE.md "Envelope" and "Response",
+// docs/PROTOCOL.md): the technician's nonce and operation requests, and the
+// device's response map. It does not look inside the signed bundle; that is
+// the token package's job.
+//
+// The package is internal: its API may change at any time.
+package wire
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/securedeviceaccess/sda/internal/codec"
+)
+
+// Message types of the technician -> device envelope.
+const (
+	TypeNonceRequest     = 1
+	TypeOperationRequest = 3
+)
+
+// Response types (response key 1).
+const (
+	TypeNonceResponse     = 2
+	TypeOperationResponse = 4
+	TypeErrorResponse     = 255
+)
+
+// Status is the result number of a response (response key 2).
+type Status uint32
+
+// Status numbers of WIRE.md.
+const (
+	StatusSuccess           Status = 0
+	StatusError             Status = 1
+	StatusInvalidRequest    Status = 2 // malformed
+	StatusInternalError     Status = 3
+	StatusVerificationError Status = 4 // signature, audience, time, nonce, unknown issuer
+	StatusAccessDenied      Status = 5 // operation not in scope ("no more scopes")
+	StatusResponseTooSmall  Status = 6
+	StatusNotInitialized    Status = 7
+	StatusOperationFailed   Status = 0x0FFFFFFF // the operation ran and failed
+	StatusBusy              Status = 8          // v2: the device refuses new nonces for a while
+)
+
+// String names the status as WIRE.md does.
+func (s Status) String() string {
+	switch s {
+	case StatusSuccess:
+		return "success"
+	case StatusError:
+		return "error"
+	case StatusInvalidRequest:
+		return "invalid request"
+	case StatusInternalError:
+		return "device internal error"
+	case StatusVerificationError:
+		return "verification error"
+	case StatusAccessDenied:
+		return "access denied"
+	case StatusResponseTooSmall:
+		return "response buffer too small"
+	case StatusNotInitialized:
+		return "not initialized"
+	case StatusOperationFailed:
+		return "operation execution error"
+	case StatusBusy:
+		return "busy"
+	}
+	return fmt.Sprintf("status %d", uint32(s))
+}
+
+// ErrMalformed is matched by every decoding error of this package.
+var ErrMalformed = errors.New("wire: malformed message")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
+// NonceRequest is the encoded nonce request [1].
+var NonceRequest = []byte{0x81, 0x01}
+
+// EncodeOperationRequest wraps a signed bundle (18(COSE_Sign1) bytes) as
+// [3, bstr .cbor SignedBundle].
+func EncodeOperationRequest(signed []byte) []byte {
+	out := make([]byte, 0, len(signed)+6)
+	out = append(out, 0x82, 0x03)
+	return appendBstr(out, signed)
+}
+
+// Message is a decoded technician -> device envelope.
+type Message struct {
+	Type   uint64 // TypeNonceRequest or TypeOperationRequest
+	Signed []byte // the signed bundle of an operation request
+}
+
+// DecodeMessage decodes an envelope strictly: definite lengths, exact array
+// lengths ([1] or [3, bstr]), no trailing bytes.
+func DecodeMessage(data []byte) (Message, error) {
+	if err := codec.Check(data); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if data[0]>>5 != 4 {
+		return Message{}, malformed("envelope is not an array")
+	}
+	var items []cbor.RawMessage
+	if err := codec.Unmarshal(data, &items); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(items) == 0 {
+		return Message{}, malformed("empty envelope")
+	}
+	var m Message
+	if items[0][0]>>5 != 0 || codec.Unmarshal(items[0], &m.Type) != nil {
+		return Message{}, malformed("message type is not an unsigned integer")
+	}
+	switch {
+	case m.Type == TypeNonceRequest && len(items) == 1:
+		return m, nil
+	case m.Type == TypeOperationRequest && len(items) == 2:
+		if items[1][0]>>5 != 2 || codec.Unmarshal(items[1], &m.Signed) != nil || len(m.Signed) == 0 {
+			return Message{}, malformed("operation request does not carry a byte string")
+		}
+		return m, nil
+	case m.Type == TypeNonceRequest || m.Type == TypeOperationRequest:
+		return Message{}, malformed("message type %d with %d elements", m.Type, len(items))
+	}
+	return Message{}, malformed("unknown message type %d", m.Type)
+}
+
+// Response keys (docs/PROTOCOL.md, "Numbered keys").
+const (
+	keyType      = 1
+	keyStatus    = 2
+	keyNonce     = 3
+	keyData      = 4
+	keyNextNonce = 5 // v2
+	keySigned    = 6 // v2
+)
+
+// Response is a device -> technician response.
+type Response struct {
+	Type   uint64
+	Status Status
+	Nonce  uint64 // nonce responses (key 3); 0 means absent
+	Data   []byte // operation responses (key 4); nil means absent
+
+	// NextNonce (v2, key 5) is a fresh nonce offered in an operation
+	// response, for the technician's next request; 0 means absent.
+	NextNonce uint64
+	// Signed (v2, key 6) is the device-signed response, a COSE_Sign1 (see
+	// token.SignResponse); nil means absent.
+	Signed []byte
+}
+
+// Encode returns the response laid out as deployed v1 devices lay it out:
+// an indefinite-length map with keys 3/4 (and the v2 keys 5, 6) before 1
+// and 2. For a v1 response this is byte for byte what the original device
+// library sends.
+func (r Response) Encode() []byte {
+	out := make([]byte, 0, 32+len(r.Data)+len(r.Signed))
+	out = append(out, 0xbf)
+	if r.Nonce != 0 {
+		out = appendUint(append(out, keyNonce), r.Nonce)
+	}
+	if r.Data != nil {
+		out = appendBstr(append(out, keyData), r.Data)
+	}
+	if r.NextNonce != 0 {
+		out = appendUint(append(out, keyNextNonce), r.NextNonce)
+	}
+	if r.Signed != nil {
+		out = appendBstr(append(out, keySigned), r.Signed)
+	}
+	out = appendUint(append(out, keyType), r.Type)
+	out = appendUint(append(out, keyStatus), uint64(r.Status))
+	return append(out, 0xff)
+}
+
+type responseWire struct {
+	Type      *uint64 `cbor:"1,keyasint"`
+	Status    *uint64 `cbor:"2,keyasint"`
+	Nonce     *uint64 `cbor:"3,keyasint"`
+	Data      []byte  `cbor:"4,keyasint"`
+	NextNonce *uint64 `cbor:"5,keyasint"`
+	Signed    []byte  `cbor:"6,keyasint"`
+}
+
+// DecodeResponse decodes a response in any key order, as a definite- or an
+// indefinite-length map (deployed v1 devices send the latter); nothing
+// inside the map may be indefinite. Unknown keys are rejected.
+func DecodeResponse(data []byte) (Response, error) {
+	if len(data) == 0 || data[0]>>5 != 5 {
+		return Response{}, malformed("response is not a map")
+	}
+	var w responseWire
+	if err := codec.UnmarshalResponse(data, &w); err != nil {
+		return Response{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if w.Type == nil || w.Status == nil {
+		return Response{}, malformed("response without type or status")
+	}
+	if *w.Status > 0xFFFFFFFF {
+		return Response{}, malformed("status %d out of range", *w.Status)
+	}
+	r := Response{Type: *w.Type, Status: Status(*w.Status), Data: w.Data, Signed: w.Signed}
+	switch r.Type {
+	case TypeNonceResponse, TypeOperationResponse, TypeErrorResponse:
+	default:
+		return Response{}, malformed("unknown response type %d", r.Type)
+	}
+	if w.Nonce != nil {
+		if r.Type != TypeNonceResponse || *w.Nonce == 0 {
+			return Response{}, malformed("nonce in a response of type %d, or zero", r.Type)
+		}
+		r.Nonce = *w.Nonce
+	}
+	if r.Type == TypeNonceResponse && r.Status == StatusSuccess && r.Nonce == 0 {
+		return Response{}, malformed("successful nonce response without nonce")
+	}
+	if w.Data != nil && r.Type != TypeOperationResponse {
+		return Response{}, malformed("data in a response of type %d", r.Type)
+	}
+	if w.NextNonce != nil {
+		if r.Type != TypeOperationResponse || *w.NextNonce == 0 {
+			return Response{}, malformed("next nonce in a response of type %d, or zero", r.Type)
+		}
+		r.NextNonce = *w.NextNonce
+	}
+	return r, nil
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	return appendHead(b, 0, v)
+}
+
+func appendBstr(b, v []byte) []byte {
+	return append(appendHead(b, 2, uint64(len(v))), v...)
+}
+
+func appendHead(b []byte, major byte, v uint64) []byte {
+	m := major << 5
+	switch {
+	case v < 24:
+		return append(b, m|byte(v))
+	case v <= 0xff:
+		return append(b, m|24, byte(v))
+	case v <= 0xffff:
+		return append(b, m|25, byte(v>>8), byte(v))
+	case v <= 0xffffffff:
+		return append(b, m|26, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	}
+	return append(b, m|27, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}

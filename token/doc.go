@@ -1,0 +1,56 @@
+// Package token holds the bytes that carry authority in Secure Device Access:
+// access tokens (CWTs, RFC 8392, signed as COSE_Sign1, RFC 9052), the scope
+// language, COSE keys, and the signed operation requests a technician sends
+// to a device.
+//
+// The package does no I/O, keeps no clock and does not log: time is passed
+// in ([Validation.Now]) and randomness may be ([IssueOptions.Rand]).
+//
+// # Issuing and verifying a token
+//
+// An authorization service calls [Issue] with the [Claims] and the trust
+// anchor's private key (any [crypto.Signer]). A device calls [Parse], which
+// checks the structure strictly and does no cryptography, picks the anchor
+// using the explicitly unverified [Token.UnverifiedIssuer] and
+// [Token.UnverifiedKeyID], calls [Token.Verify] with the anchor's public key
+// and only then sees the claims, which [Claims.Validate] checks against its
+// identity and the time.
+//
+// # Operation requests
+//
+// The technician signs a [Request] (nonce, [Operation], token bytes) with the
+// proof-of-possession key named in the token's cnf claim: [SignRequest]. The
+// device parses it with [ParseRequest] and verifies it with
+// [SignedRequest.Verify] and the key from the verified claims; the token's
+// [Scope] then decides with [Scope.Check] whether the operation with its
+// arguments is permitted.
+//
+// # Security considerations
+//
+// The key decides the algorithm: a P-256 key verifies ES256 only, a P-384 key
+// ES384 only, an Ed25519 key EdDSA only. The alg header must be protected and
+// must agree ([ErrAlgorithmMismatch]); a message never selects a key or an
+// algorithm. Signatures are checked over the bytes received, never over a
+// re-encoding. crit is honoured (RFC 9052 section 3.1): a critical label this
+// package does not understand is rejected ([ErrCritical]); a label present in
+// both the protected and the unprotected header is rejected.
+//
+// Decoding is strict and bounded (internal/codec): exact tags, definite
+// lengths, exact array lengths and field types, no duplicate map keys, no
+// unknown claim keys, no trailing bytes, limits on depth, counts and sizes
+// (limits.go). Every error matches one sentinel with [errors.Is]; parse
+// errors are [*ParseError] values naming the field that failed.
+//
+// Scope names match exactly, never by prefix: "c" does not permit
+// "configure".
+//
+// # Compatibility
+//
+// [ProfileV1], the zero value, produces tokens and requests byte-compatible
+// with the deployed Pelion/Izuma SDA protocol: claim keys scope 12 and cnf 25,
+// ES256, text scopes, protected header h'A10126'. [ProfileV2] uses the IANA
+// claim keys (scope 9, cnf 8), allows kid, ES384 and EdDSA, structured scopes
+// with argument constraints, byte-string arguments and compressed cnf
+// points. [Parse] accepts both; a token that mixes the two sets of claim keys
+// is rejected. docs/PROTOCOL.md documents every format and numbers every key.
+package token

@@ -21,10 +21,10 @@ const (
 // each with a sequence number, so that other instances can follow them.
 type Change struct {
 	// Seq is set by the store: changes are numbered in commit order.
-	Seq    int64 `json:"seq,omitempty"`
-	Kind   Kind  `json:"kind"`
+	Seq    int64  `json:"seq,omitempty"`
+	Kind   Kind   `json:"kind"`
 	ID     string `json:"id"`
-	Delete bool  `json:"delete,omitempty"`
+	Delete bool   `json:"delete,omitempty"`
 
 	Policy  *Policy  `json:"policy,omitempty"`
 	Subject *Subject `json:"subject,omitempty"`

@@ -517,4 +517,3 @@ func (e *Engine) get(kind Kind, id string) (any, error) {
 	}
 	return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, id)
 }
-

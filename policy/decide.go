@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // Request asks whether a subject may have a token for some operations on
@@ -239,6 +241,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 
 	dec := &Decision{Allowed: true, Grants: make([]Grant, len(ops))}
 	var used []*compiled
+	perms := 0 // permissions in the scope so far
 	use := func(b time.Time, c *compiled) {
 		if dec.Expiry.IsZero() || b.Before(dec.Expiry) {
 			dec.Expiry = b
@@ -258,6 +261,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 			}
 		}
 		if first < 0 {
+			perms++
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
 				use(pr.uBound, pr.uPolicy)
@@ -271,7 +275,14 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 		// unconstrained or under exactly these constraints.
 		alts := slices.Clone(results[first*len(ops)+j].alts)
 		slices.SortFunc(alts, func(a, b altResult) int { return strings.Compare(a.key, b.key) })
+		// A scope holds at most token.MaxScopeItems permissions: keep room
+		// for one per remaining operation and drop surplus alternatives
+		// (granting less is always safe).
+		budget := token.MaxScopeItems - perms - (len(ops) - j - 1)
 		for _, a := range alts {
+			if len(dec.Grants[j].Alternatives) >= budget {
+				break
+			}
 			ok := true
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
@@ -293,6 +304,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 				use(b, c)
 			}
 		}
+		perms += len(dec.Grants[j].Alternatives)
 		if len(dec.Grants[j].Alternatives) == 0 {
 			// Report the first device that lacks the first device's alternatives.
 			for i := range devs {

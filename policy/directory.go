@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // SubjectKind says whether a subject is a person or a program.
@@ -121,7 +123,7 @@ func (k *APIKey) clone() *APIKey {
 // for device ids and "e\x00<name>" for endpoint names.
 func parseAudience(aud string) (key string, err error) {
 	var prefix, v string
-	for _, p := range [...]string{"ep:", "endpoint-name:", "id:", "device-id:"} {
+	for _, p := range [...]string{token.PrefixEndpoint, token.PrefixLegacyEndpoint, token.PrefixDeviceID, token.PrefixLegacyDeviceID} {
 		if strings.HasPrefix(aud, p) {
 			prefix, v = p, aud[len(p):]
 			break
@@ -129,10 +131,10 @@ func parseAudience(aud string) (key string, err error) {
 	}
 	var f fieldErrs
 	switch prefix {
-	case "ep:", "endpoint-name:":
+	case token.PrefixEndpoint, token.PrefixLegacyEndpoint:
 		checkEndpointName(&f, "aud", v)
 		key = "e\x00" + v
-	case "id:", "device-id:":
+	case token.PrefixDeviceID, token.PrefixLegacyDeviceID:
 		checkDeviceID(&f, "aud", v)
 		key = "i\x00" + v
 	default:

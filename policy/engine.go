@@ -458,20 +458,29 @@ func (e *Engine) Policy(id string) (*Policy, error) {
 func (e *Engine) Snapshot() *Snapshot {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	s := &Snapshot{Policies: []*Policy{}, Subjects: []*Subject{}, Devices: []*Device{}, APIKeys: []*APIKey{}}
 	if e.st == nil {
-		return s
+		return emptyState.snapshot()
 	}
-	for _, c := range e.st.policies {
+	return e.st.snapshot()
+}
+
+func (st *state) snapshot() *Snapshot {
+	s := &Snapshot{
+		Policies: make([]*Policy, 0, len(st.policies)),
+		Subjects: make([]*Subject, 0, len(st.subjects)),
+		Devices:  make([]*Device, 0, len(st.devices)),
+		APIKeys:  make([]*APIKey, 0, len(st.apiKeys)),
+	}
+	for _, c := range st.policies {
 		s.Policies = append(s.Policies, c.p.clone())
 	}
-	for _, x := range e.st.subjects {
+	for _, x := range st.subjects {
 		s.Subjects = append(s.Subjects, x.s.clone())
 	}
-	for _, x := range e.st.devices {
+	for _, x := range st.devices {
 		s.Devices = append(s.Devices, x.d.clone())
 	}
-	for _, x := range e.st.apiKeys {
+	for _, x := range st.apiKeys {
 		s.APIKeys = append(s.APIKeys, x.clone())
 	}
 	sort.Slice(s.Policies, func(i, j int) bool { return s.Policies[i].ID < s.Policies[j].ID })
@@ -479,6 +488,30 @@ func (e *Engine) Snapshot() *Snapshot {
 	sort.Slice(s.Devices, func(i, j int) bool { return s.Devices[i].ID < s.Devices[j].ID })
 	sort.Slice(s.APIKeys, func(i, j int) bool { return s.APIKeys[i].ID < s.APIKeys[j].ID })
 	return s
+}
+
+// current returns the change that would restore the present value of the
+// record that c touches: a put of the old record, or a delete.
+func (st *state) current(kind Kind, id string) Change {
+	switch kind {
+	case KindPolicy:
+		if c := st.policies[id]; c != nil {
+			return PutPolicy(c.p)
+		}
+	case KindSubject:
+		if x := st.subjects[id]; x != nil {
+			return PutSubject(x.s)
+		}
+	case KindDevice:
+		if x := st.devices[id]; x != nil {
+			return PutDevice(x.d)
+		}
+	case KindAPIKey:
+		if x := st.apiKeys[id]; x != nil {
+			return PutAPIKey(x)
+		}
+	}
+	return DeleteRecord(kind, id)
 }
 
 // lookupAPIKey returns the key whose hash is h.

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
 
 // Limits on records and requests. They bound the memory and work that one
 // record or request can cost; the token request limits are those of the
@@ -22,14 +26,14 @@ const (
 	maxIDLen           = 128
 	maxNameLen         = 256
 	maxDescriptionLen  = 4096
-	maxListLen         = 1000 // subjects, device ids, endpoint names per policy; groups per subject
-	maxRules           = 100  // operation rules per policy
-	maxConstraints     = 16   // constraints per operation rule
-	maxArgIndex        = 15   // highest argument index a constraint may name
-	maxOneOf           = 64   // values in a one_of constraint
-	maxArgValueLen     = 256  // text and byte-string argument values
-	maxAttributes      = 32   // attributes per device, attribute keys per selector
-	maxAttrValues      = 100  // values per attribute key in a selector
+	maxListLen         = 1000                 // subjects, device ids, endpoint names per policy; groups per subject
+	maxRules           = 100                  // operation rules per policy
+	maxConstraints     = token.MaxConstraints // constraints per operation rule
+	maxArgIndex        = token.MaxArgs - 1    // highest argument index a constraint may name
+	maxOneOf           = token.MaxSetValues   // values in a one_of constraint
+	maxArgValueLen     = 256                  // text and byte-string argument values
+	maxAttributes      = 32                   // attributes per device, attribute keys per selector
+	maxAttrValues      = 100                  // values per attribute key in a selector
 	maxAttrKeyLen      = 64
 	maxAttrValueLen    = 256
 	maxTokenBodyBytes  = 64 << 10 // POST /ace-auth/token body

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // Effect says whether a matching policy allows or denies. Deny wins.
@@ -30,7 +32,7 @@ const (
 )
 
 // AllOperations, as an [OperationRule] name, matches every operation.
-const AllOperations = "*"
+const AllOperations = token.AllOperations
 
 // Policy grants (or, with [Deny], withholds) operations on devices to
 // subjects. A policy applies to a request at time t when its Status is
@@ -145,7 +147,6 @@ type DeviceSelector struct {
 
 var (
 	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
-	opNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 	deviceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	endpointRE = regexp.MustCompile(`^[A-Za-z0-9+/= -]+$`)
 	attrKeyRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
@@ -187,8 +188,8 @@ func checkIDList(f *fieldErrs, name string, list []string, check func(*fieldErrs
 }
 
 func checkOperationName(f *fieldErrs, name, v string) {
-	if len(v) == 0 || len(v) > MaxOperationNameLen || !opNameRE.MatchString(v) {
-		f.add(name, "operation names are 1 to %d characters matching %s", MaxOperationNameLen, opNameRE)
+	if token.ValidateName(v) != nil {
+		f.add(name, "operation names are 1 to %d characters matching ^[A-Za-z][A-Za-z0-9-]*$", MaxOperationNameLen)
 	}
 }
 

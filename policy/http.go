@@ -1,0 +1,357 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// Paths served by [Service.ServeHTTP].
+const (
+	TokenPath        = "/ace-auth/token"
+	TrustAnchorsPath = "/v3/trust-anchors"
+	AdminPathPrefix  = "/admin/v1/"
+)
+
+// Error types of the JSON error body, by HTTP status.
+const (
+	errTypeBadRequest       = "bad_request"            // 400: body is not the expected JSON
+	errTypeValidation       = "validation_error"       // 400: fields listed in "fields"
+	errTypeUnauthorized     = "unauthorized"           // 401
+	errTypeAccessDenied     = "access_denied"          // 403: the policies deny the token request
+	errTypeForbidden        = "forbidden"              // 403: not an administrator
+	errTypeNotFound         = "not_found"              // 404
+	errTypeMethodNotAllowed = "method_not_allowed"     // 405
+	errTypeConflict         = "conflict"               // 409
+	errTypeTooLarge         = "payload_too_large"      // 413
+	errTypeMediaType        = "unsupported_media_type" // 415
+	errTypeInternal         = "internal_server_error"  // 500
+	errTypeUnavailable      = "service_unavailable"    // 503
+)
+
+// errorBody is the original service's JSON error format.
+type errorBody struct {
+	Object    string       `json:"object"`
+	Code      int          `json:"code"`
+	Type      string       `json:"type"`
+	Message   string       `json:"message"`
+	Fields    []FieldError `json:"fields"`
+	RequestID string       `json:"request_id"`
+}
+
+// httpError is an error with its HTTP status and type.
+type httpError struct {
+	status int
+	typ    string
+	msg    string
+	fields []FieldError
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+var (
+	errBadJSON        = &httpError{http.StatusBadRequest, errTypeBadRequest, "the request body is not valid JSON of the expected shape", nil}
+	errTooLarge       = &httpError{http.StatusRequestEntityTooLarge, errTypeTooLarge, "the request body is too large", nil}
+	errMediaType      = &httpError{http.StatusUnsupportedMediaType, errTypeMediaType, "the request body must be application/json", nil}
+	errPathNotFound   = &httpError{http.StatusNotFound, errTypeNotFound, "no such resource", nil}
+	errMethodNotAllow = &httpError{http.StatusMethodNotAllowed, errTypeMethodNotAllowed, "method not allowed", nil}
+)
+
+// toHTTPError maps an error to its status, type and public message. Internal
+// details (store errors, denial reasons naming policies) stay in the log.
+func toHTTPError(err error) *httpError {
+	var he *httpError
+	var ve *ValidationError
+	var de *DeniedError
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.As(err, &ve):
+		return &httpError{http.StatusBadRequest, errTypeValidation, "the request has invalid fields", ve.Fields}
+	case errors.Is(err, ErrInvalid):
+		return &httpError{http.StatusBadRequest, errTypeValidation, "the request is invalid", nil}
+	case errors.Is(err, ErrUnauthenticated):
+		return &httpError{http.StatusUnauthorized, errTypeUnauthorized, "a valid bearer credential is required", nil}
+	case errors.As(err, &de):
+		msg := "the policies do not permit the request"
+		if d := de.Decision.Denied; d != nil {
+			msg = fmt.Sprintf("the policies do not permit operation %q on %q", d.Operation, d.Audience)
+		}
+		return &httpError{http.StatusForbidden, errTypeAccessDenied, msg, nil}
+	case errors.Is(err, ErrForbidden):
+		return &httpError{http.StatusForbidden, errTypeForbidden, "an administrator credential is required", nil}
+	case errors.Is(err, ErrNotFound):
+		return &httpError{http.StatusNotFound, errTypeNotFound, "not found", nil}
+	case errors.Is(err, ErrConflict):
+		return &httpError{http.StatusConflict, errTypeConflict, "the change conflicts with an existing record", nil}
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &httpError{http.StatusServiceUnavailable, errTypeUnavailable, "the service is temporarily unavailable", nil}
+	}
+	return &httpError{http.StatusInternalServerError, errTypeInternal, "internal error", nil}
+}
+
+func newRequestID() string {
+	var b [16]byte
+	if readRand(nil, b[:]) != nil {
+		return "0"
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"object":"error","code":500,"type":"internal_server_error","message":"internal error","fields":[],"request_id":""}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (s *Service) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
+	he := toHTTPError(err)
+	if he.status >= 500 {
+		s.logger().LogAttrs(r.Context(), slog.LevelError, "sda.http.error",
+			slog.String("request_id", requestID), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	}
+	if he.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sda"`)
+	}
+	if he.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", allowedMethods(r.URL.Path))
+	}
+	fields := he.fields
+	if fields == nil {
+		fields = []FieldError{}
+	}
+	writeJSON(w, he.status, errorBody{Object: "error", Code: he.status, Type: he.typ, Message: he.msg, Fields: fields, RequestID: requestID})
+}
+
+func allowedMethods(path string) string {
+	switch {
+	case path == TokenPath:
+		return "POST"
+	case path == TrustAnchorsPath:
+		return "GET"
+	case path == AdminPathPrefix+"api-keys":
+		return "GET, POST"
+	case strings.HasPrefix(path, AdminPathPrefix+"api-keys/"):
+		return "GET, DELETE"
+	case strings.Count(strings.TrimPrefix(path, AdminPathPrefix), "/") == 0:
+		return "GET"
+	}
+	return "GET, PUT, DELETE"
+}
+
+// ServeHTTP serves the token endpoint (POST /ace-auth/token), the trust
+// anchor list (GET /v3/trust-anchors) and the administration API under
+// /admin/v1/. Every error is answered in the original service's JSON error
+// format; see docs/PROTOCOL.md, "Authorization service and policies".
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	requestID := newRequestID()
+	w.Header().Set("X-Request-Id", requestID)
+	var err error
+	switch p := r.URL.Path; {
+	case p == TokenPath:
+		err = s.serveToken(w, r, requestID)
+	case p == TrustAnchorsPath:
+		err = s.serveTrustAnchors(w, r)
+	case strings.HasPrefix(p, AdminPathPrefix):
+		err = s.serveAdmin(w, r, requestID)
+	default:
+		err = errPathNotFound
+	}
+	if err != nil {
+		s.writeError(w, r, requestID, err)
+	}
+}
+
+func (s *Service) authenticate(r *http.Request) (Principal, error) {
+	a := s.Authenticator
+	if a == nil {
+		a = apiKeyAuth{s}
+	}
+	p, err := a.Authenticate(r.Context(), r)
+	if err != nil {
+		return Principal{}, err
+	}
+	if p.Subject == "" {
+		return Principal{}, fmt.Errorf("%w: no subject", ErrUnauthenticated)
+	}
+	return p, nil
+}
+
+// readBody reads a JSON request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, errMediaType
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, errBadJSON
+	}
+	return b, nil
+}
+
+// tokenRequestJSON is the body of POST /ace-auth/token (WIRE.md).
+type tokenRequestJSON struct {
+	GrantType string   `json:"grant_type"`
+	Aud       []string `json:"aud"`
+	Scope     string   `json:"scope"`
+	Cnf       string   `json:"cnf"`
+}
+
+// tokenResponseJSON is the body of a successful token response (WIRE.md).
+type tokenResponseJSON struct {
+	AccessToken  string `json:"access_token"`
+	GrantedUntil string `json:"granted_until"`
+}
+
+// decodeTokenRequest decodes the JSON body of a token request strictly
+// (unknown fields, trailing data and wrong types are rejected) and parses
+// the cnf key. Audience and scope limits are checked by [Service.Issue].
+func decodeTokenRequest(body []byte) (*TokenRequest, error) {
+	var j tokenRequestJSON
+	if len(body) > maxTokenBodyBytes {
+		return nil, errTooLarge
+	}
+	if err := strictUnmarshal(body, &j); err != nil {
+		return nil, errBadJSON
+	}
+	var f fieldErrs
+	if j.GrantType != "client_credentials" {
+		f.add("grant_type", "must be %q", "client_credentials")
+	}
+	req := &TokenRequest{Audience: j.Aud, Scope: j.Scope}
+	switch {
+	case j.Cnf == "":
+		f.add("cnf", "a PEM public key is required")
+	case len(j.Cnf) > maxCnfPEMBytes:
+		f.add("cnf", "longer than %d bytes", maxCnfPEMBytes)
+	default:
+		key, err := token.ParsePublicKeyPEM([]byte(j.Cnf))
+		if err != nil {
+			f.add("cnf", "not a PEM public key of a supported type")
+		}
+		req.Key = key
+	}
+	return req, f.err()
+}
+
+func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
+	if r.Method != http.MethodPost {
+		return errMethodNotAllow
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, maxTokenBodyBytes)
+	if err != nil {
+		return err
+	}
+	req, err := decodeTokenRequest(body)
+	if err != nil {
+		return err
+	}
+	tok, err := s.issue(r.Context(), p.Subject, req, requestID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tokenResponseJSON{
+		AccessToken:  base64.StdEncoding.EncodeToString(tok.Token),
+		GrantedUntil: tok.Claims.Expiry.UTC().Format(time.RFC3339),
+	})
+	return nil
+}
+
+// trustAnchorJSON is one entry of GET /v3/trust-anchors.
+type trustAnchorJSON struct {
+	Object       string `json:"object"`
+	ID           string `json:"id"`
+	Description  string `json:"description"`
+	PublicKey    string `json:"public_key"`
+	PublicKeyDER string `json:"public_key_der"`
+	Fingerprint  string `json:"fingerprint"`
+	CreatedAt    string `json:"created_at"`
+	UpdatedAt    string `json:"updated_at"`
+	Etag         string `json:"etag"`
+}
+
+type listJSON[T any] struct {
+	Object     string `json:"object"`
+	Data       []T    `json:"data"`
+	HasMore    bool   `json:"has_more"`
+	TotalCount int    `json:"total_count"`
+	After      string `json:"after,omitempty"`
+	Limit      int    `json:"limit"`
+}
+
+func (s *Service) serveTrustAnchors(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errMethodNotAllow
+	}
+	if _, err := s.authenticate(r); err != nil {
+		return err
+	}
+	a, err := s.trustAnchor()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listJSON[trustAnchorJSON]{Object: "list", Data: []trustAnchorJSON{*a}, TotalCount: 1, Limit: 1})
+	return nil
+}
+
+// trustAnchor describes the service's signing key: id is the first 16 bytes
+// of the SHA-256 of its DER SubjectPublicKeyInfo in hex, fingerprint the
+// whole hash in upper-case hex (the suffix of its "mbed.ta." name).
+func (s *Service) trustAnchor() (*trustAnchorJSON, error) {
+	if s.Signer == nil {
+		return nil, fmt.Errorf("%w: no signing key configured", ErrUnavailable)
+	}
+	pub := s.Signer.Public()
+	der, err := token.MarshalPublicKeyDER(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: anchor key: %v", ErrUnavailable, err)
+	}
+	pemBytes, err := token.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: anchor key: %v", ErrUnavailable, err)
+	}
+	sum := sha256.Sum256(der)
+	created := s.AnchorCreatedAt.UTC().Format(time.RFC3339)
+	return &trustAnchorJSON{
+		Object:       "trust-anchor",
+		ID:           hex.EncodeToString(sum[:16]),
+		Description:  s.AnchorDescription,
+		PublicKey:    string(pemBytes),
+		PublicKeyDER: base64.StdEncoding.EncodeToString(der),
+		Fingerprint:  strings.ToUpper(hex.EncodeToString(sum[:])),
+		CreatedAt:    created,
+		UpdatedAt:    created,
+		Etag:         hex.EncodeToString(sum[:8]),
+	}, nil
+}

@@ -1,0 +1,213 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// MemStore is the embedded [Store]: records in memory, optionally saved to
+// a JSON file after every write. It is safe for concurrent use by the
+// goroutines of one process; two processes must not share its file.
+type MemStore struct {
+	mu   sync.Mutex
+	path string // "" when not backed by a file
+	st   *state
+	seq  int64
+	log  []Change // recent changes in order, for Changes
+}
+
+// memLogLimit bounds the changes a MemStore keeps for [MemStore.Changes].
+const memLogLimit = 10000
+
+// maxStoreFileBytes bounds the JSON file a MemStore reads.
+const maxStoreFileBytes = 1 << 30
+
+// NewMemStore returns an empty store that lives in memory only.
+func NewMemStore() *MemStore { return &MemStore{st: newState()} }
+
+// OpenFileStore returns a store backed by the JSON file at path, loading
+// it when it exists. Every [MemStore.Apply] rewrites the whole file
+// atomically (a temporary file in the same directory, fsync, rename, fsync
+// of the directory), so a crash leaves either the old or the new content.
+func OpenFileStore(path string) (*MemStore, error) {
+	s := &MemStore{path: path, st: newState()}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy: open store: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStoreFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: read store: %w", err)
+	}
+	if len(b) > maxStoreFileBytes {
+		return nil, fmt.Errorf("policy: store file %s larger than %d bytes", path, maxStoreFileBytes)
+	}
+	var snap storeFile
+	if err := strictUnmarshal(b, &snap); err != nil {
+		return nil, fmt.Errorf("%w: store file %s: %v", ErrInvalid, path, err)
+	}
+	if snap.Format != storeFormat {
+		return nil, fmt.Errorf("%w: store file %s: unknown format %q", ErrInvalid, path, snap.Format)
+	}
+	prepared, err := prepareSnapshot(&snap.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("store file %s: %w", path, err)
+	}
+	if err := s.st.check(prepared); err != nil {
+		return nil, fmt.Errorf("store file %s: %w", path, err)
+	}
+	for i := range prepared {
+		s.st.apply(&prepared[i])
+	}
+	s.seq = snap.Seq
+	return s, nil
+}
+
+const storeFormat = "sda-policy-store/1"
+
+type storeFile struct {
+	Format string `json:"format"`
+	Snapshot
+}
+
+// Apply implements [Store].
+func (s *MemStore) Apply(ctx context.Context, changes ...Change) (int64, error) {
+	prepared, err := PrepareChanges(changes)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.st == nil {
+		s.st = newState()
+	}
+	if err := s.st.check(prepared); err != nil {
+		return 0, err
+	}
+	undo := make([]Change, len(prepared))
+	for i := range prepared {
+		undo[len(prepared)-1-i] = s.st.current(prepared[i].Kind, prepared[i].ID)
+		s.st.apply(&prepared[i])
+	}
+	seq := s.seq + 1
+	if s.path != "" {
+		if err := s.save(seq); err != nil {
+			for i := range undo {
+				s.st.apply(&undo[i])
+			}
+			return 0, err
+		}
+	}
+	s.seq = seq
+	for i := range prepared {
+		prepared[i].Seq = seq
+	}
+	s.log = append(s.log, prepared...)
+	if len(s.log) > memLogLimit {
+		// Drop whole batches from the front.
+		cut := len(s.log) - memLogLimit
+		for cut < len(s.log) && s.log[cut].Seq == s.log[cut-1].Seq {
+			cut++
+		}
+		s.log = append([]Change(nil), s.log[cut:]...)
+	}
+	return seq, nil
+}
+
+// Snapshot implements [Store].
+func (s *MemStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		s.st = newState()
+	}
+	snap := s.st.snapshot()
+	snap.Seq = s.seq
+	return snap, ctx.Err()
+}
+
+// Changes implements [Store].
+func (s *MemStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if since == s.seq {
+		return nil, nil
+	}
+	if since > s.seq || len(s.log) == 0 || s.log[0].Seq > since+1 {
+		return nil, ErrChangesTruncated
+	}
+	i := sort.Search(len(s.log), func(i int) bool { return s.log[i].Seq > since })
+	out := make([]Change, len(s.log)-i)
+	copy(out, s.log[i:]) // records are never mutated once stored
+	return out, nil
+}
+
+// save writes the content at seq to the file atomically.
+func (s *MemStore) save(seq int64) error {
+	snap := s.st.snapshot()
+	snap.Seq = seq
+	b, err := json.Marshal(storeFile{Format: storeFormat, Snapshot: *snap})
+	if err != nil {
+		return fmt.Errorf("policy: encode store: %w", err)
+	}
+	return writeFileAtomic(s.path, b)
+}
+
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("policy: save store: %w", err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("policy: save store: sync directory: %w", err)
+	}
+	return nil
+}
+
+var _ Store = (*MemStore)(nil)

@@ -1,0 +1,367 @@
+package policy
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// Service is the authorization service: it authenticates callers, decides
+// token requests with the policies of its [Store] and mints tokens signed
+// by the trust anchor key. It serves HTTP (see [Service.ServeHTTP]) and
+// can be used directly through [Service.Issue].
+//
+// Fill in the fields, then use the Service; do not change them afterwards.
+// A Service is safe for concurrent use.
+type Service struct {
+	// Store holds policies, directories and API keys. Required.
+	Store Store
+	// Signer is the trust anchor's private key. Required. Its type decides
+	// the algorithm; the v1 profile needs a P-256 key.
+	Signer crypto.Signer
+	// Profile selects the token format: token.ProfileV1 (the zero value,
+	// compatible with deployed SDA devices) or token.ProfileV2.
+	Profile token.Profile
+	// KeyID, in the v2 profile, is put in the token's kid header.
+	KeyID []byte
+	// Issuer is the token's iss; empty means token.AnchorName of the
+	// Signer's public key, which is what SDA v1 devices look up.
+	Issuer string
+	// AnchorDescription and AnchorCreatedAt are published by
+	// GET /v3/trust-anchors.
+	AnchorDescription string
+	AnchorCreatedAt   time.Time
+	// Authenticator authenticates HTTP callers; nil means bearer API keys
+	// looked up in the Store (see [NewAPIKey]).
+	Authenticator Authenticator
+	// Logger receives one audit event per token request (issued or
+	// denied) and per administrative write; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Rand is the randomness for token ids and signatures; nil means crypto/rand.
+	Rand io.Reader
+	// MaxStaleness bounds how old the service's view of the Store may be
+	// when it decides. Zero means the Store is asked for new changes (one
+	// cheap query) before every decision, so that changes made through
+	// other instances take effect at once.
+	MaxStaleness time.Duration
+
+	syncMu   sync.Mutex
+	engine   Engine
+	seq      int64
+	loaded   bool
+	lastSync time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ErrUnavailable reports that the service cannot reach its store or sign;
+// nothing was issued or written.
+var ErrUnavailable = errors.New("policy: service unavailable")
+
+// sync brings the engine up to date with the store, at most MaxStaleness old.
+func (s *Service) sync(ctx context.Context) error {
+	if s.Store == nil {
+		return fmt.Errorf("%w: no store configured", ErrUnavailable)
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	now := time.Now() // staleness is measured on the local monotonic clock
+	if s.loaded && s.MaxStaleness > 0 && now.Sub(s.lastSync) < s.MaxStaleness {
+		return nil
+	}
+	if s.loaded {
+		changes, err := s.Store.Changes(ctx, s.seq)
+		switch {
+		case err == nil:
+			if len(changes) > 0 {
+				if err := s.engine.Apply(changes...); err != nil {
+					return fmt.Errorf("%w: applying store changes: %v", ErrUnavailable, err)
+				}
+				s.seq = changes[len(changes)-1].Seq
+			}
+			s.lastSync = now
+			return nil
+		case !errors.Is(err, ErrChangesTruncated):
+			return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
+		}
+	}
+	snap, err := s.Store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
+	}
+	if err := s.engine.Load(snap); err != nil {
+		return fmt.Errorf("%w: loading store: %v", ErrUnavailable, err)
+	}
+	s.seq, s.loaded, s.lastSync = snap.Seq, true, now
+	return nil
+}
+
+// Sync brings the service's in-memory view up to date with its Store
+// now, regardless of MaxStaleness.
+func (s *Service) Sync(ctx context.Context) error {
+	s.syncMu.Lock()
+	s.lastSync = time.Time{}
+	s.syncMu.Unlock()
+	return s.sync(ctx)
+}
+
+// Apply writes changes to the Store and then brings the service's view up
+// to date, so that the caller's next decision sees them.
+func (s *Service) Apply(ctx context.Context, changes ...Change) error {
+	if s.Store == nil {
+		return fmt.Errorf("%w: no store configured", ErrUnavailable)
+	}
+	if _, err := s.Store.Apply(ctx, changes...); err != nil {
+		return err
+	}
+	return s.Sync(ctx)
+}
+
+// TokenRequest is a request for an access token.
+type TokenRequest struct {
+	// Audience names the devices ("ep:<endpoint name>", "id:<device id>";
+	// legacy "endpoint-name:", "device-id:"), 1 to [MaxAudiences] entries.
+	Audience []string
+	// Scope is the text form of the requested operations: 1 to
+	// [MaxOperations] names separated by single spaces.
+	Scope string
+	// Key is the technician's proof-of-possession public key (cnf). The v1
+	// profile needs an ECDSA P-256 key.
+	Key crypto.PublicKey
+}
+
+// IssuedToken is a minted access token.
+type IssuedToken struct {
+	// Token is the encoded token, 61(18(COSE_Sign1)).
+	Token []byte
+	// Claims are the claims it carries.
+	Claims *token.Claims
+	// Decision is the decision it rests on.
+	Decision *Decision
+}
+
+// Issue decides req for subject (already authenticated) and, when every
+// requested (device, operation) pair is allowed, returns a signed token.
+// A denial is an error matching [ErrDenied] (a *[DeniedError]); a malformed
+// request matches [ErrInvalid] (a *[ValidationError] naming the JSON fields
+// of the HTTP request). Every outcome is logged as an audit event.
+func (s *Service) Issue(ctx context.Context, subject string, req *TokenRequest) (*IssuedToken, error) {
+	return s.issue(ctx, subject, req, "")
+}
+
+func (s *Service) issue(ctx context.Context, subject string, req *TokenRequest, requestID string) (tok *IssuedToken, err error) {
+	now := s.now()
+	var dec *Decision
+	defer func() { s.audit(ctx, subject, req, tok, dec, err, requestID) }()
+
+	var f fieldErrs
+	scope, serr := token.ParseScope(req.Scope)
+	if serr != nil {
+		f.add("scope", "1 to %d operation names separated by single spaces, each matching ^[A-Za-z][A-Za-z0-9-]*$ and at most %d characters", MaxOperations, MaxOperationNameLen)
+	}
+	if len(req.Audience) == 0 || len(req.Audience) > MaxAudiences {
+		f.add("aud", "1 to %d entries", MaxAudiences)
+	} else {
+		for i, a := range req.Audience {
+			if validateAudience(a) != nil {
+				f.add(fmt.Sprintf("aud[%d]", i), "a prefix (ep:, id:, endpoint-name:, device-id:) and a device identity of at most %d characters of [A-Za-z0-9+/= -]", MaxAudienceValueLen)
+			}
+		}
+	}
+	if err := s.checkCnf(req.Key); err != nil {
+		f.add("cnf", "%v", err)
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if s.Signer == nil {
+		return nil, fmt.Errorf("%w: no signing key configured", ErrUnavailable)
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
+	dec, err = s.engine.Decide(&Request{
+		Subject:    subject,
+		Audience:   req.Audience,
+		Operations: scope.Names(),
+		Time:       now,
+		Structured: s.Profile != token.ProfileV1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := dec.Err(); err != nil {
+		return nil, err
+	}
+	claims, err := s.claims(subject, req, dec, now)
+	if err != nil {
+		return nil, err
+	}
+	b, err := token.Issue(claims, s.Signer, &token.IssueOptions{Profile: s.Profile, KeyID: s.KeyID, Rand: s.Rand})
+	if err != nil {
+		return nil, fmt.Errorf("%w: signing: %v", ErrUnavailable, err)
+	}
+	return &IssuedToken{Token: b, Claims: claims, Decision: dec}, nil
+}
+
+// checkCnf checks that the proof-of-possession key is a valid key that the
+// configured profile can carry.
+func (s *Service) checkCnf(key crypto.PublicKey) error {
+	if key == nil {
+		return errors.New("a public key is required")
+	}
+	alg, err := token.AlgorithmFor(key)
+	if err != nil {
+		return errors.New("unsupported or invalid public key")
+	}
+	if s.Profile == token.ProfileV1 && alg != token.AlgES256 {
+		return errors.New("the v1 profile needs an ECDSA P-256 key")
+	}
+	if ek, ok := key.(*ecdsa.PublicKey); ok {
+		// AlgorithmFor looks at the curve only; reject points off the curve.
+		if _, err := ek.ECDH(); err != nil || ek.Curve != elliptic.P256() && ek.Curve != elliptic.P384() {
+			return errors.New("invalid public key")
+		}
+	}
+	return nil
+}
+
+func (s *Service) claims(subject string, req *TokenRequest, dec *Decision, now time.Time) (*token.Claims, error) {
+	perms := make([]token.Permission, 0, len(dec.Grants))
+	for _, g := range dec.Grants {
+		if g.Alternatives == nil {
+			perms = append(perms, token.Permission{Operation: g.Operation})
+			continue
+		}
+		for _, alt := range g.Alternatives {
+			p := token.Permission{Operation: g.Operation, Constraints: make([]token.Constraint, len(alt))}
+			for i, c := range alt {
+				p.Constraints[i] = c.token()
+			}
+			perms = append(perms, p)
+		}
+	}
+	scope, err := token.NewScope(perms...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: building scope: %v", ErrUnavailable, err)
+	}
+	iss := s.Issuer
+	if iss == "" {
+		if iss, err = token.AnchorName(s.Signer.Public()); err != nil {
+			return nil, fmt.Errorf("%w: anchor name: %v", ErrUnavailable, err)
+		}
+	}
+	id := make([]byte, 16)
+	if err := readRand(s.Rand, id); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	// Distinct audiences in request order.
+	aud := make([]string, 0, len(req.Audience))
+	for _, a := range req.Audience {
+		if !contains(aud, a) {
+			aud = append(aud, a)
+		}
+	}
+	return &token.Claims{
+		Issuer:    iss,
+		Subject:   subject,
+		Audience:  aud,
+		Expiry:    dec.Expiry.Truncate(time.Second),
+		NotBefore: now.Truncate(time.Second),
+		IssuedAt:  now.Truncate(time.Second),
+		ID:        id,
+		Scope:     scope,
+		Key:       req.Key,
+	}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// token converts the constraint to the token package's form.
+func (c ArgConstraint) token() token.Constraint {
+	switch {
+	case c.Range != nil:
+		return token.InRange(c.Arg, c.Range[0], c.Range[1])
+	case c.Equals != nil:
+		return token.Equals(c.Arg, c.Equals.token())
+	default:
+		vals := make([]token.Arg, len(c.OneOf))
+		for i, v := range c.OneOf {
+			vals[i] = v.token()
+		}
+		return token.OneOf(c.Arg, vals...)
+	}
+}
+
+func (v ArgValue) token() token.Arg {
+	switch {
+	case v.Int != nil:
+		return token.Int(*v.Int)
+	case v.Text != nil:
+		return token.Text(*v.Text)
+	default:
+		return token.Bytes(v.Bytes)
+	}
+}
+
+// audit logs the outcome of a token request.
+func (s *Service) audit(ctx context.Context, subject string, req *TokenRequest, tok *IssuedToken, dec *Decision, err error, requestID string) {
+	l := s.logger()
+	attrs := []slog.Attr{
+		slog.String("subject", subject),
+		slog.Any("aud", req.Audience),
+		slog.String("scope", req.Scope),
+	}
+	if requestID != "" {
+		attrs = append(attrs, slog.String("request_id", requestID))
+	}
+	if err == nil {
+		attrs = append(attrs,
+			slog.String("token_id", fmt.Sprintf("%x", tok.Claims.ID)),
+			slog.Time("expiry", tok.Claims.Expiry),
+			slog.String("granted_scope", tok.Claims.Scope.String()),
+			slog.String("policies", strings.Join(tok.Decision.Policies, ",")))
+		l.LogAttrs(ctx, slog.LevelInfo, "sda.token.issued", attrs...)
+		return
+	}
+	attrs = append(attrs, slog.String("error", err.Error()))
+	if dec != nil && dec.Denied != nil {
+		d := dec.Denied
+		attrs = append(attrs, slog.String("denied_audience", d.Audience), slog.String("denied_operation", d.Operation))
+		if d.PolicyID != "" {
+			attrs = append(attrs, slog.String("deny_policy", d.PolicyID))
+		}
+	}
+	l.LogAttrs(ctx, slog.LevelWarn, "sda.token.denied", attrs...)
+}

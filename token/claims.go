@@ -72,104 +72,132 @@ type Claims struct {
 	Profile Profile
 }
 
-// claimsWire is the wire form used for decoding. Every field is a raw item so
-// presence, types and profile mixing can be checked precisely; unknown claim
-// keys are rejected by the strict decoder.
-type claimsWire struct {
-	Iss     cbor.RawMessage `cbor:"1,keyasint,omitempty"`
-	Sub     cbor.RawMessage `cbor:"2,keyasint,omitempty"`
-	Aud     cbor.RawMessage `cbor:"3,keyasint,omitempty"`
-	Exp     cbor.RawMessage `cbor:"4,keyasint,omitempty"`
-	Nbf     cbor.RawMessage `cbor:"5,keyasint,omitempty"`
-	Iat     cbor.RawMessage `cbor:"6,keyasint,omitempty"`
-	Cti     cbor.RawMessage `cbor:"7,keyasint,omitempty"`
-	Cnf     cbor.RawMessage `cbor:"8,keyasint,omitempty"`
-	Scope   cbor.RawMessage `cbor:"9,keyasint,omitempty"`
-	ScopeV1 cbor.RawMessage `cbor:"12,keyasint,omitempty"`
-	CnfV1   cbor.RawMessage `cbor:"25,keyasint,omitempty"`
+// claimSlot maps a claim key to its slot in a claimSet, or -1 for a key this
+// package does not know.
+func claimSlot(key int64) int {
+	switch key {
+	case claimIss, claimSub, claimAud, claimExp, claimNbf, claimIat, claimCti:
+		return int(key - 1)
+	case claimCnf:
+		return slotCnf
+	case claimScope:
+		return slotScope
+	case claimScopeV1:
+		return slotScopeV1
+	case claimCnfV1:
+		return slotCnfV1
+	}
+	return -1
 }
 
+const (
+	slotIss = iota
+	slotSub
+	slotAud
+	slotExp
+	slotNbf
+	slotIat
+	slotCti
+	slotCnf
+	slotScope
+	slotScopeV1
+	slotCnfV1
+	numSlots
+)
+
+// decodeClaims decodes the claim set strictly: integer keys only, each at
+// most once, no key this package does not know (deployed v1 devices reject
+// unknown keys too), exact value types, and either the SDA v1 or the RFC
+// claim keys for scope and cnf, never both.
 func decodeClaims(data []byte) (*Claims, error) {
 	const f = "token.claims"
-	if len(data) == 0 || data[0]>>5 != 5 {
-		return nil, malformed(f, "not a map")
-	}
-	var w claimsWire
-	if err := codec.Unmarshal(data, &w); err != nil {
+	var raw [numSlots][]byte
+	err := codec.ReadMap(data, func(k, v []byte) error {
+		key, err := codec.ReadInt(k)
+		if err != nil {
+			return malformed(f, "claim key is not an integer")
+		}
+		slot := claimSlot(key)
+		if slot < 0 {
+			return malformed(f, "unknown claim key %d", key)
+		}
+		if raw[slot] != nil {
+			return malformed(f, "claim key %d repeated", key)
+		}
+		raw[slot] = v
+		return nil
+	})
+	if err != nil {
+		if _, ok := err.(*ParseError); ok {
+			return nil, err
+		}
 		return nil, wrapMalformed(f, err)
 	}
 	c := &Claims{}
 	switch {
-	case w.Scope != nil && w.ScopeV1 != nil:
+	case raw[slotScope] != nil && raw[slotScopeV1] != nil:
 		return nil, malformed(f, "scope under both key 9 and key 12")
-	case w.Cnf != nil && w.CnfV1 != nil:
+	case raw[slotCnf] != nil && raw[slotCnfV1] != nil:
 		return nil, malformed(f, "cnf under both key 8 and key 25")
-	case w.ScopeV1 != nil && w.Cnf != nil, w.Scope != nil && w.CnfV1 != nil:
+	case raw[slotScopeV1] != nil && raw[slotCnf] != nil, raw[slotScope] != nil && raw[slotCnfV1] != nil:
 		return nil, malformed(f, "mixes SDA v1 and RFC claim keys")
-	case w.ScopeV1 != nil || w.CnfV1 != nil:
+	case raw[slotScopeV1] != nil || raw[slotCnfV1] != nil:
 		c.Profile = ProfileV1
-		w.Scope, w.Cnf = w.ScopeV1, w.CnfV1
+		raw[slotScope], raw[slotCnf] = raw[slotScopeV1], raw[slotCnfV1]
 	default:
 		c.Profile = ProfileV2
 	}
-	var err error
-	if w.Iss == nil {
+	if raw[slotIss] == nil {
 		return nil, malformed(f+".iss", "missing")
 	}
-	if err := decodeText(w.Iss, &c.Issuer); err != nil || c.Issuer == "" {
+	if c.Issuer, err = codec.ReadText(raw[slotIss]); err != nil || c.Issuer == "" {
 		return nil, malformed(f+".iss", "must be a non-empty text string")
 	}
-	if w.Sub != nil {
-		if err := decodeText(w.Sub, &c.Subject); err != nil {
+	if raw[slotSub] != nil {
+		if c.Subject, err = codec.ReadText(raw[slotSub]); err != nil {
 			return nil, wrapMalformed(f+".sub", err)
 		}
 	}
-	if c.Audience, err = decodeAudience(w.Aud); err != nil {
+	if c.Audience, err = decodeAudience(raw[slotAud]); err != nil {
 		return nil, wrapMalformed(f+".aud", err)
 	}
-	if w.Exp == nil {
+	if raw[slotExp] == nil {
 		return nil, malformed(f+".exp", "missing")
 	}
-	for _, t := range []struct {
-		name string
-		raw  []byte
-		dst  *time.Time
-	}{{"exp", w.Exp, &c.Expiry}, {"nbf", w.Nbf, &c.NotBefore}, {"iat", w.Iat, &c.IssuedAt}} {
-		if t.raw == nil {
-			continue
-		}
-		if *t.dst, err = decodeTime(t.raw); err != nil {
-			return nil, wrapMalformed(f+"."+t.name, err)
+	if c.Expiry, err = decodeTime(raw[slotExp]); err != nil {
+		return nil, wrapMalformed(f+".exp", err)
+	}
+	if raw[slotNbf] != nil {
+		if c.NotBefore, err = decodeTime(raw[slotNbf]); err != nil {
+			return nil, wrapMalformed(f+".nbf", err)
 		}
 	}
-	if w.Cti != nil {
-		if c.ID, err = byteString(w.Cti); err != nil {
+	if raw[slotIat] != nil {
+		if c.IssuedAt, err = decodeTime(raw[slotIat]); err != nil {
+			return nil, wrapMalformed(f+".iat", err)
+		}
+	}
+	if raw[slotCti] != nil {
+		if c.ID, err = codec.ReadBytes(raw[slotCti]); err != nil {
 			return nil, wrapMalformed(f+".cti", err)
 		}
 	}
-	if w.Scope == nil {
+	if raw[slotScope] == nil {
 		return nil, malformed(f+".scope", "missing")
 	}
-	if c.Scope, err = DecodeScope(w.Scope); err != nil {
-		return nil, wrapMalformed(f+".scope", err)
-	}
-	if c.Profile == ProfileV1 && w.Scope[0]>>5 != 3 {
+	if c.Profile == ProfileV1 && raw[slotScope][0]>>5 != 3 {
 		return nil, malformed(f+".scope", "an SDA v1 token carries the text form only")
 	}
-	if w.Cnf == nil {
+	if c.Scope, err = decodeScope(raw[slotScope]); err != nil {
+		return nil, err
+	}
+	if raw[slotCnf] == nil {
 		return nil, malformed(f+".cnf", "missing")
 	}
-	if c.Key, err = decodeCnf(w.Cnf); err != nil {
+	if c.Key, err = decodeCnf(raw[slotCnf]); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func decodeText(raw []byte, dst *string) error {
-	if raw[0]>>5 != 3 {
-		return fmt.Errorf("not a text string")
-	}
-	return codec.Unmarshal(raw, dst)
 }
 
 // decodeAudience accepts an array of text strings (SDA) or a single text
@@ -178,19 +206,23 @@ func decodeAudience(raw []byte) ([]string, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing")
 	}
-	var aud []string
-	switch raw[0] >> 5 {
-	case 3:
-		aud = make([]string, 1)
-		if err := codec.Unmarshal(raw, &aud[0]); err != nil {
+	if raw[0]>>5 == 3 {
+		a, err := codec.ReadText(raw)
+		if err != nil {
 			return nil, err
 		}
-	case 4:
-		if err := codec.Unmarshal(raw, &aud); err != nil {
-			return nil, err
+		return []string{a}, checkAudience([]string{a})
+	}
+	var buf [8][]byte
+	items, err := codec.ReadArray(raw, buf[:0])
+	if err != nil {
+		return nil, fmt.Errorf("must be a text string or an array of them: %w", err)
+	}
+	aud := make([]string, len(items))
+	for i, it := range items {
+		if aud[i], err = codec.ReadText(it); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
-	default:
-		return nil, fmt.Errorf("must be a text string or an array of them")
 	}
 	return aud, checkAudience(aud)
 }
@@ -208,12 +240,9 @@ func checkAudience(aud []string) error {
 }
 
 func decodeTime(raw []byte) (time.Time, error) {
-	if raw[0]>>5 != 0 {
-		return time.Time{}, fmt.Errorf("must be an unsigned integer")
-	}
-	var v uint64
-	if err := codec.Unmarshal(raw, &v); err != nil {
-		return time.Time{}, err
+	v, err := codec.ReadUint(raw)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("must be an unsigned integer: %w", err)
 	}
 	if v > math.MaxInt64/2 {
 		return time.Time{}, fmt.Errorf("time %d out of range", v)
@@ -225,22 +254,24 @@ func decodeTime(raw []byte) (time.Time, error) {
 // methods (encrypted keys, kid) are not supported.
 func decodeCnf(raw []byte) (crypto.PublicKey, error) {
 	const f = "token.claims.cnf"
-	var cnf struct {
-		Key cbor.RawMessage `cbor:"1,keyasint"`
+	var key []byte
+	err := codec.ReadMap(raw, func(k, v []byte) error {
+		if l, err := codec.ReadInt(k); err != nil || l != cnfCOSEKey || key != nil {
+			return &ParseError{Field: f, Err: fmt.Errorf("%w: only one COSE_Key confirmation method (1) is supported", ErrUnsupportedKey)}
+		}
+		key = v
+		return nil
+	})
+	if err != nil {
+		if _, ok := err.(*ParseError); ok {
+			return nil, err
+		}
+		return nil, wrapMalformed(f, err)
 	}
-	if raw[0]>>5 != 5 {
-		return nil, malformed(f, "not a map")
-	}
-	if err := codec.Unmarshal(raw, &cnf); err != nil {
-		return nil, &ParseError{Field: f, Err: fmt.Errorf("%w: only the COSE_Key confirmation method (1) is supported: %v", ErrUnsupportedKey, err)}
-	}
-	if cnf.Key == nil {
+	if key == nil {
 		return nil, malformed(f, "COSE_Key (1) missing")
 	}
-	if cnf.Key[0]>>5 != 5 {
-		return nil, malformed(f+".COSE_Key", "not a map")
-	}
-	return parseCOSEKey(f+".COSE_Key", cnf.Key)
+	return parseCOSEKey(f+".COSE_Key", key)
 }
 
 // claimsOut is the wire form used for encoding; field order does not matter

@@ -46,62 +46,109 @@ type coseKey struct {
 // The point is checked to be on the curve. Keys carrying private material
 // are rejected.
 func ParseCOSEKey(data []byte) (crypto.PublicKey, error) {
+	if err := codec.Check(data); err != nil {
+		return nil, wrapMalformed("cose_key", err)
+	}
 	return parseCOSEKey("cose_key", data)
 }
 
 func parseCOSEKey(field string, data []byte) (crypto.PublicKey, error) {
-	var k coseKey
-	if err := codec.Unmarshal(data, &k); err != nil {
+	var kty, crv, alg int64
+	var x, y []byte
+	var seen uint8
+	err := codec.ReadMap(data, func(k, v []byte) error {
+		label, err := codec.ReadInt(k)
+		if err != nil {
+			return malformed(field, "label is not an integer")
+		}
+		var bit uint8
+		switch label {
+		case 1:
+			bit = 1
+			kty, err = codec.ReadInt(v)
+		case 2: // kid: accepted, not used
+			bit = 2
+			_, err = codec.ReadBytes(v)
+		case 3:
+			bit = 4
+			alg, err = codec.ReadInt(v)
+		case -1:
+			bit = 8
+			crv, err = codec.ReadInt(v)
+		case -2:
+			bit = 16
+			x, err = codec.ReadBytes(v)
+		case -3: // a byte string, or a bool sign bit for a compressed point
+			bit = 32
+			y = v
+		case -4:
+			return malformed(field, "private key material (label -4) present")
+		default:
+			return malformed(field, "unsupported label %d", label)
+		}
+		if seen&bit != 0 {
+			return malformed(field, "label %d repeated", label)
+		}
+		seen |= bit
+		if err != nil {
+			return malformed(field, "label %d: %v", label, err)
+		}
+		return nil
+	})
+	if err != nil {
+		if _, ok := err.(*ParseError); ok {
+			return nil, err
+		}
 		return nil, wrapMalformed(field, err)
 	}
-	if k.D != nil {
-		return nil, malformed(field, "private key material (label -4) present")
+	if seen&(1|8|16) != 1|8|16 {
+		return nil, malformed(field, "kty, crv and x are required")
 	}
 	var pub crypto.PublicKey
-	var alg Algorithm
+	var keyAlg Algorithm
 	switch {
-	case k.Kty == ktyEC2 && (k.Crv == crvP256 || k.Crv == crvP384):
+	case kty == ktyEC2 && (crv == crvP256 || crv == crvP384):
 		curve, n := elliptic.P256(), 32
-		alg = AlgES256
-		if k.Crv == crvP384 {
-			curve, n, alg = elliptic.P384(), 48, AlgES384
+		keyAlg = AlgES256
+		if crv == crvP384 {
+			curve, n, keyAlg = elliptic.P384(), 48, AlgES384
 		}
-		if len(k.X) != n || k.Y == nil {
+		if len(x) != n || y == nil {
 			return nil, malformed(field, "EC2 key needs a %d-byte x and a y", n)
 		}
-		point := make([]byte, 0, 1+2*n)
-		switch k.Y[0] {
+		point := make([]byte, 1+2*n)
+		point[0] = 4
+		switch y[0] {
 		case 0xf4, 0xf5: // compressed point: y is its sign bit (RFC 9053 section 7.1.1)
-			x, y := elliptic.UnmarshalCompressed(curve, append(append(point, 2+k.Y[0]-0xf4), k.X...))
-			if x == nil {
+			cx, cy := elliptic.UnmarshalCompressed(curve, append([]byte{2 + y[0] - 0xf4}, x...))
+			if cx == nil {
 				return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)}
 			}
-			point = point[:1+2*n]
-			point[0] = 4
-			x.FillBytes(point[1 : 1+n])
-			y.FillBytes(point[1+n:])
+			cx.FillBytes(point[1 : 1+n])
+			cy.FillBytes(point[1+n:])
 		default:
-			y, err := byteString(k.Y)
-			if err != nil || len(y) != n {
+			yb, err := codec.ReadBytes(y)
+			if err != nil || len(yb) != n {
 				return nil, malformed(field, "EC2 y must be a %d-byte string or a bool", n)
 			}
-			point = append(append(append(point, 4), k.X...), y...)
+			copy(point[1:], x)
+			copy(point[1+n:], yb)
 		}
 		ek, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 		if err != nil {
 			return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: %v", ErrUnsupportedKey, err)}
 		}
 		pub = ek
-	case k.Kty == ktyOKP && k.Crv == crvEd25519:
-		if len(k.X) != ed25519.PublicKeySize || k.Y != nil {
+	case kty == ktyOKP && crv == crvEd25519:
+		if len(x) != ed25519.PublicKeySize || y != nil {
 			return nil, malformed(field, "Ed25519 key must have a 32-byte x and no y")
 		}
-		pub, alg = ed25519.PublicKey(bytes.Clone(k.X)), AlgEdDSA
+		pub, keyAlg = ed25519.PublicKey(bytes.Clone(x)), AlgEdDSA
 	default:
-		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: kty %d crv %d", ErrUnsupportedKey, k.Kty, k.Crv)}
+		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: kty %d crv %d", ErrUnsupportedKey, kty, crv)}
 	}
-	if k.Alg != nil && Algorithm(*k.Alg) != alg {
-		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: key alg %d for a %v key", ErrAlgorithmMismatch, *k.Alg, alg)}
+	if seen&4 != 0 && Algorithm(alg) != keyAlg {
+		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: key alg %d for a %v key", ErrAlgorithmMismatch, alg, keyAlg)}
 	}
 	return pub, nil
 }

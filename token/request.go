@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
@@ -23,20 +22,6 @@ type Request struct {
 	Nonce     uint64
 	Operation Operation
 	Token     []byte
-}
-
-type operationWire struct {
-	_    struct{} `cbor:",toarray"`
-	Type uint64
-	Name cbor.RawMessage
-	Args []Arg
-}
-
-type bundleWire struct {
-	_         struct{} `cbor:",toarray"`
-	Nonce     uint64
-	Operation cbor.RawMessage
-	Token     cbor.RawMessage
 }
 
 // SignOptions control [SignRequest].
@@ -110,21 +95,26 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(m.payload) == 0 || m.payload[0]>>5 != 4 {
-		return nil, malformed("request.bundle", "not an array")
+	const f = "request.bundle"
+	var buf [3][]byte
+	items, err := codec.ReadArray(m.payload, buf[:0])
+	if err != nil {
+		return nil, wrapMalformed(f, err)
 	}
-	var b bundleWire
-	if err := codec.Unmarshal(m.payload, &b); err != nil {
-		return nil, wrapMalformed("request.bundle", err)
+	if len(items) != 3 {
+		return nil, malformed(f, "%d elements, want 3", len(items))
 	}
-	sr := &SignedRequest{msg: m, req: Request{Nonce: b.Nonce}}
-	if sr.req.Token, err = byteString(b.Token); err != nil {
-		return nil, wrapMalformed("request.bundle.token", err)
+	sr := &SignedRequest{msg: m}
+	if sr.req.Nonce, err = codec.ReadUint(items[0]); err != nil {
+		return nil, wrapMalformed(f+".nonce", err)
+	}
+	if sr.req.Token, err = codec.ReadBytes(items[2]); err != nil {
+		return nil, wrapMalformed(f+".token", err)
 	}
 	if len(sr.req.Token) == 0 {
-		return nil, malformed("request.bundle.token", "empty")
+		return nil, malformed(f+".token", "empty")
 	}
-	if sr.req.Operation, err = decodeOperation(b.Operation); err != nil {
+	if sr.req.Operation, err = decodeOperation(items[1]); err != nil {
 		return nil, err
 	}
 	return sr, nil
@@ -132,19 +122,33 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 
 func decodeOperation(raw []byte) (Operation, error) {
 	const f = "request.bundle.operation"
-	if raw[0]>>5 != 4 {
-		return Operation{}, malformed(f, "not an array")
-	}
-	var w operationWire
-	if err := codec.Unmarshal(raw, &w); err != nil {
+	var buf [3][]byte
+	items, err := codec.ReadArray(raw, buf[:0])
+	if err != nil {
 		return Operation{}, wrapMalformed(f, err)
 	}
-	if w.Type != operationFunctionCall {
-		return Operation{}, malformed(f+".type", "%d, only function calls (1) are supported", w.Type)
+	if len(items) != 3 {
+		return Operation{}, malformed(f, "%d elements, want 3", len(items))
 	}
-	op := Operation{Args: w.Args}
-	if err := decodeText(w.Name, &op.Name); err != nil {
-		return Operation{}, malformed(f+".name", "must be a text string")
+	if typ, err := codec.ReadUint(items[0]); err != nil || typ != operationFunctionCall {
+		return Operation{}, malformed(f+".type", "only function calls (1) are supported")
+	}
+	var op Operation
+	if op.Name, err = codec.ReadText(items[1]); err != nil {
+		return Operation{}, wrapMalformed(f+".name", err)
+	}
+	var argBuf [4][]byte
+	args, err := codec.ReadArray(items[2], argBuf[:0])
+	if err != nil {
+		return Operation{}, wrapMalformed(f+".args", err)
+	}
+	if len(args) > 0 {
+		op.Args = make([]Arg, len(args))
+		for i, a := range args {
+			if op.Args[i], err = readArg(a); err != nil {
+				return Operation{}, wrapMalformed(fmt.Sprintf("%s.args[%d]", f, i), err)
+			}
+		}
 	}
 	if err := validateOperation(op); err != nil {
 		return Operation{}, wrapMalformed(f, err)

@@ -1,9 +1,9 @@
 package token
 
 import (
+	"bytes"
 	"crypto"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
@@ -18,15 +18,6 @@ type DeviceResponse struct {
 	Data   []byte
 	Nonce  uint64 // the nonce of the request answered
 	Device Identity
-}
-
-type deviceResponseWire struct {
-	_        struct{} `cbor:",toarray"`
-	Status   uint32
-	Data     cbor.RawMessage
-	Nonce    uint64
-	Endpoint cbor.RawMessage
-	DeviceID cbor.RawMessage
 }
 
 // SignResponse signs r with the device's key and returns 18(COSE_Sign1)
@@ -65,16 +56,33 @@ func VerifyResponse(data []byte, pub crypto.PublicKey) (*DeviceResponse, error) 
 	if len(m.payload) == 0 || m.payload[0]>>5 != 4 {
 		return nil, malformed(f+".payload", "not an array")
 	}
-	var w deviceResponseWire
-	if err := codec.Unmarshal(m.payload, &w); err != nil {
+	var buf [5][]byte
+	items, err := codec.ReadArray(m.payload, buf[:0])
+	if err != nil {
 		return nil, wrapMalformed(f+".payload", err)
 	}
-	r := &DeviceResponse{Status: w.Status, Nonce: w.Nonce}
-	if r.Data, err = byteString(w.Data); err != nil {
+	if len(items) != 5 {
+		return nil, malformed(f+".payload", "%d elements, want 5", len(items))
+	}
+	r := &DeviceResponse{}
+	status, err := codec.ReadUint(items[0])
+	if err != nil || status > 0xFFFFFFFF {
+		return nil, malformed(f+".status", "must be a 32-bit unsigned integer")
+	}
+	r.Status = uint32(status)
+	d, err := codec.ReadBytes(items[1])
+	if err != nil {
 		return nil, wrapMalformed(f+".data", err)
 	}
-	if decodeText(w.Endpoint, &r.Device.Endpoint) != nil || decodeText(w.DeviceID, &r.Device.DeviceID) != nil {
-		return nil, malformed(f+".device", "identity must be two text strings")
+	r.Data = bytes.Clone(d)
+	if r.Nonce, err = codec.ReadUint(items[2]); err != nil {
+		return nil, wrapMalformed(f+".nonce", err)
+	}
+	if r.Device.Endpoint, err = codec.ReadText(items[3]); err != nil {
+		return nil, wrapMalformed(f+".endpoint", err)
+	}
+	if r.Device.DeviceID, err = codec.ReadText(items[4]); err != nil {
+		return nil, wrapMalformed(f+".device_id", err)
 	}
 	if err := m.verify(pub, nil); err != nil {
 		return nil, err

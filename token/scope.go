@@ -84,38 +84,36 @@ func (a Arg) MarshalCBOR() ([]byte, error) {
 
 // UnmarshalCBOR decodes a CBOR int (in int64 range), text or byte string.
 func (a *Arg) UnmarshalCBOR(data []byte) error {
-	if len(data) == 0 {
-		return fmt.Errorf("empty argument")
+	if err := codec.Check(data); err != nil {
+		return err
 	}
+	v, err := readArg(data)
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
+func readArg(data []byte) (Arg, error) {
 	switch data[0] >> 5 {
 	case 0, 1:
-		var v int64
-		if err := codec.Unmarshal(data, &v); err != nil {
-			return err
-		}
-		*a = Int(v)
+		v, err := codec.ReadInt(data)
+		return Int(v), err
 	case 2:
-		var v []byte
-		if err := codec.Unmarshal(data, &v); err != nil {
-			return err
+		v, err := codec.ReadBytes(data)
+		if err == nil && len(v) > MaxArgBytes {
+			err = fmt.Errorf("byte string argument of %d bytes exceeds %d", len(v), MaxArgBytes)
 		}
-		if len(v) > MaxArgBytes {
-			return fmt.Errorf("byte string argument of %d bytes exceeds %d", len(v), MaxArgBytes)
-		}
-		*a = Bytes(v)
+		return Bytes(v), err
 	case 3:
-		var v string
-		if err := codec.Unmarshal(data, &v); err != nil {
-			return err
+		v, err := codec.ReadText(data)
+		if err == nil && len(v) > MaxArgBytes {
+			err = fmt.Errorf("text argument of %d bytes exceeds %d", len(v), MaxArgBytes)
 		}
-		if len(v) > MaxArgBytes {
-			return fmt.Errorf("text argument of %d bytes exceeds %d", len(v), MaxArgBytes)
-		}
-		*a = Text(v)
-	default:
-		return fmt.Errorf("argument must be an integer, text or byte string")
+		return Text(v), err
 	}
-	return nil
+	return Arg{}, fmt.Errorf("argument must be an integer, text or byte string")
 }
 
 // Operation is what a technician asks a device to do: a function name and its
@@ -491,10 +489,15 @@ func DecodeScope(data []byte) (Scope, error) {
 	if err := codec.Check(data); err != nil {
 		return Scope{}, wrapMalformed("scope", err)
 	}
+	return decodeScope(data)
+}
+
+// decodeScope decodes a scope item that is part of a checked message.
+func decodeScope(data []byte) (Scope, error) {
 	switch data[0] >> 5 {
 	case 3:
-		var t string
-		if err := codec.Unmarshal(data, &t); err != nil {
+		t, err := codec.ReadText(data)
+		if err != nil {
 			return Scope{}, wrapMalformed("scope", err)
 		}
 		sc, err := ParseScope(t)
@@ -593,10 +596,11 @@ func decodeConstraint(raw []byte) (Constraint, error) {
 		if len(parts) != 3 {
 			return Constraint{}, fmt.Errorf("equal constraint of %d elements", len(parts))
 		}
-		c.Values = make([]Arg, 1)
-		if err := c.Values[0].UnmarshalCBOR(parts[2]); err != nil {
+		v, err := readArg(parts[2])
+		if err != nil {
 			return Constraint{}, err
 		}
+		c.Values = []Arg{v}
 	default:
 		return Constraint{}, fmt.Errorf("unknown constraint kind %d", kind)
 	}

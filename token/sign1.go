@@ -32,16 +32,8 @@ var (
 	emptyMap       = []byte{0xa0}
 )
 
-// sign1Wire is COSE_Sign1 without its tag (RFC 9052 section 4.2).
-type sign1Wire struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
-// sign1 is a strictly parsed, not yet verified COSE_Sign1.
+// sign1 is a strictly parsed, not yet verified COSE_Sign1. Its byte slices
+// alias the input, which callers clone once beforehand.
 type sign1 struct {
 	protected []byte // the protected header bytes as received (inside the bstr)
 	alg       Algorithm
@@ -50,41 +42,34 @@ type sign1 struct {
 	signature []byte
 }
 
-// parseSign1 parses an untagged COSE_Sign1 array. field names the message in
-// errors.
+// parseSign1 parses an untagged COSE_Sign1 array (RFC 9052 section 4.2).
+// field names the message in errors.
 func parseSign1(field string, data []byte) (*sign1, error) {
-	var w sign1Wire
-	if err := codec.Unmarshal(data, &w); err != nil {
+	if err := codec.Check(data); err != nil {
 		return nil, wrapMalformed(field, err)
 	}
-	var m sign1
-	var err error
-	if m.protected, err = byteString(w.Protected); err != nil {
+	var buf [4][]byte
+	items, err := codec.ReadArray(data, buf[:0])
+	if err != nil {
+		return nil, wrapMalformed(field, err)
+	}
+	if len(items) != 4 {
+		return nil, malformed(field, "COSE_Sign1 of %d elements, want 4", len(items))
+	}
+	m := &sign1{}
+	if m.protected, err = codec.ReadBytes(items[0]); err != nil {
 		return nil, wrapMalformed(field+".protected", err)
 	}
-	if m.payload, err = byteString(w.Payload); err != nil {
+	if m.payload, err = codec.ReadBytes(items[2]); err != nil {
 		return nil, wrapMalformed(field+".payload", err)
 	}
-	if m.signature, err = byteString(w.Signature); err != nil {
+	if m.signature, err = codec.ReadBytes(items[3]); err != nil {
 		return nil, wrapMalformed(field+".signature", err)
 	}
-	if err := m.parseHeaders(field, w.Unprotected); err != nil {
+	if err := m.parseHeaders(field, items[1]); err != nil {
 		return nil, err
 	}
-	return &m, nil
-}
-
-// byteString returns the content of an encoded definite-length byte string.
-// The item has already passed codec.Check.
-func byteString(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || raw[0]>>5 != 2 {
-		return nil, fmt.Errorf("not a byte string")
-	}
-	var b []byte
-	if err := codec.Unmarshal(raw, &b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return m, nil
 }
 
 func (m *sign1) parseHeaders(field string, unprotectedRaw []byte) error {
@@ -158,7 +143,7 @@ func (m *sign1) parseHeaders(field string, unprotectedRaw []byte) error {
 		rawKid, ok = unprot[int64(headerKid)]
 	}
 	if ok {
-		if m.kid, err = byteString(rawKid); err != nil {
+		if m.kid, err = codec.ReadBytes(rawKid); err != nil {
 			return wrapMalformed(field+".kid", err)
 		}
 	}

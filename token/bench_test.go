@@ -1,0 +1,165 @@
+package token_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// benchFixture is a v1 token and a request signed with it, as a device
+// receives them.
+type benchFixture struct {
+	anchor, pop *ecdsa.PrivateKey
+	claims      *token.Claims
+	tok, req    []byte
+}
+
+func newBenchFixture(b *testing.B) *benchFixture {
+	f := &benchFixture{anchor: newKey(b, "P-256").(*ecdsa.PrivateKey), pop: newKey(b, "P-256").(*ecdsa.PrivateKey)}
+	anchorName, err := token.AnchorName(f.anchor.Public())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.claims = &token.Claims{
+		Issuer:    anchorName,
+		Audience:  []string{"ep:hvac-1"},
+		Expiry:    testNow.Add(time.Hour),
+		NotBefore: testNow,
+		Scope:     mustScope(b, "read-data configure update-firmware"),
+		Key:       f.pop.Public(),
+	}
+	if f.tok, err = token.Issue(f.claims, f.anchor, nil); err != nil {
+		b.Fatal(err)
+	}
+	op := token.Operation{Name: "configure", Args: []token.Arg{token.Int(21)}}
+	if f.req, err = token.SignRequest(&token.Request{Nonce: 0x1122334455667788, Operation: op, Token: f.tok}, f.pop, nil); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// verifyFull is what a device does with a request: parse it, parse and
+// verify its token with the anchor key, validate the claims, verify the
+// proof of possession and check the scope.
+func verifyFull(f *benchFixture) error {
+	sr, err := token.ParseRequest(f.req)
+	if err != nil {
+		return err
+	}
+	t, err := token.Parse(sr.UnverifiedToken())
+	if err != nil {
+		return err
+	}
+	c, err := t.Verify(&f.anchor.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(token.Validation{Identity: token.Identity{Endpoint: "hvac-1"}, Now: testNow, Leeway: 300 * time.Second}); err != nil {
+		return err
+	}
+	r, err := sr.Verify(c.Key)
+	if err != nil {
+		return err
+	}
+	return c.Scope.Check(r.Operation)
+}
+
+func BenchmarkIssue(b *testing.B) {
+	f := newBenchFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := token.Issue(f.claims, f.anchor, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyToken(b *testing.B) {
+	f := newBenchFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := token.Parse(f.tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := t.Verify(&f.anchor.PublicKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyRequest(b *testing.B) {
+	f := newBenchFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		sr, err := token.ParseRequest(f.req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sr.Verify(&f.pop.PublicKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFullPathVsBareVerify alternates, in every iteration, the full
+// device-side path (verifyFull) with two bare ecdsa.VerifyASN1 calls over
+// the same machine state, and reports the ratio of their times. Target:
+// ratio <= 1.10 with <= 60 allocations for the full path.
+func BenchmarkFullPathVsBareVerify(b *testing.B) {
+	f := newBenchFixture(b)
+	digest := sha256.Sum256(f.req)
+	sig1, _ := ecdsa.SignASN1(rand.Reader, f.anchor, digest[:])
+	sig2, _ := ecdsa.SignASN1(rand.Reader, f.pop, digest[:])
+	var full, bare time.Duration
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := verifyFull(f); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		if err := verifyFull(f); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		d := sha256.Sum256(f.req) // the bare path hashes too
+		if !ecdsa.VerifyASN1(&f.anchor.PublicKey, d[:], sig1) || !ecdsa.VerifyASN1(&f.pop.PublicKey, digest[:], sig2) {
+			b.Fatal("bare verify failed")
+		}
+		t2 := time.Now()
+		full += t1.Sub(t0)
+		bare += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(full)/float64(bare), "full/bare")
+	b.ReportMetric(float64(full.Nanoseconds())/float64(b.N), "full-ns/op")
+	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/op")
+	b.ReportMetric(allocs, "full-allocs/op")
+}
+
+// BenchmarkIssueVsBareSign pairs token issuance with one ecdsa.SignASN1.
+// Target: ratio <= 1.15.
+func BenchmarkIssueVsBareSign(b *testing.B) {
+	f := newBenchFixture(b)
+	var issue, bare time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := token.Issue(f.claims, f.anchor, nil); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		d := sha256.Sum256(f.tok[:200])
+		if _, err := ecdsa.SignASN1(rand.Reader, f.anchor, d[:]); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		issue += t1.Sub(t0)
+		bare += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(issue)/float64(bare), "issue/sign")
+}

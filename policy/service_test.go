@@ -1,0 +1,502 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+type testEnv struct {
+	svc        *Service
+	store      *MemStore
+	anchor     *ecdsa.PrivateKey
+	pop        *ecdsa.PrivateKey
+	popPEM     string
+	aliceKey   string // API key secret of alice
+	adminKey   string // API key secret of an administrator
+	audit      *bytes.Buffer
+	structured bool
+}
+
+func mustKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newTestEnv(t testing.TB, profile token.Profile, policies ...*Policy) *testEnv {
+	t.Helper()
+	env := &testEnv{store: NewMemStore(), anchor: mustKey(t, elliptic.P256()), pop: mustKey(t, elliptic.P256()), audit: new(bytes.Buffer)}
+	pemBytes, err := token.MarshalPublicKeyPEM(&env.pop.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.popPEM = string(pemBytes)
+	env.svc = &Service{
+		Store:             env.store,
+		Signer:            env.anchor,
+		Profile:           profile,
+		Logger:            slog.New(slog.NewJSONHandler(env.audit, nil)),
+		Now:               func() time.Time { return t0 },
+		AnchorCreatedAt:   t0.Add(-time.Hour),
+		AnchorDescription: "test anchor",
+	}
+	changes := testDirectory()
+	for _, p := range policies {
+		changes = append(changes, PutPolicy(p))
+	}
+	var k1, k2 *APIKey
+	env.aliceKey, k1, err = NewAPIKey(nil, "alice-key", "alice", false, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.adminKey, k2, err = NewAPIKey(nil, "admin-key", "root", true, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes = append(changes, PutAPIKey(k1), PutAPIKey(k2), PutSubject(&Subject{ID: "root", Kind: User}))
+	if _, err := env.store.Apply(context.Background(), changes...); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func (env *testEnv) tokenBody(aud []string, scope string) string {
+	b, _ := json.Marshal(map[string]any{"grant_type": "client_credentials", "aud": aud, "scope": scope, "cnf": env.popPEM})
+	return string(b)
+}
+
+func (env *testEnv) do(method, path, credential, body string, hdr ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if credential != "" {
+		r.Header.Set("Authorization", "Bearer "+credential)
+	}
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	env.svc.ServeHTTP(w, r)
+	return w
+}
+
+// decodeError checks that a response is in the JSON error format and
+// returns it.
+func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
+		t.Fatalf("error body %q: %v", w.Body.String(), err)
+	}
+	for _, k := range []string{"object", "code", "type", "message", "fields", "request_id"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("error body lacks %q: %s", k, w.Body.String())
+		}
+	}
+	var e errorBody
+	if err := strictUnmarshal(w.Body.Bytes(), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Object != "error" || e.Code != w.Code || e.RequestID == "" || e.RequestID != w.Header().Get("X-Request-Id") {
+		t.Errorf("error body %+v does not match status %d / request id %q", e, w.Code, w.Header().Get("X-Request-Id"))
+	}
+	return e
+}
+
+func TestTokenEndpointV1(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1", ops("read", "configure"), lifetime(10*time.Hour)))
+	w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1", "id:" + dev2}, "read configure"))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	// The response has exactly the two fields of the original service.
+	var raw map[string]string
+	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil || len(raw) != 2 {
+		t.Fatalf("response %s: %v", w.Body, err)
+	}
+	wantUntil := t0.Add(10 * time.Hour).Format(time.RFC3339)
+	if raw["granted_until"] != wantUntil {
+		t.Errorf("granted_until = %q, want %q", raw["granted_until"], wantUntil)
+	}
+	if !bytes.HasPrefix(w.Body.Bytes(), []byte(`{"access_token":"`)) {
+		t.Errorf("field order: %s", w.Body)
+	}
+	tb, err := base64.StdEncoding.DecodeString(raw["access_token"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Parse(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchorName, _ := token.AnchorName(&env.anchor.PublicKey)
+	if tok.UnverifiedIssuer() != anchorName {
+		t.Errorf("iss = %q, want %q", tok.UnverifiedIssuer(), anchorName)
+	}
+	c, err := tok.Verify(&env.anchor.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Profile != token.ProfileV1 || c.Subject != "alice" || !slices.Equal(c.Audience, []string{"ep:hvac-1", "id:" + dev2}) ||
+		!c.Expiry.Equal(t0.Add(10*time.Hour)) || !c.NotBefore.Equal(t0) || !token.EqualKeys(c.Key, &env.pop.PublicKey) || len(c.ID) != 16 {
+		t.Errorf("claims = %+v", c)
+	}
+	if txt, ok := c.Scope.Text(); !ok || txt != "read configure" {
+		t.Errorf("scope = %v", c.Scope)
+	}
+	if err := c.Validate(token.Validation{Identity: token.Identity{Endpoint: "hvac-1"}, Now: t0.Add(time.Hour)}); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if !strings.Contains(env.audit.String(), `"msg":"sda.token.issued"`) {
+		t.Errorf("no audit event: %s", env.audit)
+	}
+}
+
+func TestIssueV2StructuredScope(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
+	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Parse(got.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tok.Verify(&env.anchor.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Profile != token.ProfileV2 {
+		t.Errorf("profile %v", c.Profile)
+	}
+	if err := c.Scope.Check(token.Operation{Name: "set-temp", Args: []token.Arg{token.Int(20)}}); err != nil {
+		t.Errorf("20 not permitted: %v", err)
+	}
+	if err := c.Scope.Check(token.Operation{Name: "set-temp", Args: []token.Arg{token.Int(30)}}); !errors.Is(err, token.ErrOutOfScope) {
+		t.Errorf("30 permitted: %v", err)
+	}
+	if err := c.Scope.Check(token.Operation{Name: "read"}); err != nil {
+		t.Errorf("read: %v", err)
+	}
+
+	// The same request in v1 is denied: the constraint cannot be carried.
+	env.svc.Profile = token.ProfileV1
+	_, err = env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+	if !errors.Is(err, ErrDenied) || !errors.Is(err, ErrStructuredScopeRequired) {
+		t.Errorf("v1: %v, want ErrStructuredScopeRequired", err)
+	}
+}
+
+func TestIssueErrors(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	p384 := mustKey(t, elliptic.P384())
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		req  *TokenRequest
+		want error
+	}{
+		"no key":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read"}, ErrInvalid},
+		"p384 in v1":  {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &p384.PublicKey}, ErrInvalid},
+		"rsa-ish key": {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: "not a key"}, ErrInvalid},
+		"bad scope":   {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read  write", Key: &env.pop.PublicKey}, ErrInvalid},
+		"denied":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "write", Key: &env.pop.PublicKey}, ErrNoAllowPolicy},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := env.svc.Issue(ctx, "alice", tc.req)
+			if !errors.Is(err, tc.want) || got != nil {
+				t.Errorf("Issue = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	// A point off the curve is rejected.
+	bad := &ecdsa.PublicKey{Curve: elliptic.P256(), X: env.pop.X, Y: new(bigInt).Add(env.pop.Y, oneInt)}
+	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: bad}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("off-curve key: %v", err)
+	}
+	if !strings.Contains(env.audit.String(), `"msg":"sda.token.denied"`) {
+		t.Errorf("no denial audit event")
+	}
+}
+
+// failingStore fails every call.
+type failingStore struct{}
+
+var errStoreDown = errors.New("store down")
+
+func (failingStore) Apply(context.Context, ...Change) (int64, error)  { return 0, errStoreDown }
+func (failingStore) Snapshot(context.Context) (*Snapshot, error)      { return nil, errStoreDown }
+func (failingStore) Changes(context.Context, int64) ([]Change, error) { return nil, errStoreDown }
+
+func TestHTTPErrors(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"), pol("d", denyEffect, ops("reboot")), pol("p2", ops("reboot")))
+	p384PEM, _ := token.MarshalPublicKeyPEM(&mustKey(t, elliptic.P384()).PublicKey)
+	body := func(m map[string]any) string {
+		v := map[string]any{"grant_type": "client_credentials", "aud": []string{"ep:hvac-1"}, "scope": "read", "cnf": env.popPEM}
+		for k, x := range m {
+			if x == nil {
+				delete(v, k)
+			} else {
+				v[k] = x
+			}
+		}
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	many := func(n int, s string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	longScope := strings.TrimSpace(strings.Repeat("read ", MaxOperations+1))
+	tests := []struct {
+		name         string
+		method, path string
+		cred, body   string
+		hdr          []string
+		status       int
+		typ          string
+		field        string
+	}{
+		{"unknown path", "GET", "/nope", "", "", nil, 404, errTypeNotFound, ""},
+		{"token GET", "GET", TokenPath, env.aliceKey, "", nil, 405, errTypeMethodNotAllowed, ""},
+		{"no credential", "POST", TokenPath, "", body(nil), nil, 401, errTypeUnauthorized, ""},
+		{"unknown credential", "POST", TokenPath, "sda_nope", body(nil), nil, 401, errTypeUnauthorized, ""},
+		{"basic auth", "POST", TokenPath, "", body(nil), []string{"Authorization", "Basic " + env.aliceKey}, 401, errTypeUnauthorized, ""},
+		{"media type", "POST", TokenPath, env.aliceKey, body(nil), []string{"Content-Type", "text/plain"}, 415, errTypeMediaType, ""},
+		{"too large", "POST", TokenPath, env.aliceKey, `{"scope":"` + strings.Repeat("a", maxTokenBodyBytes) + `"}`, nil, 413, errTypeTooLarge, ""},
+		{"not json", "POST", TokenPath, env.aliceKey, "{", nil, 400, errTypeBadRequest, ""},
+		{"empty body", "POST", TokenPath, env.aliceKey, "", nil, 400, errTypeBadRequest, ""},
+		{"unknown field", "POST", TokenPath, env.aliceKey, body(map[string]any{"extra": 1}), nil, 400, errTypeBadRequest, ""},
+		{"trailing data", "POST", TokenPath, env.aliceKey, body(nil) + "{}", nil, 400, errTypeBadRequest, ""},
+		{"aud not array", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": "ep:hvac-1"}), nil, 400, errTypeBadRequest, ""},
+		{"grant type", "POST", TokenPath, env.aliceKey, body(map[string]any{"grant_type": "password"}), nil, 400, errTypeValidation, "grant_type"},
+		{"no cnf", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": nil}), nil, 400, errTypeValidation, "cnf"},
+		{"garbage cnf", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}), nil, 400, errTypeValidation, "cnf"},
+		{"huge cnf", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": strings.Repeat("A", maxCnfPEMBytes+1)}), nil, 400, errTypeValidation, "cnf"},
+		{"p384 cnf in v1", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": string(p384PEM)}), nil, 400, errTypeValidation, "cnf"},
+		{"no aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{}}), nil, 400, errTypeValidation, "aud"},
+		{"too many aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": many(MaxAudiences+1, "ep:hvac-1")}), nil, 400, errTypeValidation, "aud"},
+		{"aud prefix", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"hvac-1"}}), nil, 400, errTypeValidation, "aud[0]"},
+		{"aud too long", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"ep:" + strings.Repeat("a", 61)}}), nil, 400, errTypeValidation, "aud[0]"},
+		{"aud charset", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"ep:a\u00e9"}}), nil, 400, errTypeValidation, "aud[0]"},
+		{"no scope", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": ""}), nil, 400, errTypeValidation, "scope"},
+		{"too many scopes", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": longScope}), nil, 400, errTypeValidation, "scope"},
+		{"scope name", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": "read 9lives"}), nil, 400, errTypeValidation, "scope"},
+		{"scope name too long", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": "a" + strings.Repeat("b", 60)}), nil, 400, errTypeValidation, "scope"},
+		{"no policy", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": "write"}), nil, 403, errTypeAccessDenied, ""},
+		{"deny policy", "POST", TokenPath, env.aliceKey, body(map[string]any{"scope": "read reboot"}), nil, 403, errTypeAccessDenied, ""},
+		{"unknown device", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"ep:hvac-1", "ep:ghost"}}), nil, 403, errTypeAccessDenied, ""},
+		{"anchors POST", "POST", TrustAnchorsPath, env.aliceKey, "", nil, 405, errTypeMethodNotAllowed, ""},
+		{"anchors no credential", "GET", TrustAnchorsPath, "", "", nil, 401, errTypeUnauthorized, ""},
+		{"admin no credential", "GET", AdminPathPrefix + "policies", "", "", nil, 401, errTypeUnauthorized, ""},
+		{"admin not admin", "GET", AdminPathPrefix + "policies", env.aliceKey, "", nil, 403, errTypeForbidden, ""},
+		{"admin unknown collection", "GET", AdminPathPrefix + "widgets", env.adminKey, "", nil, 404, errTypeNotFound, ""},
+		{"admin nested path", "GET", AdminPathPrefix + "policies/a/b", env.adminKey, "", nil, 404, errTypeNotFound, ""},
+		{"admin empty id", "GET", AdminPathPrefix + "policies/", env.adminKey, "", nil, 404, errTypeNotFound, ""},
+		{"admin method", "PATCH", AdminPathPrefix + "policies/p1", env.adminKey, "", nil, 405, errTypeMethodNotAllowed, ""},
+		{"admin PUT collection", "PUT", AdminPathPrefix + "policies", env.adminKey, "{}", nil, 405, errTypeMethodNotAllowed, ""},
+		{"admin PUT api key", "PUT", AdminPathPrefix + "api-keys/k", env.adminKey, "{}", nil, 405, errTypeMethodNotAllowed, ""},
+		{"admin get missing", "GET", AdminPathPrefix + "policies/missing", env.adminKey, "", nil, 404, errTypeNotFound, ""},
+		{"admin delete missing", "DELETE", AdminPathPrefix + "devices/" + strings.Repeat("ab", 16), env.adminKey, "", nil, 404, errTypeNotFound, ""},
+		{"admin put malformed", "PUT", AdminPathPrefix + "policies/p9", env.adminKey, `{"id":`, nil, 400, errTypeBadRequest, ""},
+		{"admin put unknown field", "PUT", AdminPathPrefix + "subjects/s", env.adminKey, `{"id":"s","kind":"user","color":"red"}`, nil, 400, errTypeBadRequest, ""},
+		{"admin put invalid", "PUT", AdminPathPrefix + "subjects/s", env.adminKey, `{"id":"s","kind":"robot"}`, nil, 400, errTypeValidation, "subject.kind"},
+		{"admin put id mismatch", "PUT", AdminPathPrefix + "subjects/s", env.adminKey, `{"id":"t","kind":"user"}`, nil, 400, errTypeValidation, "id"},
+		{"admin put policy invalid", "PUT", AdminPathPrefix + "policies/p9", env.adminKey, `{"id":"p9","status":"active","effect":"allow","subjects":{},"operations":[],"devices":{}}`, nil, 400, errTypeValidation, "policy.subjects"},
+		{"admin put conflict", "PUT", AdminPathPrefix + "devices/" + dev3, env.adminKey, `{"id":"` + dev3 + `","endpoint_name":"hvac-1"}`, nil, 409, errTypeConflict, ""},
+		{"admin put too large", "PUT", AdminPathPrefix + "subjects/s", env.adminKey, `{"id":"` + strings.Repeat("s", maxAdminBodyBytes) + `"}`, nil, 413, errTypeTooLarge, ""},
+		{"admin create key exists", "POST", AdminPathPrefix + "api-keys", env.adminKey, `{"id":"alice-key","subject":"alice"}`, nil, 409, errTypeConflict, ""},
+		{"admin create key invalid", "POST", AdminPathPrefix + "api-keys", env.adminKey, `{"id":"","subject":"alice"}`, nil, 400, errTypeValidation, "id"},
+		{"admin list bad limit", "GET", AdminPathPrefix + "policies?limit=0", env.adminKey, "", nil, 400, errTypeValidation, "limit"},
+		{"admin list huge limit", "GET", AdminPathPrefix + "policies?limit=99999999999999999999", env.adminKey, "", nil, 400, errTypeValidation, "limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := env.do(tt.method, tt.path, tt.cred, tt.body, tt.hdr...)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			e := decodeError(t, w)
+			if e.Type != tt.typ {
+				t.Errorf("type %q, want %q", e.Type, tt.typ)
+			}
+			if tt.field != "" && !slices.ContainsFunc(e.Fields, func(f FieldError) bool { return f.Name == tt.field }) {
+				t.Errorf("fields %+v lack %q", e.Fields, tt.field)
+			}
+			if tt.status == 401 && w.Header().Get("WWW-Authenticate") == "" {
+				t.Errorf("401 without WWW-Authenticate")
+			}
+			if tt.status == 405 && w.Header().Get("Allow") == "" {
+				t.Errorf("405 without Allow")
+			}
+		})
+	}
+
+	// A store that fails makes the service unavailable, never allow.
+	broken := &Service{Store: failingStore{}, Signer: env.anchor, Now: env.svc.Now, Authenticator: staticAuth{Principal{Subject: "alice", Admin: true}}}
+	env2 := &testEnv{svc: broken}
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", TokenPath, body(nil)},
+		{"GET", AdminPathPrefix + "policies", ""},
+	} {
+		w := env2.do(tc.method, tc.path, "x", tc.body)
+		if w.Code != http.StatusServiceUnavailable || decodeError(t, w).Type != errTypeUnavailable {
+			t.Errorf("%s %s with a failing store: %d %s", tc.method, tc.path, w.Code, w.Body)
+		}
+	}
+}
+
+type staticAuth struct{ p Principal }
+
+func (a staticAuth) Authenticate(context.Context, *http.Request) (Principal, error) { return a.p, nil }
+
+func TestTrustAnchors(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	w := env.do("GET", TrustAnchorsPath, env.aliceKey, "")
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var list listJSON[trustAnchorJSON]
+	if err := strictUnmarshal(w.Body.Bytes(), &list); err != nil || len(list.Data) != 1 {
+		t.Fatalf("%s: %v", w.Body, err)
+	}
+	a := list.Data[0]
+	der, err := base64.StdEncoding.DecodeString(a.PublicKeyDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := token.ParsePublicKeyDER(der)
+	if err != nil || !token.EqualKeys(pub, &env.anchor.PublicKey) {
+		t.Fatalf("public_key_der: %v", err)
+	}
+	pub2, err := token.ParsePublicKeyPEM([]byte(a.PublicKey))
+	if err != nil || !token.EqualKeys(pub2, &env.anchor.PublicKey) {
+		t.Fatalf("public_key: %v", err)
+	}
+	name, _ := token.AnchorName(pub)
+	if "mbed.ta."+a.Fingerprint != name || len(a.ID) != 32 || a.Description != "test anchor" || a.CreatedAt != t0.Add(-time.Hour).Format(time.RFC3339) || a.Etag == "" {
+		t.Errorf("anchor %+v (name %s)", a, name)
+	}
+}
+
+// TestAdminFlow drives the administration API end to end: directory,
+// policy, API key, token, then revocation of the policy.
+func TestAdminFlow(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	put := func(path, body string) {
+		t.Helper()
+		if w := env.do("PUT", AdminPathPrefix+path, env.adminKey, body); w.Code != 200 {
+			t.Fatalf("PUT %s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	put("subjects/dave", `{"id":"dave","kind":"user","groups":["night-shift"]}`)
+	put("devices/"+dev3, `{"id":"`+dev3+`","endpoint_name":"pump-9","attributes":{"site":"roof"}}`)
+	put("policies/night", `{"id":"night","status":"active","effect":"allow","subjects":{"groups":["night-shift"]},
+		"operations":[{"name":"read"}],"devices":{"attributes":{"site":["roof"]}},"token_lifetime_seconds":7200}`)
+
+	w := env.do("GET", AdminPathPrefix+"policies/night", env.adminKey, "")
+	var got Policy
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &got) != nil || got.TokenLifetime != 2*time.Hour {
+		t.Fatalf("GET policy: %d %s", w.Code, w.Body)
+	}
+	w = env.do("POST", AdminPathPrefix+"api-keys", env.adminKey, `{"id":"dave-key","subject":"dave"}`)
+	var key apiKeyJSON
+	if w.Code != 201 || json.Unmarshal(w.Body.Bytes(), &key) != nil || !strings.HasPrefix(key.Secret, apiKeyPrefix) {
+		t.Fatalf("create key: %d %s", w.Code, w.Body)
+	}
+	w = env.do("GET", AdminPathPrefix+"api-keys/dave-key", env.adminKey, "")
+	if w.Code != 200 || strings.Contains(w.Body.String(), "secret") || strings.Contains(w.Body.String(), "hash") {
+		t.Fatalf("GET key shows secret material: %s", w.Body)
+	}
+	if w := env.do("POST", TokenPath, key.Secret, env.tokenBody([]string{"ep:pump-9"}, "read")); w.Code != 200 {
+		t.Fatalf("token: %d %s", w.Code, w.Body)
+	}
+	// Listing with pagination.
+	w = env.do("GET", AdminPathPrefix+"devices?limit=2", env.adminKey, "")
+	var list listJSON[Device]
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &list) != nil || len(list.Data) != 2 || !list.HasMore || list.TotalCount != 3 {
+		t.Fatalf("list: %d %s", w.Code, w.Body)
+	}
+	w = env.do("GET", AdminPathPrefix+"devices?limit=2&after="+list.Data[1].ID, env.adminKey, "")
+	if json.Unmarshal(w.Body.Bytes(), &list) != nil || len(list.Data) != 1 || list.HasMore {
+		t.Fatalf("list page 2: %d %s", w.Code, w.Body)
+	}
+	// Deleting the policy takes effect at once.
+	if w := env.do("DELETE", AdminPathPrefix+"policies/night", env.adminKey, ""); w.Code != 204 {
+		t.Fatalf("DELETE: %d %s", w.Code, w.Body)
+	}
+	w = env.do("POST", TokenPath, key.Secret, env.tokenBody([]string{"ep:pump-9"}, "read"))
+	if w.Code != 403 || decodeError(t, w).Type != errTypeAccessDenied {
+		t.Fatalf("token after delete: %d %s", w.Code, w.Body)
+	}
+	// Deleting the API key revokes it.
+	if w := env.do("DELETE", AdminPathPrefix+"api-keys/dave-key", env.adminKey, ""); w.Code != 204 {
+		t.Fatalf("DELETE key: %d %s", w.Code, w.Body)
+	}
+	if w := env.do("POST", TokenPath, key.Secret, env.tokenBody([]string{"ep:pump-9"}, "read")); w.Code != 401 {
+		t.Fatalf("revoked key: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(env.audit.String(), `"msg":"sda.admin.put"`) || !strings.Contains(env.audit.String(), `"msg":"sda.admin.delete"`) {
+		t.Errorf("admin writes not audited")
+	}
+}
+
+func FuzzDecodeTokenRequest(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pemBytes, _ := token.MarshalPublicKeyPEM(&k.PublicKey)
+	valid, _ := json.Marshal(tokenRequestJSON{GrantType: "client_credentials", Aud: []string{"ep:hvac-1", "id:" + dev1}, Scope: "read configure", Cnf: string(pemBytes)})
+	f.Add(valid)
+	f.Add([]byte(`{"grant_type":"client_credentials","aud":["ep:x"],"scope":"a","cnf":"x"}`))
+	f.Add([]byte(`{"grant_type":"client_credentials","aud":null,"scope":null,"cnf":null}`))
+	f.Add([]byte(`{"aud":[1,2]}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"grant_type":"client_credentials","grant_type":"x"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeTokenRequest(body)
+		if err != nil {
+			var he *httpError
+			var ve *ValidationError
+			if !errors.As(err, &he) && !errors.As(err, &ve) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			if toHTTPError(err).status != http.StatusBadRequest && toHTTPError(err).status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d for a decoding error", toHTTPError(err).status)
+			}
+			return
+		}
+		if req.Key == nil {
+			t.Fatal("decoded without a key")
+		}
+		if _, err := token.AlgorithmFor(req.Key); err != nil {
+			t.Fatalf("decoded an unsupported key: %v", err)
+		}
+	})
+}
+
+type bigInt = big.Int
+
+var oneInt = big.NewInt(1)

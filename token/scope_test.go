@@ -1,0 +1,158 @@
+package token_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+func TestParseScope(t *testing.T) {
+	long := "a" + strings.Repeat("b", 59)
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{"read-data", true},
+		{"read-data configure update-firmware", true},
+		{long, true},
+		{long + "c", false},
+		{strings.TrimSpace(strings.Repeat("op ", 20)), true},
+		{strings.TrimSpace(strings.Repeat("op ", 21)), false},
+		{"", false},
+		{" read-data", false},
+		{"read-data ", false},
+		{"read-data  configure", false},
+		{"1read", false},
+		{"-read", false},
+		{"read_data", false},
+		{"read.data", false},
+		{"*", false},
+		{"réad", false},
+		{"read\tdata", false},
+	} {
+		_, err := token.ParseScope(tc.text)
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseScope(%q) = %v, want ok=%v", tc.text, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("ParseScope(%q) error %v is not ErrInvalid", tc.text, err)
+		}
+	}
+}
+
+func TestScopeCheck(t *testing.T) {
+	structured, err := token.NewScope(
+		token.Permission{Operation: "read-data"},
+		token.Permission{Operation: "set-temperature", Constraints: []token.Constraint{token.InRange(0, 16, 28)}},
+		token.Permission{Operation: "set-mode", Constraints: []token.Constraint{token.OneOf(0, token.Text("heat"), token.Text("cool"))}},
+		token.Permission{Operation: "set-fan", Constraints: []token.Constraint{token.Equals(0, token.Int(2)), token.Equals(1, token.Bytes([]byte{1}))}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := token.NewScope(token.Permission{Operation: token.AllOperations})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := mustScope(t, "read-data configure")
+	op := func(name string, args ...token.Arg) token.Operation { return token.Operation{Name: name, Args: args} }
+	for _, tc := range []struct {
+		name    string
+		scope   token.Scope
+		op      token.Operation
+		ok      bool
+		failArg int
+	}{
+		{"exact name", text, op("configure"), true, -1},
+		{"prefix lookalike", text, op("c"), false, -1},
+		{"longer name", text, op("configure-all"), false, -1},
+		{"case differs", text, op("Configure"), false, -1},
+		{"args ignored without constraints", text, op("configure", token.Int(99)), true, -1},
+		{"in range", structured, op("set-temperature", token.Int(21)), true, -1},
+		{"range low edge", structured, op("set-temperature", token.Int(16)), true, -1},
+		{"range high edge", structured, op("set-temperature", token.Int(28)), true, -1},
+		{"below range", structured, op("set-temperature", token.Int(15)), false, 0},
+		{"above range", structured, op("set-temperature", token.Int(29)), false, 0},
+		{"range on text", structured, op("set-temperature", token.Text("21")), false, 0},
+		{"missing argument", structured, op("set-temperature"), false, 0},
+		{"one of", structured, op("set-mode", token.Text("cool")), true, -1},
+		{"not one of", structured, op("set-mode", token.Text("off")), false, 0},
+		{"one of, wrong kind", structured, op("set-mode", token.Bytes([]byte("cool"))), false, 0},
+		{"all equal", structured, op("set-fan", token.Int(2), token.Bytes([]byte{1})), true, -1},
+		{"second not equal", structured, op("set-fan", token.Int(2), token.Bytes([]byte{2})), false, 1},
+		{"wildcard", all, op("anything-at-all", token.Int(1)), true, -1},
+		{"zero scope", token.Scope{}, op("read-data"), false, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.scope.Check(tc.op)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("want permitted, got %v", err)
+				}
+				return
+			}
+			var se *token.ScopeError
+			if !errors.Is(err, token.ErrOutOfScope) || !errors.As(err, &se) {
+				t.Fatalf("got %v, want a *ScopeError matching ErrOutOfScope", err)
+			}
+			if se.Arg != tc.failArg || se.Operation != tc.op.Name {
+				t.Fatalf("ScopeError %+v, want Arg %d", se, tc.failArg)
+			}
+		})
+	}
+}
+
+func TestScopeEncoding(t *testing.T) {
+	structured, err := token.NewScope(
+		token.Permission{Operation: "read-data"},
+		token.Permission{Operation: "set-temperature", Constraints: []token.Constraint{token.InRange(0, -5, 28)}},
+		token.Permission{Operation: "set-mode", Constraints: []token.Constraint{token.OneOf(1, token.Text("heat"), token.Int(3), token.Bytes([]byte{9}))}},
+		token.Permission{Operation: "*", Constraints: []token.Constraint{token.Equals(0, token.Text("x"))}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []token.Scope{mustScope(t, "read-data configure"), structured} {
+		b, err := sc.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := token.DecodeScope(b)
+		if err != nil {
+			t.Fatalf("DecodeScope(%x): %v", b, err)
+		}
+		if !got.Equal(sc) {
+			t.Fatalf("round trip of %v gave %v", sc, got)
+		}
+	}
+	if _, ok := structured.Text(); ok {
+		t.Fatal("a constrained scope has no text form")
+	}
+	if got, want := structured.String(), `read-data set-temperature(arg0 in -5..28) set-mode(arg1 in {"heat", 3, h'09'}) *(arg0 = "x")`; got != want {
+		t.Fatalf("String() = %s\nwant %s", got, want)
+	}
+	// A text scope encodes as a text string, so v1 tokens can carry it.
+	b, _ := mustScope(t, "read-data").MarshalCBOR()
+	if b[0] != 0x69 {
+		t.Fatalf("text scope encoded as %x", b)
+	}
+	for _, bad := range []token.Permission{
+		{Operation: "x", Constraints: []token.Constraint{token.InRange(0, 5, 4)}},
+		{Operation: "x", Constraints: []token.Constraint{token.OneOf(0)}},
+		{Operation: "x", Constraints: []token.Constraint{token.InRange(-1, 0, 1)}},
+		{Operation: "x", Constraints: []token.Constraint{token.InRange(token.MaxArgs, 0, 1)}},
+		{Operation: "x y"},
+		{Operation: ""},
+		{Operation: "x", Constraints: []token.Constraint{{Arg: 0, Kind: 9}}},
+		{Operation: "x", Constraints: []token.Constraint{token.Equals(0, token.Arg{})}},
+	} {
+		if _, err := token.NewScope(bad); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("NewScope(%+v) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:x"}, Expiry: testNow, Scope: structured, Key: newKey(t, "P-256").Public()}, newKey(t, "P-256"), nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("v1 token with a structured scope: %v, want ErrInvalid", err)
+	}
+}

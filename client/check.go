@@ -1,0 +1,218 @@
+package client
+
+import (
+	"bytes"
+	"crypto"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/securedeviceaccess/sda/internal/codec"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// Token is an access token as the client holds it: the bytes to present to
+// devices and what the client learned from them.
+type Token struct {
+	// Raw is the token as issued (61(18(COSE_Sign1)) or 18(COSE_Sign1)).
+	Raw []byte
+	// Expiry is when the client stops using the token: the earlier of the
+	// token's exp claim and the service's granted_until. The zero time
+	// means unknown (a token given with [StaticToken]).
+	Expiry time.Time
+	// Issuer, Audience, Scope and Key are the token's iss, aud, scope and
+	// cnf claims. They are verified only when Verified is true; otherwise
+	// they were checked against what the client asked for, but not
+	// authenticated.
+	Issuer   string
+	Audience []string
+	Scope    token.Scope
+	Key      crypto.PublicKey
+	// Verified reports that the token's signature was checked with a key
+	// from [TokenCheck.Anchors].
+	Verified bool
+}
+
+// AnchorLookup returns the public key of the trust anchor that signs
+// tokens of issuer (the token's iss claim) with key id kid (nil when the
+// token carries none). Both values are unverified: the lookup must only
+// choose among keys the client already trusts, and return an error when it
+// knows none. A trust store adapts to it with a small closure.
+type AnchorLookup func(issuer string, kid []byte) (crypto.PublicKey, error)
+
+// TokenCheck says what [CheckToken] compares a token with.
+type TokenCheck struct {
+	// Key is the public half of the client's proof-of-possession key. The
+	// token's cnf claim must be this key. Required.
+	Key crypto.PublicKey
+	// Audience, when not nil, must equal the token's aud claim as a set.
+	Audience []string
+	// Scope, when not nil, must equal the operation names of the token's
+	// scope as a set.
+	Scope []string
+	// Anchors, when not nil, finds the trust anchor key the token must
+	// verify with; the signature is then checked and the claims are
+	// authenticated. When nil, the claims are read without verifying the
+	// signature: the device verifies it anyway, and the checks here only
+	// catch a token that is not the one asked for.
+	Anchors AnchorLookup
+	// Now is the time the expiry is checked against; zero means
+	// time.Now().
+	Now time.Time
+}
+
+// CheckToken parses raw strictly and checks it before use: the cnf key is
+// c.Key, the audience and scope are the ones asked for, the token has not
+// expired and, when c.Anchors is set, its signature verifies with the
+// anchor's key. Failures are [*TokenCheckError] values matching
+// [ErrTokenMismatch].
+func CheckToken(raw []byte, c *TokenCheck) (*Token, error) {
+	if c == nil || c.Key == nil {
+		return nil, invalid("token check without the client's key")
+	}
+	t, err := token.Parse(raw)
+	if err != nil {
+		return nil, &TokenCheckError{Check: "parse", Reason: "not a well-formed access token", Err: err}
+	}
+	out := &Token{Raw: t.Bytes()}
+	var exp time.Time
+	if c.Anchors != nil {
+		pub, err := c.Anchors(t.UnverifiedIssuer(), t.UnverifiedKeyID())
+		if err != nil {
+			return nil, &TokenCheckError{Check: "signature", Reason: fmt.Sprintf("no trust anchor for issuer %q", t.UnverifiedIssuer()), Err: err}
+		}
+		claims, err := t.Verify(pub)
+		if err != nil {
+			return nil, &TokenCheckError{Check: "signature", Reason: "does not verify with the trust anchor", Err: err}
+		}
+		out.Issuer, out.Audience, out.Scope, out.Key, exp = claims.Issuer, claims.Audience, claims.Scope, claims.Key, claims.Expiry
+		out.Verified = true
+	} else {
+		u, err := readUnverifiedClaims(out.Raw)
+		if err != nil {
+			return nil, &TokenCheckError{Check: "parse", Reason: "claims", Err: err}
+		}
+		out.Issuer, out.Audience, out.Scope, out.Key, exp = u.issuer, u.audience, u.scope, u.key, u.expiry
+	}
+	out.Expiry = exp
+	if !token.EqualKeys(out.Key, c.Key) {
+		return nil, &TokenCheckError{Check: "cnf", Reason: "the token is bound to another key"}
+	}
+	if c.Audience != nil && !sameSet(c.Audience, out.Audience) {
+		return nil, &TokenCheckError{Check: "aud", Reason: fmt.Sprintf("granted %q, asked for %q", out.Audience, c.Audience)}
+	}
+	if c.Scope != nil && !sameSet(c.Scope, out.Scope.Names()) {
+		return nil, &TokenCheckError{Check: "scope", Reason: fmt.Sprintf("granted %q, asked for %q", out.Scope.String(), c.Scope)}
+	}
+	now := c.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !exp.After(now) {
+		return nil, &TokenCheckError{Check: "expiry", Reason: fmt.Sprintf("expired at %v", exp.UTC().Format(time.RFC3339))}
+	}
+	return out, nil
+}
+
+// sameSet reports whether a and b hold the same strings, ignoring order and
+// repetition.
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+// unverifiedClaims are the claims the client compares with its request
+// when it cannot verify the token's signature.
+type unverifiedClaims struct {
+	issuer   string
+	audience []string
+	expiry   time.Time
+	scope    token.Scope
+	key      crypto.PublicKey
+}
+
+// readUnverifiedClaims reads iss, aud, exp, scope and cnf from a token that
+// token.Parse has already accepted (so the structure, the limits and the
+// claim set are known to be well formed and strict). The token package
+// exposes claims only after verification; this reader uses its exported
+// decoders (token.DecodeScope, token.ParseCOSEKey) for everything but the
+// COSE_Sign1 envelope and the simple claims.
+//
+// The values are not authenticated: they only serve to refuse a token that
+// is not the one asked for.
+func readUnverifiedClaims(raw []byte) (*unverifiedClaims, error) {
+	body := raw
+	switch {
+	case bytes.HasPrefix(body, []byte{0xd8, 0x3d, 0xd2}):
+		body = body[3:]
+	case bytes.HasPrefix(body, []byte{0xd2}):
+		body = body[1:]
+	default:
+		return nil, fmt.Errorf("token: not tagged")
+	}
+	var buf [4][]byte
+	items, err := codec.ReadArray(body, buf[:0])
+	if err != nil || len(items) != 4 {
+		return nil, fmt.Errorf("token: not a COSE_Sign1")
+	}
+	payload, err := codec.ReadBytes(items[2])
+	if err != nil {
+		return nil, err
+	}
+	u := &unverifiedClaims{}
+	err = codec.ReadMap(payload, func(k, v []byte) error {
+		label, err := codec.ReadUint(k)
+		if err != nil {
+			return err
+		}
+		switch label {
+		case 1: // iss
+			u.issuer, err = codec.ReadText(v)
+		case 3: // aud: a text string or an array of them
+			if s, e := codec.ReadText(v); e == nil {
+				u.audience = []string{s}
+				return nil
+			}
+			var items [][]byte
+			if items, err = codec.ReadArray(v, nil); err != nil {
+				return err
+			}
+			for _, it := range items {
+				s, err := codec.ReadText(it)
+				if err != nil {
+					return err
+				}
+				u.audience = append(u.audience, s)
+			}
+		case 4: // exp
+			var n uint64
+			if n, err = codec.ReadUint(v); err == nil {
+				if n > 1<<62 {
+					return fmt.Errorf("exp out of range")
+				}
+				u.expiry = time.Unix(int64(n), 0).UTC()
+			}
+		case 9, 12: // scope (RFC 9200, SDA v1)
+			u.scope, err = token.DecodeScope(v)
+		case 8, 25: // cnf (RFC 8747, SDA v1)
+			err = codec.ReadMap(v, func(k, v []byte) error {
+				if l, err := codec.ReadUint(k); err != nil || l != 1 {
+					return fmt.Errorf("cnf: only COSE_Key (1) is supported")
+				}
+				var err error
+				u.key, err = token.ParseCOSEKey(v)
+				return err
+			})
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u.key == nil || u.scope.IsZero() || len(u.audience) == 0 || u.expiry.IsZero() {
+		return nil, fmt.Errorf("token: missing claims")
+	}
+	return u, nil
+}

@@ -1,0 +1,199 @@
+package client
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// KeyType selects the kind of proof-of-possession key [GenerateKey] makes.
+type KeyType uint8
+
+const (
+	// KeyP256 is an ECDSA P-256 key (ES256), the zero value and the only
+	// kind SDA v1 devices understand.
+	KeyP256 KeyType = iota
+	// KeyEd25519 is an Ed25519 key (EdDSA), for v2 devices.
+	KeyEd25519
+	// KeyP384 is an ECDSA P-384 key (ES384), for v2 devices.
+	KeyP384
+)
+
+// String names the key type.
+func (t KeyType) String() string {
+	switch t {
+	case KeyP256:
+		return "P-256"
+	case KeyEd25519:
+		return "Ed25519"
+	case KeyP384:
+		return "P-384"
+	}
+	return fmt.Sprintf("KeyType(%d)", uint8(t))
+}
+
+// PEM block types of private key files.
+const (
+	// pemPrivateKey is a PKCS#8 PrivateKeyInfo (RFC 5208) in clear.
+	pemPrivateKey = "PRIVATE KEY"
+	// pemEncryptedKey is a PKCS#8 PrivateKeyInfo encrypted by this package
+	// (see keyfile.go).
+	pemEncryptedKey = "SDA ENCRYPTED PRIVATE KEY"
+)
+
+// MaxKeyFileSize bounds the size of a private key file this package reads.
+// Real files are a few hundred bytes.
+const MaxKeyFileSize = 16 << 10
+
+// GenerateKey returns a new proof-of-possession key of type t from the
+// operating system's secure random source. The result is an
+// *ecdsa.PrivateKey or an ed25519.PrivateKey.
+func GenerateKey(t KeyType) (crypto.Signer, error) {
+	switch t {
+	case KeyP256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case KeyP384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case KeyEd25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, invalid("unknown key type %v", t)
+}
+
+// MarshalPrivateKeyPEM returns key as a PEM "PRIVATE KEY" block (PKCS#8,
+// RFC 5208), unencrypted. Only software keys can be exported: key must be an
+// *ecdsa.PrivateKey (P-256 or P-384) or an ed25519.PrivateKey. A key held in
+// a hardware keystore is used directly as a crypto.Signer and never written
+// out.
+func MarshalPrivateKeyPEM(key crypto.Signer) ([]byte, error) {
+	der, err := marshalPKCS8(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPrivateKey, Bytes: der}), nil
+}
+
+func marshalPKCS8(key crypto.Signer) ([]byte, error) {
+	switch key.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return nil, fmt.Errorf("%w: cannot export a %T", token.ErrUnsupportedKey, key)
+	}
+	if _, err := token.AlgorithmFor(key.Public()); err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKCS8PrivateKey(key)
+}
+
+// ParsePrivateKeyPEM parses an unencrypted PEM "PRIVATE KEY" block
+// (PKCS#8) holding a P-256, P-384 or Ed25519 key. An encrypted file gives
+// [ErrKeyEncrypted]; other failures match [ErrMalformedKey] or
+// token.ErrUnsupportedKey.
+func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+	block, err := decodeKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if block.Type == pemEncryptedKey {
+		return nil, ErrKeyEncrypted
+	}
+	return parsePKCS8(block.Bytes)
+}
+
+func decodeKeyPEM(data []byte) (*pem.Block, error) {
+	if len(data) > MaxKeyFileSize {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformedKey, len(data), MaxKeyFileSize)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block", ErrMalformedKey)
+	}
+	if block.Type != pemPrivateKey && block.Type != pemEncryptedKey {
+		return nil, fmt.Errorf("%w: PEM block type %q", ErrMalformedKey, block.Type)
+	}
+	if len(block.Headers) != 0 {
+		return nil, fmt.Errorf("%w: unexpected PEM headers", ErrMalformedKey)
+	}
+	return block, nil
+}
+
+func parsePKCS8(der []byte) (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedKey, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", token.ErrUnsupportedKey, k)
+	}
+	switch s.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return nil, fmt.Errorf("%w: %T", token.ErrUnsupportedKey, k)
+	}
+	if _, err := token.AlgorithmFor(s.Public()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// WriteKeyFile writes key to a new file at path, readable by its owner
+// only (mode 0600). With a non-empty passphrase the key is encrypted with
+// [EncryptPrivateKeyPEM] at the default work factor; a nil passphrase writes
+// it in clear. It refuses to overwrite an existing file.
+func WriteKeyFile(path string, key crypto.Signer, passphrase []byte) (err error) {
+	var data []byte
+	if passphrase == nil {
+		data, err = MarshalPrivateKeyPEM(key)
+	} else {
+		data, err = EncryptPrivateKeyPEM(key, passphrase, 0)
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// ReadKeyFile reads a private key file written by [WriteKeyFile] (or any
+// PKCS#8 PEM file). An encrypted file needs its passphrase; a nil passphrase
+// reads an unencrypted file, and a non-nil one insists on an encrypted file
+// ([ErrKeyNotEncrypted] otherwise), so that a key silently stored in clear is
+// noticed. At most [MaxKeyFileSize] bytes are read.
+func ReadKeyFile(path string, passphrase []byte) (crypto.Signer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if passphrase == nil {
+		return ParsePrivateKeyPEM(data)
+	}
+	return DecryptPrivateKeyPEM(data, passphrase)
+}

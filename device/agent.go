@@ -1,0 +1,506 @@
+package device
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+// Size defaults, as in the original device library.
+const (
+	DefaultMaxMessageSize  = 2048
+	DefaultMaxResponseSize = 2048
+)
+
+// Config configures an [Agent]. Only Identity and Anchors are required;
+// the zero values of the other fields are the secure, v1-compatible
+// defaults. [New] copies the Config; changing it afterwards has no effect.
+type Config struct {
+	// Identity is the device's name as audiences carry it. At least the
+	// endpoint name or the device id (32 hex characters) must be set.
+	Identity token.Identity
+	// Anchors are the trust anchors tokens must be signed by.
+	Anchors trust.Store
+	// Operations maps operation names to handlers. nil means no operation
+	// but the built-in [RevokeOperation].
+	Operations *Registry
+
+	// Clock returns the current time; nil means time.Now. In ClockTrusted
+	// mode it is wall time; in the clockless modes it only measures
+	// durations (nonce lifetime, throttling) and may start at any value.
+	Clock func() time.Time
+	// ClockMode says whether Clock is wall time; see [ClockMode].
+	ClockMode ClockMode
+	// MinTime is a lower bound of time known when the device was built or
+	// provisioned (for example the firmware's build time). Zero means none.
+	MinTime time.Time
+	// Leeway is the clock skew tolerated on exp and nbf. Zero means
+	// DefaultLeeway (300 s, as in v1); a negative value means none.
+	Leeway time.Duration
+
+	// MaxNonces is the number of nonces outstanding at once; zero means
+	// DefaultMaxNonces (10), at most MaxMaxNonces.
+	MaxNonces int
+	// NonceLifetime is how long a nonce stays usable; zero means
+	// DefaultNonceLifetime (5 minutes).
+	NonceLifetime time.Duration
+	// Throttle configures the refusal of nonces after repeated
+	// verification failures.
+	Throttle Throttle
+
+	// MaxMessageSize is the largest request accepted; zero means
+	// DefaultMaxMessageSize (2048 bytes).
+	MaxMessageSize int
+	// MaxResponseSize is the largest response sent; a larger one is
+	// replaced by StatusResponseTooSmall without data. Zero means
+	// DefaultMaxResponseSize (2048 bytes).
+	MaxResponseSize int
+
+	// State persists the lower bound of time and the revocation list. nil
+	// means a fresh MemoryState: nothing survives a restart.
+	State State
+	// MaxRevocations bounds the revocation list; zero means
+	// DefaultMaxRevocations.
+	MaxRevocations int
+
+	// Logger receives one audit event per request ("sda: request allowed"
+	// at Info, "sda: request rejected" at Warn). nil means no logging.
+	Logger *slog.Logger
+	// OnDecision, if set, is called with every decision, after the
+	// response is built and before Process returns. It must not block for
+	// long; a panic in it is recovered and ignored.
+	OnDecision func(Decision)
+
+	// Rand is the source of nonces; nil means crypto/rand.Reader.
+	Rand io.Reader
+
+	// RejectV1 makes the agent accept only v2 tokens.
+	RejectV1 bool
+	// NextNonce (v2) offers a fresh nonce in every operation response to a
+	// request whose proof of possession and nonce verified (response key
+	// 5), so a session needs one round trip per operation.
+	NextNonce bool
+	// SigningKey (v2), if set, signs operation responses to requests whose
+	// proof of possession verified (response key 6; token.SignResponse):
+	// status, data, the request's nonce and Identity.
+	SigningKey crypto.Signer
+	// TokenCacheSize (v2), if positive, caches that many verified tokens
+	// by hash so later requests with the same token cost one signature
+	// check (the PoP). At most MaxTokenCacheSize. The cache needs an
+	// anchor store with a Version method (trust.MemoryStore,
+	// trust.FileStore) and is disabled otherwise.
+	TokenCacheSize int
+}
+
+// versioned is the optional capability of an anchor store that lets the
+// agent notice changes (trust.MemoryStore and trust.FileStore have it).
+type versioned interface{ Version() uint64 }
+
+// Agent is the device side of SDA: it answers nonce and operation
+// requests. It is safe for concurrent use.
+type Agent struct {
+	identity    token.Identity
+	anchors     trust.Store
+	anchorsVer  versioned
+	ops         *Registry
+	mono        func() time.Time
+	clock       *clockPolicy
+	leeway      time.Duration
+	nonces      *nonceStore
+	throttle    *throttle
+	maxMsg      int
+	maxResp     int
+	revocations *revocations
+	log         *slog.Logger
+	onDecision  func(Decision)
+	rejectV1    bool
+	nextNonce   bool
+	signer      crypto.Signer
+	cache       *tokenCache
+	revoke      Handler
+}
+
+// New returns an agent for cfg, loading the lower bound of time and the
+// revocation list from cfg.State. Configuration errors match [ErrConfig],
+// unreadable state [ErrState].
+func New(cfg Config) (*Agent, error) {
+	if cfg.Identity.Endpoint == "" && cfg.Identity.DeviceID == "" {
+		return nil, configError("identity needs an endpoint name or a device id")
+	}
+	if id := cfg.Identity.DeviceID; id != "" && !isHex32(id) {
+		return nil, configError("device id %q is not 32 hex characters", id)
+	}
+	if cfg.Anchors == nil {
+		return nil, configError("no anchor store")
+	}
+	if cfg.ClockMode > ClockStrict {
+		return nil, configError("unknown clock mode %d", cfg.ClockMode)
+	}
+	a := &Agent{
+		identity:   cfg.Identity,
+		anchors:    cfg.Anchors,
+		ops:        cfg.Operations,
+		mono:       cfg.Clock,
+		leeway:     cfg.Leeway,
+		maxMsg:     cfg.MaxMessageSize,
+		maxResp:    cfg.MaxResponseSize,
+		log:        cfg.Logger,
+		onDecision: cfg.OnDecision,
+		rejectV1:   cfg.RejectV1,
+		nextNonce:  cfg.NextNonce,
+		signer:     cfg.SigningKey,
+		throttle:   newThrottle(cfg.Throttle),
+	}
+	if a.mono == nil {
+		a.mono = time.Now
+	}
+	switch {
+	case a.leeway == 0:
+		a.leeway = DefaultLeeway
+	case a.leeway < 0:
+		a.leeway = 0
+	}
+	if a.maxMsg == 0 {
+		a.maxMsg = DefaultMaxMessageSize
+	}
+	if a.maxResp == 0 {
+		a.maxResp = DefaultMaxResponseSize
+	}
+	if a.maxMsg < 0 || a.maxResp < 0 {
+		return nil, configError("negative size limit")
+	}
+	maxNonces, life := cfg.MaxNonces, cfg.NonceLifetime
+	if maxNonces == 0 {
+		maxNonces = DefaultMaxNonces
+	}
+	if life == 0 {
+		life = DefaultNonceLifetime
+	}
+	if maxNonces < 0 || maxNonces > MaxMaxNonces || life < 0 {
+		return nil, configError("nonces: %d outstanding (want 1..%d), lifetime %v", maxNonces, MaxMaxNonces, life)
+	}
+	rnd := cfg.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	a.nonces = newNonceStore(maxNonces, life, rnd)
+	if cfg.TokenCacheSize < 0 || cfg.TokenCacheSize > MaxTokenCacheSize {
+		return nil, configError("token cache size %d, want 0..%d", cfg.TokenCacheSize, MaxTokenCacheSize)
+	}
+	if v, ok := cfg.Anchors.(versioned); ok {
+		a.anchorsVer = v
+		a.cache = newTokenCache(cfg.TokenCacheSize)
+	}
+	if a.signer != nil {
+		if _, err := token.AlgorithmFor(a.signer.Public()); err != nil {
+			return nil, configError("signing key: %v", err)
+		}
+	}
+	maxRev := cfg.MaxRevocations
+	if maxRev == 0 {
+		maxRev = DefaultMaxRevocations
+	}
+	if maxRev < 0 {
+		return nil, configError("negative MaxRevocations")
+	}
+	state := cfg.State
+	if state == nil {
+		state = &MemoryState{}
+	}
+	var err error
+	if a.clock, err = newClockPolicy(cfg.ClockMode, a.mono, a.leeway, cfg.MinTime, state); err != nil {
+		return nil, err
+	}
+	if a.revocations, err = loadRevocations(maxRev, state); err != nil {
+		return nil, err
+	}
+	a.revoke = HandlerFunc(a.revokeHandler)
+	return a, nil
+}
+
+func isHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Identity returns the device's identity.
+func (a *Agent) Identity() token.Identity { return a.identity }
+
+// OutstandingNonces returns the number of nonces currently held (at most
+// Config.MaxNonces).
+func (a *Agent) OutstandingNonces() int { return a.nonces.outstanding() }
+
+// TimeLowerBound returns the device's lower bound of time (the newest
+// verified issue time seen, or Config.MinTime), or the zero time.
+func (a *Agent) TimeLowerBound() time.Time { return a.clock.lowerBound() }
+
+// Process answers one request (the bytes of a technician -> device
+// envelope) with the bytes of a response. It is the transport-agnostic core
+// of the agent: it always returns a well-formed response (WIRE.md) and never
+// panics. See [Agent.Handle] for the decision behind the response.
+func (a *Agent) Process(ctx context.Context, request []byte) []byte {
+	resp, _ := a.Handle(ctx, request)
+	return resp
+}
+
+// Handle is [Agent.Process] returning also the [Decision]: what was asked,
+// the status answered and, for a rejection, the check that failed and the
+// typed reason. The decision has already been logged and passed to
+// Config.OnDecision.
+func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Decision) {
+	defer func() {
+		if r := recover(); r != nil {
+			typ := uint64(wire.TypeErrorResponse)
+			switch d.Request {
+			case RequestNonce:
+				typ = wire.TypeNonceResponse
+			case RequestOperation:
+				typ = wire.TypeOperationResponse
+			}
+			d.Status, d.Check, d.Err = StatusInternalError, CheckInternal, fmt.Errorf("%w: panic: %v", ErrInternal, r)
+			d.NextNonce = 0
+			resp = wire.Response{Type: typ, Status: StatusInternalError}.Encode()
+		}
+		a.record(ctx, &d)
+	}()
+	if len(request) > a.maxMsg {
+		d.Status, d.Check = StatusInvalidRequest, CheckSize
+		d.Err = fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(request), a.maxMsg)
+		return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode(), d
+	}
+	msg, err := wire.DecodeMessage(request)
+	if err != nil {
+		d.Status, d.Check = StatusInvalidRequest, CheckEnvelope
+		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)
+		return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode(), d
+	}
+	if msg.Type == wire.TypeNonceRequest {
+		d.Request = RequestNonce
+		return a.nonceRequest(&d).Encode(), d
+	}
+	d.Request = RequestOperation
+	r := a.operation(ctx, msg.Signed, &d)
+	if d.Status == StatusVerificationError {
+		a.throttle.fail(a.mono())
+	}
+	return a.finish(&r, &d), d
+}
+
+func (a *Agent) nonceRequest(d *Decision) wire.Response {
+	r := wire.Response{Type: wire.TypeNonceResponse}
+	now := a.mono()
+	if a.throttle.blocked(now) {
+		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, ErrThrottled
+		r.Status = StatusBusy
+		return r
+	}
+	n, err := a.nonces.issue(now)
+	if err != nil {
+		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, err
+		if errors.Is(err, ErrInternal) {
+			d.Status = StatusInternalError
+		}
+		r.Status = d.Status
+		return r
+	}
+	d.Status, d.Nonce = StatusSuccess, n
+	r.Status, r.Nonce = StatusSuccess, n
+	return r
+}
+
+// reject records a failed check in d and returns the response for it.
+func reject(d *Decision, st Status, c Check, err error) wire.Response {
+	d.Status, d.Check, d.Err = st, c, err
+	return wire.Response{Type: wire.TypeOperationResponse, Status: st}
+}
+
+// operation runs the verification pipeline in the mandatory order (see
+// the package documentation) and then the handler.
+func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.Response {
+	sr, err := token.ParseRequest(signed)
+	if err != nil {
+		return reject(d, StatusInvalidRequest, CheckParse, err)
+	}
+	d.Nonce = sr.UnverifiedNonce()
+	tokBytes := sr.UnverifiedToken()
+	hash := sha256.Sum256(tokBytes)
+	now, known := a.clock.now()
+	anchorNow := now // zero when unknown: the anchor window cannot be checked
+
+	var claims *token.Claims
+	var anchor trust.Anchor
+	var version uint64
+	if a.cache != nil {
+		version = a.anchorsVer.Version()
+	}
+	if e := a.cache.get(&hash, version, now); e != nil {
+		claims, anchor = e.claims, e.anchor
+		d.CachedToken = true
+		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
+		if err := anchor.ValidAt(anchorNow); err != nil {
+			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
+		}
+	} else {
+		tok, err := token.Parse(tokBytes)
+		if err != nil {
+			return reject(d, StatusInvalidRequest, CheckParse, err)
+		}
+		d.Issuer = tok.UnverifiedIssuer()
+		anchors, err := a.anchors.Lookup(d.Issuer, tok.UnverifiedKeyID())
+		if err != nil {
+			return reject(d, StatusVerificationError, CheckAnchor, err)
+		}
+		if claims, anchor, err = verifyToken(tok, anchors); err != nil {
+			return reject(d, StatusVerificationError, CheckTokenSignature, err)
+		}
+		d.Subject, d.TokenID = claims.Subject, claims.ID
+		if a.rejectV1 && claims.Profile == token.ProfileV1 {
+			return reject(d, StatusVerificationError, CheckProfile, ErrProfile)
+		}
+		if err := anchor.Check(claims, anchorNow); err != nil {
+			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
+		}
+		if a.cache != nil && a.audienceOK(claims) {
+			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, version: version, expires: claims.Expiry.Add(a.leeway)})
+		}
+	}
+	if !a.audienceOK(claims) {
+		return reject(d, StatusVerificationError, CheckAudience, token.ErrWrongAudience)
+	}
+	if err := a.clock.check(claims, now, known); err != nil {
+		return reject(d, StatusVerificationError, CheckTime, err)
+	}
+	d.TimeUnknown = !known
+	req, err := sr.Verify(claims.Key)
+	if err != nil {
+		return reject(d, StatusVerificationError, CheckProofOfPossession, err)
+	}
+	d.Operation = req.Operation.Name
+	mono := a.mono()
+	if err := a.nonces.consume(req.Nonce, mono); err != nil {
+		return reject(d, StatusVerificationError, CheckNonce, err)
+	}
+	// The request is authentic and fresh. From here on the technician gets
+	// a next nonce (v2) and a signed response (v2) whatever the outcome.
+	if a.nextNonce && !a.throttle.blocked(mono) {
+		if n, err := a.nonces.issue(mono); err == nil {
+			d.NextNonce = n
+		}
+	}
+	if err := a.clock.observe(claims, now); err != nil && a.log != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "sda: persisting the time lower bound failed", slog.String("error", err.Error()))
+	}
+	if err := a.revocations.revoked(claims.ID, &hash); err != nil {
+		return reject(d, StatusVerificationError, CheckRevocation, err)
+	}
+	if err := claims.Scope.Check(req.Operation); err != nil {
+		return reject(d, StatusAccessDenied, CheckScope, err)
+	}
+	h := a.revoke
+	if req.Operation.Name != RevokeOperation {
+		if h = a.ops.lookup(req.Operation.Name); h == nil {
+			return reject(d, StatusError, CheckOperation, fmt.Errorf("%w: %q", ErrUnknownOperation, req.Operation.Name))
+		}
+	}
+	call := &Call{
+		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: claims.ID,
+		Scope: claims.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce,
+	}
+	data, panicked, err := runHandler(ctx, h, call)
+	switch {
+	case panicked:
+		return reject(d, StatusInternalError, CheckOperation, err)
+	case err != nil:
+		return reject(d, StatusOperationFailed, CheckOperation, fmt.Errorf("%w: %w", ErrOperationFailed, err))
+	}
+	d.Status = StatusSuccess
+	if data == nil {
+		data = []byte{}
+	}
+	return wire.Response{Type: wire.TypeOperationResponse, Status: StatusSuccess, Data: data}
+}
+
+// verifyToken verifies tok with the first anchor whose key verifies it.
+// Anchors whose key pins another algorithm than the token's are not tried;
+// when none is left the error matches token.ErrAlgorithmMismatch.
+func verifyToken(tok *token.Token, anchors []trust.Anchor) (*token.Claims, trust.Anchor, error) {
+	var firstErr error
+	for i := range anchors {
+		if anchors[i].PinnedAlgorithm() != tok.Algorithm() {
+			continue
+		}
+		c, err := tok.Verify(anchors[i].Key)
+		if err == nil {
+			return c, anchors[i], nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("%w: token signed with %v, no anchor of the issuer pins it", token.ErrAlgorithmMismatch, tok.Algorithm())
+	}
+	return nil, trust.Anchor{}, firstErr
+}
+
+func (a *Agent) audienceOK(c *token.Claims) bool {
+	for _, aud := range c.Audience {
+		if a.identity.Matches(aud) {
+			return true
+		}
+	}
+	return false
+}
+
+// finish adds the v2 extras to an operation response, enforces the response
+// size limit and encodes it.
+func (a *Agent) finish(r *wire.Response, d *Decision) []byte {
+	r.NextNonce = d.NextNonce
+	// Responses are signed only once the proof of possession verified:
+	// the device does not sign for unauthenticated requesters.
+	sign := a.signer != nil && d.Operation != ""
+	build := func() ([]byte, error) {
+		if sign {
+			s, err := token.SignResponse(&token.DeviceResponse{Status: uint32(r.Status), Data: r.Data, Nonce: d.Nonce, Device: a.identity}, a.signer, nil)
+			if err != nil {
+				return nil, err
+			}
+			r.Signed = s
+		}
+		return r.Encode(), nil
+	}
+	out, err := build()
+	if err == nil && len(out) <= a.maxResp {
+		return out
+	}
+	if err != nil {
+		d.Status, d.Check, d.Err = StatusInternalError, CheckResponse, fmt.Errorf("%w: signing the response: %v", ErrInternal, err)
+		sign = false
+	} else {
+		d.Status, d.Check, d.Err = StatusResponseTooSmall, CheckResponse, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, len(out), a.maxResp)
+	}
+	r.Status, r.Data, r.Signed = d.Status, nil, nil
+	if out, err = build(); err != nil {
+		r.Signed = nil
+		out = r.Encode()
+	}
+	return out
+}

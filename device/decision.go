@@ -1,0 +1,175 @@
+package device
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+
+	"github.com/securedeviceaccess/sda/internal/wire"
+)
+
+// Status is the result number a response carries (WIRE.md, "Response").
+type Status = wire.Status
+
+// The statuses the agent sends. StatusBusy is a v2 addition.
+const (
+	StatusSuccess           = wire.StatusSuccess
+	StatusError             = wire.StatusError
+	StatusInvalidRequest    = wire.StatusInvalidRequest
+	StatusInternalError     = wire.StatusInternalError
+	StatusVerificationError = wire.StatusVerificationError
+	StatusAccessDenied      = wire.StatusAccessDenied
+	StatusResponseTooSmall  = wire.StatusResponseTooSmall
+	StatusBusy              = wire.StatusBusy
+	StatusOperationFailed   = wire.StatusOperationFailed
+)
+
+// RequestKind says what a request asked for.
+type RequestKind uint8
+
+// Request kinds.
+const (
+	RequestUnknown   RequestKind = iota // oversize or unparseable envelope
+	RequestNonce                        // [1]
+	RequestOperation                    // [3, signed bundle]
+)
+
+func (k RequestKind) String() string {
+	switch k {
+	case RequestNonce:
+		return "nonce"
+	case RequestOperation:
+		return "operation"
+	}
+	return "unknown"
+}
+
+// Check names a step of the verification pipeline, in the order the agent
+// runs them (docs/device-section.md). A [Decision] names the step that
+// rejected a request.
+type Check uint8
+
+// Checks, in pipeline order.
+const (
+	CheckNone              Check = iota // no check failed
+	CheckSize                           // message size limit
+	CheckEnvelope                       // envelope decoding
+	CheckNonceIssue                     // nonce request: throttling, outstanding nonces, randomness
+	CheckParse                          // strict parse of the signed bundle and the token
+	CheckAnchor                         // anchor lookup by issuer and key id
+	CheckTokenSignature                 // token signature with the anchor's key
+	CheckProfile                        // token profile accepted (Config.RejectV1)
+	CheckAnchorConstraints              // anchor validity, retirement and constraints
+	CheckAudience                       // the token names this device
+	CheckTime                           // exp and nbf, with the clock policy
+	CheckProofOfPossession              // request signature with the token's cnf key
+	CheckNonce                          // nonce outstanding and unexpired; consumed here
+	CheckRevocation                     // token id and hash not revoked
+	CheckScope                          // scope permits the operation and its arguments
+	CheckOperation                      // handler found, ran and succeeded
+	CheckResponse                       // response fits and could be signed
+	CheckInternal                       // recovered panic
+)
+
+var checkNames = [...]string{
+	CheckNone: "none", CheckSize: "size", CheckEnvelope: "envelope", CheckNonceIssue: "nonce-issue",
+	CheckParse: "parse", CheckAnchor: "anchor", CheckTokenSignature: "token-signature",
+	CheckProfile: "profile", CheckAnchorConstraints: "anchor-constraints", CheckAudience: "audience",
+	CheckTime: "time", CheckProofOfPossession: "proof-of-possession", CheckNonce: "nonce",
+	CheckRevocation: "revocation", CheckScope: "scope", CheckOperation: "operation",
+	CheckResponse: "response", CheckInternal: "internal",
+}
+
+func (c Check) String() string {
+	if int(c) < len(checkNames) {
+		return checkNames[c]
+	}
+	return fmt.Sprintf("Check(%d)", uint8(c))
+}
+
+// Decision is the audit record of one request: what was asked, what the
+// device answered, and, for a rejection, which check failed and why. The
+// wire carries only Status; Err carries the precise reason.
+//
+// Issuer, Subject and TokenID come from the token. They are verified when
+// Check is later than CheckTokenSignature (or zero), and otherwise what the
+// request claimed, recorded for the audit trail only.
+type Decision struct {
+	Request RequestKind
+	Status  Status
+	Check   Check // the failed check, or CheckNone
+	Err     error // nil when Status is StatusSuccess
+
+	// Nonce is the nonce issued (nonce requests) or the nonce the request
+	// carried (operation requests).
+	Nonce uint64
+	// NextNonce is the fresh nonce offered in the response (v2).
+	NextNonce uint64
+
+	Issuer    string
+	Subject   string
+	TokenID   []byte
+	Operation string // set once the proof-of-possession signature verified
+
+	// CachedToken reports that the token's verification was taken from the
+	// verified-token cache (v2).
+	CachedToken bool
+	// TimeUnknown reports a token accepted while a clockless device in
+	// ClockLowerBound mode had no lower bound of time yet.
+	TimeUnknown bool
+}
+
+// Allowed reports whether the request succeeded.
+func (d *Decision) Allowed() bool { return d.Err == nil && d.Status == StatusSuccess }
+
+// record sends d to the hook and the audit log.
+func (a *Agent) record(ctx context.Context, d *Decision) {
+	if a.onDecision != nil {
+		func() {
+			defer func() { _ = recover() }()
+			a.onDecision(*d)
+		}()
+	}
+	level := slog.LevelInfo
+	if d.Err != nil {
+		level = slog.LevelWarn
+	}
+	if a.log == nil || !a.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("request", d.Request.String()),
+		slog.Uint64("status", uint64(d.Status)),
+	)
+	if d.Err != nil {
+		attrs = append(attrs, slog.String("check", d.Check.String()), slog.String("reason", d.Err.Error()))
+	}
+	if d.Nonce != 0 {
+		attrs = append(attrs, slog.Uint64("nonce", d.Nonce))
+	}
+	if d.Issuer != "" {
+		attrs = append(attrs, slog.String("issuer", d.Issuer))
+	}
+	if d.Subject != "" {
+		attrs = append(attrs, slog.String("subject", d.Subject))
+	}
+	if d.TokenID != nil {
+		attrs = append(attrs, slog.String("token_id", hex.EncodeToString(d.TokenID)))
+	}
+	if d.Operation != "" {
+		attrs = append(attrs, slog.String("operation", d.Operation))
+	}
+	if d.CachedToken {
+		attrs = append(attrs, slog.Bool("cached_token", true))
+	}
+	if d.TimeUnknown {
+		attrs = append(attrs, slog.Bool("time_unknown", true))
+	}
+	msg := "sda: request allowed"
+	if d.Err != nil {
+		msg = "sda: request rejected"
+	}
+	a.log.LogAttrs(ctx, level, msg, attrs...)
+}

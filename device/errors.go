@@ -1,0 +1,101 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+// Errors carried by a [Decision] (Decision.Err) and returned by [New].
+// Test for them with [errors.Is]. A Decision's Err may also match the
+// sentinels of the token package: token.ErrMalformed for everything that
+// fails strict parsing (envelope included), token.ErrSignature,
+// token.ErrAlgorithmMismatch, token.ErrCritical, token.ErrWrongAudience,
+// token.ErrExpired, token.ErrNotYetValid and token.ErrOutOfScope.
+var (
+	// ErrMessageTooLarge: the request exceeds Config.MaxMessageSize. Nothing
+	// of it was parsed.
+	ErrMessageTooLarge = errors.New("device: message too large")
+
+	// ErrUnknownAnchor: no trust anchor matches the token's issuer (and
+	// key id). It is trust.ErrUnknownAnchor.
+	ErrUnknownAnchor = trust.ErrUnknownAnchor
+
+	// ErrAnchorRevoked: the anchors matching the token's issuer are
+	// revoked. It is trust.ErrAnchorRevoked.
+	ErrAnchorRevoked = trust.ErrAnchorRevoked
+
+	// ErrAnchorConstraint: the token asks for more than its anchor may
+	// grant, or was issued outside the anchor's validity or after its
+	// retirement. It is trust.ErrConstraint; the error is a
+	// *trust.ConstraintError.
+	ErrAnchorConstraint = trust.ErrConstraint
+
+	// ErrProfile: the token's profile is not accepted (Config.RejectV1).
+	ErrProfile = errors.New("device: token profile not accepted")
+
+	// ErrTimeUnknown: the device has no trustworthy clock, has never seen
+	// a verified time, and is in [ClockStrict] mode.
+	ErrTimeUnknown = errors.New("device: time unknown")
+
+	// ErrNonce is matched by every nonce failure below.
+	ErrNonce = errors.New("device: nonce not acceptable")
+	// ErrNonceUnknown: the nonce was never issued by this device (another
+	// device's nonce, a guess), or was forgotten long ago.
+	ErrNonceUnknown = fmt.Errorf("%w: unknown", ErrNonce)
+	// ErrNonceReplayed: the nonce was issued by this device and already
+	// consumed by an earlier request.
+	ErrNonceReplayed = fmt.Errorf("%w: already used", ErrNonce)
+	// ErrNonceExpired: the nonce was issued by this device but is older
+	// than Config.NonceLifetime.
+	ErrNonceExpired = fmt.Errorf("%w: expired", ErrNonce)
+
+	// ErrRevoked: the token's id (cti) or hash is on the device's
+	// revocation list.
+	ErrRevoked = errors.New("device: token revoked")
+
+	// ErrThrottled: a nonce request refused because of repeated
+	// verification failures (Config.Throttle).
+	ErrThrottled = errors.New("device: throttled after repeated verification failures")
+
+	// ErrNoncesExhausted: a nonce request refused because the maximum
+	// number of unexpired nonces is outstanding (Config.MaxNonces). The
+	// device never evicts an unexpired nonce to make room.
+	ErrNoncesExhausted = errors.New("device: all nonces outstanding")
+
+	// ErrUnknownOperation: the scope permits the operation but no handler
+	// is registered for it.
+	ErrUnknownOperation = errors.New("device: no handler for operation")
+
+	// ErrOperationFailed: the handler ran and returned an error, which the
+	// decision's error wraps.
+	ErrOperationFailed = errors.New("device: operation failed")
+
+	// ErrHandlerPanic: the handler panicked; the agent recovered.
+	ErrHandlerPanic = errors.New("device: operation handler panicked")
+
+	// ErrResponseTooLarge: the response would exceed
+	// Config.MaxResponseSize; its data was dropped.
+	ErrResponseTooLarge = errors.New("device: response too large")
+
+	// ErrRevocationListFull: the revocation operation cannot add an entry
+	// because the list holds Config.MaxRevocations entries that have not
+	// expired. Entries are never evicted to make room.
+	ErrRevocationListFull = errors.New("device: revocation list full")
+
+	// ErrInternal: an unexpected failure inside the agent (a recovered
+	// panic, a failing random source or signer, ...).
+	ErrInternal = errors.New("device: internal error")
+
+	// ErrConfig: [New] was given an unusable configuration.
+	ErrConfig = errors.New("device: invalid configuration")
+
+	// ErrState: persistent state could not be read or written, or holds
+	// data that does not decode.
+	ErrState = errors.New("device: persistent state")
+)
+
+func configError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+}

@@ -1,0 +1,144 @@
+package device
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Nonce defaults (WIRE.md: the original device keeps 10 nonces).
+const (
+	DefaultMaxNonces     = 10
+	DefaultNonceLifetime = 5 * time.Minute
+	MaxMaxNonces         = 1024 // upper bound of Config.MaxNonces
+)
+
+// nonceStore holds the outstanding nonces: at most max, each single use and
+// valid for life. It never evicts an unexpired nonce to make room: when all
+// slots hold unexpired nonces, issue fails with ErrNoncesExhausted. A flood
+// of nonce requests can therefore delay new sessions (until the flood's
+// nonces expire or the throttle engages) but can never invalidate a nonce
+// a technician already holds.
+//
+// Consumed and expired nonces are remembered in a ring of 2*max entries so
+// that a rejection can say "replayed" or "expired" rather than "unknown",
+// and so that a recently used value is never issued again.
+type nonceStore struct {
+	mu   sync.Mutex
+	max  int
+	life time.Duration
+	rand io.Reader
+	live []liveNonce
+	gone []goneNonce // ring
+	next int         // next write position in gone
+	buf  [8]byte
+}
+
+type liveNonce struct {
+	n       uint64
+	expires time.Time // on the agent's monotonic clock
+}
+
+type goneNonce struct {
+	n   uint64
+	why error // ErrNonceReplayed or ErrNonceExpired
+}
+
+func newNonceStore(max int, life time.Duration, rand io.Reader) *nonceStore {
+	return &nonceStore{max: max, life: life, rand: rand, live: make([]liveNonce, 0, max), gone: make([]goneNonce, 2*max)}
+}
+
+func (s *nonceStore) forget(n uint64, why error) {
+	s.gone[s.next] = goneNonce{n, why}
+	s.next = (s.next + 1) % len(s.gone)
+}
+
+// prune moves expired nonces to the ring. The caller holds mu.
+func (s *nonceStore) prune(now time.Time) {
+	kept := s.live[:0]
+	for _, e := range s.live {
+		if now.Before(e.expires) {
+			kept = append(kept, e)
+		} else {
+			s.forget(e.n, ErrNonceExpired)
+		}
+	}
+	clear(s.live[len(kept):])
+	s.live = kept
+}
+
+func (s *nonceStore) known(n uint64) bool {
+	for _, e := range s.live {
+		if e.n == n {
+			return true
+		}
+	}
+	for _, g := range s.gone {
+		if g.n == n {
+			return true
+		}
+	}
+	return false
+}
+
+// issue returns a fresh nonce: 64 random bits, never 0, not outstanding and
+// not recently used.
+func (s *nonceStore) issue(now time.Time) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	if len(s.live) >= s.max {
+		return 0, fmt.Errorf("%w: %d unexpired nonces outstanding", ErrNoncesExhausted, len(s.live))
+	}
+	for range 8 {
+		if _, err := io.ReadFull(s.rand, s.buf[:]); err != nil {
+			return 0, fmt.Errorf("%w: random source: %v", ErrInternal, err)
+		}
+		n := binary.BigEndian.Uint64(s.buf[:])
+		if n == 0 || s.known(n) {
+			continue
+		}
+		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life)})
+		return n, nil
+	}
+	return 0, fmt.Errorf("%w: random source keeps repeating itself", ErrInternal)
+}
+
+// consume checks that n is outstanding and unexpired and removes it.
+func (s *nonceStore) consume(n uint64, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range s.live {
+		if e.n != n {
+			continue
+		}
+		last := len(s.live) - 1
+		s.live[i] = s.live[last]
+		s.live[last] = liveNonce{}
+		s.live = s.live[:last]
+		if !now.Before(e.expires) {
+			s.forget(n, ErrNonceExpired)
+			return ErrNonceExpired
+		}
+		s.forget(n, ErrNonceReplayed)
+		return nil
+	}
+	if n != 0 {
+		for _, g := range s.gone {
+			if g.n == n {
+				return g.why
+			}
+		}
+	}
+	return ErrNonceUnknown
+}
+
+// outstanding returns the number of nonces held, expired ones not yet
+// pruned included.
+func (s *nonceStore) outstanding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}

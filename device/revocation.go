@@ -1,0 +1,211 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// RevokeOperation is the name of the built-in operation that adds an entry
+// to the device's revocation list. Like any operation it runs only if the
+// token's scope permits it. Its arguments:
+//
+//	sda-revoke(kind: tstr, id: bstr / tstr [, until: int])
+//
+// kind is "cti" (id is a token id) or "hash" (id is the SHA-256 of a
+// token's bytes, 32 bytes). id is a byte string (v2) or, for v1 tokens,
+// whose arguments are integers and text only, a hex text string. until,
+// optional, is the revoked token's exp in seconds since the epoch: once the
+// device's time is past it (plus the leeway) the entry may be dropped to
+// make room. Without it the entry stays until removed by a firmware reset
+// of the state.
+const RevokeOperation = "sda-revoke"
+
+// DefaultMaxRevocations bounds the revocation list.
+const DefaultMaxRevocations = 256
+
+// maxRevokedIDLength bounds a revoked cti.
+const maxRevokedIDLength = 64
+
+// revocations is the bounded, persisted revocation list. Readers see an
+// immutable snapshot; add builds a new one, persists it and only then
+// publishes it, so a failed write changes nothing.
+type revocations struct {
+	max   int
+	state State
+
+	mu  sync.RWMutex
+	ids map[string]int64 // cti -> until (unix seconds, 0 = forever)
+	hs  map[[32]byte]int64
+
+	addMu sync.Mutex // serialises add
+}
+
+type revocationFile struct {
+	IDs    []revocationEntry `json:"cti"`
+	Hashes []revocationEntry `json:"hash"`
+}
+
+type revocationEntry struct {
+	ID    []byte `json:"id"`
+	Until int64  `json:"until,omitempty"`
+}
+
+func loadRevocations(max int, state State) (*revocations, error) {
+	r := &revocations{max: max, state: state, ids: map[string]int64{}, hs: map[[32]byte]int64{}}
+	b, err := state.Load(stateKeyRevocations)
+	if err != nil {
+		return nil, fmt.Errorf("%w: loading %s: %v", ErrState, stateKeyRevocations, err)
+	}
+	if len(b) == 0 {
+		return r, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f revocationFile
+	if err := dec.Decode(&f); err != nil || dec.More() {
+		return nil, fmt.Errorf("%w: %s does not decode: %v", ErrState, stateKeyRevocations, err)
+	}
+	if len(f.IDs)+len(f.Hashes) > max {
+		return nil, fmt.Errorf("%w: %d revocations, more than %d", ErrState, len(f.IDs)+len(f.Hashes), max)
+	}
+	for _, e := range f.IDs {
+		if len(e.ID) == 0 || len(e.ID) > maxRevokedIDLength {
+			return nil, fmt.Errorf("%w: revoked id of %d bytes", ErrState, len(e.ID))
+		}
+		r.ids[string(e.ID)] = e.Until
+	}
+	for _, e := range f.Hashes {
+		if len(e.ID) != 32 {
+			return nil, fmt.Errorf("%w: revoked hash of %d bytes", ErrState, len(e.ID))
+		}
+		r.hs[[32]byte(e.ID)] = e.Until
+	}
+	return r, nil
+}
+
+// revoked reports whether the token with id cti (may be nil) and hash h is
+// revoked.
+func (r *revocations) revoked(cti []byte, h *[32]byte) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.hs[*h]; ok {
+		return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
+	}
+	if cti != nil {
+		if _, ok := r.ids[string(cti)]; ok {
+			return fmt.Errorf("%w: token id %x", ErrRevoked, cti)
+		}
+	}
+	return nil
+}
+
+func (r *revocations) len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.ids) + len(r.hs)
+}
+
+// add revokes a cti (isHash false) or a token hash. now is the device's
+// time, zero when unknown: expired entries are dropped only when it is
+// known.
+func (r *revocations) add(isHash bool, id []byte, until int64, now time.Time, leeway time.Duration) error {
+	r.addMu.Lock()
+	defer r.addMu.Unlock()
+	r.mu.RLock()
+	ids, hs := maps.Clone(r.ids), maps.Clone(r.hs)
+	r.mu.RUnlock()
+	if isHash {
+		h := [32]byte(id)
+		if old, ok := hs[h]; ok && (old == 0 || old >= until && until != 0) {
+			return nil
+		}
+		hs[h] = until
+	} else {
+		if old, ok := ids[string(id)]; ok && (old == 0 || old >= until && until != 0) {
+			return nil
+		}
+		ids[string(id)] = until
+	}
+	if len(ids)+len(hs) > r.max && !now.IsZero() {
+		limit := now.Add(-leeway).Unix()
+		maps.DeleteFunc(ids, func(_ string, u int64) bool { return u != 0 && u < limit })
+		maps.DeleteFunc(hs, func(_ [32]byte, u int64) bool { return u != 0 && u < limit })
+	}
+	if len(ids)+len(hs) > r.max {
+		return fmt.Errorf("%w: %d entries", ErrRevocationListFull, r.max)
+	}
+	f := revocationFile{IDs: []revocationEntry{}, Hashes: []revocationEntry{}}
+	for k, u := range ids {
+		f.IDs = append(f.IDs, revocationEntry{ID: []byte(k), Until: u})
+	}
+	for k, u := range hs {
+		f.Hashes = append(f.Hashes, revocationEntry{ID: bytes.Clone(k[:]), Until: u})
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInternal, err)
+	}
+	if err := r.state.Store(stateKeyRevocations, b); err != nil {
+		return fmt.Errorf("%w: storing %s: %v", ErrState, stateKeyRevocations, err)
+	}
+	r.mu.Lock()
+	r.ids, r.hs = ids, hs
+	r.mu.Unlock()
+	return nil
+}
+
+// revokeHandler is the built-in RevokeOperation.
+func (a *Agent) revokeHandler(_ context.Context, call *Call) ([]byte, error) {
+	args := call.Operation.Args
+	if len(args) != 2 && len(args) != 3 {
+		return nil, fmt.Errorf("%s takes 2 or 3 arguments, got %d", RevokeOperation, len(args))
+	}
+	kind, ok := args[0].Text()
+	if !ok || kind != "cti" && kind != "hash" {
+		return nil, fmt.Errorf("%s: kind must be \"cti\" or \"hash\"", RevokeOperation)
+	}
+	var id []byte
+	switch args[1].Kind() {
+	case token.KindBytes:
+		id, _ = args[1].Bytes()
+	case token.KindText:
+		s, _ := args[1].Text()
+		var err error
+		if id, err = hex.DecodeString(s); err != nil {
+			return nil, fmt.Errorf("%s: id is not hex: %v", RevokeOperation, err)
+		}
+	default:
+		return nil, fmt.Errorf("%s: id must be a byte string or hex text", RevokeOperation)
+	}
+	isHash := kind == "hash"
+	switch {
+	case isHash && len(id) != 32:
+		return nil, fmt.Errorf("%s: a token hash has 32 bytes, not %d", RevokeOperation, len(id))
+	case !isHash && (len(id) == 0 || len(id) > maxRevokedIDLength):
+		return nil, fmt.Errorf("%s: a token id has 1..%d bytes, not %d", RevokeOperation, maxRevokedIDLength, len(id))
+	}
+	var until int64
+	if len(args) == 3 {
+		v, ok := args[2].Int()
+		if !ok || v <= 0 {
+			return nil, fmt.Errorf("%s: until must be a positive integer", RevokeOperation)
+		}
+		until = v
+	}
+	now, known := a.clock.now()
+	if !known {
+		now = time.Time{}
+	}
+	if err := a.revocations.add(isHash, id, until, now, a.leeway); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}

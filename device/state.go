@@ -1,0 +1,164 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// State is the small persistent memory of a device: the lower bound of time
+// and the revocation list survive restarts through it. Values are a few
+// kilobytes at most. Implementations must be safe for concurrent use, and
+// Store must replace a value atomically: after a crash, Load returns the
+// old or the new value, never a mix.
+type State interface {
+	// Load returns the value stored under key, or nil and no error when
+	// there is none.
+	Load(key string) ([]byte, error)
+	// Store durably replaces the value under key.
+	Store(key string, value []byte) error
+}
+
+// State keys used by the agent.
+const (
+	stateKeyTimeFloor   = "time-floor"
+	stateKeyRevocations = "revocations"
+)
+
+// maxStateValue bounds what FileState reads back.
+const maxStateValue = 64 << 10
+
+// Compile-time checks.
+var (
+	_ State = (*MemoryState)(nil)
+	_ State = (*FileState)(nil)
+)
+
+// MemoryState is a [State] in memory: it survives nothing but is useful in
+// tests and for devices that persist elsewhere. The zero value is ready to
+// use.
+type MemoryState struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// Load implements [State].
+func (s *MemoryState) Load(key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	if !ok {
+		return nil, nil
+	}
+	return append([]byte{}, v...), nil
+}
+
+// Store implements [State].
+func (s *MemoryState) Store(key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string][]byte)
+	}
+	s.m[key] = append([]byte{}, value...)
+	return nil
+}
+
+// FileState is a [State] kept as one file per key in a directory. Store
+// writes a temporary file in the same directory, syncs it, renames it over
+// the key's file and syncs the directory, so a crash leaves the old or the
+// new value.
+type FileState struct {
+	dir string
+	mu  sync.Mutex // serialises writes of the same key
+}
+
+// NewFileState returns a FileState in dir, creating the directory (mode
+// 0700) if needed.
+func NewFileState(dir string) (*FileState, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	return &FileState{dir: dir}, nil
+}
+
+func validKey(key string) bool {
+	if key == "" || len(key) > 64 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Load implements [State].
+func (s *FileState) Load(key string) ([]byte, error) {
+	if !validKey(key) {
+		return nil, fmt.Errorf("%w: invalid key %q", ErrState, key)
+	}
+	f, err := os.Open(filepath.Join(s.dir, key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxStateValue+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	if len(data) > maxStateValue {
+		return nil, fmt.Errorf("%w: %s larger than %d bytes", ErrState, key, maxStateValue)
+	}
+	return data, nil
+}
+
+// Store implements [State].
+func (s *FileState) Store(key string, value []byte) (err error) {
+	if !validKey(key) {
+		return fmt.Errorf("%w: invalid key %q", ErrState, key)
+	}
+	if len(value) > maxStateValue {
+		return fmt.Errorf("%w: value of %d bytes", ErrState, len(value))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tmp, err := os.CreateTemp(s.dir, "."+key+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(value); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	if err = os.Rename(tmp.Name(), filepath.Join(s.dir, key)); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	// The new value is in place; syncing the directory makes the rename
+	// durable where the file system supports it.
+	if d, derr := os.Open(s.dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package trust
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// FileName is the name of the file a [FileStore] keeps in its directory.
+const FileName = "anchors.json"
+
+// maxFileSize caps what OpenFileStore reads: MaxAnchors anchors of a few
+// kilobytes each at most.
+const maxFileSize = 1 << 20
+
+// FileStore is a [Store] kept in a directory, in the JSON file [FileName]
+// with each key as PEM. It behaves as a [MemoryStore] whose changes are
+// durable: each change writes a complete new file to a temporary name in
+// the same directory, syncs it, renames it over the old file and syncs the
+// directory, and only then becomes visible to lookups. A crash leaves either
+// the old or the new file, never a half-written one; a failed write leaves
+// the store unchanged.
+//
+// One process should own a directory: FileStore does not lock it against
+// other processes.
+type FileStore struct {
+	MemoryStore
+	dir string
+
+	// writeHook, when set by tests, is called between the steps of a write
+	// ("write", "sync", "rename") and can fail it.
+	writeHook func(step string) error
+}
+
+// OpenFileStore opens the store in dir, creating the directory (mode 0700)
+// if it does not exist, and loads the anchors from its file if there is
+// one. A file that cannot be read back completely is an error matching
+// [ErrCorrupt]: a device must not start with half its anchors.
+func OpenFileStore(dir string) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	s := &FileStore{dir: dir}
+	data, err := readLimited(filepath.Join(dir, FileName), maxFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		snap, err := decodeFile(data)
+		if err != nil {
+			return nil, err
+		}
+		s.cur.Store(snap)
+	}
+	s.persist = s.write
+	return s, nil
+}
+
+// Dir returns the store's directory.
+func (s *FileStore) Dir() string { return s.dir }
+
+func readLimited(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: %s larger than %d bytes", ErrCorrupt, name, limit)
+	}
+	return data, nil
+}
+
+// fileFormat is the JSON layout of the store file.
+type fileFormat struct {
+	Version int          `json:"version"`
+	Anchors []fileAnchor `json:"anchors"`
+}
+
+type fileAnchor struct {
+	Issuer      string          `json:"issuer"`
+	KeyID       []byte          `json:"kid,omitempty"`
+	PublicKey   string          `json:"public_key"`
+	Algorithm   token.Algorithm `json:"algorithm,omitempty"`
+	NotBefore   *time.Time      `json:"not_before,omitempty"`
+	NotAfter    *time.Time      `json:"not_after,omitempty"`
+	Operations  []string        `json:"operations,omitempty"`
+	Audiences   []string        `json:"audiences,omitempty"`
+	MaxLifetime string          `json:"max_lifetime,omitempty"`
+	RetiredAt   *time.Time      `json:"retired_at,omitempty"`
+	Revoked     bool            `json:"revoked,omitempty"`
+}
+
+const fileVersion = 1
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func timeVal(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func encodeFile(snap *snapshot) ([]byte, error) {
+	f := fileFormat{Version: fileVersion, Anchors: []fileAnchor{}}
+	for _, a := range snap.anchors() {
+		pemKey, err := token.MarshalPublicKeyPEM(a.Key)
+		if err != nil {
+			return nil, err
+		}
+		fa := fileAnchor{
+			Issuer: a.Issuer, KeyID: a.KeyID, PublicKey: string(pemKey), Algorithm: a.Algorithm,
+			NotBefore: timePtr(a.NotBefore), NotAfter: timePtr(a.NotAfter),
+			Operations: a.Constraints.Operations, Audiences: a.Constraints.Audiences,
+			RetiredAt: timePtr(a.RetiredAt), Revoked: a.Revoked,
+		}
+		if a.Constraints.MaxLifetime > 0 {
+			fa.MaxLifetime = a.Constraints.MaxLifetime.String()
+		}
+		f.Anchors = append(f.Anchors, fa)
+	}
+	return json.MarshalIndent(f, "", "  ")
+}
+
+func decodeFile(data []byte) (*snapshot, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f fileFormat
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data", ErrCorrupt)
+	}
+	if f.Version != fileVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrCorrupt, f.Version, fileVersion)
+	}
+	snap := &snapshot{byIssuer: map[string][]*entry{}}
+	for i, fa := range f.Anchors {
+		key, err := token.ParsePublicKeyPEM([]byte(fa.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
+		}
+		a := Anchor{
+			Issuer: fa.Issuer, KeyID: fa.KeyID, Key: key, Algorithm: fa.Algorithm,
+			NotBefore: timeVal(fa.NotBefore), NotAfter: timeVal(fa.NotAfter),
+			Constraints: Constraints{Operations: fa.Operations, Audiences: fa.Audiences},
+			RetiredAt:   timeVal(fa.RetiredAt), Revoked: fa.Revoked,
+		}
+		if fa.MaxLifetime != "" {
+			if a.Constraints.MaxLifetime, err = time.ParseDuration(fa.MaxLifetime); err != nil {
+				return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
+			}
+		}
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
+		}
+		e := &entry{a: a}
+		if e.id, err = a.keyID(); err != nil {
+			return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
+		}
+		if err := snap.add(e); err != nil {
+			return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
+		}
+	}
+	return snap, nil
+}
+
+// write makes snap the content of the store file atomically.
+func (s *FileStore) write(snap *snapshot) error {
+	data, err := encodeFile(snap)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, FileName), data, 0o644, s.writeHook)
+}
+
+// writeFileAtomic replaces the file name with data so that a crash leaves
+// either the old or the new content: it writes a temporary file in the same
+// directory, syncs it, renames it over name and syncs the directory. hook,
+// if not nil, is called before each step ("write", "sync", "rename") and
+// its error aborts the write (tests use it to simulate failures). On error
+// the temporary file is removed and name is untouched.
+func writeFileAtomic(name string, data []byte, perm fs.FileMode, hook func(step string) error) (err error) {
+	step := func(s string) error {
+		if hook == nil {
+			return nil
+		}
+		return hook(s)
+	}
+	dir := filepath.Dir(name)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = step("write"); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	if err = step("sync"); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	if err = step("rename"); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	// The rename is durable once the directory is synced. The new content
+	// is in place whatever happens here, so the change counts as applied;
+	// some file systems do not support syncing a directory at all.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+// Package sqlstore keeps policies, directories and API keys in PostgreSQL,
+// as a [policy.Store] that several authorization service instances share.
+//
+// It uses database/sql; open the database with the pgx driver:
+//
+//	db, err := sql.Open("pgx", dsn) // import _ "github.com/jackc/pgx/v5/stdlib"
+//	store, err := sqlstore.Open(ctx, db, "sda")
+//
+// # Schema and change tracking
+//
+// Records live in one table, keyed by (kind, id), with their JSON encoding,
+// the sequence number of the batch that last wrote them, and a tombstone
+// flag for deletions. A one-row table holds the latest sequence number.
+// Every [Store.Apply] runs in one transaction that first increments that
+// row: the row lock serializes writers, so batches commit in sequence
+// order and a reader that sees batch N also sees every batch before it.
+// [Store.Changes] is then an index range scan on the sequence number, cheap
+// enough for a [policy.Service] to run before every decision. Tombstones
+// are kept so that deletions reach every instance.
+//
+// Endpoint names of devices and hashes of API keys are unique, enforced by
+// a partial unique index; a violation is reported as [policy.ErrConflict].
+//
+// # Security considerations
+//
+// The store holds API key hashes, never secrets. Records read back are
+// decoded strictly and validated again before use; a record that fails
+// makes Snapshot and Changes fail, and the service fails closed.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/securedeviceaccess/sda/policy"
+)
+
+// Store is a [policy.Store] in a PostgreSQL schema.
+type Store struct {
+	db *sql.DB
+	q  queries
+}
+
+var _ policy.Store = (*Store)(nil)
+
+type queries struct {
+	bump, clearUniq, upsert, tombstone, metaSeq, changes, snapshot string
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// migrationLock is the pg_advisory_xact_lock key that serializes schema
+// creation by concurrent instances.
+const migrationLock = 0x5d4a_0001
+
+// Open creates the schema and its tables when they do not exist and returns
+// a store using them. schema is a lower-case SQL identifier.
+func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
+	if !schemaRE.MatchString(schema) {
+		return nil, fmt.Errorf("%w: schema name %q: want %s", policy.ErrInvalid, schema, schemaRE)
+	}
+	t := `"` + schema + `".`
+	ddl := []string{
+		`CREATE SCHEMA IF NOT EXISTS "` + schema + `"`,
+		`CREATE TABLE IF NOT EXISTS ` + t + `sda_meta (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL)`,
+		`INSERT INTO ` + t + `sda_meta (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
+		`CREATE TABLE IF NOT EXISTS ` + t + `sda_records (
+			kind text NOT NULL,
+			id text NOT NULL,
+			seq bigint NOT NULL,
+			deleted boolean NOT NULL,
+			body jsonb,
+			uniq text,
+			PRIMARY KEY (kind, id))`,
+		`CREATE INDEX IF NOT EXISTS sda_records_seq ON ` + t + `sda_records (seq)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS sda_records_uniq ON ` + t + `sda_records (kind, uniq) WHERE NOT deleted AND uniq IS NOT NULL`,
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	for _, q := range ddl {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return &Store{db: db, q: queries{
+		bump:      `UPDATE ` + t + `sda_meta SET seq = seq + 1 WHERE id = 1 RETURNING seq`,
+		clearUniq: `UPDATE ` + t + `sda_records SET uniq = NULL WHERE kind = $1 AND id = $2`,
+		upsert: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, false, $4, $5)
+			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = false, body = excluded.body, uniq = excluded.uniq`,
+		tombstone: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, true, NULL, NULL)
+			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
+		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
+		changes:  `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
+		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted ORDER BY kind, id`,
+	}}, nil
+}
+
+// uniqueKey returns the value that must be unique among live records of
+// the change's kind, or nil.
+func uniqueKey(c *policy.Change) any {
+	switch {
+	case c.Device != nil && c.Device.EndpointName != "":
+		return "ep:" + c.Device.EndpointName
+	case c.APIKey != nil:
+		return fmt.Sprintf("hash:%x", c.APIKey.Hash)
+	}
+	return nil
+}
+
+// Apply implements [policy.Store]: one transaction per batch.
+func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, error) {
+	prepared, err := policy.PrepareChanges(changes)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: %w", err)
+	}
+	defer tx.Rollback()
+	var seq int64
+	if err := tx.QueryRowContext(ctx, s.q.bump).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlstore: %w", err)
+	}
+	// Free the unique names of every touched record first, so that a batch
+	// may move a name from one record to another.
+	for i := range prepared {
+		c := &prepared[i]
+		if _, err := tx.ExecContext(ctx, s.q.clearUniq, string(c.Kind), c.ID); err != nil {
+			return 0, fmt.Errorf("sqlstore: %w", err)
+		}
+	}
+	for i := range prepared {
+		c := &prepared[i]
+		if c.Delete {
+			_, err = tx.ExecContext(ctx, s.q.tombstone, string(c.Kind), c.ID, seq)
+		} else {
+			var body []byte
+			if body, err = policy.EncodeRecord(c); err != nil {
+				return 0, fmt.Errorf("sqlstore: %w", err)
+			}
+			_, err = tx.ExecContext(ctx, s.q.upsert, string(c.Kind), c.ID, seq, string(body), uniqueKey(c))
+		}
+		if err != nil {
+			return 0, mapErr(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, mapErr(err)
+	}
+	return seq, nil
+}
+
+func mapErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		return fmt.Errorf("%w: %s", policy.ErrConflict, pe.Detail)
+	}
+	return fmt.Errorf("sqlstore: %w", err)
+}
+
+// Snapshot implements [policy.Store], reading in one repeatable-read
+// transaction.
+func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	defer tx.Rollback()
+	snap := &policy.Snapshot{Policies: []*policy.Policy{}, Subjects: []*policy.Subject{}, Devices: []*policy.Device{}, APIKeys: []*policy.APIKey{}}
+	if err := tx.QueryRowContext(ctx, s.q.metaSeq).Scan(&snap.Seq); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, s.q.snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind string
+		var body []byte
+		if err := rows.Scan(&kind, &body); err != nil {
+			return nil, fmt.Errorf("sqlstore: %w", err)
+		}
+		c, err := policy.DecodeChange(policy.Kind(kind), body)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: stored record: %w", err)
+		}
+		switch {
+		case c.Policy != nil:
+			snap.Policies = append(snap.Policies, c.Policy)
+		case c.Subject != nil:
+			snap.Subjects = append(snap.Subjects, c.Subject)
+		case c.Device != nil:
+			snap.Devices = append(snap.Devices, c.Device)
+		case c.APIKey != nil:
+			snap.APIKeys = append(snap.APIKeys, c.APIKey)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	return snap, tx.Commit()
+}
+
+// Changes implements [policy.Store]. When nothing changed it costs one
+// primary-key lookup.
+func (s *Store) Changes(ctx context.Context, since int64) ([]policy.Change, error) {
+	var cur int64
+	if err := s.db.QueryRowContext(ctx, s.q.metaSeq).Scan(&cur); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	switch {
+	case cur == since:
+		return nil, nil
+	case cur < since:
+		return nil, policy.ErrChangesTruncated // the database was reset
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.changes, since)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	defer rows.Close()
+	var out []policy.Change
+	for rows.Next() {
+		var (
+			seq     int64
+			kind    string
+			id      string
+			deleted bool
+			body    []byte
+		)
+		if err := rows.Scan(&seq, &kind, &id, &deleted, &body); err != nil {
+			return nil, fmt.Errorf("sqlstore: %w", err)
+		}
+		var c policy.Change
+		if deleted {
+			c = policy.DeleteRecord(policy.Kind(kind), id)
+		} else {
+			if c, err = policy.DecodeChange(policy.Kind(kind), body); err != nil {
+				return nil, fmt.Errorf("sqlstore: stored record %s %q: %w", kind, id, err)
+			}
+			if c.ID != id {
+				return nil, fmt.Errorf("sqlstore: stored record %s %q holds id %q", kind, id, c.ID)
+			}
+		}
+		c.Seq = seq
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	return out, nil
+}

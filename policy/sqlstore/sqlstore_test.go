@@ -1,0 +1,361 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/securedeviceaccess/sda/policy"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// testDB opens the database named by SDA_TEST_POSTGRES_DSN (see
+// .ci/postgres.sh) and returns it with a fresh schema name that is dropped
+// when the test ends. Without the variable the test is skipped, except in
+// CI (CI=true), where it fails.
+func testDB(t testing.TB) (*sql.DB, string) {
+	t.Helper()
+	dsn := os.Getenv("SDA_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SDA_TEST_POSTGRES_DSN is not set; in CI, start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+		}
+		t.Skip("SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+	}
+	db := openDB(t, dsn)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		db.ExecContext(ctx, `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
+	})
+	return db, schema
+}
+
+func openDB(t testing.TB, dsn string) *sql.DB {
+	db, err := sql.Open(testDriverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(10)
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatalf("PostgreSQL at SDA_TEST_POSTGRES_DSN: %v", err)
+	}
+	return db
+}
+
+const (
+	dev1 = "0123456789abcdef0123456789abcdef"
+	dev2 = "fedcba9876543210fedcba9876543210"
+)
+
+func allowAll(id, user string) *policy.Policy {
+	return &policy.Policy{
+		ID: id, Status: policy.Active, Effect: policy.Allow,
+		Subjects:      policy.Subjects{Users: []string{user}},
+		Operations:    []policy.OperationRule{{Name: "read"}},
+		Devices:       policy.DeviceSelector{All: true},
+		TokenLifetime: 2 * time.Hour,
+	}
+}
+
+func TestCRUD(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opening again is idempotent.
+	if _, err := Open(ctx, db, schema); err != nil {
+		t.Fatal(err)
+	}
+	seven := int64(7)
+	p := allowAll("p1", "alice")
+	p.Operations = append(p.Operations, policy.OperationRule{Name: "set", Constraints: []policy.ArgConstraint{{Arg: 0, Equals: &policy.ArgValue{Int: &seven}}}})
+	p.ValidUntil = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, k, _ := policy.NewAPIKey(nil, "k1", "alice", false, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	seq1, err := s.Apply(ctx,
+		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User, Groups: []string{"techs"}}),
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-1", Attributes: map[string]string{"site": "roof"}}),
+		policy.PutPolicy(p),
+		policy.PutAPIKey(k),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Seq != seq1 || len(snap.Policies) != 1 || len(snap.Subjects) != 1 || len(snap.Devices) != 1 || len(snap.APIKeys) != 1 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if diff := cmp.Diff(p, snap.Policies[0]); diff != "" {
+		t.Errorf("policy round trip (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(k, snap.APIKeys[0]); diff != "" {
+		t.Errorf("API key round trip (-want +got):\n%s", diff)
+	}
+
+	// Update and delete.
+	p2 := allowAll("p1", "bob")
+	seq2, err := s.Apply(ctx, policy.PutPolicy(p2), policy.DeleteRecord(policy.KindDevice, dev1))
+	if err != nil || seq2 <= seq1 {
+		t.Fatalf("Apply = %d, %v", seq2, err)
+	}
+	changes, err := s.Changes(ctx, seq1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 {
+		t.Fatalf("changes %+v", changes)
+	}
+	for _, c := range changes {
+		if c.Seq != seq2 {
+			t.Errorf("change %+v has seq %d, want %d", c, c.Seq, seq2)
+		}
+		switch c.Kind {
+		case policy.KindDevice:
+			if !c.Delete || c.ID != dev1 {
+				t.Errorf("device change %+v", c)
+			}
+		case policy.KindPolicy:
+			if diff := cmp.Diff(p2, c.Policy); diff != "" {
+				t.Errorf("policy change (-want +got):\n%s", diff)
+			}
+		}
+	}
+	if changes, err := s.Changes(ctx, seq2); err != nil || len(changes) != 0 {
+		t.Errorf("Changes(latest) = %v, %v", changes, err)
+	}
+	if _, err := s.Changes(ctx, seq2+10); !errors.Is(err, policy.ErrChangesTruncated) {
+		t.Errorf("Changes(future) = %v", err)
+	}
+	snap, _ = s.Snapshot(ctx)
+	if len(snap.Devices) != 0 || snap.Policies[0].Subjects.Users[0] != "bob" {
+		t.Errorf("snapshot after update %+v", snap)
+	}
+
+	// Invalid input is refused before the database sees it.
+	bad := allowAll("p2", "alice")
+	bad.TokenLifetime = time.Second
+	if _, err := s.Apply(ctx, policy.PutPolicy(bad)); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("invalid policy: %v", err)
+	}
+	if _, err := Open(ctx, db, `x"; DROP TABLE y; --`); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("bad schema name: %v", err)
+	}
+}
+
+func TestConflictsAreAtomic(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx,
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-1"}),
+		policy.PutDevice(&policy.Device{ID: dev2, EndpointName: "hvac-2"}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Snapshot(ctx)
+	// A policy and a device stealing an endpoint name: neither is written.
+	_, err = s.Apply(ctx, policy.PutPolicy(allowAll("p1", "alice")), policy.PutDevice(&policy.Device{ID: dev2, EndpointName: "hvac-1"}))
+	if !errors.Is(err, policy.ErrConflict) {
+		t.Fatalf("Apply = %v, want ErrConflict", err)
+	}
+	after, _ := s.Snapshot(ctx)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Fatalf("failed batch changed the store:\n%s", diff)
+	}
+	// Swapping the names within one batch is allowed.
+	if _, err := s.Apply(ctx,
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-2"}),
+		policy.PutDevice(&policy.Device{ID: dev2, EndpointName: "hvac-1"}),
+	); err != nil {
+		t.Fatalf("swap: %v", err)
+	}
+	// A deleted device frees its name.
+	if _, err := s.Apply(ctx, policy.DeleteRecord(policy.KindDevice, dev1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, policy.PutDevice(&policy.Device{ID: "00000000000000000000000000000003", EndpointName: "hvac-2"})); err != nil {
+		t.Fatalf("reuse of a freed name: %v", err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Each batch writes two policies; one is shared by all writers.
+				_, err := s.Apply(ctx,
+					policy.PutPolicy(allowAll(fmt.Sprintf("w%d-%d", w, i), "alice")),
+					policy.PutPolicy(allowAll("shared", fmt.Sprintf("user%d", w))),
+				)
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Seq != writers*each || len(snap.Policies) != writers*each+1 {
+		t.Fatalf("seq %d, %d policies; want %d, %d", snap.Seq, len(snap.Policies), writers*each, writers*each+1)
+	}
+	// Replaying all changes gives the snapshot.
+	changes, err := s.Changes(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e policy.Engine
+	if err := e.Apply(changes...); err != nil {
+		t.Fatal(err)
+	}
+	snap.Seq = 0
+	if diff := cmp.Diff(snap, e.Snapshot()); diff != "" {
+		t.Fatalf("replayed changes differ from the snapshot:\n%s", diff)
+	}
+}
+
+// TestTwoServicesShareOneDatabase runs two service instances, each with its
+// own connection pool, on one schema: a change made through either is seen
+// by the other at its next decision, without restart.
+func TestTwoServicesShareOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	db1, schema := testDB(t)
+	db2 := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+	s1, err := Open(ctx, db1, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, db2, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	a := &policy.Service{Store: s1, Signer: anchor}
+	b := &policy.Service{Store: s2, Signer: anchor}
+	req := &policy.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &pop.PublicKey}
+
+	if err := a.Apply(ctx,
+		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User}),
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-1"}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Issue(ctx, "alice", req); !errors.Is(err, policy.ErrNoAllowPolicy) {
+		t.Fatalf("before the policy: %v", err)
+	}
+	// A policy written through a is used by b.
+	if err := a.Apply(ctx, policy.PutPolicy(allowAll("p1", "alice"))); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := b.Issue(ctx, "alice", req)
+	if err != nil {
+		t.Fatalf("b after a's write: %v", err)
+	}
+	if _, err := token.Parse(tok.Token); err != nil {
+		t.Fatal(err)
+	}
+	// A deny written through b stops a.
+	deny := allowAll("d1", "alice")
+	deny.Effect, deny.TokenLifetime = policy.Deny, 0
+	if err := b.Apply(ctx, policy.PutPolicy(deny)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Issue(ctx, "alice", req); !errors.Is(err, policy.ErrDenyPolicy) {
+		t.Fatalf("a after b's deny: %v", err)
+	}
+	// Deleting it through the store directly (a third writer) re-allows both.
+	if _, err := s2.Apply(ctx, policy.DeleteRecord(policy.KindPolicy, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	for name, svc := range map[string]*policy.Service{"a": a, "b": b} {
+		if _, err := svc.Issue(ctx, "alice", req); err != nil {
+			t.Errorf("%s after delete: %v", name, err)
+		}
+	}
+	// An API key created through a authenticates on b.
+	secret, key, err := policy.NewAPIKey(nil, "k", "alice", false, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, policy.PutAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", policy.TrustAnchorsPath, nil)
+	r.Header.Set("Authorization", "Bearer "+secret)
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("b with a key created through a: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestCorruptRecordFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, policy.PutPolicy(allowAll("p1", "alice"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE "`+schema+`".sda_records SET body = '{"id":"p1","status":"active","extra":1}', seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE "`+schema+`".sda_meta SET seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(ctx); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("Snapshot = %v, want ErrInvalid", err)
+	}
+	if _, err := s.Changes(ctx, 1); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("Changes = %v, want ErrInvalid", err)
+	}
+	svc := &policy.Service{Store: s}
+	if err := svc.Sync(ctx); !errors.Is(err, policy.ErrUnavailable) {
+		t.Errorf("Sync = %v, want ErrUnavailable", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
@@ -297,6 +298,11 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	}
 	if err := checkAudience(c.Audience); err != nil {
 		return nil, invalid("aud: %v", err)
+	}
+	for _, v := range append([]string{c.Issuer, c.Subject}, c.Audience...) {
+		if !utf8.ValidString(v) {
+			return nil, invalid("claim %q is not valid UTF-8", v)
+		}
 	}
 	out := claimsOut{Iss: c.Issuer, Sub: c.Subject, Aud: c.Audience, Cti: c.ID}
 	var err error

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
@@ -71,6 +72,9 @@ func validateOperation(op Operation) error {
 		}
 		if a.kind != KindInt && len(a.s) > MaxArgBytes {
 			return fmt.Errorf("argument %d has %d bytes, more than %d", i, len(a.s), MaxArgBytes)
+		}
+		if a.kind == KindText && !utf8.ValidString(a.s) {
+			return fmt.Errorf("argument %d is not valid UTF-8", i)
 		}
 	}
 	return nil

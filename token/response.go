@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"crypto"
+	"unicode/utf8"
 
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
@@ -28,6 +29,9 @@ func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]by
 	}
 	if opts == nil {
 		opts = &SignOptions{}
+	}
+	if !utf8.ValidString(r.Device.Endpoint) || !utf8.ValidString(r.Device.DeviceID) {
+		return nil, invalid("device identity is not valid UTF-8")
 	}
 	data := r.Data
 	if data == nil {

@@ -3,6 +3,7 @@ package token
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
@@ -188,6 +189,9 @@ func (c Constraint) validate() error {
 	for _, v := range c.Values {
 		if v.kind == 0 {
 			return fmt.Errorf("zero Arg in constraint values")
+		}
+		if v.kind == KindText && !utf8.ValidString(v.s) {
+			return fmt.Errorf("text value is not valid UTF-8")
 		}
 	}
 	return nil

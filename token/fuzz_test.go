@@ -1,0 +1,247 @@
+package token
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// fuzzSeeds returns valid tokens and requests of both profiles plus the
+// COSE_Sign1 messages of testdata/cose-wg, and fails if the testdata glob
+// finds nothing.
+func fuzzSeeds(f *testing.F) (tokens, requests [][]byte) {
+	f.Helper()
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	structured, err := NewScope(Permission{Operation: "read-data"},
+		Permission{Operation: "set", Constraints: []Constraint{InRange(0, 1, 9), OneOf(1, Text("a"), Bytes([]byte{1}))}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	text, _ := ParseScope("read-data configure")
+	now := time.Unix(1800000000, 0)
+	for _, tc := range []struct {
+		p      Profile
+		anchor crypto.Signer
+		pop    crypto.Signer
+		scope  Scope
+	}{{ProfileV1, p256, p256, text}, {ProfileV2, ed, p256, structured}, {ProfileV2, p256, ed, text}} {
+		c := &Claims{Issuer: "mbed.ta.X", Subject: "s", Audience: []string{"ep:a", "id:0123"}, Expiry: now,
+			NotBefore: now, IssuedAt: now, ID: []byte{1, 2}, Scope: tc.scope, Key: tc.pop.Public()}
+		tok, err := Issue(c, tc.anchor, &IssueOptions{Profile: tc.p})
+		if err != nil {
+			f.Fatal(err)
+		}
+		req, err := SignRequest(&Request{Nonce: 7, Operation: Operation{Name: "set", Args: []Arg{Int(-3), Text("a"), Bytes([]byte{1})}}, Token: tok}, tc.pop, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		tokens, requests = append(tokens, tok), append(requests, req)
+	}
+	files, _ := filepath.Glob("testdata/cose-wg/*/*.json")
+	if len(files) == 0 {
+		f.Fatal("no seeds: testdata/cose-wg/*/*.json matched nothing")
+	}
+	for _, name := range files {
+		var v struct {
+			Output struct {
+				CBOR string `json:"cbor"`
+			} `json:"output"`
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if json.Unmarshal(b, &v) != nil {
+			continue
+		}
+		if msg, err := hex.DecodeString(v.Output.CBOR); err == nil {
+			tokens = append(tokens, msg, append([]byte{0xd8, 0x3d}, msg...))
+			requests = append(requests, msg)
+		}
+	}
+	return tokens, requests
+}
+
+// FuzzParseToken: Parse never panics; whatever it accepts has claims that
+// survive an encode -> decode round trip, and the encoding is a fixed point.
+func FuzzParseToken(f *testing.F) {
+	tokens, _ := fuzzSeeds(f)
+	for _, s := range tokens {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parse error %v does not match ErrMalformed", err)
+			}
+			return
+		}
+		c := tok.claims
+		if c.Profile == ProfileV1 && c.NotBefore.IsZero() {
+			return // v1 encoding requires nbf; nothing to round-trip
+		}
+		enc1, err := encodeClaims(c, c.Profile)
+		if err != nil {
+			t.Fatalf("accepted claims do not encode: %v", err)
+		}
+		c2, err := decodeClaims(enc1)
+		if err != nil {
+			t.Fatalf("re-encoded claims do not decode: %v\n%x", err, enc1)
+		}
+		enc2, err := encodeClaims(c2, c2.Profile)
+		if err != nil || !bytes.Equal(enc1, enc2) {
+			t.Fatalf("encoding is not a fixed point: %v\n%x\n%x", err, enc1, enc2)
+		}
+		if !c2.Scope.Equal(c.Scope) || !EqualKeys(c2.Key, c.Key) || c2.Issuer != c.Issuer || !c2.Expiry.Equal(c.Expiry) {
+			t.Fatalf("round trip changed the claims: %+v -> %+v", c, c2)
+		}
+	})
+}
+
+// FuzzParseRequest: ParseRequest never panics; an accepted operation
+// survives a round trip through SignRequest.
+func FuzzParseRequest(f *testing.F) {
+	_, requests := fuzzSeeds(f)
+	for _, s := range requests {
+		f.Add(s)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sr, err := ParseRequest(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parse error %v does not match ErrMalformed", err)
+			}
+			return
+		}
+		signed, err := SignRequest(&sr.req, key, nil)
+		if err != nil {
+			t.Fatalf("accepted request does not re-encode: %v", err)
+		}
+		sr2, err := ParseRequest(signed)
+		if err != nil {
+			t.Fatalf("re-encoded request does not parse: %v", err)
+		}
+		r2, err := sr2.Verify(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2.Nonce != sr.req.Nonce || r2.Operation.Name != sr.req.Operation.Name || len(r2.Operation.Args) != len(sr.req.Operation.Args) || !bytes.Equal(r2.Token, sr.req.Token) {
+			t.Fatalf("round trip changed the request")
+		}
+		for i, a := range r2.Operation.Args {
+			if a != sr.req.Operation.Args[i] {
+				t.Fatalf("argument %d changed: %v -> %v", i, sr.req.Operation.Args[i], a)
+			}
+		}
+	})
+}
+
+// FuzzDecodeScope: DecodeScope never panics; an accepted scope survives an
+// encode -> decode round trip.
+func FuzzDecodeScope(f *testing.F) {
+	for _, s := range []string{"7272656164", "6f726561642d6461746120636f6e666967", "8263726561648263736574818300011009", "81826361626381830002816161"} {
+		b, _ := hex.DecodeString(s)
+		f.Add(b)
+	}
+	sc, _ := NewScope(Permission{Operation: "*", Constraints: []Constraint{InRange(0, -9, 9), OneOf(1, Int(1), Text("x"), Bytes([]byte("y"))), Equals(2, Text("z"))}})
+	b, _ := sc.MarshalCBOR()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := DecodeScope(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("decode error %v does not match ErrMalformed", err)
+			}
+			return
+		}
+		enc, err := s.MarshalCBOR()
+		if err != nil {
+			t.Fatalf("accepted scope does not encode: %v", err)
+		}
+		s2, err := DecodeScope(enc)
+		if err != nil || !s2.Equal(s) {
+			t.Fatalf("round trip: %v, %v -> %v", err, s, s2)
+		}
+	})
+}
+
+// FuzzParseCOSEKey: ParseCOSEKey never panics; an accepted key survives a
+// round trip.
+func FuzzParseCOSEKey(f *testing.F) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	for _, s := range []crypto.Signer{p256, p384, ed} {
+		b, _ := MarshalCOSEKey(s.Public())
+		f.Add(b)
+		b, _ = marshalCOSEKeyCompact(s.Public())
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParseCOSEKey(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not match ErrMalformed", err)
+			}
+			return
+		}
+		b, err := MarshalCOSEKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := ParseCOSEKey(b)
+		if err != nil || !EqualKeys(k, k2) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+// FuzzSignVerifyTamper signs a token built from fuzzed claims, checks that
+// it verifies, then changes one byte and checks that it no longer does.
+func FuzzSignVerifyTamper(f *testing.F) {
+	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.Add("mbed.ta.X", "ep:hvac-1", "read-data configure", uint64(1800000000), uint16(17), byte(1))
+	f.Add("i", "id:00", "x", uint64(0), uint16(0), byte(0x80))
+	f.Fuzz(func(t *testing.T, iss, aud, scope string, exp uint64, at uint16, flip byte) {
+		sc, err := ParseScope(scope)
+		if err != nil || iss == "" || exp == 0 || exp > 1<<40 || flip == 0 {
+			return
+		}
+		c := &Claims{Issuer: iss, Audience: []string{aud}, Expiry: time.Unix(int64(exp), 0), NotBefore: time.Unix(int64(exp), 0), Scope: sc, Key: pop.Public()}
+		tok, err := Issue(c, anchor, nil)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("issue error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		p, err := Parse(tok)
+		if err != nil {
+			t.Fatalf("own token does not parse: %v", err)
+		}
+		if _, err := p.Verify(anchor.Public()); err != nil {
+			t.Fatalf("own token does not verify: %v", err)
+		}
+		tampered := bytes.Clone(tok)
+		tampered[int(at)%len(tampered)] ^= flip
+		if p, err := Parse(tampered); err == nil {
+			if _, err := p.Verify(anchor.Public()); err == nil {
+				t.Fatalf("tampered token (byte %d ^ %#x) verified", int(at)%len(tampered), flip)
+			}
+		}
+	})
+}

@@ -1,0 +1,395 @@
+package device_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+func TestValidRequestRunsItsHandler(t *testing.T) {
+	w := newWorld(t)
+	r, d := w.do(w.token(nil), "read-data", token.Int(7), token.Text("zone-a"))
+	if r.Type != wire.TypeOperationResponse || r.Status != wire.StatusSuccess || string(r.Data) != "ok:read-data" {
+		t.Fatalf("response %+v, decision %+v", r, d)
+	}
+	if !d.Allowed() || d.Check != device.CheckNone || d.Subject != "alice" || d.Issuer != w.anchor.Issuer || d.Operation != "read-data" {
+		t.Fatalf("decision %+v", d)
+	}
+	if w.runs("read-data") != 1 {
+		t.Fatalf("handler ran %d times", w.runs("read-data"))
+	}
+	call := w.calls[0]
+	if n, _ := call.Operation.Args[0].Int(); n != 7 || call.Subject != "alice" || call.Device != hvac || string(call.TokenID) != "\xc7\x01" || call.Nonce != d.Nonce {
+		t.Fatalf("call %+v", call)
+	}
+	if r.NextNonce != 0 || r.Signed != nil {
+		t.Fatal("v1 agent sent v2 keys")
+	}
+}
+
+// Each attack is rejected for its own reason, and never runs a handler.
+func TestAttacksAreRejectedForTheirOwnReason(t *testing.T) {
+	t.Run("wrong audience", func(t *testing.T) {
+		w := newWorld(t)
+		r, d := w.do(w.token(func(c *token.Claims) { c.Audience = []string{"ep:hvac-2", "id:ffffffffffffffffffffffffffffffff"} }), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAudience, token.ErrWrongAudience)
+	})
+	t.Run("audience names the device by a prefix of its name", func(t *testing.T) {
+		w := newWorld(t)
+		r, d := w.do(w.token(func(c *token.Claims) { c.Audience = []string{"ep:hvac-"} }), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAudience, token.ErrWrongAudience)
+	})
+	t.Run("expired", func(t *testing.T) {
+		w := newWorld(t)
+		r, d := w.do(w.token(func(c *token.Claims) { c.Expiry = testNow.Add(-device.DefaultLeeway - time.Second) }), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTime, token.ErrExpired)
+	})
+	t.Run("not yet valid", func(t *testing.T) {
+		w := newWorld(t)
+		r, d := w.do(w.token(func(c *token.Claims) { c.NotBefore = testNow.Add(device.DefaultLeeway + time.Second) }), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTime, token.ErrNotYetValid)
+	})
+	t.Run("unknown anchor", func(t *testing.T) {
+		w := newWorld(t)
+		stranger := newKey(t, "P-256")
+		name, _ := token.AnchorName(stranger.Public())
+		r, d := w.do(w.tokenWith(stranger, nil, func(c *token.Claims) { c.Issuer = name }), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAnchor, device.ErrUnknownAnchor)
+	})
+	t.Run("anchor constraint exceeded", func(t *testing.T) {
+		w := newWorld(t)
+		limited := *w.anchor
+		limited.Constraints = trust.Constraints{Operations: []string{"read-data"}, MaxLifetime: 2 * time.Hour}
+		w.store.Remove(w.anchor.Issuer, nil)
+		if err := w.store.Add(limited); err != nil {
+			t.Fatal(err)
+		}
+		r, d := w.do(w.token(nil), "read-data") // the token grants "configure" too
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAnchorConstraints, device.ErrAnchorConstraint)
+		var ce *trust.ConstraintError
+		if !errors.As(d.Err, &ce) || ce.Constraint != "operations" {
+			t.Fatalf("constraint error %v", d.Err)
+		}
+		long := w.token(func(c *token.Claims) {
+			c.Scope, _ = token.ParseScope("read-data")
+			c.Expiry = testNow.Add(3 * time.Hour)
+		})
+		r, d = w.do(long, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAnchorConstraints, device.ErrAnchorConstraint)
+		if !errors.As(d.Err, &ce) || ce.Constraint != "lifetime" {
+			t.Fatalf("constraint error %v", d.Err)
+		}
+	})
+	t.Run("right issuer name but another key", func(t *testing.T) {
+		w := newWorld(t)
+		impostor := newKey(t, "P-256")
+		r, d := w.do(w.tokenWith(impostor, nil, nil), "read-data") // iss is the real anchor's name
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTokenSignature, token.ErrSignature)
+	})
+	t.Run("PoP signed by another key", func(t *testing.T) {
+		w := newWorld(t)
+		thief := newKey(t, "P-256")
+		r, d := w.send(w.request(w.nonce(), w.token(nil), thief, "read-data"))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckProofOfPossession, token.ErrSignature)
+	})
+	t.Run("replayed nonce", func(t *testing.T) {
+		w := newWorld(t)
+		req := w.request(w.nonce(), w.token(nil), w.pop, "read-data")
+		if r, _ := w.send(req); r.Status != wire.StatusSuccess {
+			t.Fatalf("first request: %v", r.Status)
+		}
+		r, d := w.send(req)
+		expect(t, r, d, wire.StatusVerificationError, device.CheckNonce, device.ErrNonceReplayed)
+		if w.runs("read-data") != 1 {
+			t.Fatalf("handler ran %d times", w.runs("read-data"))
+		}
+	})
+	t.Run("another device's nonce", func(t *testing.T) {
+		w, other := newWorld(t), newWorld(t)
+		other.pop, other.anchorKey, other.anchor = w.pop, w.anchorKey, w.anchor
+		r, d := w.send(w.request(other.nonce(), w.token(nil), w.pop, "read-data"))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckNonce, device.ErrNonceUnknown)
+	})
+	t.Run("expired nonce", func(t *testing.T) {
+		w := newWorld(t)
+		n := w.nonce()
+		w.clock.Advance(device.DefaultNonceLifetime)
+		r, d := w.send(w.request(n, w.token(nil), w.pop, "read-data"))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckNonce, device.ErrNonceExpired)
+	})
+	t.Run("forged request leaves the nonce usable", func(t *testing.T) {
+		w := newWorld(t)
+		n := w.nonce()
+		r, d := w.send(w.request(n, w.token(nil), newKey(t, "P-256"), "configure"))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckProofOfPossession, token.ErrSignature)
+		r, d = w.send(w.request(n, w.tokenWith(newKey(t, "P-256"), nil, nil), w.pop, "configure"))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTokenSignature, token.ErrSignature)
+		r, d = w.send(w.request(n, w.token(nil), w.pop, "configure"))
+		if r.Status != wire.StatusSuccess || !d.Allowed() {
+			t.Fatalf("genuine request after forgeries: %v %v", r.Status, d.Err)
+		}
+	})
+	t.Run("operation not in scope", func(t *testing.T) {
+		w := newWorld(t)
+		r, d := w.do(w.token(nil), "set-temperature", token.Int(20))
+		expect(t, r, d, wire.StatusAccessDenied, device.CheckScope, token.ErrOutOfScope)
+	})
+	t.Run("prefix lookalike", func(t *testing.T) {
+		w := newWorld(t)
+		short := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("c") })
+		r, d := w.do(short, "configure")
+		expect(t, r, d, wire.StatusAccessDenied, device.CheckScope, token.ErrOutOfScope)
+		r, d = w.do(w.token(nil), "c") // "configure" does not grant "c"
+		expect(t, r, d, wire.StatusAccessDenied, device.CheckScope, token.ErrOutOfScope)
+		if w.runs("c")+w.runs("configure") != 0 {
+			t.Fatal("a lookalike ran a handler")
+		}
+	})
+	t.Run("argument outside its constraint", func(t *testing.T) {
+		w := newWorld(t)
+		sc, err := token.NewScope(token.Permission{Operation: "set-temperature", Constraints: []token.Constraint{token.InRange(0, 16, 28)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2}, func(c *token.Claims) { c.Scope = sc })
+		r, d := w.do(tok, "set-temperature", token.Int(30))
+		expect(t, r, d, wire.StatusAccessDenied, device.CheckScope, token.ErrOutOfScope)
+		var se *token.ScopeError
+		if !errors.As(d.Err, &se) || se.Arg != 0 {
+			t.Fatalf("scope error %v", d.Err)
+		}
+		if r, _ := w.do(tok, "set-temperature", token.Int(21)); r.Status != wire.StatusSuccess {
+			t.Fatalf("in-range argument: %v", r.Status)
+		}
+	})
+	t.Run("revoked token", func(t *testing.T) {
+		w := newWorld(t)
+		admin := w.token(func(c *token.Claims) {
+			c.Subject, c.ID = "admin", []byte{0xad}
+			c.Scope, _ = token.ParseScope("sda-revoke")
+		})
+		victim := w.token(nil) // cti c701
+		if r, d := w.do(admin, device.RevokeOperation, token.Text("cti"), token.Text("c701")); r.Status != wire.StatusSuccess {
+			t.Fatalf("revoke: %v %v", r.Status, d.Err)
+		}
+		r, d := w.do(victim, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckRevocation, device.ErrRevoked)
+	})
+	t.Run("oversize message", func(t *testing.T) {
+		w := newWorld(t)
+		big := w.request(w.nonce(), w.token(nil), w.pop, "read-data", token.Text(string(make([]byte, 1000))), token.Text(string(make([]byte, 1000))))
+		r, d := w.send(big)
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckSize, device.ErrMessageTooLarge)
+		if r.Type != wire.TypeErrorResponse {
+			t.Fatalf("type %d", r.Type)
+		}
+	})
+	t.Run("trailing bytes", func(t *testing.T) {
+		w := newWorld(t)
+		req := w.request(w.nonce(), w.token(nil), w.pop, "read-data")
+		r, d := w.send(append(req, 0x00))
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckEnvelope, token.ErrMalformed)
+		if r.Type != wire.TypeErrorResponse {
+			t.Fatalf("type %d", r.Type)
+		}
+		signed, _ := token.SignRequest(&token.Request{Nonce: w.nonce(), Operation: token.Operation{Name: "read-data"}, Token: w.token(nil)}, w.pop, nil)
+		r, d = w.send(wire.EncodeOperationRequest(append(signed, 0x00)))
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		r, d = w.do(append(w.token(nil), 0x00), "read-data")
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+	})
+	t.Run("duplicate map keys", func(t *testing.T) {
+		w := newWorld(t)
+		key := w.anchorKey.(*ecdsa.PrivateKey)
+		pop := w.pop.Public().(*ecdsa.PublicKey)
+		// aud twice: the second would grant another device.
+		claims := v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, appendTstr([]byte{0x03, 0x81}, "ep:hvac-9"))
+		tok := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, []byte{0xa1, 0x01, 0x26}, []byte{0xa0}, claims, key)
+		r, d := w.do(tok, "read-data")
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		// The same claims without the duplicate are accepted: the test
+		// above failed for the duplicate alone.
+		good := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, []byte{0xa1, 0x01, 0x26}, []byte{0xa0},
+			v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, nil), key)
+		if r, d := w.do(good, "read-data"); r.Status != wire.StatusSuccess {
+			t.Fatalf("hand-built token: %v %v", r.Status, d.Err)
+		}
+	})
+	t.Run("wrong or missing tags", func(t *testing.T) {
+		w := newWorld(t)
+		tok := w.token(nil) // d8 3d d2 ...
+		if r, d := w.do(tok[2:], "read-data"); r.Status != wire.StatusSuccess {
+			t.Fatalf("tag 18 alone (deployed devices accept it): %v %v", r.Status, d.Err)
+		}
+		r, d := w.do(tok[3:], "read-data") // untagged
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		r, d = w.do(append([]byte{0xd8, 0x3d}, tok[3:]...), "read-data") // 61 without 18
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		signed, _ := token.SignRequest(&token.Request{Nonce: w.nonce(), Operation: token.Operation{Name: "read-data"}, Token: tok}, w.pop, nil)
+		r, d = w.send(wire.EncodeOperationRequest(signed[1:])) // request without tag 18
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		r, d = w.send(wire.EncodeOperationRequest(append([]byte{0xd8, 0x3d}, signed...))) // request tagged 61(18(
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+	})
+	t.Run("alg only in the unprotected header", func(t *testing.T) {
+		w := newWorld(t)
+		pop := w.pop.Public().(*ecdsa.PublicKey)
+		claims := v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, nil)
+		tok := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, nil, []byte{0xa1, 0x01, 0x26}, claims, w.anchorKey.(*ecdsa.PrivateKey))
+		r, d := w.do(tok, "read-data")
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+	})
+	t.Run("alg not matching the anchor", func(t *testing.T) {
+		w := newWorld(t)
+		// Signed with a P-384 key, ES384 in the protected header, iss naming
+		// the P-256 anchor: the anchor pins ES256, the message cannot choose.
+		tok := w.tokenWith(newKey(t, "P-384"), &token.IssueOptions{Profile: token.ProfileV2}, nil)
+		r, d := w.do(tok, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTokenSignature, token.ErrAlgorithmMismatch)
+		// A token claiming ES384 but signed with ES256 bytes by the anchor.
+		pop := w.pop.Public().(*ecdsa.PublicKey)
+		claims := v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, nil)
+		tok = rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, []byte{0xa1, 0x01, 0x38, 0x22}, []byte{0xa0}, claims, w.anchorKey.(*ecdsa.PrivateKey))
+		r, d = w.do(tok, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckTokenSignature, token.ErrAlgorithmMismatch)
+	})
+	t.Run("unknown crit label", func(t *testing.T) {
+		w := newWorld(t)
+		pop := w.pop.Public().(*ecdsa.PublicKey)
+		claims := v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, nil)
+		// {1: -7, 2: [99], 99: 0}
+		protected := []byte{0xa3, 0x01, 0x26, 0x02, 0x81, 0x18, 0x63, 0x18, 0x63, 0x00}
+		tok := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, protected, []byte{0xa0}, claims, w.anchorKey.(*ecdsa.PrivateKey))
+		r, d := w.do(tok, "read-data")
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrCritical)
+	})
+	t.Run("retired anchor, token issued after the retirement", func(t *testing.T) {
+		w := newWorld(t)
+		if err := w.store.Retire(w.anchor.Issuer, nil, testNow.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		r, d := w.do(w.token(nil), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAnchorConstraints, device.ErrAnchorConstraint)
+	})
+	t.Run("revoked anchor", func(t *testing.T) {
+		w := newWorld(t)
+		if err := w.store.Revoke(w.anchor.Issuer, nil); err != nil {
+			t.Fatal(err)
+		}
+		r, d := w.do(w.token(nil), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckAnchor, device.ErrAnchorRevoked)
+	})
+	t.Run("v1 token on a v2-only device", func(t *testing.T) {
+		w := newWorld(t, func(c *device.Config) { c.RejectV1 = true })
+		r, d := w.do(w.token(nil), "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckProfile, device.ErrProfile)
+		tok := w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2}, nil)
+		if r, d := w.do(tok, "read-data"); r.Status != wire.StatusSuccess {
+			t.Fatalf("v2 token: %v %v", r.Status, d.Err)
+		}
+	})
+	t.Run("unparseable envelope", func(t *testing.T) {
+		w := newWorld(t)
+		for _, b := range [][]byte{nil, {0x81}, {0x82, 0x01, 0x01}, {0x81, 0x02}, {0x9f, 0x01, 0xff}, {0xa0}} {
+			r, d := w.send(b)
+			expect(t, r, d, wire.StatusInvalidRequest, device.CheckEnvelope, token.ErrMalformed)
+			if r.Type != wire.TypeErrorResponse {
+				t.Fatalf("%x: type %d", b, r.Type)
+			}
+		}
+	})
+	t.Run("malformed bundle leaves the nonce untouched", func(t *testing.T) {
+		w := newWorld(t)
+		n := w.nonce()
+		r, d := w.send(wire.EncodeOperationRequest([]byte{0xd2, 0x84, 0x40, 0xa0, 0x40, 0x40}))
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
+		if r, _ := w.send(w.request(n, w.token(nil), w.pop, "read-data")); r.Status != wire.StatusSuccess {
+			t.Fatalf("nonce lost to a malformed request: %v", r.Status)
+		}
+	})
+	if testing.Verbose() {
+		t.Log("every attack rejected at its own check")
+	}
+}
+
+func TestOperationOutcomes(t *testing.T) {
+	boom := errors.New("compressor jammed")
+	w := newWorld(t, func(c *device.Config) {
+		c.MaxResponseSize = 64
+		c.Operations.RegisterFunc("fail", func(context.Context, *device.Call) ([]byte, error) { return nil, boom })
+		c.Operations.RegisterFunc("panic", func(context.Context, *device.Call) ([]byte, error) { panic("bug") })
+		c.Operations.RegisterFunc("chatty", func(context.Context, *device.Call) ([]byte, error) { return make([]byte, 100), nil })
+	})
+	tok := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("fail panic chatty missing") })
+
+	r, d := w.do(tok, "fail")
+	expect(t, r, d, wire.StatusOperationFailed, device.CheckOperation, device.ErrOperationFailed)
+	if !errors.Is(d.Err, boom) {
+		t.Fatalf("handler error lost: %v", d.Err)
+	}
+	r, d = w.do(tok, "panic")
+	expect(t, r, d, wire.StatusInternalError, device.CheckOperation, device.ErrHandlerPanic)
+	r, d = w.do(tok, "missing")
+	expect(t, r, d, wire.StatusError, device.CheckOperation, device.ErrUnknownOperation)
+	r, d = w.do(tok, "chatty")
+	expect(t, r, d, wire.StatusResponseTooSmall, device.CheckResponse, device.ErrResponseTooLarge)
+}
+
+// panicStore fails the way a buggy anchor store might.
+type panicStore struct{}
+
+func (panicStore) Lookup(string, []byte) ([]trust.Anchor, error) { panic("store bug") }
+
+func TestProcessRecoversFromPanics(t *testing.T) {
+	w := newWorld(t, func(c *device.Config) {
+		c.Anchors = panicStore{}
+		c.OnDecision = func(device.Decision) { panic("hook bug") }
+	})
+	r, d := w.do(w.token(nil), "read-data")
+	expect(t, r, d, wire.StatusInternalError, device.CheckInternal, device.ErrInternal)
+	if r.Type != wire.TypeOperationResponse {
+		t.Fatalf("type %d", r.Type)
+	}
+}
+
+func TestRegistryRules(t *testing.T) {
+	var reg device.Registry
+	h := device.HandlerFunc(func(context.Context, *device.Call) ([]byte, error) { return nil, nil })
+	for _, name := range []string{"", "1abc", "has space", device.RevokeOperation, "sda-anything"} {
+		if err := reg.Register(name, h); !errors.Is(err, device.ErrConfig) {
+			t.Errorf("Register(%q) = %v", name, err)
+		}
+	}
+	if err := reg.Register("ok", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register("ok", h); !errors.Is(err, device.ErrConfig) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := reg.Register("nil", nil); !errors.Is(err, device.ErrConfig) {
+		t.Fatalf("nil handler: %v", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	store := &trust.MemoryStore{}
+	for name, cfg := range map[string]device.Config{
+		"no identity":    {Anchors: store},
+		"bad device id":  {Identity: token.Identity{DeviceID: "xyz"}, Anchors: store},
+		"no anchors":     {Identity: hvac},
+		"too many nonce": {Identity: hvac, Anchors: store, MaxNonces: device.MaxMaxNonces + 1},
+		"huge cache":     {Identity: hvac, Anchors: store, TokenCacheSize: device.MaxTokenCacheSize + 1},
+		"clock mode":     {Identity: hvac, Anchors: store, ClockMode: 9},
+	} {
+		if _, err := device.New(cfg); !errors.Is(err, device.ErrConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -6,8 +6,11 @@ import (
 )
 
 // Sentinel errors, one per failure class. Every error returned by this
-// package matches exactly one of them with [errors.Is]; the structured errors
-// [*ParseError] and [*ScopeError] carry the detail.
+// package matches at least one of them with [errors.Is]; the structured errors
+// [*ParseError] and [*ScopeError] carry the detail. A *ParseError always
+// matches [ErrMalformed] and, when its cause is one, also the more precise
+// sentinel (for example an unknown alg matches both ErrMalformed and
+// [ErrUnsupportedAlgorithm]).
 var (
 	// ErrMalformed: the bytes are not a well-formed message of the expected
 	// kind (wrong tag, wrong type, missing or unknown field, limits

@@ -43,8 +43,10 @@ type coseKey struct {
 // ParseCOSEKey decodes a COSE_Key (RFC 9052 section 7) holding a public key:
 // EC2 on P-256 or P-384 with uncompressed coordinates of exactly the field
 // size, or OKP Ed25519. It returns *ecdsa.PublicKey or ed25519.PublicKey.
-// The point is checked to be on the curve. Keys carrying private material
-// are rejected.
+// EC2 points are checked to be on the curve; an Ed25519 key is checked for
+// its length only (the standard library offers no point validation), and an
+// invalid Ed25519 point fails every signature verification. Keys carrying
+// private material are rejected.
 func ParseCOSEKey(data []byte) (crypto.PublicKey, error) {
 	if err := codec.Check(data); err != nil {
 		return nil, wrapMalformed("cose_key", err)

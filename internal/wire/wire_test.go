@@ -1,0 +1,108 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func h(s string) []byte {
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestResponseV1Layout pins the responses of deployed v1 devices byte for
+// byte: an indefinite-length map, keys 3/4 before 1 and 2.
+func TestResponseV1Layout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    Response
+		want string
+	}{
+		{"nonce", Response{Type: TypeNonceResponse, Status: StatusSuccess, Nonce: 0x0102030405060708},
+			"bf 03 1b 0102030405060708 01 02 02 00 ff"},
+		{"operation with data", Response{Type: TypeOperationResponse, Status: StatusSuccess, Data: []byte("ok")},
+			"bf 04 42 6f6b 01 04 02 00 ff"},
+		{"operation without data", Response{Type: TypeOperationResponse, Status: StatusAccessDenied},
+			"bf 01 04 02 05 ff"},
+		{"operation failed", Response{Type: TypeOperationResponse, Status: StatusOperationFailed},
+			"bf 01 04 02 1a 0fffffff ff"},
+		{"error", Response{Type: TypeErrorResponse, Status: StatusInvalidRequest},
+			"bf 01 18 ff 02 02 ff"},
+		{"v2 next nonce and signature", Response{Type: TypeOperationResponse, Status: StatusSuccess, Data: []byte{}, NextNonce: 9, Signed: []byte{0xd2}},
+			"bf 04 40 05 09 06 41 d2 01 04 02 00 ff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.r.Encode()
+			if !bytes.Equal(got, h(tc.want)) {
+				t.Fatalf("Encode = %x, want %s", got, tc.want)
+			}
+			back, err := DecodeResponse(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.Type != tc.r.Type || back.Status != tc.r.Status || back.Nonce != tc.r.Nonce ||
+				!bytes.Equal(back.Data, tc.r.Data) || back.NextNonce != tc.r.NextNonce || !bytes.Equal(back.Signed, tc.r.Signed) {
+				t.Fatalf("round trip %+v -> %+v", tc.r, back)
+			}
+		})
+	}
+}
+
+func TestDecodeResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		ok   bool
+	}{
+		{"definite, sorted", "a3 01 02 02 00 03 1a 01020304", true},
+		{"definite, any order", "a3 02 00 03 1a 01020304 01 02", true},
+		{"indefinite", "bf 02 00 01 02 03 01 ff", true},
+		{"unknown key", "a3 01 04 02 00 07 00", false},
+		{"duplicate key", "a3 01 04 02 00 01 04", false},
+		{"missing status", "a1 01 04", false},
+		{"nonce in an operation response", "a3 01 04 02 00 03 01", false},
+		{"zero nonce", "a3 01 02 02 00 03 00", false},
+		{"successful nonce response without nonce", "a2 01 02 02 00", false},
+		{"data in a nonce response", "a4 01 02 02 00 03 01 04 40", false},
+		{"unknown type", "a2 01 09 02 00", false},
+		{"status too large", "a2 01 04 02 1b 0000000100000000", false},
+		{"nested indefinite", "bf 01 04 02 00 04 5f 41 00 ff ff", false},
+		{"array", "82 01 02", false},
+		{"trailing", "a2 01 04 02 00 00", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeResponse(h(tc.data))
+			if (err == nil) != tc.ok {
+				t.Fatalf("DecodeResponse(%s) = %v, want ok=%v", tc.data, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not match ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestDecodeMessage(t *testing.T) {
+	m, err := DecodeMessage(NonceRequest)
+	if err != nil || m.Type != TypeNonceRequest {
+		t.Fatalf("nonce request: %+v, %v", m, err)
+	}
+	m, err = DecodeMessage(EncodeOperationRequest([]byte{0xd2, 0x84}))
+	if err != nil || m.Type != TypeOperationRequest || !bytes.Equal(m.Signed, []byte{0xd2, 0x84}) {
+		t.Fatalf("operation request: %+v, %v", m, err)
+	}
+	for _, bad := range []string{
+		"", "01", "80", "81 03", "82 01 40", "82 03 60", "82 03 40", "83 03 41 00 00",
+		"81 02", "9f 01 ff", "81 01 00", "81 21", "82 03 f6",
+	} {
+		if _, err := DecodeMessage(h(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeMessage(%s) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}

@@ -281,7 +281,13 @@ func AnchorName(pub crypto.PublicKey) (string, error) {
 
 // EqualKeys reports whether two public keys are the same supported key.
 func EqualKeys(a, b crypto.PublicKey) bool {
+	if _, err := AlgorithmFor(a); err != nil {
+		return false
+	}
+	if _, err := AlgorithmFor(b); err != nil {
+		return false
+	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	ea, ok := a.(equaler)
-	return ok && a != nil && b != nil && ea.Equal(b)
+	return ok && ea.Equal(b)
 }

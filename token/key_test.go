@@ -137,3 +137,14 @@ func TestParseCOSEKeyRejects(t *testing.T) {
 		t.Fatalf("not PEM: %v", err)
 	}
 }
+
+func TestEqualKeys(t *testing.T) {
+	a, b := newKey(t, "P-256").Public(), newKey(t, "P-256").Public()
+	if !token.EqualKeys(a, a) || token.EqualKeys(a, b) {
+		t.Fatal("EqualKeys compares wrongly")
+	}
+	var nilKey *ecdsa.PublicKey
+	if token.EqualKeys(nilKey, a) || token.EqualKeys(a, nilKey) || token.EqualKeys(nil, nil) {
+		t.Fatal("EqualKeys accepted a nil key")
+	}
+}

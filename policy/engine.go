@@ -301,59 +301,65 @@ func (st *state) apply(c *Change) {
 // check validates a batch against the state it would apply to, without
 // changing it: uniqueness of endpoint names and API key hashes.
 func (st *state) check(changes []Change) error {
-	// Net effect of the batch on the unique names.
-	endpoints := map[string]string{} // endpoint -> device id, "" when freed
-	hashes := map[string]string{}
+	// The batch's view of the unique names: owner by name ("" when freed)
+	// and name by owner, for the records the batch touches.
+	epOwner, idEP := map[string]string{}, map[string]string{}
+	hashOwner, idHash := map[string]string{}, map[string]string{}
+	claim := func(owner, name map[string]string, id, old, neu string, current func(string) string) (string, bool) {
+		if prev, ok := name[id]; ok {
+			old = prev
+		}
+		if old != "" {
+			owner[old] = ""
+		}
+		name[id] = neu
+		if neu == "" {
+			return "", true
+		}
+		o, seen := owner[neu]
+		if !seen {
+			o = current(neu)
+		}
+		if o != "" && o != id {
+			return o, false
+		}
+		owner[neu] = id
+		return "", true
+	}
 	for i := range changes {
 		c := &changes[i]
 		switch c.Kind {
 		case KindDevice:
-			if old := st.devices[c.ID]; old != nil && old.d.EndpointName != "" {
-				if _, ok := endpoints[old.d.EndpointName]; !ok {
-					endpoints[old.d.EndpointName] = ""
-				}
-			}
-			for ep, id := range endpoints {
-				if id == c.ID {
-					endpoints[ep] = ""
-				}
-			}
-			if !c.Delete && c.Device.EndpointName != "" {
-				ep := c.Device.EndpointName
-				owner, seen := endpoints[ep]
-				if !seen {
-					if e := st.byEndpoint[ep]; e != nil {
-						owner = e.d.ID
-					}
-				}
-				if owner != "" && owner != c.ID {
-					return fmt.Errorf("%w: endpoint name %q belongs to device %s", ErrConflict, ep, owner)
-				}
-				endpoints[ep] = c.ID
-			}
-		case KindAPIKey:
-			if old := st.apiKeys[c.ID]; old != nil {
-				if _, ok := hashes[string(old.Hash)]; !ok {
-					hashes[string(old.Hash)] = ""
-				}
-			}
-			for h, id := range hashes {
-				if id == c.ID {
-					hashes[h] = ""
-				}
+			var old, neu string
+			if e := st.devices[c.ID]; e != nil {
+				old = e.d.EndpointName
 			}
 			if !c.Delete {
-				h := string(c.APIKey.Hash)
-				owner, seen := hashes[h]
-				if !seen {
-					if k := st.byHash[h]; k != nil {
-						owner = k.ID
-					}
+				neu = c.Device.EndpointName
+			}
+			if o, ok := claim(epOwner, idEP, c.ID, old, neu, func(ep string) string {
+				if e := st.byEndpoint[ep]; e != nil {
+					return e.d.ID
 				}
-				if owner != "" && owner != c.ID {
-					return fmt.Errorf("%w: API key hash already used by key %s", ErrConflict, owner)
+				return ""
+			}); !ok {
+				return fmt.Errorf("%w: endpoint name %q belongs to device %s", ErrConflict, neu, o)
+			}
+		case KindAPIKey:
+			var old, neu string
+			if k := st.apiKeys[c.ID]; k != nil {
+				old = string(k.Hash)
+			}
+			if !c.Delete {
+				neu = string(c.APIKey.Hash)
+			}
+			if o, ok := claim(hashOwner, idHash, c.ID, old, neu, func(h string) string {
+				if k := st.byHash[h]; k != nil {
+					return k.ID
 				}
-				hashes[h] = c.ID
+				return ""
+			}); !ok {
+				return fmt.Errorf("%w: API key hash already used by key %s", ErrConflict, o)
 			}
 		}
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -145,12 +145,8 @@ type DeviceSelector struct {
 	Attributes    map[string][]string `json:"attributes,omitempty"`
 }
 
-var (
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
-	deviceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	endpointRE = regexp.MustCompile(`^[A-Za-z0-9+/= -]+$`)
-	attrKeyRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
-)
+// idRE documents the syntax of ids; isID implements it.
+const idRE = `^[A-Za-z0-9][A-Za-z0-9._:@-]*$`
 
 func checkID(f *fieldErrs, name, v string) {
 	switch {
@@ -158,9 +154,23 @@ func checkID(f *fieldErrs, name, v string) {
 		f.add(name, "required")
 	case len(v) > maxIDLen:
 		f.add(name, "longer than %d bytes", maxIDLen)
-	case !idRE.MatchString(v):
+	case !isID(v):
 		f.add(name, "must match %s", idRE)
 	}
+}
+
+// isID reports whether v matches idRE, without the cost of a regexp.
+func isID(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '@' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return v != ""
 }
 
 func checkText(f *fieldErrs, name, v string, max int) {
@@ -171,19 +181,33 @@ func checkText(f *fieldErrs, name, v string, max int) {
 	}
 }
 
+// checkIDList checks each entry with check and rejects duplicates. Field
+// names are formatted only for the entries that fail.
 func checkIDList(f *fieldErrs, name string, list []string, check func(*fieldErrs, string, string)) {
 	if len(list) > maxListLen {
 		f.add(name, "more than %d entries", maxListLen)
 		return
 	}
-	seen := make(map[string]struct{}, len(list))
+	var seen map[string]struct{}
+	if len(list) > 8 {
+		seen = make(map[string]struct{}, len(list))
+	}
 	for i, v := range list {
-		n := fmt.Sprintf("%s[%d]", name, i)
-		check(f, n, v)
-		if _, dup := seen[v]; dup {
-			f.add(n, "duplicate %q", v)
+		var one fieldErrs
+		check(&one, "", v)
+		if len(one.list) > 0 {
+			f.add(fmt.Sprintf("%s[%d]", name, i), "%s", one.list[0].Message)
 		}
-		seen[v] = struct{}{}
+		dup := false
+		if seen != nil {
+			_, dup = seen[v]
+			seen[v] = struct{}{}
+		} else {
+			dup = slices.Contains(list[:i], v)
+		}
+		if dup {
+			f.add(fmt.Sprintf("%s[%d]", name, i), "duplicate %q", v)
+		}
 	}
 }
 
@@ -194,25 +218,40 @@ func checkOperationName(f *fieldErrs, name, v string) {
 }
 
 func checkDeviceID(f *fieldErrs, name, v string) {
-	if !deviceIDRE.MatchString(v) {
+	ok := len(v) == 32
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
+	}
+	if !ok {
 		f.add(name, "device ids are 32 lower-case hexadecimal digits")
 	}
 }
 
 func checkEndpointName(f *fieldErrs, name, v string) {
-	if len(v) == 0 || len(v) > MaxAudienceValueLen || !endpointRE.MatchString(v) {
+	ok := len(v) > 0 && len(v) <= MaxAudienceValueLen
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == ' ' || c == '-'
+	}
+	if !ok {
 		f.add(name, "endpoint names are 1 to %d characters of [A-Za-z0-9+/= -]", MaxAudienceValueLen)
 	}
 }
 
 func checkAttrKey(f *fieldErrs, name, v string) {
-	if len(v) == 0 || len(v) > maxAttrKeyLen || !attrKeyRE.MatchString(v) {
-		f.add(name, "attribute names are 1 to %d characters matching %s", maxAttrKeyLen, attrKeyRE)
+	ok := len(v) > 0 && len(v) <= maxAttrKeyLen
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
+		f.add(name, "attribute names are 1 to %d characters matching ^[A-Za-z][A-Za-z0-9_.-]*$", maxAttrKeyLen)
 	}
 }
 
 func checkAttrValue(f *fieldErrs, name, v string) {
-	if len(v) > maxAttrValueLen || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+	if len(v) > maxAttrValueLen || !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
 		f.add(name, "attribute values are at most %d bytes of UTF-8 without NUL", maxAttrValueLen)
 	}
 }
@@ -260,9 +299,8 @@ func (p *Policy) validateOperations(f *fieldErrs) {
 		f.add("operations", "more than %d rules", maxRules)
 		return
 	}
-	seen := make(map[string]bool, len(p.Operations))
 	for i, r := range p.Operations {
-		n := fmt.Sprintf("operations[%d]", i)
+		n := "operations[" + strconv.Itoa(i) + "]"
 		if r.Name != AllOperations {
 			checkOperationName(f, n+".name", r.Name)
 		}
@@ -276,23 +314,20 @@ func (p *Policy) validateOperations(f *fieldErrs) {
 		} else {
 			// Unconstrained rules must be unique per name; constrained rules
 			// are alternatives and may repeat a name.
-			if seen[r.Name] {
+			if slices.ContainsFunc(p.Operations[:i], func(o OperationRule) bool { return o.Name == r.Name && len(o.Constraints) == 0 }) {
 				f.add(n+".name", "duplicate operation %q", r.Name)
 			}
-			seen[r.Name] = true
 		}
 		if len(r.Constraints) > maxConstraints {
 			f.add(n+".constraints", "more than %d constraints", maxConstraints)
 			continue
 		}
-		args := make(map[int]bool, len(r.Constraints))
 		for j, c := range r.Constraints {
 			cn := fmt.Sprintf("%s.constraints[%d]", n, j)
 			c.validate(f, cn)
-			if args[c.Arg] {
+			if slices.ContainsFunc(r.Constraints[:j], func(o ArgConstraint) bool { return o.Arg == c.Arg }) {
 				f.add(cn+".arg", "argument %d constrained twice", c.Arg)
 			}
-			args[c.Arg] = true
 		}
 	}
 }

@@ -57,6 +57,10 @@ type Service struct {
 	// other instances take effect at once.
 	MaxStaleness time.Duration
 
+	issOnce sync.Once
+	iss     string
+	issErr  error
+
 	syncMu   sync.Mutex
 	engine   Engine
 	seq      int64
@@ -76,6 +80,21 @@ func (s *Service) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// issuer returns the iss claim: Issuer, or the anchor name of the Signer's
+// key, computed once (the fields are frozen after first use).
+func (s *Service) issuer() (string, error) {
+	s.issOnce.Do(func() {
+		s.iss = s.Issuer
+		if s.iss == "" {
+			var err error
+			if s.iss, err = token.AnchorName(s.Signer.Public()); err != nil {
+				s.issErr = fmt.Errorf("%w: anchor name: %v", ErrUnavailable, err)
+			}
+		}
+	})
+	return s.iss, s.issErr
 }
 
 // ErrUnavailable reports that the service cannot reach its store or sign;
@@ -269,11 +288,9 @@ func (s *Service) claims(subject string, req *TokenRequest, dec *Decision, now t
 	if err != nil {
 		return nil, fmt.Errorf("%w: building scope: %v", ErrUnavailable, err)
 	}
-	iss := s.Issuer
-	if iss == "" {
-		if iss, err = token.AnchorName(s.Signer.Public()); err != nil {
-			return nil, fmt.Errorf("%w: anchor name: %v", ErrUnavailable, err)
-		}
+	iss, err := s.issuer()
+	if err != nil {
+		return nil, err
 	}
 	id := make([]byte, 16)
 	if err := readRand(s.Rand, id); err != nil {
@@ -338,6 +355,13 @@ func (v ArgValue) token() token.Arg {
 // audit logs the outcome of a token request.
 func (s *Service) audit(ctx context.Context, subject string, req *TokenRequest, tok *IssuedToken, dec *Decision, err error, requestID string) {
 	l := s.logger()
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	if !l.Enabled(ctx, level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("subject", subject),
 		slog.Any("aud", req.Audience),

@@ -22,15 +22,14 @@ import (
 )
 
 type testEnv struct {
-	svc        *Service
-	store      *MemStore
-	anchor     *ecdsa.PrivateKey
-	pop        *ecdsa.PrivateKey
-	popPEM     string
-	aliceKey   string // API key secret of alice
-	adminKey   string // API key secret of an administrator
-	audit      *bytes.Buffer
-	structured bool
+	svc      *Service
+	store    *MemStore
+	anchor   *ecdsa.PrivateKey
+	pop      *ecdsa.PrivateKey
+	popPEM   string
+	aliceKey string // API key secret of alice
+	adminKey string // API key secret of an administrator
+	audit    *bytes.Buffer
 }
 
 func mustKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
@@ -231,6 +230,7 @@ func TestIssueErrors(t *testing.T) {
 		})
 	}
 	// A point off the curve is rejected.
+	//lint:ignore SA1019 building an invalid key on purpose needs the raw coordinates
 	bad := &ecdsa.PublicKey{Curve: elliptic.P256(), X: env.pop.X, Y: new(bigInt).Add(env.pop.Y, oneInt)}
 	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: bad}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("off-curve key: %v", err)

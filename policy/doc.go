@@ -1,0 +1,104 @@
+// Package policy is the authorization side of Secure Device Access: who may
+// do what to which devices, and the service that turns that into signed
+// access tokens.
+//
+// A [Policy] names subjects (users, groups, applications), operations (by
+// name, or [AllOperations]; in the v2 profile with [ArgConstraint]s on
+// their arguments), devices (a [DeviceSelector]: all, by device id, by
+// endpoint name, or by custom attribute values), a token lifetime, a
+// validity window, a status and an [Effect]. The directories map each
+// [Subject] to its groups and each [Device] to its identity and attributes.
+// An [Engine] holds all of them in memory, indexed, and decides token
+// requests ([Engine.Decide]); a [Store] keeps them durably ([MemStore],
+// optionally backed by a JSON file, or package sqlstore for PostgreSQL); a
+// [Service] authenticates callers, decides with the Engine, mints tokens
+// with package token and serves the HTTP API ([Service.ServeHTTP]).
+//
+// # Decision rules
+//
+// A request names a subject, audiences (devices) and operations, and is
+// decided at a given time. It is all or nothing: it is allowed only if
+// every (device, operation) pair is allowed. For one pair:
+//
+//   - only policies that are [Active] with ValidFrom <= t < ValidUntil
+//     take part (a zero bound is open);
+//   - a policy matches when it names the subject (by id under the
+//     subject's kind, or one of its groups), selects the device and names
+//     the operation or [AllOperations];
+//   - a matching [Deny] policy denies the pair, whatever allows it (deny wins);
+//   - otherwise a matching [Allow] policy allows it; none means denied.
+//
+// Unknown subjects and audiences naming no device of the directory are
+// denied. A device selector with attributes matches a device whose value
+// of every listed attribute is one of the listed values.
+//
+// Token lifetime: each pair uses, among the allow policies that permit it,
+// the one allowing the latest expiry, min(now + TokenLifetime, ValidUntil).
+// The token expires at the earliest of these over all pairs, and never
+// after the start (ValidFrom) of an active deny policy that matches one of
+// the pairs and is not yet valid. [Decision].Policies lists the policies
+// used.
+//
+// Argument constraints: a v1 token carries a text scope only, so a pair
+// allowed only by rules with argument constraints is denied in v1
+// ([ErrStructuredScopeRequired]). In v2 ([Request].Structured) the
+// operation is granted under the constraint sets that every requested
+// device allows (unconstrained, or with exactly those constraints); when
+// there is none the request is denied ([ErrConstraintsDiffer]). An
+// unconstrained allow wins over constrained ones. Deny rules cannot carry
+// constraints. A scope holds at most 20 permissions; surplus alternatives
+// are dropped, which grants less, never more.
+//
+// A denial carries its reason: the first denied pair in request order
+// (devices outer, operations inner), an error such as [ErrDenyPolicy] and
+// the deny policy's id ([Denial]). [Decision.Err] returns a
+// *[DeniedError] matching [ErrDenied] and the reason.
+//
+// # Indexing
+//
+// Policies are indexed by (subject key, device key), where subject keys are
+// the subject's id and groups and device keys the device's id, endpoint
+// name, attribute values and "all devices"; a policy whose subjects x
+// devices would exceed 64 entries is indexed by the smaller dimension and
+// checked against the other. A decision looks up a handful of keys per
+// device and never scans all policies: at 100,000 policies it costs about
+// the same as at 10 (see BenchmarkDecideScaling).
+//
+// # Sharing a store
+//
+// A [Service] applies the [Store]'s numbered changes ([Store.Changes]) to
+// its Engine before each decision (or at most every MaxStaleness), so
+// instances sharing one database see each other's writes without
+// restarting; when a store no longer has the changes asked for, the
+// service reloads a snapshot.
+//
+// # Security considerations
+//
+// The service fails closed: store errors make it unavailable
+// ([ErrUnavailable], HTTP 503), never permissive. Every write is validated
+// in full before it is applied, and a batch is applied entirely or not at
+// all. API keys are 256-bit random secrets ([NewAPIKey]) of which only the
+// SHA-256 hash is stored; an admin flag on the key guards the
+// administration API. The requested cnf key must be a valid public key of a
+// supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
+// tokens, 1 MiB for administration), JSON is decoded strictly (unknown
+// fields and trailing data are rejected), and every list and string in a
+// record is bounded (limits.go). Denial reasons naming policies go to the
+// audit log, not to the caller. Audit events are logged through
+// Service.Logger: sda.token.issued, sda.token.denied, sda.admin.put,
+// sda.admin.create, sda.admin.delete.
+//
+// Tokens cannot be revoked once issued: deleting a policy stops new
+// tokens only. Keep lifetimes short where that matters; the lifetime rule
+// above already ends a token before a scheduled deny policy starts.
+//
+// # Compatibility
+//
+// POST /ace-auth/token and GET /v3/trust-anchors follow the original
+// Pelion/Izuma service (WIRE.md, "Authorization service"): the same request
+// and response JSON, the same limits (1 to 50 audiences, 1 to 20
+// operations of at most 60 characters), all-or-nothing decisions and the
+// same JSON error format. Service.Profile selects v1 tokens (the default,
+// accepted by deployed devices) or v2 tokens. The administration API
+// under /admin/v1/ is new; docs/PROTOCOL.md describes all of it.
+package policy

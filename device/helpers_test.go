@@ -97,7 +97,9 @@ func newWorld(t testing.TB, configure ...func(*device.Config)) *world {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.ran[call.Operation.Name]++
-			w.calls = append(w.calls, call)
+			if len(w.calls) < 64 { // the first calls, enough for assertions; bounded for long runs
+				w.calls = append(w.calls, call)
+			}
 			return []byte("ok:" + call.Operation.Name), nil
 		}); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,115 @@
+package device_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/wire"
+)
+
+// twoVerifies is the baseline: two bare P-256 ECDSA verifications (a token
+// signature and a PoP signature), all the cryptography a request needs.
+type twoVerifies struct {
+	pub    [2]*ecdsa.PublicKey
+	digest [2][]byte
+	sig    [2][]byte
+}
+
+func newTwoVerifies(b *testing.B) *twoVerifies {
+	v := &twoVerifies{}
+	for i := range 2 {
+		k, _ := ecdsa.GenerateKey(newKey(b, "P-256").(*ecdsa.PrivateKey).Curve, rand.Reader)
+		d := sha256.Sum256([]byte{byte(i)})
+		sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		v.pub[i], v.digest[i], v.sig[i] = &k.PublicKey, d[:], sig
+	}
+	return v
+}
+
+func (v *twoVerifies) run() {
+	if !ecdsa.VerifyASN1(v.pub[0], v.digest[0], v.sig[0]) || !ecdsa.VerifyASN1(v.pub[1], v.digest[1], v.sig[1]) {
+		panic("baseline verification failed")
+	}
+}
+
+// benchProcess times Process on valid operation requests, in batches whose
+// nonces and signatures are prepared with the timer stopped, and times the
+// same number of bare verification pairs in between, so both run under the
+// same conditions. It reports the ratio of the two.
+func benchProcess(b *testing.B, configure func(*device.Config), warm bool) {
+	w := newWorld(b, func(c *device.Config) {
+		c.MaxNonces = device.MaxMaxNonces
+		c.NonceLifetime = time.Hour
+		c.Throttle.Failures = -1
+		configure(c)
+	})
+	ctx := context.Background()
+	tok := w.token(nil)
+	if warm {
+		w.do(tok, "read-data")
+	}
+	base := newTwoVerifies(b)
+	const batch = 512
+	reqs := make([][]byte, batch)
+	var procDur, baseDur time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		b.StopTimer()
+		for i := range n {
+			reqs[i] = w.request(w.nonce(), tok, w.pop, "read-data")
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		for i := range n {
+			out := w.agent.Process(ctx, reqs[i])
+			if len(out) < 16 { // success responses carry data; failures are 6 bytes
+				b.Fatalf("request failed: %x", out)
+			}
+		}
+		procDur += time.Since(t0)
+		b.StopTimer()
+		t1 := time.Now()
+		for range n {
+			base.run()
+		}
+		baseDur += time.Since(t1)
+		b.StartTimer()
+		done += n
+	}
+	b.ReportMetric(float64(baseDur.Nanoseconds())/float64(b.N), "ns/2verify")
+	b.ReportMetric(float64(procDur)/float64(baseDur), "ratio")
+}
+
+// BenchmarkProcess: a full Process of a valid operation request (target:
+// ratio <= 1.10 of two bare verifies).
+func BenchmarkProcess(b *testing.B) {
+	benchProcess(b, func(*device.Config) {}, false)
+}
+
+// BenchmarkProcessCachedToken: a later operation with a token already in
+// the v2 cache, so only the PoP signature is verified (target: ratio <=
+// 0.60).
+func BenchmarkProcessCachedToken(b *testing.B) {
+	benchProcess(b, func(c *device.Config) { c.TokenCacheSize = 16 }, true)
+}
+
+// BenchmarkNonceRequest: answering [1].
+func BenchmarkNonceRequest(b *testing.B) {
+	w := newWorld(b, func(c *device.Config) { c.MaxNonces = 1; c.NonceLifetime = time.Nanosecond })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		w.clock.Advance(time.Millisecond)
+		w.agent.Process(ctx, wire.NonceRequest)
+	}
+}

@@ -1,0 +1,66 @@
+package device_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// FuzzProcess feeds arbitrary bytes to Process: it must never panic (not
+// even a panic Process recovers from), and its answer must always be a
+// well-formed response of a type that fits the request.
+func FuzzProcess(f *testing.F) {
+	w := newWorld(f, func(c *device.Config) {
+		c.TokenCacheSize = 4
+		c.NextNonce = true
+		c.SigningKey = newKey(f, "P-256")
+		c.Throttle.Failures = -1
+	})
+	tok := w.token(nil)
+	v2, err := token.NewScope(token.Permission{Operation: "set-temperature", Constraints: []token.Constraint{token.InRange(0, 16, 28)}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok2 := w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2}, func(c *token.Claims) { c.Scope = v2 })
+	seeds := [][]byte{
+		wire.NonceRequest,
+		w.request(w.nonce(), tok, w.pop, "read-data", token.Int(1), token.Text("x")),
+		w.request(w.nonce(), tok2, w.pop, "set-temperature", token.Int(20)),
+		w.request(w.nonce(), tok, w.pop, device.RevokeOperation, token.Text("cti"), token.Text("00")),
+		w.request(1, tok, newKey(f, "Ed25519"), "configure", token.Bytes([]byte{1, 2})),
+		{0x82, 0x03, 0x40},
+		{0x9f, 0x01, 0xff},
+		{},
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	// Keep some nonces outstanding so mutated seeds can get deep.
+	for range 5 {
+		w.nonce()
+	}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		out, d := w.agent.Handle(context.Background(), req)
+		r, err := wire.DecodeResponse(out)
+		if err != nil {
+			t.Fatalf("response %x does not decode: %v", out, err)
+		}
+		if d.Check == device.CheckInternal {
+			t.Fatalf("recovered panic: %v", d.Err)
+		}
+		want := map[device.RequestKind]uint64{
+			device.RequestUnknown:   wire.TypeErrorResponse,
+			device.RequestNonce:     wire.TypeNonceResponse,
+			device.RequestOperation: wire.TypeOperationResponse,
+		}[d.Request]
+		if r.Type != want || r.Status != d.Status {
+			t.Fatalf("response type %d status %v for a %v request decided %v", r.Type, r.Status, d.Request, d.Status)
+		}
+		if (d.Err == nil) != (d.Status == device.StatusSuccess) {
+			t.Fatalf("status %v with error %v", d.Status, d.Err)
+		}
+	})
+}

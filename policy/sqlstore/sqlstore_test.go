@@ -20,6 +20,8 @@ import (
 
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/token"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
 // testDB opens the database named by SDA_TEST_POSTGRES_DSN (see
@@ -48,7 +50,7 @@ func testDB(t testing.TB) (*sql.DB, string) {
 }
 
 func openDB(t testing.TB, dsn string) *sql.DB {
-	db, err := sql.Open(testDriverName, dsn)
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,12 +82,3 @@ func (c *tokenCache) put(h *[32]byte, e *cacheEntry) {
 	}
 	c.m[*h] = e
 }
-
-func (c *tokenCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

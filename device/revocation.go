@@ -107,12 +107,6 @@ func (r *revocations) revoked(cti []byte, h *[32]byte) error {
 	return nil
 }
 
-func (r *revocations) len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.ids) + len(r.hs)
-}
-
 // add revokes a cti (isHash false) or a token hash. now is the device's
 // time, zero when unknown: expired entries are dropped only when it is
 // known.

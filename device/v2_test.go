@@ -146,7 +146,9 @@ func TestTokenCache(t *testing.T) {
 // when it changed, the agent does not cache.
 type plainStore struct{ s *trust.MemoryStore }
 
-func (p plainStore) Lookup(iss string, kid []byte) ([]trust.Anchor, error) { return p.s.Lookup(iss, kid) }
+func (p plainStore) Lookup(iss string, kid []byte) ([]trust.Anchor, error) {
+	return p.s.Lookup(iss, kid)
+}
 
 func TestTokenCacheNeedsAVersionedStore(t *testing.T) {
 	w := newWorld(t, func(c *device.Config) { c.TokenCacheSize = 4 })

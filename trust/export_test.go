@@ -1,0 +1,4 @@
+package trust
+
+// SetWriteHook lets tests fail a FileStore write at a given step.
+func SetWriteHook(s *FileStore, hook func(step string) error) { s.writeHook = hook }

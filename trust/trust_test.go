@@ -1,0 +1,383 @@
+package trust_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func newKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var k crypto.Signer
+	var err error
+	switch kind {
+	case "P-256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "P-384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "Ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestAnchorConstructors(t *testing.T) {
+	for _, kind := range []string{"P-256", "P-384", "Ed25519"} {
+		t.Run(kind, func(t *testing.T) {
+			pub := newKey(t, kind).Public()
+			name, _ := token.AnchorName(pub)
+			pemKey, _ := token.MarshalPublicKeyPEM(pub)
+			der, _ := token.MarshalPublicKeyDER(pub)
+			cose, _ := token.MarshalCOSEKey(pub)
+			for how, parse := range map[string]func() (*trust.Anchor, error){
+				"key":  func() (*trust.Anchor, error) { return trust.NewAnchor(pub) },
+				"PEM":  func() (*trust.Anchor, error) { return trust.ParsePEM(pemKey) },
+				"DER":  func() (*trust.Anchor, error) { return trust.ParseDER(der) },
+				"COSE": func() (*trust.Anchor, error) { return trust.ParseCOSEKey(cose) },
+			} {
+				a, err := parse()
+				if err != nil {
+					t.Fatalf("%s: %v", how, err)
+				}
+				alg, _ := token.AlgorithmFor(pub)
+				if a.Issuer != name || !token.EqualKeys(a.Key, pub) || a.PinnedAlgorithm() != alg {
+					t.Fatalf("%s: %+v", how, a)
+				}
+				if "mbed.ta."+a.Fingerprint() != name {
+					t.Fatalf("fingerprint %s, name %s", a.Fingerprint(), name)
+				}
+			}
+		})
+	}
+	for name, data := range map[string][]byte{"garbage PEM": []byte("nope"), "private key PEM": []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")} {
+		if _, err := trust.ParsePEM(data); !errors.Is(err, trust.ErrInvalidAnchor) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := trust.ParseDER([]byte{0x30, 0x00}); !errors.Is(err, trust.ErrInvalidAnchor) {
+		t.Errorf("bad DER: %v", err)
+	}
+}
+
+func TestAnchorValidate(t *testing.T) {
+	pub := newKey(t, "P-256").Public()
+	for name, a := range map[string]trust.Anchor{
+		"no issuer":         {Key: pub},
+		"no key":            {Issuer: "x"},
+		"alg mismatch":      {Issuer: "x", Key: pub, Algorithm: token.AlgEdDSA},
+		"empty window":      {Issuer: "x", Key: pub, NotBefore: testNow, NotAfter: testNow},
+		"bad operation":     {Issuer: "x", Key: pub, Constraints: trust.Constraints{Operations: []string{"no spaces"}}},
+		"negative lifetime": {Issuer: "x", Key: pub, Constraints: trust.Constraints{MaxLifetime: -1}},
+		"long kid":          {Issuer: "x", Key: pub, KeyID: make([]byte, trust.MaxKeyIDLength+1)},
+	} {
+		if err := a.Validate(); !errors.Is(err, trust.ErrInvalidAnchor) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func claims(edit func(*token.Claims)) *token.Claims {
+	sc, _ := token.ParseScope("read-data configure")
+	c := &token.Claims{
+		Issuer: "iss", Audience: []string{"ep:hvac-17"}, Scope: sc,
+		IssuedAt: testNow, NotBefore: testNow, Expiry: testNow.Add(time.Hour),
+	}
+	if edit != nil {
+		edit(c)
+	}
+	return c
+}
+
+func TestAnchorCheck(t *testing.T) {
+	pub := newKey(t, "P-256").Public()
+	base := trust.Anchor{Issuer: "iss", Key: pub}
+	for _, tc := range []struct {
+		name       string
+		anchor     func(*trust.Anchor)
+		claims     func(*token.Claims)
+		now        time.Time
+		constraint string // "" means accepted
+	}{
+		{name: "no constraints", now: testNow},
+		{name: "operations allowed", anchor: func(a *trust.Anchor) { a.Constraints.Operations = []string{"read-data", "configure", "reboot"} }, now: testNow},
+		{name: "operation not allowed", anchor: func(a *trust.Anchor) { a.Constraints.Operations = []string{"read-data"} }, now: testNow, constraint: "operations"},
+		{name: "operation prefix is not allowed", anchor: func(a *trust.Anchor) { a.Constraints.Operations = []string{"read", "configure"} }, now: testNow, constraint: "operations"},
+		{name: "audience wildcard", anchor: func(a *trust.Anchor) { a.Constraints.Audiences = []string{"ep:hvac-*"} }, now: testNow},
+		{name: "audience outside", anchor: func(a *trust.Anchor) { a.Constraints.Audiences = []string{"ep:hvac-1"} }, now: testNow, constraint: "audiences"},
+		{name: "lifetime ok", anchor: func(a *trust.Anchor) { a.Constraints.MaxLifetime = time.Hour }, now: testNow},
+		{name: "lifetime too long", anchor: func(a *trust.Anchor) { a.Constraints.MaxLifetime = 59 * time.Minute }, now: testNow, constraint: "lifetime"},
+		{name: "anchor not yet valid", anchor: func(a *trust.Anchor) { a.NotBefore = testNow.Add(time.Hour) }, now: testNow, constraint: "validity"},
+		{name: "anchor expired", anchor: func(a *trust.Anchor) { a.NotAfter = testNow.Add(-time.Hour) }, now: testNow, constraint: "validity"},
+		{name: "unknown time skips the window", anchor: func(a *trust.Anchor) { a.NotAfter = testNow.Add(time.Hour) }},
+		{name: "token issued after the window", anchor: func(a *trust.Anchor) { a.NotAfter = testNow.Add(time.Hour) }, claims: func(c *token.Claims) { c.IssuedAt = testNow.Add(2 * time.Hour) }, constraint: "validity"},
+		{name: "issued before retirement", anchor: func(a *trust.Anchor) { a.RetiredAt = testNow.Add(time.Minute) }, now: testNow.Add(30 * time.Minute)},
+		{name: "issued after retirement", anchor: func(a *trust.Anchor) { a.RetiredAt = testNow.Add(-time.Minute) }, now: testNow, constraint: "retired"},
+		{name: "retired anchor, token without times", anchor: func(a *trust.Anchor) { a.RetiredAt = testNow }, claims: func(c *token.Claims) { c.IssuedAt, c.NotBefore = time.Time{}, time.Time{} }, now: testNow, constraint: "validity"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := base
+			if tc.anchor != nil {
+				tc.anchor(&a)
+			}
+			err := a.Check(claims(tc.claims), tc.now)
+			if tc.constraint == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *trust.ConstraintError
+			if !errors.Is(err, trust.ErrConstraint) || !errors.As(err, &ce) || ce.Constraint != tc.constraint {
+				t.Fatalf("got %v, want constraint %q", err, tc.constraint)
+			}
+		})
+	}
+	revoked := base
+	revoked.Revoked = true
+	if err := revoked.Check(claims(nil), testNow); !errors.Is(err, trust.ErrAnchorRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+}
+
+func TestStoreLookupAndRotation(t *testing.T) {
+	oldKey, newK := newKey(t, "P-256"), newKey(t, "Ed25519")
+	s, err := trust.NewMemoryStore(
+		trust.Anchor{Issuer: "acme", Key: oldKey.Public()},
+		trust.Anchor{Issuer: "acme", KeyID: []byte("k2"), Key: newK.Public()},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lookup("acme", nil); err != nil || len(got) != 2 {
+		t.Fatalf("by issuer: %d %v", len(got), err)
+	}
+	if got, err := s.Lookup("acme", []byte("k2")); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, newK.Public()) {
+		t.Fatalf("by kid: %v", err)
+	}
+	thumb, _ := token.Thumbprint(oldKey.Public())
+	if got, err := s.Lookup("acme", thumb); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, oldKey.Public()) {
+		t.Fatalf("by thumbprint: %v", err)
+	}
+	if _, err := s.Lookup("acme", []byte("k3")); !errors.Is(err, trust.ErrUnknownAnchor) {
+		t.Fatalf("unknown kid: %v", err)
+	}
+	if _, err := s.Lookup("other", nil); !errors.Is(err, trust.ErrUnknownAnchor) {
+		t.Fatalf("unknown issuer: %v", err)
+	}
+	if err := s.Add(trust.Anchor{Issuer: "acme", KeyID: []byte("k2"), Key: newKey(t, "P-256").Public()}); !errors.Is(err, trust.ErrDuplicate) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	v := s.Version()
+	if err := s.Retire("acme", thumb, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if s.Version() == v {
+		t.Fatal("version did not change")
+	}
+	got, _ := s.Lookup("acme", thumb)
+	if !got[0].RetiredAt.Equal(testNow) {
+		t.Fatalf("retired at %v", got[0].RetiredAt)
+	}
+	if err := s.Revoke("acme", thumb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup("acme", thumb); !errors.Is(err, trust.ErrAnchorRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if got, _ := s.Lookup("acme", nil); len(got) != 1 {
+		t.Fatalf("revoked anchor returned: %d", len(got))
+	}
+	if err := s.Remove("acme", thumb); err != nil || s.Len() != 1 {
+		t.Fatalf("remove: %v, %d left", err, s.Len())
+	}
+	for _, err := range []error{s.Remove("acme", thumb), s.Revoke("nobody", nil), s.Retire("nobody", nil, testNow)} {
+		if !errors.Is(err, trust.ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	}
+}
+
+func TestStoreBounds(t *testing.T) {
+	s := &trust.MemoryStore{}
+	for i := range trust.MaxAnchorsPerIssuer {
+		if err := s.Add(trust.Anchor{Issuer: "one", KeyID: []byte{byte(i)}, Key: newKey(t, "Ed25519").Public()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Add(trust.Anchor{Issuer: "one", KeyID: []byte("x"), Key: newKey(t, "Ed25519").Public()}); !errors.Is(err, trust.ErrStoreFull) {
+		t.Fatalf("per issuer: %v", err)
+	}
+	for i := s.Len(); i < trust.MaxAnchors; i++ {
+		if err := s.Add(trust.Anchor{Issuer: fmt.Sprint("iss-", i), Key: newKey(t, "Ed25519").Public()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Add(trust.Anchor{Issuer: "late", Key: newKey(t, "Ed25519").Public()}); !errors.Is(err, trust.ErrStoreFull) {
+		t.Fatalf("total: %v", err)
+	}
+}
+
+// Lookups and changes at once (run with -race): a lookup sees an anchor
+// entirely or not at all.
+func TestStoreConcurrency(t *testing.T) {
+	s := &trust.MemoryStore{}
+	keys := make([]crypto.PublicKey, 32)
+	for i := range keys {
+		keys[i] = newKey(t, "Ed25519").Public()
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := g; i < len(keys); i += 4 {
+				if err := s.Add(trust.Anchor{Issuer: "iss", KeyID: []byte{byte(i)}, Key: keys[i]}); err != nil && !errors.Is(err, trust.ErrStoreFull) {
+					t.Error(err)
+				}
+				s.Retire("iss", []byte{byte(i)}, testNow)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				as, err := s.Lookup("iss", nil)
+				if err != nil && !errors.Is(err, trust.ErrUnknownAnchor) {
+					t.Error(err)
+				}
+				for _, a := range as {
+					if a.Key == nil || len(a.KeyID) != 1 {
+						t.Errorf("torn anchor %+v", a)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s.Len() != trust.MaxAnchorsPerIssuer {
+		t.Fatalf("%d anchors", s.Len())
+	}
+}
+
+func TestFileStoreRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "anchors")
+	s, err := trust.OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := trust.Anchor{
+		Issuer: "acme", KeyID: []byte{1, 2}, Key: newKey(t, "P-384").Public(),
+		NotBefore: testNow, NotAfter: testNow.Add(24 * time.Hour),
+		Constraints: trust.Constraints{Operations: []string{"read-data"}, Audiences: []string{"ep:hvac-*"}, MaxLifetime: 2 * time.Hour},
+	}
+	b, _ := trust.NewAnchor(newKey(t, "P-256").Public())
+	if err := s.Add(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(*b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire("acme", []byte{1, 2}, testNow.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(b.Issuer, nil); err != nil {
+		t.Fatal(err)
+	}
+	re, err := trust.OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotAll, wantAll := re.Anchors(), s.Anchors()
+	if len(gotAll) != 2 || len(wantAll) != 2 {
+		t.Fatalf("%d anchors reopened, %d written", len(gotAll), len(wantAll))
+	}
+	for i := range gotAll {
+		if !token.EqualKeys(gotAll[i].Key, wantAll[i].Key) {
+			t.Fatalf("anchor %d: key differs", i)
+		}
+		gotAll[i].Key, wantAll[i].Key = nil, nil
+		if got, want := fmt.Sprint(gotAll[i]), fmt.Sprint(wantAll[i]); got != want {
+			t.Fatalf("reopened anchor %d differs\n got %s\nwant %s", i, got, want)
+		}
+	}
+	got, err := re.Lookup("acme", []byte{1, 2})
+	if err != nil || !got[0].RetiredAt.Equal(testNow.Add(time.Hour)) || got[0].Constraints.MaxLifetime != 2*time.Hour || !token.EqualKeys(got[0].Key, a.Key) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := re.Lookup(b.Issuer, nil); !errors.Is(err, trust.ErrAnchorRevoked) {
+		t.Fatalf("revocation lost: %v", err)
+	}
+}
+
+func TestFileStoreFailedWriteChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := trust.OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := trust.NewAnchor(newKey(t, "P-256").Public())
+	if err := s.Add(*first); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, trust.FileName))
+	for _, step := range []string{"write", "sync", "rename"} {
+		boom := errors.New("disk pulled at " + step)
+		trust.SetWriteHook(s, func(s string) error {
+			if s == step {
+				return boom
+			}
+			return nil
+		})
+		second, _ := trust.NewAnchor(newKey(t, "P-256").Public())
+		if err := s.Add(*second); !errors.Is(err, boom) {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if s.Len() != 1 {
+			t.Fatalf("%s: change applied in memory", step)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, trust.FileName)); !bytes.Equal(before, after) {
+			t.Fatalf("%s: file changed", step)
+		}
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".*")); len(tmp) != 0 {
+			t.Fatalf("%s: temporary files left: %v", step, tmp)
+		}
+	}
+}
+
+func TestFileStoreRejectsCorruptFiles(t *testing.T) {
+	pemKey, _ := token.MarshalPublicKeyPEM(newKey(t, "P-256").Public())
+	k := fmt.Sprintf("%q", pemKey)
+	for name, content := range map[string]string{
+		"not JSON":      "{",
+		"wrong version": `{"version": 2, "anchors": []}`,
+		"unknown field": `{"version": 1, "anchors": [], "extra": 1}`,
+		"bad key":       `{"version": 1, "anchors": [{"issuer": "a", "public_key": "nope"}]}`,
+		"no issuer":     `{"version": 1, "anchors": [{"issuer": "", "public_key": ` + k + `}]}`,
+		"duplicate":     `{"version": 1, "anchors": [{"issuer": "a", "public_key": ` + k + `}, {"issuer": "a", "public_key": ` + k + `}]}`,
+		"trailing":      `{"version": 1, "anchors": []} {}`,
+		"bad lifetime":  `{"version": 1, "anchors": [{"issuer": "a", "public_key": ` + k + `, "max_lifetime": "forever"}]}`,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, trust.FileName), []byte(content), 0o644)
+		if _, err := trust.OpenFileStore(dir); !errors.Is(err, trust.ErrCorrupt) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
@@ -275,24 +274,13 @@ func decodeCnf(raw []byte) (crypto.PublicKey, error) {
 	return parseCOSEKey(f+".COSE_Key", key)
 }
 
-// claimsOut is the wire form used for encoding; field order does not matter
-// (the deterministic encoding sorts keys).
-type claimsOut struct {
-	Iss     string          `cbor:"1,keyasint"`
-	Sub     string          `cbor:"2,keyasint,omitempty"`
-	Aud     []string        `cbor:"3,keyasint"`
-	Exp     uint64          `cbor:"4,keyasint"`
-	Nbf     *uint64         `cbor:"5,keyasint,omitempty"`
-	Iat     *uint64         `cbor:"6,keyasint,omitempty"`
-	Cti     []byte          `cbor:"7,keyasint,omitempty"`
-	Cnf     cbor.RawMessage `cbor:"8,keyasint,omitempty"`
-	Scope   cbor.RawMessage `cbor:"9,keyasint,omitempty"`
-	ScopeV1 cbor.RawMessage `cbor:"12,keyasint,omitempty"`
-	CnfV1   cbor.RawMessage `cbor:"25,keyasint,omitempty"`
-}
-
-// encodeClaims returns the deterministic encoding of c in profile p.
+// encodeClaims returns the deterministic encoding of c in profile p (RFC
+// 8949 section 4.2.1: keys in the order of their encoding, which for these
+// small integers is numeric order).
 func encodeClaims(c *Claims, p Profile) ([]byte, error) {
+	if p != ProfileV1 && p != ProfileV2 {
+		return nil, invalid("unknown profile %v", p)
+	}
 	if c.Issuer == "" {
 		return nil, invalid("iss is required")
 	}
@@ -304,24 +292,17 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 			return nil, invalid("claim %q is not valid UTF-8", v)
 		}
 	}
-	out := claimsOut{Iss: c.Issuer, Sub: c.Subject, Aud: c.Audience, Cti: c.ID}
-	var err error
-	if out.Exp, err = unixTime("exp", c.Expiry, true); err != nil {
+	exp, err := unixTime("exp", c.Expiry, true)
+	if err != nil {
 		return nil, err
 	}
 	nbf, err := unixTime("nbf", c.NotBefore, p == ProfileV1)
 	if err != nil {
 		return nil, err
 	}
-	if !c.NotBefore.IsZero() || p == ProfileV1 {
-		out.Nbf = &nbf
-	}
-	if !c.IssuedAt.IsZero() {
-		iat, err := unixTime("iat", c.IssuedAt, false)
-		if err != nil {
-			return nil, err
-		}
-		out.Iat = &iat
+	iat, err := unixTime("iat", c.IssuedAt, false)
+	if err != nil {
+		return nil, err
 	}
 	if c.ID != nil && len(c.ID) == 0 {
 		return nil, invalid("cti must not be empty")
@@ -329,37 +310,61 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if c.Scope.IsZero() {
 		return nil, invalid("scope is required")
 	}
-	scope, err := c.Scope.MarshalCBOR()
-	if err != nil {
-		return nil, err
+	text, isText := c.Scope.Text()
+	if p == ProfileV1 && !isText {
+		return nil, invalid("an SDA v1 token carries text scopes only: %v", c.Scope)
 	}
 	if c.Key == nil {
 		return nil, invalid("cnf key is required")
 	}
-	marshalKey := MarshalCOSEKey
-	if p == ProfileV2 {
-		marshalKey = marshalCOSEKeyCompact
-	}
-	key, err := marshalKey(c.Key)
-	if err != nil {
-		return nil, err
-	}
-	cnf, err := codec.Marshal(map[int]cbor.RawMessage{cnfCOSEKey: key})
-	if err != nil {
-		return nil, err
-	}
-	switch p {
-	case ProfileV1:
-		if _, ok := c.Scope.Text(); !ok {
-			return nil, invalid("an SDA v1 token carries text scopes only: %v", c.Scope)
+
+	n := 5 // iss, aud, exp, scope, cnf
+	for _, present := range []bool{c.Subject != "", nbf != 0, iat != 0, c.ID != nil} {
+		if present {
+			n++
 		}
-		out.ScopeV1, out.CnfV1 = scope, cnf
-	case ProfileV2:
-		out.Scope, out.Cnf = scope, cnf
-	default:
-		return nil, invalid("unknown profile %v", p)
 	}
-	return codec.Marshal(&out)
+	b := make([]byte, 0, 256)
+	b = codec.AppendHead(b, 5, uint64(n))
+	b = codec.AppendText(codec.AppendUint(b, claimIss), c.Issuer)
+	if c.Subject != "" {
+		b = codec.AppendText(codec.AppendUint(b, claimSub), c.Subject)
+	}
+	b = codec.AppendHead(codec.AppendUint(b, claimAud), 4, uint64(len(c.Audience)))
+	for _, a := range c.Audience {
+		b = codec.AppendText(b, a)
+	}
+	b = codec.AppendUint(codec.AppendUint(b, claimExp), exp)
+	if nbf != 0 {
+		b = codec.AppendUint(codec.AppendUint(b, claimNbf), nbf)
+	}
+	if iat != 0 {
+		b = codec.AppendUint(codec.AppendUint(b, claimIat), iat)
+	}
+	if c.ID != nil {
+		b = codec.AppendBytes(codec.AppendUint(b, claimCti), c.ID)
+	}
+	appendScope := func(b []byte) ([]byte, error) {
+		if isText {
+			return codec.AppendText(b, text), nil
+		}
+		enc, err := c.Scope.MarshalCBOR()
+		return append(b, enc...), err
+	}
+	appendCnf := func(b []byte) ([]byte, error) {
+		b = append(b, 0xa1, cnfCOSEKey)
+		return appendCOSEKey(b, c.Key, p == ProfileV2)
+	}
+	if p == ProfileV2 {
+		if b, err = appendCnf(codec.AppendUint(b, claimCnf)); err != nil {
+			return nil, err
+		}
+		return appendScope(codec.AppendUint(b, claimScope))
+	}
+	if b, err = appendScope(codec.AppendUint(b, claimScopeV1)); err != nil {
+		return nil, err
+	}
+	return appendCnf(codec.AppendUint(b, claimCnfV1))
 }
 
 func unixTime(name string, t time.Time, required bool) (uint64, error) {

@@ -187,7 +187,7 @@ func FuzzParseCOSEKey(f *testing.F) {
 	for _, s := range []crypto.Signer{p256, p384, ed} {
 		b, _ := MarshalCOSEKey(s.Public())
 		f.Add(b)
-		b, _ = marshalCOSEKeyCompact(s.Public())
+		b, _ = appendCOSEKey(nil, s.Public(), true)
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

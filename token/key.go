@@ -13,12 +13,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
-// COSE_Key values (RFC 9053 section 7); the labels are in the struct tags of
-// coseKey.
+// COSE_Key values (RFC 9053 section 7).
 const (
 	ktyOKP = 1
 	ktyEC2 = 2
@@ -27,18 +25,6 @@ const (
 	crvP384    = 2
 	crvEd25519 = 6
 )
-
-// coseKey is the wire form of a public COSE_Key. Unknown labels are rejected
-// by the strict decoder; a private key (label -4) is rejected explicitly.
-type coseKey struct {
-	Kty int64           `cbor:"1,keyasint"`
-	Kid []byte          `cbor:"2,keyasint,omitempty"`
-	Alg *int64          `cbor:"3,keyasint,omitempty"`
-	Crv int64           `cbor:"-1,keyasint"`
-	X   []byte          `cbor:"-2,keyasint"`
-	Y   cbor.RawMessage `cbor:"-3,keyasint,omitempty"` // bstr, or a bool sign bit (compressed point)
-	D   []byte          `cbor:"-4,keyasint,omitempty"`
-}
 
 // ParseCOSEKey decodes a COSE_Key (RFC 9052 section 7) holding a public key:
 // EC2 on P-256 or P-384 with uncompressed coordinates of exactly the field
@@ -160,51 +146,36 @@ func parseCOSEKey(field string, data []byte) (crypto.PublicKey, error) {
 // EC2 (coordinates left-padded to the field size) and {1: 1, -1: 6, -2: x}
 // for Ed25519. For a P-256 key this is exactly the SDA v1 cnf key.
 func MarshalCOSEKey(pub crypto.PublicKey) ([]byte, error) {
-	k, err := toCOSEKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	return codec.Marshal(k)
+	return appendCOSEKey(nil, pub, false)
 }
 
-func toCOSEKey(pub crypto.PublicKey) (*coseKey, error) {
+// appendCOSEKey appends the COSE_Key of pub. With compact, EC2 points are
+// compressed (y is the sign bit, RFC 9053 section 7.1.1): 32 bytes shorter
+// for P-256; v2 tokens use it for cnf.
+func appendCOSEKey(b []byte, pub crypto.PublicKey, compact bool) ([]byte, error) {
 	alg, err := AlgorithmFor(pub)
 	if err != nil {
 		return nil, err
 	}
 	if alg == AlgEdDSA {
-		return &coseKey{Kty: ktyOKP, Crv: crvEd25519, X: pub.(ed25519.PublicKey)}, nil
+		b = append(b, 0xa3, 0x01, ktyOKP, 0x20, crvEd25519, 0x21)
+		return codec.AppendBytes(b, pub.(ed25519.PublicKey)), nil
 	}
-	b, err := pub.(*ecdsa.PublicKey).Bytes() // 04 || x || y, each left-padded
+	pt, err := pub.(*ecdsa.PublicKey).Bytes() // 04 || x || y, each left-padded
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
-	n := (len(b) - 1) / 2
-	crv := int64(crvP256)
+	n := (len(pt) - 1) / 2
+	crv := byte(crvP256)
 	if alg == AlgES384 {
 		crv = crvP384
 	}
-	y, err := codec.Marshal(b[1+n:])
-	if err != nil {
-		return nil, err
+	b = append(b, 0xa4, 0x01, ktyEC2, 0x20, crv, 0x21)
+	b = append(codec.AppendBytes(b, pt[1:1+n]), 0x22)
+	if compact {
+		return append(b, 0xf4|pt[len(pt)-1]&1), nil // false: even y, true: odd y
 	}
-	return &coseKey{Kty: ktyEC2, Crv: crv, X: b[1 : 1+n], Y: y}, nil
-}
-
-// marshalCOSEKeyCompact is MarshalCOSEKey with EC2 points compressed (y is
-// the sign bit, RFC 9053 section 7.1.1): 32 bytes shorter for P-256. Used
-// for the cnf claim of v2 tokens.
-func marshalCOSEKeyCompact(pub crypto.PublicKey) ([]byte, error) {
-	k, err := toCOSEKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	if k.Kty == ktyEC2 {
-		ek := pub.(*ecdsa.PublicKey)
-		b, _ := ek.Bytes()
-		k.Y = cbor.RawMessage{0xf4 | b[len(b)-1]&1} // false: even y, true: odd y
-	}
-	return codec.Marshal(k)
+	return codec.AppendBytes(b, pt[1+n:]), nil
 }
 
 // Thumbprint returns the COSE Key Thumbprint of pub (RFC 9679): the SHA-256

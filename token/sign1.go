@@ -212,21 +212,7 @@ func sigStructure(protected, externalAAD, payload []byte) []byte {
 	return appendBstr(b, payload)
 }
 
-// appendBstr appends a definite-length CBOR byte string in shortest form.
-func appendBstr(b, v []byte) []byte {
-	n := uint64(len(v))
-	switch {
-	case n < 24:
-		b = append(b, 0x40|byte(n))
-	case n <= 0xff:
-		b = append(b, 0x58, byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x59, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x5a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, v...)
-}
+func appendBstr(b, v []byte) []byte { return codec.AppendBytes(b, v) }
 
 // signSign1 builds a tagged COSE_Sign1 (with prefix as its tags) over
 // payload, with alg (pinned by the signer's key) and kid in the protected

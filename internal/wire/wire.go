@@ -232,25 +232,6 @@ func DecodeResponse(data []byte) (Response, error) {
 	return r, nil
 }
 
-func appendUint(b []byte, v uint64) []byte {
-	return appendHead(b, 0, v)
-}
+func appendUint(b []byte, v uint64) []byte { return codec.AppendUint(b, v) }
 
-func appendBstr(b, v []byte) []byte {
-	return append(appendHead(b, 2, uint64(len(v))), v...)
-}
-
-func appendHead(b []byte, major byte, v uint64) []byte {
-	m := major << 5
-	switch {
-	case v < 24:
-		return append(b, m|byte(v))
-	case v <= 0xff:
-		return append(b, m|24, byte(v))
-	case v <= 0xffff:
-		return append(b, m|25, byte(v>>8), byte(v))
-	case v <= 0xffffffff:
-		return append(b, m|26, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-	}
-	return append(b, m|27, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
+func appendBstr(b, v []byte) []byte { return codec.AppendBytes(b, v) }

@@ -26,7 +26,7 @@ type scriptConn struct {
 }
 
 func newScriptConn(mtu int) *scriptConn {
-	return &scriptConn{mtu: mtu, in: make(chan []byte, 1<<16), got: make(chan struct{}, 1<<16), closed: make(chan struct{})}
+	return &scriptConn{mtu: mtu, in: make(chan []byte, 1024), got: make(chan struct{}, 1024), closed: make(chan struct{})}
 }
 
 func (s *scriptConn) SendPacket(ctx context.Context, p []byte) error {
@@ -75,7 +75,7 @@ func (s *scriptConn) takeSent() [][]byte {
 // fragments returns the packets a Conn of the given format sends for msg.
 func fragments(t testing.TB, format FragmentFormat, mtu int, msgs ...[]byte) [][]byte {
 	t.Helper()
-	sc := newScriptConn(mtu)
+	sc := &scriptConn{mtu: mtu} // send only
 	c, err := NewFragmentConn(sc, &FragmentOptions{Format: format})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestFragmentBadInput(t *testing.T) {
 	const first, last = v2FlagFirst, v2FlagLast
 	const more = compatFlagMore
 	n1, n2, n3 := byte(1<<3|1), byte(2<<3|1), byte(3<<3|1) // compat fragment numbers, type data
-	frame := appendFrame(nil, FramingSDA, []byte("hello"))   // 49 bytes
+	frame := appendFrame(nil, FramingSDA, []byte("hello")) // 49 bytes
 	badSum := bytes.Clone(frame)
 	badSum[len(badSum)-1] ^= 0x80
 	for _, tc := range []struct {

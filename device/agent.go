@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -421,7 +422,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		}
 	}
 	call := &Call{
-		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: claims.ID,
+		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: bytes.Clone(claims.ID),
 		Scope: claims.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce,
 	}
 	data, panicked, err := runHandler(ctx, h, call)

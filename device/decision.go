@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -128,7 +129,9 @@ func (a *Agent) record(ctx context.Context, d *Decision) {
 	if a.onDecision != nil {
 		func() {
 			defer func() { _ = recover() }()
-			a.onDecision(*d)
+			c := *d
+			c.TokenID = bytes.Clone(d.TokenID) // the hook must not reach cached claims
+			a.onDecision(c)
 		}()
 	}
 	level := slog.LevelInfo

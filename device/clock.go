@@ -38,6 +38,7 @@ const (
 	ClockStrict
 )
 
+// String names the mode.
 func (m ClockMode) String() string {
 	switch m {
 	case ClockTrusted:

@@ -36,6 +36,7 @@ const (
 	RequestOperation                    // [3, signed bundle]
 )
 
+// String names the kind of request.
 func (k RequestKind) String() string {
 	switch k {
 	case RequestNonce:
@@ -82,6 +83,7 @@ var checkNames = [...]string{
 	CheckResponse: "response", CheckInternal: "internal",
 }
 
+// String names the check as the audit log does.
 func (c Check) String() string {
 	if int(c) < len(checkNames) {
 		return checkNames[c]

@@ -51,6 +51,7 @@ type ConstraintError struct {
 	Detail     string
 }
 
+// Error describes the violated constraint.
 func (e *ConstraintError) Error() string {
 	return fmt.Sprintf("trust: anchor constraint %q violated: %s", e.Constraint, e.Detail)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/securedeviceaccess/sda/internal/atomicfile"
 )
 
 // State is the small persistent memory of a device: the lower bound of time
@@ -123,7 +125,7 @@ func (s *FileState) Load(key string) ([]byte, error) {
 }
 
 // Store implements [State].
-func (s *FileState) Store(key string, value []byte) (err error) {
+func (s *FileState) Store(key string, value []byte) error {
 	if !validKey(key) {
 		return fmt.Errorf("%w: invalid key %q", ErrState, key)
 	}
@@ -132,33 +134,8 @@ func (s *FileState) Store(key string, value []byte) (err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tmp, err := os.CreateTemp(s.dir, "."+key+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, key), value, 0o600, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(value); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(s.dir, key)); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
-	}
-	// The new value is in place; syncing the directory makes the rename
-	// durable where the file system supports it.
-	if d, derr := os.Open(s.dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -8,9 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/securedeviceaccess/sda/internal/atomicfile"
 )
 
 // MemStore is the embedded [Store]: records in memory, optionally saved to
@@ -168,44 +169,8 @@ func (s *MemStore) save(seq int64) error {
 	if err != nil {
 		return fmt.Errorf("policy: encode store: %w", err)
 	}
-	return writeFileAtomic(s.path, b)
-}
-
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(s.path, b, 0o600, nil); err != nil {
 		return fmt.Errorf("policy: save store: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("policy: save store: %w", err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("policy: save store: sync directory: %w", err)
 	}
 	return nil
 }

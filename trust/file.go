@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/atomicfile"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -192,63 +193,8 @@ func (s *FileStore) write(snap *snapshot) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, FileName), data, 0o644, s.writeHook)
-}
-
-// writeFileAtomic replaces the file name with data so that a crash leaves
-// either the old or the new content: it writes a temporary file in the same
-// directory, syncs it, renames it over name and syncs the directory. hook,
-// if not nil, is called before each step ("write", "sync", "rename") and
-// its error aborts the write (tests use it to simulate failures). On error
-// the temporary file is removed and name is untouched.
-func writeFileAtomic(name string, data []byte, perm fs.FileMode, hook func(step string) error) (err error) {
-	step := func(s string) error {
-		if hook == nil {
-			return nil
-		}
-		return hook(s)
-	}
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, FileName), data, 0o644, s.writeHook); err != nil {
 		return fmt.Errorf("trust: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = step("write"); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("trust: %w", err)
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("trust: %w", err)
-	}
-	if err = step("sync"); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("trust: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("trust: %w", err)
-	}
-	if err = step("rename"); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("trust: %w", err)
-	}
-	// The rename is durable once the directory is synced. The new content
-	// is in place whatever happens here, so the change counts as applied;
-	// some file systems do not support syncing a directory at all.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

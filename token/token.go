@@ -108,6 +108,17 @@ func (t *Token) UnverifiedKeyID() []byte { return bytes.Clone(t.msg.kid) }
 // verification key must pin the same algorithm.
 func (t *Token) Algorithm() Algorithm { return t.msg.alg }
 
+// UnverifiedClaims returns a copy of the claims as parsed, not yet
+// verified: for display and debugging only (a tool that pretty-prints a
+// token). Nothing read from them may be trusted or used to decide anything;
+// [Token.Verify] returns the same claims once the signature is checked.
+func (t *Token) UnverifiedClaims() *Claims {
+	c := *t.claims
+	c.Audience = append([]string(nil), c.Audience...)
+	c.ID = bytes.Clone(c.ID)
+	return &c
+}
+
 // Bytes returns a copy of the token bytes as received.
 func (t *Token) Bytes() []byte { return bytes.Clone(t.raw) }
 

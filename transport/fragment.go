@@ -23,10 +23,11 @@ import (
 // Errors and state: [ErrBadFragment], [ErrMessageTooLarge],
 // [ErrReassemblyTimeout] (and, in the compat device format, the SDA serial
 // frame errors [ErrBadMagic], [ErrChecksum], [ErrTruncated]) discard the
-// partial message and leave the Conn usable; fragments of the discarded
-// message that arrive later are dropped silently until the first fragment of
-// a new message. A first fragment always starts a new message, silently
-// replacing an unfinished one (its sender gave up on it).
+// partial message and leave the Conn usable. Late fragments of a discarded
+// or finished message are dropped silently (in the compat formats, which
+// carry no message id: every continuation until the next first fragment). A
+// first fragment always starts a new message, silently replacing an
+// unfinished one (its sender gave up on it).
 //
 // Context cancellation leaves the Conn usable: a Receive interrupted by its
 // context keeps the partial message, and the next Receive continues it

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for -postgres
+
+	"github.com/securedeviceaccess/sda/policy"
+	"github.com/securedeviceaccess/sda/policy/sqlstore"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// Timeouts of the authorization service.
+const (
+	storeOpenTimeout = 15 * time.Second
+	shutdownTimeout  = 10 * time.Second
+)
+
+var authserverCmd = &command{
+	name:    "authserver",
+	summary: "run the authorization service (token endpoint, trust anchors, administration API)",
+	details: `Serves POST /ace-auth/token, GET /v3/trust-anchors and the administration API
+under /admin/v1/ (package policy; docs/PROTOCOL.md section 9) on plain HTTP:
+put it behind a TLS-terminating proxy, or listen on loopback only. Policies,
+subjects, devices and API keys live in a JSON store file (-store) or in
+PostgreSQL (-postgres; keep the password in PGPASSWORD or ~/.pgpass rather
+than in the DSN). The first line on stdout is
+  listening on http://<host:port>
+audit events go to stderr. It shuts down gracefully on SIGINT or SIGTERM.
+
+Bootstrap: a new store has no API key, so nobody can use the service.
+  sdactl authserver -store policy.json -init
+creates the user subject and the administrator API key named by -admin
+("admin") and prints the key's secret once on stdout (only its SHA-256 is
+stored), then exits. With it, create subjects, devices, policies and the
+technicians' API keys through the administration API, for example:
+  curl -H "Authorization: Bearer $ADMIN" -X PUT --data @policy.json \
+      http://127.0.0.1:8080/admin/v1/policies/roof
+  curl -H "Authorization: Bearer $ADMIN" -X POST \
+      --data '{"id":"alice-key","subject":"alice"}' http://127.0.0.1:8080/admin/v1/api-keys
+`,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		storeFile := fs.String("store", "", "JSON store `file` (created on first write)")
+		dsn := fs.String("postgres", "", "PostgreSQL `DSN` (instead of -store)")
+		schema := fs.String("schema", "sda", "PostgreSQL schema `name` (with -postgres)")
+		initStore := fs.Bool("init", false, "create the administrator API key, print its secret once, and exit")
+		adminID := fs.String("admin", "admin", "subject and API key `id` that -init creates")
+		keyFile := fs.String("key", "", "trust anchor private key `file` that signs tokens (required to serve)")
+		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
+		listen := fs.String("listen", "127.0.0.1:8080", "TCP `address` to listen on")
+		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
+		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
+		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := wantArgs(args, 0, 0, ""); err != nil {
+				return err
+			}
+			if (*storeFile == "") == (*dsn == "") {
+				return usageErrorf("give exactly one of -store and -postgres")
+			}
+			prof, err := parseProfile(*profile)
+			if err != nil {
+				return err
+			}
+			if *kid && prof != token.ProfileV2 {
+				return usageErrorf("-kid needs -profile v2")
+			}
+			if !*initStore && *keyFile == "" {
+				return usageErrorf("-key is required")
+			}
+			store, closeStore, err := e.openPolicyStore(ctx, *storeFile, *dsn, *schema)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if *initStore {
+				return e.initPolicyStore(ctx, store, *adminID)
+			}
+			key, err := e.loadPrivateKey(*keyFile, *passFile)
+			if err != nil {
+				return err
+			}
+			svc := &policy.Service{
+				Store:             store,
+				Signer:            key,
+				Profile:           prof,
+				AnchorDescription: *desc,
+				AnchorCreatedAt:   e.now().UTC().Truncate(time.Second),
+				Logger:            slog.New(slog.NewTextHandler(e.stderr, nil)),
+				Now:               e.now,
+			}
+			if *kid {
+				if svc.KeyID, err = token.Thumbprint(key.Public()); err != nil {
+					return inputErr(err)
+				}
+			}
+			if prof == token.ProfileV1 {
+				if alg, _ := token.AlgorithmFor(key.Public()); alg != token.AlgES256 {
+					return inputErr(fmt.Errorf("-key: v1 tokens need a P-256 key, not %s", keyDescription(key.Public())))
+				}
+			}
+			sctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+			err = svc.Sync(sctx)
+			cancel()
+			if err != nil {
+				return storeError(err)
+			}
+			var lc net.ListenConfig
+			l, err := lc.Listen(ctx, "tcp", *listen)
+			if err != nil {
+				return ioErr(err)
+			}
+			name, err := token.AnchorName(key.Public())
+			if err != nil {
+				l.Close()
+				return inputErr(err)
+			}
+			return e.serveHTTP(ctx, l, svc, name)
+		}
+	},
+}
+
+// serveHTTP serves svc on l until ctx ends, then shuts down gracefully.
+func (e *env) serveHTTP(ctx context.Context, l net.Listener, svc http.Handler, anchorName string) error {
+	srv := &http.Server{
+		Handler:           svc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	fmt.Fprintf(e.stdout, "listening on http://%s\n", l.Addr())
+	e.status("authorization service signing with anchor %s; stop with Ctrl-C", anchorName)
+	select {
+	case err := <-done: // Serve failed before any shutdown
+		return ioErr(err)
+	case <-ctx.Done():
+	}
+	e.status("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		srv.Close()
+		return ioErr(fmt.Errorf("shutdown: %w", err))
+	}
+	e.status("stopped")
+	return nil
+}
+
+// openPolicyStore opens the JSON file store or the PostgreSQL store.
+func (e *env) openPolicyStore(ctx context.Context, file, dsn, schema string) (policy.Store, func(), error) {
+	if file != "" {
+		s, err := policy.OpenFileStore(file)
+		if err != nil {
+			return nil, nil, storeError(err)
+		}
+		return s, func() {}, nil
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, nil, usageErrorf("-postgres: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+	defer cancel()
+	e.status("connecting to PostgreSQL")
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, nil, ioErr(fmt.Errorf("PostgreSQL: %w", err))
+	}
+	s, err := sqlstore.Open(ctx, db, schema)
+	if err != nil {
+		db.Close()
+		return nil, nil, storeError(err)
+	}
+	return s, func() { db.Close() }, nil
+}
+
+// initPolicyStore creates the administrator subject and API key and prints
+// the key's secret on stdout.
+func (e *env) initPolicyStore(ctx context.Context, store policy.Store, id string) error {
+	snap, err := store.Snapshot(ctx)
+	if err != nil {
+		return storeError(err)
+	}
+	for _, k := range snap.APIKeys {
+		if k.ID == id {
+			return failedErr(fmt.Errorf("the store already has an API key %q; delete it through the administration API to replace it", id))
+		}
+	}
+	secret, key, err := policy.NewAPIKey(nil, id, id, true, e.now())
+	if err != nil {
+		return usageErrorf("-admin: %v", err)
+	}
+	changes := []policy.Change{policy.PutAPIKey(key)}
+	hasSubject := false
+	for _, s := range snap.Subjects {
+		hasSubject = hasSubject || s.ID == id
+	}
+	if !hasSubject {
+		changes = append(changes, policy.PutSubject(&policy.Subject{ID: id, Kind: policy.User}))
+	}
+	if _, err := store.Apply(ctx, changes...); err != nil {
+		return storeError(err)
+	}
+	e.status("created administrator API key %q; its secret follows on stdout and is shown only this once", id)
+	fmt.Fprintln(e.stdout, secret)
+	return nil
+}
+
+// storeError maps a policy store error to its exit code.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, policy.ErrInvalid), errors.Is(err, policy.ErrConflict):
+		return inputErr(err)
+	default:
+		return ioErr(err)
+	}
+}

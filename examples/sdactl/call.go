@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/transport"
+)
+
+var callCmd = &command{
+	name:    "call",
+	args:    "TARGET OPERATION [ARG...]",
+	summary: "run an operation on a device with a token and its proof-of-possession key",
+	details: `TARGET is tcp://host:port, or the path of a serial device (a character device
+or any file that reads and writes a byte stream), opened read-write and framed
+with the SDA serial framing ("mbeddbap", length, message, SHA-256). Configure a
+serial port's speed and raw mode first, for example
+  stty -F /dev/ttyUSB0 115200 raw -echo
+
+ARGs are typed: int:<decimal int64>, text:<string>, hex:<bytes in hex> (byte
+strings are v2 only).
+
+The session asks the device for a nonce, signs the request (nonce, operation,
+token) with -key and prints the device's answer on stdout:
+  status: success
+  data: <the data, as text when it is printable UTF-8, else hex:...>
+A failure status is printed the same way and exits with 1. A request sent
+without an answer exits with 4: the operation may or may not have run.
+
+Example:
+  sdactl call -token alice.token -key tech.pem tcp://127.0.0.1:7301 configure int:21 text:fan
+`,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		tokFile := fs.String("token", "", "access token `file`, base64 or raw (\"-\": stdin) (required)")
+		keyFile := fs.String("key", "", "proof-of-possession private key `file` (required)")
+		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
+		timeout := fs.Duration("timeout", 30*time.Second, "bound on connecting and on the operation")
+		dataOut := fs.String("data-out", "", "also write the raw response data to this new `file`")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := wantArgs(args, 2, -1, "TARGET and OPERATION"); err != nil {
+				return err
+			}
+			switch {
+			case *tokFile == "":
+				return usageErrorf("-token is required")
+			case *keyFile == "":
+				return usageErrorf("-key is required")
+			case *timeout <= 0:
+				return usageErrorf("-timeout must be positive")
+			case *tokFile == "-" && *passFile == "-":
+				return usageErrorf("-token and -passphrase-file cannot both read stdin")
+			}
+			op, err := parseOperation(args[1], args[2:])
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			raw, err := e.readToken(*tokFile)
+			if err != nil {
+				return err
+			}
+			key, err := e.loadPrivateKey(*keyFile, *passFile)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			conn, err := e.connect(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			s := &client.Session{Conn: conn, Key: key, Tokens: client.StaticToken(raw), Timeout: *timeout}
+			e.status("calling %s on %s", op.Name, args[0])
+			res, err := s.Do(ctx, op)
+			if err != nil {
+				return e.callError(err)
+			}
+			fmt.Fprintf(e.stdout, "status: %s\n", client.StatusSuccess)
+			if len(res.Data) > 0 {
+				fmt.Fprintf(e.stdout, "data: %s\n", showData(res.Data))
+			}
+			if *dataOut != "" {
+				return e.writeNewFile(*dataOut, res.Data)
+			}
+			return nil
+		}
+	},
+}
+
+// connect opens a message connection to target.
+func (e *env) connect(ctx context.Context, target string) (transport.Conn, error) {
+	if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
+		if addr == "" {
+			return nil, usageErrorf("TARGET %q: missing host:port", target)
+		}
+		e.status("connecting to %s", addr)
+		conn, err := transport.Dial(ctx, addr, nil)
+		if err != nil {
+			return nil, ioErr(fmt.Errorf("device unreachable: %w", err))
+		}
+		return conn, nil
+	}
+	if strings.Contains(target, "://") {
+		return nil, usageErrorf("TARGET %q: want tcp://host:port or a serial device path", target)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	if fi.Mode().IsRegular() || fi.IsDir() {
+		return nil, usageErrorf("TARGET %s: not a serial device (a %v)", target, fi.Mode().Type())
+	}
+	f, err := os.OpenFile(target, os.O_RDWR, 0)
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	conn, err := transport.NewStreamConn(f, nil)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// callError maps an error of Session.Do to its exit code, with a
+// description of what it means for the operation.
+func (e *env) callError(err error) error {
+	var se *client.StatusError
+	switch {
+	case errors.As(err, &se):
+		fmt.Fprintf(e.stdout, "status: %s\n", se.Status)
+		if len(se.Data) > 0 {
+			fmt.Fprintf(e.stdout, "data: %s\n", showData(se.Data))
+		}
+		return failedErr(fmt.Errorf("device answered %q (status %d): %w", se.Status.String(), uint32(se.Status), err))
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		return ioErr(fmt.Errorf("no answer to the signed request; the operation may have run: %w", err))
+	case errors.Is(err, client.ErrTokenMismatch):
+		return inputErr(fmt.Errorf("the token does not fit -key: %w", err))
+	case errors.Is(err, client.ErrInvalid):
+		return usageErrorf("%v", err)
+	case errors.Is(err, client.ErrBadResponse):
+		return ioErr(err)
+	default: // transport failures and timeouts before the request was sent
+		return ioErr(fmt.Errorf("the operation did not run: %w", err))
+	}
+}
+
+// parseOperation builds an operation from its name and typed arguments.
+func parseOperation(name string, args []string) (token.Operation, error) {
+	if err := token.ValidateName(name); err != nil {
+		return token.Operation{}, fmt.Errorf("operation %q: %v", name, err)
+	}
+	if len(args) > token.MaxArgs {
+		return token.Operation{}, fmt.Errorf("%d arguments, at most %d", len(args), token.MaxArgs)
+	}
+	op := token.Operation{Name: name}
+	for i, a := range args {
+		arg, err := parseArg(a)
+		if err != nil {
+			return token.Operation{}, fmt.Errorf("argument %d: %v", i+1, err)
+		}
+		op.Args = append(op.Args, arg)
+	}
+	return op, nil
+}
+
+// parseArg parses int:<int64>, text:<string> or hex:<bytes>.
+func parseArg(s string) (token.Arg, error) {
+	kind, v, ok := strings.Cut(s, ":")
+	if !ok {
+		return token.Arg{}, fmt.Errorf("%q: want int:<n>, text:<s> or hex:<bytes>", s)
+	}
+	switch kind {
+	case "int":
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return token.Arg{}, fmt.Errorf("%q: not a decimal 64-bit integer", s)
+		}
+		return token.Int(n), nil
+	case "text":
+		if !utf8.ValidString(v) {
+			return token.Arg{}, fmt.Errorf("%q: not UTF-8", s)
+		}
+		if len(v) > token.MaxArgBytes {
+			return token.Arg{}, fmt.Errorf("text longer than %d bytes", token.MaxArgBytes)
+		}
+		return token.Text(v), nil
+	case "hex":
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			return token.Arg{}, fmt.Errorf("%q: not hex", s)
+		}
+		if len(b) > token.MaxArgBytes {
+			return token.Arg{}, fmt.Errorf("bytes longer than %d", token.MaxArgBytes)
+		}
+		return token.Bytes(b), nil
+	}
+	return token.Arg{}, fmt.Errorf("%q: unknown type %q; want int, text or hex", s, kind)
+}
+
+// showData renders response data for a terminal: as text when it is
+// printable UTF-8 on one line, else as hex.
+func showData(b []byte) string {
+	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return string(b)
+	}
+	return "hex:" + hex.EncodeToString(b)
+}

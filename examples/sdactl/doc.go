@@ -1,0 +1,3 @@
+// Command sdactl is a command-line tool for integrators of Secure Device
+// Access.
+package main

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+var keysGenerateCmd = &command{
+	name:    "keys generate",
+	summary: "generate a private key (trust anchor or proof-of-possession key) into a new file",
+	details: `The key is written as PEM (PKCS#8) with mode 0600, encrypted with the
+passphrase of -passphrase-file when given (scrypt and AES-256-GCM, see package
+client); an existing file is never overwritten. The public half and its names
+are printed as "sdactl keys show" prints them; the private key never is.
+SDA v1 devices and tokens need P-256, the default.
+`,
+	args: "",
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		out := fs.String("o", "", "private key `file` to create (required)")
+		pubOut := fs.String("pub", "", "also write the public key PEM to this new `file`")
+		ed := fs.Bool("ed25519", false, "generate an Ed25519 key (v2 only) instead of P-256")
+		p384 := fs.Bool("p384", false, "generate a P-384 key (v2 only) instead of P-256")
+		passFile := fs.String("passphrase-file", "", "encrypt the key with the passphrase on the first line of this `file` (\"-\": stdin)")
+		work := fs.Int("scrypt-work-factor", 0, fmt.Sprintf("scrypt work factor log2(N) of an encrypted key, %d..%d (0: %d)", client.MinScryptWorkFactor, client.MaxScryptWorkFactor, client.DefaultScryptWorkFactor))
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := wantArgs(args, 0, 0, ""); err != nil {
+				return err
+			}
+			if *out == "" {
+				return usageErrorf("-o is required")
+			}
+			if *out == "-" {
+				return usageErrorf("-o -: sdactl does not print private keys")
+			}
+			if *ed && *p384 {
+				return usageErrorf("-ed25519 and -p384 exclude each other")
+			}
+			if *work != 0 && (*work < client.MinScryptWorkFactor || *work > client.MaxScryptWorkFactor) {
+				return usageErrorf("-scrypt-work-factor %d outside %d..%d", *work, client.MinScryptWorkFactor, client.MaxScryptWorkFactor)
+			}
+			if *work != 0 && *passFile == "" {
+				return usageErrorf("-scrypt-work-factor needs -passphrase-file")
+			}
+			kt := client.KeyP256
+			switch {
+			case *ed:
+				kt = client.KeyEd25519
+			case *p384:
+				kt = client.KeyP384
+			}
+			key, err := client.GenerateKey(kt)
+			if err != nil {
+				return fmt.Errorf("generate key: %w", err)
+			}
+			var data []byte
+			if *passFile != "" {
+				pass, err := e.readPassphrase(*passFile)
+				if err != nil {
+					return err
+				}
+				if *work == 0 || *work >= 15 {
+					e.status("deriving the encryption key from the passphrase (scrypt)...")
+				}
+				data, err = client.EncryptPrivateKeyPEM(key, pass, *work)
+				if err != nil {
+					return err
+				}
+			} else {
+				data, err = client.MarshalPrivateKeyPEM(key)
+				if err != nil {
+					return err
+				}
+			}
+			if err := e.writeNewFile(*out, data); err != nil {
+				return err
+			}
+			if *pubOut != "" {
+				pem, err := token.MarshalPublicKeyPEM(key.Public())
+				if err != nil {
+					return err
+				}
+				if err := e.writeNewFile(*pubOut, pem); err != nil {
+					return err
+				}
+			}
+			enc := "not encrypted"
+			if *passFile != "" {
+				enc = "encrypted"
+			}
+			fmt.Fprintf(e.stdout, "private key: %s (%s)\n", *out, enc)
+			return printKeyInfo(e.stdout, key.Public(), false)
+		}
+	},
+}
+
+var keysShowCmd = &command{
+	name:    "keys show",
+	args:    "KEYFILE",
+	summary: "show a key's public half, SDA anchor name and RFC 9679 thumbprint",
+	details: `KEYFILE is a private key file (encrypted ones need -passphrase-file) or a
+public key PEM file. The anchor name is what SDA v1 tokens carry in iss:
+"mbed.ta." and the upper-case hex SHA-256 of the DER SubjectPublicKeyInfo.
+The thumbprint is the COSE Key Thumbprint (RFC 9679, SHA-256) in hex, the
+recommended kid of v2 tokens. With -pem only the public key PEM is printed,
+for redirecting into an anchor file.
+`,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		pemOnly := fs.Bool("pem", false, "print only the public key PEM")
+		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted key, first line of this `file` (\"-\": stdin)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := wantArgs(args, 1, 1, "KEYFILE"); err != nil {
+				return err
+			}
+			var pub crypto.PublicKey
+			var err error
+			if *passFile != "" {
+				var key crypto.Signer
+				key, err = e.loadPrivateKey(args[0], *passFile)
+				if key != nil {
+					pub = key.Public()
+				}
+			} else {
+				pub, err = e.loadPublicKey(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return printKeyInfo(e.stdout, pub, *pemOnly)
+		}
+	},
+}
+
+// printKeyInfo prints the public key's type, anchor name, thumbprint and PEM.
+func printKeyInfo(w io.Writer, pub crypto.PublicKey, pemOnly bool) error {
+	pemBytes, err := token.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		return inputErr(err)
+	}
+	if pemOnly {
+		_, err := w.Write(pemBytes)
+		return ioErr(err)
+	}
+	name, err := token.AnchorName(pub)
+	if err != nil {
+		return inputErr(err)
+	}
+	tp, err := token.Thumbprint(pub)
+	if err != nil {
+		return inputErr(err)
+	}
+	_, err = fmt.Fprintf(w, "type:        %s\nanchor name: %s\nthumbprint:  %s\n%s",
+		keyDescription(pub), name, hex.EncodeToString(tp), pemBytes)
+	return ioErr(err)
+}

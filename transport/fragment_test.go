@@ -42,7 +42,10 @@ func (s *scriptConn) SendPacket(ctx context.Context, p []byte) error {
 func (s *scriptConn) ReceivePacket(ctx context.Context) ([]byte, error) {
 	select {
 	case p := <-s.in:
-		s.got <- struct{}{}
+		select {
+		case s.got <- struct{}{}:
+		default: // nobody counts
+		}
 		return p, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -455,31 +458,54 @@ func TestFragmentReassemblyTimeout(t *testing.T) {
 }
 
 // TestFragmentReassemblyTimeoutIsPerMessage checks that a peer trickling
-// fragments cannot stretch a reassembly beyond its timeout.
+// fragments cannot stretch a reassembly beyond its timeout: fragments keep
+// arriving faster than the timeout, the message never completes.
 func TestFragmentReassemblyTimeoutIsPerMessage(t *testing.T) {
+	checkGoroutines(t)
 	sc := newScriptConn(20)
-	c, err := NewFragmentConn(sc, &FragmentOptions{ReassemblyTimeout: time.Millisecond})
+	c, err := NewFragmentConn(sc, &FragmentOptions{ReassemblyTimeout: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	pkts := fragments(t, FragmentV2, 20, testMessage(200, 1))
 	sc.push(pkts[0])
+	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		// Keep the fragments coming, each well before the timeout would end
-		// if it were counted per fragment, until the Conn gives up.
-		for _, p := range pkts[1 : len(pkts)-1] {
-			time.Sleep(time.Millisecond / 4)
+		defer close(done)
+		sc.push(pkts[1])
+		for {
+			// A repeat of the previous fragment: valid, ignored, and
+			// never completing the message.
 			select {
-			case sc.in <- p:
-			case <-sc.closed:
+			case sc.in <- pkts[1]:
+			case <-stop:
 				return
 			}
+			time.Sleep(100 * time.Microsecond)
 		}
 	}()
-	if _, err := c.Receive(context.Background()); !errors.Is(err, ErrReassemblyTimeout) {
+	// The outer deadline only turns a hang into a failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = c.Receive(ctx)
+	close(stop)
+	<-done
+	c.Close()
+	if !errors.Is(err, ErrReassemblyTimeout) {
 		t.Fatalf("Receive: %v, want ErrReassemblyTimeout", err)
 	}
+}
+
+func TestStreamDeadline(t *testing.T) {
+	checkGoroutines(t)
+	a, b := streamPair(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if _, err := b.Receive(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive past its deadline: %v", err)
+	}
+	roundTrip(t, a, b, []byte("still usable"))
 }
 
 func TestFragmentCancelKeepsPartial(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -61,6 +62,9 @@ Example:
 			case *tokFile == "-" && *passFile == "-":
 				return usageErrorf("-token and -passphrase-file cannot both read stdin")
 			}
+			if err := checkTarget(args[0]); err != nil {
+				return err
+			}
 			op, err := parseOperation(args[1], args[2:])
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -98,21 +102,29 @@ Example:
 	},
 }
 
+// checkTarget checks the syntax of a TARGET argument.
+func checkTarget(target string) error {
+	if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return usageErrorf("TARGET %q: want tcp://host:port", target)
+		}
+		return nil
+	}
+	if target == "" || strings.Contains(target, "://") {
+		return usageErrorf("TARGET %q: want tcp://host:port or a serial device path", target)
+	}
+	return nil
+}
+
 // connect opens a message connection to target.
 func (e *env) connect(ctx context.Context, target string) (transport.Conn, error) {
 	if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
-		if addr == "" {
-			return nil, usageErrorf("TARGET %q: missing host:port", target)
-		}
 		e.status("connecting to %s", addr)
 		conn, err := transport.Dial(ctx, addr, nil)
 		if err != nil {
 			return nil, ioErr(fmt.Errorf("device unreachable: %w", err))
 		}
 		return conn, nil
-	}
-	if strings.Contains(target, "://") {
-		return nil, usageErrorf("TARGET %q: want tcp://host:port or a serial device path", target)
 	}
 	fi, err := os.Stat(target)
 	if err != nil {

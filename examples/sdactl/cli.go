@@ -154,7 +154,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 			return exitOK
 		}
 		fmt.Fprintf(e.stderr, "sdactl %s: %v\n", c.name, err)
-		fmt.Fprintf(e.stderr, "usage: sdactl %s [flags] %s (\"sdactl %s -h\" for help)\n", c.name, c.args, c.name)
+		fmt.Fprintf(e.stderr, "usage: %s (\"sdactl %s -h\" for help)\n", synopsis(c), c.name)
 		return exitUsage
 	}
 	err = runFn(ctx, e, positional)
@@ -164,7 +164,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	code := exitCode(err)
 	fmt.Fprintf(e.stderr, "sdactl %s: %v\n", c.name, err)
 	if code == exitUsage {
-		fmt.Fprintf(e.stderr, "usage: sdactl %s [flags] %s (\"sdactl %s -h\" for help)\n", c.name, c.args, c.name)
+		fmt.Fprintf(e.stderr, "usage: %s (\"sdactl %s -h\" for help)\n", synopsis(c), c.name)
 	}
 	return code
 }
@@ -238,7 +238,7 @@ Results go to standard output; errors and progress lines to standard error.
 }
 
 func printCommandHelp(w io.Writer, c *command) {
-	fmt.Fprintf(w, "usage: sdactl %s [flags] %s\n\n%s.\n", c.name, c.args, c.summary)
+	fmt.Fprintf(w, "usage: %s\n\n%s.\n", synopsis(c), c.summary)
 	fs := flag.NewFlagSet("sdactl "+c.name, flag.ContinueOnError)
 	c.flags(fs)
 	hasFlags := false
@@ -252,6 +252,14 @@ func printCommandHelp(w io.Writer, c *command) {
 		fmt.Fprintf(w, "\n%s", c.details)
 	}
 	fmt.Fprintf(w, "\n%s", exitCodesHelp)
+}
+
+func synopsis(c *command) string {
+	s := "sdactl " + c.name + " [flags]"
+	if c.args != "" {
+		s += " " + c.args
+	}
+	return s
 }
 
 // stringList is a repeatable string flag.

@@ -86,6 +86,14 @@ Example:
 			if err != nil {
 				return err
 			}
+			if prof == token.ProfileV1 {
+				if alg, _ := token.AlgorithmFor(key.Public()); alg != token.AlgES256 {
+					return inputErr(fmt.Errorf("-key: a v1 token is signed with a P-256 key, not %s (use -profile v2)", keyDescription(key.Public())))
+				}
+				if alg, _ := token.AlgorithmFor(popKey); alg != token.AlgES256 {
+					return inputErr(fmt.Errorf("-pop: a v1 token binds a P-256 key, not %s (use -profile v2)", keyDescription(popKey)))
+				}
+			}
 			opts := &token.IssueOptions{Profile: prof}
 			switch *kid {
 			case "":

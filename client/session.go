@@ -220,32 +220,77 @@ func (s *Session) checkToken(tok *Token) error {
 func (s *Session) requestNonce(ctx context.Context, stale *int) (nonce uint64, retry bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, durationOr(s.NonceTimeout, DefaultNonceTimeout))
 	defer cancel()
-	if err := s.Conn.Send(actx, wire.NonceRequest); err != nil {
-		return 0, retryable(err), fmt.Errorf("client: sending the nonce request: %w", err)
-	}
-	for {
-		msg, err := s.Conn.Receive(actx)
-		if err != nil {
-			return 0, retryable(err), fmt.Errorf("client: waiting for a nonce: %w", err)
-		}
+	sendErr, err := s.transact(actx, wire.NonceRequest, func(msg []byte) (bool, error) {
 		r, err := wire.DecodeResponse(msg)
 		if err != nil {
-			return 0, true, fmt.Errorf("%w: nonce response: %w", ErrBadResponse, err)
+			retry = true
+			return true, fmt.Errorf("%w: nonce response: %w", ErrBadResponse, err)
 		}
 		switch r.Type {
 		case wire.TypeNonceResponse:
 			if r.Status != wire.StatusSuccess {
-				return 0, false, &StatusError{Status: Status(r.Status)}
+				return true, &StatusError{Status: Status(r.Status)}
 			}
-			return r.Nonce, false, nil
+			nonce = r.Nonce
+			return true, nil
 		case wire.TypeErrorResponse:
 			// The device could not parse the nonce request: it was damaged
 			// on the way. Nothing ran.
-			return 0, true, &StatusError{Status: Status(r.Status), ErrorResponse: true}
+			retry = true
+			return true, &StatusError{Status: Status(r.Status), ErrorResponse: true}
 		}
 		// An operation response here belongs to an earlier operation.
 		if *stale++; *stale > maxStale {
-			return 0, false, badResponse("more than %d stale messages", maxStale)
+			return true, badResponse("more than %d stale messages", maxStale)
+		}
+		return false, nil
+	})
+	switch {
+	case sendErr != nil:
+		return 0, retryable(sendErr), fmt.Errorf("client: sending the nonce request: %w", sendErr)
+	case err != nil && !retry && !isStatusOrBad(err):
+		return 0, retryable(err), fmt.Errorf("client: waiting for a nonce: %w", err)
+	}
+	return nonce, retry, err
+}
+
+func isStatusOrBad(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) || errors.Is(err, ErrBadResponse)
+}
+
+// transact sends msg and, at the same time, receives messages and passes
+// each to accept until accept reports done or fails. Receiving while
+// sending matters on links without buffering (net.Pipe, some serial
+// adapters): a device blocked writing an earlier answer would otherwise
+// never read the request. sendErr is the error of Send; err is the error of
+// Receive or of accept. transact returns only once Send has returned.
+func (s *Session) transact(ctx context.Context, msg []byte, accept func([]byte) (bool, error)) (sendErr, err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() {
+		err := s.Conn.Send(ctx, msg)
+		if err != nil {
+			cancel() // stop waiting for an answer to a message that did not go
+		}
+		sent <- err
+	}()
+	for {
+		b, rerr := s.Conn.Receive(rctx)
+		if rerr != nil {
+			if serr := <-sent; serr != nil {
+				return serr, nil
+			}
+			return nil, rerr
+		}
+		done, aerr := accept(b)
+		if done || aerr != nil {
+			// Let the send finish: cutting it short could leave half a
+			// frame on a stream. Its error no longer matters once an
+			// answer has been accepted.
+			<-sent
+			return nil, aerr
 		}
 	}
 }
@@ -268,36 +313,37 @@ func errorsIsAny(err error, targets ...error) bool {
 // exchange sends the signed operation request (once) and waits for its
 // response.
 func (s *Session) exchange(ctx context.Context, msg []byte, nonce uint64, stale *int) (*Result, error) {
-	if err := s.Conn.Send(ctx, msg); err != nil {
-		if errors.Is(err, transport.ErrMessageTooLarge) {
-			return nil, fmt.Errorf("client: operation request refused by the connection: %w", err) // nothing was sent
-		}
-		return nil, fmt.Errorf("%w: sending the request: %w", ErrOutcomeUnknown, err)
-	}
-	for {
-		b, err := s.Conn.Receive(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: waiting for the response: %w", ErrOutcomeUnknown, err)
-		}
+	var res *Result
+	sendErr, err := s.transact(ctx, msg, func(b []byte) (bool, error) {
 		r, err := wire.DecodeResponse(b)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w: %w", ErrOutcomeUnknown, ErrBadResponse, err)
+			return true, fmt.Errorf("%w: %w: %w", ErrOutcomeUnknown, ErrBadResponse, err)
 		}
 		switch r.Type {
 		case wire.TypeErrorResponse:
-			return nil, &StatusError{Status: Status(r.Status), ErrorResponse: true}
+			return true, &StatusError{Status: Status(r.Status), ErrorResponse: true}
 		case wire.TypeOperationResponse:
-			res, err := s.operationResponse(r, nonce)
+			res, err = s.operationResponse(r, nonce)
 			if err != errStale {
-				return res, err
+				return true, err
 			}
 		}
 		// A nonce response (late or duplicated) or a device-signed response
 		// to another request: not ours.
 		if *stale++; *stale > maxStale {
-			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, badResponse("more than %d stale messages", maxStale))
+			return true, fmt.Errorf("%w: %w", ErrOutcomeUnknown, badResponse("more than %d stale messages", maxStale))
 		}
+		return false, nil
+	})
+	switch {
+	case sendErr != nil && errors.Is(sendErr, transport.ErrMessageTooLarge):
+		return nil, fmt.Errorf("client: operation request refused by the connection: %w", sendErr) // nothing was sent
+	case sendErr != nil:
+		return nil, fmt.Errorf("%w: sending the request: %w", ErrOutcomeUnknown, sendErr)
+	case err != nil && !isStatusOrBad(err) && !errors.Is(err, ErrOutcomeUnknown):
+		return nil, fmt.Errorf("%w: waiting for the response: %w", ErrOutcomeUnknown, err)
 	}
+	return res, err
 }
 
 var errStale = errors.New("stale response")

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// admin calls the authorization service's administration API.
+type admin struct {
+	t      *testing.T
+	url    string
+	secret string
+}
+
+func (a *admin) do(method, path string, body any, wantStatus int) []byte {
+	a.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, bytes.NewReader(b))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if resp.StatusCode != wantStatus {
+		a.t.Fatalf("%s %s: HTTP %d, want %d: %s", method, path, resp.StatusCode, wantStatus, out)
+	}
+	return out
+}
+
+// seed creates, through the administration API, what a technician needs:
+// the subject alice, the device hvac-1, a policy allowing her read-data on
+// it, and her API key, whose secret it writes to alice.apikey in dir.
+func (a *admin) seed(dir string) {
+	a.t.Helper()
+	a.do("PUT", "/admin/v1/subjects/alice", map[string]any{"id": "alice", "kind": "user"}, 200)
+	a.do("PUT", "/admin/v1/devices/0123456789abcdef0123456789abcdef",
+		map[string]any{"id": "0123456789abcdef0123456789abcdef", "endpoint_name": "hvac-1"}, 200)
+	a.do("PUT", "/admin/v1/policies/roof", map[string]any{
+		"id": "roof", "status": "active", "effect": "allow",
+		"subjects":               map[string]any{"users": []string{"alice"}},
+		"operations":             []map[string]any{{"name": "read-data"}},
+		"devices":                map[string]any{"endpoint_names": []string{"hvac-1"}},
+		"token_lifetime_seconds": 3600,
+	}, 200)
+	var key struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(a.do("POST", "/admin/v1/api-keys", map[string]any{"id": "alice-key", "subject": "alice"}, 201), &key); err != nil || key.Secret == "" {
+		a.t.Fatalf("api key: %v", err)
+	}
+	writeFile(a.t, filepath.Join(dir, "alice.apikey"), key.Secret+"\n")
+}
+
+// TestAuthServer runs the authorization service on a JSON store: bootstrap
+// with -init, seed through the administration API, fetch a token with
+// "sdactl token fetch", and use it on a device.
+func TestAuthServer(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.pem")
+
+	// Bootstrap: the administrator's API key is printed once.
+	r := ok(t, dir, "authserver", "-store", "policy.json", "-init")
+	adminSecret := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(adminSecret, "sda_") || strings.Contains(adminSecret, "\n") {
+		t.Fatalf("authserver -init printed %q", r.stdout)
+	}
+	wantMode0600(t, filepath.Join(dir, "policy.json"))
+	if bytes.Contains(readFile(t, filepath.Join(dir, "policy.json")), []byte(adminSecret)) {
+		t.Fatal("the store file holds the API key secret")
+	}
+	expect(t, 1, dir, "", "authserver", "-store", "policy.json", "-init") // not twice
+	writeFile(t, filepath.Join(dir, "admin.apikey"), adminSecret+"\n")
+
+	srv := start(t, dir, "authserver", "-store", "policy.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
+
+	fetch := func(code int, cred, scope string, extra ...string) result {
+		t.Helper()
+		return expect(t, code, dir, "", append([]string{"token", "fetch", "-url", srv.addr, "-credential-file", cred,
+			"-aud", "ep:hvac-1", "-scope", scope, "-pop", "tech.pem", "-timeout", "20s"}, extra...)...)
+	}
+	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pub.pem", "-o", "alice.token")
+	wantMode0600(t, filepath.Join(dir, "alice.token"))
+	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pub.pem", "-aud", "ep:hvac-1", "alice.token")
+	wantContains(t, "token verify", r.stdout, "sub: alice\n", "scope: read-data\n")
+
+	// Denied by the policies: 1. A wrong credential: 3. A service that is
+	// not there: 4.
+	r = fetch(1, "alice.apikey", "configure")
+	wantContains(t, "denied fetch", r.stderr, "access_denied")
+	writeFile(t, filepath.Join(dir, "bogus.apikey"), "sda_bogus\n")
+	fetch(3, "bogus.apikey", "read-data")
+	expect(t, 4, dir, "", "token", "fetch", "-url", "http://"+freeAddr(t), "-credential-file", "alice.apikey",
+		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem", "-timeout", "5s")
+	expect(t, 2, dir, "", "token", "fetch", "-url", "ftp://x", "-credential-file", "alice.apikey",
+		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem")
+
+	// The fetched token works on the device.
+	dev := start(t, dir, "device", "-anchor", "anchor.pub.pem", "-endpoint", "hvac-1")
+	r = ok(t, dir, "call", "-token", "alice.token", "-key", "tech.pem", dev.addr, "read-data")
+	wantContains(t, "call", r.stdout, "status: success\n")
+
+	// Graceful shutdown; the policies survive a restart.
+	if code := srv.stop(); code != 0 {
+		t.Fatalf("authserver exit %d after SIGTERM; stderr:\n%s", code, srv.stderr.String())
+	}
+	wantContains(t, "authserver stderr", srv.stderr.String(), "sda.token.issued", "sda.token.denied", "stopped")
+	srv = start(t, dir, "authserver", "-store", "policy.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pub.pem")
+
+	// Usage.
+	expect(t, 2, dir, "", "authserver", "-key", "anchor.pem")                                              // no store
+	expect(t, 2, dir, "", "authserver", "-store", "policy.json", "-postgres", "postgres://x", "-key", "a") // both
+	expect(t, 2, dir, "", "authserver", "-store", "policy.json")                                           // no key
+	writeFile(t, filepath.Join(dir, "broken.json"), "{")
+	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+}
+
+// TestAuthServerPostgresUnreachable: a database that cannot be reached is
+// an I/O error, reported within the connection timeout.
+func TestAuthServerPostgresUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "postgres://sda@" + freeAddr(t) + "/sda?sslmode=disable&connect_timeout=5"
+	r := expect(t, 4, dir, "", "authserver", "-postgres", dsn, "-init")
+	wantContains(t, "stderr", r.stderr, "PostgreSQL")
+}
+
+// TestAuthServerPostgres runs the service on PostgreSQL when
+// SDA_TEST_POSTGRES_DSN names one (see .ci/postgres.sh); it is skipped
+// otherwise, except in CI.
+func TestAuthServerPostgres(t *testing.T) {
+	dsn := os.Getenv("SDA_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SDA_TEST_POSTGRES_DSN is not set; in CI, start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+		}
+		t.Skip("SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "sdactl_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		db.ExecContext(ctx, `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
+	})
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.pem")
+	r := ok(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-init")
+	adminSecret := strings.TrimSpace(r.stdout)
+	srv := start(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
+	ok(t, dir, "token", "fetch", "-url", srv.addr, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
+		"-scope", "read-data", "-pop", "tech.pem", "-anchor", "anchor.pub.pem", "-o", "alice.token")
+	ok(t, dir, "token", "verify", "-anchor", "anchor.pub.pem", "-aud", "ep:hvac-1", "alice.token")
+	if code := srv.stop(); code != 0 {
+		t.Fatalf("authserver exit %d; stderr:\n%s", code, srv.stderr.String())
+	}
+}

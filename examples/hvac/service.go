@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/securedeviceaccess/sda/policy"
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+// The building owner's directory: its two rooftop controllers.
+var (
+	rooftop1 = token.Identity{Endpoint: "rooftop-1", DeviceID: "0a1b2c3d4e5f60718293a4b5c6d7e8f9"}
+	rooftop2 = token.Identity{Endpoint: "rooftop-2", DeviceID: "f9e8d7c6b5a4938271605f4e3d2c1b0a"}
+)
+
+// v2Prefix is where the v2 token endpoint lives: the same service, the
+// same store and key, issuing v2 tokens (structured scopes, kid).
+const v2Prefix = "/v2"
+
+// authService is the building owner's authorization service: policies in
+// an embedded store, a trust anchor key, and the HTTP API on loopback.
+type authService struct {
+	anchor  *trust.Anchor // what the controllers trust
+	url     string        // base URL, http://127.0.0.1:<port>
+	server  *http.Server
+	served  chan error
+	secrets map[string]string // subject -> API key secret
+}
+
+// startService seeds the store with the story and serves the token
+// endpoints: v1 tokens at /ace-auth/token, v2 tokens at /v2/ace-auth/token.
+func startService(ctx context.Context) (*authService, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	anchor, err := trust.NewAnchor(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	kid, err := token.Thumbprint(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	store := policy.NewMemStore()
+	v1 := &policy.Service{Store: store, Signer: key, AnchorDescription: "acme-buildings token signer"}
+	v2 := &policy.Service{Store: store, Signer: key, Profile: token.ProfileV2, KeyID: kid}
+	s := &authService{anchor: anchor, secrets: map[string]string{}, served: make(chan error, 1)}
+	changes, err := s.story()
+	if err != nil {
+		return nil, err
+	}
+	if err := v1.Apply(ctx, changes...); err != nil {
+		return nil, fmt.Errorf("seeding the policy store: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", v1)
+	mux.Handle(v2Prefix+"/", http.StripPrefix(v2Prefix, v2))
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + ln.Addr().String()
+	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { s.served <- s.server.Serve(ln) }()
+	return s, nil
+}
+
+// story returns the directory, the API keys and the policies of the demo.
+func (s *authService) story() ([]policy.Change, error) {
+	roof := map[string]string{"owner": "acme-buildings", "kind": "rooftop-hvac"}
+	changes := []policy.Change{
+		policy.PutDevice(&policy.Device{ID: rooftop1.DeviceID, EndpointName: rooftop1.Endpoint, Attributes: roof}),
+		policy.PutDevice(&policy.Device{ID: rooftop2.DeviceID, EndpointName: rooftop2.Endpoint, Attributes: roof}),
+		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User, Groups: []string{"service-co"}}),
+		policy.PutSubject(&policy.Subject{ID: "jim", Kind: policy.User, Groups: []string{"service-co-junior"}}),
+		policy.PutSubject(&policy.Subject{ID: "mona", Kind: policy.User, Groups: []string{"hvac-maker"}}),
+	}
+	rooftops := policy.DeviceSelector{Attributes: map[string][]string{"kind": {"rooftop-hvac"}}}
+	comfort := [2]int64{16, 28}
+	changes = append(changes,
+		// The service company maintains the rooftop units: reading,
+		// configuring, and setpoints between 16 and 28 C (v2 tokens only).
+		policy.PutPolicy(&policy.Policy{
+			ID: "service-co-maintenance", Status: policy.Active, Effect: policy.Allow,
+			Subjects: policy.Subjects{Groups: []string{"service-co"}},
+			Operations: []policy.OperationRule{{Name: "read-data"}, {Name: "configure"},
+				{Name: "set-temperature", Constraints: []policy.ArgConstraint{{Arg: 0, Range: &comfort}}}},
+			Devices: rooftops, TokenLifetime: 8 * time.Hour,
+		}),
+		// Its junior technicians may only read.
+		policy.PutPolicy(&policy.Policy{
+			ID: "service-co-juniors", Status: policy.Active, Effect: policy.Allow,
+			Subjects:   policy.Subjects{Groups: []string{"service-co-junior"}},
+			Operations: []policy.OperationRule{{Name: "read-data"}},
+			Devices:    rooftops, TokenLifetime: 8 * time.Hour,
+		}),
+		// The manufacturer's technicians may also update the firmware.
+		policy.PutPolicy(&policy.Policy{
+			ID: "manufacturer-support", Status: policy.Active, Effect: policy.Allow,
+			Subjects:   policy.Subjects{Groups: []string{"hvac-maker"}},
+			Operations: []policy.OperationRule{{Name: "read-data"}, {Name: "configure"}, {Name: "update-firmware"}},
+			Devices:    rooftops, TokenLifetime: 2 * time.Hour,
+		}),
+	)
+	for _, who := range []string{"alice", "jim", "mona"} {
+		secret, k, err := policy.NewAPIKey(nil, "key-"+who, who, false, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		s.secrets[who] = secret
+		changes = append(changes, policy.PutAPIKey(k))
+	}
+	return changes, nil
+}
+
+// tokenURL returns the token endpoint of the profile.
+func (s *authService) tokenURL(p token.Profile) string {
+	if p == token.ProfileV2 {
+		return s.url + v2Prefix + policy.TokenPath
+	}
+	return s.url + policy.TokenPath
+}
+
+// trustStore returns a new trust store holding the service's anchor, as a
+// controller is provisioned with it.
+func (s *authService) trustStore() (*trust.MemoryStore, error) {
+	return trust.NewMemoryStore(*s.anchor)
+}
+
+// lookup finds the key of a token's issuer among the anchors the
+// technicians trust (client.AnchorLookup): here, the service's one anchor.
+func (s *authService) lookup(issuer string, kid []byte) (crypto.PublicKey, error) {
+	store, err := s.trustStore()
+	if err != nil {
+		return nil, err
+	}
+	anchors, err := store.Lookup(issuer, kid)
+	if err != nil {
+		return nil, err
+	}
+	return anchors[0].Key, nil
+}
+
+// stop shuts the HTTP server down within the time ctx leaves.
+func (s *authService) stop(ctx context.Context) error {
+	err := s.server.Shutdown(ctx)
+	if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}

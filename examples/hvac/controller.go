@@ -19,7 +19,7 @@ import (
 // and change.
 type controller struct {
 	id      token.Identity
-	profile string            // "SDA v1" or "v2", for the transcript
+	profile string             // "SDA v1" or "v2", for the transcript
 	signer  ed25519.PrivateKey // v2: the key the controller signs its responses with, or nil
 	agent   *device.Agent
 	addr    string

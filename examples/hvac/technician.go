@@ -51,7 +51,11 @@ func (t *technician) tokenSource(url string, aud []string, scope []string, ancho
 	}
 }
 
-func newHTTPClient() *http.Client { return &http.Client{Timeout: httpTimeout} }
+// newHTTPClient returns the apps' HTTP client. It keeps no idle
+// connections, so that nothing outlives the demo.
+func newHTTPClient() *http.Client {
+	return &http.Client{Timeout: httpTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+}
 
 // connect dials a controller and returns a session over the connection,
 // which records what the app sends (an attacker on the network sees the

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/transcript.golden from this run")
+
+const golden = "testdata/transcript.golden"
+
+// normalizers replace what changes from run to run: times, loopback ports,
+// the anchor's fingerprint, nonces.
+var normalizers = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "<time>"},
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<port>"},
+	{regexp.MustCompile(`mbed\.ta\.[0-9A-F]{64}`), "mbed.ta.<fingerprint>"},
+	{regexp.MustCompile(`\b[0-9a-fA-F]{16,}\b`), "<hex>"},
+}
+
+func normalize(s string) string {
+	for _, n := range normalizers {
+		s = n.re.ReplaceAllString(s, n.repl)
+	}
+	return s
+}
+
+// TestTranscript runs the demo and checks its transcript against the golden
+// file: every outcome, granted or denied, and every reason. Run with -update
+// to rewrite the file after an intended change.
+func TestTranscript(t *testing.T) {
+	leaks := goroutineCheck(t)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	start := time.Now()
+	var out bytes.Buffer
+	if err := run(ctx, &out); err != nil {
+		t.Fatalf("run: %v\ntranscript:\n%s", err, out.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the demo took %v, want a few seconds at most", d)
+	}
+	got := normalize(out.String())
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", golden)
+	}
+	want, err := os.ReadFile(filepath.FromSlash(golden))
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(gl) || i < len(wl); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Errorf("transcript differs from %s at line %d:\n got: %s\nwant: %s", golden, i+1, g, w)
+				break
+			}
+		}
+		t.Logf("normalized transcript:\n%s", got)
+	}
+	cancel()
+	leaks()
+}
+
+func TestNormalize(t *testing.T) {
+	in := "on http://127.0.0.1:40829 anchor mbed.ta.76D8A7371E46B9560F127037BC82CB11C4087E4DBF10D4C56B5E607B547889ED " +
+		"until 2026-11-24T23:27:41Z (nonce d7ce6158423a53c1) fan 80% set-temperature(23)"
+	want := "on http://127.0.0.1:<port> anchor mbed.ta.<fingerprint> until <time> (nonce <hex>) fan 80% set-temperature(23)"
+	if got := normalize(in); got != want {
+		t.Errorf("normalize:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestUnexpectedOutcomes: a step whose outcome differs from its expectation
+// fails the demo, on either side (the service's decision, the technician's
+// result, the controller's audit decision).
+func TestUnexpectedOutcomes(t *testing.T) {
+	leaks := goroutineCheck(t)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	svc, err := startService(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors, err := svc.trustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := startController(ctx, rooftop1, anchors, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	d := &demo{w: &out, svc: svc, r1: ctrl}
+	jim, err := newTechnician("jim", "service-co junior", svc.secrets["jim"])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The service denies jim configure; expecting a grant is an error.
+	if _, err := d.askToken(ctx, jim, token.ProfileV1, rooftop1.Endpoint, "configure", granted); err == nil {
+		t.Error("a denied token request expected granted: no error")
+	}
+	// The service grants read-data; expecting a denial is an error.
+	tokens, err := d.askToken(ctx, jim, token.ProfileV1, rooftop1.Endpoint, "read-data", denied)
+	if err == nil || tokens != nil {
+		t.Error("a granted token request expected denied: no error")
+	}
+	tokens, err = d.askToken(ctx, jim, token.ProfileV1, rooftop1.Endpoint, "read-data", granted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, rec, err := jim.connect(ctx, ctrl, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A success expected refused, a refusal expected successful, and a
+	// refusal for another reason than expected.
+	if err := d.operate(ctx, jim, s, ctrl, op("read-data"), refused(client.ErrAccessDenied, device.CheckScope, token.ErrOutOfScope)); err == nil {
+		t.Error("a successful operation expected refused: no error")
+	}
+	if err := d.operate(ctx, jim, s, ctrl, op("configure", token.Text("fan-speed"), token.Int(1)), success); err == nil {
+		t.Error("a refused operation expected successful: no error")
+	}
+	if err := d.operate(ctx, jim, s, ctrl, op("configure"), refused(client.ErrAccessDenied, device.CheckNonce, device.ErrNonceReplayed)); err == nil {
+		t.Error("a scope refusal expected as a nonce refusal: no error")
+	}
+	// The replay check passes on a real replay.
+	if err := d.operate(ctx, jim, s, ctrl, op("read-data"), success); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.replay(ctx, ctrl, rec.captured()); err != nil {
+		t.Errorf("replay: %v", err)
+	}
+	if got := strings.Count(out.String(), "UNEXPECTED"); got != 5 {
+		t.Errorf("%d steps marked UNEXPECTED, want 5:\n%s", got, out.String())
+	}
+	rec.Close()
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer scancel()
+	if err := errors.Join(ctrl.stopped(sctx), svc.stop(sctx)); err != nil {
+		t.Error(err)
+	}
+	leaks()
+}
+
+// goroutineCheck returns a function that fails t if goroutines started
+// since it was called are still running after a grace period.
+func goroutineCheck(t *testing.T) func() {
+	before := runtime.NumGoroutine()
+	return func() {
+		t.Helper()
+		var now int
+		for range 200 {
+			if now = runtime.NumGoroutine(); now <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, now, buf[:runtime.Stack(buf, true)])
+	}
+}

@@ -1,0 +1,252 @@
+package client
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// testWorkFactor keeps scrypt cheap in tests.
+const testWorkFactor = MinScryptWorkFactor
+
+func signsLike(t *testing.T, a, b crypto.Signer) {
+	t.Helper()
+	if !token.EqualKeys(a.Public(), b.Public()) {
+		t.Fatal("public keys differ")
+	}
+	// A request signed with b verifies with a's public key.
+	raw := issue(t, mustP256(t), a.Public(), []string{"ep:x"}, "read-data", testNow)
+	signed, err := token.SignRequest(&token.Request{Nonce: 7, Operation: readData, Token: raw}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := token.ParseRequest(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sr.Verify(a.Public()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKeyRoundTrip(t *testing.T) {
+	for _, kt := range []KeyType{KeyP256, KeyEd25519, KeyP384} {
+		t.Run(kt.String(), func(t *testing.T) {
+			k := mustKey(t, kt)
+			pemBytes, err := MarshalPrivateKeyPEM(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := pem.Decode(pemBytes); b == nil || b.Type != "PRIVATE KEY" {
+				t.Fatalf("not a PKCS#8 PEM block:\n%s", pemBytes)
+			}
+			k2, err := ParsePrivateKeyPEM(pemBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signsLike(t, k, k2)
+
+			enc, err := EncryptPrivateKeyPEM(k, []byte("correct horse"), testWorkFactor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(enc, pemBytes[28:60]) {
+				t.Fatal("encrypted file contains the clear key")
+			}
+			k3, err := DecryptPrivateKeyPEM(enc, []byte("correct horse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			signsLike(t, k, k3)
+			if _, err := DecryptPrivateKeyPEM(enc, []byte("correct horsf")); !errors.Is(err, ErrWrongPassphrase) {
+				t.Errorf("wrong passphrase: %v", err)
+			}
+			if _, err := ParsePrivateKeyPEM(enc); !errors.Is(err, ErrKeyEncrypted) {
+				t.Errorf("parsing an encrypted key: %v", err)
+			}
+			if _, err := DecryptPrivateKeyPEM(pemBytes, []byte("x")); !errors.Is(err, ErrKeyNotEncrypted) {
+				t.Errorf("decrypting a clear key: %v", err)
+			}
+		})
+	}
+	if _, err := GenerateKey(KeyType(9)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown key type: %v", err)
+	}
+}
+
+// Two encryptions of one key differ (fresh salt and nonce).
+func TestEncryptFresh(t *testing.T) {
+	k := mustKey(t, KeyP256)
+	a, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a, b) {
+		t.Error("two encryptions are identical")
+	}
+}
+
+func encryptedBody(t *testing.T, data []byte) []byte {
+	t.Helper()
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatal("no PEM")
+	}
+	return b.Bytes
+}
+
+func reencode(body []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "SDA ENCRYPTED PRIVATE KEY", Bytes: body})
+}
+
+// The work factor comes from the file: it is bounded before any work, and
+// it is authenticated.
+func TestEncryptedKeyFileTampering(t *testing.T) {
+	k := mustKey(t, KeyP256)
+	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := encryptedBody(t, enc)
+	if body[2] != testWorkFactor {
+		t.Fatalf("work factor byte %d, want %d (format of keyfile.go)", body[2], testWorkFactor)
+	}
+	mutate := func(f func(b []byte) []byte) []byte { return reencode(f(bytes.Clone(body))) }
+	tests := []struct {
+		name string
+		file []byte
+		want error
+	}{
+		// 2^40 iterations of scrypt, or 128 TiB of memory: refused at once
+		// (without the bound this test would not finish).
+		{"huge work factor", mutate(func(b []byte) []byte { b[2] = 40; return b }), ErrMalformedKey},
+		{"above maximum", mutate(func(b []byte) []byte { b[2] = MaxScryptWorkFactor + 1; return b }), ErrMalformedKey},
+		{"below minimum", mutate(func(b []byte) []byte { b[2] = MinScryptWorkFactor - 1; return b }), ErrMalformedKey},
+		{"other work factor", mutate(func(b []byte) []byte { b[2]++; return b }), ErrWrongPassphrase},
+		{"version", mutate(func(b []byte) []byte { b[0] = 2; return b }), ErrMalformedKey},
+		{"kdf", mutate(func(b []byte) []byte { b[1] = 2; return b }), ErrMalformedKey},
+		{"aead", mutate(func(b []byte) []byte { b[19] = 2; return b }), ErrMalformedKey},
+		{"salt", mutate(func(b []byte) []byte { b[5] ^= 1; return b }), ErrWrongPassphrase},
+		{"nonce", mutate(func(b []byte) []byte { b[25] ^= 1; return b }), ErrWrongPassphrase},
+		{"ciphertext", mutate(func(b []byte) []byte { b[40] ^= 1; return b }), ErrWrongPassphrase},
+		{"tag", mutate(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), ErrWrongPassphrase},
+		{"short", mutate(func(b []byte) []byte { return b[:40] }), ErrMalformedKey},
+		{"empty", mutate(func(b []byte) []byte { return nil }), ErrMalformedKey},
+		{"headers", []byte("-----BEGIN SDA ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END SDA ENCRYPTED PRIVATE KEY-----\n"), ErrMalformedKey},
+		{"not pem", []byte("hello"), ErrMalformedKey},
+		{"huge", make([]byte, MaxKeyFileSize+1), ErrMalformedKey},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := DecryptPrivateKeyPEM(tc.file, []byte("pw")); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeyErrors(t *testing.T) {
+	k := mustKey(t, KeyP256)
+	for _, wf := range []int{-1, MinScryptWorkFactor - 1, MaxScryptWorkFactor + 1} {
+		if _, err := EncryptPrivateKeyPEM(k, []byte("pw"), wf); !errors.Is(err, ErrInvalid) {
+			t.Errorf("work factor %d: %v", wf, err)
+		}
+	}
+	if _, err := EncryptPrivateKeyPEM(k, nil, testWorkFactor); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty passphrase: %v", err)
+	}
+	if _, err := DecryptPrivateKeyPEM([]byte("x"), []byte{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty passphrase: %v", err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(rk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if _, err := ParsePrivateKeyPEM(rsaPEM); !errors.Is(err, token.ErrUnsupportedKey) {
+		t.Errorf("RSA key: %v", err)
+	}
+	if _, err := MarshalPrivateKeyPEM(rk); !errors.Is(err, token.ErrUnsupportedKey) {
+		t.Errorf("exporting an RSA key: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"garbage DER": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01}}),
+		"public key":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
+		"EC key":      pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}),
+		"nothing":     nil,
+	} {
+		if _, err := ParsePrivateKeyPEM(data); !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	k := mustKey(t, KeyP256)
+	clearPath, encPath := filepath.Join(dir, "clear.pem"), filepath.Join(dir, "enc.pem")
+	if err := WriteKeyFile(clearPath, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(clearPath, k, nil); err == nil {
+		t.Error("overwrote an existing key file")
+	}
+	// The default work factor (256 MiB of memory) is too slow under the
+	// race detector; write the encrypted file at the test work factor.
+	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(encPath, enc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(clearPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	k2, err := ReadKeyFile(clearPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signsLike(t, k, k2)
+	k3, err := ReadKeyFile(encPath, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signsLike(t, k, k3)
+	if _, err := ReadKeyFile(clearPath, []byte("pw")); !errors.Is(err, ErrKeyNotEncrypted) {
+		t.Errorf("clear file read with a passphrase: %v", err)
+	}
+	if _, err := ReadKeyFile(encPath, nil); !errors.Is(err, ErrKeyEncrypted) {
+		t.Errorf("encrypted file read without a passphrase: %v", err)
+	}
+	if _, err := ReadKeyFile(filepath.Join(dir, "missing"), nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if err := WriteKeyFile(filepath.Join(dir, "hw.pem"), hardwareKey{k}, nil); !errors.Is(err, token.ErrUnsupportedKey) {
+		t.Errorf("hardware key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hw.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was created for a key that cannot be exported")
+	}
+}

@@ -1,3 +1,180 @@
 // Command sdactl is a command-line tool for integrators of Secure Device
-// Access.
+// Access (SDA): it makes keys, issues, inspects, verifies and fetches access
+// tokens, runs operations on devices over TCP or a serial line, and runs a
+// simulated device and the authorization service.
+//
+// Usage:
+//
+//	sdactl <command> [flags] [arguments]
+//	sdactl help [command]        (or: sdactl <command> -h)
+//
+// Flags may come before or after the arguments; "--" ends them.
+//
+// # Commands
+//
+//	keys generate  -o FILE [-pub FILE] [-ed25519 | -p384] [-passphrase-file FILE [-scrypt-work-factor N]]
+//	    Generate a private key (P-256 by default) into a new file, mode 0600,
+//	    encrypted when a passphrase is given; print its public half, SDA
+//	    anchor name and thumbprint.
+//	keys show      [-pem] [-passphrase-file FILE] KEYFILE
+//	    Print a key's type, SDA anchor name ("mbed.ta." + SHA-256 of the
+//	    public key), RFC 9679 thumbprint (hex) and public key PEM; -pem prints
+//	    the PEM only.
+//	token issue    -key FILE -aud AUD... -scope "OPS" -pop FILE [-sub S] [-lifetime D]
+//	               [-profile v1|v2] [-kid HEX|thumbprint] [-o FILE] [-raw] [-passphrase-file FILE]
+//	    Issue a token signed by a trust anchor key, bound to the -pop key
+//	    (public key PEM or private key file); base64 unless -raw.
+//	token inspect  TOKENFILE
+//	    Decode and print a token WITHOUT verifying it (the output says so):
+//	    header alg and kid, claims, scope, cnf thumbprint, RFC 3339 times.
+//	token verify   -anchor FILE|DIR... [-aud AUD] [-now TIME] [-leeway D] TOKENFILE
+//	    Verify as a device does: anchor, signature, anchor constraints,
+//	    audience (with -aud) and time. A failure prints its reason in
+//	    parentheses (malformed, unknown-anchor, anchor-revoked, signature,
+//	    algorithm-mismatch, anchor-constraint, wrong-audience, expired,
+//	    not-yet-valid) and exits with 3.
+//	token fetch    -url URL -credential-file FILE -aud AUD... -scope "OPS" -pop FILE
+//	               [-anchor FILE|DIR...] [-timeout D] [-o FILE] [-raw]
+//	    Fetch a token from an authorization service's token endpoint.
+//	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
+//	               TARGET OPERATION [ARG...]
+//	    Run an operation on a device. TARGET is tcp://host:port or the path
+//	    of a serial device (SDA serial framing; set the port to raw mode
+//	    first, e.g. stty -F /dev/ttyUSB0 115200 raw -echo). ARGs are typed:
+//	    int:21, text:fan, hex:00ff. Prints "status: ..." and "data: ...".
+//	device         -anchor FILE|DIR... (-endpoint NAME | -id HEX32) [-listen ADDR]
+//	               [-op NAME[=TEXT]...] [-no-builtin] [-max-conns N] [-next-nonce]
+//	    Run a simulated device on TCP. Built-in operations: read-data
+//	    (answers a JSON reading) and configure (echoes its arguments as
+//	    JSON). Prints "listening on tcp://ADDR", then one line per request
+//	    with the decision (allowed or denied, status, failed check, reason).
+//	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -key FILE [-listen ADDR]
+//	               [-profile v1|v2] [-kid] [-description TEXT] [-passphrase-file FILE]
+//	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -init [-admin ID]
+//	    Run the authorization service (package policy) on plain HTTP; prints
+//	    "listening on http://ADDR". -init bootstraps a new store: it creates
+//	    the administrator subject and API key and prints the key's secret
+//	    once on stdout (only its hash is stored), then exits.
+//
+// Results go to standard output; errors, progress and audit lines to
+// standard error. Long-running commands (device, authserver) stop gracefully
+// on SIGINT or SIGTERM and then exit with 0.
+//
+// # Exit codes
+//
+//	0  success
+//	1  the operation failed or was denied: the device answered with a failure
+//	   status (verification error, access denied, operation failed, busy), or
+//	   the authorization service's policies denied the token request
+//	2  usage error: unknown command, bad flag or argument
+//	3  input or verification error: a key, token or store file that cannot be
+//	   read back, a wrong passphrase, a token that does not verify, a token
+//	   that does not belong to the -key given, a credential the service rejects
+//	4  I/O or network error: a file that is missing or already exists, a
+//	   device, service or database that cannot be reached, a timeout, an
+//	   operation whose outcome is unknown (sent, but no answer arrived)
+//
+// # A worked session
+//
+// The end-to-end tests (TestSession, TestAuthServer) run these commands
+// with the built binary (with a lower -scrypt-work-factor, to run fast, and
+// -listen 127.0.0.1:0 for the service). Keys for the trust anchor and the technician, the
+// technician's encrypted with a passphrase:
+//
+//	$ sdactl keys generate -o anchor.pem -pub anchor.pub.pem
+//	private key: anchor.pem (not encrypted)
+//	type:        ECDSA P-256 (ES256)
+//	anchor name: mbed.ta.D8D8A322F62D43285B59166B816519B3D328813813C9E600E2EADCEBD63E110E
+//	thumbprint:  01aeac901a2abf2ed8c8d7b48cc5c7a6dd6d7a90e60fef7f3314315173f43f84
+//	-----BEGIN PUBLIC KEY-----
+//	...
+//	$ sdactl keys generate -o tech.pem -passphrase-file pass.txt
+//	$ sdactl keys show -pem -passphrase-file pass.txt tech.pem > tech.pub.pem
+//
+// A token for alice to read and configure hvac-1, inspected (not trusted)
+// and verified:
+//
+//	$ sdactl token issue -key anchor.pem -aud ep:hvac-1 -scope "read-data configure" \
+//	      -sub alice -pop tech.pub.pem -lifetime 2h -o alice.token
+//	$ sdactl token inspect alice.token
+//	UNVERIFIED: the signature has not been checked; nothing below is trusted
+//	            (use "sdactl token verify" with the trust anchor).
+//	size:       308 bytes
+//	profile:    v1
+//	header:     alg=ES256 kid=-
+//	iss:        mbed.ta.D8D8A322F62D43285B59166B816519B3D328813813C9E600E2EADCEBD63E110E
+//	sub:        alice
+//	aud:        ep:hvac-1
+//	scope:      read-data configure
+//	iat:        2026-11-24T15:24:51Z
+//	nbf:        2026-11-24T15:24:51Z
+//	exp:        2026-11-24T17:24:51Z (in 1h59m59s)
+//	cti:        31d4d137fdc9a3fc5583f19ed969a0f7
+//	cnf:        ECDSA P-256 (ES256), thumbprint c15fdeb7c097...
+//	$ sdactl token verify -anchor anchor.pub.pem -aud ep:hvac-1 alice.token
+//	valid: signature verified with anchor mbed.ta.D8D8A322F62D...
+//	$ sdactl token verify -anchor tech.pub.pem alice.token; echo $?
+//	sdactl token verify: invalid token (unknown-anchor): trust: unknown trust anchor: issuer "mbed.ta.D8D8..."
+//	3
+//
+// A simulated device trusting the anchor (in another terminal), and calls:
+//
+//	$ sdactl device -listen 127.0.0.1:0 -anchor anchor.pub.pem -endpoint hvac-1 -op update-firmware
+//	listening on tcp://127.0.0.1:43923
+//	2026-11-24T15:24:54Z allowed request=nonce status="success"
+//	2026-11-24T15:24:54Z allowed request=operation op=read-data sub="alice" status="success"
+//	...
+//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 read-data
+//	status: success
+//	data: {"endpoint":"hvac-1","temperature_c":21.5,"humidity_pct":40}
+//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 \
+//	      configure int:21 text:fan hex:00ff
+//	status: success
+//	data: {"operation":"configure","args":[21,"fan",{"hex":"00ff"}]}
+//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 update-firmware; echo $?
+//	status: access denied
+//	sdactl call: device answered "access denied" (status 5): client: device answered access denied
+//	1
+//
+// The device's line for the last call reads
+//
+//	... denied request=operation op=update-firmware sub="alice" status="access denied" check=scope reason="..."
+//
+// The authorization service instead of "token issue": bootstrap the store,
+// run the service, create alice, hvac-1, a policy and alice's API key
+// through the administration API (documented in docs/PROTOCOL.md section 9;
+// note the JSON content type), and fetch a token:
+//
+//	$ sdactl authserver -store policy.json -init > admin.apikey
+//	$ sdactl authserver -store policy.json -key anchor.pem -listen 127.0.0.1:8080 &
+//	listening on http://127.0.0.1:8080
+//	$ A="Authorization: Bearer $(cat admin.apikey)"; J="Content-Type: application/json"
+//	$ curl -H "$A" -H "$J" -X PUT http://127.0.0.1:8080/admin/v1/subjects/alice --data '{"id":"alice","kind":"user"}'
+//	$ curl -H "$A" -H "$J" -X PUT http://127.0.0.1:8080/admin/v1/devices/0123456789abcdef0123456789abcdef \
+//	      --data '{"id":"0123456789abcdef0123456789abcdef","endpoint_name":"hvac-1"}'
+//	$ curl -H "$A" -H "$J" -X PUT http://127.0.0.1:8080/admin/v1/policies/roof --data '{"id":"roof",
+//	      "status":"active","effect":"allow","subjects":{"users":["alice"]},"operations":[{"name":"read-data"}],
+//	      "devices":{"endpoint_names":["hvac-1"]},"token_lifetime_seconds":3600}'
+//	$ curl -H "$A" -H "$J" -X POST http://127.0.0.1:8080/admin/v1/api-keys --data '{"id":"alice-key","subject":"alice"}'
+//	{"id":"alice-key","subject":"alice","admin":false,"created_at":"...","secret":"sda_..."}
+//	$ echo sda_... > alice.apikey
+//	$ sdactl token fetch -url http://127.0.0.1:8080 -credential-file alice.apikey -aud ep:hvac-1 \
+//	      -scope read-data -pop tech.pub.pem -anchor anchor.pub.pem -o alice.token
+//	$ sdactl token fetch -url http://127.0.0.1:8080 -credential-file alice.apikey -aud ep:hvac-1 \
+//	      -scope configure -pop tech.pub.pem; echo $?
+//	sdactl token fetch: authorization service: client: token service answered HTTP 403 "access_denied": ...
+//	1
+//
+// # Security considerations
+//
+// Private keys are never printed, and "keys generate -o -" is refused.
+// Passphrases and API keys are read from files (or stdin with "-"), never
+// from the command line, where other users could read them. Every file
+// sdactl writes is created new with mode 0600; existing files are never
+// overwritten. Every read is bounded. "token inspect" shows a token's
+// claims without trusting them and says so; only "token verify" and the
+// device decide. The simulated device and the authorization service are
+// for development and tests: the service speaks plain HTTP, so run it on
+// loopback or behind TLS. A PostgreSQL password belongs in PGPASSWORD or
+// ~/.pgpass, not in the DSN on the command line.
 package main

@@ -336,13 +336,12 @@ func TestSession(t *testing.T) {
 		t.Errorf("keys show of the public key:\n%s", r.stdout)
 	}
 
-	expect(t, 0, dir, "correct horse battery\n", "keys", "generate", "-o", "tech.pem",
-		"-passphrase-file", "-", "-scrypt-work-factor", "10")
-	wantMode0600(t, filepath.Join(dir, "tech.pem"))
-	wantContains(t, "tech.pem", string(readFile(t, filepath.Join(dir, "tech.pem"))), "SDA ENCRYPTED PRIVATE KEY")
 	writeFile(t, filepath.Join(dir, "pass.txt"), "correct horse battery\n")
 	writeFile(t, filepath.Join(dir, "wrong.txt"), "incorrect horse\n")
-	r = ok(t, dir, "keys", "show", "-pem", "-passphrase-file", "pass.txt", "tech.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.pem", "-passphrase-file", "pass.txt", "-scrypt-work-factor", "10")
+	wantMode0600(t, filepath.Join(dir, "tech.pem"))
+	wantContains(t, "tech.pem", string(readFile(t, filepath.Join(dir, "tech.pem"))), "SDA ENCRYPTED PRIVATE KEY")
+	r = expect(t, 0, dir, "correct horse battery\n", "keys", "show", "-pem", "-passphrase-file", "-", "tech.pem")
 	writeFile(t, filepath.Join(dir, "tech.pub.pem"), r.stdout)
 	techPub, err := token.ParsePublicKeyPEM([]byte(r.stdout))
 	if err != nil {
@@ -481,6 +480,7 @@ func TestSession(t *testing.T) {
 	if field(t, r.stdout, "status") != "access denied" {
 		t.Errorf("out-of-scope call:\n%v", r)
 	}
+	wantContains(t, "out-of-scope call stderr", r.stderr, `device answered "access denied" (status 5)`)
 	dev.waitLine(`denied request=operation op=update-firmware sub="alice" status="access denied" check=scope reason=`)
 
 	// Another device's token: verification error, exit 1.

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+func TestParseArg(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want token.Arg
+	}{
+		{"int:21", token.Int(21)},
+		{"int:-9223372036854775808", token.Int(-9223372036854775808)},
+		{"text:fan", token.Text("fan")},
+		{"text:", token.Text("")},
+		{"text:a:b c", token.Text("a:b c")},
+		{"hex:00ff", token.Bytes([]byte{0, 0xff})},
+		{"hex:", token.Bytes([]byte{})},
+	} {
+		got, err := parseArg(tc.in)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseArg(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"21", "int:", "int:0x10", "int:9223372036854775808", "hex:0", "hex:zz",
+		"float:1.5", "text:" + strings.Repeat("a", token.MaxArgBytes+1), "text:\xff"} {
+		if _, err := parseArg(in); err == nil {
+			t.Errorf("parseArg(%q) accepted", in)
+		}
+	}
+	if _, err := parseOperation("read data", nil); err == nil {
+		t.Error("parseOperation accepted an invalid name")
+	}
+	if _, err := parseOperation("x", slices.Repeat([]string{"int:1"}, token.MaxArgs+1)); err == nil {
+		t.Error("parseOperation accepted too many arguments")
+	}
+}
+
+func TestDecodeToken(t *testing.T) {
+	raw := []byte{0xd8, 0x3d, 0xd2, 0x84}
+	for _, in := range [][]byte{
+		raw,
+		[]byte(base64.StdEncoding.EncodeToString(raw) + "\n"),
+		[]byte("  " + base64.RawURLEncoding.EncodeToString(raw) + "\r\n"),
+	} {
+		got, err := decodeToken(in)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("decodeToken(%q) = %x, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", " \n", "not base64!"} {
+		if _, err := decodeToken([]byte(in)); !errors.Is(err, token.ErrMalformed) {
+			t.Errorf("decodeToken(%q): %v, want ErrMalformed", in, err)
+		}
+	}
+}
+
+func TestParseIdentity(t *testing.T) {
+	for in, want := range map[string]token.Identity{
+		"ep:hvac-1":            {Endpoint: "hvac-1"},
+		"endpoint-name:hvac-1": {Endpoint: "hvac-1"},
+		"id:0123":              {DeviceID: "0123"},
+		"device-id:0123":       {DeviceID: "0123"},
+	} {
+		if got, err := parseIdentity(in); err != nil || got != want {
+			t.Errorf("parseIdentity(%q) = %+v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"hvac-1", "ep:", "id:", "EP:x"} {
+		if _, err := parseIdentity(in); err == nil {
+			t.Errorf("parseIdentity(%q) accepted", in)
+		}
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	a := fs.String("a", "", "")
+	b := fs.Bool("b", false, "")
+	got, err := parseInterspersed(fs, []string{"one", "-a", "v", "two", "-b", "-", "--", "-a", "three"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"one", "two", "-", "-a", "three"}; !slices.Equal(got, want) || *a != "v" || !*b {
+		t.Fatalf("positional %q (want %q), a=%q b=%v", got, want, *a, *b)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, exitOK},
+		{errors.New("plain"), exitFailed},
+		{usageErrorf("x"), exitUsage},
+		{inputErr(errors.New("x")), exitInput},
+		{ioErr(fs.ErrNotExist), exitIO},
+		{fmt.Errorf("wrapped: %w", inputErr(errors.New("x"))), exitInput},
+		{ioErr(inputErr(errors.New("x"))), exitInput}, // the inner code wins
+		{fetchError(&client.ServiceError{StatusCode: 403, Type: "access_denied"}), exitFailed},
+		{fetchError(&client.ServiceError{StatusCode: 401, Type: "unauthorized"}), exitInput},
+		{fetchError(&client.ServiceError{StatusCode: 503}), exitIO},
+		{fetchError(context.DeadlineExceeded), exitIO},
+		{fetchError(fmt.Errorf("%w: x", client.ErrTokenMismatch)), exitInput},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	e := &env{stdout: &bytes.Buffer{}}
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{&client.StatusError{Status: client.StatusAccessDenied}, exitFailed},
+		{&client.StatusError{Status: client.StatusVerificationError}, exitFailed},
+		{fmt.Errorf("%w: %w", client.ErrOutcomeUnknown, context.DeadlineExceeded), exitIO},
+		{fmt.Errorf("%w: cnf", client.ErrTokenMismatch), exitInput},
+		{fmt.Errorf("client: waiting for a nonce: %w", context.DeadlineExceeded), exitIO},
+	} {
+		if got := exitCode(e.callError(tc.err)); got != tc.want {
+			t.Errorf("callError(%v): exit %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// run, in process: usage errors never touch the file system.
+func TestRunUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{}, {"nope"}, {"keys"}, {"keys", "generate"}, {"token", "issue", "-key", "k"},
+		{"token", "verify", "t"}, {"call", "tcp://127.0.0.1:1"}, {"device"}, {"authserver"},
+		{"token", "inspect", "a", "b"}, {"keys", "show", "-bogus", "k"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr); code != exitUsage {
+			t.Errorf("run %q: exit %d, want %d; stderr:\n%s", args, code, exitUsage, stderr.String())
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run %q printed on stdout: %s", args, stdout.String())
+		}
+	}
+}
+
+func TestShowData(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1}`:  `{"a":1}`,
+		"\x00\xff": "hex:00ff",
+		"a\nb":     "hex:610a62",
+		"\x1b[2J":  "hex:1b5b324a", // no terminal escapes
+	} {
+		if got := showData([]byte(in)); got != want {
+			t.Errorf("showData(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -13,14 +13,16 @@ import (
 	"github.com/securedeviceaccess/sda/trust"
 )
 
-// DefaultIdentity is the identity of a device whose Options leave Identity
-// zero.
-var DefaultIdentity = token.Identity{Endpoint: "test-device", DeviceID: "5da7e57000000000000000000000cafe"}
+// The identity of a device whose Options leave Identity zero.
+const (
+	DefaultEndpoint = "test-device"
+	DefaultDeviceID = "5da7e57000000000000000000000cafe"
+)
 
 // Options configure a device started by [NewDevice].
 type Options struct {
 	// Identity is the device's endpoint name and device id, as token
-	// audiences name it. Zero means DefaultIdentity.
+	// audiences name it. Zero means DefaultEndpoint and DefaultDeviceID.
 	Identity token.Identity
 	// Anchors are the trust anchors the device accepts tokens from, for
 	// example a trusttest.Issuer's Anchor or a policytest.Server's Anchor.
@@ -63,7 +65,7 @@ func NewDevice(t testing.TB, opts Options) *Device {
 		cfg.Identity = opts.Config.Identity
 	}
 	if cfg.Identity == (token.Identity{}) {
-		cfg.Identity = DefaultIdentity
+		cfg.Identity = token.Identity{Endpoint: DefaultEndpoint, DeviceID: DefaultDeviceID}
 	}
 	if len(opts.Anchors) > 0 {
 		s, err := trust.NewMemoryStore(opts.Anchors...)

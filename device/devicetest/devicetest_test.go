@@ -40,7 +40,8 @@ func TestDeviceServesAndRecords(t *testing.T) {
 		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
 		Config:     device.Config{OnDecision: func(d device.Decision) { hooked = append(hooked, d) }},
 	})
-	if dev.Identity() != devicetest.DefaultIdentity || dev.Audience() != "ep:"+devicetest.DefaultIdentity.Endpoint {
+	def := token.Identity{Endpoint: devicetest.DefaultEndpoint, DeviceID: devicetest.DefaultDeviceID}
+	if dev.Identity() != def || dev.Audience() != "ep:"+devicetest.DefaultEndpoint {
 		t.Errorf("identity %+v audience %q, want the default", dev.Identity(), dev.Audience())
 	}
 	if d := dev.LastDecision(); d.Request != device.RequestUnknown || len(dev.Decisions()) != 0 {

@@ -48,13 +48,9 @@ func TestTranscript(t *testing.T) {
 	leaks := goroutineCheck(t)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	start := time.Now()
 	var out bytes.Buffer
 	if err := run(ctx, &out); err != nil {
 		t.Fatalf("run: %v\ntranscript:\n%s", err, out.String())
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the demo took %v, want a few seconds at most", d)
 	}
 	got := normalize(out.String())
 	if *update {

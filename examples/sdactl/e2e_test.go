@@ -26,7 +26,12 @@ import (
 
 // The tests in this file run the built sdactl binary, as a user would.
 
-var sdactlBin string
+// sdactlBin is the binary the tests run; serverBin, for the long-running
+// commands (device, authserver), is built with the race detector when the
+// tests run with it, so that the servers' goroutines are race-checked too.
+// (One-shot commands use the plain binary: a race-enabled binary takes
+// about a second to start here.)
+var sdactlBin, serverBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sdactl-test-")
@@ -34,16 +39,23 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	sdactlBin = filepath.Join(dir, "sdactl")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	build := exec.CommandContext(ctx, "go", "build", "-o", sdactlBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "building sdactl:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	sdactlBin, serverBin = filepath.Join(dir, "sdactl"), filepath.Join(dir, "sdactl")
+	builds := [][]string{{"build", "-o", sdactlBin, "."}}
+	if raceEnabled {
+		serverBin = filepath.Join(dir, "sdactl-race")
+		builds = append(builds, []string{"build", "-race", "-o", serverBin, "."})
+	}
+	for _, args := range builds {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		build := exec.CommandContext(ctx, "go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		err = build.Run()
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "building sdactl:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -149,7 +161,7 @@ var listeningRE = regexp.MustCompile(`^listening on ((tcp|http)://127\.0\.0\.1:\
 // the test ends.
 func start(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, cmd: exec.Command(sdactlBin, args...), exited: make(chan struct{})}
+	s := &server{t: t, cmd: exec.Command(serverBin, args...), exited: make(chan struct{})}
 	s.cmd.Dir = dir
 	s.cmd.Stderr = &s.stderr
 	stdout, err := s.cmd.StdoutPipe()
@@ -186,7 +198,13 @@ func start(t *testing.T, dir string, args ...string) *server {
 		}
 		close(s.exited)
 	}()
-	t.Cleanup(func() { s.stop() })
+	t.Cleanup(func() {
+		// A clean stop exits with 0; a race detected in a race-enabled
+		// server makes it exit with 66.
+		if code := s.stop(); code != 0 {
+			t.Errorf("sdactl %s: exit %d after SIGTERM; stderr:\n%s", strings.Join(args, " "), code, s.stderr.String())
+		}
+	})
 	select {
 	case line := <-first:
 		m := listeningRE.FindStringSubmatch(line)

@@ -146,7 +146,7 @@ func (e *env) loadPublicKey(path string) (crypto.PublicKey, error) {
 	}
 	key, err := client.ParsePrivateKeyPEM(data)
 	if errors.Is(err, client.ErrKeyEncrypted) {
-		return nil, inputErr(fmt.Errorf("%s: encrypted private key; export its public key with \"sdactl keys show -pem\"", path))
+		return nil, inputErr(fmt.Errorf("%s: the private key is encrypted; give its passphrase with -passphrase-file where the command has it, or use its public key PEM (\"sdactl keys show -pem\")", path))
 	}
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("%s: %w", path, err))

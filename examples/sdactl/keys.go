@@ -78,9 +78,8 @@ SDA v1 devices and tokens need P-256, the default.
 					return err
 				}
 			}
-			if err := e.writeNewFile(*out, data); err != nil {
-				return err
-			}
+			// The public key first: if its file cannot be created, no
+			// private key is left behind without it.
 			if *pubOut != "" {
 				pem, err := token.MarshalPublicKeyPEM(key.Public())
 				if err != nil {
@@ -89,6 +88,9 @@ SDA v1 devices and tokens need P-256, the default.
 				if err := e.writeNewFile(*pubOut, pem); err != nil {
 					return err
 				}
+			}
+			if err := e.writeNewFile(*out, data); err != nil {
+				return err
 			}
 			enc := "not encrypted"
 			if *passFile != "" {

@@ -48,8 +48,10 @@ func BenchmarkOperationPipe(b *testing.B) {
 
 	start := time.Now()
 	for range n {
-		if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) || !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
-			b.Fatal("verify failed")
+		for range 2 {
+			if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
+				b.Fatal("verify failed")
+			}
 		}
 		if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
 			b.Fatal(err)

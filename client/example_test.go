@@ -1,0 +1,184 @@
+package client_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/transport"
+	"github.com/securedeviceaccess/sda/trust"
+)
+
+// Generate a proof-of-possession key, save it encrypted with a passphrase,
+// and load it again.
+func ExampleEncryptPrivateKeyPEM() {
+	dir, err := os.MkdirTemp("", "sda-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "technician.pem")
+
+	key, err := client.GenerateKey(client.KeyP256)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Work factor 15 (32 MiB) keeps this example quick; 0 selects the
+	// default, 18 (256 MiB), which WriteKeyFile uses.
+	pemBytes, err := client.EncryptPrivateKeyPEM(key, []byte("correct horse battery staple"), 15)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		log.Fatal(err)
+	}
+
+	loaded, err := client.ReadKeyFile(path, []byte("correct horse battery staple"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("same key:", token.EqualKeys(loaded.Public(), key.Public()))
+
+	_, err = client.ReadKeyFile(path, []byte("wrong"))
+	fmt.Println("wrong passphrase:", errors.Is(err, client.ErrWrongPassphrase))
+	// Output:
+	// same key: true
+	// wrong passphrase: true
+}
+
+// Perform an operation on a device agent running in the same process,
+// connected by an in-memory pipe.
+func ExampleSession_Do() {
+	ctx := context.Background()
+
+	// The trust anchor that signs tokens, and a device that trusts it.
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	anchor, _ := trust.NewAnchor(anchorKey.Public())
+	anchors, _ := trust.NewMemoryStore(*anchor)
+	ops := &device.Registry{}
+	ops.RegisterFunc("read-temperature", func(context.Context, *device.Call) ([]byte, error) {
+		return []byte("21.5"), nil
+	})
+	agent, err := device.New(device.Config{
+		Identity:   token.Identity{Endpoint: "hvac-1"},
+		Anchors:    anchors,
+		Operations: ops,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	techEnd, deviceEnd := transport.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- agent.Serve(ctx, deviceEnd) }()
+
+	// The technician's key and a token for it (normally from the
+	// authorization service, see TokenClient).
+	pop, _ := client.GenerateKey(client.KeyP256)
+	scope, _ := token.ParseScope("read-temperature")
+	raw, err := token.Issue(&token.Claims{
+		Issuer:    anchor.Issuer,
+		Audience:  []string{"ep:hvac-1"},
+		Scope:     scope,
+		Key:       pop.Public(),
+		NotBefore: time.Now().Add(-time.Minute),
+		Expiry:    time.Now().Add(time.Hour),
+	}, anchorKey, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	s := &client.Session{Conn: techEnd, Key: pop, Tokens: client.StaticToken(raw)}
+	res, err := s.Do(ctx, token.Operation{Name: "read-temperature"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", res.Data)
+
+	_, err = s.Do(ctx, token.Operation{Name: "reboot"})
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		fmt.Println("reboot:", se.Status)
+	}
+
+	techEnd.Close()
+	<-served
+	// Output:
+	// 21.5
+	// reboot: access denied
+}
+
+// Fetch a token from an authorization service. The service here is a
+// minimal stand-in for the token endpoint of WIRE.md.
+func ExampleTokenClient_Fetch() {
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issuer, _ := token.AnchorName(anchorKey.Public())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != client.TokenPath || r.Header.Get("Authorization") != "Bearer s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"object":"error","code":401,"type":"unauthorized","message":"bad credential","request_id":"r1"}`)
+			return
+		}
+		var req struct {
+			Aud   []string `json:"aud"`
+			Scope string   `json:"scope"`
+			Cnf   string   `json:"cnf"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		key, _ := token.ParsePublicKeyPEM([]byte(req.Cnf))
+		scope, _ := token.ParseScope(req.Scope)
+		exp := time.Now().Add(time.Hour).Truncate(time.Second)
+		raw, _ := token.Issue(&token.Claims{Issuer: issuer, Audience: req.Aud, Scope: scope, Key: key, NotBefore: time.Now(), Expiry: exp}, anchorKey, nil)
+		json.NewEncoder(w).Encode(map[string]string{
+			"access_token":  base64.StdEncoding.EncodeToString(raw),
+			"granted_until": exp.UTC().Format(time.RFC3339),
+		})
+	}))
+	defer srv.Close()
+
+	pop, _ := client.GenerateKey(client.KeyP256)
+	c := &client.TokenClient{
+		Endpoint:   srv.URL + client.TokenPath,
+		Credential: "s3cret",
+		// Verify the token's signature with the anchors the app trusts.
+		Anchors: func(iss string, kid []byte) (crypto.PublicKey, error) {
+			if iss != issuer {
+				return nil, fmt.Errorf("unknown issuer %q", iss)
+			}
+			return anchorKey.Public(), nil
+		},
+	}
+	tok, err := c.Fetch(context.Background(), &client.TokenRequest{
+		Audience: []string{"ep:hvac-1"},
+		Scope:    []string{"read-temperature", "set-temperature"},
+		Key:      pop.Public(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(tok.Audience, tok.Scope, tok.Verified)
+
+	c.Credential = "wrong"
+	_, err = c.Fetch(context.Background(), &client.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-temperature"}, Key: pop.Public()})
+	var se *client.ServiceError
+	if errors.As(err, &se) {
+		fmt.Println(se.StatusCode, se.Type)
+	}
+	// Output:
+	// [ep:hvac-1] read-temperature set-temperature true
+	// 401 unauthorized
+}

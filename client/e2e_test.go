@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ type e2eDevice struct {
 	anchor  crypto.Signer
 	key     crypto.Signer // the device's response signing key (v2), or nil
 	counter *runCounter
+	nonces  atomic.Int32 // nonce requests answered
 }
 
 func newE2EDevice(t testing.TB, v2 bool) *e2eDevice {
@@ -80,6 +82,11 @@ func newE2EDevice(t testing.TB, v2 bool) *e2eDevice {
 		// let lost nonces pile up.
 		Throttle:  device.Throttle{Failures: -1},
 		MaxNonces: device.MaxMaxNonces,
+		OnDecision: func(dec device.Decision) {
+			if dec.Request == device.RequestNonce {
+				d.nonces.Add(1)
+			}
+		},
 	}
 	if v2 {
 		d.key = mustKey(t, KeyEd25519)
@@ -288,6 +295,16 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("failing operation: got %v, want ErrOperationFailed", err)
 				}
 				teardown()
+				// v1: one nonce request per operation; v2: the device offers
+				// the next nonce in every response, so only the first
+				// operation asks.
+				want := int32(n + 3)
+				if v2 {
+					want = 1
+				}
+				if got := d.nonces.Load(); got != want {
+					t.Errorf("%d nonce requests, want %d", got, want)
+				}
 				for i := range int64(n) {
 					if got := d.counter.get(i); got != 1 {
 						t.Errorf("operation %d ran %d times", i, got)

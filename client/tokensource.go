@@ -28,6 +28,7 @@ func StaticToken(raw []byte) TokenProvider {
 
 type staticToken struct{ raw []byte }
 
+// Token implements TokenProvider.
 func (s staticToken) Token(context.Context) (*Token, error) {
 	return &Token{Raw: bytes.Clone(s.raw)}, nil
 }

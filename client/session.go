@@ -65,7 +65,10 @@ const maxStale = 16
 // response for another nonce) are discarded while waiting.
 //
 // When an operation response offers a next nonce (v2), the session keeps it
-// and the next operation uses it instead of asking for one.
+// and the next operation uses it instead of asking for one. If the device
+// has forgotten it meanwhile (a restart, the nonce lifetime), that
+// operation fails with [ErrVerification] and did not run; the next one asks
+// for a fresh nonce.
 type Session struct {
 	// Conn carries messages to and from the device. Required.
 	Conn transport.Conn
@@ -172,6 +175,7 @@ func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
 	}
 	signed, err := token.SignRequest(&token.Request{Nonce: nonce, Operation: op, Token: tok.Raw}, s.Key, &token.SignOptions{Rand: s.Rand})
 	if err != nil {
+		s.nextNonce = nonce // never sent: the next operation may use it
 		if errors.Is(err, token.ErrInvalid) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}

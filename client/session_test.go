@@ -553,3 +553,18 @@ func TestStatusErrorSentinels(t *testing.T) {
 		t.Error("an error response with status 0 must not look like success")
 	}
 }
+
+// A nonce obtained for a request that could not be signed was never sent:
+// the next operation uses it.
+func TestSessionKeepsUnsentNonce(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.session.Do(context.Background(), token.Operation{Name: "bad_name"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v, want ErrInvalid", err)
+	}
+	if _, err := f.session.Do(context.Background(), readData); err != nil {
+		t.Fatal(err)
+	}
+	if nonces, ops, runs := f.dev.counts(); nonces != 1 || ops != 1 || runs != 1 {
+		t.Errorf("nonce requests %d, operation requests %d, runs %d; want 1 each", nonces, ops, runs)
+	}
+}

@@ -59,7 +59,7 @@
 // error texts from the service are quoted when printed. Requests are
 // checked against the endpoint's limits before anything is sent.
 //
-// Encrypted key files use scrypt (RFC 7914) and AES-256-GCM with a fresh
+// Encrypted key files use scrypt (RFC 7914) and ChaCha20-Poly1305 with a fresh
 // salt and nonce, the header authenticated as additional data. The scrypt
 // work factor comes from the file and is checked against
 // [MaxScryptWorkFactor] before any work, so a file cannot demand unbounded

@@ -2,12 +2,12 @@ package client
 
 import (
 	"crypto"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
 
+	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/scrypt"
 )
 
@@ -19,7 +19,7 @@ import (
 //	1      1    KDF = 1: scrypt (RFC 7914) with r = 8, p = 1
 //	2      1    log2(N), the scrypt work factor
 //	3      16   salt
-//	19     1    AEAD = 1: AES-256-GCM
+//	19     1    AEAD = 1: ChaCha20-Poly1305 (RFC 8439)
 //	20     12   nonce
 //	32     ...  sealed PKCS#8 PrivateKeyInfo (ciphertext and 16-byte tag)
 //
@@ -32,13 +32,13 @@ import (
 // cannot make the reader spend more than [MaxScryptWorkFactor] (1 GiB of
 // memory), in the same way age caps the scrypt work factor of its files.
 const (
-	keyFileVersion   = 1
-	keyFileKDFScrypt = 1
-	keyFileAEADGCM   = 1
-	keyFileSaltSize  = 16
-	keyFileHeader    = 32
-	scryptR          = 8
-	scryptP          = 1
+	keyFileVersion    = 1
+	keyFileKDFScrypt  = 1
+	keyFileAEADChaCha = 1
+	keyFileSaltSize   = 16
+	keyFileHeader     = 32
+	scryptR           = 8
+	scryptP           = 1
 )
 
 // Bounds of the scrypt work factor log2(N) of encrypted key files. Memory
@@ -56,7 +56,7 @@ const (
 )
 
 // EncryptPrivateKeyPEM returns key as a PEM "SDA ENCRYPTED PRIVATE KEY"
-// block: its PKCS#8 encoding sealed with AES-256-GCM under a key derived
+// block: its PKCS#8 encoding sealed with ChaCha20-Poly1305 under a key derived
 // from passphrase with scrypt at the given work factor (log2 N, from
 // [MinScryptWorkFactor] to [MaxScryptWorkFactor]; 0 means
 // [DefaultScryptWorkFactor]). The passphrase must not be empty. Only
@@ -77,7 +77,7 @@ func EncryptPrivateKeyPEM(key crypto.Signer, passphrase []byte, workFactor int) 
 	}
 	hdr := make([]byte, keyFileHeader, keyFileHeader+len(der)+16)
 	hdr[0], hdr[1], hdr[2] = keyFileVersion, keyFileKDFScrypt, byte(workFactor)
-	hdr[19] = keyFileAEADGCM
+	hdr[19] = keyFileAEADChaCha
 	if _, err := rand.Read(hdr[3:19]); err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func checkKeyFileHeader(body []byte) error {
 	if len(body) < keyFileHeader+16 {
 		return fmt.Errorf("%w: encrypted body of %d bytes is too short", ErrMalformedKey, len(body))
 	}
-	if body[0] != keyFileVersion || body[1] != keyFileKDFScrypt || body[19] != keyFileAEADGCM {
+	if body[0] != keyFileVersion || body[1] != keyFileKDFScrypt || body[19] != keyFileAEADChaCha {
 		return fmt.Errorf("%w: unknown version %d, KDF %d or AEAD %d", ErrMalformedKey, body[0], body[1], body[19])
 	}
 	if wf := int(body[2]); wf < MinScryptWorkFactor || wf > MaxScryptWorkFactor {
@@ -147,9 +147,5 @@ func keyFileAEAD(passphrase, hdr []byte) (cipher.AEAD, error) {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
 	defer clear(k)
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
+	return chacha20poly1305.New(k)
 }

@@ -388,22 +388,34 @@ func TestEndToEndFaults(t *testing.T) {
 		{"drop-dup-delay", dropDup, always, never},
 		{"drop-delay", drop, always, always},
 	}
+	// The subtests spend most of their time waiting for timeouts, so up to
+	// 8 run at once (t.Run from several goroutines, independent of
+	// -parallel); goroutines are counted around all of them together.
+	leaks := goroutineCheck(t)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for _, v2 := range []bool{false, true} {
 		for _, l := range links {
 			if v2 && l.name == "fragment-compat-mtu244" {
 				continue
 			}
 			for mi, m := range mixes {
-				t.Run(fmt.Sprintf("%s/v2=%v/%s", l.name, v2, m.name), func(t *testing.T) {
-					runFaults(t, l, v2, m.f, uint64(mi+1)*1000+uint64(len(l.name)), m.exactSuccess(v2), m.notRun(v2))
-				})
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					t.Run(fmt.Sprintf("%s/v2=%v/%s", l.name, v2, m.name), func(t *testing.T) {
+						runFaults(t, l, v2, m.f, uint64(mi+1)*1000+uint64(len(l.name)), m.exactSuccess(v2), m.notRun(v2))
+					})
+				}()
 			}
 		}
 	}
+	wg.Wait()
+	leaks()
 }
 
 func runFaults(t *testing.T, l link, v2 bool, f transporttest.Faults, seed uint64, exact, notRun bool) {
-	leaks := goroutineCheck(t)
 	d := newE2EDevice(t, v2)
 	// Per-packet faults: scale them so that a message meets about as many
 	// faults as on a message link.
@@ -492,5 +504,4 @@ func runFaults(t *testing.T, l link, v2 bool, f transporttest.Faults, seed uint6
 		t.Errorf("no operation succeeded: %v", outcomes)
 	}
 	t.Logf("outcomes %v; %d faults injected", outcomes, injected)
-	leaks()
 }

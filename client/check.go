@@ -1,13 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"crypto"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -88,11 +86,10 @@ func CheckToken(raw []byte, c *TokenCheck) (*Token, error) {
 		out.Issuer, out.Audience, out.Scope, out.Key, exp = claims.Issuer, claims.Audience, claims.Scope, claims.Key, claims.Expiry
 		out.Verified = true
 	} else {
-		u, err := readUnverifiedClaims(out.Raw)
-		if err != nil {
-			return nil, &TokenCheckError{Check: "parse", Reason: "claims", Err: err}
-		}
-		out.Issuer, out.Audience, out.Scope, out.Key, exp = u.issuer, u.audience, u.scope, u.key, u.expiry
+		// Not authenticated: these only serve to refuse a token that is
+		// not the one asked for.
+		u := t.UnverifiedClaims()
+		out.Issuer, out.Audience, out.Scope, out.Key, exp = u.Issuer, u.Audience, u.Scope, u.Key, u.Expiry
 	}
 	out.Expiry = exp
 	if !token.EqualKeys(out.Key, c.Key) {
@@ -121,98 +118,4 @@ func sameSet(a, b []string) bool {
 	slices.Sort(x)
 	slices.Sort(y)
 	return slices.Equal(slices.Compact(x), slices.Compact(y))
-}
-
-// unverifiedClaims are the claims the client compares with its request
-// when it cannot verify the token's signature.
-type unverifiedClaims struct {
-	issuer   string
-	audience []string
-	expiry   time.Time
-	scope    token.Scope
-	key      crypto.PublicKey
-}
-
-// readUnverifiedClaims reads iss, aud, exp, scope and cnf from a token that
-// token.Parse has already accepted (so the structure, the limits and the
-// claim set are known to be well formed and strict). The token package
-// exposes claims only after verification; this reader uses its exported
-// decoders (token.DecodeScope, token.ParseCOSEKey) for everything but the
-// COSE_Sign1 envelope and the simple claims.
-//
-// The values are not authenticated: they only serve to refuse a token that
-// is not the one asked for.
-func readUnverifiedClaims(raw []byte) (*unverifiedClaims, error) {
-	body := raw
-	switch {
-	case bytes.HasPrefix(body, []byte{0xd8, 0x3d, 0xd2}):
-		body = body[3:]
-	case bytes.HasPrefix(body, []byte{0xd2}):
-		body = body[1:]
-	default:
-		return nil, fmt.Errorf("token: not tagged")
-	}
-	var buf [4][]byte
-	items, err := codec.ReadArray(body, buf[:0])
-	if err != nil || len(items) != 4 {
-		return nil, fmt.Errorf("token: not a COSE_Sign1")
-	}
-	payload, err := codec.ReadBytes(items[2])
-	if err != nil {
-		return nil, err
-	}
-	u := &unverifiedClaims{}
-	err = codec.ReadMap(payload, func(k, v []byte) error {
-		label, err := codec.ReadUint(k)
-		if err != nil {
-			return err
-		}
-		switch label {
-		case 1: // iss
-			u.issuer, err = codec.ReadText(v)
-		case 3: // aud: a text string or an array of them
-			if s, e := codec.ReadText(v); e == nil {
-				u.audience = []string{s}
-				return nil
-			}
-			var items [][]byte
-			if items, err = codec.ReadArray(v, nil); err != nil {
-				return err
-			}
-			for _, it := range items {
-				s, err := codec.ReadText(it)
-				if err != nil {
-					return err
-				}
-				u.audience = append(u.audience, s)
-			}
-		case 4: // exp
-			var n uint64
-			if n, err = codec.ReadUint(v); err == nil {
-				if n > 1<<62 {
-					return fmt.Errorf("exp out of range")
-				}
-				u.expiry = time.Unix(int64(n), 0).UTC()
-			}
-		case 9, 12: // scope (RFC 9200, SDA v1)
-			u.scope, err = token.DecodeScope(v)
-		case 8, 25: // cnf (RFC 8747, SDA v1)
-			err = codec.ReadMap(v, func(k, v []byte) error {
-				if l, err := codec.ReadUint(k); err != nil || l != 1 {
-					return fmt.Errorf("cnf: only COSE_Key (1) is supported")
-				}
-				var err error
-				u.key, err = token.ParseCOSEKey(v)
-				return err
-			})
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if u.key == nil || u.scope.IsZero() || len(u.audience) == 0 || u.expiry.IsZero() {
-		return nil, fmt.Errorf("token: missing claims")
-	}
-	return u, nil
 }

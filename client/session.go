@@ -206,11 +206,7 @@ func (s *Session) checkToken(tok *Token) error {
 		if err != nil {
 			return &TokenCheckError{Check: "parse", Reason: "not a well-formed access token", Err: err}
 		}
-		u, err := readUnverifiedClaims(t.Bytes())
-		if err != nil {
-			return &TokenCheckError{Check: "parse", Reason: "claims", Err: err}
-		}
-		key = u.key
+		key = t.UnverifiedClaims().Key
 	}
 	if !token.EqualKeys(key, s.Key.Public()) {
 		return &TokenCheckError{Check: "cnf", Reason: "the token is bound to another key than the session's"}

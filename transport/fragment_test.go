@@ -581,3 +581,38 @@ func TestFragmentOptions(t *testing.T) {
 	}
 	roundTrip(t, a, b, make([]byte, 10))
 }
+
+// TestFragmentLostFirstIsOneError: when the first fragment of a message is
+// lost, the receiver reports one error for that message, not one for each
+// of its remaining fragments, and the next message arrives intact.
+func TestFragmentLostFirstIsOneError(t *testing.T) {
+	sc := newScriptConn(20)
+	c, err := NewFragmentConn(sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkts := fragments(t, FragmentV2, 20, testMessage(200, 1), []byte("next"))
+	if len(pkts) < 10 {
+		t.Fatalf("%d fragments", len(pkts))
+	}
+	sc.push(pkts[1:]...) // the first fragment of the first message is lost
+	errs := 0
+	for {
+		m, err := c.Receive(context.Background())
+		if err != nil {
+			if !errors.Is(err, ErrBadFragment) {
+				t.Fatalf("Receive: %v, want ErrBadFragment", err)
+			}
+			errs++
+			continue
+		}
+		if string(m) != "next" {
+			t.Fatalf("Receive: %q, want \"next\"", m)
+		}
+		break
+	}
+	if errs != 1 {
+		t.Fatalf("%d errors for one broken message, want 1", errs)
+	}
+}

@@ -174,14 +174,19 @@ func (r *reassembler) feedV2(p []byte) ([]byte, error) {
 	}
 	if !r.active {
 		if r.ended && id == r.lastID {
-			return nil, nil // late fragment of a finished message
+			return nil, nil // late fragment of a finished or broken message
 		}
+		// The first fragment of message id was lost: report it once and
+		// drop the rest of that message's fragments silently.
 		r.abandon()
+		r.ended, r.lastID = true, id
 		return nil, badFragment("fragment %d of message %d without its first fragment", idx, id)
 	}
 	if id != r.id {
+		cur := r.id
 		r.abandon()
-		return nil, badFragment("fragment of message %d while reassembling message %d", id, r.id)
+		r.ended, r.lastID = true, id
+		return nil, badFragment("fragment of message %d while reassembling message %d", id, cur)
 	}
 	if int(idx) == r.next-1 {
 		return nil, nil // duplicate of the previous fragment

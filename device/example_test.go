@@ -8,17 +8,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
-	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/transport"
 	"github.com/securedeviceaccess/sda/trust"
 )
 
 // A device agent answering a technician's request end to end, in memory:
-// the authorization service's anchor key signs a token, the technician asks
-// the device for a nonce and signs the operation request with the PoP key
-// the token names, and the device verifies everything before running the
-// handler.
+// the authorization service's anchor key signs a token; the technician's
+// session asks the device for a nonce and signs the operation request with
+// the PoP key the token names; the device verifies everything before
+// running the handler.
 func Example() {
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the authorization service's
 	popKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)    // the technician's
@@ -50,22 +51,22 @@ func Example() {
 		Expiry: now.Add(time.Hour), NotBefore: now, IssuedAt: now, Scope: scope, Key: popKey.Public(),
 	}, anchorKey, nil)
 
-	// On site: a nonce, then the signed request.
+	// On site: the device serves a connection (here an in-memory pipe; TCP,
+	// serial framing and BLE fragmentation work the same way).
 	ctx := context.Background()
-	nonceResp, _ := wire.DecodeResponse(agent.Process(ctx, wire.NonceRequest))
-	signed, _ := token.SignRequest(&token.Request{
-		Nonce: nonceResp.Nonce, Operation: token.Operation{Name: "read-temperature"}, Token: tok,
-	}, popKey, nil)
-	resp, _ := wire.DecodeResponse(agent.Process(ctx, wire.EncodeOperationRequest(signed)))
-	fmt.Printf("status %v: %s\n", resp.Status, resp.Data)
-
-	// The same request again is a replay.
-	_, d := agent.Handle(ctx, wire.EncodeOperationRequest(signed))
-	fmt.Println("replay rejected:", d.Err)
+	techConn, devConn := transport.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- agent.Serve(ctx, devConn) }()
+	s := &client.Session{Conn: techConn, Key: popKey, Tokens: client.StaticToken(tok)}
+	res, err := s.Do(ctx, token.Operation{Name: "read-temperature"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("result: %s\n", res.Data)
+	techConn.Close()
+	<-served
 	// Output:
 	// audit: nonce request, status success, check none
 	// audit: operation request, status success, check none
-	// status success: 21.5 C for alice
-	// audit: operation request, status verification error, check nonce
-	// replay rejected: device: nonce not acceptable: already used
+	// result: 21.5 C for alice
 }

@@ -1,0 +1,29 @@
+// Package sqlstore keeps policies, directories and API keys in PostgreSQL,
+// as a [policy.Store] that several authorization service instances share.
+//
+// It uses database/sql; open the database with the pgx driver:
+//
+//	db, err := sql.Open("pgx", dsn) // import _ "github.com/jackc/pgx/v5/stdlib"
+//	store, err := sqlstore.Open(ctx, db, "sda")
+//
+// # Schema and change tracking
+//
+// Records live in one table, keyed by (kind, id), with their JSON encoding,
+// the sequence number of the batch that last wrote them, and a tombstone
+// flag for deletions. A one-row table holds the latest sequence number.
+// Every [Store.Apply] runs in one transaction that first increments that
+// row: the row lock serializes writers, so batches commit in sequence
+// order and a reader that sees batch N also sees every batch before it.
+// [Store.Changes] is then an index range scan on the sequence number, cheap
+// enough for a [policy.Service] to run before every decision. Tombstones
+// are kept so that deletions reach every instance.
+//
+// Endpoint names of devices and hashes of API keys are unique, enforced by
+// a partial unique index; a violation is reported as [policy.ErrConflict].
+//
+// # Security considerations
+//
+// The store holds API key hashes, never secrets. Records read back are
+// decoded strictly and validated again before use; a record that fails
+// makes Snapshot and Changes fail, and the service fails closed.
+package sqlstore

@@ -66,6 +66,7 @@ type ValidationError struct {
 // maxFieldErrors bounds how many field errors one validation collects.
 const maxFieldErrors = 20
 
+// Error lists the fields that failed validation.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("policy: invalid input")
@@ -118,6 +119,7 @@ type DeniedError struct {
 	Decision *Decision
 }
 
+// Error names the first (device, operation) pair denied and why.
 func (e *DeniedError) Error() string {
 	d := e.Decision.Denied
 	if d == nil {

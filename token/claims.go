@@ -25,6 +25,7 @@ const (
 	ProfileV2
 )
 
+// String returns "v1" or "v2".
 func (p Profile) String() string {
 	switch p {
 	case ProfileV1:

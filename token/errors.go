@@ -64,6 +64,7 @@ type ParseError struct {
 	Err   error  // the cause; may match other sentinels (ErrUnsupportedAlgorithm, ...)
 }
 
+// Error names the field and the cause.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("token: malformed %s: %v", e.Field, e.Err)
 }
@@ -90,6 +91,7 @@ type ScopeError struct {
 	Reason    string
 }
 
+// Error names the operation and why it is not permitted.
 func (e *ScopeError) Error() string {
 	if e.Arg >= 0 {
 		return fmt.Sprintf("token: operation %q not permitted: argument %d %s", e.Operation, e.Arg, e.Reason)

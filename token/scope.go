@@ -223,6 +223,7 @@ func (c Constraint) permits(args []Arg) string {
 	}
 }
 
+// String returns "range", "one-of" or "equal".
 func (k ConstraintKind) String() string {
 	switch k {
 	case ConstraintRange:

@@ -19,6 +19,7 @@ type Error struct {
 	limit  bool
 }
 
+// Error describes the problem and where it is.
 func (e *Error) Error() string {
 	return fmt.Sprintf("cbor: %s at offset %d", e.Reason, e.Offset)
 }

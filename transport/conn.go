@@ -40,6 +40,22 @@ type Conn interface {
 	Close() error
 }
 
+// BufferReceiver is an optional capability of a [Conn]: receiving into a
+// buffer the caller provides, so that a loop that handles one message at a
+// time does not allocate a new slice for each. The stream Conns of this
+// package implement it; use it through a type assertion:
+//
+//	if br, ok := conn.(transport.BufferReceiver); ok {
+//		msg, err = br.ReceiveBuffer(ctx, buf[:0])
+//	}
+type BufferReceiver interface {
+	// ReceiveBuffer is Receive, except that the message is read into buf's
+	// backing array when its capacity suffices (a new slice is allocated
+	// otherwise). The result aliases buf: the caller must be done with the
+	// previous message before reusing buf.
+	ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, error)
+}
+
 // Listener accepts incoming message connections.
 //
 // Accept may be called from several goroutines; the calls are serialised.

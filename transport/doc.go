@@ -37,6 +37,9 @@
 //
 // Ownership follows net/http's RoundTripper: Send does not retain or modify
 // its argument after returning; Receive returns a slice the caller owns.
+// A loop that is done with each message before the next can avoid that
+// allocation through the optional [BufferReceiver] (stream Conns implement
+// it): the message is read into the caller's buffer.
 //
 // # Errors
 //

@@ -47,16 +47,28 @@ func appendFrame(dst []byte, f Framing, msg []byte) []byte {
 	return dst
 }
 
-// readFrame reads one frame from r and returns its message, allocated
-// fresh. It never allocates more than limit bytes for the message: a larger
-// declared length fails with a *MessageTooLargeError before reading on.
+// readFrame reads one frame from r and returns its message, read into buf
+// when its capacity suffices and allocated fresh otherwise. It never
+// allocates more than limit bytes for the message: a larger declared length
+// fails with a *MessageTooLargeError before reading on.
 //
 // started reports whether any byte of the frame was consumed, which tells a
 // stream Conn whether an interrupted read left it out of step. A clean end
 // of stream before the first byte returns io.EOF.
-func readFrame(r io.Reader, f Framing, limit int) (msg []byte, started bool, err error) {
-	var hdr [sdaHeaderLen]byte
-	h := hdr[:f.headerLen()]
+func readFrame(r io.Reader, f Framing, limit int, buf []byte) (msg []byte, started bool, err error) {
+	var s frameScratch
+	return s.readFrame(r, f, limit, buf)
+}
+
+// frameScratch holds the fixed-size parts of a frame while it is read, so
+// that a Conn that keeps one reads frames without allocating.
+type frameScratch struct {
+	hdr [sdaHeaderLen]byte
+	sum [sha256.Size]byte
+}
+
+func (s *frameScratch) readFrame(r io.Reader, f Framing, limit int, buf []byte) (msg []byte, started bool, err error) {
+	h := s.hdr[:f.headerLen()]
 	n, err := io.ReadFull(r, h)
 	if err != nil {
 		if n == 0 && errors.Is(err, io.EOF) {
@@ -71,16 +83,19 @@ func readFrame(r io.Reader, f Framing, limit int) (msg []byte, started bool, err
 	if uint64(size) > uint64(limit) {
 		return nil, true, &MessageTooLargeError{Size: uint64(size), Limit: limit}
 	}
-	msg = make([]byte, size)
+	if cap(buf) >= int(size) {
+		msg = buf[:size]
+	} else {
+		msg = make([]byte, size)
+	}
 	if _, err := io.ReadFull(r, msg); err != nil {
 		return nil, true, truncated(err)
 	}
 	if f == FramingSDA {
-		var got [sha256.Size]byte
-		if _, err := io.ReadFull(r, got[:]); err != nil {
+		if _, err := io.ReadFull(r, s.sum[:]); err != nil {
 			return nil, true, truncated(err)
 		}
-		if sha256.Sum256(msg) != got {
+		if sha256.Sum256(msg) != s.sum {
 			return nil, true, ErrChecksum
 		}
 	}

@@ -40,7 +40,7 @@ func fuzzFrames(t *testing.T, data []byte, framing Framing) {
 	r := bytes.NewReader(data)
 	consumed := 0
 	for {
-		msg, _, err := readFrame(r, framing, fuzzLimit)
+		msg, _, err := readFrame(r, framing, fuzzLimit, nil)
 		if err != nil {
 			if !isOneOf(err, frameErrors) {
 				t.Fatalf("untyped error %v", err)

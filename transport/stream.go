@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,11 +58,13 @@ type streamConn struct {
 
 	recvSem chan struct{}
 	br      *bufio.Reader // guarded by recvSem
+	scratch frameScratch  // guarded by recvSem
 	rDirty  bool          // guarded by recvSem: read deadline set in the past
 
 	sendSem chan struct{}
-	wbuf    []byte // guarded by sendSem
-	wDirty  bool   // guarded by sendSem: write deadline set in the past
+	wbuf    []byte            // guarded by sendSem
+	wsum    [sha256.Size]byte // guarded by sendSem
+	wDirty  bool              // guarded by sendSem: write deadline set in the past
 
 	closed    atomic.Bool
 	done      chan struct{}
@@ -71,7 +72,10 @@ type streamConn struct {
 	closeErr  error
 }
 
-var _ Conn = (*streamConn)(nil)
+var (
+	_ Conn           = (*streamConn)(nil)
+	_ BufferReceiver = (*streamConn)(nil)
+)
 
 func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
 	c := &streamConn{
@@ -95,11 +99,15 @@ func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
 // acquire takes sem, giving up when ctx ends or the Conn closes.
 func (c *streamConn) acquire(ctx context.Context, sem chan struct{}, op string) error {
 	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("transport: %s: %w", op, ctx.Err())
-	case <-c.done:
-		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+	case sem <- struct{}{}: // fast path: uncontended
+	default:
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("transport: %s: %w", op, ctx.Err())
+		case <-c.done:
+			return fmt.Errorf("transport: %s: %w", op, ErrClosed)
+		}
 	}
 	if c.closed.Load() {
 		<-sem
@@ -140,6 +148,11 @@ func (c *streamConn) watch(ctx context.Context, setDeadline func(time.Time) erro
 
 // Receive implements [Conn].
 func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
+	return c.ReceiveBuffer(ctx, nil)
+}
+
+// ReceiveBuffer implements [BufferReceiver].
+func (c *streamConn) ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, error) {
 	if err := c.acquire(ctx, c.recvSem, "receive"); err != nil {
 		return nil, err
 	}
@@ -147,7 +160,9 @@ func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
 
 	var setDeadline func(time.Time) error
 	if c.rd != nil {
-		setDeadline = c.rd.SetReadDeadline
+		if ctx.Done() != nil { // a method value allocates: only when needed
+			setDeadline = c.rd.SetReadDeadline
+		}
 		if c.rDirty {
 			if err := c.rd.SetReadDeadline(time.Time{}); err != nil {
 				return nil, c.fail("receive", err)
@@ -156,7 +171,7 @@ func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
 		}
 	}
 	stop := c.watch(ctx, setDeadline)
-	msg, started, err := readFrame(c.br, c.framing, c.limit)
+	msg, started, err := c.scratch.readFrame(c.br, c.framing, c.limit, buf)
 	if stop() {
 		c.rDirty = true
 		if err != nil {
@@ -186,7 +201,9 @@ func (c *streamConn) Send(ctx context.Context, msg []byte) error {
 
 	var setDeadline func(time.Time) error
 	if c.wd != nil {
-		setDeadline = c.wd.SetWriteDeadline
+		if ctx.Done() != nil { // a method value allocates: only when needed
+			setDeadline = c.wd.SetWriteDeadline
+		}
 		if c.wDirty {
 			if err := c.wd.SetWriteDeadline(time.Time{}); err != nil {
 				return c.fail("send", err)
@@ -218,19 +235,29 @@ func (c *streamConn) writeFrame(msg []byte) (int64, error) {
 		}
 		return int64(n), err
 	}
-	hdr := appendFrameHeader(c.wbuf[:0], c.framing, len(msg))
-	bufs := net.Buffers{hdr, msg}
-	want := int64(len(hdr) + len(msg))
+	// Larger messages go out as header, body (and hash) without copying
+	// the body.
+	c.wbuf = appendFrameHeader(c.wbuf[:0], c.framing, len(msg))
+	parts := [3][]byte{c.wbuf, msg}
 	if c.framing == FramingSDA {
-		sum := sha256.Sum256(msg)
-		bufs = append(bufs, sum[:])
-		want += int64(len(sum))
+		c.wsum = sha256.Sum256(msg)
+		parts[2] = c.wsum[:]
 	}
-	n, err := bufs.WriteTo(c.rwc)
-	if err == nil && n < want {
-		err = io.ErrShortWrite
+	var written int64
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		n, err := c.rwc.Write(p)
+		written += int64(n)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return written, err
+		}
 	}
-	return n, err
+	return written, nil
 }
 
 // interrupted builds the error of a call that ctx interrupted, closing the

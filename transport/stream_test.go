@@ -182,7 +182,7 @@ func TestStreamNoAllocationOfDeclaredSize(t *testing.T) {
 		frame := appendFrameHeader(nil, f, 1<<31)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		_, _, err := readFrame(bytes.NewReader(frame), f, 1<<20)
+		_, _, err := readFrame(bytes.NewReader(frame), f, 1<<20, nil)
 		runtime.ReadMemStats(&after)
 		var tl *MessageTooLargeError
 		if !errors.As(err, &tl) || tl.Size != 1<<31 || tl.Limit != 1<<20 {
@@ -367,5 +367,43 @@ func TestStreamConcurrentSends(t *testing.T) {
 			}
 			wg.Wait()
 		})
+	}
+}
+
+// TestReceiveBuffer: a stream Conn reads into the caller's buffer when it
+// is large enough, and allocates otherwise; in both cases the message is
+// intact and a Receive without a buffer allocates a fresh one.
+func TestReceiveBuffer(t *testing.T) {
+	for _, f := range []Framing{FramingSDA, FramingLength} {
+		x, y := net.Pipe()
+		src, _ := NewStreamConn(x, &Options{Framing: f})
+		dst, _ := NewStreamConn(y, &Options{Framing: f})
+		br, ok := dst.(BufferReceiver)
+		if !ok {
+			t.Fatalf("%v stream Conn is not a BufferReceiver", f)
+		}
+		ctx := context.Background()
+		go func() {
+			for _, m := range []string{"hello", "a longer message than the buffer", "bye"} {
+				if err := src.Send(ctx, []byte(m)); err != nil {
+					return
+				}
+			}
+		}()
+		buf := make([]byte, 0, 16)
+		m, err := br.ReceiveBuffer(ctx, buf)
+		if err != nil || string(m) != "hello" || &m[0] != &buf[:1][0] {
+			t.Fatalf("%v: ReceiveBuffer = %q, %v (reused buffer: %v)", f, m, err, err == nil && &m[0] == &buf[:1][0])
+		}
+		m, err = br.ReceiveBuffer(ctx, buf)
+		if err != nil || string(m) != "a longer message than the buffer" || &m[0] == &buf[:1][0] {
+			t.Fatalf("%v: ReceiveBuffer of a longer message = %q, %v", f, m, err)
+		}
+		m, err = dst.Receive(ctx)
+		if err != nil || string(m) != "bye" {
+			t.Fatalf("%v: Receive = %q, %v", f, m, err)
+		}
+		src.Close()
+		dst.Close()
 	}
 }

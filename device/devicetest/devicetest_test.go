@@ -13,6 +13,7 @@ import (
 	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/device/devicetest"
+	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 	"github.com/securedeviceaccess/sda/trust"
@@ -188,7 +189,7 @@ func TestNewDeviceFailsTheTest(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			expectFatal(t, c.want, func(tb testing.TB) { devicetest.NewDevice(tb, c.opts) })
+			faketb.ExpectFatal(t, c.want, func(tb testing.TB) { devicetest.NewDevice(tb, c.opts) })
 		})
 	}
 }

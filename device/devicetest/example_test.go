@@ -11,6 +11,7 @@ import (
 	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/device/devicetest"
+	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 	"github.com/securedeviceaccess/sda/trust"
@@ -30,7 +31,7 @@ func setFanSpeed(ctx context.Context, conn transport.Conn, key crypto.Signer, to
 // decision says why. In a test file, the body of the function given to
 // runTest is the body of func TestReadOnlyToken(t *testing.T).
 func Example() {
-	runTest(func(t testing.TB) {
+	faketb.RunExample(func(t testing.TB) {
 		iss := trusttest.NewIssuer(t)
 		dev := devicetest.NewDevice(t, devicetest.Options{
 			Anchors:    []trust.Anchor{iss.Anchor},

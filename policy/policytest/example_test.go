@@ -10,6 +10,7 @@ import (
 	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/device/devicetest"
+	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/policy/policytest"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
@@ -36,7 +37,7 @@ func readData(ctx context.Context, tokenURL, credential string, key crypto.Signe
 // and device. In a test file, the body of the function given to runTest is
 // the body of func TestReadData(t *testing.T).
 func Example() {
-	runTest(func(t testing.TB) {
+	faketb.RunExample(func(t testing.TB) {
 		srv := policytest.NewServer(t, nil)
 		alice := srv.AddUser(t, "alice", "technicians")
 		dev := devicetest.NewDevice(t, devicetest.Options{

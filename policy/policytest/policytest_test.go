@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/policy/policytest"
 	"github.com/securedeviceaccess/sda/token"
@@ -181,16 +182,16 @@ func TestClose(t *testing.T) {
 }
 
 func TestHelpersFailTheTest(t *testing.T) {
-	expectFatal(t, "want an audience entry", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "want an audience entry", func(tb testing.TB) {
 		policytest.NewServer(tb, nil).Allow(tb, "alice", "read-data", "hvac-1")
 	})
-	expectFatal(t, "policytest", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "policytest", func(tb testing.TB) {
 		policytest.NewServer(tb, nil).Allow(tb, "alice", "read data!")
 	})
-	expectFatal(t, "policytest", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "policytest", func(tb testing.TB) {
 		policytest.NewServer(tb, nil).AddDevice(tb, token.Identity{DeviceID: "NOT-HEX"})
 	})
-	expectFatal(t, "policytest", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "policytest", func(tb testing.TB) {
 		policytest.NewServer(tb, nil).AddUser(tb, "")
 	})
 }

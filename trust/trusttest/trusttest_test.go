@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/trust"
 	"github.com/securedeviceaccess/sda/trust/trusttest"
@@ -143,15 +144,15 @@ func TestLookup(t *testing.T) {
 
 func TestTokenFailsTheTest(t *testing.T) {
 	pop := trusttest.NewPoPKey(t)
-	expectFatal(t, "scope", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "scope", func(tb testing.TB) {
 		trusttest.NewIssuer(tb).Token(tb, "ep:x", "read data!", pop.Public())
 	})
-	expectFatal(t, "issuing", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "issuing", func(tb testing.TB) {
 		scope, _ := token.NewScope(token.Permission{Operation: "set", Constraints: []token.Constraint{token.InRange(0, 1, 2)}})
 		// A structured scope needs v2.
 		trusttest.NewIssuer(tb).Token(tb, "ep:x", "", pop.Public(), trusttest.Scope(scope))
 	})
-	expectFatal(t, "issuing", func(tb testing.TB) {
+	faketb.ExpectFatal(t, "issuing", func(tb testing.TB) {
 		trusttest.NewIssuer(tb).Token(tb, "ep:x", "read-data", nil)
 	})
 }

@@ -1,4 +1,9 @@
-package trusttest_test
+// Package faketb runs a test body with a stand-in testing.TB, for the
+// runnable examples of the *test packages (examples get no *testing.T) and
+// for tests that check a helper fails its test on bad setup.
+//
+// The package is internal and only for tests.
+package faketb
 
 import (
 	"context"
@@ -9,28 +14,28 @@ import (
 	"testing"
 )
 
-// runTest runs test as go test runs a test function, for runnable examples,
-// which get no *testing.T: test runs in its own goroutine, t.Fatal ends it,
-// cleanups run afterwards in reverse order and failures are printed, so
-// that the example's output no longer matches.
-func runTest(test func(t testing.TB)) {
-	t := runFake(test)
+// RunExample runs test as go test runs a test function, for runnable
+// examples, which get no *testing.T: test runs in its own goroutine, t.Fatal
+// ends it, cleanups run afterwards in reverse order and failures are
+// printed, so that the example's output no longer matches.
+func RunExample(test func(t testing.TB)) {
+	t := run(test)
 	for _, m := range t.msgs {
 		fmt.Println("FAIL:", m)
 	}
 }
 
-// expectFatal runs setup with a fake testing.TB and fails t unless setup
+// ExpectFatal runs setup with a fake testing.TB and fails t unless setup
 // failed its test with a message containing want.
-func expectFatal(t *testing.T, want string, setup func(tb testing.TB)) {
+func ExpectFatal(t *testing.T, want string, setup func(tb testing.TB)) {
 	t.Helper()
-	f := runFake(setup)
+	f := run(setup)
 	if !f.failed || !strings.Contains(strings.Join(f.msgs, "\n"), want) {
 		t.Errorf("setup: failed %v with %q, want a failure mentioning %q", f.failed, f.msgs, want)
 	}
 }
 
-func runFake(test func(t testing.TB)) *fakeT {
+func run(test func(t testing.TB)) *fakeT {
 	t := &fakeT{}
 	var cancel context.CancelFunc
 	t.ctx, cancel = context.WithCancel(context.Background())
@@ -50,7 +55,7 @@ func runFake(test func(t testing.TB)) *fakeT {
 	}
 }
 
-// fakeT is the testing.TB of runTest and expectFatal. Only the methods the
+// fakeT is the testing.TB of RunExample and ExpectFatal. Only the methods the
 // helpers and examples use are implemented; the others panic (nil embedded
 // TB).
 type fakeT struct {

@@ -320,7 +320,8 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	}
 
 	n := 5 // iss, aud, exp, scope, cnf
-	for _, present := range []bool{c.Subject != "", nbf != 0, iat != 0, c.ID != nil} {
+	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero() // a time of 0 (1970) is present
+	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil} {
 		if present {
 			n++
 		}
@@ -336,10 +337,10 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		b = codec.AppendText(b, a)
 	}
 	b = codec.AppendUint(codec.AppendUint(b, claimExp), exp)
-	if nbf != 0 {
+	if hasNbf {
 		b = codec.AppendUint(codec.AppendUint(b, claimNbf), nbf)
 	}
-	if iat != 0 {
+	if hasIat {
 		b = codec.AppendUint(codec.AppendUint(b, claimIat), iat)
 	}
 	if c.ID != nil {

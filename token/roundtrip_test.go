@@ -114,3 +114,26 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestEpochTimes: times at the epoch are present claims (0), not absent
+// ones, so a v1 token with nbf 0 still carries nbf.
+func TestEpochTimes(t *testing.T) {
+	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
+	epoch := time.Unix(0, 0)
+	tok, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow,
+		NotBefore: epoch, IssuedAt: epoch, Scope: mustScope(t, "x"), Key: pop.Public()}, anchor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := token.Parse(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.Verify(anchor.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NotBefore.Equal(epoch) || !c.IssuedAt.Equal(epoch) {
+		t.Fatalf("nbf %v, iat %v; want both at the epoch", c.NotBefore, c.IssuedAt)
+	}
+}

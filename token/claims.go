@@ -319,7 +319,7 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		return nil, invalid("cnf key is required")
 	}
 
-	n := 5 // iss, aud, exp, scope, cnf
+	n := 5                                                        // iss, aud, exp, scope, cnf
 	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero() // a time of 0 (1970) is present
 	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil} {
 		if present {

@@ -319,8 +319,10 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		return nil, invalid("cnf key is required")
 	}
 
-	n := 5                                                        // iss, aud, exp, scope, cnf
-	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero() // a time of 0 (1970) is present
+	// A time at the epoch (0) is present; only the zero time.Time is absent.
+	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero()
+
+	n := 5 // iss, aud, exp, scope, cnf
 	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil} {
 		if present {
 			n++

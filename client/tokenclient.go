@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -132,8 +133,10 @@ type TokenClient struct {
 	// Credential is the bearer credential sent in the Authorization header.
 	Credential string
 	// HTTPClient makes the requests; nil means a client with
-	// DefaultHTTPTimeout. Redirects are followed as net/http does, which
-	// drops the Authorization header when the host changes.
+	// DefaultHTTPTimeout. Redirects are followed as its CheckRedirect says
+	// (net/http drops the Authorization header when the host changes),
+	// except that a redirect to a URL that Endpoint could not be (plain
+	// http to a host other than loopback) is refused.
 	HTTPClient *http.Client
 	// Anchors, when set, verifies the signature of every token received
 	// (see [TokenCheck.Anchors]).
@@ -207,7 +210,7 @@ func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*Token, err
 	if hc == nil {
 		hc = defaultHTTPClient
 	}
-	resp, err := hc.Do(hreq)
+	resp, err := secureRedirects(hc).Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("client: token request: %w", err)
 	}
@@ -243,16 +246,47 @@ func (c *TokenClient) endpoint() (string, error) {
 	if err != nil || u.Host == "" {
 		return "", invalid("token endpoint %q is not an absolute URL", c.Endpoint)
 	}
+	if !secureURL(u) {
+		return "", invalid("token endpoint %q must use https (http only on a loopback host)", c.Endpoint)
+	}
+	return u.String(), nil
+}
+
+// secureURL reports whether the bearer credential may be sent to u: https,
+// or http on a loopback host.
+func secureURL(u *url.URL) bool {
 	switch u.Scheme {
 	case "https":
-		return u.String(), nil
+		return true
 	case "http":
 		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-			return u.String(), nil
-		}
+		ip := net.ParseIP(host)
+		return host == "localhost" || ip != nil && ip.IsLoopback()
 	}
-	return "", invalid("token endpoint %q must use https (http only on a loopback host)", c.Endpoint)
+	return false
+}
+
+// secureRedirects returns a copy of hc that refuses to follow a redirect to
+// a URL the credential may not go to: net/http keeps the Authorization
+// header on a redirect to the same host (or a subdomain), even from https
+// to plain http. hc's own CheckRedirect, or the default policy, applies
+// after that.
+func secureRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	check := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !secureURL(req.URL) {
+			return badResponse("token endpoint redirects to %q, which is not https (http only on a loopback host)", req.URL.Redacted())
+		}
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 // decodeTokenResponse decodes a 200 answer of the token endpoint:

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -357,5 +358,46 @@ func TestCheckTokenInput(t *testing.T) {
 	}
 	if _, err := CheckToken(raw, &TokenCheck{Key: pop.Public(), Now: testNow.Add(2 * time.Hour)}); !errors.Is(err, ErrTokenMismatch) {
 		t.Errorf("expired: %v", err)
+	}
+}
+
+// TestFetchTokenRefusesInsecureRedirect: net/http keeps the Authorization
+// header on a redirect to the same host, even from https to plain http. The
+// client must not follow the service to an endpoint it would refuse, so that
+// the bearer credential never crosses the network in clear.
+func TestFetchTokenRefusesInsecureRedirect(t *testing.T) {
+	var leaked atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		writeError(w, http.StatusNotFound, "not_found", "nothing here")
+	}))
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://example.com"+TokenPath, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(secure.Close)
+	// example.com (a name the test certificate holds) is served by the two
+	// test servers: https by secure, http by plain.
+	tr := secure.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		switch addr {
+		case "example.com:443":
+			addr = secure.Listener.Addr().String()
+		case "example.com:80":
+			addr = plain.Listener.Addr().String()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	c := &TokenClient{Endpoint: "https://example.com" + TokenPath, Credential: "s3cret", HTTPClient: &http.Client{Transport: tr}}
+	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: mustKey(t, KeyP256).Public()}
+	_, err := c.Fetch(context.Background(), req)
+	if n := leaked.Load(); n != 0 {
+		t.Fatalf("the bearer credential was sent over plain http %d times", n)
+	}
+	if !errors.Is(err, ErrBadResponse) {
+		t.Fatalf("redirect to plain http: %v, want ErrBadResponse", err)
 	}
 }

@@ -116,14 +116,21 @@ func (s *Service) sync(ctx context.Context) error {
 		changes, err := s.Store.Changes(ctx, s.seq)
 		switch {
 		case err == nil:
-			if len(changes) > 0 {
-				if err := s.engine.Apply(changes...); err != nil {
-					return fmt.Errorf("%w: applying store changes: %v", ErrUnavailable, err)
-				}
-				s.seq = changes[len(changes)-1].Seq
+			// The engine checks uniqueness change by change, while a store
+			// may move a unique name within one batch, and a store that
+			// keeps only the latest version of each record returns the
+			// changes of several batches collapsed. When the engine
+			// rejects the changes (unchanged: Apply is all or nothing),
+			// load a snapshot instead of failing until restart.
+			if len(changes) == 0 {
+				s.lastSync = now
+				return nil
 			}
-			s.lastSync = now
-			return nil
+			if s.engine.Apply(changes...) == nil {
+				s.seq = changes[len(changes)-1].Seq
+				s.lastSync = now
+				return nil
+			}
 		case !errors.Is(err, ErrChangesTruncated):
 			return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
 		}

@@ -361,3 +361,69 @@ func TestCorruptRecordFailsClosed(t *testing.T) {
 		t.Errorf("Sync = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestServiceFollowsMovedNames: a batch may move an endpoint name from one
+// device to another, and a lagging instance sees only the latest version of
+// each record; an instance following the store must still take the
+// changes (and not stay unavailable).
+func TestServiceFollowsMovedNames(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	svc := &policy.Service{Store: s, Signer: anchor}
+	onlyDev2 := allowAll("p1", "alice")
+	onlyDev2.Devices = policy.DeviceSelector{IDs: []string{dev2}}
+	if _, err := s.Apply(ctx,
+		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User}),
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-1"}),
+		policy.PutDevice(&policy.Device{ID: dev2, EndpointName: "hvac-2"}),
+		policy.PutPolicy(onlyDev2),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(aud string) error {
+		_, err := svc.Issue(ctx, "alice", &policy.TokenRequest{Audience: []string{aud}, Scope: "read", Key: &pop.PublicKey})
+		return err
+	}
+
+	// Swap the names in one batch: hvac-1 is now dev2.
+	if _, err := s.Apply(ctx,
+		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-2"}),
+		policy.PutDevice(&policy.Device{ID: dev2, EndpointName: "hvac-1"}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("ep:hvac-1"); err != nil {
+		t.Fatalf("hvac-1 after the swap: %v", err)
+	}
+	if err := issue("ep:hvac-2"); !errors.Is(err, policy.ErrNoAllowPolicy) {
+		t.Fatalf("hvac-2 after the swap: %v, want ErrNoAllowPolicy", err)
+	}
+
+	// Across batches: dev1 frees hvac-2, dev3 takes it, dev1 changes again.
+	// The lagging instance sees dev3 (hvac-2) before dev1's last version.
+	const dev3 = "00000000000000000000000000000003"
+	for _, d := range []*policy.Device{
+		{ID: dev1, EndpointName: "tmp"},
+		{ID: dev3, EndpointName: "hvac-2"},
+		{ID: dev1, EndpointName: "hvac-9"},
+	} {
+		if _, err := s.Apply(ctx, policy.PutDevice(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatalf("Sync after moved names: %v", err)
+	}
+	if err := issue("ep:hvac-9"); !errors.Is(err, policy.ErrNoAllowPolicy) {
+		t.Fatalf("hvac-9: %v, want ErrNoAllowPolicy", err)
+	}
+}

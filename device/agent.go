@@ -406,11 +406,13 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			d.NextNonce = n
 		}
 	}
-	if err := a.clock.observe(claims, now); err != nil && a.log != nil {
-		a.log.LogAttrs(ctx, slog.LevelError, "sda: persisting the time lower bound failed", slog.String("error", err.Error()))
-	}
 	if err := a.revocations.revoked(claims.ID, &hash); err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)
+	}
+	// Only a token that is not revoked counts as verified: a revoked one
+	// (say, issued by a clock running ahead) must not move the bound.
+	if err := a.clock.observe(claims, now); err != nil && a.log != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "sda: persisting the time lower bound failed", slog.String("error", err.Error()))
 	}
 	if err := claims.Scope.Check(req.Operation); err != nil {
 		return reject(d, StatusAccessDenied, CheckScope, err)

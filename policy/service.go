@@ -269,6 +269,11 @@ func (s *Service) checkCnf(key crypto.PublicKey) error {
 	}
 	if ek, ok := key.(*ecdsa.PublicKey); ok {
 		// AlgorithmFor looks at the curve only; reject points off the curve.
+		// ECDH (and Bytes) panic on missing coordinates.
+		//lint:ignore SA1019 only reading the coordinates to reject a key without them
+		if ek.X == nil || ek.Y == nil {
+			return errors.New("invalid public key")
+		}
 		if _, err := ek.ECDH(); err != nil || ek.Curve != elliptic.P256() && ek.Curve != elliptic.P384() {
 			return errors.New("invalid public key")
 		}

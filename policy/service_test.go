@@ -219,6 +219,7 @@ func TestIssueErrors(t *testing.T) {
 		"no key":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read"}, ErrInvalid},
 		"p384 in v1":  {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &p384.PublicKey}, ErrInvalid},
 		"rsa-ish key": {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: "not a key"}, ErrInvalid},
+		"no point":    {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &ecdsa.PublicKey{Curve: elliptic.P256()}}, ErrInvalid},
 		"bad scope":   {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read  write", Key: &env.pop.PublicKey}, ErrInvalid},
 		"denied":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "write", Key: &env.pop.PublicKey}, ErrNoAllowPolicy},
 	} {

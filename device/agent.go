@@ -406,7 +406,8 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			d.NextNonce = n
 		}
 	}
-	if err := a.revocations.revoked(claims.ID, &hash); err != nil {
+	var hashes [maxTokenHashes][32]byte
+	if err := a.revocations.revoked(claims.ID, tokenHashes(hashes[:0], &hash, tokBytes, anchor.Key)); err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one

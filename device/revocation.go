@@ -3,13 +3,19 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/big"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -20,7 +26,8 @@ import (
 //	sda-revoke(kind: tstr, id: bstr / tstr [, until: int])
 //
 // kind is "cti" (id is a token id) or "hash" (id is the SHA-256 of a
-// token's bytes, 32 bytes). id is a byte string (v2) or, for v1 tokens,
+// token's bytes as issued, 32 bytes; a re-encoding of the same signed token
+// is revoked too, see docs/PROTOCOL.md section 8). id is a byte string (v2) or, for v1 tokens,
 // whose arguments are integers and text only, a hex text string. until,
 // optional, is the revoked token's exp in seconds since the epoch: once the
 // device's time is past it (plus the leeway) the entry may be dropped to
@@ -91,13 +98,15 @@ func loadRevocations(max int, state State) (*revocations, error) {
 	return r, nil
 }
 
-// revoked reports whether the token with id cti (may be nil) and hash h is
-// revoked.
-func (r *revocations) revoked(cti []byte, h *[32]byte) error {
+// revoked reports whether the token with id cti (may be nil) and hashes hs
+// (see tokenHashes) is revoked.
+func (r *revocations) revoked(cti []byte, hs [][32]byte) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.hs[*h]; ok {
-		return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
+	for i := range hs {
+		if _, ok := r.hs[hs[i]]; ok {
+			return fmt.Errorf("%w: token hash %x", ErrRevoked, hs[i][:8])
+		}
 	}
 	if cti != nil {
 		if _, ok := r.ids[string(cti)]; ok {
@@ -154,6 +163,76 @@ func (r *revocations) add(isHash bool, id []byte, until int64, now time.Time, le
 	r.ids, r.hs = ids, hs
 	r.mu.Unlock()
 	return nil
+}
+
+// Encoded tags a token starts with: 61(18( or 18( (token.Parse).
+var (
+	prefixCWT   = []byte{0xd8, 0x3d, 0xd2}
+	prefixSign1 = []byte{0xd2}
+)
+
+// maxTokenHashes is the most hashes tokenHashes returns.
+const maxTokenHashes = 5
+
+// tokenHashes appends to dst the hashes under which a verified token, tok
+// as received with sent its SHA-256, is found on the revocation list: sent,
+// and the SHA-256 of each canonical encoding of the same signed token,
+// 61(18([protected, {}, payload, signature])) and 18([...]) with shortest
+// lengths and, for ECDSA (key is the anchor's key), either of the two valid
+// signatures (r, s) and (r, n-s). Without this, the holder of a token revoked
+// by hash could send it re-encoded (tag 61 stripped, an ignored unprotected
+// header label added, the other s) and escape the revocation: the token's
+// signature covers only the protected header and the payload.
+func tokenHashes(dst [][32]byte, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
+	dst = append(dst, *sent)
+	var body []byte
+	switch {
+	case bytes.HasPrefix(tok, prefixCWT):
+		body = tok[len(prefixCWT):]
+	case bytes.HasPrefix(tok, prefixSign1):
+		body = tok[len(prefixSign1):]
+	default:
+		return dst
+	}
+	var buf [4][]byte
+	items, err := codec.ReadArray(body, buf[:0])
+	if err != nil || len(items) != 4 {
+		return dst
+	}
+	protected, err1 := codec.ReadBytes(items[0])
+	payload, err2 := codec.ReadBytes(items[2])
+	sig, err3 := codec.ReadBytes(items[3])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return dst
+	}
+	sigs := [2][]byte{sig}
+	if k, ok := key.(*ecdsa.PublicKey); ok && len(sig)%2 == 0 {
+		n := k.Curve.Params().N
+		half := len(sig) / 2
+		if s := new(big.Int).SetBytes(sig[half:]); s.Sign() > 0 && s.Cmp(n) < 0 && (n.BitLen()+7)/8 == half {
+			alt := bytes.Clone(sig)
+			s.Sub(n, s).FillBytes(alt[half:])
+			sigs[1] = alt
+		}
+	}
+	b := make([]byte, 0, len(prefixCWT)+len(tok)+16)
+	for _, prefix := range [][]byte{prefixCWT, prefixSign1} {
+		for _, sg := range sigs {
+			if sg == nil {
+				continue
+			}
+			b = append(b[:0], prefix...)
+			b = append(b, 0x84)
+			b = codec.AppendBytes(b, protected)
+			b = append(b, 0xa0)
+			b = codec.AppendBytes(b, payload)
+			b = codec.AppendBytes(b, sg)
+			if h := sha256.Sum256(b); !slices.Contains(dst, h) {
+				dst = append(dst, h)
+			}
+		}
+	}
+	return dst
 }
 
 // revokeHandler is the built-in RevokeOperation.

@@ -184,6 +184,7 @@ func decodeFile(data []byte) (*snapshot, error) {
 			return nil, fmt.Errorf("%w: anchor %d: %v", ErrCorrupt, i, err)
 		}
 	}
+	snap.index()
 	return snap, nil
 }
 

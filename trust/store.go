@@ -2,11 +2,14 @@ package trust
 
 import (
 	"bytes"
+	"crypto"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // Store is what a device needs from a set of trust anchors. Implementations
@@ -15,7 +18,8 @@ type Store interface {
 	// Lookup returns the anchors that may have signed a token naming issuer
 	// in its iss claim and, when kid is not nil, kid in its protected
 	// header. Anchors that do not carry a KeyID match by their key's
-	// thumbprint. Revoked anchors are never returned. With nothing to
+	// thumbprint. Revoked anchors are never returned, nor anchors holding
+	// the key of a revoked anchor (under any issuer or key id). With nothing to
 	// return, the error matches [ErrUnknownAnchor], or [ErrAnchorRevoked]
 	// when every match is revoked. The returned anchors are copies whose
 	// slices must not be modified.
@@ -41,6 +45,36 @@ type snapshot struct {
 	version  uint64
 	byIssuer map[string][]*entry
 	count    int
+	// revokedKeys are the keys of the revoked anchors (see index): an
+	// anchor holding one of them is revoked too, whatever its name.
+	revokedKeys []crypto.PublicKey
+}
+
+// index recomputes what is derived from the anchors; call it once a new
+// snapshot is complete.
+func (s *snapshot) index() {
+	s.revokedKeys = nil
+	for _, es := range s.byIssuer {
+		for _, e := range es {
+			if e.a.Revoked {
+				s.revokedKeys = append(s.revokedKeys, e.a.Key)
+			}
+		}
+	}
+}
+
+// revoked reports whether e is revoked, or holds the key of a revoked
+// anchor.
+func (s *snapshot) revoked(e *entry) bool {
+	if e.a.Revoked {
+		return true
+	}
+	for _, k := range s.revokedKeys {
+		if token.EqualKeys(k, e.a.Key) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *snapshot) clone() *snapshot {
@@ -109,14 +143,15 @@ func (s *MemoryStore) load() *snapshot {
 
 // Lookup implements [Store].
 func (s *MemoryStore) Lookup(issuer string, kid []byte) ([]Anchor, error) {
-	es := s.load().byIssuer[issuer]
+	snap := s.load()
+	es := snap.byIssuer[issuer]
 	var out []Anchor
 	revoked := false
 	for _, e := range es {
 		if kid != nil && !bytes.Equal(kid, e.id) {
 			continue
 		}
-		if e.a.Revoked {
+		if snap.revoked(e) {
 			revoked = true
 			continue
 		}
@@ -156,6 +191,7 @@ func (s *MemoryStore) change(f func(*snapshot) error) error {
 	if err := f(next); err != nil {
 		return err
 	}
+	next.index()
 	if s.persist != nil {
 		if err := s.persist(next); err != nil {
 			return err
@@ -234,7 +270,8 @@ func (s *MemoryStore) Retire(issuer string, kid []byte, at time.Time) error {
 
 // Revoke revokes the anchors of issuer with key id kid (every anchor of
 // issuer when kid is nil): from now on every token they signed is rejected
-// with [ErrAnchorRevoked]. A revoked anchor stays in the store, so that it
+// with [ErrAnchorRevoked], also when another anchor (another issuer name or
+// key id) holds the same key: Lookup returns no anchor with a revoked key. A revoked anchor stays in the store, so that it
 // cannot be added again by mistake; [MemoryStore.Remove] deletes it.
 func (s *MemoryStore) Revoke(issuer string, kid []byte) error {
 	return s.update(issuer, kid, func(a *Anchor) { a.Revoked = true })

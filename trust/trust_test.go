@@ -215,6 +215,51 @@ func TestStoreLookupAndRotation(t *testing.T) {
 	}
 }
 
+// Revoking an anchor revokes its key: the same key held by another anchor
+// (another key id, another issuer name, a file store reopened) must not
+// keep verifying the compromised key's tokens.
+func TestRevokeRevokesTheKeyEverywhere(t *testing.T) {
+	key := newKey(t, "P-256").Public()
+	other := newKey(t, "P-256").Public()
+	name, _ := token.AnchorName(key)
+	fs, err := trust.OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []trust.Anchor{
+		{Issuer: "acme", Key: key},
+		{Issuer: "acme", KeyID: []byte("k2"), Key: key},
+		{Issuer: "acme", KeyID: []byte("k3"), Key: other},
+		{Issuer: name, Key: key},
+	} {
+		if err := fs.Add(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	thumb, _ := token.Thumbprint(key)
+	if err := fs.Revoke("acme", thumb); err != nil {
+		t.Fatal(err)
+	}
+	re, err := trust.OpenFileStore(fs.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*trust.MemoryStore{&fs.MemoryStore, &re.MemoryStore} {
+		for _, q := range []struct {
+			issuer string
+			kid    []byte
+		}{{"acme", []byte("k2")}, {name, nil}} {
+			if got, err := s.Lookup(q.issuer, q.kid); !errors.Is(err, trust.ErrAnchorRevoked) {
+				t.Errorf("%s %q: %d anchors, %v; want the revoked key refused", q.issuer, q.kid, len(got), err)
+			}
+		}
+		got, err := s.Lookup("acme", nil)
+		if err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, other) {
+			t.Errorf("acme: %d anchors, %v; want only the other key", len(got), err)
+		}
+	}
+}
+
 func TestStoreBounds(t *testing.T) {
 	s := &trust.MemoryStore{}
 	for i := range trust.MaxAnchorsPerIssuer {

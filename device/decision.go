@@ -48,7 +48,7 @@ func (k RequestKind) String() string {
 }
 
 // Check names a step of the verification pipeline, in the order the agent
-// runs them (docs/device-section.md). A [Decision] names the step that
+// runs them (docs/PROTOCOL.md section 8). A [Decision] names the step that
 // rejected a request.
 type Check uint8
 

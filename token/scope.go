@@ -351,11 +351,19 @@ func NewScope(perms ...Permission) (Scope, error) {
 	return Scope{perms: out}, nil
 }
 
-// Permissions returns a copy of the scope's permissions.
+// Permissions returns a deep copy of the scope's permissions: changing it
+// never changes the scope.
 func (s Scope) Permissions() []Permission {
 	out := make([]Permission, len(s.perms))
 	for i, p := range s.perms {
-		out[i] = Permission{Operation: p.Operation, Constraints: append([]Constraint(nil), p.Constraints...)}
+		out[i] = Permission{Operation: p.Operation}
+		if len(p.Constraints) > 0 {
+			out[i].Constraints = make([]Constraint, len(p.Constraints))
+			for j, c := range p.Constraints {
+				c.Values = append([]Arg(nil), c.Values...)
+				out[i].Constraints[j] = c
+			}
+		}
 	}
 	return out
 }

@@ -156,3 +156,19 @@ func TestScopeEncoding(t *testing.T) {
 		t.Fatalf("v1 token with a structured scope: %v, want ErrInvalid", err)
 	}
 }
+
+// TestPermissionsIsADeepCopy: a caller (a device handler, say) that changes
+// what Permissions returns cannot widen the scope.
+func TestPermissionsIsADeepCopy(t *testing.T) {
+	sc, err := token.NewScope(token.Permission{Operation: "set-mode", Constraints: []token.Constraint{token.OneOf(0, token.Text("heat"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := sc.Permissions()
+	perms[0].Constraints[0].Values[0] = token.Text("off")
+	perms[0].Constraints[0].Arg = 3
+	perms[0].Operation = "*"
+	if err := sc.Check(token.Operation{Name: "set-mode", Args: []token.Arg{token.Text("off")}}); !errors.Is(err, token.ErrOutOfScope) {
+		t.Fatalf("changing Permissions() widened the scope: %v", err)
+	}
+}

@@ -139,8 +139,13 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 
 func mapErr(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-		return fmt.Errorf("%w: %s", policy.ErrConflict, pe.Detail)
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %s", policy.ErrConflict, pe.Detail)
+		case "22P05": // untranslatable_character: jsonb holds no NUL (\u0000)
+			return fmt.Errorf("%w: a record holds a character PostgreSQL cannot store: %s", policy.ErrInvalid, pe.Message)
+		}
 	}
 	return fmt.Errorf("sqlstore: %w", err)
 }

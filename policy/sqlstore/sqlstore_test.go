@@ -161,6 +161,13 @@ func TestCRUD(t *testing.T) {
 	if _, err := s.Apply(ctx, policy.PutPolicy(bad)); !errors.Is(err, policy.ErrInvalid) {
 		t.Errorf("invalid policy: %v", err)
 	}
+	// A valid record that PostgreSQL's jsonb cannot hold (a NUL character)
+	// is invalid input, not an internal error.
+	nul := allowAll("p-nul", "alice")
+	nul.Description = "a\x00b"
+	if _, err := s.Apply(ctx, policy.PutPolicy(nul)); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("NUL in a policy: %v, want ErrInvalid", err)
+	}
 	if _, err := Open(ctx, db, `x"; DROP TABLE y; --`); !errors.Is(err, policy.ErrInvalid) {
 		t.Errorf("bad schema name: %v", err)
 	}

@@ -147,6 +147,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ClockMode > ClockStrict {
 		return nil, configError("unknown clock mode %d", cfg.ClockMode)
 	}
+	if cfg.Throttle.Failures > MaxThrottleFailures {
+		return nil, configError("Throttle.Failures %d exceeds %d", cfg.Throttle.Failures, MaxThrottleFailures)
+	}
 	a := &Agent{
 		identity:   cfg.Identity,
 		anchors:    cfg.Anchors,

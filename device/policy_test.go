@@ -276,3 +276,14 @@ func TestFileState(t *testing.T) {
 		t.Fatalf("temporary files left: %v", entries)
 	}
 }
+
+func TestThrottleFailuresBounded(t *testing.T) {
+	_, err := device.New(device.Config{
+		Identity: token.Identity{Endpoint: "hvac-1"},
+		Anchors:  newWorld(t).store,
+		Throttle: device.Throttle{Failures: device.MaxThrottleFailures + 1},
+	})
+	if !errors.Is(err, device.ErrConfig) {
+		t.Fatalf("New with Throttle.Failures over the bound: %v, want ErrConfig", err)
+	}
+}

@@ -11,6 +11,10 @@ const (
 	DefaultThrottleFailures = 5
 	DefaultThrottleWindow   = time.Minute
 	DefaultThrottleLockout  = time.Minute
+
+	// MaxThrottleFailures bounds Throttle.Failures (the agent keeps the
+	// times of that many failures).
+	MaxThrottleFailures = 1000
 )
 
 // Throttle configures how the agent blunts online guessing: after Failures

@@ -69,7 +69,8 @@
 // A [Service] applies the [Store]'s numbered changes ([Store.Changes]) to
 // its Engine before each decision (or at most every MaxStaleness), so
 // instances sharing one database see each other's writes without
-// restarting; when a store no longer has the changes asked for, the
+// restarting; when a store no longer has the changes asked for, or they
+// cannot be applied one by one (a batch that moved a unique name), the
 // service reloads a snapshot.
 //
 // # Security considerations

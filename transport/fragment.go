@@ -26,8 +26,9 @@ import (
 // partial message and leave the Conn usable. Late fragments of a discarded
 // or finished message are dropped silently (in the compat formats, which
 // carry no message id: every continuation until the next first fragment). A
-// first fragment always starts a new message, silently replacing an
-// unfinished one (its sender gave up on it).
+// first fragment (in v2, of another message than the last finished one)
+// starts a new message, silently replacing an unfinished one (its sender
+// gave up on it).
 //
 // Context cancellation leaves the Conn usable: a Receive interrupted by its
 // context keeps the partial message, and the next Receive continues it

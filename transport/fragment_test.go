@@ -616,3 +616,26 @@ func TestFragmentLostFirstIsOneError(t *testing.T) {
 		t.Fatalf("%d errors for one broken message, want 1", errs)
 	}
 }
+
+// TestFragmentDuplicateSingleFragmentMessage: a repeated first fragment of
+// the message last finished is a late fragment of it, ignored like the
+// others, even when it is also its last fragment: otherwise a link that
+// repeats one packet makes the Conn deliver a whole message twice.
+func TestFragmentDuplicateSingleFragmentMessage(t *testing.T) {
+	sc := newScriptConn(20)
+	c, err := NewFragmentConn(sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkts := fragments(t, FragmentV2, 20, []byte("once"), []byte("next"))
+	if len(pkts) != 2 {
+		t.Fatalf("%d fragments", len(pkts))
+	}
+	sc.push(pkts[0], pkts[0], pkts[1])
+	for _, want := range []string{"once", "next"} {
+		if m, err := c.Receive(context.Background()); err != nil || string(m) != want {
+			t.Fatalf("Receive: %q, %v; want %q", m, err, want)
+		}
+	}
+}

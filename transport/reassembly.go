@@ -161,6 +161,11 @@ func (r *reassembler) feedV2(p []byte) ([]byte, error) {
 			r.abandon()
 			return nil, badFragment("first fragment has index %d", idx)
 		}
+		if !r.active && r.ended && id == r.lastID {
+			// A repeated first fragment of the message last finished:
+			// restarting would deliver it twice.
+			return nil, nil
+		}
 		total := binary.BigEndian.Uint32(p[5:9])
 		if uint64(total) > uint64(r.limit) {
 			r.abandon()

@@ -114,7 +114,7 @@
 // The header costs 9 bytes on the first fragment and 5 on the others; a
 // message needs at most 65536 fragments. The receiver requires fragments in
 // order (GATT writes and notifications are ordered), ignores a repeated
-// fragment and fragments of the message it last finished (its first
-// fragment included), and restarts on the first fragment of any other
-// message.
+// fragment, fragments of the message it last finished and a repeated first
+// fragment of the message it last delivered, and restarts on any other
+// first fragment.
 package transport

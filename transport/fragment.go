@@ -26,7 +26,7 @@ import (
 // partial message and leave the Conn usable. Late fragments of a discarded
 // or finished message are dropped silently (in the compat formats, which
 // carry no message id: every continuation until the next first fragment). A
-// first fragment (in v2, of another message than the last finished one)
+// first fragment (in v2, other than a repeat of the message last delivered)
 // starts a new message, silently replacing an unfinished one (its sender
 // gave up on it).
 //

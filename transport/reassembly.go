@@ -89,6 +89,9 @@ type reassembler struct {
 	ended    bool
 	lastID   uint16
 	skipping bool
+	// delivered reports that the message lastID ended complete (v2): a
+	// repeated first fragment of it is dropped too.
+	delivered bool
 }
 
 func newReassembler(format FragmentFormat, limit int) *reassembler {
@@ -108,7 +111,7 @@ func (r *reassembler) inProgress() bool { return r.active }
 // abandon discards the message being reassembled.
 func (r *reassembler) abandon() {
 	if r.active {
-		r.ended, r.lastID = true, r.id
+		r.ended, r.lastID, r.delivered = true, r.id, false
 	}
 	r.active, r.buf, r.next = false, nil, 0
 	r.skipping = true
@@ -117,7 +120,7 @@ func (r *reassembler) abandon() {
 func (r *reassembler) start(id uint16, total int) error {
 	r.abandon()
 	if total > r.limit {
-		r.ended, r.lastID = true, id
+		r.ended, r.lastID, r.delivered = true, id, false
 		return &MessageTooLargeError{Size: uint64(total), Limit: r.limit}
 	}
 	r.active, r.id, r.buf, r.next, r.skipping = true, id, make([]byte, 0, total), 0, false
@@ -161,15 +164,15 @@ func (r *reassembler) feedV2(p []byte) ([]byte, error) {
 			r.abandon()
 			return nil, badFragment("first fragment has index %d", idx)
 		}
-		if !r.active && r.ended && id == r.lastID {
-			// A repeated first fragment of the message last finished:
+		if !r.active && r.delivered && id == r.lastID {
+			// A repeated first fragment of the message last delivered:
 			// restarting would deliver it twice.
 			return nil, nil
 		}
 		total := binary.BigEndian.Uint32(p[5:9])
 		if uint64(total) > uint64(r.limit) {
 			r.abandon()
-			r.ended, r.lastID = true, id
+			r.ended, r.lastID, r.delivered = true, id, false
 			return nil, &MessageTooLargeError{Size: uint64(total), Limit: r.limit}
 		}
 		if err := r.start(id, int(total)); err != nil {
@@ -184,13 +187,13 @@ func (r *reassembler) feedV2(p []byte) ([]byte, error) {
 		// The first fragment of message id was lost: report it once and
 		// drop the rest of that message's fragments silently.
 		r.abandon()
-		r.ended, r.lastID = true, id
+		r.ended, r.lastID, r.delivered = true, id, false
 		return nil, badFragment("fragment %d of message %d without its first fragment", idx, id)
 	}
 	if id != r.id {
 		cur := r.id
 		r.abandon()
-		r.ended, r.lastID = true, id
+		r.ended, r.lastID, r.delivered = true, id, false
 		return nil, badFragment("fragment of message %d while reassembling message %d", id, cur)
 	}
 	if int(idx) == r.next-1 {
@@ -282,6 +285,7 @@ func (r *reassembler) add(payload []byte, last bool) ([]byte, error) {
 		msg := r.buf
 		r.buf = nil
 		r.abandon()
+		r.delivered = true
 		return msg, nil
 	}
 	if r.format == FragmentV2 && r.next > math.MaxUint16 {

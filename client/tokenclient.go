@@ -230,12 +230,16 @@ func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*Token, err
 	if c.Now != nil {
 		now = c.Now
 	}
-	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, Anchors: c.Anchors, Now: now()})
+	checked := now()
+	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, Anchors: c.Anchors, Now: checked})
 	if err != nil {
 		return nil, err
 	}
 	if grantedUntil.Before(tok.Expiry) {
 		tok.Expiry = grantedUntil
+	}
+	if !tok.Expiry.After(checked) {
+		return nil, &TokenCheckError{Check: "expiry", Reason: fmt.Sprintf("granted until %v", grantedUntil.UTC().Format(time.RFC3339))}
 	}
 	return tok, nil
 }

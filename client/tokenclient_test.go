@@ -401,3 +401,25 @@ func TestFetchTokenRefusesInsecureRedirect(t *testing.T) {
 		t.Fatalf("redirect to plain http: %v, want ErrBadResponse", err)
 	}
 }
+
+// TestFetchTokenGrantedUntilPast: the token is used until the earlier of
+// its exp and granted_until, so a token whose grant has already ended is
+// refused like an expired one rather than handed out.
+func TestFetchTokenGrantedUntilPast(t *testing.T) {
+	a, srv := newAuthServer(t)
+	pop := mustKey(t, KeyP256)
+	a.body = func() (int, string) {
+		raw := issue(t, a.anchor, pop.Public(), []string{"ep:hvac-1"}, "read-data", time.Now().Add(time.Hour))
+		b, _ := json.Marshal(map[string]string{
+			"access_token":  base64.StdEncoding.EncodeToString(raw),
+			"granted_until": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
+		})
+		return http.StatusOK, string(b)
+	}
+	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
+	tok, err := newTokenClient(a, srv).Fetch(context.Background(), req)
+	var ce *TokenCheckError
+	if !errors.As(err, &ce) || ce.Check != "expiry" || !errors.Is(err, ErrTokenMismatch) {
+		t.Fatalf("got %+v, %v; want an expiry check error", tok, err)
+	}
+}

@@ -288,8 +288,11 @@ func (s *Session) transact(ctx context.Context, msg []byte, accept func([]byte) 
 		if done || aerr != nil {
 			// Let the send finish: cutting it short could leave half a
 			// frame on a stream. Its error no longer matters once an
-			// answer has been accepted.
-			<-sent
+			// answer has been accepted, unless it says that nothing was
+			// sent: then the answer cannot be to msg.
+			if serr := <-sent; errors.Is(serr, transport.ErrMessageTooLarge) {
+				return serr, nil
+			}
 			return nil, aerr
 		}
 	}

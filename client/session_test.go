@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -566,5 +567,52 @@ func TestSessionKeepsUnsentNonce(t *testing.T) {
 	}
 	if nonces, ops, runs := f.dev.counts(); nonces != 1 || ops != 1 || runs != 1 {
 		t.Errorf("nonce requests %d, operation requests %d, runs %d; want 1 each", nonces, ops, runs)
+	}
+}
+
+// tooLargeConn refuses operation requests as too large (nothing sent), but
+// only once its second message (the one after the nonce) has been received.
+type tooLargeConn struct {
+	transport.Conn
+	received atomic.Int32
+	second   chan struct{}
+}
+
+func (c *tooLargeConn) Send(ctx context.Context, msg []byte) error {
+	if m, err := wire.DecodeMessage(msg); err != nil || m.Type != wire.TypeOperationRequest {
+		return c.Conn.Send(ctx, msg)
+	}
+	select {
+	case <-c.second:
+	case <-ctx.Done():
+	}
+	return &transport.MessageTooLargeError{Size: uint64(len(msg)), Limit: 1}
+}
+
+func (c *tooLargeConn) Receive(ctx context.Context) ([]byte, error) {
+	b, err := c.Conn.Receive(ctx)
+	if err == nil && c.received.Add(1) == 2 {
+		close(c.second)
+	}
+	return b, err
+}
+
+// A request the connection refused to send has no answer: an operation
+// response that arrives meanwhile (a late one) is not reported as its
+// result.
+func TestSessionRefusedRequestHasNoResult(t *testing.T) {
+	staleOp := wire.Response{Type: wire.TypeOperationResponse, Status: wire.StatusSuccess, Data: []byte("stale")}.Encode()
+	f := newFixture(t, func(d *testDevice) {
+		d.script = func(i int, msg, answer []byte) [][]byte {
+			return [][]byte{answer, staleOp} // the nonce, then a late answer
+		}
+	})
+	f.session.Conn = &tooLargeConn{Conn: f.conn, second: make(chan struct{})}
+	res, err := f.session.Do(context.Background(), readData)
+	if !errors.Is(err, transport.ErrMessageTooLarge) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("got %+v, %v; want ErrMessageTooLarge", res, err)
+	}
+	if _, ops, _ := f.dev.counts(); ops != 0 {
+		t.Errorf("%d operation requests reached the device", ops)
 	}
 }

@@ -34,10 +34,11 @@
 // [ErrOutcomeUnknown] and the caller decides, knowing the operation may
 // have run. [ErrOperationFailed] means it ran and failed. Any other error
 // means the device did not run it, with one exception on links that
-// duplicate or reorder whole messages (framed streams, TCP and the
-// fragmentation layer do not): if the device ran a request and its answer
-// was lost or overtaken, the answer to a duplicate of the request is a
-// verification error (the nonce was used).
+// duplicate or reorder whole messages (framed streams, TCP and the v2
+// fragmentation format do not; the compat fragmentation format, which has
+// no message id, delivers a repeated one-packet message twice): if the
+// device ran a request and its answer was lost or overtaken, the answer to
+// a duplicate of the request is a verification error (the nonce was used).
 //
 // An SDA v1 response carries no request identifier and no integrity
 // protection: on such links a late or duplicated v1 response can only be

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -148,19 +149,6 @@ type TokenClient struct {
 
 var defaultHTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 
-// tokenRequestJSON and tokenResponseJSON are the bodies of WIRE.md.
-type tokenRequestJSON struct {
-	GrantType string   `json:"grant_type"`
-	Aud       []string `json:"aud"`
-	Scope     string   `json:"scope"`
-	Cnf       string   `json:"cnf"`
-}
-
-type tokenResponseJSON struct {
-	AccessToken  string `json:"access_token"`
-	GrantedUntil string `json:"granted_until"`
-}
-
 type errorJSON struct {
 	Object    string       `json:"object"`
 	Code      int          `json:"code"`
@@ -190,7 +178,7 @@ func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*Token, err
 	if err != nil {
 		return nil, invalid("proof-of-possession key: %v", err)
 	}
-	body, err := json.Marshal(tokenRequestJSON{
+	body, err := json.Marshal(wire.TokenRequest{
 		GrantType: "client_credentials",
 		Aud:       req.Audience,
 		Scope:     strings.Join(req.Scope, " "),
@@ -300,7 +288,7 @@ func decodeTokenResponse(data []byte) (raw []byte, grantedUntil time.Time, err e
 	if len(data) > MaxTokenResponseSize {
 		return nil, time.Time{}, badResponse("token response larger than %d bytes", MaxTokenResponseSize)
 	}
-	var r tokenResponseJSON
+	var r wire.TokenResponse
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, time.Time{}, badResponse("token response is not the JSON object expected: %v", err)
 	}

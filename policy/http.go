@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -216,25 +217,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
-// tokenRequestJSON is the body of POST /ace-auth/token (WIRE.md).
-type tokenRequestJSON struct {
-	GrantType string   `json:"grant_type"`
-	Aud       []string `json:"aud"`
-	Scope     string   `json:"scope"`
-	Cnf       string   `json:"cnf"`
-}
-
-// tokenResponseJSON is the body of a successful token response (WIRE.md).
-type tokenResponseJSON struct {
-	AccessToken  string `json:"access_token"`
-	GrantedUntil string `json:"granted_until"`
-}
-
 // decodeTokenRequest decodes the JSON body of a token request strictly
 // (unknown fields, trailing data and wrong types are rejected) and parses
 // the cnf key. Audience and scope limits are checked by [Service.Issue].
 func decodeTokenRequest(body []byte) (*TokenRequest, error) {
-	var j tokenRequestJSON
+	var j wire.TokenRequest
 	if len(body) > maxTokenBodyBytes {
 		return nil, errTooLarge
 	}
@@ -281,7 +268,7 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID s
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, tokenResponseJSON{
+	writeJSON(w, http.StatusOK, wire.TokenResponse{
 		AccessToken:  base64.StdEncoding.EncodeToString(tok.Token),
 		GrantedUntil: tok.Claims.Expiry.UTC().Format(time.RFC3339),
 	})

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -472,7 +473,7 @@ func TestAdminFlow(t *testing.T) {
 func FuzzDecodeTokenRequest(f *testing.F) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pemBytes, _ := token.MarshalPublicKeyPEM(&k.PublicKey)
-	valid, _ := json.Marshal(tokenRequestJSON{GrantType: "client_credentials", Aud: []string{"ep:hvac-1", "id:" + dev1}, Scope: "read configure", Cnf: string(pemBytes)})
+	valid, _ := json.Marshal(wire.TokenRequest{GrantType: "client_credentials", Aud: []string{"ep:hvac-1", "id:" + dev1}, Scope: "read configure", Cnf: string(pemBytes)})
 	f.Add(valid)
 	f.Add([]byte(`{"grant_type":"client_credentials","aud":["ep:x"],"scope":"a","cnf":"x"}`))
 	f.Add([]byte(`{"grant_type":"client_credentials","aud":null,"scope":null,"cnf":null}`))

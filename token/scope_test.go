@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -170,5 +171,38 @@ func TestPermissionsIsADeepCopy(t *testing.T) {
 	perms[0].Operation = "*"
 	if err := sc.Check(token.Operation{Name: "set-mode", Args: []token.Arg{token.Text("off")}}); !errors.Is(err, token.ErrOutOfScope) {
 		t.Fatalf("changing Permissions() widened the scope: %v", err)
+	}
+}
+
+// TestDecodeScopeRejectsTags: the structured scope has no tagged fields; a
+// tag anywhere in it is malformed, not skipped.
+func TestDecodeScopeRejectsTags(t *testing.T) {
+	for _, tc := range []struct{ name, data string }{
+		{"valid", "81 82 63 736574 81 84 00 01 05 0a"},
+		{"tagged permission", "81 d8 64 82 63 736574 81 84 00 01 05 0a"},
+		{"tagged name", "81 82 d8 64 63 736574 81 84 00 01 05 0a"},
+		{"tagged constraint list", "81 82 63 736574 d8 64 81 84 00 01 05 0a"},
+		{"tagged constraint", "81 82 63 736574 81 d8 64 84 00 01 05 0a"},
+		{"tagged argument index", "81 82 63 736574 81 84 d8 64 00 01 05 0a"},
+		{"tagged kind", "81 82 63 736574 81 84 00 d8 64 01 05 0a"},
+		{"tagged min", "81 82 63 736574 81 84 00 01 c1 05 0a"},
+		{"tagged bare name", "81 d8 64 63 736574"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := hex.DecodeString(strings.ReplaceAll(tc.data, " ", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = token.DecodeScope(b)
+			if tc.name == "valid" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, token.ErrMalformed) {
+				t.Fatalf("DecodeScope(%s) = %v, want ErrMalformed", tc.data, err)
+			}
+		})
 	}
 }

@@ -134,6 +134,9 @@ func TestParseTokenStrict(t *testing.T) {
 		{"unprotected header not a map", rawSign1(t, anchor, cwtTags, protES256, []byte{0x80}, enc(t, claimsMap(t, pop))), token.ErrMalformed},
 		{"duplicate claim key", rawSign1(t, anchor, cwtTags, protES256, emptyMap, dupClaim(t, claimsMap(t, pop))), token.ErrMalformed},
 		{"duplicate header label", rawSign1(t, anchor, cwtTags, []byte{0xa2, 0x01, 0x26, 0x01, 0x26}, emptyMap, enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"tagged alg", rawSign1(t, anchor, cwtTags, []byte{0xa1, 0x01, 0xc1, 0x26}, emptyMap, enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"tagged crit label", rawSign1(t, anchor, cwtTags, []byte{0xa2, 0x01, 0x26, 0x02, 0x81, 0xd8, 0x64, 0x04}, emptyMap, enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"tagged kid label", rawSign1(t, anchor, cwtTags, protES256, []byte{0xa1, 0xd8, 0x64, 0x04, 0x41, 0x01}, enc(t, claimsMap(t, pop))), token.ErrMalformed},
 		{"indefinite-length claims", rawSign1(t, anchor, cwtTags, protES256, emptyMap, indefMap(t, claimsMap(t, pop))), token.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

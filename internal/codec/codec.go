@@ -37,7 +37,7 @@ func init() {
 	opts := cbor.DecOptions{
 		DupMapKey:           cbor.DupMapKeyEnforcedAPF,
 		IndefLength:         cbor.IndefLengthForbidden,
-		TagsMd:              cbor.TagsAllowed,
+		TagsMd:              cbor.TagsForbidden, // SDA tags are matched by prefix, never decoded
 		MaxNestedLevels:     MaxDepth + 1,
 		MaxArrayElements:    max(MaxArrayLength, 16),
 		MaxMapPairs:         max(MaxMapPairs, 16),
@@ -65,7 +65,10 @@ func init() {
 }
 
 // Unmarshal checks data with [Check] and then decodes it into v with the
-// strict decoding mode.
+// strict decoding mode. Tags are rejected: no field of an SDA format is
+// tagged (the tags around tokens and requests are matched as a prefix before
+// decoding), and the decoder would otherwise skip an unknown tag and decode
+// its content as if it were untagged.
 func Unmarshal(data []byte, v any) error {
 	if err := Check(data); err != nil {
 		return err

@@ -87,6 +87,41 @@ func TestUnmarshalStrict(t *testing.T) {
 	}
 }
 
+// TestUnmarshalRejectsTags: no field decoded through Unmarshal is tagged in
+// any SDA format (the tags of tokens and requests are matched by prefix), so
+// a tag must not be silently skipped: 1(-7) is not the integer -7.
+func TestUnmarshalRejectsTags(t *testing.T) {
+	var i int64
+	var s string
+	var a []any
+	var m map[any]cbor.RawMessage
+	var r []cbor.RawMessage
+	var st struct {
+		A *uint64 `cbor:"1,keyasint"`
+	}
+	for _, tc := range []struct {
+		name string
+		data string
+		v    any
+	}{
+		{"tagged int", "c1 26", &i},
+		{"unknown tag on int", "d8 64 05", &i},
+		{"tagged text", "d8 64 61 61", &s},
+		{"tagged array element", "81 c1 01", &a},
+		{"tagged map key", "a1 c1 01 02", &m},
+		{"tagged map value", "a1 01 c1 02", &m},
+		{"tagged raw element", "81 d8 64 01", &r},
+		{"tagged struct field", "a1 01 c1 04", &st},
+	} {
+		if err := Unmarshal(h(tc.data), tc.v); err == nil {
+			t.Errorf("%s: Unmarshal(%s) accepted a tag", tc.name, tc.data)
+		}
+		if err := UnmarshalResponse(h(tc.data), tc.v); err == nil {
+			t.Errorf("%s: UnmarshalResponse(%s) accepted a tag", tc.name, tc.data)
+		}
+	}
+}
+
 func TestUnmarshalResponse(t *testing.T) {
 	var m map[int]any
 	if err := UnmarshalResponse(h("bf 03 1a 01020304 01 02 02 00 ff"), &m); err != nil {

@@ -6,7 +6,7 @@
 // allocating and enforces the limits of limits.go, definite lengths, the
 // absence of trailing bytes and well-formedness; only then does the
 // fxamacker/cbor decoder, configured to reject duplicate map keys, unknown
-// struct fields and invalid UTF-8, turn the bytes into Go values.
+// struct fields, invalid UTF-8 and tags, turn the bytes into Go values.
 //
 // The package is internal: its API may change at any time.
 package codec

@@ -75,6 +75,9 @@ func TestDecodeResponse(t *testing.T) {
 		{"nested indefinite", "bf 01 04 02 00 04 5f 41 00 ff ff", false},
 		{"array", "82 01 02", false},
 		{"trailing", "a2 01 04 02 00 00", false},
+		{"tagged type", "a2 01 c1 04 02 00", false},
+		{"tagged status", "a2 01 04 02 d8 64 00", false},
+		{"tagged data", "a3 01 04 02 00 04 d8 64 40", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DecodeResponse(h(tc.data))

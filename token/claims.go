@@ -182,6 +182,9 @@ func decodeClaims(data []byte) (*Claims, error) {
 		if c.ID, err = codec.ReadBytes(raw[slotCti]); err != nil {
 			return nil, wrapMalformed(f+".cti", err)
 		}
+		if len(c.ID) == 0 {
+			return nil, malformed(f+".cti", "empty")
+		}
 	}
 	if raw[slotScope] == nil {
 		return nil, malformed(f+".scope", "missing")

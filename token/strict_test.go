@@ -107,6 +107,8 @@ func TestParseTokenStrict(t *testing.T) {
 		{"iss null", good(func(m map[int]any) { m[1] = nil }), token.ErrMalformed},
 		{"exp negative", good(func(m map[int]any) { m[4] = -5 }), token.ErrMalformed},
 		{"exp float", good(func(m map[int]any) { m[4] = 1.5e9 }), token.ErrMalformed},
+		{"empty cti", good(func(m map[int]any) { m[7] = []byte{} }), token.ErrMalformed},
+		{"cti as text", good(func(m map[int]any) { m[7] = "id" }), token.ErrMalformed},
 		{"empty aud", good(func(m map[int]any) { m[3] = []string{} }), token.ErrMalformed},
 		{"scope with a bad name", good(func(m map[int]any) { m[12] = "read-data con*figure" }), token.ErrMalformed},
 		{"scope with double space", good(func(m map[int]any) { m[12] = "read-data  configure" }), token.ErrMalformed},

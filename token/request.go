@@ -95,6 +95,10 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 	if !bytes.HasPrefix(data, tagSign1Prefix) || bytes.HasPrefix(data, tagCWTPrefix) {
 		return nil, malformed("request", "must start with tag 18(")
 	}
+	if len(data) > codec.MaxInputSize {
+		// Before the copy below: the size is the peer's choice.
+		return nil, malformed("request", "%d bytes exceed %d", len(data), codec.MaxInputSize)
+	}
 	m, err := parseSign1("request", bytes.Clone(data[len(tagSign1Prefix):]))
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math/big"
+	"runtime"
 	"testing"
 	"time"
 
@@ -223,5 +224,23 @@ func TestParseRequestStrict(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseRequestOversizedNoCopy: an oversized request is rejected before
+// it is copied, so a peer cannot make the parser allocate what it sends.
+func TestParseRequestOversizedNoCopy(t *testing.T) {
+	data := make([]byte, 4<<20)
+	data[0] = 0xd2
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := token.ParseRequest(data)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, token.ErrMalformed) {
+		t.Fatalf("got %v, want ErrMalformed", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("rejecting a %d-byte request allocated %d bytes", len(data), n)
 	}
 }

@@ -52,7 +52,10 @@ func (a Algorithm) supported() bool {
 func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		if k == nil {
+		// A key without a point is invalid; the standard library's
+		// Bytes, Equal and Verify dereference the coordinates.
+		//lint:ignore SA1019 only reading the coordinates to reject a key without them
+		if k == nil || k.X == nil || k.Y == nil {
 			break
 		}
 		switch k.Curve {

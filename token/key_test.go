@@ -148,3 +148,46 @@ func TestEqualKeys(t *testing.T) {
 		t.Fatal("EqualKeys accepted a nil key")
 	}
 }
+
+// TestKeyWithoutCoordinates: an *ecdsa.PublicKey with a curve but no point
+// (a zero value filled in halfway, say in an anchor store) is an invalid
+// key for every function of the package, never a panic.
+func TestKeyWithoutCoordinates(t *testing.T) {
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		k := &ecdsa.PublicKey{Curve: curve}
+		t.Run(curve.Params().Name, func(t *testing.T) {
+			if _, err := token.AlgorithmFor(k); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("AlgorithmFor: %v", err)
+			}
+			if _, err := token.MarshalCOSEKey(k); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("MarshalCOSEKey: %v", err)
+			}
+			if _, err := token.Thumbprint(k); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("Thumbprint: %v", err)
+			}
+			if _, err := token.AnchorName(k); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("AnchorName: %v", err)
+			}
+			if token.EqualKeys(k, k) {
+				t.Error("EqualKeys accepted a key without a point")
+			}
+			anchor := newKey(t, "P-256")
+			tok, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:x"}, Expiry: testNow, NotBefore: testNow,
+				Scope: mustScope(t, "a"), Key: anchor.Public()}, anchor, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := token.Parse(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Verify(k); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("Verify: %v", err)
+			}
+			if _, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:x"}, Expiry: testNow, NotBefore: testNow,
+				Scope: mustScope(t, "a"), Key: k}, anchor, nil); !errors.Is(err, token.ErrUnsupportedKey) {
+				t.Errorf("Issue with the key as cnf: %v", err)
+			}
+		})
+	}
+}

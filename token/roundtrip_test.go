@@ -7,6 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +137,40 @@ func TestEpochTimes(t *testing.T) {
 	}
 	if !c.NotBefore.Equal(epoch) || !c.IssuedAt.Equal(epoch) {
 		t.Fatalf("nbf %v, iat %v; want both at the epoch", c.NotBefore, c.IssuedAt)
+	}
+}
+
+// TestIssueOnlyWhatParseAccepts: Issue refuses claims whose token its own
+// Parse would reject, instead of signing it.
+func TestIssueOnlyWhatParseAccepts(t *testing.T) {
+	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
+	base := func() *token.Claims {
+		return &token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow, NotBefore: testNow,
+			Scope: mustScope(t, "x"), Key: pop.Public()}
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(c *token.Claims)
+	}{
+		{"token over MaxTokenSize", func(c *token.Claims) {
+			c.Audience = nil
+			for i := 0; i < token.MaxAudiences; i++ {
+				c.Audience = append(c.Audience, fmt.Sprintf("ep:%060d", i))
+			}
+		}},
+		{"long subject", func(c *token.Claims) { c.Subject = strings.Repeat("s", token.MaxTokenSize) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mod(c)
+			tok, err := token.Issue(c, anchor, nil)
+			if err == nil {
+				_, perr := token.Parse(tok)
+				t.Fatalf("Issue signed a %d-byte token (Parse: %v)", len(tok), perr)
+			}
+			if !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+		})
 	}
 }

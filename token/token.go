@@ -24,7 +24,8 @@ type IssueOptions struct {
 // Issue encodes c and signs it with key, returning the access token bytes
 // 61(18(COSE_Sign1)) (RFC 8392 section 6, RFC 9052 section 4.2). The key's
 // type decides the algorithm; in ProfileV1 it must be a P-256 key (ES256).
-// Any crypto.Signer works, including hardware-backed keys.
+// Any crypto.Signer works, including hardware-backed keys. A token longer
+// than [MaxTokenSize], which [Parse] would reject, is an [ErrInvalid] error.
 func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	if c == nil {
 		return nil, invalid("nil claims")
@@ -51,7 +52,18 @@ func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return signSign1(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand)
+	if len(payload) > MaxTokenSize {
+		return nil, invalid("claims of %d bytes exceed the token size limit of %d", len(payload), MaxTokenSize)
+	}
+	tok, err := signSign1(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand)
+	if err != nil {
+		return nil, err
+	}
+	if len(tok) > MaxTokenSize {
+		// Parse, and so every device, would reject it.
+		return nil, invalid("token of %d bytes exceeds %d", len(tok), MaxTokenSize)
+	}
+	return tok, nil
 }
 
 // Token is an access token that has been parsed strictly but whose

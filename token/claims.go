@@ -243,12 +243,16 @@ func checkAudience(aud []string) error {
 	return nil
 }
 
+// maxTime is the largest time claim accepted, in seconds: far beyond any
+// real expiry, and small enough that adding a leeway cannot overflow.
+const maxTime = math.MaxInt64 / 2
+
 func decodeTime(raw []byte) (time.Time, error) {
 	v, err := codec.ReadUint(raw)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("must be an unsigned integer: %w", err)
 	}
-	if v > math.MaxInt64/2 {
+	if v > maxTime {
 		return time.Time{}, fmt.Errorf("time %d out of range", v)
 	}
 	return time.Unix(int64(v), 0).UTC(), nil
@@ -383,6 +387,9 @@ func unixTime(name string, t time.Time, required bool) (uint64, error) {
 	}
 	if t.Unix() < 0 {
 		return 0, invalid("%s before 1970", name)
+	}
+	if t.Unix() > maxTime {
+		return 0, invalid("%s too far in the future", name)
 	}
 	return uint64(t.Unix()), nil
 }

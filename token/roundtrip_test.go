@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,8 @@ func TestIssueOnlyWhatParseAccepts(t *testing.T) {
 			}
 		}},
 		{"long subject", func(c *token.Claims) { c.Subject = strings.Repeat("s", token.MaxTokenSize) }},
+		{"exp beyond the decodable range", func(c *token.Claims) { c.Expiry = time.Unix(math.MaxInt64/2+1, 0) }},
+		{"iat beyond the decodable range", func(c *token.Claims) { c.IssuedAt = time.Unix(math.MaxInt64, 0) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

@@ -325,6 +325,13 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if c.Key == nil {
 		return nil, invalid("cnf key is required")
 	}
+	if p == ProfileV1 {
+		// WIRE.md: the v1 cnf is an EC2 P-256 key, the only PoP key (and
+		// ES256 the only request algorithm) deployed devices know.
+		if alg, err := AlgorithmFor(c.Key); err == nil && alg != AlgES256 {
+			return nil, invalid("an SDA v1 token carries a P-256 cnf key, not %v", alg)
+		}
+	}
 
 	// A time at the epoch (0) is present; only the zero time.Time is absent.
 	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero()

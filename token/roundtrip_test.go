@@ -141,6 +141,22 @@ func TestEpochTimes(t *testing.T) {
 	}
 }
 
+// TestIssueV1NeedsP256PoPKey: the cnf key of an SDA v1 token is an EC2
+// P-256 key (docs/PROTOCOL.md 4.3); deployed devices know no other.
+func TestIssueV1NeedsP256PoPKey(t *testing.T) {
+	anchor := newKey(t, "P-256")
+	for _, kind := range []string{"P-384", "Ed25519"} {
+		c := &token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow, NotBefore: testNow,
+			Scope: mustScope(t, "x"), Key: newKey(t, kind).Public()}
+		if _, err := token.Issue(c, anchor, nil); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("v1 token with a %s cnf key: %v, want ErrInvalid", kind, err)
+		}
+		if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); err != nil {
+			t.Errorf("v2 token with a %s cnf key: %v", kind, err)
+		}
+	}
+}
+
 // TestIssueOnlyWhatParseAccepts: Issue refuses claims whose token its own
 // Parse would reject, instead of signing it.
 func TestIssueOnlyWhatParseAccepts(t *testing.T) {

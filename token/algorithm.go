@@ -202,8 +202,15 @@ func derToRaw(der []byte, n int) ([]byte, error) {
 	}
 	out := make([]byte, 2*n)
 	for i, v := range [][]byte{r, s} {
-		v = trimZeros(v)
-		if len(v) == 0 || len(v) > n {
+		// A DER INTEGER is minimal two's complement: non-empty, no
+		// negative value, a leading zero only before a set high bit.
+		if len(v) == 0 || v[0]&0x80 != 0 || len(v) > 1 && v[0] == 0 && v[1]&0x80 == 0 {
+			return nil, fmt.Errorf("signature component is not a minimal non-negative DER INTEGER")
+		}
+		if v[0] == 0 {
+			v = v[1:]
+		}
+		if len(v) == 0 || v[0] == 0 || len(v) > n {
 			return nil, fmt.Errorf("signature component out of range")
 		}
 		copy(out[(i+1)*n-len(v):(i+1)*n], v)

@@ -2,11 +2,13 @@ package token_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/securedeviceaccess/sda/token"
@@ -189,5 +191,54 @@ func TestKeyWithoutCoordinates(t *testing.T) {
 				t.Errorf("Issue with the key as cnf: %v", err)
 			}
 		})
+	}
+}
+
+// derSigner is a P-256 crypto.Signer that returns a fixed DER signature.
+type derSigner struct {
+	pub crypto.PublicKey
+	der []byte
+}
+
+func (s derSigner) Public() crypto.PublicKey { return s.pub }
+func (s derSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return s.der, nil
+}
+
+// TestSignerDERChecked: the DER signature of a crypto.Signer (an HSM, say)
+// is converted to r||s only when r and s are DER INTEGERs in 1..2^256-1; a
+// zero, negative, non-minimal or oversized component is an error, not a
+// token nobody can verify.
+func TestSignerDERChecked(t *testing.T) {
+	pub := newKey(t, "P-256").Public()
+	big33 := append([]byte{0x02, 0x21, 0x01}, bytes.Repeat([]byte{0xff}, 32)...)
+	one := []byte{0x02, 0x01, 0x01}
+	seq := func(r, s []byte) []byte {
+		return append([]byte{0x30, byte(len(r) + len(s))}, append(append([]byte{}, r...), s...)...)
+	}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+	}{
+		{"r zero", seq([]byte{0x02, 0x01, 0x00}, one)},
+		{"s zero", seq(one, []byte{0x02, 0x01, 0x00})},
+		{"r negative", seq([]byte{0x02, 0x01, 0x80}, one)},
+		{"r not minimal", seq([]byte{0x02, 0x02, 0x00, 0x01}, one)},
+		{"r empty", seq([]byte{0x02, 0x00}, one)},
+		{"r of 257 bits", seq(big33, one)},
+		{"trailing bytes", append(seq(one, one), 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &token.Request{Nonce: 1, Operation: token.Operation{Name: "x"}, Token: []byte{1}}
+			if b, err := token.SignRequest(req, derSigner{pub, tc.der}, nil); err == nil {
+				t.Fatalf("signature %x accepted: %x", tc.der, b)
+			}
+		})
+	}
+	// A component with its high bit set carries a leading zero in DER.
+	high := append([]byte{0x02, 0x21, 0x00, 0x80}, bytes.Repeat([]byte{0x01}, 31)...)
+	if _, err := token.SignRequest(&token.Request{Nonce: 1, Operation: token.Operation{Name: "x"}, Token: []byte{1}},
+		derSigner{pub, seq(high, one)}, nil); err != nil {
+		t.Fatalf("a well-formed signature with a high r: %v", err)
 	}
 }

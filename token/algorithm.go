@@ -113,17 +113,17 @@ func sign(signer crypto.Signer, tbs []byte, rnd io.Reader) (Algorithm, []byte, e
 	digest, hash := alg.digest(tbs)
 	sig, err := signer.Sign(rnd, digest, hash)
 	if err != nil {
-		return 0, nil, fmt.Errorf("token: signing: %w", err)
+		return 0, nil, fmt.Errorf("%w: %w", ErrSigner, err)
 	}
 	if alg == AlgEdDSA {
 		if len(sig) != ed25519.SignatureSize {
-			return 0, nil, fmt.Errorf("token: signer returned a %d-byte Ed25519 signature", len(sig))
+			return 0, nil, fmt.Errorf("%w: a %d-byte Ed25519 signature", ErrSigner, len(sig))
 		}
 		return alg, sig, nil
 	}
 	raw, err := derToRaw(sig, alg.ecdsaSize())
 	if err != nil {
-		return 0, nil, fmt.Errorf("token: signer returned a bad ECDSA signature: %w", err)
+		return 0, nil, fmt.Errorf("%w: bad ECDSA signature: %v", ErrSigner, err)
 	}
 	return alg, raw, nil
 }

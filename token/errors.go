@@ -55,6 +55,11 @@ var (
 	// encoded in the requested profile (for example a structured scope in a
 	// v1 token, or a missing required claim).
 	ErrInvalid = errors.New("token: invalid input")
+
+	// ErrSigner: the crypto.Signer given to a signing function failed, or
+	// returned a signature that is not a well-formed signature of its key's
+	// algorithm (a faulty hardware key, say). Nothing was produced.
+	ErrSigner = errors.New("token: signer failed")
 )
 
 // ParseError reports which field of a message failed strict parsing. It

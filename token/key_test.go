@@ -230,8 +230,8 @@ func TestSignerDERChecked(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &token.Request{Nonce: 1, Operation: token.Operation{Name: "x"}, Token: []byte{1}}
-			if b, err := token.SignRequest(req, derSigner{pub, tc.der}, nil); err == nil {
-				t.Fatalf("signature %x accepted: %x", tc.der, b)
+			if b, err := token.SignRequest(req, derSigner{pub, tc.der}, nil); !errors.Is(err, token.ErrSigner) {
+				t.Fatalf("signature %x: %x, %v; want ErrSigner", tc.der, b, err)
 			}
 		})
 	}

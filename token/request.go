@@ -45,8 +45,8 @@ func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, erro
 	if err := validateOperation(r.Operation); err != nil {
 		return nil, invalid("%v", err)
 	}
-	if len(r.Token) == 0 {
-		return nil, invalid("request without token")
+	if len(r.Token) == 0 || len(r.Token) > MaxTokenSize {
+		return nil, invalid("request token of %d bytes, want 1..%d", len(r.Token), MaxTokenSize)
 	}
 	args := r.Operation.Args
 	if args == nil {

@@ -33,6 +33,9 @@ func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]by
 	if !utf8.ValidString(r.Device.Endpoint) || !utf8.ValidString(r.Device.DeviceID) {
 		return nil, invalid("device identity is not valid UTF-8")
 	}
+	if len(r.Data) > codec.MaxStringLength {
+		return nil, invalid("response data of %d bytes exceeds %d", len(r.Data), codec.MaxStringLength)
+	}
 	data := r.Data
 	if data == nil {
 		data = []byte{}

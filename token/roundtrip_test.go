@@ -193,3 +193,16 @@ func TestIssueOnlyWhatParseAccepts(t *testing.T) {
 		})
 	}
 }
+
+// TestSignOnlyWhatParses: SignRequest and SignResponse refuse what the
+// decoders would reject.
+func TestSignOnlyWhatParses(t *testing.T) {
+	key := newKey(t, "P-256")
+	big := make([]byte, token.MaxTokenSize+1)
+	if _, err := token.SignRequest(&token.Request{Nonce: 1, Operation: token.Operation{Name: "x"}, Token: big}, key, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("SignRequest with an oversized token: %v, want ErrInvalid", err)
+	}
+	if _, err := token.SignResponse(&token.DeviceResponse{Data: make([]byte, 17<<10)}, key, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("SignResponse with oversized data: %v, want ErrInvalid", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"io"
 )
 
@@ -60,11 +61,19 @@ func readFrame(r io.Reader, f Framing, limit int, buf []byte) (msg []byte, start
 	return s.readFrame(r, f, limit, buf)
 }
 
+// hashChunk is the size of the pieces in which a large SDA frame's message
+// is read and hashed, or hashed and written: hashing each piece as it
+// arrives (or before it leaves) lets the two ends of a link hash at the same
+// time instead of one after the other.
+const hashChunk = 16 << 10
+
 // frameScratch holds the fixed-size parts of a frame while it is read, so
 // that a Conn that keeps one reads frames without allocating.
 type frameScratch struct {
 	hdr [sdaHeaderLen]byte
 	sum [sha256.Size]byte
+	got [sha256.Size]byte
+	h   hash.Hash // for messages over hashChunk; made on first use
 }
 
 func (s *frameScratch) readFrame(r io.Reader, f Framing, limit int, buf []byte) (msg []byte, started bool, err error) {
@@ -88,14 +97,33 @@ func (s *frameScratch) readFrame(r io.Reader, f Framing, limit int, buf []byte) 
 	} else {
 		msg = make([]byte, size)
 	}
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return nil, true, truncated(err)
+	if f != FramingSDA || len(msg) <= hashChunk {
+		if _, err := io.ReadFull(r, msg); err != nil {
+			return nil, true, truncated(err)
+		}
+		if f == FramingSDA {
+			s.got = sha256.Sum256(msg)
+		}
+	} else {
+		if s.h == nil {
+			s.h = sha256.New()
+		}
+		s.h.Reset()
+		for p := msg; len(p) > 0; {
+			chunk := p[:min(len(p), hashChunk)]
+			if _, err := io.ReadFull(r, chunk); err != nil {
+				return nil, true, truncated(err)
+			}
+			s.h.Write(chunk)
+			p = p[len(chunk):]
+		}
+		s.h.Sum(s.got[:0])
 	}
 	if f == FramingSDA {
 		if _, err := io.ReadFull(r, s.sum[:]); err != nil {
 			return nil, true, truncated(err)
 		}
-		if sha256.Sum256(msg) != s.sum {
+		if s.got != s.sum {
 			return nil, true, ErrChecksum
 		}
 	}

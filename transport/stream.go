@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,15 @@ import (
 )
 
 // smallFrame is the largest message a stream Conn copies into one buffer
-// to send its frame with a single Write; larger messages are written in
-// pieces (with writev on TCP).
-const smallFrame = 8 << 10
+// to send its frame with a single Write; larger messages are written as
+// header, message and checksum without copying the message. One Write per
+// frame matters on kernel streams (a pipe, a serial port, TCP with Nagle's
+// algorithm off): over a kernel pipe, 16,000-byte messages framed in one
+// Write moved about 1.2 times as fast as in two (BenchmarkFramingVsCopy),
+// since the copy costs less than the second system call. On net.Pipe,
+// where a Write is a rendezvous with the reader rather than a system call,
+// the single Write was 20-30% slower at that size.
+const smallFrame = 32 << 10
 
 // readBufferSize is the size of a stream Conn's read buffer.
 const readBufferSize = 4 << 10
@@ -64,6 +71,7 @@ type streamConn struct {
 	sendSem chan struct{}
 	wbuf    []byte            // guarded by sendSem
 	wsum    [sha256.Size]byte // guarded by sendSem
+	wsha    hash.Hash         // guarded by sendSem; made on first use
 	wDirty  bool              // guarded by sendSem: write deadline set in the past
 
 	closed    atomic.Bool
@@ -229,35 +237,44 @@ func (c *streamConn) Send(ctx context.Context, msg []byte) error {
 func (c *streamConn) writeFrame(msg []byte) (int64, error) {
 	if len(msg) <= smallFrame {
 		c.wbuf = appendFrame(c.wbuf[:0], c.framing, msg)
-		n, err := c.rwc.Write(c.wbuf)
-		if err == nil && n < len(c.wbuf) {
-			err = io.ErrShortWrite
-		}
-		return int64(n), err
+		return c.write(0, c.wbuf)
 	}
 	// Larger messages go out as header, body (and hash) without copying
-	// the body.
+	// the body. With SDA framing the body is hashed and written a piece at
+	// a time, so that the peer hashes one piece while this end hashes the
+	// next.
 	c.wbuf = appendFrameHeader(c.wbuf[:0], c.framing, len(msg))
-	parts := [3][]byte{c.wbuf, msg}
-	if c.framing == FramingSDA {
-		c.wsum = sha256.Sum256(msg)
-		parts[2] = c.wsum[:]
+	written, err := c.write(0, c.wbuf)
+	if err != nil {
+		return written, err
 	}
-	var written int64
-	for _, p := range parts {
-		if len(p) == 0 {
-			continue
-		}
-		n, err := c.rwc.Write(p)
-		written += int64(n)
-		if err == nil && n < len(p) {
-			err = io.ErrShortWrite
-		}
-		if err != nil {
+	if c.framing != FramingSDA {
+		return c.write(written, msg)
+	}
+	if c.wsha == nil {
+		c.wsha = sha256.New()
+	}
+	c.wsha.Reset()
+	for p := msg; len(p) > 0; {
+		chunk := p[:min(len(p), hashChunk)]
+		c.wsha.Write(chunk)
+		if written, err = c.write(written, chunk); err != nil {
 			return written, err
 		}
+		p = p[len(chunk):]
 	}
-	return written, nil
+	return c.write(written, c.wsha.Sum(c.wsum[:0]))
+}
+
+// write writes p whole to the stream and returns written plus the bytes of
+// p written.
+func (c *streamConn) write(written int64, p []byte) (int64, error) {
+	n, err := c.rwc.Write(p)
+	written += int64(n)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return written, err
 }
 
 // interrupted builds the error of a call that ctx interrupted, closing the

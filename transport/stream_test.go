@@ -124,6 +124,10 @@ func TestStreamBadInput(t *testing.T) {
 	badSum[len(badSum)-1] ^= 1
 	badMagic := bytes.Clone(sdaHello)
 	badMagic[0] = 'M'
+	// A message over hashChunk is read and hashed in pieces.
+	sdaLarge := appendFrame(nil, FramingSDA, testMessage(2*hashChunk+5, 1))
+	badLarge := bytes.Clone(sdaLarge)
+	badLarge[sdaHeaderLen+hashChunk+3] ^= 0x80
 	for _, tc := range []struct {
 		name    string
 		framing Framing
@@ -133,6 +137,8 @@ func TestStreamBadInput(t *testing.T) {
 	}{
 		{"sda/bad magic", FramingSDA, badMagic, ErrBadMagic, false},
 		{"sda/bad checksum", FramingSDA, badSum, ErrChecksum, true},
+		{"sda/bad checksum, large", FramingSDA, badLarge, ErrChecksum, true},
+		{"sda/truncated large message", FramingSDA, sdaLarge[:sdaHeaderLen+hashChunk+7], ErrTruncated, false},
 		{"sda/huge length", FramingSDA, []byte("mbeddbap\xff\xff\xff\xff"), ErrMessageTooLarge, false},
 		{"sda/limit+1", FramingSDA, []byte("mbeddbap\x00\x01\x00\x01"), ErrMessageTooLarge, false},
 		{"sda/truncated header", FramingSDA, []byte("mbedd"), ErrTruncated, false},

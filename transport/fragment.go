@@ -70,8 +70,8 @@ func NewFragmentConn(pc PacketConn, opts *FragmentOptions) (Conn, error) {
 		mtu:     mtu,
 		limit:   limit,
 		timeout: o.ReassemblyTimeout,
-		sendSem: make(chan struct{}, 1),
-		recvSem: make(chan struct{}, 1),
+		sendMu:  newGate(),
+		recvMu:  newGate(),
 		done:    make(chan struct{}),
 	}
 	c.asm = newReassembler(o.Format, limit)
@@ -85,14 +85,14 @@ type fragConn struct {
 	limit   int // bound on bare messages, both directions
 	timeout time.Duration
 
-	sendSem chan struct{}
-	seq     uint8  // guarded by sendSem: compat sequence number
-	msgID   uint16 // guarded by sendSem: v2 message id
-	pkt     []byte // guarded by sendSem
+	sendMu *gate
+	seq    uint8  // guarded by sendMu: compat sequence number
+	msgID  uint16 // guarded by sendMu: v2 message id
+	pkt    []byte // guarded by sendMu
 
-	recvSem  chan struct{}
-	asm      *reassembler // guarded by recvSem
-	deadline time.Time    // guarded by recvSem: end of the current reassembly
+	recvMu   *gate
+	asm      *reassembler // guarded by recvMu
+	deadline time.Time    // guarded by recvMu: end of the current reassembly
 
 	closed atomic.Bool
 	done   chan struct{}
@@ -101,30 +101,15 @@ type fragConn struct {
 
 var _ Conn = (*fragConn)(nil)
 
-func (c *fragConn) acquire(ctx context.Context, sem chan struct{}, op string) error {
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("transport: %s: %w", op, ctx.Err())
-	case <-c.done:
-		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
-	}
-	if c.closed.Load() {
-		<-sem
-		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
-	}
-	return nil
-}
-
 // Send implements [Conn].
 func (c *fragConn) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > c.limit {
 		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: c.limit}
 	}
-	if err := c.acquire(ctx, c.sendSem, "send"); err != nil {
+	if err := acquire(ctx, c.sendMu, c.done, &c.closed, "send"); err != nil {
 		return err
 	}
-	defer func() { <-c.sendSem }()
+	defer c.sendMu.unlock()
 	var err error
 	if c.format == FragmentV2 {
 		err = c.sendV2(ctx, msg)
@@ -200,10 +185,10 @@ func (c *fragConn) sendCompat(ctx context.Context, msg []byte) error {
 
 // Receive implements [Conn].
 func (c *fragConn) Receive(ctx context.Context) ([]byte, error) {
-	if err := c.acquire(ctx, c.recvSem, "receive"); err != nil {
+	if err := acquire(ctx, c.recvMu, c.done, &c.closed, "receive"); err != nil {
 		return nil, err
 	}
-	defer func() { <-c.recvSem }()
+	defer c.recvMu.unlock()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("transport: receive: %w", err)

@@ -63,16 +63,16 @@ type streamConn struct {
 	rd readDeadliner  // nil when reads cannot be interrupted by a deadline
 	wd writeDeadliner // nil when writes cannot be interrupted by a deadline
 
-	recvSem chan struct{}
-	br      *bufio.Reader // guarded by recvSem
-	scratch frameScratch  // guarded by recvSem
-	rDirty  bool          // guarded by recvSem: read deadline set in the past
+	recvMu  *gate
+	br      *bufio.Reader // guarded by recvMu
+	scratch frameScratch  // guarded by recvMu
+	rDirty  bool          // guarded by recvMu: read deadline set in the past
 
-	sendSem chan struct{}
-	wbuf    []byte            // guarded by sendSem
-	wsum    [sha256.Size]byte // guarded by sendSem
-	wsha    hash.Hash         // guarded by sendSem; made on first use
-	wDirty  bool              // guarded by sendSem: write deadline set in the past
+	sendMu *gate
+	wbuf   []byte            // guarded by sendMu
+	wsum   [sha256.Size]byte // guarded by sendMu
+	wsha   hash.Hash         // guarded by sendMu; made on first use
+	wDirty bool              // guarded by sendMu: write deadline set in the past
 
 	closed    atomic.Bool
 	done      chan struct{}
@@ -90,8 +90,8 @@ func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
 		rwc:     rwc,
 		framing: o.Framing,
 		limit:   o.MaxMessageSize,
-		recvSem: make(chan struct{}, 1),
-		sendSem: make(chan struct{}, 1),
+		recvMu:  newGate(),
+		sendMu:  newGate(),
 		done:    make(chan struct{}),
 		br:      bufio.NewReaderSize(rwc, readBufferSize),
 	}
@@ -102,30 +102,6 @@ func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
 		c.wd = d
 	}
 	return c
-}
-
-// acquire takes sem, giving up when ctx ends or the Conn closes.
-func (c *streamConn) acquire(ctx context.Context, sem chan struct{}, op string) error {
-	select {
-	case sem <- struct{}{}: // fast path: uncontended
-	default:
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("transport: %s: %w", op, ctx.Err())
-		case <-c.done:
-			return fmt.Errorf("transport: %s: %w", op, ErrClosed)
-		}
-	}
-	if c.closed.Load() {
-		<-sem
-		return fmt.Errorf("transport: %s: %w", op, ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		<-sem
-		return fmt.Errorf("transport: %s: %w", op, err)
-	}
-	return nil
 }
 
 // watch arranges for ctx to interrupt the I/O that follows, through
@@ -161,10 +137,10 @@ func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
 
 // ReceiveBuffer implements [BufferReceiver].
 func (c *streamConn) ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, error) {
-	if err := c.acquire(ctx, c.recvSem, "receive"); err != nil {
+	if err := acquire(ctx, c.recvMu, c.done, &c.closed, "receive"); err != nil {
 		return nil, err
 	}
-	defer func() { <-c.recvSem }()
+	defer c.recvMu.unlock()
 
 	var setDeadline func(time.Time) error
 	if c.rd != nil {
@@ -202,10 +178,10 @@ func (c *streamConn) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > c.limit {
 		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: c.limit}
 	}
-	if err := c.acquire(ctx, c.sendSem, "send"); err != nil {
+	if err := acquire(ctx, c.sendMu, c.done, &c.closed, "send"); err != nil {
 		return err
 	}
-	defer func() { <-c.sendSem }()
+	defer c.sendMu.unlock()
 
 	var setDeadline func(time.Time) error
 	if c.wd != nil {

@@ -24,8 +24,24 @@ import (
 // the single Write was 20-30% slower at that size.
 const smallFrame = 32 << 10
 
-// readBufferSize is the size of a stream Conn's read buffer.
-const readBufferSize = 4 << 10
+// Bounds of a stream Conn's read buffer, which is sized to hold a whole
+// frame of the largest message the Conn accepts, within these bounds. A
+// buffer that holds a whole frame lets one Read take a frame (and often the
+// start of the next); over a kernel pipe, 16,000-byte messages moved about
+// 1.1 times as fast with a 32 KiB buffer as with 4 KiB, and over net.Pipe
+// about 1.15 times (BenchmarkFramingVsCopy).
+const (
+	minReadBuffer = 4 << 10
+	maxReadBuffer = 32 << 10
+)
+
+// readBufferSize returns the read buffer size for a message limit.
+func readBufferSize(limit int) int {
+	if limit >= maxReadBuffer {
+		return maxReadBuffer
+	}
+	return max(limit+sdaOverhead, minReadBuffer)
+}
 
 // NewStreamConn returns a Conn that frames messages over a byte stream such
 // as a serial port, a USB CDC device, a TCP connection or a net.Pipe. The
@@ -38,6 +54,11 @@ const readBufferSize = 4 << 10
 // stays usable; if the frame was cut halfway, the Conn closes itself. If rwc
 // has no working deadlines, cancelling a pending call closes the Conn, which
 // is the only way to unblock a Read or Write.
+//
+// Memory: a Conn keeps a read buffer big enough for a frame of the largest
+// message it accepts, from 4 KiB to 32 KiB (32 KiB with the default
+// 64 KiB limit), and a write buffer that grows to the largest frame of up
+// to 32 KiB that it has sent.
 //
 // Errors: [ErrChecksum] discards the message and leaves the Conn usable.
 // [ErrBadMagic], [ErrMessageTooLarge] from a peer, [ErrTruncated] and I/O
@@ -93,7 +114,7 @@ func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
 		recvMu:  newGate(),
 		sendMu:  newGate(),
 		done:    make(chan struct{}),
-		br:      bufio.NewReaderSize(rwc, readBufferSize),
+		br:      bufio.NewReaderSize(rwc, readBufferSize(o.MaxMessageSize)),
 	}
 	if d, ok := rwc.(readDeadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
 		c.rd = d

@@ -413,3 +413,29 @@ func TestReceiveBuffer(t *testing.T) {
 		dst.Close()
 	}
 }
+
+func TestStreamReadBufferSize(t *testing.T) {
+	for _, tc := range []struct{ limit, want int }{
+		{1, minReadBuffer},
+		{2048, minReadBuffer},
+		{10000, 10000 + sdaOverhead},
+		{maxReadBuffer - sdaOverhead, maxReadBuffer},
+		{maxReadBuffer, maxReadBuffer},
+		{DefaultMaxMessageSize, maxReadBuffer},
+		{1 << 30, maxReadBuffer},
+	} {
+		if got := readBufferSize(tc.limit); got != tc.want {
+			t.Errorf("readBufferSize(%d) = %d, want %d", tc.limit, got, tc.want)
+		}
+	}
+	x, y := net.Pipe()
+	defer y.Close()
+	c, err := NewStreamConn(x, &Options{MaxMessageSize: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.(*streamConn).br.Size(); got != minReadBuffer {
+		t.Fatalf("read buffer of a Conn limited to 2048 bytes: %d, want %d", got, minReadBuffer)
+	}
+}

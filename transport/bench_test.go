@@ -184,7 +184,7 @@ func handFramingThroughPipe(b *testing.B, kind string, f Framing, msg []byte, n 
 	errc := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		hdr := appendFrameHeader(nil, f, len(msg))
+		hdr := appendFrameHeader(nil, f, uint32(len(msg)))
 		for range n {
 			if _, err := x.Write(hdr); err != nil {
 				errc <- err

@@ -275,12 +275,12 @@ func equalPackets(a, b [][]byte) bool {
 	return true
 }
 
-func v2Packet(flags byte, id, idx uint16, total int, payload string) []byte {
+func v2Packet(flags byte, id, idx uint16, total uint32, payload string) []byte {
 	p := []byte{v2Version | flags}
 	p = binary.BigEndian.AppendUint16(p, id)
 	p = binary.BigEndian.AppendUint16(p, idx)
 	if flags&v2FlagFirst != 0 {
-		p = binary.BigEndian.AppendUint32(p, uint32(total))
+		p = binary.BigEndian.AppendUint32(p, total)
 	}
 	return append(p, payload...)
 }

@@ -29,17 +29,18 @@ func (f Framing) headerLen() int {
 	return lenHeaderLen
 }
 
-// appendFrameHeader appends the header of a frame carrying n bytes.
-func appendFrameHeader(dst []byte, f Framing, n int) []byte {
+// appendFrameHeader appends the header of a frame carrying n bytes. Callers
+// have checked n against a limit no larger than maxStreamMessage.
+func appendFrameHeader(dst []byte, f Framing, n uint32) []byte {
 	if f == FramingSDA {
 		dst = append(dst, sdaMagic...)
 	}
-	return binary.BigEndian.AppendUint32(dst, uint32(n))
+	return binary.BigEndian.AppendUint32(dst, n)
 }
 
 // appendFrame appends a whole frame carrying msg.
 func appendFrame(dst []byte, f Framing, msg []byte) []byte {
-	dst = appendFrameHeader(dst, f, len(msg))
+	dst = appendFrameHeader(dst, f, uint32(len(msg)))
 	dst = append(dst, msg...)
 	if f == FramingSDA {
 		sum := sha256.Sum256(msg)

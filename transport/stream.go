@@ -240,7 +240,7 @@ func (c *streamConn) writeFrame(msg []byte) (int64, error) {
 	// the body. With SDA framing the body is hashed and written a piece at
 	// a time, so that the peer hashes one piece while this end hashes the
 	// next.
-	c.wbuf = appendFrameHeader(c.wbuf[:0], c.framing, len(msg))
+	c.wbuf = appendFrameHeader(c.wbuf[:0], c.framing, uint32(len(msg)))
 	written, err := c.write(0, c.wbuf)
 	if err != nil {
 		return written, err

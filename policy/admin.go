@@ -85,12 +85,19 @@ func (s *Service) serveAdmin(w http.ResponseWriter, r *http.Request, requestID s
 		if err := strictUnmarshal(body, &in); err != nil {
 			return errBadJSON
 		}
-		if _, err := s.engine.get(KindAPIKey, in.ID); err == nil {
-			return fmt.Errorf("%w: API key %q exists", ErrConflict, in.ID)
-		}
 		secret, key, err := NewAPIKey(nil, in.ID, in.Subject, in.Admin, s.now())
 		if err != nil {
 			return err
+		}
+		// Creating is check-then-put; serialise it within this instance so
+		// that two creates of one id cannot both succeed here.
+		s.adminMu.Lock()
+		defer s.adminMu.Unlock()
+		if _, err := s.engine.get(KindAPIKey, in.ID); err == nil {
+			return fmt.Errorf("%w: API key %q exists", ErrConflict, in.ID)
+		}
+		if _, err := s.engine.get(KindSubject, in.Subject); err != nil {
+			return &ValidationError{Fields: []FieldError{{Name: "subject", Message: "must name a subject of the directory"}}}
 		}
 		if err := s.Apply(ctx, PutAPIKey(key)); err != nil {
 			return err
@@ -114,10 +121,23 @@ func (s *Service) serveAdmin(w http.ResponseWriter, r *http.Request, requestID s
 		if _, err := s.engine.get(kind, id); err != nil {
 			return err
 		}
-		if err := s.Apply(ctx, DeleteRecord(kind, id)); err != nil {
+		// A subject goes with its API keys, in one batch: a key left behind
+		// would not authenticate, but would again if the id were reused.
+		changes := []Change{DeleteRecord(kind, id)}
+		var keys []string
+		if kind == KindSubject {
+			keys = s.engine.apiKeysOf(id)
+			for _, k := range keys {
+				changes = append(changes, DeleteRecord(KindAPIKey, k))
+			}
+		}
+		if err := s.Apply(ctx, changes...); err != nil {
 			return err
 		}
 		s.auditAdmin(r, p, requestID, "delete", kind, id)
+		for _, k := range keys {
+			s.auditAdmin(r, p, requestID, "delete", KindAPIKey, k)
+		}
 		w.Header().Set("X-Request-Id", requestID)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -137,11 +157,13 @@ func (s *Service) serveAdmin(w http.ResponseWriter, r *http.Request, requestID s
 			return err
 		}
 		s.auditAdmin(r, p, requestID, "put", kind, id)
-		rec, err := s.engine.get(kind, id)
+		// Answer with the record as written, which does not depend on
+		// reading the store back.
+		rec, err := c.record()
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, rec)
+		writeJSON(w, http.StatusOK, json.RawMessage(rec))
 		return nil
 	}
 }

@@ -82,7 +82,11 @@ func (d *Device) clone() *Device {
 
 // APIKey maps a bearer credential to a subject. Only the SHA-256 hash of
 // the secret is kept; the secret itself is shown once, when it is created
-// (see [NewAPIKey]). Admin keys may also use the administration API.
+// (see [NewAPIKey]). Admin keys may also use the administration API. A key
+// authenticates only while its subject is in the directory; the
+// administration API deletes a subject's keys with the subject, and a
+// program that deletes subjects through a [Store] should do the same, in
+// the same batch, so that reusing the subject's id cannot revive them.
 type APIKey struct {
 	ID        string    `json:"id"`
 	Subject   string    `json:"subject"`

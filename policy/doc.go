@@ -80,7 +80,8 @@
 // in full before it is applied, and a batch is applied entirely or not at
 // all. API keys are 256-bit random secrets ([NewAPIKey]) of which only the
 // SHA-256 hash is stored; an admin flag on the key guards the
-// administration API. The requested cnf key must be a valid public key of a
+// administration API. A key authenticates only while its subject is in the
+// directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown
 // fields and trailing data are rejected), and every list and string in a

@@ -520,14 +520,35 @@ func (st *state) current(kind Kind, id string) Change {
 	return DeleteRecord(kind, id)
 }
 
-// lookupAPIKey returns the key whose hash is h.
+// lookupAPIKey returns the key whose hash is h, provided its subject is in
+// the directory: the keys of a deleted subject do not authenticate.
 func (e *Engine) lookupAPIKey(h []byte) *APIKey {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.st == nil {
 		return nil
 	}
-	return e.st.byHash[string(h)]
+	k := e.st.byHash[string(h)]
+	if k == nil || e.st.subjects[k.Subject] == nil {
+		return nil
+	}
+	return k
+}
+
+// apiKeysOf returns the ids of the API keys of subject, sorted.
+func (e *Engine) apiKeysOf(subject string) []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var ids []string
+	if e.st != nil {
+		for id, k := range e.st.apiKeys {
+			if k.Subject == subject {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // get returns a copy of one record, for the administration API.

@@ -61,6 +61,7 @@ type Service struct {
 	iss     string
 	issErr  error
 
+	adminMu  sync.Mutex // serialises API key creation (check, then put)
 	syncMu   sync.Mutex
 	engine   Engine
 	seq      int64
@@ -156,7 +157,11 @@ func (s *Service) Sync(ctx context.Context) error {
 }
 
 // Apply writes changes to the Store and then brings the service's view up
-// to date, so that the caller's next decision sees them.
+// to date, so that the caller's next decision sees them. An error means
+// the Store did not commit the changes. Once it has, Apply returns nil even
+// if reading them back fails: the failure is logged, and the service reads
+// the Store again before its next decision (which fails with
+// [ErrUnavailable] while the Store cannot be read).
 func (s *Service) Apply(ctx context.Context, changes ...Change) error {
 	if s.Store == nil {
 		return fmt.Errorf("%w: no store configured", ErrUnavailable)
@@ -164,7 +169,11 @@ func (s *Service) Apply(ctx context.Context, changes ...Change) error {
 	if _, err := s.Store.Apply(ctx, changes...); err != nil {
 		return err
 	}
-	return s.Sync(ctx)
+	if err := s.Sync(ctx); err != nil {
+		s.logger().LogAttrs(ctx, slog.LevelWarn, "sda.store.sync_failed",
+			slog.String("after", "apply"), slog.String("error", err.Error()))
+	}
+	return nil
 }
 
 // TokenRequest is a request for an access token.

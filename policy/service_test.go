@@ -15,6 +15,8 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,6 +469,158 @@ func TestAdminFlow(t *testing.T) {
 	}
 	if !strings.Contains(env.audit.String(), `"msg":"sda.admin.put"`) || !strings.Contains(env.audit.String(), `"msg":"sda.admin.delete"`) {
 		t.Errorf("admin writes not audited")
+	}
+}
+
+func TestAdminSubjectsAndTheirKeys(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	// A key for a subject that is not in the directory is refused.
+	w := env.do("POST", AdminPathPrefix+"api-keys", env.adminKey, `{"id":"ghost-key","subject":"ghost"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "subject") {
+		t.Fatalf("key for an unknown subject: %d %s", w.Code, w.Body)
+	}
+	w = env.do("POST", AdminPathPrefix+"api-keys", env.adminKey, `{"id":"alice-2","subject":"alice","admin":true}`)
+	var key apiKeyJSON
+	if w.Code != 201 || json.Unmarshal(w.Body.Bytes(), &key) != nil {
+		t.Fatalf("create key: %d %s", w.Code, w.Body)
+	}
+	if w := env.do("GET", AdminPathPrefix+"policies", key.Secret, ""); w.Code != 200 {
+		t.Fatalf("admin key before the subject is deleted: %d %s", w.Code, w.Body)
+	}
+
+	// Deleting a subject through the store alone leaves its keys, which
+	// then no longer authenticate, admin or not.
+	ctx := context.Background()
+	if err := env.svc.Apply(ctx, DeleteRecord(KindSubject, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{key.Secret, env.aliceKey} {
+		if w := env.do("GET", AdminPathPrefix+"policies", secret, ""); w.Code != 401 {
+			t.Errorf("admin API with a deleted subject's key: %d %s", w.Code, w.Body)
+		}
+		if w := env.do("POST", TokenPath, secret, env.tokenBody([]string{"ep:hvac-1"}, "read")); w.Code != 401 {
+			t.Errorf("token with a deleted subject's key: %d %s", w.Code, w.Body)
+		}
+	}
+
+	// Deleting a subject through the administration API deletes its keys
+	// in the same batch, so that re-creating the id does not revive them.
+	if err := env.svc.Apply(ctx, PutSubject(&Subject{ID: "alice", Kind: User})); err != nil {
+		t.Fatal(err)
+	}
+	if w := env.do("GET", AdminPathPrefix+"policies", key.Secret, ""); w.Code != 200 {
+		t.Fatalf("key of the re-created subject: %d %s", w.Code, w.Body)
+	}
+	if w := env.do("DELETE", AdminPathPrefix+"subjects/alice", env.adminKey, ""); w.Code != 204 {
+		t.Fatalf("DELETE subject: %d %s", w.Code, w.Body)
+	}
+	for _, id := range []string{"alice-key", "alice-2"} {
+		if w := env.do("GET", AdminPathPrefix+"api-keys/"+id, env.adminKey, ""); w.Code != 404 {
+			t.Errorf("API key %s after its subject was deleted: %d %s", id, w.Code, w.Body)
+		}
+		if !strings.Contains(env.audit.String(), `"kind":"api_key","id":"`+id+`"`) {
+			t.Errorf("deletion of %s not audited", id)
+		}
+	}
+	if err := env.svc.Apply(ctx, PutSubject(&Subject{ID: "alice", Kind: User})); err != nil {
+		t.Fatal(err)
+	}
+	if w := env.do("GET", AdminPathPrefix+"policies", key.Secret, ""); w.Code != 401 {
+		t.Fatalf("deleted key after its subject id was reused: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAdminConcurrentKeyCreation(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	const n = 8
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			codes <- env.do("POST", AdminPathPrefix+"api-keys", env.adminKey, `{"id":"dup","subject":"alice"}`).Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	created := 0
+	for c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 409:
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d of %d concurrent creates of one id succeeded, want 1", created, n)
+	}
+}
+
+// readFailingStore is a MemStore whose reads can be made to fail.
+type readFailingStore struct {
+	*MemStore
+	down atomic.Bool
+}
+
+func (s *readFailingStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.MemStore.Snapshot(ctx)
+}
+
+func (s *readFailingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.MemStore.Changes(ctx, since)
+}
+
+func TestApplyReportsTheCommitNotTheReadBack(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	store := &readFailingStore{MemStore: env.store}
+	env.svc.Store = store
+	env.svc.MaxStaleness = time.Hour
+	ctx := context.Background()
+	if err := env.svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}
+	if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, ErrDenied) {
+		t.Fatalf("Issue before the policy: %v", err)
+	}
+
+	// The store commits but cannot be read back: Apply reports the commit.
+	store.down.Store(true)
+	if err := env.svc.Apply(ctx, PutPolicy(pol("p1"))); err != nil {
+		t.Fatalf("Apply of a committed change: %v", err)
+	}
+	if !strings.Contains(env.audit.String(), "sda.store.sync_failed") {
+		t.Error("failed read-back not logged")
+	}
+	if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Issue while the store cannot be read: %v, want ErrUnavailable", err)
+	}
+	// Once the store can be read, the next decision sees the change, even
+	// though MaxStaleness has not passed.
+	store.down.Store(false)
+	if _, err := env.svc.Issue(ctx, "alice", req); err != nil {
+		t.Fatalf("Issue after the store recovered: %v", err)
+	}
+
+	// The administration API answers a committed PUT with the record as
+	// written, not 503. (Authentication uses the view read just above,
+	// which MaxStaleness lets it trust.)
+	store.down.Store(true)
+	w := env.do("PUT", AdminPathPrefix+"subjects/erin", env.adminKey, `{"id":"erin","kind":"user"}`)
+	store.down.Store(false)
+	var got Subject
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &got) != nil || got.ID != "erin" {
+		t.Fatalf("PUT committed while the store could not be read back: %d %s", w.Code, w.Body)
+	}
+	if w := env.do("GET", AdminPathPrefix+"subjects/erin", env.adminKey, ""); w.Code != 200 {
+		t.Fatalf("GET after the store recovered: %d %s", w.Code, w.Body)
 	}
 }
 

@@ -53,7 +53,7 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		switch r.Type {
 		case TypeNonceResponse:
-			if r.Data != nil || r.NextNonce != 0 || (r.Status == StatusSuccess && r.Nonce == 0) {
+			if r.Data != nil || r.NextNonce != 0 || r.Signed != nil || (r.Status == StatusSuccess && r.Nonce == 0) {
 				t.Fatalf("inconsistent nonce response %+v", r)
 			}
 		case TypeOperationResponse:
@@ -61,7 +61,7 @@ func FuzzDecodeResponse(f *testing.F) {
 				t.Fatalf("operation response with a nonce %+v", r)
 			}
 		case TypeErrorResponse:
-			if r.Nonce != 0 || r.Data != nil || r.NextNonce != 0 {
+			if r.Nonce != 0 || r.Data != nil || r.NextNonce != 0 || r.Signed != nil {
 				t.Fatalf("inconsistent error response %+v", r)
 			}
 		default:

@@ -216,6 +216,9 @@ func DecodeResponse(data []byte) (Response, error) {
 	if w.Data != nil && r.Type != TypeOperationResponse {
 		return Response{}, malformed("data in a response of type %d", r.Type)
 	}
+	if w.Signed != nil && r.Type != TypeOperationResponse {
+		return Response{}, malformed("device signature in a response of type %d", r.Type)
+	}
 	if w.NextNonce != nil {
 		if r.Type != TypeOperationResponse || *w.NextNonce == 0 {
 			return Response{}, malformed("next nonce in a response of type %d, or zero", r.Type)

@@ -80,6 +80,7 @@ func MarshalPrivateKeyPEM(key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(der)
 	return pem.EncodeToMemory(&pem.Block{Type: pemPrivateKey, Bytes: der}), nil
 }
 
@@ -107,6 +108,7 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 	if block.Type == pemEncryptedKey {
 		return nil, ErrKeyEncrypted
 	}
+	defer clear(block.Bytes) // the parsed key shares nothing with it
 	return parsePKCS8(block.Bytes)
 }
 
@@ -161,6 +163,9 @@ func WriteKeyFile(path string, key crypto.Signer, passphrase []byte) (err error)
 	if err != nil {
 		return err
 	}
+	// Best effort: the garbage collector may have copied it, but the
+	// buffer this function made does not outlive it with a key in clear.
+	defer clear(data)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -189,6 +194,7 @@ func ReadKeyFile(path string, passphrase []byte) (crypto.Signer, error) {
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
+	defer clear(data)
 	if err != nil {
 		return nil, err
 	}

@@ -89,17 +89,16 @@ func (s *Service) serveAdmin(w http.ResponseWriter, r *http.Request, requestID s
 		if err != nil {
 			return err
 		}
-		// Creating is check-then-put; serialise it within this instance so
-		// that two creates of one id cannot both succeed here.
-		s.adminMu.Lock()
-		defer s.adminMu.Unlock()
+		// The store refuses the creation if the id exists (CreateAPIKey),
+		// even if another instance created it a moment ago; checking here
+		// first only gives the common case a clear message early.
 		if _, err := s.engine.get(KindAPIKey, in.ID); err == nil {
 			return fmt.Errorf("%w: API key %q exists", ErrConflict, in.ID)
 		}
 		if _, err := s.engine.get(KindSubject, in.Subject); err != nil {
 			return &ValidationError{Fields: []FieldError{{Name: "subject", Message: "must name a subject of the directory"}}}
 		}
-		if err := s.Apply(ctx, PutAPIKey(key)); err != nil {
+		if err := s.Apply(ctx, CreateAPIKey(key)); err != nil {
 			return err
 		}
 		s.auditAdmin(r, p, requestID, "create", kind, in.ID)

@@ -25,6 +25,11 @@ type Change struct {
 	Kind   Kind   `json:"kind"`
 	ID     string `json:"id"`
 	Delete bool   `json:"delete,omitempty"`
+	// Create makes a put a creation: the batch fails with [ErrConflict]
+	// when a record of this kind and id exists. It is a condition on the
+	// write, not part of the record: stores do not keep it, and
+	// [Store.Changes] returns the change as a plain put.
+	Create bool `json:"-"`
 
 	Policy  *Policy  `json:"policy,omitempty"`
 	Subject *Subject `json:"subject,omitempty"`
@@ -44,13 +49,21 @@ func PutDevice(d *Device) Change { return Change{Kind: KindDevice, ID: d.ID, Dev
 // PutAPIKey returns a change that creates or replaces k.
 func PutAPIKey(k *APIKey) Change { return Change{Kind: KindAPIKey, ID: k.ID, APIKey: k} }
 
+// CreateAPIKey returns a change that creates k, failing the batch with
+// [ErrConflict] when an API key with k's id exists, instead of replacing it
+// as [PutAPIKey] does. Creating an id twice at once, even through two
+// service instances sharing a database, gives one success and one conflict.
+func CreateAPIKey(k *APIKey) Change {
+	return Change{Kind: KindAPIKey, ID: k.ID, APIKey: k, Create: true}
+}
+
 // DeleteRecord returns a change that deletes the record of the given kind and id.
 func DeleteRecord(kind Kind, id string) Change { return Change{Kind: kind, ID: id, Delete: true} }
 
 // validate checks the change's shape and its record, and returns a copy
 // that shares nothing with the caller.
 func (c *Change) validate() (Change, error) {
-	out := Change{Seq: c.Seq, Kind: c.Kind, ID: c.ID, Delete: c.Delete}
+	out := Change{Seq: c.Seq, Kind: c.Kind, ID: c.ID, Delete: c.Delete, Create: c.Create}
 	var f fieldErrs
 	set := 0
 	for _, p := range []bool{c.Policy != nil, c.Subject != nil, c.Device != nil, c.APIKey != nil} {
@@ -61,6 +74,9 @@ func (c *Change) validate() (Change, error) {
 	if c.Delete {
 		if set != 0 {
 			f.add("delete", "a deletion carries no record")
+		}
+		if c.Create {
+			f.add("create", "a deletion is not a creation")
 		}
 		switch c.Kind {
 		case KindPolicy, KindSubject, KindAPIKey:

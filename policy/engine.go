@@ -326,8 +326,20 @@ func (st *state) check(changes []Change) error {
 		owner[neu] = id
 		return "", true
 	}
+	touched := map[recordKey]bool{} // records the batch has written so far
 	for i := range changes {
 		c := &changes[i]
+		k := recordKey{c.Kind, c.ID}
+		if c.Create {
+			exists, seen := touched[k]
+			if !seen {
+				exists = st.exists(c.Kind, c.ID)
+			}
+			if exists {
+				return fmt.Errorf("%w: %s %q exists", ErrConflict, c.Kind, c.ID)
+			}
+		}
+		touched[k] = !c.Delete
 		switch c.Kind {
 		case KindDevice:
 			var old, neu string
@@ -497,6 +509,27 @@ func (st *state) snapshot() *Snapshot {
 }
 
 // current returns the change that would restore the present value of the
+// recordKey names a record.
+type recordKey struct {
+	kind Kind
+	id   string
+}
+
+// exists reports whether the record of kind and id exists.
+func (st *state) exists(kind Kind, id string) bool {
+	switch kind {
+	case KindPolicy:
+		return st.policies[id] != nil
+	case KindSubject:
+		return st.subjects[id] != nil
+	case KindDevice:
+		return st.devices[id] != nil
+	case KindAPIKey:
+		return st.apiKeys[id] != nil
+	}
+	return false
+}
+
 // record that c touches: a put of the old record, or a delete.
 func (st *state) current(kind Kind, id string) Change {
 	switch kind {

@@ -117,6 +117,7 @@ func (s *MemStore) Apply(ctx context.Context, changes ...Change) (int64, error) 
 	s.seq = seq
 	for i := range prepared {
 		prepared[i].Seq = seq
+		prepared[i].Create = false // a condition on the write, not logged
 	}
 	s.log = append(s.log, prepared...)
 	if len(s.log) > memLogLimit {

@@ -119,3 +119,53 @@ func TestMemStoreChanges(t *testing.T) {
 		t.Fatalf("log replay differs:\n%s", diff)
 	}
 }
+
+func TestCreateRefusesAnExistingRecord(t *testing.T) {
+	ctx := context.Background()
+	key := func(id, subject string) *APIKey {
+		_, k, err := NewAPIKey(nil, id, subject, false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	s := NewMemStore()
+	if _, err := s.Apply(ctx, PutSubject(&Subject{ID: "alice", Kind: User}), CreateAPIKey(key("k1", "alice"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		changes []Change
+		want    error
+	}{
+		{"existing id", []Change{CreateAPIKey(key("k1", "alice"))}, ErrConflict},
+		{"twice in one batch", []Change{CreateAPIKey(key("k2", "alice")), CreateAPIKey(key("k2", "alice"))}, ErrConflict},
+		{"after a put in the batch", []Change{PutAPIKey(key("k3", "alice")), CreateAPIKey(key("k3", "alice"))}, ErrConflict},
+		{"a deletion marked as creation", []Change{{Kind: KindAPIKey, ID: "k1", Delete: true, Create: true}}, ErrInvalid},
+		{"after a deletion in the batch", []Change{DeleteRecord(KindAPIKey, "k1"), CreateAPIKey(key("k1", "alice"))}, nil},
+		{"a new id", []Change{CreateAPIKey(key("k4", "alice"))}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := s.Snapshot(ctx)
+			_, err := s.Apply(ctx, tc.changes...)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Apply: %v, want %v", err, tc.want)
+			}
+			if err != nil {
+				if after, _ := s.Snapshot(ctx); after.Seq != before.Seq || len(after.APIKeys) != len(before.APIKeys) {
+					t.Fatal("a refused batch changed the store")
+				}
+			}
+		})
+	}
+	// The condition is not part of the record: the change log holds puts.
+	changes, err := s.Changes(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Create {
+			t.Fatalf("change log returns a creation: %+v", c)
+		}
+	}
+}

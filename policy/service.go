@@ -61,7 +61,6 @@ type Service struct {
 	iss     string
 	issErr  error
 
-	adminMu  sync.Mutex // serialises API key creation (check, then put)
 	syncMu   sync.Mutex
 	engine   Engine
 	seq      int64

@@ -15,7 +15,9 @@ import (
 type Store interface {
 	// Apply validates the batch (see [PrepareChanges]) and writes it
 	// atomically: all changes or none. It returns the batch's sequence
-	// number. Uniqueness violations match [ErrConflict].
+	// number. Uniqueness violations match [ErrConflict], and so does a
+	// change with Create set whose record exists (counting the batch's
+	// earlier changes), even when another writer created it concurrently.
 	Apply(ctx context.Context, changes ...Change) (seq int64, err error)
 
 	// Snapshot returns the whole content and its sequence number.

@@ -21,7 +21,7 @@ type Store struct {
 var _ policy.Store = (*Store)(nil)
 
 type queries struct {
-	bump, clearUniq, upsert, tombstone, metaSeq, changes, snapshot string
+	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
 }
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -73,6 +73,11 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 		clearUniq: `UPDATE ` + t + `sda_records SET uniq = NULL WHERE kind = $1 AND id = $2`,
 		upsert: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, false, $4, $5)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = false, body = excluded.body, uniq = excluded.uniq`,
+		// create writes only over a missing or deleted record: it affects
+		// no row when a live record has the id.
+		create: `INSERT INTO ` + t + `sda_records AS r (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, false, $4, $5)
+			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = false, body = excluded.body, uniq = excluded.uniq
+			WHERE r.deleted`,
 		tombstone: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, true, NULL, NULL)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
 		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
@@ -125,7 +130,11 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 			if body, err = policy.EncodeRecord(c); err != nil {
 				return 0, fmt.Errorf("sqlstore: %w", err)
 			}
-			_, err = tx.ExecContext(ctx, s.q.upsert, string(c.Kind), c.ID, seq, string(body), uniqueKey(c))
+			if !c.Create {
+				_, err = tx.ExecContext(ctx, s.q.upsert, string(c.Kind), c.ID, seq, string(body), uniqueKey(c))
+			} else if err = s.create(ctx, tx, c, seq, body); err != nil {
+				return 0, err
+			}
 		}
 		if err != nil {
 			return 0, mapErr(err)
@@ -135,6 +144,25 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 		return 0, mapErr(err)
 	}
 	return seq, nil
+}
+
+// create writes the record of a creation, failing with ErrConflict when a
+// live record has its id. Apply's first statement locked the sequence row,
+// so no other batch commits between this check and this transaction's
+// commit.
+func (s *Store) create(ctx context.Context, tx *sql.Tx, c *policy.Change, seq int64, body []byte) error {
+	res, err := tx.ExecContext(ctx, s.q.create, string(c.Kind), c.ID, seq, string(body), uniqueKey(c))
+	if err != nil {
+		return mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s %q exists", policy.ErrConflict, c.Kind, c.ID)
+	}
+	return nil
 }
 
 func mapErr(err error) error {

@@ -434,3 +434,64 @@ func TestServiceFollowsMovedNames(t *testing.T) {
 		t.Fatalf("hvac-9: %v, want ErrNoAllowPolicy", err)
 	}
 }
+
+// TestCreateAcrossInstances creates one API key id from two stores with
+// their own connection pools at once: exactly one creation succeeds.
+func TestCreateAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	db1, schema := testDB(t)
+	db2 := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+	s1, err := Open(ctx, db1, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, db2, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Apply(ctx, policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User})); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, k, err := policy.NewAPIKey(nil, "dup", "alice", false, time.Now())
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = []*Store{s1, s2}[i%2].Apply(ctx, policy.CreateAPIKey(k))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	created := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, policy.ErrConflict):
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d of %d concurrent creations of one id succeeded, want 1", created, n)
+	}
+	// A deleted id can be created again; the log holds plain puts.
+	_, k, _ := policy.NewAPIKey(nil, "dup", "alice", false, time.Now())
+	if _, err := s2.Apply(ctx, policy.DeleteRecord(policy.KindAPIKey, "dup"), policy.CreateAPIKey(k)); err != nil {
+		t.Fatalf("create after delete: %v", err)
+	}
+	changes, err := s1.Changes(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Create {
+			t.Fatalf("change log returns a creation: %+v", c)
+		}
+	}
+}

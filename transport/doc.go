@@ -10,6 +10,10 @@
 //   - [NewStreamConn]: framing over any io.ReadWriteCloser (serial port, USB
 //     CDC, TCP, net.Pipe), with the SDA serial frame of the original tools
 //     ([FramingSDA], the default) or a bare length prefix ([FramingLength]).
+//   - [OpenSerial] and [DialSerial]: a serial port (a USB serial adapter,
+//     a USB CDC device, a UART) set to raw mode at a given baud rate, with
+//     stream framing. Linux only; elsewhere, open and configure the port
+//     yourself and pass it to NewStreamConn.
 //   - [Dial], [Listen] and [NewListener]: TCP (or any net.Listener) with
 //     stream framing.
 //   - [NewFragmentConn]: fragmentation over a [PacketConn] of bounded MTU,

@@ -15,6 +15,12 @@ var (
 	// so errors.Is(err, net.ErrClosed) holds too.
 	ErrClosed = net.ErrClosed
 
+	// ErrInvalidOptions reports a configuration the package cannot use:
+	// an unknown framing or fragment format, a negative size or timeout, an
+	// MTU below [MinMTU], an unsupported serial baud rate. Nothing was
+	// opened or sent.
+	ErrInvalidOptions = errors.New("transport: invalid options")
+
 	// ErrMessageTooLarge reports a message above the configured maximum,
 	// whether the local caller tried to send it or a peer declared it. A
 	// reader checks a declared length before allocating anything for it.

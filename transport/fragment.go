@@ -41,10 +41,10 @@ func NewFragmentConn(pc PacketConn, opts *FragmentOptions) (Conn, error) {
 	}
 	mtu := pc.MTU()
 	if mtu < MinMTU {
-		return nil, fmt.Errorf("%w: MTU %d below the minimum of %d", errInvalidOptions, mtu, MinMTU)
+		return nil, fmt.Errorf("%w: MTU %d below the minimum of %d", ErrInvalidOptions, mtu, MinMTU)
 	}
 	if o.ReassemblyTimeout < 0 {
-		return nil, fmt.Errorf("%w: negative ReassemblyTimeout", errInvalidOptions)
+		return nil, fmt.Errorf("%w: negative ReassemblyTimeout", ErrInvalidOptions)
 	}
 	if o.ReassemblyTimeout == 0 {
 		o.ReassemblyTimeout = DefaultReassemblyTimeout
@@ -58,7 +58,7 @@ func NewFragmentConn(pc PacketConn, opts *FragmentOptions) (Conn, error) {
 	case FragmentCompatDevice:
 		ceiling = math.MaxUint16
 	default:
-		return nil, fmt.Errorf("%w: unknown fragment format %v", errInvalidOptions, o.Format)
+		return nil, fmt.Errorf("%w: unknown fragment format %v", ErrInvalidOptions, o.Format)
 	}
 	limit, err := resolveMax(o.MaxMessageSize, ceiling)
 	if err != nil {

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -61,9 +60,6 @@ type Options struct {
 	MaxMessageSize int
 }
 
-// errInvalidOptions wraps every configuration error.
-var errInvalidOptions = errors.New("transport: invalid options")
-
 func (o *Options) resolve() (Options, error) {
 	var r Options
 	if o != nil {
@@ -72,7 +68,7 @@ func (o *Options) resolve() (Options, error) {
 	switch r.Framing {
 	case FramingSDA, FramingLength:
 	default:
-		return r, fmt.Errorf("%w: unknown framing %v", errInvalidOptions, r.Framing)
+		return r, fmt.Errorf("%w: unknown framing %v", ErrInvalidOptions, r.Framing)
 	}
 	var err error
 	r.MaxMessageSize, err = resolveMax(r.MaxMessageSize, maxStreamMessage)
@@ -82,7 +78,7 @@ func (o *Options) resolve() (Options, error) {
 func resolveMax(n int, ceiling uint64) (int, error) {
 	switch {
 	case n < 0:
-		return 0, fmt.Errorf("%w: negative MaxMessageSize %d", errInvalidOptions, n)
+		return 0, fmt.Errorf("%w: negative MaxMessageSize %d", ErrInvalidOptions, n)
 	case n == 0:
 		n = DefaultMaxMessageSize
 	}

@@ -225,7 +225,7 @@ func TestStreamOptions(t *testing.T) {
 		if _, err := NewStreamConn(x, o); err == nil {
 			t.Errorf("NewStreamConn(%+v) succeeded", *o)
 		}
-		if _, err := Dial(context.Background(), "127.0.0.1:1", o); err == nil || !errors.Is(err, errInvalidOptions) {
+		if _, err := Dial(context.Background(), "127.0.0.1:1", o); err == nil || !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("Dial(%+v): %v", *o, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -25,9 +26,9 @@ var callCmd = &command{
 	summary: "run an operation on a device with a token and its proof-of-possession key",
 	details: `TARGET is tcp://host:port, or the path of a serial device (a character device
 or any file that reads and writes a byte stream), opened read-write and framed
-with the SDA serial framing ("mbeddbap", length, message, SHA-256). Configure a
-serial port's speed and raw mode first, for example
-  stty -F /dev/ttyUSB0 115200 raw -echo
+with the SDA serial framing ("mbeddbap", length, message, SHA-256). A serial
+port (a terminal device such as /dev/ttyUSB0) is set to raw mode, 8N1, no flow
+control, at -baud bits per second; other files are used as they are.
 
 ARGs are typed: int:<decimal int64>, text:<string>, hex:<bytes in hex> (byte
 strings are v2 only).
@@ -48,6 +49,7 @@ Example:
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		timeout := fs.Duration("timeout", 30*time.Second, "bound on connecting and on the operation")
 		dataOut := fs.String("data-out", "", "also write the raw response data to this new `file`")
+		baud := fs.Int("baud", transport.DefaultBaudRate, "line speed of a serial port TARGET, in bits per second")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 2, -1, "TARGET and OPERATION"); err != nil {
 				return err
@@ -79,7 +81,7 @@ Example:
 			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
-			conn, err := e.connect(ctx, args[0])
+			conn, err := e.connect(ctx, args[0], *baud)
 			if err != nil {
 				return err
 			}
@@ -116,8 +118,9 @@ func checkTarget(target string) error {
 	return nil
 }
 
-// connect opens a message connection to target.
-func (e *env) connect(ctx context.Context, target string) (transport.Conn, error) {
+// connect opens a message connection to target; a serial port is set to
+// raw mode at baud bits per second.
+func (e *env) connect(ctx context.Context, target string, baud int) (transport.Conn, error) {
 	if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
 		e.status("connecting to %s", addr)
 		conn, err := transport.Dial(ctx, addr, nil)
@@ -133,11 +136,21 @@ func (e *env) connect(ctx context.Context, target string) (transport.Conn, error
 	if fi.Mode().IsRegular() || fi.IsDir() {
 		return nil, usageErrorf("TARGET %s: not a serial device (a %v)", target, fi.Mode().Type())
 	}
+	conn, err := transport.DialSerial(target, &transport.SerialConfig{BaudRate: baud}, nil)
+	switch {
+	case err == nil:
+		return conn, nil
+	case errors.Is(err, transport.ErrInvalidOptions):
+		return nil, usageErrorf("-baud: %v", err)
+	case !errors.Is(err, syscall.ENOTTY) && !errors.Is(err, errors.ErrUnsupported):
+		return nil, ioErr(err)
+	}
+	// Not a terminal (or no serial support here): a byte stream as it is.
 	f, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {
 		return nil, ioErr(err)
 	}
-	conn, err := transport.NewStreamConn(f, nil)
+	conn, err = transport.NewStreamConn(f, nil)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -37,11 +37,11 @@
 //	               [-anchor FILE|DIR...] [-timeout D] [-o FILE] [-raw]
 //	    Fetch a token from an authorization service's token endpoint.
 //	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
-//	               TARGET OPERATION [ARG...]
+//	               [-baud N] TARGET OPERATION [ARG...]
 //	    Run an operation on a device. TARGET is tcp://host:port or the path
-//	    of a serial device (SDA serial framing; set the port to raw mode
-//	    first, e.g. stty -F /dev/ttyUSB0 115200 raw -echo). ARGs are typed:
-//	    int:21, text:fan, hex:00ff. Prints "status: ..." and "data: ...".
+//	    of a serial device (SDA serial framing; a serial port is set to raw
+//	    mode, 8N1, at -baud, default 115200). ARGs are typed: int:21,
+//	    text:fan, hex:00ff. Prints "status: ..." and "data: ...".
 //	device         -anchor FILE|DIR... (-endpoint NAME | -id HEX32) [-listen ADDR]
 //	               [-op NAME[=TEXT]...] [-no-builtin] [-max-conns N] [-next-nonce]
 //	    Run a simulated device on TCP. Built-in operations: read-data

@@ -2,85 +2,24 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/ptytest"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 	"github.com/securedeviceaccess/sda/trust"
 )
 
-// ioctl runs an ioctl on f without switching it to blocking mode (as
-// f.Fd() would), so that deadlines keep working on it.
-func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, req, uintptr(arg))
-	}); err != nil {
-		return err
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
-// openPTY returns the master of a new pseudo-terminal and the path of its
-// slave, which is set to raw mode and kept open until the test ends.
-func openPTY(t *testing.T) (*os.File, string) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	var unlock int32
-	if err := ioctl(master, syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err != nil {
-		t.Skipf("unlockpt: %v", err)
-	}
-	var n uint32
-	if err := ioctl(master, syscall.TIOCGPTN, unsafe.Pointer(&n)); err != nil {
-		t.Skipf("ptsname: %v", err)
-	}
-	path := fmt.Sprintf("/dev/pts/%d", n)
-	slave, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("open %s: %v", path, err)
-	}
-	t.Cleanup(func() { slave.Close() })
-	// cfmakeraw: no echo, no line editing, no translation, 8-bit bytes.
-	var tio syscall.Termios
-	if err := ioctl(slave, syscall.TCGETS, unsafe.Pointer(&tio)); err != nil {
-		t.Fatal(err)
-	}
-	tio.Iflag &^= syscall.IGNBRK | syscall.BRKINT | syscall.PARMRK | syscall.ISTRIP | syscall.INLCR | syscall.IGNCR | syscall.ICRNL | syscall.IXON
-	tio.Oflag &^= syscall.OPOST
-	tio.Lflag &^= syscall.ECHO | syscall.ECHONL | syscall.ICANON | syscall.ISIG | syscall.IEXTEN
-	tio.Cflag &^= syscall.CSIZE | syscall.PARENB
-	tio.Cflag |= syscall.CS8
-	tio.Cc[syscall.VMIN], tio.Cc[syscall.VTIME] = 1, 0
-	if err := ioctl(slave, syscall.TCSETS, unsafe.Pointer(&tio)); err != nil {
-		t.Fatal(err)
-	}
-	return master, path
-}
-
 // TestCallSerial calls a device on the other end of a pseudo-terminal, as
-// on a serial line: sdactl opens the path and speaks the SDA serial
-// framing.
+// on a serial line: sdactl opens the path, sets it to raw mode (the
+// terminal starts in cooked mode, which would mangle the frames) and speaks
+// the SDA serial framing.
 func TestCallSerial(t *testing.T) {
-	master, path := openPTY(t)
+	master, path := ptytest.Open(t)
 	dir := t.TempDir()
 	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
 	ok(t, dir, "keys", "generate", "-o", "tech.pem")
@@ -125,6 +64,8 @@ func TestCallSerial(t *testing.T) {
 	wantContains(t, "serial call", r.stdout, "status: success\n", `"endpoint":"hvac-1"`)
 	r = expect(t, 1, dir, "", "call", "-token", "t.token", "-key", "tech.pem", "-timeout", "20s", path, "configure")
 	wantContains(t, "serial call", r.stdout, "status: access denied\n")
+	r = expect(t, 2, dir, "", "call", "-token", "t.token", "-key", "tech.pem", "-baud", "12345", path, "read-data")
+	wantContains(t, "serial call", r.stderr, "-baud", "12345")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(decisions) != 4 || !decisions[1].Allowed() || decisions[3].Check != device.CheckScope {

@@ -1,6 +1,3 @@
-// Package ptytest opens pseudo-terminals for tests of code that talks to
-// serial ports: the slave side stands for the port, the master side for the
-// device at the other end of the line. Linux only.
 package ptytest
 
 import (

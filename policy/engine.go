@@ -508,7 +508,6 @@ func (st *state) snapshot() *Snapshot {
 	return s
 }
 
-// current returns the change that would restore the present value of the
 // recordKey names a record.
 type recordKey struct {
 	kind Kind
@@ -530,6 +529,7 @@ func (st *state) exists(kind Kind, id string) bool {
 	return false
 }
 
+// current returns the change that would restore the present value of the
 // record that c touches: a put of the old record, or a delete.
 func (st *state) current(kind Kind, id string) Change {
 	switch kind {

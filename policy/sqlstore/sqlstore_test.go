@@ -265,21 +265,29 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
+// twoStores opens one fresh schema through two connection pools, as two
+// service instances sharing a database would.
+func twoStores(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	db1, schema := testDB(t)
+	db2 := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+	s1, err := Open(context.Background(), db1, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(context.Background(), db2, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s1, s2
+}
+
 // TestTwoServicesShareOneDatabase runs two service instances, each with its
 // own connection pool, on one schema: a change made through either is seen
 // by the other at its next decision, without restart.
 func TestTwoServicesShareOneDatabase(t *testing.T) {
 	ctx := context.Background()
-	db1, schema := testDB(t)
-	db2 := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
-	s1, err := Open(ctx, db1, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(ctx, db2, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1, s2 := twoStores(t)
 	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	a := &policy.Service{Store: s1, Signer: anchor}
@@ -439,16 +447,7 @@ func TestServiceFollowsMovedNames(t *testing.T) {
 // their own connection pools at once: exactly one creation succeeds.
 func TestCreateAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	db1, schema := testDB(t)
-	db2 := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
-	s1, err := Open(ctx, db1, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(ctx, db2, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1, s2 := twoStores(t)
 	if _, err := s1.Apply(ctx, policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User})); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@
 // # Tokens
 //
 // A [TokenClient] asks the authorization service's token endpoint
-// (POST /ace-auth/token, WIRE.md) for a token naming the devices (audience),
+// (POST /ace-auth/token, docs/PROTOCOL.md section 9) for a token naming the devices (audience),
 // the operations (scope) and the PoP key (cnf). A [TokenSource] caches the
 // token and fetches a new one before it expires. Every token received is
 // checked by [CheckToken] before use.

@@ -80,8 +80,8 @@ var (
 	ErrKeyNotEncrypted = errors.New("client: private key file is not encrypted")
 )
 
-// Status is the result number a device answers with (WIRE.md, "Status
-// numbers").
+// Status is the result number a device answers with (docs/PROTOCOL.md, "Numbered
+// keys").
 type Status uint32
 
 // Status numbers of SDA v1, and v2's StatusBusy.
@@ -98,7 +98,7 @@ const (
 	StatusOperationFailed   = Status(wire.StatusOperationFailed)
 )
 
-// String names the status as WIRE.md does.
+// String names the status as docs/PROTOCOL.md does.
 func (s Status) String() string { return wire.Status(s).String() }
 
 // StatusError is the error for a response whose status is not success. It
@@ -149,8 +149,8 @@ func (e *StatusError) sentinel() error {
 }
 
 // ServiceError is an error answer of the authorization service's token
-// endpoint, decoded from its JSON error object (WIRE.md, "Authorization
-// service"). When the body is not such an object, only StatusCode is set.
+// endpoint, decoded from its JSON error object (docs/PROTOCOL.md
+// section 9, "Errors"). When the body is not such an object, only StatusCode is set.
 type ServiceError struct {
 	// StatusCode is the HTTP status of the answer.
 	StatusCode int

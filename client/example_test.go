@@ -123,7 +123,7 @@ func ExampleSession_Do() {
 }
 
 // Fetch a token from an authorization service. The service here is a
-// minimal stand-in for the token endpoint of WIRE.md.
+// minimal stand-in for the token endpoint of docs/PROTOCOL.md section 9.
 func ExampleTokenClient_Fetch() {
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	issuer, _ := token.AnchorName(anchorKey.Public())

@@ -36,7 +36,7 @@ const MaxAttempts = 10
 const maxStale = 16
 
 // Session performs operations on one device over one connection, as the
-// technician (WIRE.md): a nonce request, the signed operation request, the
+// technician (docs/PROTOCOL.md section 11): a nonce request, the signed operation request, the
 // response.
 //
 // A Session is safe for concurrent use; its operations run one at a time,

@@ -20,10 +20,10 @@ import (
 )
 
 // TokenPath is the path of the token endpoint on an authorization service
-// (WIRE.md, "Authorization service").
+// (docs/PROTOCOL.md section 9, "Token endpoint").
 const TokenPath = "/ace-auth/token"
 
-// Limits of a token request (WIRE.md): they are checked before anything is
+// Limits of a token request (docs/PROTOCOL.md section 11): they are checked before anything is
 // sent.
 const (
 	MaxRequestAudiences = 50 // aud entries
@@ -123,7 +123,7 @@ func validateAudience(a string) error {
 }
 
 // TokenClient fetches access tokens from the token endpoint of an
-// authorization service (POST /ace-auth/token of WIRE.md) with a bearer
+// authorization service (POST /ace-auth/token, docs/PROTOCOL.md section 9) with a bearer
 // credential. Its fields must not change once it is in use; it is safe for
 // concurrent use.
 type TokenClient struct {

@@ -18,7 +18,7 @@ import (
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// authServer implements the token endpoint of WIRE.md for the tests: it
+// authServer implements the token endpoint of docs/PROTOCOL.md for the tests: it
 // checks the request as the service would and issues a token bound to the
 // cnf key, signed by anchor. The hooks change what it answers.
 type authServer struct {
@@ -135,7 +135,7 @@ func TestFetchToken(t *testing.T) {
 	if d := time.Until(tok.Expiry); d < 50*time.Minute || d > time.Hour {
 		t.Errorf("expiry in %v", d)
 	}
-	// The body is exactly the JSON of WIRE.md.
+	// The body is exactly the JSON of docs/PROTOCOL.md section 9.
 	var body map[string]any
 	if err := json.Unmarshal(*a.lastBody.Load(), &body); err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func TestFetchTokenServiceErrors(t *testing.T) {
 	})
 }
 
-// Requests outside the limits of WIRE.md are refused before anything is
+// Requests outside the limits of docs/PROTOCOL.md are refused before anything is
 // sent.
 func TestTokenRequestLimits(t *testing.T) {
 	key := mustKey(t, KeyP256).Public()

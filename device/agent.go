@@ -258,7 +258,7 @@ func (a *Agent) TimeLowerBound() time.Time { return a.clock.lowerBound() }
 
 // Process answers one request (the bytes of a technician -> device
 // envelope) with the bytes of a response. It is the transport-agnostic core
-// of the agent: it always returns a well-formed response (WIRE.md) and never
+// of the agent: it always returns a well-formed response (docs/PROTOCOL.md section 3) and never
 // panics. See [Agent.Handle] for the decision behind the response.
 func (a *Agent) Process(ctx context.Context, request []byte) []byte {
 	resp, _ := a.Handle(ctx, request)

@@ -25,7 +25,7 @@ func (r *seqReader) Read(p []byte) (int, error) {
 }
 
 // A request laid out byte for byte as the original technician SDK builds it
-// (WIRE.md part 1) is accepted, and the responses are the v1 layout: an
+// (the v1 profile of docs/PROTOCOL.md) is accepted, and the responses are the v1 layout: an
 // indefinite-length map with keys 3/4 before 1/2.
 func TestV1Compatibility(t *testing.T) {
 	w := newWorld(t, func(c *device.Config) { c.Rand = &seqReader{} })

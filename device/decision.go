@@ -10,7 +10,7 @@ import (
 	"github.com/securedeviceaccess/sda/internal/wire"
 )
 
-// Status is the result number a response carries (WIRE.md, "Response").
+// Status is the result number a response carries (docs/PROTOCOL.md section 3).
 type Status = wire.Status
 
 // The statuses the agent sends. StatusBusy is a v2 addition.

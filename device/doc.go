@@ -78,8 +78,8 @@
 //
 // # Compatibility
 //
-// With the zero values of its v2 options the agent speaks SDA v1 (WIRE.md
-// part 1) byte for byte: it accepts requests as the original technician SDK
+// With the zero values of its v2 options the agent speaks SDA v1 (the v1
+// profile of docs/PROTOCOL.md) byte for byte: it accepts requests as the original technician SDK
 // builds them and answers with the original's response layout, an
 // indefinite-length map with keys 3/4 before 1/2. v1 and v2 tokens are both
 // accepted unless Config.RejectV1. The v2 additions are enabled per agent:

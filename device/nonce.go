@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Nonce defaults (WIRE.md: the original device keeps 10 nonces).
+// Nonce defaults (docs/PROTOCOL.md section 8: the original device keeps 10 nonces).
 const (
 	DefaultMaxNonces     = 10
 	DefaultNonceLifetime = 5 * time.Minute

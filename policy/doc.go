@@ -97,7 +97,7 @@
 // # Compatibility
 //
 // POST /ace-auth/token and GET /v3/trust-anchors follow the original
-// Pelion/Izuma service (WIRE.md, "Authorization service"): the same request
+// Pelion/Izuma service (docs/PROTOCOL.md section 9): the same request
 // and response JSON, the same limits (1 to 50 audiences, 1 to 20
 // operations of at most 60 characters), all-or-nothing decisions and the
 // same JSON error format. Service.Profile selects v1 tokens (the default,

@@ -8,7 +8,7 @@ import (
 
 // Limits on records and requests. They bound the memory and work that one
 // record or request can cost; the token request limits are those of the
-// original service (WIRE.md, "Authorization service").
+// original service (docs/PROTOCOL.md section 9, "Token endpoint").
 const (
 	// MinTokenLifetime and MaxTokenLifetime bound [Policy].TokenLifetime.
 	MinTokenLifetime = time.Hour

@@ -14,12 +14,12 @@ import (
 type Profile uint8
 
 const (
-	// ProfileV1 is the SDA v1 compatibility profile (WIRE.md part 1), the
+	// ProfileV1 is the SDA v1 compatibility profile (the v1 profile of docs/PROTOCOL.md), the
 	// zero value: scope under claim key 12, cnf under 25, text scopes only,
 	// ES256 only, no kid, and iss, aud, exp, nbf, scope and cnf always
 	// present. Deployed SDA devices understand only this profile.
 	ProfileV1 Profile = iota
-	// ProfileV2 is the native profile (WIRE.md part 2): the IANA claim keys
+	// ProfileV2 is the native profile (the v2 extensions of docs/PROTOCOL.md): the IANA claim keys
 	// scope 9 (RFC 9200) and cnf 8 (RFC 8747), kid in the protected header,
 	// ES256, ES384 or EdDSA, structured scopes.
 	ProfileV2
@@ -326,7 +326,7 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		return nil, invalid("cnf key is required")
 	}
 	if p == ProfileV1 {
-		// WIRE.md: the v1 cnf is an EC2 P-256 key, the only PoP key (and
+		// The v1 cnf is an EC2 P-256 key, the only PoP key (and
 		// ES256 the only request algorithm) deployed devices know.
 		if alg, err := AlgorithmFor(c.Key); err == nil && alg != AlgES256 {
 			return nil, invalid("an SDA v1 token carries a P-256 cnf key, not %v", alg)

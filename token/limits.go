@@ -1,7 +1,7 @@
 package token
 
-// Limits of the scope language and of operations (WIRE.md "Authorization
-// service": scope 1..20 items, each at most 60 characters).
+// Limits of the scope language and of operations (docs/PROTOCOL.md sections 5
+// and 9: scope 1..20 items, each at most 60 characters).
 const (
 	MaxScopeItems     = 20 // permissions in one scope
 	MaxNameLength     = 60 // characters in an operation name

@@ -14,7 +14,7 @@ import (
 // reserved for LwM2M and never supported.
 const operationFunctionCall = 1
 
-// Request is the signed bundle of WIRE.md: the device's nonce, the operation
+// Request is the signed bundle of docs/PROTOCOL.md section 6: the device's nonce, the operation
 // and the access token, signed by the technician's proof-of-possession key.
 //
 //	Bundle    = [nonce: uint, Operation, token: bstr]

@@ -118,7 +118,7 @@ func readArg(data []byte) (Arg, error) {
 }
 
 // Operation is what a technician asks a device to do: a function name and its
-// arguments (WIRE.md: Operation = [1, name, [* args]]).
+// arguments (docs/PROTOCOL.md section 6: Operation = [1, name, [* args]]).
 type Operation struct {
 	Name string
 	Args []Arg

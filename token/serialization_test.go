@@ -49,8 +49,8 @@ func (a annotated) bytes(t *testing.T) []byte {
 
 func hexOf(s string) string { return hex.EncodeToString([]byte(s)) }
 
-// TestSerializationV1Token pins the SDA v1 access token layout (WIRE.md
-// "Access token"): every byte before the signature is explained below, and
+// TestSerializationV1Token pins the SDA v1 access token layout (docs/PROTOCOL.md
+// section 4): every byte before the signature is explained below, and
 // the 64-byte r||s signature after it must verify.
 func TestSerializationV1Token(t *testing.T) {
 	anchor := newKey(t, "P-256")
@@ -101,8 +101,8 @@ func TestSerializationV1Token(t *testing.T) {
 	}
 }
 
-// TestSerializationV1Request pins the signed bundle and its envelope (WIRE.md
-// "Signed bundle" and "Envelope") as the original technician SDK lays them
+// TestSerializationV1Request pins the signed bundle and its envelope (docs/PROTOCOL.md
+// sections 6 and 2) as the original technician SDK lays them
 // out.
 func TestSerializationV1Request(t *testing.T) {
 	anchor := newKey(t, "P-256")

@@ -9,7 +9,7 @@ import (
 	"io"
 )
 
-// SDA serial frame (WIRE.md, "Serial framing of the original tools"):
+// SDA serial frame (docs/PROTOCOL.md section 10):
 //
 //	offset 0   "mbeddbap"         6d 62 65 64 64 62 61 70
 //	offset 8   length n           uint32, big-endian

@@ -21,8 +21,8 @@ const (
 	v2FirstHeaderLen = 9
 )
 
-// Header of the original SDA BLE example (WIRE.md, "BLE fragmentation of the
-// original example"):
+// Header of the original SDA BLE example (docs/PROTOCOL.md section
+// 10, "Fragmentation"):
 //
 //	byte 0     sequence number, +1 per fragment, wrapping (not checked on
 //	           receipt: the fragment number and lengths are)

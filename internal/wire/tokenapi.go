@@ -1,7 +1,7 @@
 package wire
 
-// TokenRequest is the JSON body of POST /ace-auth/token (WIRE.md, the token
-// endpoint of the original cloud service): what the technician client sends
+// TokenRequest is the JSON body of POST /ace-auth/token (docs/PROTOCOL.md
+// section 9, the token endpoint of the original cloud service): what the technician client sends
 // and the authorization service decodes.
 type TokenRequest struct {
 	GrantType string   `json:"grant_type"` // "client_credentials"

@@ -24,7 +24,7 @@ const (
 // Status is the result number of a response (response key 2).
 type Status uint32
 
-// Status numbers of WIRE.md.
+// Status numbers (docs/PROTOCOL.md, "Numbered keys").
 const (
 	StatusSuccess           Status = 0
 	StatusError             Status = 1
@@ -38,7 +38,7 @@ const (
 	StatusBusy              Status = 8          // v2: the device refuses new nonces for a while
 )
 
-// String names the status as WIRE.md does.
+// String names the status as docs/PROTOCOL.md does.
 func (s Status) String() string {
 	switch s {
 	case StatusSuccess:

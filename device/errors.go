@@ -10,7 +10,8 @@ import (
 // Errors carried by a [Decision] (Decision.Err) and returned by [New].
 // Test for them with [errors.Is]. A Decision's Err may also match the
 // sentinels of the token package: token.ErrMalformed for everything that
-// fails strict parsing (envelope included), token.ErrSignature,
+// fails strict parsing (envelope included; token.ErrUnsupportedForm too
+// for a MACed, encrypted or nested token), token.ErrSignature,
 // token.ErrAlgorithmMismatch, token.ErrCritical, token.ErrWrongAudience,
 // token.ErrExpired, token.ErrNotYetValid and token.ErrOutOfScope.
 var (

@@ -270,6 +270,27 @@ func TestAttacksAreRejectedForTheirOwnReason(t *testing.T) {
 		r, d := w.do(tok, "read-data")
 		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrCritical)
 	})
+	t.Run("CWT forms the SDK does not support", func(t *testing.T) {
+		w := newWorld(t)
+		pop := w.pop.Public().(*ecdsa.PublicKey)
+		claims := v1Claims(w.anchor.Issuer, "ep:hvac-1", testNow.Add(time.Hour).Unix(), testNow.Unix(), "read-data", pop, nil)
+		// 61(17([h'A10105', {}, claims, tag])): MACed with HMAC 256/256.
+		mac0 := append([]byte{0xd8, 0x3d, 0xd1, 0x84, 0x43, 0xa1, 0x01, 0x05, 0xa0}, appendBstr(nil, claims)...)
+		mac0 = appendBstr(mac0, make([]byte, 32))
+		// 16([h'A1010A', {}, ciphertext]): encrypted with AES-CCM-16-64-128.
+		encrypt0 := append([]byte{0xd0, 0x83, 0x43, 0xa1, 0x01, 0x0a, 0xa0}, appendBstr(nil, make([]byte, len(claims)+8))...)
+		// A COSE_Sign1 by the anchor whose payload is a valid token.
+		nested := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, []byte{0xa1, 0x01, 0x26}, []byte{0xa0}, w.token(nil), w.anchorKey.(*ecdsa.PrivateKey))
+		for name, tok := range map[string][]byte{"COSE_Mac0": mac0, "COSE_Encrypt0": encrypt0, "nested CWT": nested} {
+			t.Run(name, func(t *testing.T) {
+				r, d := w.do(tok, "read-data")
+				expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrUnsupportedForm)
+			})
+		}
+		if w.runs("read-data") != 0 {
+			t.Fatal("a handler ran")
+		}
+	})
 	t.Run("retired anchor, token issued after the retirement", func(t *testing.T) {
 		w := newWorld(t)
 		if err := w.store.Retire(w.anchor.Issuer, nil, testNow.Add(-time.Hour)); err != nil {

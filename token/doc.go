@@ -35,6 +35,10 @@
 // package does not understand is rejected ([ErrCritical]); a label present in
 // both the protected and the unprotected header is rejected.
 //
+// A token is a COSE_Sign1 and nothing else: MACed, encrypted, multi-signer
+// and nested CWTs (RFC 8392 Appendix A.4 to A.6) are refused with
+// [ErrUnsupportedForm], before any cryptography.
+//
 // Decoding is strict and bounded (internal/codec): exact tags, definite
 // lengths, exact array lengths and field types, no duplicate map keys, no
 // unknown claim keys, no trailing bytes, limits on depth, counts and sizes

@@ -17,6 +17,14 @@ var (
 	// exceeded, trailing bytes, ...). Returned before any cryptography.
 	ErrMalformed = errors.New("token: malformed")
 
+	// ErrUnsupportedForm: the bytes are a CWT in a form this package does
+	// not implement: MACed (COSE_Mac0, tag 17, or COSE_Mac, 97), encrypted
+	// (COSE_Encrypt0, 16, or COSE_Encrypt, 96), signed by several signers
+	// (COSE_Sign, 98), or nested (RFC 8392 section 6 and Appendix A.4 to
+	// A.6: a CWT whose payload is itself a COSE message or a CWT). It comes
+	// inside a [*ParseError], so it also matches ErrMalformed.
+	ErrUnsupportedForm = errors.New("token: CWT form not supported")
+
 	// ErrUnsupportedAlgorithm: the message names an algorithm this package
 	// does not implement.
 	ErrUnsupportedAlgorithm = errors.New("token: unsupported algorithm")

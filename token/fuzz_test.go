@@ -12,6 +12,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,6 +70,21 @@ func fuzzSeeds(f *testing.F) (tokens, requests [][]byte) {
 			tokens = append(tokens, msg, append([]byte{0xd8, 0x3d}, msg...))
 			requests = append(requests, msg)
 		}
+	}
+	vectors, _ := filepath.Glob("testdata/rfc8392/a[3-6]-*.hex")
+	if len(vectors) == 0 {
+		f.Fatal("no seeds: testdata/rfc8392/a[3-6]-*.hex matched nothing")
+	}
+	for _, name := range vectors {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		msg, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		tokens = append(tokens, msg) // signed (A.3), MACed, encrypted and nested CWTs
 	}
 	return tokens, requests
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
@@ -12,9 +13,10 @@ import (
 
 // COSE header labels (RFC 9052 section 3.1).
 const (
-	headerAlg  = 1
-	headerCrit = 2
-	headerKid  = 4
+	headerAlg         = 1
+	headerCrit        = 2
+	headerContentType = 3
+	headerKid         = 4
 )
 
 // Encoded CBOR tags: COSE_Sign1 is tag 18 (RFC 9052 section 4.2), CWT tag 61
@@ -40,6 +42,9 @@ type sign1 struct {
 	kid       []byte
 	payload   []byte
 	signature []byte
+	// contentCWT: the content type header says the payload is a CWT
+	// (61, "application/cwt"): a nested CWT (RFC 8392 section 7.2 step 6).
+	contentCWT bool
 }
 
 // parseSign1 parses an untagged COSE_Sign1 array (RFC 9052 section 4.2).
@@ -137,6 +142,19 @@ func (m *sign1) parseHeaders(field string, unprotectedRaw []byte) error {
 		if err := checkCrit(field+".protected.crit", rawCrit); err != nil {
 			return err
 		}
+	}
+	rawType, ok := prot[int64(headerContentType)]
+	if !ok {
+		rawType, ok = unprot[int64(headerContentType)]
+	}
+	if ok {
+		// A CoAP Content-Format number or a media type (RFC 9052 section
+		// 3.1); only "is it a CWT" matters here.
+		n, errNum := codec.ReadUint(rawType)
+		mt, errText := codec.ReadText(rawType)
+		mt, _, _ = strings.Cut(mt, ";")
+		m.contentCWT = errNum == nil && n == tagCWT ||
+			errText == nil && strings.EqualFold(strings.TrimSpace(mt), "application/cwt")
 	}
 	rawKid, ok := prot[int64(headerKid)]
 	if !ok {

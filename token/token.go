@@ -79,7 +79,8 @@ type Token struct {
 // Parse parses an access token strictly: 61(18(COSE_Sign1)) or 18(COSE_Sign1)
 // (both are accepted by deployed devices; untagged is not), the headers, and
 // the claims. It does no cryptography. The returned Token keeps a copy of
-// data.
+// data. A CWT in another form (MACed, encrypted, multi-signer or nested, RFC
+// 8392 Appendix A.4 to A.6) is refused with [ErrUnsupportedForm].
 func Parse(data []byte) (*Token, error) {
 	if len(data) > MaxTokenSize {
 		return nil, malformed("token", "%d bytes exceed %d", len(data), MaxTokenSize)
@@ -91,11 +92,17 @@ func Parse(data []byte) (*Token, error) {
 	case bytes.HasPrefix(data, tagSign1Prefix):
 		body = data[len(tagSign1Prefix):]
 	default:
+		if err := unsupportedForm("token", data); err != nil {
+			return nil, err
+		}
 		return nil, malformed("token", "must start with tags 61(18( or 18(")
 	}
 	raw := bytes.Clone(data)
 	m, err := parseSign1("token", raw[len(data)-len(body):])
 	if err != nil {
+		return nil, err
+	}
+	if err := nestedForm("token.payload", m); err != nil {
 		return nil, err
 	}
 	if len(m.payload) == 0 || m.payload[0]>>5 != 5 {

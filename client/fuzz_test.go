@@ -62,7 +62,7 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 func FuzzCheckToken(f *testing.F) {
 	pop, anchor := fixedKey(f, 1), fixedKey(f, 2)
 	f.Add(issue(f, anchor, pop.Public(), []string{"ep:a"}, "read-data configure", testNow.Add(time.Hour)))
-	f.Add(issue(f, anchor, pop.Public(), []string{"id:0123456789abcdef0123456789abcdef", "ep:b"}, "x", testNow.Add(time.Hour)))
+	f.Add(issue(f, anchor, pop.Public(), []string{"id:0123456789abcdef0123456789abcdef", "ep:b"}, "xy", testNow.Add(time.Hour)))
 	f.Add(issue(f, anchor, mustKey(f, KeyEd25519).Public(), []string{"ep:a"}, "read-data", testNow.Add(time.Hour)))
 	f.Add([]byte{0xd8, 0x3d, 0xd2, 0x84, 0x43, 0xa1, 0x01, 0x26, 0xa0, 0x41, 0xa0, 0x40})
 	f.Fuzz(func(t *testing.T, data []byte) {

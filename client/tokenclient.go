@@ -49,7 +49,10 @@ type TokenRequest struct {
 	// each with 1 to 60 characters of [A-Za-z0-9+/= -] after the prefix.
 	Audience []string
 	// Scope lists the operations, 1 to 20 names each matching
-	// ^[A-Za-z][A-Za-z0-9-]*$ with at most 60 characters.
+	// ^[A-Za-z][A-Za-z0-9-]*$ with at most 60 characters. A service in
+	// the v1 profile refuses a scope that is a single one-character name
+	// (deployed devices refuse such a token); Validate, which cannot know
+	// the service's profile, accepts it.
 	Scope []string
 	// Key is the public half of the proof-of-possession key the token
 	// will be bound to (cnf).

@@ -143,7 +143,7 @@ func TestAttacksAreRejectedForTheirOwnReason(t *testing.T) {
 	})
 	t.Run("prefix lookalike", func(t *testing.T) {
 		w := newWorld(t)
-		short := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("c") })
+		short := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("c read-data") })
 		r, d := w.do(short, "configure")
 		expect(t, r, d, wire.StatusAccessDenied, device.CheckScope, token.ErrOutOfScope)
 		r, d = w.do(w.token(nil), "c") // "configure" does not grant "c"

@@ -181,7 +181,8 @@ type TokenRequest struct {
 	// legacy "endpoint-name:", "device-id:"), 1 to [MaxAudiences] entries.
 	Audience []string
 	// Scope is the text form of the requested operations: 1 to
-	// [MaxOperations] names separated by single spaces.
+	// [MaxOperations] names separated by single spaces. In the v1 profile
+	// a single one-character name is refused ([token.MinV1ScopeLength]).
 	Scope string
 	// Key is the technician's proof-of-possession public key (cnf). The v1
 	// profile needs an ECDSA P-256 key.
@@ -214,8 +215,11 @@ func (s *Service) issue(ctx context.Context, subject string, req *TokenRequest, 
 
 	var f fieldErrs
 	scope, serr := token.ParseScope(req.Scope)
-	if serr != nil {
+	switch {
+	case serr != nil:
 		f.add("scope", "1 to %d operation names separated by single spaces, each matching ^[A-Za-z][A-Za-z0-9-]*$ and at most %d characters", MaxOperations, MaxOperationNameLen)
+	case s.Profile == token.ProfileV1 && v1ScopeLength(scope.Names()) < token.MinV1ScopeLength:
+		f.add("scope", "a v1 token cannot carry a scope of one character: deployed devices refuse it")
 	}
 	if len(req.Audience) == 0 || len(req.Audience) > MaxAudiences {
 		f.add("aud", "1 to %d entries", MaxAudiences)
@@ -260,6 +264,18 @@ func (s *Service) issue(ctx context.Context, subject string, req *TokenRequest, 
 		return nil, fmt.Errorf("%w: signing: %v", ErrUnavailable, err)
 	}
 	return &IssuedToken{Token: b, Claims: claims, Decision: dec}, nil
+}
+
+// v1ScopeLength returns the length of the text scope a v1 token granting
+// names carries: the distinct names separated by single spaces.
+func v1ScopeLength(names []string) int {
+	n := -1
+	for i, name := range names {
+		if !contains(names[:i], name) {
+			n += 1 + len(name)
+		}
+	}
+	return n
 }
 
 // checkCnf checks that the proof-of-possession key is a valid key that the

@@ -176,6 +176,42 @@ func TestTokenEndpointV1(t *testing.T) {
 	}
 }
 
+// TestV1OneCharacterScope: deployed devices refuse a v1 token whose scope
+// is one byte, so a v1 service answers a request for a single one-character
+// operation with 400 validation_error on scope (not a 5xx), issues no token,
+// and a v2 service grants it.
+func TestV1OneCharacterScope(t *testing.T) {
+	for _, p := range []token.Profile{token.ProfileV1, token.ProfileV2} {
+		t.Run(p.String(), func(t *testing.T) {
+			env := newTestEnv(t, p, pol("p1", ops("r", "s")))
+			for _, scope := range []string{"r", "r r"} {
+				w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, scope))
+				if p == token.ProfileV2 {
+					if w.Code != http.StatusOK {
+						t.Errorf("scope %q: status %d: %s", scope, w.Code, w.Body)
+					}
+					continue
+				}
+				if w.Code != http.StatusBadRequest {
+					t.Fatalf("scope %q: status %d, want 400: %s", scope, w.Code, w.Body)
+				}
+				e := decodeError(t, w)
+				if e.Type != errTypeValidation || !slices.ContainsFunc(e.Fields, func(f FieldError) bool { return f.Name == "scope" }) {
+					t.Errorf("scope %q: %+v, want validation_error on scope", scope, e)
+				}
+				_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: scope, Key: &env.pop.PublicKey})
+				var ve *ValidationError
+				if !errors.Is(err, ErrInvalid) || !errors.As(err, &ve) {
+					t.Errorf("Issue with scope %q: %v, want a *ValidationError", scope, err)
+				}
+			}
+			if w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "r s")); w.Code != http.StatusOK {
+				t.Errorf("scope \"r s\": status %d: %s", w.Code, w.Body)
+			}
+		})
+	}
+}
+
 func TestIssueV2StructuredScope(t *testing.T) {
 	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
 	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})

@@ -322,6 +322,9 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if p == ProfileV1 && !isText {
 		return nil, invalid("an SDA v1 token carries text scopes only: %v", c.Scope)
 	}
+	if p == ProfileV1 && len(text) < MinV1ScopeLength {
+		return nil, invalid("the v1 scope %q is shorter than %d bytes, and deployed devices refuse such a token (name the operation with 2 or more characters, or use ProfileV2)", text, MinV1ScopeLength)
+	}
 	if c.Key == nil {
 		return nil, invalid("cnf key is required")
 	}

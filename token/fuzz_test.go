@@ -231,7 +231,7 @@ func FuzzSignVerifyTamper(f *testing.F) {
 	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f.Add("mbed.ta.X", "ep:hvac-1", "read-data configure", uint64(1800000000), uint16(17), byte(1))
-	f.Add("i", "id:00", "x", uint64(0), uint16(0), byte(0x80))
+	f.Add("i", "id:00", "xy", uint64(0), uint16(0), byte(0x80))
 	f.Fuzz(func(t *testing.T, iss, aud, scope string, exp uint64, at uint16, flip byte) {
 		sc, err := ParseScope(scope)
 		if err != nil || iss == "" || exp == 0 || exp > 1<<40 || flip == 0 {

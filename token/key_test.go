@@ -175,7 +175,7 @@ func TestKeyWithoutCoordinates(t *testing.T) {
 			}
 			anchor := newKey(t, "P-256")
 			tok, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:x"}, Expiry: testNow, NotBefore: testNow,
-				Scope: mustScope(t, "a"), Key: anchor.Public()}, anchor, nil)
+				Scope: mustScope(t, "ab"), Key: anchor.Public()}, anchor, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func TestKeyWithoutCoordinates(t *testing.T) {
 				t.Errorf("Verify: %v", err)
 			}
 			if _, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:x"}, Expiry: testNow, NotBefore: testNow,
-				Scope: mustScope(t, "a"), Key: k}, anchor, nil); !errors.Is(err, token.ErrUnsupportedKey) {
+				Scope: mustScope(t, "ab"), Key: k}, anchor, nil); !errors.Is(err, token.ErrUnsupportedKey) {
 				t.Errorf("Issue with the key as cnf: %v", err)
 			}
 		})

@@ -12,4 +12,9 @@ const (
 	MaxAudiences      = 50   // entries in aud
 	MaxAudienceLength = 80   // bytes in one aud entry (a prefix plus at most 60 characters)
 	MaxTokenSize      = 1536 // bytes of an encoded access token
+
+	// MinV1ScopeLength is the shortest text scope, in bytes, that [Issue]
+	// puts in an SDA v1 token: deployed devices refuse a token whose scope
+	// is a single byte (one operation named by one character).
+	MinV1ScopeLength = 2
 )

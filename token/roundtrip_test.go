@@ -124,7 +124,7 @@ func TestEpochTimes(t *testing.T) {
 	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
 	epoch := time.Unix(0, 0)
 	tok, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow,
-		NotBefore: epoch, IssuedAt: epoch, Scope: mustScope(t, "x"), Key: pop.Public()}, anchor, nil)
+		NotBefore: epoch, IssuedAt: epoch, Scope: mustScope(t, "xy"), Key: pop.Public()}, anchor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,12 +147,37 @@ func TestIssueV1NeedsP256PoPKey(t *testing.T) {
 	anchor := newKey(t, "P-256")
 	for _, kind := range []string{"P-384", "Ed25519"} {
 		c := &token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow, NotBefore: testNow,
-			Scope: mustScope(t, "x"), Key: newKey(t, kind).Public()}
+			Scope: mustScope(t, "xy"), Key: newKey(t, kind).Public()}
 		if _, err := token.Issue(c, anchor, nil); !errors.Is(err, token.ErrInvalid) {
 			t.Errorf("v1 token with a %s cnf key: %v, want ErrInvalid", kind, err)
 		}
 		if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); err != nil {
 			t.Errorf("v2 token with a %s cnf key: %v", kind, err)
+		}
+	}
+}
+
+// TestIssueV1RefusesOneByteScope: deployed SDA devices refuse a v1 token
+// whose scope text is a single byte (status 2), so Issue refuses to sign
+// one in ProfileV1 (ErrInvalid); v2 tokens and longer v1 scopes are issued.
+func TestIssueV1RefusesOneByteScope(t *testing.T) {
+	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
+	issue := func(scope string, p token.Profile) error {
+		_, err := token.Issue(&token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow, NotBefore: testNow,
+			Scope: mustScope(t, scope), Key: pop.Public()}, anchor, &token.IssueOptions{Profile: p})
+		return err
+	}
+	for _, scope := range []string{"a", "Z"} {
+		if err := issue(scope, token.ProfileV1); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("v1 scope %q: %v, want ErrInvalid", scope, err)
+		}
+		if err := issue(scope, token.ProfileV2); err != nil {
+			t.Errorf("v2 scope %q: %v", scope, err)
+		}
+	}
+	for _, scope := range []string{"ab", "a b", "read-data"} {
+		if err := issue(scope, token.ProfileV1); err != nil {
+			t.Errorf("v1 scope %q: %v", scope, err)
 		}
 	}
 }
@@ -163,7 +188,7 @@ func TestIssueOnlyWhatParseAccepts(t *testing.T) {
 	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
 	base := func() *token.Claims {
 		return &token.Claims{Issuer: "i", Audience: []string{"ep:a"}, Expiry: testNow, NotBefore: testNow,
-			Scope: mustScope(t, "x"), Key: pop.Public()}
+			Scope: mustScope(t, "xy"), Key: pop.Public()}
 	}
 	for _, tc := range []struct {
 		name string

@@ -241,7 +241,7 @@ func decodeTokenRequest(body []byte) (*TokenRequest, error) {
 	default:
 		key, err := token.ParsePublicKeyPEM([]byte(j.Cnf))
 		if err != nil {
-			f.add("cnf", "not a PEM public key of a supported type")
+			f.add("cnf", "not exactly one PEM public key of a supported type")
 		}
 		req.Key = key
 	}

@@ -292,6 +292,7 @@ func (failingStore) Changes(context.Context, int64) ([]Change, error) { return n
 func TestHTTPErrors(t *testing.T) {
 	env := newTestEnv(t, token.ProfileV1, pol("p1"), pol("d", denyEffect, ops("reboot")), pol("p2", ops("reboot")))
 	p384PEM, _ := token.MarshalPublicKeyPEM(&mustKey(t, elliptic.P384()).PublicKey)
+	otherPEM, _ := token.MarshalPublicKeyPEM(&mustKey(t, elliptic.P256()).PublicKey)
 	body := func(m map[string]any) string {
 		v := map[string]any{"grant_type": "client_credentials", "aud": []string{"ep:hvac-1"}, "scope": "read", "cnf": env.popPEM}
 		for k, x := range m {
@@ -341,6 +342,8 @@ func TestHTTPErrors(t *testing.T) {
 		{"garbage cnf", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}), nil, 400, errTypeValidation, "cnf"},
 		{"huge cnf", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": strings.Repeat("A", maxCnfPEMBytes+1)}), nil, 400, errTypeValidation, "cnf"},
 		{"p384 cnf in v1", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": string(p384PEM)}), nil, 400, errTypeValidation, "cnf"},
+		{"two cnf keys", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": env.popPEM + string(otherPEM)}), nil, 400, errTypeValidation, "cnf"},
+		{"cnf key and text", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": env.popPEM + "and more"}), nil, 400, errTypeValidation, "cnf"},
 		{"no aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{}}), nil, 400, errTypeValidation, "aud"},
 		{"too many aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": many(MaxAudiences+1, "ep:hvac-1")}), nil, 400, errTypeValidation, "aud"},
 		{"aud prefix", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"hvac-1"}}), nil, 400, errTypeValidation, "aud[0]"},

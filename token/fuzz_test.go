@@ -225,6 +225,43 @@ func FuzzParseCOSEKey(f *testing.F) {
 	})
 }
 
+// FuzzParsePublicKeyPEM: ParsePublicKeyPEM never panics, fails with
+// ErrMalformed or ErrUnsupportedKey, and accepts only data that is one
+// PEM block of a key whose own PEM encoding parses to the same key.
+func FuzzParsePublicKeyPEM(f *testing.F) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	var blocks [][]byte
+	for _, s := range []crypto.Signer{p256, p384, ed} {
+		b, _ := MarshalPublicKeyPEM(s.Public())
+		blocks = append(blocks, b)
+		f.Add(b)
+	}
+	f.Add(append(append([]byte{}, blocks[0]...), blocks[1]...)) // two keys
+	f.Add(append([]byte("text\n"), blocks[2]...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParsePublicKeyPEM(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedKey) {
+				t.Fatalf("error %v matches neither ErrMalformed nor ErrUnsupportedKey", err)
+			}
+			return
+		}
+		if n := bytes.Count(data, []byte("-----BEGIN")); n != 1 {
+			t.Fatalf("accepted %d PEM blocks", n)
+		}
+		b, err := MarshalPublicKeyPEM(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := ParsePublicKeyPEM(b)
+		if err != nil || !EqualKeys(k, k2) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
 // FuzzSignVerifyTamper signs a token built from fuzzed claims, checks that
 // it verifies, then changes one byte and checks that it no longer does.
 func FuzzSignVerifyTamper(f *testing.F) {

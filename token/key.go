@@ -203,18 +203,38 @@ func ParsePublicKeyDER(der []byte) (crypto.PublicKey, error) {
 	return pub, nil
 }
 
-// ParsePublicKeyPEM parses the first PEM block of data, which must be a
-// "PUBLIC KEY" block (SubjectPublicKeyInfo) holding a supported key.
+// ParsePublicKeyPEM parses a PEM "PUBLIC KEY" block (SubjectPublicKeyInfo,
+// RFC 7468 section 13) holding a supported key. data must hold exactly that
+// one block, without PEM headers, and nothing but whitespace before or after
+// it: anything else, a second key in particular, is malformed rather than
+// silently ignored, so that nothing is ever bound to one key of several.
 func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
-	block, _ := pem.Decode(data)
+	const space = " \t\r\n"
+	trimmed := bytes.TrimLeft(data, space)
+	if !bytes.HasPrefix(trimmed, pemBegin) {
+		return nil, malformed("pem", "does not start with a PEM block")
+	}
+	if n := bytes.Count(trimmed, pemBegin); n != 1 {
+		return nil, malformed("pem", "%d PEM blocks, want exactly one", n)
+	}
+	block, rest := pem.Decode(trimmed)
 	if block == nil {
-		return nil, malformed("pem", "no PEM block found")
+		return nil, malformed("pem", "not a well-formed PEM block")
+	}
+	if len(bytes.TrimLeft(rest, space)) != 0 {
+		return nil, malformed("pem", "data after the PEM block")
 	}
 	if block.Type != "PUBLIC KEY" {
 		return nil, malformed("pem", "block type %q, want \"PUBLIC KEY\"", block.Type)
 	}
+	if len(block.Headers) != 0 {
+		return nil, malformed("pem", "PEM headers in a public key block")
+	}
 	return ParsePublicKeyDER(block.Bytes)
 }
+
+// pemBegin starts every PEM block (RFC 7468 section 2).
+var pemBegin = []byte("-----BEGIN ")
 
 // MarshalPublicKeyDER returns the DER SubjectPublicKeyInfo of a supported
 // public key.

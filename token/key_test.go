@@ -140,6 +140,50 @@ func TestParseCOSEKeyRejects(t *testing.T) {
 	}
 }
 
+// TestParsePublicKeyPEMStrict: a PEM public key is exactly one "PUBLIC
+// KEY" block with nothing but whitespace around it; a second key (which
+// would be silently ignored), text around the block and PEM headers are
+// malformed.
+func TestParsePublicKeyPEMStrict(t *testing.T) {
+	one, err := token.MarshalPublicKeyPEM(newKey(t, "P-256").Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, _ := token.MarshalPublicKeyPEM(newKey(t, "P-256").Public())
+	priv := []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	withHeader := bytes.Replace(one, []byte("-----\n"), []byte("-----\nComment: x\n\n"), 1)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		ok   bool
+	}{
+		{"one block", one, true},
+		{"whitespace around", cat([]byte("\n \t\r\n"), one, []byte("\n\n  ")), true},
+		{"CRLF line ends", bytes.ReplaceAll(one, []byte("\n"), []byte("\r\n")), true},
+		{"no final newline", bytes.TrimSpace(one), true},
+		{"two keys", cat(one, two), false},
+		{"the same key twice", cat(one, one), false},
+		{"a private key after", cat(one, priv), false},
+		{"text before", cat([]byte("key:\n"), one), false},
+		{"text after", cat(one, []byte("trailer\n")), false},
+		{"a truncated second block", cat(one, []byte("-----BEGIN PUBLIC KEY-----\n")), false},
+		{"PEM headers", withHeader, false},
+		{"empty", nil, false},
+		{"whitespace only", []byte(" \n"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pub, err := token.ParsePublicKeyPEM(tc.data)
+			if tc.ok && (err != nil || pub == nil) {
+				t.Fatalf("ParsePublicKeyPEM: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, token.ErrMalformed) {
+				t.Fatalf("ParsePublicKeyPEM = %v, %v; want ErrMalformed", pub, err)
+			}
+		})
+	}
+}
+
 func TestEqualKeys(t *testing.T) {
 	a, b := newKey(t, "P-256").Public(), newKey(t, "P-256").Public()
 	if !token.EqualKeys(a, a) || token.EqualKeys(a, b) {

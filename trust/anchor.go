@@ -90,7 +90,8 @@ func NewAnchor(key crypto.PublicKey) (*Anchor, error) {
 }
 
 // ParsePEM returns an SDA-named anchor ([NewAnchor]) for the public key in
-// the first PEM "PUBLIC KEY" block of data.
+// data, exactly one PEM "PUBLIC KEY" block ([token.ParsePublicKeyPEM]: a
+// second block or other text around it is refused).
 func ParsePEM(data []byte) (*Anchor, error) {
 	key, err := token.ParsePublicKeyPEM(data)
 	if err != nil {

@@ -67,7 +67,13 @@ func TestAnchorConstructors(t *testing.T) {
 			}
 		})
 	}
-	for name, data := range map[string][]byte{"garbage PEM": []byte("nope"), "private key PEM": []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")} {
+	pem1, _ := token.MarshalPublicKeyPEM(newKey(t, "P-256").Public())
+	pem2, _ := token.MarshalPublicKeyPEM(newKey(t, "P-256").Public())
+	for name, data := range map[string][]byte{
+		"garbage PEM":     []byte("nope"),
+		"private key PEM": []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+		"two keys":        append(append([]byte{}, pem1...), pem2...), // which one would the device trust?
+	} {
 		if _, err := trust.ParsePEM(data); !errors.Is(err, trust.ErrInvalidAnchor) {
 			t.Errorf("%s: %v", name, err)
 		}

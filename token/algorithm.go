@@ -48,8 +48,31 @@ func (a Algorithm) supported() bool {
 }
 
 // AlgorithmFor returns the algorithm a public key pins. It accepts
-// *ecdsa.PublicKey on P-256 or P-384 and ed25519.PublicKey.
+// *ecdsa.PublicKey on P-256 or P-384 and ed25519.PublicKey, and refuses
+// with [ErrUnsupportedKey] every other key and every invalid one: an ECDSA
+// point off its curve, at infinity or with a coordinate out of range, and
+// (with [ErrWeakKey]) an Ed25519 key of small order or in a non-canonical
+// encoding, with which signatures could verify without a private key. It
+// is the gate every key of this package passes.
 func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
+	alg, err := keyAlgorithm(pub)
+	if err != nil {
+		return 0, err
+	}
+	if k, ok := pub.(*ecdsa.PublicKey); ok {
+		if err := checkECDSAPoint(k); err != nil {
+			return 0, err
+		}
+	}
+	return alg, nil
+}
+
+// keyAlgorithm is AlgorithmFor without the ECDSA point check, which
+// allocates: it is for the paths that validate the point anyway
+// (crypto/ecdsa on every verification, PublicKey.Bytes when encoding).
+// Ed25519 keys are checked in full: the check is cheap, and crypto/ed25519
+// does not make it.
+func keyAlgorithm(pub crypto.PublicKey) (Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		// A key without a point is invalid; the standard library's
@@ -65,9 +88,13 @@ func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
 			return AlgES384, nil
 		}
 	case ed25519.PublicKey:
-		if len(k) == ed25519.PublicKeySize {
-			return AlgEdDSA, nil
+		if len(k) != ed25519.PublicKeySize {
+			break
 		}
+		if err := checkEd25519(k); err != nil {
+			return 0, err
+		}
+		return AlgEdDSA, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnsupportedKey, pub)
 }
@@ -96,43 +123,41 @@ func (a Algorithm) digest(msg []byte) ([]byte, crypto.Hash) {
 }
 
 // sign signs the COSE ToBeSigned bytes with signer, whose public key pins
-// alg, and returns the COSE signature encoding (RFC 9053: r||s, each
-// left-padded to the field size, for ECDSA; the 64-byte signature for EdDSA).
-// Any crypto.Signer works, so keys may live in hardware.
-func sign(signer crypto.Signer, tbs []byte, rnd io.Reader) (Algorithm, []byte, error) {
-	if signer == nil {
-		return 0, nil, invalid("nil signer")
-	}
-	alg, err := AlgorithmFor(signer.Public())
-	if err != nil {
-		return 0, nil, err
-	}
+// alg (the caller checked it with AlgorithmFor), and returns the COSE
+// signature encoding (RFC 9053: r||s, each left-padded to the field size,
+// for ECDSA; the 64-byte signature for EdDSA). Any crypto.Signer works, so
+// keys may live in hardware.
+func sign(signer crypto.Signer, alg Algorithm, tbs []byte, rnd io.Reader) ([]byte, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
 	digest, hash := alg.digest(tbs)
 	sig, err := signer.Sign(rnd, digest, hash)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %w", ErrSigner, err)
+		return nil, fmt.Errorf("%w: %w", ErrSigner, err)
 	}
 	if alg == AlgEdDSA {
 		if len(sig) != ed25519.SignatureSize {
-			return 0, nil, fmt.Errorf("%w: a %d-byte Ed25519 signature", ErrSigner, len(sig))
+			return nil, fmt.Errorf("%w: a %d-byte Ed25519 signature", ErrSigner, len(sig))
 		}
-		return alg, sig, nil
+		return sig, nil
 	}
 	raw, err := derToRaw(sig, alg.ecdsaSize())
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: bad ECDSA signature: %v", ErrSigner, err)
+		return nil, fmt.Errorf("%w: bad ECDSA signature: %v", ErrSigner, err)
 	}
-	return alg, raw, nil
+	return raw, nil
 }
 
 // verifySignature checks sig over tbs with pub, which pins the algorithm;
 // alg is what the message claims and must agree. It is the one verification
 // path of the package: tokens, requests and the test vectors go through it.
+// A weak Ed25519 key is refused before any verification; an invalid ECDSA
+// point fails crypto/ecdsa's verification, and is then reported as the
+// key's fault (ErrUnsupportedKey) rather than the signature's, at no cost
+// to a valid key.
 func verifySignature(pub crypto.PublicKey, alg Algorithm, tbs, sig []byte) error {
-	want, err := AlgorithmFor(pub)
+	want, err := keyAlgorithm(pub)
 	if err != nil {
 		return err
 	}
@@ -145,6 +170,7 @@ func verifySignature(pub crypto.PublicKey, alg Algorithm, tbs, sig []byte) error
 		}
 		return nil
 	}
+	k := pub.(*ecdsa.PublicKey)
 	n := alg.ecdsaSize()
 	if len(sig) != 2*n {
 		return ErrSignature
@@ -152,7 +178,10 @@ func verifySignature(pub crypto.PublicKey, alg Algorithm, tbs, sig []byte) error
 	var buf [2*(2+1+48) + 2]byte
 	der := rawToDER(buf[:0], sig[:n], sig[n:])
 	digest, _ := alg.digest(tbs)
-	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest, der) {
+	if !ecdsa.VerifyASN1(k, digest, der) {
+		if err := checkECDSAPoint(k); err != nil {
+			return err
+		}
 		return ErrSignature
 	}
 	return nil

@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"testing"
@@ -162,4 +163,46 @@ func BenchmarkIssueVsBareSign(b *testing.B) {
 		bare += t2.Sub(t1)
 	}
 	b.ReportMetric(float64(issue)/float64(bare), "issue/sign")
+}
+
+// BenchmarkEdDSARequestVsBareVerify alternates parsing and verifying an
+// EdDSA-signed request (which checks the key against the small-order
+// blocklist on every verification) with one bare ed25519.Verify over the
+// same bytes, and reports the ratio of their times and the allocations of
+// the full path.
+func BenchmarkEdDSARequestVsBareVerify(b *testing.B) {
+	f := newBenchFixture(b)
+	pop := newKey(b, "Ed25519").(ed25519.PrivateKey)
+	req, err := token.SignRequest(&token.Request{Nonce: 7, Operation: token.Operation{Name: "configure"}, Token: f.tok}, pop, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := pop.Public().(ed25519.PublicKey)
+	msg := req[:len(req)-64]
+	sig := ed25519.Sign(pop, msg)
+	verify := func() {
+		sr, err := token.ParseRequest(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sr.Verify(pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	allocs := testing.AllocsPerRun(50, verify)
+	var full, bare time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		verify()
+		t1 := time.Now()
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("bare verify failed")
+		}
+		t2 := time.Now()
+		full += t1.Sub(t0)
+		bare += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(full)/float64(bare), "request/bare")
+	b.ReportMetric(allocs, "request-allocs/op")
 }

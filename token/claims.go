@@ -331,7 +331,7 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if p == ProfileV1 {
 		// The v1 cnf is an EC2 P-256 key, the only PoP key (and
 		// ES256 the only request algorithm) deployed devices know.
-		if alg, err := AlgorithmFor(c.Key); err == nil && alg != AlgES256 {
+		if alg, err := keyAlgorithm(c.Key); err == nil && alg != AlgES256 {
 			return nil, invalid("an SDA v1 token carries a P-256 cnf key, not %v", alg)
 		}
 	}

@@ -35,6 +35,22 @@
 // package does not understand is rejected ([ErrCritical]); a label present in
 // both the protected and the unprotected header is rejected.
 //
+// Degenerate public keys are refused wherever a key enters the package
+// ([AlgorithmFor], the gate every key passes, [ParseCOSEKey],
+// [ParsePublicKeyDER], [ParsePublicKeyPEM], a token's cnf, [Issue], and
+// every verification): an Ed25519 point of small order (the identity and
+// the other seven points whose order divides 8, with either sign bit) or
+// in a non-canonical encoding is refused with [ErrWeakKey], since with such
+// a key crypto/ed25519 accepts signatures made without any private key,
+// and a stolen token bound to it would work as a bearer token; an ECDSA
+// point off its curve, at infinity or with coordinates out of range is
+// refused with [ErrUnsupportedKey] (ErrWeakKey matches it too). The Ed25519
+// check is a comparison against a short list, with no allocation and no
+// field arithmetic, made on every verification. Not refused: an Ed25519
+// encoding that is not a curve point (it fails every verification) and a
+// point of mixed order (forging with it needs the private key of its
+// prime-order part).
+//
 // A token is a COSE_Sign1 and nothing else: MACed, encrypted, multi-signer
 // and nested CWTs (RFC 8392 Appendix A.4 to A.6) are refused with
 // [ErrUnsupportedForm], before any cryptography.

@@ -37,6 +37,14 @@ var (
 	// support, or an invalid key (a point not on its curve).
 	ErrUnsupportedKey = errors.New("token: unsupported or invalid key")
 
+	// ErrWeakKey: a public key that is degenerate, with which a signature
+	// can verify without any private key: an Ed25519 point of small order
+	// (the identity and the other seven points whose order divides 8), or
+	// an Ed25519 key in a non-canonical encoding (y not reduced modulo
+	// 2^255-19). It also matches [ErrUnsupportedKey], so callers that test
+	// for that keep refusing such keys.
+	ErrWeakKey error = weakKeyError{}
+
 	// ErrCritical: the message lists a critical header parameter (RFC 9052
 	// section 3.1, crit) that this package does not understand.
 	ErrCritical = errors.New("token: unknown critical header parameter")
@@ -69,6 +77,14 @@ var (
 	// algorithm (a faulty hardware key, say). Nothing was produced.
 	ErrSigner = errors.New("token: signer failed")
 )
+
+// weakKeyError is the type of [ErrWeakKey], a kind of [ErrUnsupportedKey].
+type weakKeyError struct{}
+
+func (weakKeyError) Error() string { return "token: weak public key (small order or non-canonical)" }
+
+// Is reports whether target is ErrUnsupportedKey.
+func (weakKeyError) Is(target error) bool { return target == ErrUnsupportedKey }
 
 // ParseError reports which field of a message failed strict parsing. It
 // matches [ErrMalformed] with errors.Is, and unwraps to its cause.

@@ -206,6 +206,9 @@ func FuzzParseCOSEKey(f *testing.F) {
 		b, _ = appendCOSEKey(nil, s.Public(), true)
 		f.Add(b)
 	}
+	for _, weak := range ed25519SmallOrder { // refused with ErrWeakKey
+		f.Add(append([]byte{0xa3, 0x01, 0x01, 0x20, 0x06, 0x21, 0x58, 0x20}, weak[:]...))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := ParseCOSEKey(data)
 		if err != nil {

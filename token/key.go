@@ -29,10 +29,11 @@ const (
 // ParseCOSEKey decodes a COSE_Key (RFC 9052 section 7) holding a public key:
 // EC2 on P-256 or P-384 with uncompressed coordinates of exactly the field
 // size, or OKP Ed25519. It returns *ecdsa.PublicKey or ed25519.PublicKey.
-// EC2 points are checked to be on the curve; an Ed25519 key is checked for
-// its length only (the standard library offers no point validation), and an
-// invalid Ed25519 point fails every signature verification. Keys carrying
-// private material are rejected.
+// EC2 points are checked to be on the curve. An Ed25519 key of small order
+// or in a non-canonical encoding is refused with [ErrWeakKey]; an Ed25519
+// encoding that is not a curve point is not detected (the standard library
+// offers no point validation) and fails every signature verification. Keys
+// carrying private material are rejected.
 func ParseCOSEKey(data []byte) (crypto.PublicKey, error) {
 	if err := codec.Check(data); err != nil {
 		return nil, wrapMalformed("cose_key", err)
@@ -131,6 +132,9 @@ func parseCOSEKey(field string, data []byte) (crypto.PublicKey, error) {
 		if len(x) != ed25519.PublicKeySize || y != nil {
 			return nil, malformed(field, "Ed25519 key must have a 32-byte x and no y")
 		}
+		if err := checkEd25519(x); err != nil {
+			return nil, &ParseError{Field: field, Err: err}
+		}
 		pub, keyAlg = ed25519.PublicKey(bytes.Clone(x)), AlgEdDSA
 	default:
 		return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: kty %d crv %d", ErrUnsupportedKey, kty, crv)}
@@ -153,7 +157,7 @@ func MarshalCOSEKey(pub crypto.PublicKey) ([]byte, error) {
 // compressed (y is the sign bit, RFC 9053 section 7.1.1): 32 bytes shorter
 // for P-256; v2 tokens use it for cnf.
 func appendCOSEKey(b []byte, pub crypto.PublicKey, compact bool) ([]byte, error) {
-	alg, err := AlgorithmFor(pub)
+	alg, err := keyAlgorithm(pub) // and Bytes below checks an ECDSA point
 	if err != nil {
 		return nil, err
 	}

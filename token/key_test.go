@@ -114,6 +114,7 @@ func TestParseCOSEKeyRejects(t *testing.T) {
 		{"not on curve", map[int]any{1: 2, -1: 1, -2: x, -3: x}, token.ErrUnsupportedKey},
 		{"P-521", map[int]any{1: 2, -1: 3, -2: x, -3: y}, token.ErrUnsupportedKey},
 		{"Ed448", map[int]any{1: 1, -1: 7, -2: edPub}, token.ErrUnsupportedKey},
+		{"Ed25519 identity point", map[int]any{1: 1, -1: 6, -2: append([]byte{1}, make([]byte, 31)...)}, token.ErrWeakKey},
 		{"symmetric", map[int]any{1: 4, -1: []byte("secret")}, token.ErrMalformed},
 		{"private", map[int]any{1: 2, -1: 1, -2: x, -3: y, -4: x}, token.ErrMalformed},
 		{"short x", map[int]any{1: 2, -1: 1, -2: x[1:], -3: y}, token.ErrMalformed},

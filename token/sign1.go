@@ -247,7 +247,7 @@ func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.
 	if err != nil {
 		return nil, err
 	}
-	_, sig, err := sign(signer, sigStructure(protected, nil, payload), rnd)
+	sig, err := sign(signer, alg, sigStructure(protected, nil, payload), rnd)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	if key == nil {
 		return nil, invalid("nil signing key")
 	}
-	alg, err := AlgorithmFor(key.Public())
+	alg, err := keyAlgorithm(key.Public()) // signSign1 checks the key in full
 	if err != nil {
 		return nil, err
 	}

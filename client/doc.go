@@ -48,6 +48,12 @@
 // response on status, data, nonce and (with [Session.Device]) identity,
 // and discards signed responses to other nonces.
 //
+// Degenerate keys are refused: a proof-of-possession key whose public half
+// is an Ed25519 point of small order (with which anyone could sign for it)
+// or an ECDSA point off its curve is refused by [TokenRequest.Validate] and
+// never written to a key file, and a [Session.DeviceKey] like it verifies
+// no response (token.ErrWeakKey, token.ErrUnsupportedKey).
+//
 // Received tokens are checked before use: the cnf key must be the client's
 // own, the audience and the scope must be exactly those asked for, and the
 // token must not have expired; with [TokenCheck.Anchors] (or

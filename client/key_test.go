@@ -3,11 +3,14 @@ package client
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -194,6 +197,43 @@ func TestKeyErrors(t *testing.T) {
 	} {
 		if _, err := ParsePrivateKeyPEM(data); !errors.Is(err, ErrMalformedKey) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestDegenerateKeys: a proof-of-possession key with which signatures
+// verify without any private key (an Ed25519 key whose public half is the
+// identity point, built by hand), or an ECDSA key off its curve, is refused
+// before a token is requested for it and before it is written out.
+func TestDegenerateKeys(t *testing.T) {
+	identity := append([]byte{1}, make([]byte, 31)...)
+	weak := ed25519.PrivateKey(append(ed25519.NewKeyFromSeed(make([]byte, 32))[:32:32], identity...))
+	if _, err := MarshalPrivateKeyPEM(weak); !errors.Is(err, token.ErrWeakKey) {
+		t.Errorf("MarshalPrivateKeyPEM: %v, want token.ErrWeakKey", err)
+	}
+	if _, err := EncryptPrivateKeyPEM(weak, []byte("pw"), testWorkFactor); !errors.Is(err, token.ErrWeakKey) {
+		t.Errorf("EncryptPrivateKeyPEM: %v, want token.ErrWeakKey", err)
+	}
+	path := filepath.Join(t.TempDir(), "weak.pem")
+	if err := WriteKeyFile(path, weak, nil); !errors.Is(err, token.ErrWeakKey) {
+		t.Errorf("WriteKeyFile: %v, want token.ErrWeakKey", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a key file was written: %v", err)
+	}
+	k := mustKey(t, KeyP256).(*ecdsa.PrivateKey)
+	//lint:ignore SA1019 building an invalid key on purpose needs the raw coordinates
+	offCurve := &ecdsa.PublicKey{Curve: k.Curve, X: k.X, Y: new(big.Int).Add(k.Y, big.NewInt(1))}
+	for name, tc := range map[string]struct {
+		key    crypto.PublicKey
+		reason error
+	}{
+		"small order":   {weak.Public(), token.ErrWeakKey},
+		"off the curve": {offCurve, token.ErrUnsupportedKey},
+	} {
+		r := &TokenRequest{Audience: []string{"ep:a"}, Scope: []string{"read"}, Key: tc.key}
+		if err := r.Validate(); !errors.Is(err, ErrInvalid) || !errors.Is(err, tc.reason) {
+			t.Errorf("%s: TokenRequest.Validate: %v, want ErrInvalid and %v", name, err, tc.reason)
 		}
 	}
 }

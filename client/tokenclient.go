@@ -60,7 +60,8 @@ type TokenRequest struct {
 }
 
 // Validate checks the request against the limits of the token endpoint.
-// Errors match [ErrInvalid].
+// Errors match [ErrInvalid]; a refused key's error also matches
+// token.ErrUnsupportedKey (token.ErrWeakKey for a degenerate key).
 func (r *TokenRequest) Validate() error {
 	if r == nil {
 		return invalid("nil token request")
@@ -91,7 +92,9 @@ func (r *TokenRequest) Validate() error {
 		return invalid("no proof-of-possession key")
 	}
 	if _, err := token.AlgorithmFor(r.Key); err != nil {
-		return invalid("proof-of-possession key: %v", err)
+		// The cause stays matchable: token.ErrUnsupportedKey, and
+		// token.ErrWeakKey for a degenerate key.
+		return fmt.Errorf("%w: proof-of-possession key: %w", ErrInvalid, err)
 	}
 	return nil
 }

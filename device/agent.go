@@ -207,7 +207,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if a.signer != nil {
 		if _, err := token.AlgorithmFor(a.signer.Public()); err != nil {
-			return nil, configError("signing key: %v", err)
+			return nil, configError("signing key: %w", err)
 		}
 	}
 	maxRev := cfg.MaxRevocations

@@ -28,6 +28,12 @@
 // technician's nonce; here nothing an unauthenticated sender does touches
 // the nonce set except asking for nonces.
 //
+// Keys. A token whose cnf is a degenerate key (an Ed25519 point of small
+// order, with which a request "signed" without any private key would
+// verify) is malformed (status 2, token.ErrWeakKey); New refuses such a
+// Config.SigningKey, and the token package refuses such anchor keys on
+// every verification.
+//
 // Nonces are 64 random bits, never 0, single use, at most Config.MaxNonces
 // (default 10) outstanding, each valid Config.NonceLifetime (default 5
 // minutes). When every slot holds an unexpired nonce, a nonce request is

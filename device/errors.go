@@ -11,7 +11,8 @@ import (
 // Test for them with [errors.Is]. A Decision's Err may also match the
 // sentinels of the token package: token.ErrMalformed for everything that
 // fails strict parsing (envelope included; token.ErrUnsupportedForm too
-// for a MACed, encrypted or nested token), token.ErrSignature,
+// for a MACed, encrypted or nested token, token.ErrWeakKey for a token
+// whose cnf is a degenerate key), token.ErrSignature,
 // token.ErrAlgorithmMismatch, token.ErrCritical, token.ErrWrongAudience,
 // token.ErrExpired, token.ErrNotYetValid and token.ErrOutOfScope.
 var (

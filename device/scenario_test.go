@@ -3,6 +3,7 @@ package device_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 	"time"
@@ -291,6 +292,32 @@ func TestAttacksAreRejectedForTheirOwnReason(t *testing.T) {
 			t.Fatal("a handler ran")
 		}
 	})
+	t.Run("small-order PoP key: a stolen token as a bearer token", func(t *testing.T) {
+		w := newWorld(t)
+		// A v2 token, built byte by byte and signed by the device's real
+		// anchor, whose cnf is the Ed25519 identity point: with it, the
+		// signature R = identity, S = 0 verifies over any message.
+		identity := append([]byte{0x01}, make([]byte, 31)...)
+		claims := []byte{0xa6}
+		claims = appendTstr(append(claims, 0x01), w.anchor.Issuer)
+		claims = appendTstr(append(claims, 0x03, 0x81), "ep:hvac-1")
+		claims = appendUint(append(claims, 0x04), uint64(testNow.Add(time.Hour).Unix()))
+		claims = appendUint(append(claims, 0x05), uint64(testNow.Unix()))
+		claims = append(claims, 0x08, 0xa1, 0x01, 0xa3, 0x01, 0x01, 0x20, 0x06, 0x21) // cnf {1: {1: 1, -1: 6, -2: x}}
+		claims = appendBstr(claims, identity)
+		claims = appendTstr(append(claims, 0x09), "read-data")
+		tok := rawSign1(t, []byte{0xd8, 0x3d, 0xd2}, []byte{0xa1, 0x01, 0x26}, []byte{0xa0}, claims, w.anchorKey.(*ecdsa.PrivateKey))
+		// 18([h'A10127', {}, [nonce, [1, "read-data", []], token], identity || 0^32])
+		payload := appendUint([]byte{0x83}, w.nonce())
+		payload = appendBstr(append(appendTstr(append(payload, 0x83, 0x01), "read-data"), 0x80), tok)
+		forged := appendBstr([]byte{0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0xa0}, payload)
+		forged = appendBstr(forged, append(identity, make([]byte, 32)...))
+		r, d := w.send(wire.EncodeOperationRequest(forged))
+		expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrWeakKey)
+		if w.runs("read-data") != 0 {
+			t.Fatal("the forged request ran its handler")
+		}
+	})
 	t.Run("retired anchor, token issued after the retirement", func(t *testing.T) {
 		w := newWorld(t)
 		if err := w.store.Retire(w.anchor.Issuer, nil, testNow.Add(-time.Hour)); err != nil {
@@ -412,5 +439,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := device.New(cfg); !errors.Is(err, device.ErrConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	// A response-signing key whose public half is a point of small order
+	// (a hand-built key: the seed's public key is replaced by the
+	// identity) would let anyone forge the device's signed responses.
+	weak := append(ed25519.NewKeyFromSeed(make([]byte, 32))[:32:32], append([]byte{1}, make([]byte, 31)...)...)
+	_, err := device.New(device.Config{Identity: hvac, Anchors: store, SigningKey: ed25519.PrivateKey(weak)})
+	if !errors.Is(err, device.ErrConfig) || !errors.Is(err, token.ErrWeakKey) {
+		t.Errorf("weak signing key: %v, want ErrConfig and token.ErrWeakKey", err)
 	}
 }

@@ -240,7 +240,10 @@ func decodeTokenRequest(body []byte) (*TokenRequest, error) {
 		f.add("cnf", "longer than %d bytes", maxCnfPEMBytes)
 	default:
 		key, err := token.ParsePublicKeyPEM([]byte(j.Cnf))
-		if err != nil {
+		switch {
+		case errors.Is(err, token.ErrWeakKey):
+			f.add("cnf", "%v", cnfKeyError(err))
+		case err != nil:
 			f.add("cnf", "not exactly one PEM public key of a supported type")
 		}
 		req.Key = key

@@ -3,8 +3,6 @@ package policy
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"io"
@@ -279,30 +277,28 @@ func v1ScopeLength(names []string) int {
 }
 
 // checkCnf checks that the proof-of-possession key is a valid key that the
-// configured profile can carry.
+// configured profile can carry. token.AlgorithmFor refuses invalid points
+// and degenerate keys.
 func (s *Service) checkCnf(key crypto.PublicKey) error {
 	if key == nil {
 		return errors.New("a public key is required")
 	}
 	alg, err := token.AlgorithmFor(key)
 	if err != nil {
-		return errors.New("unsupported or invalid public key")
+		return cnfKeyError(err)
 	}
 	if s.Profile == token.ProfileV1 && alg != token.AlgES256 {
 		return errors.New("the v1 profile needs an ECDSA P-256 key")
 	}
-	if ek, ok := key.(*ecdsa.PublicKey); ok {
-		// AlgorithmFor looks at the curve only; reject points off the curve.
-		// ECDH (and Bytes) panic on missing coordinates.
-		//lint:ignore SA1019 only reading the coordinates to reject a key without them
-		if ek.X == nil || ek.Y == nil {
-			return errors.New("invalid public key")
-		}
-		if _, err := ek.ECDH(); err != nil || ek.Curve != elliptic.P256() && ek.Curve != elliptic.P384() {
-			return errors.New("invalid public key")
-		}
-	}
 	return nil
+}
+
+// cnfKeyError describes, for the caller, why a cnf key was refused.
+func cnfKeyError(err error) error {
+	if errors.Is(err, token.ErrWeakKey) {
+		return errors.New("a degenerate public key (an Ed25519 point of small order, or non-canonical), with which signatures verify without a private key")
+	}
+	return errors.New("unsupported or invalid public key")
 }
 
 func (s *Service) claims(subject string, req *TokenRequest, dec *Decision, now time.Time) (*token.Claims, error) {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -277,6 +280,41 @@ func TestIssueErrors(t *testing.T) {
 	}
 	if !strings.Contains(env.audit.String(), `"msg":"sda.token.denied"`) {
 		t.Errorf("no denial audit event")
+	}
+}
+
+// TestDegenerateCnfKey: a cnf key with which a request "signed" without
+// any private key verifies (an Ed25519 point of small order) is refused by
+// the token endpoint with 400 validation_error on cnf, and by Issue; no
+// token is issued.
+func TestDegenerateCnfKey(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV2, pol("p1"))
+	order8, _ := hex.DecodeString("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+	for name, key := range map[string]ed25519.PublicKey{
+		"identity": append([]byte{1}, make([]byte, 31)...),
+		"order 8":  order8,
+	} {
+		t.Run(name, func(t *testing.T) {
+			spki := append([]byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}, key...)
+			b, _ := json.Marshal(map[string]any{"grant_type": "client_credentials", "aud": []string{"ep:hvac-1"}, "scope": "read",
+				"cnf": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))})
+			w := env.do("POST", TokenPath, env.aliceKey, string(b))
+			if w.Code != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", w.Code, w.Body)
+			}
+			e := decodeError(t, w)
+			if e.Type != errTypeValidation || !slices.ContainsFunc(e.Fields, func(f FieldError) bool { return f.Name == "cnf" }) {
+				t.Errorf("%+v, want validation_error on cnf", e)
+			}
+			_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: key})
+			var ve *ValidationError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &ve) || !slices.ContainsFunc(ve.Fields, func(f FieldError) bool { return f.Name == "cnf" }) {
+				t.Errorf("Issue: %v, want a validation error on cnf", err)
+			}
+		})
+	}
+	if strings.Contains(env.audit.String(), `"msg":"sda.token.issued"`) {
+		t.Errorf("a token was issued: %s", env.audit)
 	}
 }
 

@@ -80,7 +80,7 @@ type Constraints struct {
 func NewAnchor(key crypto.PublicKey) (*Anchor, error) {
 	name, err := token.AnchorName(key)
 	if err != nil {
-		return nil, invalidAnchor("%v", err)
+		return nil, invalidAnchor("%w", err)
 	}
 	a := &Anchor{Issuer: name, Key: key}
 	if err := a.Validate(); err != nil {
@@ -95,7 +95,7 @@ func NewAnchor(key crypto.PublicKey) (*Anchor, error) {
 func ParsePEM(data []byte) (*Anchor, error) {
 	key, err := token.ParsePublicKeyPEM(data)
 	if err != nil {
-		return nil, invalidAnchor("%v", err)
+		return nil, invalidAnchor("%w", err)
 	}
 	return NewAnchor(key)
 }
@@ -105,7 +105,7 @@ func ParsePEM(data []byte) (*Anchor, error) {
 func ParseDER(der []byte) (*Anchor, error) {
 	key, err := token.ParsePublicKeyDER(der)
 	if err != nil {
-		return nil, invalidAnchor("%v", err)
+		return nil, invalidAnchor("%w", err)
 	}
 	return NewAnchor(key)
 }
@@ -115,7 +115,7 @@ func ParseDER(der []byte) (*Anchor, error) {
 func ParseCOSEKey(data []byte) (*Anchor, error) {
 	key, err := token.ParseCOSEKey(data)
 	if err != nil {
-		return nil, invalidAnchor("%v", err)
+		return nil, invalidAnchor("%w", err)
 	}
 	return NewAnchor(key)
 }
@@ -131,7 +131,7 @@ func (a *Anchor) Validate() error {
 	}
 	alg, err := token.AlgorithmFor(a.Key)
 	if err != nil {
-		return invalidAnchor("%v", err)
+		return invalidAnchor("%w", err)
 	}
 	if a.Algorithm != 0 && a.Algorithm != alg {
 		return invalidAnchor("algorithm %v for a %v key", a.Algorithm, alg)

@@ -23,6 +23,12 @@
 // keys to verify with; the anchor's key, never the token, decides the
 // algorithm. [Anchor.Check] runs after the signature verified.
 //
+// An anchor's key is validated whenever an anchor is made, parsed, added or
+// read from a file ([Anchor.Validate], through token.AlgorithmFor): a key
+// with which a signature could verify without a private key (an Ed25519
+// point of small order, token.ErrWeakKey) or that is no point of its curve
+// is refused, so no store ever trusts it.
+//
 // Stores are safe for concurrent use. Every change builds a new immutable
 // snapshot and publishes it atomically, so a lookup never sees a
 // half-applied change; [FileStore] writes a complete new file to a

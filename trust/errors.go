@@ -23,8 +23,10 @@ var (
 	ErrConstraint = errors.New("trust: anchor constraint violated")
 
 	// ErrInvalidAnchor: an anchor is not usable: no issuer, an unsupported
-	// key, an algorithm that does not match the key, an empty validity
-	// window, invalid constraints, ...
+	// or degenerate key (the error then also matches
+	// token.ErrUnsupportedKey, and token.ErrWeakKey for an Ed25519 point of
+	// small order), an algorithm that does not match the key, an empty
+	// validity window, invalid constraints, ...
 	ErrInvalidAnchor = errors.New("trust: invalid anchor")
 
 	// ErrDuplicate: the store already holds an anchor with the same issuer

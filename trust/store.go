@@ -211,7 +211,7 @@ func (s *MemoryStore) Add(a Anchor) error {
 	e := &entry{a: a.clone()}
 	var err error
 	if e.id, err = e.a.keyID(); err != nil {
-		return invalidAnchor("%v", err)
+		return invalidAnchor("%w", err)
 	}
 	return s.change(func(n *snapshot) error { return n.add(e) })
 }

@@ -7,8 +7,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
@@ -80,6 +82,43 @@ func TestAnchorConstructors(t *testing.T) {
 	}
 	if _, err := trust.ParseDER([]byte{0x30, 0x00}); !errors.Is(err, trust.ErrInvalidAnchor) {
 		t.Errorf("bad DER: %v", err)
+	}
+}
+
+// TestDegenerateAnchorKeys: an anchor key with which signatures verify
+// without a private key (an Ed25519 point of small order, here the
+// identity) or that is no point of its curve is refused wherever an anchor
+// is made or added, with ErrInvalidAnchor and the token package's reason.
+func TestDegenerateAnchorKeys(t *testing.T) {
+	identity := ed25519.PublicKey(append([]byte{1}, make([]byte, 31)...))
+	spki := append([]byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}, identity...)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})
+	cose := append([]byte{0xa3, 0x01, 0x01, 0x20, 0x06, 0x21, 0x58, 0x20}, identity...)
+	k := newKey(t, "P-256").(*ecdsa.PrivateKey)
+	//lint:ignore SA1019 building an invalid key on purpose needs the raw coordinates
+	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: k.X, Y: new(big.Int).Add(k.Y, big.NewInt(1))}
+	check := func(what string, err error, reason error) {
+		t.Helper()
+		if !errors.Is(err, trust.ErrInvalidAnchor) || !errors.Is(err, reason) {
+			t.Errorf("%s: %v, want ErrInvalidAnchor and %v", what, err, reason)
+		}
+	}
+	_, err := trust.NewAnchor(identity)
+	check("NewAnchor", err, token.ErrWeakKey)
+	_, err = trust.ParsePEM(pemKey)
+	check("ParsePEM", err, token.ErrWeakKey)
+	_, err = trust.ParseDER(spki)
+	check("ParseDER", err, token.ErrWeakKey)
+	_, err = trust.ParseCOSEKey(cose)
+	check("ParseCOSEKey", err, token.ErrWeakKey)
+	for name, key := range map[string]crypto.PublicKey{"identity": identity, "off the curve": offCurve} {
+		a := trust.Anchor{Issuer: "mbed.ta.X", KeyID: []byte("k1"), Key: key}
+		check(name+": Validate", a.Validate(), token.ErrUnsupportedKey)
+		store := &trust.MemoryStore{}
+		check(name+": MemoryStore.Add", store.Add(a), token.ErrUnsupportedKey)
+		if got, _ := store.Lookup("mbed.ta.X", []byte("k1")); len(got) != 0 {
+			t.Errorf("%s: the store holds %d anchors", name, len(got))
+		}
 	}
 }
 

@@ -18,22 +18,21 @@ import (
 	"github.com/securedeviceaccess/sda/transport"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
+// serveStream serves a stream Conn over a net.Pipe with Serve and returns
+// the raw other end and Serve's result.
+func serveStream(t *testing.T, w *world) (net.Conn, <-chan error) {
+	t.Helper()
+	dev, peer := net.Pipe() // unbuffered: a write waits for the reader
+	t.Cleanup(func() { peer.Close() })
+	conn, err := transport.NewStreamConn(dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	served := make(chan error, 1)
+	go func() { served <- w.agent.Serve(ctx, conn) }()
+	return peer, served
 }
 
 // slotHolder is an attacker's connection that holds one of the device's
@@ -173,24 +172,15 @@ func TestSlotHoldersCannotLockOutATechnician(t *testing.T) {
 // A request begun but not finished within the frame timeout ends Serve
 // with transport.ErrFrameTimeout, and the drop is an audit event.
 func TestServeDropsAStalledRequest(t *testing.T) {
-	var buf syncBuffer
+	var buf bytes.Buffer // written by Serve, read once it returned
 	var drops []device.Drop
 	w := newWorld(t, func(c *device.Config) {
 		c.FrameTimeout = 50 * time.Millisecond
 		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
 		c.OnDrop = func(d device.Drop) { drops = append(drops, d) }
 	})
-	x, y := net.Pipe()
-	defer y.Close()
-	conn, err := transport.NewStreamConn(x, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- w.agent.Serve(ctx, conn) }()
-	if _, err := y.Write([]byte("mbeddbap")); err != nil {
+	peer, served := serveStream(t, w)
+	if _, err := peer.Write([]byte("mbeddbap")); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-served; !errors.Is(err, transport.ErrFrameTimeout) {
@@ -216,21 +206,12 @@ func TestServeDropsAPeerThatDoesNotRead(t *testing.T) {
 		c.FrameTimeout = 50 * time.Millisecond
 		c.OnDrop = func(d device.Drop) { drops = append(drops, d) }
 	})
-	tech, dev := net.Pipe() // unbuffered: a write waits for the reader
-	defer tech.Close()
-	conn, err := transport.NewStreamConn(dev, nil)
+	peer, served := serveStream(t, w)
+	req, err := transport.NewStreamConn(peer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- w.agent.Serve(ctx, conn) }()
-	req, err := transport.NewStreamConn(tech, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := req.Send(ctx, wire.NonceRequest); err != nil {
+	if err := req.Send(context.Background(), wire.NonceRequest); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-served; !errors.Is(err, context.DeadlineExceeded) {

@@ -167,7 +167,9 @@ func (a *Agent) oversize(ctx context.Context, cause error) []byte {
 // open are ended by cancelling the context they are served with.
 //
 // Beyond what Serve does, ServeListener closes a connection idle (waiting
-// for the first byte of a request) longer than Config.IdleTimeout, and
+// for the first byte of a request; on a Conn without the
+// transport.FrameReceiver capability, for the whole request) longer than
+// Config.IdleTimeout, and
 // keeps its connections from locking out newcomers: when a connection
 // arrives and maxConns are served, it closes the connection idle longest,
 // preferring one that holds no nonce; when none is idle, the oldest

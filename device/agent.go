@@ -133,29 +133,31 @@ type versioned interface{ Version() uint64 }
 // Agent is the device side of SDA: it answers nonce and operation
 // requests. It is safe for concurrent use.
 type Agent struct {
-	identity     token.Identity
-	anchors      trust.Store
-	anchorsVer   versioned
-	ops          *Registry
-	mono         func() time.Time
-	clock        *clockPolicy
-	leeway       time.Duration
-	nonces       *nonceStore
+	identity    token.Identity
+	anchors     trust.Store
+	anchorsVer  versioned
+	ops         *Registry
+	mono        func() time.Time
+	clock       *clockPolicy
+	leeway      time.Duration
+	nonces      *nonceStore
+	throttle    *throttle
+	maxMsg      int
+	maxResp     int
+	revocations *revocations
+	log         *slog.Logger
+	onDecision  func(Decision)
+	rejectV1    bool
+	nextNonce   bool
+	signer      crypto.Signer
+	cache       *tokenCache
+	revoke      Handler
+
+	// Serving connections (Serve, ServeListener).
 	nonceQuota   int
-	throttle     *throttle
-	maxMsg       int
-	maxResp      int
 	frameTimeout time.Duration
 	idleTimeout  time.Duration
-	revocations  *revocations
-	log          *slog.Logger
-	onDecision   func(Decision)
 	onDrop       func(Drop)
-	rejectV1     bool
-	nextNonce    bool
-	signer       crypto.Signer
-	cache        *tokenCache
-	revoke       Handler
 }
 
 // New returns an agent for cfg, loading the lower bound of time and the

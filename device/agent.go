@@ -55,7 +55,15 @@ type Config struct {
 	// NonceLifetime is how long a nonce stays usable; zero means
 	// DefaultNonceLifetime (5 minutes).
 	NonceLifetime time.Duration
-	// Throttle configures the refusal of nonces after repeated
+	// NonceQuota is the number of unexpired nonces one connection served by
+	// [Agent.Serve] or [Agent.ServeListener] may hold, so that one
+	// connection's flood cannot take the others' nonces. Zero means
+	// DefaultNonceQuota (4); larger than MaxNonces means MaxNonces.
+	// ServeListener lowers it to MaxNonces divided by its connection limit
+	// (at least 1). Process and Handle, which cannot tell connections
+	// apart, have no quota but MaxNonces.
+	NonceQuota int
+	// Throttle configures the refusal of nonces to a source after repeated
 	// verification failures.
 	Throttle Throttle
 
@@ -66,6 +74,17 @@ type Config struct {
 	// replaced by StatusResponseTooSmall without data. Zero means
 	// DefaultMaxResponseSize (2048 bytes).
 	MaxResponseSize int
+
+	// FrameTimeout bounds, on connections served by Serve and
+	// ServeListener, the time from the first byte of a request to its last
+	// (on Conns with the transport.FrameReceiver capability), and the time
+	// a response takes to leave. Zero means DefaultFrameTimeout (5 s); a
+	// negative value means none.
+	FrameTimeout time.Duration
+	// IdleTimeout is how long a connection served by ServeListener may
+	// wait for the first byte of its next request before it is closed.
+	// Zero means DefaultIdleTimeout (30 s); a negative value means none.
+	IdleTimeout time.Duration
 
 	// State persists the lower bound of time and the revocation list. nil
 	// means a fresh MemoryState: nothing survives a restart.
@@ -81,6 +100,10 @@ type Config struct {
 	// response is built and before Process returns. It must not block for
 	// long; a panic in it is recovered and ignored.
 	OnDecision func(Decision)
+	// OnDrop, if set, is called with every connection Serve or
+	// ServeListener drops (Logger receives them too, "sda: connection
+	// dropped" at Warn). The same rules as for OnDecision apply.
+	OnDrop func(Drop)
 
 	// Rand is the source of nonces; nil means crypto/rand.Reader.
 	Rand io.Reader
@@ -129,6 +152,12 @@ type Agent struct {
 	signer      crypto.Signer
 	cache       *tokenCache
 	revoke      Handler
+
+	// Serving connections (Serve, ServeListener).
+	nonceQuota   int
+	frameTimeout time.Duration
+	idleTimeout  time.Duration
+	onDrop       func(Drop)
 }
 
 // New returns an agent for cfg, loading the lower bound of time and the
@@ -160,14 +189,17 @@ func New(cfg Config) (*Agent, error) {
 		maxResp:    cfg.MaxResponseSize,
 		log:        cfg.Logger,
 		onDecision: cfg.OnDecision,
+		onDrop:     cfg.OnDrop,
 		rejectV1:   cfg.RejectV1,
 		nextNonce:  cfg.NextNonce,
 		signer:     cfg.SigningKey,
-		throttle:   newThrottle(cfg.Throttle),
 	}
 	if a.mono == nil {
 		a.mono = time.Now
 	}
+	a.throttle = newThrottle(cfg.Throttle, a.mono())
+	a.frameTimeout = timeoutOr(cfg.FrameTimeout, DefaultFrameTimeout)
+	a.idleTimeout = timeoutOr(cfg.IdleTimeout, DefaultIdleTimeout)
 	switch {
 	case a.leeway == 0:
 		a.leeway = DefaultLeeway
@@ -193,6 +225,13 @@ func New(cfg Config) (*Agent, error) {
 	if maxNonces < 0 || maxNonces > MaxMaxNonces || life < 0 {
 		return nil, configError("nonces: %d outstanding (want 1..%d), lifetime %v", maxNonces, MaxMaxNonces, life)
 	}
+	switch a.nonceQuota = cfg.NonceQuota; {
+	case a.nonceQuota == 0:
+		a.nonceQuota = DefaultNonceQuota
+	case a.nonceQuota < 0:
+		return nil, configError("negative NonceQuota")
+	}
+	a.nonceQuota = min(a.nonceQuota, maxNonces)
 	rnd := cfg.Rand
 	if rnd == nil {
 		rnd = rand.Reader
@@ -232,6 +271,18 @@ func New(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
+// timeoutOr returns d, def when d is zero, and zero (none) when d is
+// negative.
+func timeoutOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 func isHex32(s string) bool {
 	if len(s) != 32 {
 		return false
@@ -269,7 +320,17 @@ func (a *Agent) Process(ctx context.Context, request []byte) []byte {
 // the status answered and, for a rejection, the check that failed and the
 // typed reason. The decision has already been logged and passed to
 // Config.OnDecision.
+//
+// Process and Handle cannot tell who sent a request: all their requests
+// come from one source, with the device-wide throttle and no nonce quota
+// but Config.MaxNonces. [Agent.Serve] and [Agent.ServeListener] tell
+// connections apart.
 func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Decision) {
+	return a.handle(ctx, request, nil)
+}
+
+// handle is Handle for a request from src (nil: the shared source).
+func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp []byte, d Decision) {
 	defer func() {
 		if r := recover(); r != nil {
 			typ := uint64(wire.TypeErrorResponse)
@@ -298,25 +359,44 @@ func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Deci
 	}
 	if msg.Type == wire.TypeNonceRequest {
 		d.Request = RequestNonce
-		return a.nonceRequest(&d).Encode(), d
+		return a.nonceRequest(&d, src).Encode(), d
 	}
 	d.Request = RequestOperation
 	r := a.operation(ctx, msg.Signed, &d)
-	if d.Status == StatusVerificationError {
-		a.throttle.fail(a.mono())
+	now := a.mono()
+	if costlyFailure(&d) {
+		a.throttle.fail(src, now)
+	}
+	// An authentic and fresh request (its nonce consumed) gets a next
+	// nonce (v2) whatever the outcome.
+	if a.nextNonce && d.Operation != "" && d.Check != CheckNonce && !a.throttle.blocked(src, now) {
+		if n, err := a.nonces.issue(now, src); err == nil {
+			d.NextNonce = n
+		}
 	}
 	return a.finish(&r, &d), d
 }
 
-func (a *Agent) nonceRequest(d *Decision) wire.Response {
+// costlyFailure reports whether d is a verification failure that cost the
+// device a signature verification, the failures that count toward
+// throttling: status 4 from the token signature check on, that is, for a
+// token naming an issuer the device trusts, unless no anchor of the issuer
+// pins the token's algorithm (then nothing was verified). Failures before
+// (an unknown issuer, a malformed request) cost nothing.
+func costlyFailure(d *Decision) bool {
+	return d.Status == StatusVerificationError && d.Check >= CheckTokenSignature &&
+		!(d.Check == CheckTokenSignature && errors.Is(d.Err, token.ErrAlgorithmMismatch))
+}
+
+func (a *Agent) nonceRequest(d *Decision, src *source) wire.Response {
 	r := wire.Response{Type: wire.TypeNonceResponse}
 	now := a.mono()
-	if a.throttle.blocked(now) {
+	if a.throttle.blocked(src, now) {
 		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, ErrThrottled
 		r.Status = StatusBusy
 		return r
 	}
-	n, err := a.nonces.issue(now)
+	n, err := a.nonces.issue(now, src)
 	if err != nil {
 		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, err
 		if errors.Is(err, ErrInternal) {
@@ -398,17 +478,12 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		return reject(d, StatusVerificationError, CheckProofOfPossession, err)
 	}
 	d.Operation = req.Operation.Name
-	mono := a.mono()
-	if err := a.nonces.consume(req.Nonce, mono); err != nil {
+	if err := a.nonces.consume(req.Nonce, a.mono()); err != nil {
 		return reject(d, StatusVerificationError, CheckNonce, err)
 	}
 	// The request is authentic and fresh. From here on the technician gets
-	// a next nonce (v2) and a signed response (v2) whatever the outcome.
-	if a.nextNonce && !a.throttle.blocked(mono) {
-		if n, err := a.nonces.issue(mono); err == nil {
-			d.NextNonce = n
-		}
-	}
+	// a next nonce (v2, see handle) and a signed response (v2) whatever the
+	// outcome.
 	var hashes [maxTokenHashes][32]byte
 	if err := a.revocations.revoked(claims.ID, tokenHashes(hashes[:0], &hash, tokBytes, anchor.Key)); err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)

@@ -38,22 +38,72 @@
 // (default 10) outstanding, each valid Config.NonceLifetime (default 5
 // minutes). When every slot holds an unexpired nonce, a nonce request is
 // refused with StatusBusy ([ErrNoncesExhausted]) rather than evicting the
-// oldest as the original did: a flood of nonce requests can delay a new
-// session by up to the nonce lifetime, but it can never invalidate a nonce
-// a technician already holds. Consumed and expired nonces are remembered
-// in a bounded ring so a rejection says [ErrNonceReplayed] or
-// [ErrNonceExpired] rather than [ErrNonceUnknown], and so a value is never
-// issued twice in a short time.
+// oldest as the original did: a flood of nonce requests can never
+// invalidate a nonce a technician already holds. Consumed and expired
+// nonces are remembered in a bounded ring so a rejection says
+// [ErrNonceReplayed] or [ErrNonceExpired] rather than [ErrNonceUnknown],
+// and so a value is never issued twice in a short time.
+//
+// Sources. What one sender does must not deny service to another, so
+// [Agent.Serve] and [Agent.ServeListener] treat each connection as a
+// source. A connection may hold at most Config.NonceQuota (default 4)
+// unexpired nonces ([ErrNonceQuota] beyond, StatusBusy); ServeListener
+// lowers the quota to MaxNonces divided by its connection limit (at least
+// 1: with the defaults, 10/8), so that every connection it serves can hold
+// a nonce however the others flood. A connection's nonces are released when
+// it closes ([ErrNonceReleased]). A nonce may be used on any connection
+// while it is outstanding: only its holder can sign a request with it, and
+// it is consumed only once the proof of possession verified.
 //
 // Throttling. After Throttle.Failures (default 5) verification failures
-// (status 4) within Throttle.Window (default 1 minute) the agent refuses new
-// nonces with StatusBusy ([ErrThrottled]) for Throttle.Lockout (default 1
-// minute). Each guess at a signature therefore costs the attacker a nonce
-// and, after a few, a minute. Requests carrying an already issued nonce are
-// still served, so a technician mid-session is not locked out; but an
-// attacker who can reach the device can keep new sessions locked out, a
-// denial of service any radio jammer achieves too. Malformed requests and
-// scope denials do not count: they reveal nothing about keys.
+// from one source within Throttle.Window (default 1 minute) the agent
+// refuses that source new nonces with StatusBusy ([ErrThrottled]) for
+// Throttle.Lockout (default 1 minute). Only failures that cost the device a
+// signature verification count: status 4 from the token signature check on,
+// for a token naming an issuer the device trusts. A request naming an
+// unknown issuer, a malformed request or a scope denial costs nothing,
+// reveals nothing about keys and locks no one out. For throttling, a source
+// is the peer's address when the transport tells it (an IPv4 address, the
+// /64 of a global IPv6 address, a link-local IPv6 address; see
+// transport.RemoteAddresser), so reconnecting does not escape a lockout; the
+// agent remembers the 256 most recently failing addresses. Each guess at a
+// signature therefore costs the attacker a nonce and, after a few, a minute
+// for its address. Requests carrying an already issued nonce are still
+// served, so a technician mid-session is not locked out. A technician
+// behind the same address as an attacker (one NAT) shares its lockout, but
+// not its nonces.
+//
+// A single shared link. A connection whose transport tells no address (a
+// serial line, a BLE link, a pipe) counts its failures against the
+// device-wide throttle, and [Agent.Process] and [Agent.Handle] cannot tell
+// senders apart at all (the device-wide throttle, no quota but MaxNonces).
+// Everyone who can send on such a link is one source, and fairness between
+// sources cannot help where there is one: an attacker on the link can take
+// its nonces (the connection's quota, or every free slot, for up to the
+// nonce lifetime) and, with forgeries that cost the device signature
+// verifications (a trusted issuer's name on a forged or stolen token), keep
+// new sessions locked out, as a radio jammer, or anyone who unplugs the
+// cable, could. What holds there too: no nonce a technician holds is ever
+// evicted or burnt by a forged request, and failures that cost nothing
+// lock no one out.
+//
+// Connections. Serve and ServeListener drop a connection that has begun a
+// request and not finished it within Config.FrameTimeout (default 5 s;
+// transport.FrameReceiver), or not taken a response within it.
+// ServeListener also drops one idle (waiting for the first byte of a
+// request) longer than Config.IdleTimeout (default 30 s), and when a
+// connection arrives and all its slots are taken it closes the connection
+// idle longest, preferring one that holds no nonce; when none is idle, the
+// oldest connection yields its slot at its next idle moment, so a newcomer
+// waits at most twice the frame timeout (the rest of a request, then its
+// response) plus the time to process one request. Connections that never
+// finish a frame, or send nothing, therefore cannot lock a technician out.
+// What remains: an attacker opening connections as fast as the device
+// accepts them churns through the slots, and may close a technician's
+// connection in the instants it is idle between two requests if no
+// longer-idle connection is there to go first; a limit of connections per
+// address would be the next step. Every drop is an audit event ([Drop],
+// Config.OnDrop, "sda: connection dropped" at Warn).
 //
 // Clocks. Time checks are never skipped silently. With [ClockTrusted], the
 // default, exp and nbf are checked with the leeway (default 300 s, as in
@@ -76,11 +126,12 @@
 // operation and nonce. The wire carries only the status number. Logging is
 // skipped entirely when the logger is not enabled at the level.
 //
-// Resources are bounded: message and response sizes, nonces, the replay
-// ring, the token cache, the revocation list (entries are dropped only
-// once their token has expired; a full list refuses more), concurrent
-// connections of ServeListener. Process recovers from panics as a last
-// resort and always answers with a well-formed response.
+// Resources are bounded: message and response sizes, nonces (per
+// connection too), the replay ring, the token cache, the revocation list
+// (entries are dropped only once their token has expired; a full list
+// refuses more), the throttled addresses, concurrent connections of
+// ServeListener and the time each may hold a slot. Process recovers from
+// panics as a last resort and always answers with a well-formed response.
 //
 // # Compatibility
 //

@@ -52,19 +52,35 @@ var (
 	// ErrNonceExpired: the nonce was issued by this device but is older
 	// than Config.NonceLifetime.
 	ErrNonceExpired = fmt.Errorf("%w: expired", ErrNonce)
+	// ErrNonceReleased: the nonce was issued on a connection that has
+	// closed since, which released it.
+	ErrNonceReleased = fmt.Errorf("%w: released when its connection closed", ErrNonce)
 
 	// ErrRevoked: the token's id (cti) or hash is on the device's
 	// revocation list.
 	ErrRevoked = errors.New("device: token revoked")
 
 	// ErrThrottled: a nonce request refused because of repeated
-	// verification failures (Config.Throttle).
+	// verification failures from the request's source (Config.Throttle).
 	ErrThrottled = errors.New("device: throttled after repeated verification failures")
 
 	// ErrNoncesExhausted: a nonce request refused because the maximum
 	// number of unexpired nonces is outstanding (Config.MaxNonces). The
 	// device never evicts an unexpired nonce to make room.
 	ErrNoncesExhausted = errors.New("device: all nonces outstanding")
+
+	// ErrNonceQuota: a nonce request refused because the connection it came
+	// on holds as many unexpired nonces as it may (Config.NonceQuota). The
+	// device never evicts an unexpired nonce to make room.
+	ErrNonceQuota = errors.New("device: connection holds its quota of nonces")
+
+	// ErrIdleTimeout: the agent closed a connection that stayed idle
+	// longer than Config.IdleTimeout ([Drop] events).
+	ErrIdleTimeout = errors.New("device: connection idle too long")
+
+	// ErrEvicted: the agent closed an idle connection to serve a new one
+	// at its connection limit ([Drop] events).
+	ErrEvicted = errors.New("device: connection evicted for a new one")
 
 	// ErrUnknownOperation: the scope permits the operation but no handler
 	// is registered for it.

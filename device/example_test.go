@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/securedeviceaccess/sda/client"
@@ -69,4 +71,45 @@ func Example() {
 	// audit: nonce request, status success, check none
 	// audit: operation request, status success, check none
 	// result: 21.5 C for alice
+}
+
+// A device serving TCP drops connections that hold a slot without making
+// progress, and says so in its audit trail: here a peer that begins a
+// request and never finishes it.
+func ExampleDrop() {
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	anchor, _ := trust.NewAnchor(anchorKey.Public())
+	anchors, _ := trust.NewMemoryStore(*anchor)
+	dropped := make(chan device.Drop, 1)
+	agent, err := device.New(device.Config{
+		Identity:     token.Identity{Endpoint: "hvac-1"},
+		Anchors:      anchors,
+		FrameTimeout: 100 * time.Millisecond, // a request must arrive whole this soon once begun
+		IdleTimeout:  time.Minute,            // a connection may wait this long between requests
+		OnDrop:       func(d device.Drop) { dropped <- d },
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	l, err := transport.Listen(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		panic(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- agent.ServeListener(ctx, l, 0) }()
+	defer func() { stop(); <-served }()
+
+	// The peer sends the first bytes of a frame, then nothing.
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("mbeddbap"))
+
+	d := <-dropped
+	fmt.Printf("dropped (%v) after %d requests; frame timeout: %v\n", d.Reason, d.Requests, errors.Is(d.Err, transport.ErrFrameTimeout))
+	// Output:
+	// dropped (frame-timeout) after 0 requests; frame timeout: true
 }

@@ -18,9 +18,11 @@ const (
 // nonceStore holds the outstanding nonces: at most max, each single use and
 // valid for life. It never evicts an unexpired nonce to make room: when all
 // slots hold unexpired nonces, issue fails with ErrNoncesExhausted. A flood
-// of nonce requests can therefore delay new sessions (until the flood's
-// nonces expire or the throttle engages) but can never invalidate a nonce
-// a technician already holds.
+// of nonce requests can therefore delay new sessions but can never
+// invalidate a nonce a technician already holds. What keeps one flooding
+// connection from taking every slot is its source's quota: issue fails with
+// ErrNonceQuota when the source holds as many as it may. A source's nonces
+// are released when its connection closes.
 //
 // Consumed and expired nonces are remembered in a ring of 2*max entries so
 // that a rejection can say "replayed" or "expired" rather than "unknown",
@@ -39,6 +41,14 @@ type nonceStore struct {
 type liveNonce struct {
 	n       uint64
 	expires time.Time // on the agent's monotonic clock
+	owner   *source   // nil: the shared source
+}
+
+// drop removes e from its owner's count. The caller holds mu.
+func (e *liveNonce) drop() {
+	if e.owner != nil {
+		e.owner.held.Add(-1)
+	}
 }
 
 type goneNonce struct {
@@ -62,6 +72,7 @@ func (s *nonceStore) prune(now time.Time) {
 		if now.Before(e.expires) {
 			kept = append(kept, e)
 		} else {
+			e.drop()
 			s.forget(e.n, ErrNonceExpired)
 		}
 	}
@@ -83,12 +94,15 @@ func (s *nonceStore) known(n uint64) bool {
 	return false
 }
 
-// issue returns a fresh nonce: 64 random bits, never 0, not outstanding and
-// not recently used.
-func (s *nonceStore) issue(now time.Time) (uint64, error) {
+// issue returns a fresh nonce for src (nil: the shared source): 64 random
+// bits, never 0, not outstanding and not recently used.
+func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune(now)
+	if src != nil && src.quota > 0 && int(src.held.Load()) >= src.quota {
+		return 0, fmt.Errorf("%w: %d unexpired nonces held", ErrNonceQuota, src.held.Load())
+	}
 	if len(s.live) >= s.max {
 		return 0, fmt.Errorf("%w: %d unexpired nonces outstanding", ErrNoncesExhausted, len(s.live))
 	}
@@ -100,7 +114,10 @@ func (s *nonceStore) issue(now time.Time) (uint64, error) {
 		if n == 0 || s.known(n) {
 			continue
 		}
-		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life)})
+		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life), owner: src})
+		if src != nil {
+			src.held.Add(1)
+		}
 		return n, nil
 	}
 	return 0, fmt.Errorf("%w: random source keeps repeating itself", ErrInternal)
@@ -118,6 +135,7 @@ func (s *nonceStore) consume(n uint64, now time.Time) error {
 		s.live[i] = s.live[last]
 		s.live[last] = liveNonce{}
 		s.live = s.live[:last]
+		e.drop()
 		if !now.Before(e.expires) {
 			s.forget(n, ErrNonceExpired)
 			return ErrNonceExpired
@@ -133,6 +151,26 @@ func (s *nonceStore) consume(n uint64, now time.Time) error {
 		}
 	}
 	return ErrNonceUnknown
+}
+
+// release forgets the nonces issued to src, whose connection has closed.
+func (s *nonceStore) release(src *source) {
+	if src == nil || src.held.Load() == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.live[:0]
+	for _, e := range s.live {
+		if e.owner == src {
+			e.drop()
+			s.forget(e.n, ErrNonceReleased)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	clear(s.live[len(kept):])
+	s.live = kept
 }
 
 // outstanding returns the number of nonces held, expired ones not yet

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // Conn is a message-oriented connection: each Send delivers one whole
@@ -54,6 +55,39 @@ type BufferReceiver interface {
 	// otherwise). The result aliases buf: the caller must be done with the
 	// previous message before reusing buf.
 	ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, error)
+}
+
+// FrameReceiver is an optional capability of a [Conn]: receiving a message
+// with a bound on the time it may take once it has begun, and learning when
+// it began. A server uses it to tell a peer that sends nothing (idle) from
+// one that sends slowly (a frame in progress), and to bound the second
+// without bounding the first. The stream, fragmentation and pipe Conns of
+// this package implement it; use it through a type assertion:
+//
+//	if fr, ok := conn.(transport.FrameReceiver); ok {
+//		msg, err = fr.ReceiveFrame(ctx, 5*time.Second, nil)
+//	}
+type FrameReceiver interface {
+	// ReceiveFrame is Receive, except that started, if not nil, is called
+	// once, on the calling goroutine, as soon as the first byte (or first
+	// fragment) of the message has arrived; and that, when timeout is
+	// positive, the rest of the message must then arrive within timeout.
+	// A stream Conn that runs out of time fails with an error matching
+	// [ErrFrameTimeout] and closes itself, since its stream is out of step;
+	// a fragmentation Conn fails with [ErrReassemblyTimeout] (timeout
+	// tightens its reassembly timeout) and stays usable. Waiting for the
+	// first byte is bounded by ctx only.
+	ReceiveFrame(ctx context.Context, timeout time.Duration, started func()) ([]byte, error)
+}
+
+// RemoteAddresser is an optional capability of a [Conn]: the network
+// address of its peer. Stream Conns implement it, returning the address of
+// the underlying stream when it is a network connection (those of [Dial]
+// and [Listen] are) and nil otherwise. A server uses it to tell sources
+// apart; use it through a type assertion.
+type RemoteAddresser interface {
+	// RemoteAddr returns the peer's address, or nil when it is unknown.
+	RemoteAddr() net.Addr
 }
 
 // Listener accepts incoming message connections.

@@ -45,15 +45,21 @@
 // allocation through the optional [BufferReceiver] (stream Conns implement
 // it): the message is read into the caller's buffer.
 //
+// Two more optional capabilities serve servers. [FrameReceiver] (stream,
+// fragmentation and pipe Conns) tells when a message has begun and bounds
+// the time its rest may take, so that a server can tell an idle peer from a
+// slow one. [RemoteAddresser] (stream Conns) tells the peer's network
+// address, so that a server can tell sources apart.
+//
 // # Errors
 //
 // Bad input gets a typed error, never a panic: [ErrMessageTooLarge] (a
 // [*MessageTooLargeError]), [ErrBadMagic], [ErrChecksum], [ErrTruncated],
-// [ErrBadFragment] and [ErrReassemblyTimeout], all to be tested with
-// errors.Is. A clean end of stream between messages returns io.EOF. On a
-// stream Conn, [ErrChecksum] drops the message and keeps the Conn; the other
-// framing errors close it. On a fragmentation Conn, every error drops the
-// partial message and keeps the Conn.
+// [ErrBadFragment], [ErrReassemblyTimeout] and [ErrFrameTimeout], all to be
+// tested with errors.Is. A clean end of stream between messages returns
+// io.EOF. On a stream Conn, [ErrChecksum] drops the message and keeps the
+// Conn; the other framing errors close it. On a fragmentation Conn, every
+// error drops the partial message and keeps the Conn.
 //
 // # Security considerations
 //
@@ -65,7 +71,10 @@
 // checks every header field against the packet that carries it and against
 // the message being reassembled, and bounds the time a partial message is
 // kept ([FragmentOptions.ReassemblyTimeout]), so a peer cannot hold a buffer
-// open by trickling fragments. The decoders are fuzzed.
+// open by trickling fragments. A stream Conn bounds the time a frame takes
+// once begun when asked to ([FrameReceiver]); a server should ask, or a peer
+// trickling one byte now and then holds the Conn for ever. The decoders are
+// fuzzed.
 //
 // The SHA-256 in the SDA serial frame detects line noise; anyone can compute
 // it, so it proves nothing about the sender. Nothing in this package

@@ -50,6 +50,13 @@ var (
 	// all arrive within the reassembly timeout counted from the first one.
 	// The partial message is discarded; the Conn stays usable.
 	ErrReassemblyTimeout = errors.New("transport: reassembly timeout")
+
+	// ErrFrameTimeout reports that a frame whose first byte had arrived was
+	// not complete within the timeout given to
+	// [FrameReceiver.ReceiveFrame]. The stream is out of step, so a stream
+	// Conn closes itself. (A fragmentation Conn reports the same condition
+	// as [ErrReassemblyTimeout] and stays usable.)
+	ErrFrameTimeout = errors.New("transport: frame not complete in time")
 )
 
 // MessageTooLargeError is the error behind [ErrMessageTooLarge].

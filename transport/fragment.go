@@ -99,7 +99,10 @@ type fragConn struct {
 	once   sync.Once
 }
 
-var _ Conn = (*fragConn)(nil)
+var (
+	_ Conn          = (*fragConn)(nil)
+	_ FrameReceiver = (*fragConn)(nil)
+)
 
 // Send implements [Conn].
 func (c *fragConn) Send(ctx context.Context, msg []byte) error {
@@ -185,10 +188,30 @@ func (c *fragConn) sendCompat(ctx context.Context, msg []byte) error {
 
 // Receive implements [Conn].
 func (c *fragConn) Receive(ctx context.Context) ([]byte, error) {
+	return c.receive(ctx, 0, nil)
+}
+
+// ReceiveFrame implements [FrameReceiver]: a positive timeout shorter than
+// the reassembly timeout replaces it for a message that starts during the
+// call, and started is called at the first fragment of the message.
+func (c *fragConn) ReceiveFrame(ctx context.Context, timeout time.Duration, started func()) ([]byte, error) {
+	return c.receive(ctx, timeout, started)
+}
+
+func (c *fragConn) receive(ctx context.Context, timeout time.Duration, onStart func()) ([]byte, error) {
 	if err := acquire(ctx, c.recvMu, c.done, &c.closed, "receive"); err != nil {
 		return nil, err
 	}
 	defer c.recvMu.unlock()
+	limit := c.timeout
+	if timeout > 0 && timeout < limit {
+		limit = timeout
+	}
+	if onStart != nil && c.asm.inProgress() {
+		// A message an earlier call began (and its context interrupted).
+		onStart()
+		onStart = nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("transport: receive: %w", err)
@@ -217,12 +240,16 @@ func (c *fragConn) Receive(ctx context.Context) ([]byte, error) {
 		}
 		wasIdle := !c.asm.inProgress()
 		msg, err := c.asm.feed(p)
+		if onStart != nil && (c.asm.inProgress() || msg != nil || err != nil) {
+			onStart()
+			onStart = nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("transport: receive: %w", err)
 		}
 		if msg == nil {
 			if wasIdle && c.asm.inProgress() {
-				c.deadline = time.Now().Add(c.timeout)
+				c.deadline = time.Now().Add(limit)
 			}
 			continue
 		}

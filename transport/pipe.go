@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // pipeBuffer is how many messages each direction of a Pipe buffers.
@@ -57,7 +58,10 @@ type pipeEnd struct {
 	limit  int
 }
 
-var _ Conn = (*pipeEnd)(nil)
+var (
+	_ Conn          = (*pipeEnd)(nil)
+	_ FrameReceiver = (*pipeEnd)(nil)
+)
 
 func newPipePair(buffer, limit int) (*pipeEnd, *pipeEnd) {
 	ab := make(chan []byte, buffer)
@@ -123,6 +127,16 @@ func (p *pipeEnd) Receive(ctx context.Context) ([]byte, error) {
 			return nil, io.EOF
 		}
 	}
+}
+
+// ReceiveFrame implements [FrameReceiver]. Messages cross a Pipe whole:
+// started is called as one is taken, and timeout has nothing to bound.
+func (p *pipeEnd) ReceiveFrame(ctx context.Context, _ time.Duration, started func()) ([]byte, error) {
+	m, err := p.Receive(ctx)
+	if err == nil && started != nil {
+		started()
+	}
+	return m, err
 }
 
 // Close implements [Conn].

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,10 +64,15 @@ func readBufferSize(limit int) int {
 // to 32 KiB that it has sent.
 //
 // Errors: [ErrChecksum] discards the message and leaves the Conn usable.
-// [ErrBadMagic], [ErrMessageTooLarge] from a peer, [ErrTruncated] and I/O
-// errors leave the stream out of step, so the Conn closes itself and later
-// calls return [ErrClosed]. A clean end of stream between frames returns
-// io.EOF.
+// [ErrBadMagic], [ErrMessageTooLarge] from a peer, [ErrTruncated],
+// [ErrFrameTimeout] and I/O errors leave the stream out of step, so the Conn
+// closes itself and later calls return [ErrClosed]. A clean end of stream
+// between frames returns io.EOF.
+//
+// The Conn implements [BufferReceiver], [FrameReceiver] (the frame timeout
+// works through the read deadline, or by closing the Conn when rwc has
+// none) and [RemoteAddresser] (the address of rwc when it has a
+// RemoteAddr method, as a net.Conn does).
 func NewStreamConn(rwc io.ReadWriteCloser, opts *Options) (Conn, error) {
 	o, err := opts.resolve()
 	if err != nil {
@@ -103,8 +110,10 @@ type streamConn struct {
 }
 
 var (
-	_ Conn           = (*streamConn)(nil)
-	_ BufferReceiver = (*streamConn)(nil)
+	_ Conn            = (*streamConn)(nil)
+	_ BufferReceiver  = (*streamConn)(nil)
+	_ FrameReceiver   = (*streamConn)(nil)
+	_ RemoteAddresser = (*streamConn)(nil)
 )
 
 func newStreamConn(rwc io.ReadWriteCloser, o Options) *streamConn {
@@ -154,11 +163,31 @@ func (c *streamConn) watch(ctx context.Context, setDeadline func(time.Time) erro
 
 // Receive implements [Conn].
 func (c *streamConn) Receive(ctx context.Context) ([]byte, error) {
-	return c.ReceiveBuffer(ctx, nil)
+	return c.receive(ctx, nil, 0, nil)
 }
 
 // ReceiveBuffer implements [BufferReceiver].
 func (c *streamConn) ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, error) {
+	return c.receive(ctx, buf, 0, nil)
+}
+
+// ReceiveFrame implements [FrameReceiver].
+func (c *streamConn) ReceiveFrame(ctx context.Context, timeout time.Duration, started func()) ([]byte, error) {
+	return c.receive(ctx, nil, timeout, started)
+}
+
+// RemoteAddr implements [RemoteAddresser].
+func (c *streamConn) RemoteAddr() net.Addr {
+	if a, ok := c.rwc.(interface{ RemoteAddr() net.Addr }); ok {
+		return a.RemoteAddr()
+	}
+	return nil
+}
+
+// receive reads one frame into buf (see ReceiveBuffer). When timeout is
+// positive the frame must be complete within timeout of its first byte;
+// onStart, if not nil, is called when that byte has arrived.
+func (c *streamConn) receive(ctx context.Context, buf []byte, timeout time.Duration, onStart func()) ([]byte, error) {
 	if err := acquire(ctx, c.recvMu, c.done, &c.closed, "receive"); err != nil {
 		return nil, err
 	}
@@ -177,7 +206,28 @@ func (c *streamConn) ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, err
 		}
 	}
 	stop := c.watch(ctx, setDeadline)
-	msg, started, err := c.scratch.readFrame(c.br, c.framing, c.limit, buf)
+	var (
+		msg     []byte
+		started bool
+		err     error
+		frame   frameLimit
+	)
+	if timeout > 0 || onStart != nil {
+		// Wait for the first byte without a bound but ctx's.
+		_, err = c.br.Peek(1)
+		if err == nil {
+			if onStart != nil {
+				onStart()
+			}
+			if timeout > 0 {
+				err = frame.start(ctx, c, timeout)
+			}
+		}
+	}
+	if err == nil {
+		msg, started, err = c.scratch.readFrame(c.br, c.framing, c.limit, buf)
+	}
+	expired := frame.stop(err)
 	if stop() {
 		c.rDirty = true
 		if err != nil {
@@ -187,12 +237,53 @@ func (c *streamConn) ReceiveBuffer(ctx context.Context, buf []byte) ([]byte, err
 	switch {
 	case err == nil:
 		return msg, nil
+	case expired:
+		_ = c.Close()
+		return nil, fmt.Errorf("transport: receive: %w", ErrFrameTimeout)
 	case errors.Is(err, ErrChecksum):
 		return nil, fmt.Errorf("transport: receive: %w", err)
 	case errors.Is(err, io.EOF) && !started:
 		return nil, io.EOF
 	}
 	return nil, c.fail("receive", err)
+}
+
+// frameLimit bounds the time the rest of a frame may take, through the
+// read deadline when the stream has one and by closing the Conn otherwise.
+type frameLimit struct {
+	c     *streamConn
+	timer *time.Timer // without read deadlines: closes the Conn
+}
+
+// start arms the limit, timeout from now.
+func (f *frameLimit) start(ctx context.Context, c *streamConn, timeout time.Duration) error {
+	f.c = c
+	if c.rd == nil {
+		f.timer = time.AfterFunc(timeout, func() { _ = c.Close() })
+		return nil
+	}
+	c.rDirty = true
+	if err := c.rd.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	// A cancellation that set a past deadline before the line above must
+	// not be undone by it; one that comes later sets its own.
+	if ctx.Err() != nil {
+		return c.rd.SetReadDeadline(time.Unix(1, 0))
+	}
+	return nil
+}
+
+// stop disarms the limit and reports whether it cut the frame short, given
+// the error of reading it.
+func (f *frameLimit) stop(err error) bool {
+	switch {
+	case f.c == nil:
+		return false
+	case f.timer != nil:
+		return !f.timer.Stop() && err != nil
+	}
+	return err != nil && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // Send implements [Conn].

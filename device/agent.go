@@ -57,8 +57,10 @@ type Config struct {
 	NonceLifetime time.Duration
 	// NonceQuota is the number of unexpired nonces one connection served by
 	// [Agent.Serve] or [Agent.ServeListener] may hold, so that one
-	// connection's flood cannot take the others' nonces. Zero means
-	// DefaultNonceQuota (4); larger than MaxNonces means MaxNonces.
+	// connection's flood cannot take the others' nonces: a connection that
+	// holds its quota and asks for another nonce gives up its own oldest
+	// ([ErrNonceReleased]). Zero means DefaultNonceQuota (4); larger than
+	// MaxNonces means MaxNonces.
 	// ServeListener lowers it to MaxNonces divided by its connection limit
 	// (at least 1). Process and Handle, which cannot tell connections
 	// apart, have no quota but MaxNonces.

@@ -47,11 +47,13 @@
 // Sources. What one sender does must not deny service to another, so
 // [Agent.Serve] and [Agent.ServeListener] treat each connection as a
 // source. A connection may hold at most Config.NonceQuota (default 4)
-// unexpired nonces ([ErrNonceQuota] beyond, StatusBusy); ServeListener
-// lowers the quota to MaxNonces divided by its connection limit (at least
-// 1: with the defaults, 10/8), so that every connection it serves can hold
-// a nonce however the others flood. A connection's nonces are released when
-// it closes ([ErrNonceReleased]). A nonce may be used on any connection
+// unexpired nonces; ServeListener lowers the quota to MaxNonces divided by
+// its connection limit (at least 1: with the defaults, 10/8), so that every
+// connection it serves can hold a nonce however the others flood. A
+// connection that holds its quota and asks for another nonce (a retry, a new
+// session on the same connection) gives up its own oldest, never another
+// connection's; a connection's nonces are released when it closes
+// ([ErrNonceReleased] for a request that carries a released nonce). A nonce may be used on any connection
 // while it is outstanding: only its holder can sign a request with it, and
 // it is consumed only once the proof of possession verified.
 //
@@ -78,14 +80,15 @@
 // device-wide throttle, and [Agent.Process] and [Agent.Handle] cannot tell
 // senders apart at all (the device-wide throttle, no quota but MaxNonces).
 // Everyone who can send on such a link is one source, and fairness between
-// sources cannot help where there is one: an attacker on the link can take
-// its nonces (the connection's quota, or every free slot, for up to the
-// nonce lifetime) and, with forgeries that cost the device signature
+// sources cannot help where there is one: an attacker on the link can make
+// the link's connection give up a technician's nonce by asking for more
+// (or, through Process, take every free slot for up to the nonce lifetime)
+// and, with forgeries that cost the device signature
 // verifications (a trusted issuer's name on a forged or stolen token), keep
 // new sessions locked out, as a radio jammer, or anyone who unplugs the
-// cable, could. What holds there too: no nonce a technician holds is ever
-// evicted or burnt by a forged request, and failures that cost nothing
-// lock no one out.
+// cable, could. What holds there too: no nonce is ever burnt by a forged
+// request, no other connection's nonce is ever given up, and failures that
+// cost nothing lock no one out.
 //
 // Connections. Serve and ServeListener drop a connection that has begun a
 // request and not finished it within Config.FrameTimeout (default 5 s;

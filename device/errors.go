@@ -52,9 +52,11 @@ var (
 	// ErrNonceExpired: the nonce was issued by this device but is older
 	// than Config.NonceLifetime.
 	ErrNonceExpired = fmt.Errorf("%w: expired", ErrNonce)
-	// ErrNonceReleased: the nonce was issued on a connection that has
-	// closed since, which released it.
-	ErrNonceReleased = fmt.Errorf("%w: released when its connection closed", ErrNonce)
+	// ErrNonceReleased: the nonce was issued on a connection that released
+	// it before it was used: the connection closed, or asked for another
+	// nonce while holding its quota (Config.NonceQuota), which gives up its
+	// oldest.
+	ErrNonceReleased = fmt.Errorf("%w: released by its connection", ErrNonce)
 
 	// ErrRevoked: the token's id (cti) or hash is on the device's
 	// revocation list.
@@ -68,11 +70,6 @@ var (
 	// number of unexpired nonces is outstanding (Config.MaxNonces). The
 	// device never evicts an unexpired nonce to make room.
 	ErrNoncesExhausted = errors.New("device: all nonces outstanding")
-
-	// ErrNonceQuota: a nonce request refused because the connection it came
-	// on holds as many unexpired nonces as it may (Config.NonceQuota). The
-	// device never evicts an unexpired nonce to make room.
-	ErrNonceQuota = errors.New("device: connection holds its quota of nonces")
 
 	// ErrIdleTimeout: the agent closed a connection that stayed idle
 	// longer than Config.IdleTimeout ([Drop] events).

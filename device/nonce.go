@@ -20,9 +20,10 @@ const (
 // slots hold unexpired nonces, issue fails with ErrNoncesExhausted. A flood
 // of nonce requests can therefore delay new sessions but can never
 // invalidate a nonce a technician already holds. What keeps one flooding
-// connection from taking every slot is its source's quota: issue fails with
-// ErrNonceQuota when the source holds as many as it may. A source's nonces
-// are released when its connection closes.
+// connection from taking every slot is its source's quota: a source that
+// holds as many as it may and asks for another gives up its own oldest
+// (ErrNonceReleased), never another source's. A source's nonces are released
+// when its connection closes.
 //
 // Consumed and expired nonces are remembered in a ring of 2*max entries so
 // that a rejection can say "replayed" or "expired" rather than "unknown",
@@ -101,7 +102,7 @@ func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 	defer s.mu.Unlock()
 	s.prune(now)
 	if src != nil && src.quota > 0 && int(src.held.Load()) >= src.quota {
-		return 0, fmt.Errorf("%w: %d unexpired nonces held", ErrNonceQuota, src.held.Load())
+		s.releaseOldest(src)
 	}
 	if len(s.live) >= s.max {
 		return 0, fmt.Errorf("%w: %d unexpired nonces outstanding", ErrNoncesExhausted, len(s.live))
@@ -151,6 +152,27 @@ func (s *nonceStore) consume(n uint64, now time.Time) error {
 		}
 	}
 	return ErrNonceUnknown
+}
+
+// releaseOldest forgets the oldest nonce issued to src, to make room in its
+// quota. The caller holds mu.
+func (s *nonceStore) releaseOldest(src *source) {
+	oldest := -1
+	for i := range s.live {
+		if s.live[i].owner == src && (oldest < 0 || s.live[i].expires.Before(s.live[oldest].expires)) {
+			oldest = i
+		}
+	}
+	if oldest < 0 {
+		return
+	}
+	e := s.live[oldest]
+	last := len(s.live) - 1
+	s.live[oldest] = s.live[last]
+	s.live[last] = liveNonce{}
+	s.live = s.live[:last]
+	e.drop()
+	s.forget(e.n, ErrNonceReleased)
 }
 
 // release forgets the nonces issued to src, whose connection has closed.

@@ -159,11 +159,17 @@ func TestFloodOnOneConnectionDoesNotStarveAnother(t *testing.T) {
 			// Let the flood take what it can before the technician arrives.
 			waitFor(t, ctx, "the flood", func() bool { return rounds.Load() >= 4*device.DefaultMaxNonces })
 
+			// ServeListener's quota: the pool shared by its connection limit.
+			// However many nonces the flooder is granted, it holds at most
+			// that many at once: each new one replaces its own oldest.
+			quota := max(1, device.DefaultMaxNonces/device.DefaultMaxConnections)
+			if n := w.agent.OutstandingNonces(); n > quota {
+				t.Fatalf("the flooder holds %d nonces, quota %d", n, quota)
+			}
 			technicianCompletes(t, ctx, w, dial)
 			t.Logf("flooder: %d rounds, %d nonces granted", rounds.Load(), granted.Load())
-			// ServeListener's quota: the pool shared by its connection limit.
-			if n, quota := granted.Load(), int64(max(1, device.DefaultMaxNonces/device.DefaultMaxConnections)); n > quota {
-				t.Fatalf("the flooder got %d nonces, quota %d", n, quota)
+			if n := w.agent.OutstandingNonces(); n > quota {
+				t.Fatalf("%d nonces outstanding after the technician's operation, want at most the flooder's quota %d", n, quota)
 			}
 		})
 	}
@@ -215,7 +221,8 @@ func nonceOver(t *testing.T, ctx context.Context, c transport.Conn) wire.Respons
 }
 
 // A connection holds at most its quota of nonces, so the others still get
-// theirs; its nonces are released when it closes.
+// theirs: asking for one more gives up its own oldest, never another's. Its
+// nonces are released when it closes.
 func TestNonceQuotaPerConnection(t *testing.T) {
 	var mu sync.Mutex
 	var decisions []device.Decision
@@ -241,11 +248,19 @@ func TestNonceQuotaPerConnection(t *testing.T) {
 		}
 		held = append(held, r.Nonce)
 	}
-	if r := nonceOver(t, ctx, flooder); r.Status != wire.StatusBusy {
-		t.Fatalf("nonce beyond the quota: %v", r.Status)
+	r := nonceOver(t, ctx, flooder)
+	if r.Status != wire.StatusSuccess {
+		t.Fatalf("nonce beyond the quota: %v, want a fresh nonce in place of the oldest", r.Status)
 	}
-	if d := last(); !errors.Is(d.Err, device.ErrNonceQuota) || d.Check != device.CheckNonceIssue {
-		t.Fatalf("decision %v %v", d.Check, d.Err)
+	held = append(held, r.Nonce)
+	if n := w.agent.OutstandingNonces(); n != 3 {
+		t.Fatalf("%d nonces outstanding, want the quota of 3", n)
+	}
+	if r := roundTrip(t, ctx, flooder, w.request(held[0], w.token(nil), w.pop, "read-data")); r.Status != wire.StatusVerificationError {
+		t.Fatalf("request with the given-up oldest nonce: %v", r.Status)
+	}
+	if d := last(); !errors.Is(d.Err, device.ErrNonceReleased) || d.Check != device.CheckNonce {
+		t.Fatalf("decision %v %v, want the nonce released", d.Check, d.Err)
 	}
 
 	tech, techServed := serve()
@@ -253,12 +268,11 @@ func TestNonceQuotaPerConnection(t *testing.T) {
 	if r := nonceOver(t, ctx, tech); r.Status != wire.StatusSuccess {
 		t.Fatalf("another connection's nonce: %v", r.Status)
 	}
-	// Using a nonce frees a place in the quota.
-	if r := roundTrip(t, ctx, flooder, w.request(held[0], w.token(nil), w.pop, "read-data")); r.Status != wire.StatusSuccess {
-		t.Fatalf("request with a nonce of the quota: %v", r.Status)
-	}
-	if r := nonceOver(t, ctx, flooder); r.Status != wire.StatusSuccess {
-		t.Fatalf("nonce after using one: %v", r.Status)
+	// The others' nonces are never given up for a connection at its quota.
+	for range 5 {
+		if r := nonceOver(t, ctx, flooder); r.Status != wire.StatusSuccess {
+			t.Fatalf("nonce beyond the quota: %v", r.Status)
+		}
 	}
 	if n := w.agent.OutstandingNonces(); n != 4 {
 		t.Fatalf("%d nonces outstanding, want 4", n)
@@ -270,9 +284,38 @@ func TestNonceQuotaPerConnection(t *testing.T) {
 	if n := w.agent.OutstandingNonces(); n != 1 {
 		t.Fatalf("%d nonces outstanding after the connection closed, want 1", n)
 	}
-	r := roundTrip(t, ctx, tech, w.request(held[1], w.token(nil), w.pop, "read-data"))
+	r = roundTrip(t, ctx, tech, w.request(held[1], w.token(nil), w.pop, "read-data"))
 	if d := last(); r.Status != wire.StatusVerificationError || !errors.Is(d.Err, device.ErrNonceReleased) {
 		t.Fatalf("request with a released nonce: %v %v", r.Status, d.Err)
+	}
+}
+
+// A technician that asks for a nonce again on the same connection (a retry
+// after a timeout, a new session on a connection whose previous session
+// holds a next nonce) is served at once under ServeListener's quota of 1.
+func TestNonceRetryOnTheSameConnection(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- w.agent.ServeListener(ctx, ln, 0) }()
+	defer func() { cancel(); <-served }()
+	c, err := transport.Dial(ctx, ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := nonceOver(t, ctx, c)
+	second := nonceOver(t, ctx, c)
+	if first.Status != wire.StatusSuccess || second.Status != wire.StatusSuccess {
+		t.Fatalf("nonce, then a retry: %v, %v; want both served", first.Status, second.Status)
+	}
+	if r := roundTrip(t, ctx, c, w.request(second.Nonce, w.token(nil), w.pop, "read-data")); r.Status != wire.StatusSuccess {
+		t.Fatalf("request with the retried nonce: %v", r.Status)
 	}
 }
 

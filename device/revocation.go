@@ -7,7 +7,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math/big"
@@ -55,45 +54,17 @@ type revocations struct {
 	addMu sync.Mutex // serialises add
 }
 
-type revocationFile struct {
-	IDs    []revocationEntry `json:"cti"`
-	Hashes []revocationEntry `json:"hash"`
-}
-
-type revocationEntry struct {
-	ID    []byte `json:"id"`
-	Until int64  `json:"until,omitempty"`
-}
-
 func loadRevocations(max int, state State) (*revocations, error) {
 	r := &revocations{max: max, state: state, ids: map[string]int64{}, hs: map[[32]byte]int64{}}
 	b, err := state.Load(stateKeyRevocations)
 	if err != nil {
 		return nil, fmt.Errorf("%w: loading %s: %v", ErrState, stateKeyRevocations, err)
 	}
-	if len(b) == 0 {
+	if b == nil {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var f revocationFile
-	if err := dec.Decode(&f); err != nil || dec.More() {
-		return nil, fmt.Errorf("%w: %s does not decode: %v", ErrState, stateKeyRevocations, err)
-	}
-	if len(f.IDs)+len(f.Hashes) > max {
-		return nil, fmt.Errorf("%w: %d revocations, more than %d", ErrState, len(f.IDs)+len(f.Hashes), max)
-	}
-	for _, e := range f.IDs {
-		if len(e.ID) == 0 || len(e.ID) > maxRevokedIDLength {
-			return nil, fmt.Errorf("%w: revoked id of %d bytes", ErrState, len(e.ID))
-		}
-		r.ids[string(e.ID)] = e.Until
-	}
-	for _, e := range f.Hashes {
-		if len(e.ID) != 32 {
-			return nil, fmt.Errorf("%w: revoked hash of %d bytes", ErrState, len(e.ID))
-		}
-		r.hs[[32]byte(e.ID)] = e.Until
+	if r.ids, r.hs, err = decodeRevocations(b, max); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrState, stateKeyRevocations, err)
 	}
 	return r, nil
 }
@@ -145,14 +116,7 @@ func (r *revocations) add(isHash bool, id []byte, until int64, now time.Time, le
 	if len(ids)+len(hs) > r.max {
 		return fmt.Errorf("%w: %d entries", ErrRevocationListFull, r.max)
 	}
-	f := revocationFile{IDs: []revocationEntry{}, Hashes: []revocationEntry{}}
-	for k, u := range ids {
-		f.IDs = append(f.IDs, revocationEntry{ID: []byte(k), Until: u})
-	}
-	for k, u := range hs {
-		f.Hashes = append(f.Hashes, revocationEntry{ID: bytes.Clone(k[:]), Until: u})
-	}
-	b, err := json.Marshal(f)
+	b, err := encodeRevocations(ids, hs)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInternal, err)
 	}

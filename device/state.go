@@ -17,6 +17,12 @@ import (
 // kilobytes at most. Implementations must be safe for concurrent use, and
 // Store must replace a value atomically: after a crash, Load returns the
 // old or the new value, never a mix.
+//
+// The agent never stores an empty value. A value that is present but empty
+// (say, a file truncated by a file system that lost its data) is corrupt
+// state: [New] fails with [ErrState] rather than start as if nothing had
+// been stored, which would reset the lower bound of time and forget every
+// revocation.
 type State interface {
 	// Load returns the value stored under key, or nil and no error when
 	// there is none.
@@ -101,7 +107,8 @@ func validKey(key string) bool {
 	return true
 }
 
-// Load implements [State].
+// Load implements [State]. An empty file is an [ErrState] error: FileState
+// never writes one.
 func (s *FileState) Load(key string) ([]byte, error) {
 	if !validKey(key) {
 		return nil, fmt.Errorf("%w: invalid key %q", ErrState, key)
@@ -121,15 +128,18 @@ func (s *FileState) Load(key string) ([]byte, error) {
 	if len(data) > maxStateValue {
 		return nil, fmt.Errorf("%w: %s larger than %d bytes", ErrState, key, maxStateValue)
 	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: %s is empty", ErrState, key)
+	}
 	return data, nil
 }
 
-// Store implements [State].
+// Store implements [State]. An empty value is refused ([ErrState]).
 func (s *FileState) Store(key string, value []byte) error {
 	if !validKey(key) {
 		return fmt.Errorf("%w: invalid key %q", ErrState, key)
 	}
-	if len(value) > maxStateValue {
+	if len(value) == 0 || len(value) > maxStateValue {
 		return fmt.Errorf("%w: value of %d bytes", ErrState, len(value))
 	}
 	s.mu.Lock()

@@ -71,7 +71,7 @@ type Config struct {
 	// means a fresh MemoryState: nothing survives a restart.
 	State State
 	// MaxRevocations bounds the revocation list; zero means
-	// DefaultMaxRevocations.
+	// DefaultMaxRevocations, at most MaxMaxRevocations.
 	MaxRevocations int
 
 	// Logger receives one audit event per request ("sda: request allowed"
@@ -214,8 +214,8 @@ func New(cfg Config) (*Agent, error) {
 	if maxRev == 0 {
 		maxRev = DefaultMaxRevocations
 	}
-	if maxRev < 0 {
-		return nil, configError("negative MaxRevocations")
+	if maxRev < 0 || maxRev > MaxMaxRevocations {
+		return nil, configError("MaxRevocations %d, want 0..%d", maxRev, MaxMaxRevocations)
 	}
 	state := cfg.State
 	if state == nil {

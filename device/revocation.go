@@ -34,8 +34,15 @@ import (
 // of the state.
 const RevokeOperation = "sda-revoke"
 
-// DefaultMaxRevocations bounds the revocation list.
-const DefaultMaxRevocations = 256
+// Bounds of the revocation list (Config.MaxRevocations).
+const (
+	DefaultMaxRevocations = 256
+	// MaxMaxRevocations is the largest Config.MaxRevocations: a full list
+	// of entries of the largest size (a 64-byte cti with an until of 19
+	// digits) persists in about 516 KB, within what a [FileState] value
+	// may hold.
+	MaxMaxRevocations = 4096
+)
 
 // maxRevokedIDLength bounds a revoked cti.
 const maxRevokedIDLength = 64

@@ -13,8 +13,10 @@ import (
 )
 
 // State is the small persistent memory of a device: the lower bound of time
-// and the revocation list survive restarts through it. Values are a few
-// kilobytes at most. Implementations must be safe for concurrent use, and
+// and the revocation list survive restarts through it. Values are at most
+// 1 MiB: a full revocation list of MaxMaxRevocations entries takes up to
+// about 516 KB, the default list (DefaultMaxRevocations) up to about 32 KB.
+// Implementations must be safe for concurrent use, and
 // Store must replace a value atomically: after a crash, Load returns the
 // old or the new value, never a mix.
 //
@@ -37,8 +39,19 @@ const (
 	stateKeyRevocations = "revocations"
 )
 
-// maxStateValue bounds what FileState reads back.
-const maxStateValue = 64 << 10
+// maxStateValue bounds a value FileState stores and reads back. The
+// largest value the agent writes is a full revocation list: at most
+// MaxMaxRevocations entries of at most maxRevocationEntrySize bytes.
+const maxStateValue = 1 << 20
+
+// maxRevocationEntrySize is the persisted size of the largest revocation
+// entry, a cti of maxRevokedIDLength bytes (88 characters in base64) with
+// an until of 19 digits, and the comma before it:
+// ,{"id":"<88>","until":<19>}.
+const maxRevocationEntrySize = 1 + len(`{"id":""`) + 88 + len(`,"until":`) + 19 + len(`}`)
+
+// The full list and its frame ({"cti":[],"hash":[]}) fit in a value.
+var _ [maxStateValue - MaxMaxRevocations*maxRevocationEntrySize - 32]struct{}
 
 // Compile-time checks.
 var (

@@ -1,12 +1,18 @@
 package device_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // newWithState starts an agent on st and returns New's error.
@@ -85,5 +91,76 @@ func TestStrictRevocationState(t *testing.T) {
 	st.Store("revocations", []byte(`{"cti":[{"id":"AQ==","until":5},{"id":"Ag=="}],"hash":[{"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`))
 	if err := newWithState(t, st); err != nil {
 		t.Fatalf("a well-formed list: %v", err)
+	}
+}
+
+// worstCaseRevocations returns the persisted form of n revoked ctis of the
+// largest size, 64 bytes, each with the largest until: the longest list of
+// n entries the device can be asked to write. ctiAt(i) is the i-th id.
+func worstCaseRevocations(n int) []byte {
+	b := []byte(`{"cti":[`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = base64.StdEncoding.AppendEncode(b, ctiAt(i))
+		b = append(b, `","until":9223372036854775807}`...)
+	}
+	return append(b, `],"hash":[]}`...)
+}
+
+func ctiAt(i int) []byte {
+	id := bytes.Repeat([]byte{0xee}, 64)
+	binary.BigEndian.PutUint32(id, uint32(i))
+	return id
+}
+
+// The revocation list holds MaxMaxRevocations entries of the largest size
+// in a FileState: revoking up to the limit works, one more is refused as
+// "list full" (not as a storage failure), and the full list survives a
+// restart.
+func TestRevocationListHoldsItsMaximum(t *testing.T) {
+	const max = device.MaxMaxRevocations
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "revocations"), worstCaseRevocations(max-1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := device.NewFileState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, func(c *device.Config) {
+		c.State = st
+		c.MaxRevocations = max
+	})
+	admin := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("sda-revoke read-data") })
+	until := token.Int(1<<63 - 1)
+	if r, d := w.do(admin, device.RevokeOperation, token.Text("cti"), token.Text(hex.EncodeToString(ctiAt(max-1))), until); r.Status != wire.StatusSuccess {
+		t.Fatalf("revoking entry %d of %d: %v", max, max, d.Err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "revocations")); err != nil || fi.Size() < 500_000 {
+		t.Fatalf("the full list is not of the largest size: %v %v", fi.Size(), err)
+	}
+	r, d := w.do(admin, device.RevokeOperation, token.Text("cti"), token.Text(hex.EncodeToString(ctiAt(max))), until)
+	expect(t, r, d, wire.StatusOperationFailed, device.CheckOperation, device.ErrRevocationListFull)
+
+	w.restart()
+	for _, i := range []int{0, max / 2, max - 1} {
+		victim := w.token(func(c *token.Claims) { c.ID = ctiAt(i) })
+		r, d := w.do(victim, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckRevocation, device.ErrRevoked)
+	}
+	if r, d := w.do(w.token(func(c *token.Claims) { c.ID = ctiAt(max) }), "read-data"); r.Status != wire.StatusSuccess {
+		t.Fatalf("the refused revocation was applied: %v", d.Err)
+	}
+}
+
+func TestMaxRevocationsBounded(t *testing.T) {
+	for _, n := range []int{-1, device.MaxMaxRevocations + 1} {
+		_, err := device.New(device.Config{Identity: hvac, Anchors: newWorld(t).store, MaxRevocations: n})
+		if !errors.Is(err, device.ErrConfig) {
+			t.Errorf("MaxRevocations %d: %v, want ErrConfig", n, err)
+		}
 	}
 }

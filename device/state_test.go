@@ -139,8 +139,10 @@ func TestRevocationListHoldsItsMaximum(t *testing.T) {
 	if r, d := w.do(admin, device.RevokeOperation, token.Text("cti"), token.Text(hex.EncodeToString(ctiAt(max-1))), until); r.Status != wire.StatusSuccess {
 		t.Fatalf("revoking entry %d of %d: %v", max, max, d.Err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "revocations")); err != nil || fi.Size() < 500_000 {
-		t.Fatalf("the full list is not of the largest size: %v %v", fi.Size(), err)
+	if fi, err := os.Stat(filepath.Join(dir, "revocations")); err != nil {
+		t.Fatal(err)
+	} else if fi.Size() < 500_000 {
+		t.Fatalf("the full list takes %d bytes: not the largest entries", fi.Size())
 	}
 	r, d := w.do(admin, device.RevokeOperation, token.Text("cti"), token.Text(hex.EncodeToString(ctiAt(max))), until)
 	expect(t, r, d, wire.StatusOperationFailed, device.CheckOperation, device.ErrRevocationListFull)

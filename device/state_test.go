@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -165,4 +166,54 @@ func TestMaxRevocationsBounded(t *testing.T) {
 			t.Errorf("MaxRevocations %d: %v, want ErrConfig", n, err)
 		}
 	}
+}
+
+// FuzzRevocationState gives New arbitrary bytes as the persisted revocation
+// list: New fails with ErrState or starts, and an agent that started
+// revokes one more token and starts again on what it wrote.
+func FuzzRevocationState(f *testing.F) {
+	w := newWorld(f, func(c *device.Config) { c.MaxRevocations = 4 })
+	admin := w.token(func(c *token.Claims) { c.Scope, _ = token.ParseScope("sda-revoke") })
+	for _, s := range []string{
+		`{"cti":[{"id":"AQ==","until":5},{"id":"Ag=="}],"hash":[{"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`,
+		`{"cti":[],"hash":[]}`,
+		`{"hash":[],"cti":[{"id":"AQ==","until":5,"until":6}]}`,
+		`{"cti":[],"hash":[]}}`,
+		string(worstCaseRevocations(3)),
+	} {
+		f.Add([]byte(s))
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st := &device.MemoryState{}
+		if err := st.Store("revocations", b); err != nil {
+			t.Fatal(err)
+		}
+		cfg := w.cfg
+		cfg.State = st
+		a, err := device.New(cfg)
+		if err != nil {
+			if !errors.Is(err, device.ErrState) {
+				t.Fatalf("New: %v, want nil or ErrState", err)
+			}
+			return
+		}
+		nr, err := wire.DecodeResponse(a.Process(ctx, wire.NonceRequest))
+		if err != nil || nr.Status != wire.StatusSuccess {
+			t.Fatalf("nonce: %+v %v", nr, err)
+		}
+		signed, err := token.SignRequest(&token.Request{Nonce: nr.Nonce, Operation: token.Operation{
+			Name: device.RevokeOperation, Args: []token.Arg{token.Text("cti"), token.Text("ff")},
+		}, Token: admin}, w.pop, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, d := a.Handle(ctx, wire.EncodeOperationRequest(signed))
+		if d.Err != nil && !errors.Is(d.Err, device.ErrRevocationListFull) {
+			t.Fatalf("revoking on the loaded list: %v", d.Err)
+		}
+		if _, err := device.New(cfg); err != nil {
+			t.Fatalf("the device does not start on the list it wrote: %v", err)
+		}
+	})
 }

@@ -169,3 +169,43 @@ func TestCreateRefusesAnExistingRecord(t *testing.T) {
 		}
 	}
 }
+
+// OpenFileStore removes the temporary files that a crash during a save left
+// behind, and only those.
+func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.json")
+	var temps []string
+	for range 2 {
+		f, err := os.CreateTemp(dir, ".store.json.*.tmp") // as a save interrupted before its rename
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`{"format":"sda-pol`)
+		f.Close()
+		temps = append(temps, f.Name())
+	}
+	unrelated := []string{"notes.txt", ".store.json.x1.tmp", ".other.json.123.tmp", "store.json.123.tmp", ".store.json.bak"}
+	for _, u := range unrelated {
+		if err := os.WriteFile(filepath.Join(dir, u), []byte("keep"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := OpenFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range temps {
+		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", filepath.Base(name), err)
+		}
+	}
+	for _, u := range unrelated {
+		if _, err := os.Stat(filepath.Join(dir, u)); err != nil {
+			t.Errorf("unrelated file %s: %v", u, err)
+		}
+	}
+	if _, err := s.Apply(context.Background(), testDirectory()...); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -352,19 +352,21 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 	var claims *token.Claims
 	var anchor trust.Anchor
 	var version uint64
+	var tok *token.Token // nil when the token comes from the cache
+	var revHash [32]byte // token.RevocationHash, once computed
+	haveRevHash := false
 	if a.cache != nil {
 		version = a.anchorsVer.Version()
 	}
 	if e := a.cache.get(&hash, version, now); e != nil {
-		claims, anchor = e.claims, e.anchor
+		claims, anchor, revHash, haveRevHash = e.claims, e.anchor, e.revocationHash, true
 		d.CachedToken = true
 		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
 		if err := anchor.ValidAt(anchorNow); err != nil {
 			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
 		}
 	} else {
-		tok, err := token.Parse(tokBytes)
-		if err != nil {
+		if tok, err = token.Parse(tokBytes); err != nil {
 			return reject(d, StatusInvalidRequest, CheckParse, err)
 		}
 		d.Issuer = tok.UnverifiedIssuer()
@@ -383,7 +385,8 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
 		}
 		if a.cache != nil && a.audienceOK(claims) {
-			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, version: version, expires: claims.Expiry.Add(a.leeway)})
+			revHash, haveRevHash = tok.RevocationHash(), true
+			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
 		}
 	}
 	if !a.audienceOK(claims) {
@@ -409,8 +412,13 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			d.NextNonce = n
 		}
 	}
-	var hashes [maxTokenHashes][32]byte
-	if err := a.revocations.revoked(claims.ID, tokenHashes(hashes[:0], &hash, tokBytes, anchor.Key)); err != nil {
+	err = a.revocations.revoked(claims.ID, func(dst [][32]byte) [][32]byte {
+		if !haveRevHash {
+			revHash = tok.RevocationHash()
+		}
+		return tokenHashes(dst, &revHash, &hash, tokBytes, anchor.Key)
+	})
+	if err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one

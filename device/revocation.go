@@ -24,10 +24,12 @@ import (
 //
 //	sda-revoke(kind: tstr, id: bstr / tstr [, until: int])
 //
-// kind is "cti" (id is a token id) or "hash" (id is the SHA-256 of a
-// token's bytes as issued, 32 bytes; a re-encoding of the same signed token
-// is revoked too, see docs/PROTOCOL.md section 8). id is a byte string (v2) or, for v1 tokens,
-// whose arguments are integers and text only, a hex text string. until,
+// kind is "cti" (id is a token id) or "hash" (id is the token's revocation
+// hash, 32 bytes: token.RevocationHash, which every encoding of the same
+// signed token shares; for compatibility the SHA-256 of the token's bytes
+// as issued is matched too, see docs/PROTOCOL.md section 8). id is a byte
+// string (v2) or, for v1 tokens, whose arguments are integers and text
+// only, a hex text string. until,
 // optional, is the revoked token's exp in seconds since the epoch: once the
 // device's time is past it (plus the leeway) the entry may be dropped to
 // make room. Without it the entry stays until removed by a firmware reset
@@ -76,18 +78,23 @@ func loadRevocations(max int, state State) (*revocations, error) {
 	return r, nil
 }
 
-// revoked reports whether the token with id cti (may be nil) and hashes hs
-// (see tokenHashes) is revoked.
-func (r *revocations) revoked(cti []byte, hs [][32]byte) error {
+// revoked reports whether the token with id cti (may be nil) is revoked,
+// by its id or by one of the hashes that hashes appends to its argument
+// (see tokenHashes). hashes is called only when the list holds hashes.
+func (r *revocations) revoked(cti []byte, hashes func(dst [][32]byte) [][32]byte) error {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for i := range hs {
-		if _, ok := r.hs[hs[i]]; ok {
-			return fmt.Errorf("%w: token hash %x", ErrRevoked, hs[i][:8])
+	ids, hs := r.ids, r.hs // replaced by add, never modified
+	r.mu.RUnlock()
+	if len(hs) > 0 {
+		var buf [maxTokenHashes][32]byte
+		for _, h := range hashes(buf[:0]) {
+			if _, ok := hs[h]; ok {
+				return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
+			}
 		}
 	}
 	if cti != nil {
-		if _, ok := r.ids[string(cti)]; ok {
+		if _, ok := ids[string(cti)]; ok {
 			return fmt.Errorf("%w: token id %x", ErrRevoked, cti)
 		}
 	}
@@ -143,19 +150,28 @@ var (
 )
 
 // maxTokenHashes is the most hashes tokenHashes returns.
-const maxTokenHashes = 5
+const maxTokenHashes = 6
 
-// tokenHashes appends to dst the hashes under which a verified token, tok
-// as received with sent its SHA-256, is found on the revocation list: sent,
-// and the SHA-256 of each canonical encoding of the same signed token,
-// 61(18([protected, {}, payload, signature])) and 18([...]) with shortest
-// lengths and, for ECDSA (key is the anchor's key), either of the two valid
-// signatures (r, s) and (r, n-s). Without this, the holder of a token revoked
-// by hash could send it re-encoded (tag 61 stripped, an ignored unprotected
-// header label added, the other s) and escape the revocation: the token's
-// signature covers only the protected header and the payload.
-func tokenHashes(dst [][32]byte, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
-	dst = append(dst, *sent)
+// tokenHashes appends to dst the hashes under which a verified token is
+// found on the revocation list:
+//
+//   - rh, its revocation hash (token.RevocationHash): the SHA-256 of its
+//     COSE ToBeSigned, which covers exactly what the signature covers and
+//     so is the same for every encoding of the token;
+//   - sent, the SHA-256 of tok, the token bytes as received;
+//   - the SHA-256 of each canonical encoding of the same signed token,
+//     61(18([protected, {}, payload, signature])) and 18([...]) with
+//     shortest lengths and, for ECDSA (key is the anchor's key), either of
+//     the two valid signatures (r, s) and (r, n-s).
+//
+// The last two match entries made with the SHA-256 of a token's bytes as
+// issued (what revokers used before the revocation hash): such an entry
+// survives re-encoding only for tokens issued with an empty unprotected
+// header, as this SDK issues them. The holder of a token can strip tag 61,
+// change the unprotected header and use the other s, since the signature
+// does not cover them.
+func tokenHashes(dst [][32]byte, rh, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
+	dst = append(dst, *rh, *sent)
 	var body []byte
 	switch {
 	case bytes.HasPrefix(tok, prefixCWT):

@@ -169,8 +169,10 @@ func a3Variants(t *testing.T, tok []byte) map[string][]byte {
 }
 
 // toBeSignedHash is the SHA-256 of the COSE ToBeSigned of an ES256 token
-// with protected header h'A10126' (RFC 9052 section 4.4):
-// ["Signature1", h'A10126', h”, payload], computed here by hand.
+// with protected header h'A10126' (RFC 9052 section 4.4), computed here by
+// hand:
+//
+//	["Signature1", h'A10126', h'', payload]
 func toBeSignedHash(payload []byte) [32]byte {
 	tbs := append([]byte{0x84, 0x6a}, "Signature1"...)
 	tbs = append(tbs, 0x43, 0xa1, 0x01, 0x26, 0x40)

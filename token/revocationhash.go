@@ -5,8 +5,10 @@ import "crypto/sha256"
 // RevocationHash returns the hash under which devices find the access
 // token data on their revocation list (the device's "sda-revoke" operation
 // with kind "hash", docs/PROTOCOL.md section 8): the SHA-256 of the token's
-// COSE ToBeSigned, ["Signature1", protected, h”, payload] (RFC 9052
-// section 4.4), which covers exactly what the issuer's signature covers.
+// COSE ToBeSigned (RFC 9052 section 4.4), which covers exactly what the
+// issuer's signature covers:
+//
+//	["Signature1", protected, h'', payload]
 //
 // It is therefore the same for every encoding of the same signed token:
 // with or without tag 61, whatever the unprotected header holds (a kid

@@ -370,7 +370,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			return reject(d, StatusInvalidRequest, CheckParse, err)
 		}
 		d.Issuer = tok.UnverifiedIssuer()
-		anchors, err := a.anchors.Lookup(d.Issuer, tok.UnverifiedKeyID())
+		anchors, err := trust.LookupToken(a.anchors, tok)
 		if err != nil {
 			return reject(d, StatusVerificationError, CheckAnchor, err)
 		}

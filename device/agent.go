@@ -294,7 +294,13 @@ func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Deci
 	if err != nil {
 		d.Status, d.Check = StatusInvalidRequest, CheckEnvelope
 		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)
-		return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode(), d
+		typ := uint64(wire.TypeErrorResponse)
+		if msg.Type == wire.TypeOperationRequest {
+			// It starts as one ([3, ...]): the reference device answers
+			// with an operation response.
+			d.Request, typ = RequestOperation, wire.TypeOperationResponse
+		}
+		return wire.Response{Type: typ, Status: StatusInvalidRequest}.Encode(), d
 	}
 	if msg.Type == wire.TypeNonceRequest {
 		d.Request = RequestNonce

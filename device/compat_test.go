@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +165,42 @@ func TestV1TokenWithKidFindsTheAnchorByIssuer(t *testing.T) {
 	// v2: the kid selects (docs/PROTOCOL.md section 4.1).
 	r, d = w.do(w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2, KeyID: kid}, nil), "read-data")
 	expect(t, r, d, wire.StatusVerificationError, device.CheckAnchor, device.ErrUnknownAnchor)
+}
+
+// The reference device answers every envelope that starts as an operation
+// request, an array whose first element is 3, with an operation response
+// ({_ 1: 4, 2: 2} when it is malformed), and other malformed envelopes with
+// an error response ({_ 1: 255, 2: 2}).
+func TestV1MalformedEnvelopes(t *testing.T) {
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name, req, want string
+	}{
+		{"[3, 1]", "8203 01", "bf01040202ff"},
+		{"[3, text]", "8203 6161", "bf01040202ff"},
+		{"[3, []]", "8203 80", "bf01040202ff"},
+		{"[3, {}]", "8203 a0", "bf01040202ff"},
+		{"[3, false]", "8203 f4", "bf01040202ff"},
+		{"[3]", "8103", "bf01040202ff"},
+		{"[3, h'']", "8203 40", "bf01040202ff"},
+		{"[3, bstr, 0]", "8303 4100 00", "bf01040202ff"},
+		{"[_ 3, bstr]", "9f03 4100 ff", "bf01040202ff"},
+		{"[3, bstr] 0", "8203 4100 00", "bf01040202ff"},
+		{"[3, bstr] (malformed bundle)", "8203 4100", "bf01040202ff"},
+		{"[]", "80", "bf0118ff0202ff"},
+		{"[2]", "8102", "bf0118ff0202ff"},
+		{"[1, 0]", "8201 00", "bf0118ff0202ff"},
+		{"[-3, bstr]", "8222 4100", "bf0118ff0202ff"},
+		{"{3: h''}", "a103 40", "bf0118ff0202ff"},
+		{"3", "03", "bf0118ff0202ff"},
+	} {
+		req, _ := hex.DecodeString(strings.ReplaceAll(tc.req, " ", ""))
+		resp, d := w.agent.Handle(context.Background(), req)
+		if got := hex.EncodeToString(resp); got != tc.want {
+			t.Errorf("%s: response %s, want %s", tc.name, got, tc.want)
+		}
+		if d.Status != wire.StatusInvalidRequest || !errors.Is(d.Err, token.ErrMalformed) {
+			t.Errorf("%s: decision %v %v", tc.name, d.Status, d.Err)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/atomicfile/atomicfiletest"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -218,49 +219,21 @@ func FuzzRevocationState(f *testing.F) {
 	})
 }
 
-// crashTemps creates in dir, for each base name, the temporary file a
-// write of that file leaves when the device loses power before the rename
-// (the naming of internal/atomicfile.Write), and the unrelated files
-// returned, which must survive.
-func crashTemps(t *testing.T, dir string, bases []string, unrelated []string) (temps []string) {
-	t.Helper()
-	for _, b := range bases {
-		f, err := os.CreateTemp(dir, "."+b+".*.tmp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString("half a value")
-		f.Close()
-		temps = append(temps, f.Name())
-	}
-	for _, u := range unrelated {
-		if err := os.WriteFile(filepath.Join(dir, u), []byte("keep"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return temps
-}
-
-// NewFileState removes the temporary files a crash left behind, and only
-// those.
+// NewFileState removes the temporary files that writes a crash interrupted
+// left behind, and only those.
 func TestFileStateRemovesStaleTemporaries(t *testing.T) {
 	dir := t.TempDir()
+	var temps []string
+	for _, key := range []string{"revocations", "time-floor", "revocations"} {
+		temps = append(temps, atomicfiletest.Crash(t, filepath.Join(dir, key)))
+	}
 	unrelated := []string{"notes", ".revocations.12a.tmp", ".revocations..tmp", "revocations.123.tmp", ".Bad_Key.123.tmp", ".revocations.123.tmp.keep"}
-	temps := crashTemps(t, dir, []string{"revocations", "time-floor", "revocations"}, unrelated)
+	atomicfiletest.Unrelated(t, dir, unrelated...)
 	st, err := device.NewFileState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range temps {
-		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there (%v)", filepath.Base(name), err)
-		}
-	}
-	for _, u := range unrelated {
-		if _, err := os.Stat(filepath.Join(dir, u)); err != nil {
-			t.Errorf("unrelated file %s: %v", u, err)
-		}
-	}
+	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
 	if err := st.Store("revocations", []byte(`{"cti":[],"hash":[]}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/securedeviceaccess/sda/internal/atomicfile/atomicfiletest"
 )
 
 func TestFileStoreRoundTrip(t *testing.T) {
@@ -170,41 +171,19 @@ func TestCreateRefusesAnExistingRecord(t *testing.T) {
 	}
 }
 
-// OpenFileStore removes the temporary files that a crash during a save left
-// behind, and only those.
+// OpenFileStore removes the temporary files that saves a crash interrupted
+// left behind, and only those.
 func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "store.json")
-	var temps []string
-	for range 2 {
-		f, err := os.CreateTemp(dir, ".store.json.*.tmp") // as a save interrupted before its rename
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(`{"format":"sda-pol`)
-		f.Close()
-		temps = append(temps, f.Name())
-	}
+	temps := []string{atomicfiletest.Crash(t, path), atomicfiletest.Crash(t, path)}
 	unrelated := []string{"notes.txt", ".store.json.x1.tmp", ".other.json.123.tmp", "store.json.123.tmp", ".store.json.bak"}
-	for _, u := range unrelated {
-		if err := os.WriteFile(filepath.Join(dir, u), []byte("keep"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	atomicfiletest.Unrelated(t, dir, unrelated...)
 	s, err := OpenFileStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range temps {
-		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there (%v)", filepath.Base(name), err)
-		}
-	}
-	for _, u := range unrelated {
-		if _, err := os.Stat(filepath.Join(dir, u)); err != nil {
-			t.Errorf("unrelated file %s: %v", u, err)
-		}
-	}
+	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
 	if _, err := s.Apply(context.Background(), testDirectory()...); err != nil {
 		t.Fatal(err)
 	}

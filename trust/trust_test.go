@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/atomicfile/atomicfiletest"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/trust"
 )
@@ -427,40 +428,19 @@ func TestFileStoreRejectsCorruptFiles(t *testing.T) {
 	}
 }
 
-// OpenFileStore removes the temporary files that a crash during a write
-// left behind, and only those.
+// OpenFileStore removes the temporary files that writes a crash
+// interrupted left behind, and only those.
 func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
 	dir := t.TempDir()
-	var temps []string
-	for range 2 {
-		f, err := os.CreateTemp(dir, "."+trust.FileName+".*.tmp") // as a write interrupted before its rename
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(`{"version":1,"anch`)
-		f.Close()
-		temps = append(temps, f.Name())
-	}
+	name := filepath.Join(dir, trust.FileName)
+	temps := []string{atomicfiletest.Crash(t, name), atomicfiletest.Crash(t, name)}
 	unrelated := []string{"notes.txt", "." + trust.FileName + ".x1.tmp", ".other.json.123.tmp", trust.FileName + ".123.tmp", "." + trust.FileName + ".bak"}
-	for _, u := range unrelated {
-		if err := os.WriteFile(filepath.Join(dir, u), []byte("keep"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	atomicfiletest.Unrelated(t, dir, unrelated...)
 	s, err := trust.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range temps {
-		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there (%v)", filepath.Base(name), err)
-		}
-	}
-	for _, u := range unrelated {
-		if _, err := os.Stat(filepath.Join(dir, u)); err != nil {
-			t.Errorf("unrelated file %s: %v", u, err)
-		}
-	}
+	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
 	a, err := trust.NewAnchor(newKey(t, "P-256").Public())
 	if err != nil {
 		t.Fatal(err)

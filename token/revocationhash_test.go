@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,16 +18,22 @@ import (
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// The revocation hash is the SHA-256 of the COSE ToBeSigned (RFC 9052
-// section 4.4): the same for every encoding of one signed token, and for
-// ES256 the digest the issuer signed.
-func TestRevocationHash(t *testing.T) {
+// revocationClaims returns an anchor key and claims without a cti that it
+// may sign.
+func revocationClaims(t testing.TB) (crypto.Signer, *token.Claims) {
 	anchor, pop := newKey(t, "P-256"), newKey(t, "P-256")
-	claims := &token.Claims{
+	return anchor, &token.Claims{
 		Issuer: "coap://as.example.com", Audience: []string{"ep:hvac-1"},
 		Expiry: testNow.Add(time.Hour), NotBefore: testNow,
 		Scope: mustScope(t, "read-data"), Key: pop.Public(),
 	}
+}
+
+// The revocation hash is the SHA-256 of the COSE ToBeSigned (RFC 9052
+// section 4.4): the same for every encoding of one signed token, and for
+// ES256 the digest the issuer signed.
+func TestRevocationHash(t *testing.T) {
+	anchor, claims := revocationClaims(t)
 	tok, err := token.Issue(claims, anchor, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,12 +109,7 @@ func TestRevocationHash(t *testing.T) {
 // token stripped to 18([protected, {}, payload, signature]) has the same
 // hash.
 func FuzzRevocationHash(f *testing.F) {
-	anchor, pop := newKey(f, "P-256"), newKey(f, "P-256")
-	claims := &token.Claims{
-		Issuer: "coap://as.example.com", Audience: []string{"ep:hvac-1"},
-		Expiry: testNow.Add(time.Hour), NotBefore: testNow,
-		Scope: mustScope(f, "read-data"), Key: pop.Public(),
-	}
+	anchor, claims := revocationClaims(f)
 	for _, opts := range []*token.IssueOptions{nil, {Profile: token.ProfileV2, KeyID: []byte("k1")}} {
 		tok, err := token.Issue(claims, anchor, opts)
 		if err != nil {

@@ -29,11 +29,10 @@ import (
 // signed token shares; for compatibility the SHA-256 of the token's bytes
 // as issued is matched too, see docs/PROTOCOL.md section 8). id is a byte
 // string (v2) or, for v1 tokens, whose arguments are integers and text
-// only, a hex text string. until,
-// optional, is the revoked token's exp in seconds since the epoch: once the
-// device's time is past it (plus the leeway) the entry may be dropped to
-// make room. Without it the entry stays until removed by a firmware reset
-// of the state.
+// only, a hex text string. until, optional, is the revoked token's exp in
+// seconds since the epoch: once the device's time is past it (plus the
+// leeway) the entry may be dropped to make room. Without it the entry
+// stays until removed by a firmware reset of the state.
 const RevokeOperation = "sda-revoke"
 
 // Bounds of the revocation list (Config.MaxRevocations).

@@ -16,9 +16,9 @@ import (
 // and the revocation list survive restarts through it. Values are at most
 // 1 MiB: a full revocation list of MaxMaxRevocations entries takes up to
 // about 516 KB, the default list (DefaultMaxRevocations) up to about 32 KB.
-// Implementations must be safe for concurrent use, and
-// Store must replace a value atomically: after a crash, Load returns the
-// old or the new value, never a mix.
+// Implementations must be safe for concurrent use, and Store must replace
+// a value atomically: after a crash, Load returns the old or the new
+// value, never a mix.
 //
 // The agent never stores an empty value. A value that is present but empty
 // (say, a file truncated by a file system that lost its data) is corrupt

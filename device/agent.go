@@ -418,13 +418,15 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			d.NextNonce = n
 		}
 	}
-	err = a.revocations.revoked(claims.ID, func(dst [][32]byte) [][32]byte {
+	var hashes [maxTokenHashes][32]byte
+	var hs [][32]byte
+	if a.revocations.holdsHashes() {
 		if !haveRevHash {
 			revHash = tok.RevocationHash()
 		}
-		return tokenHashes(dst, &revHash, &hash, tokBytes, anchor.Key)
-	})
-	if err != nil {
+		hs = tokenHashes(hashes[:0], &revHash, &hash, tokBytes, anchor.Key)
+	}
+	if err := a.revocations.revoked(claims.ID, hs); err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one

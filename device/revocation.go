@@ -77,23 +77,27 @@ func loadRevocations(max int, state State) (*revocations, error) {
 	return r, nil
 }
 
-// revoked reports whether the token with id cti (may be nil) is revoked,
-// by its id or by one of the hashes that hashes appends to its argument
-// (see tokenHashes). hashes is called only when the list holds hashes.
-func (r *revocations) revoked(cti []byte, hashes func(dst [][32]byte) [][32]byte) error {
+// holdsHashes reports whether the list holds token hashes: only then must
+// a request compute the hashes its token is looked up under.
+func (r *revocations) holdsHashes() bool {
 	r.mu.RLock()
-	ids, hs := r.ids, r.hs // replaced by add, never modified
-	r.mu.RUnlock()
-	if len(hs) > 0 {
-		var buf [maxTokenHashes][32]byte
-		for _, h := range hashes(buf[:0]) {
-			if _, ok := hs[h]; ok {
-				return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
-			}
+	defer r.mu.RUnlock()
+	return len(r.hs) > 0
+}
+
+// revoked reports whether the token with id cti (may be nil) and hashes hs
+// (see tokenHashes) is revoked.
+func (r *revocations) revoked(cti []byte, hs [][32]byte) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i := range hs {
+		if _, ok := r.hs[hs[i]]; ok {
+			h := hs[i] // a copy: only a rejection allocates
+			return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
 		}
 	}
 	if cti != nil {
-		if _, ok := ids[string(cti)]; ok {
+		if _, ok := r.ids[string(cti)]; ok {
 			return fmt.Errorf("%w: token id %x", ErrRevoked, cti)
 		}
 	}

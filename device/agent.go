@@ -92,7 +92,7 @@ type Config struct {
 	// means a fresh MemoryState: nothing survives a restart.
 	State State
 	// MaxRevocations bounds the revocation list; zero means
-	// DefaultMaxRevocations.
+	// DefaultMaxRevocations, at most MaxMaxRevocations.
 	MaxRevocations int
 
 	// Logger receives one audit event per request ("sda: request allowed"
@@ -255,8 +255,8 @@ func New(cfg Config) (*Agent, error) {
 	if maxRev == 0 {
 		maxRev = DefaultMaxRevocations
 	}
-	if maxRev < 0 {
-		return nil, configError("negative MaxRevocations")
+	if maxRev < 0 || maxRev > MaxMaxRevocations {
+		return nil, configError("MaxRevocations %d, want 0..%d", maxRev, MaxMaxRevocations)
 	}
 	state := cfg.State
 	if state == nil {
@@ -357,7 +357,13 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 	if err != nil {
 		d.Status, d.Check = StatusInvalidRequest, CheckEnvelope
 		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)
-		return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode(), d
+		typ := uint64(wire.TypeErrorResponse)
+		if msg.Type == wire.TypeOperationRequest {
+			// It starts as one ([3, ...]): the reference device answers
+			// with an operation response.
+			d.Request, typ = RequestOperation, wire.TypeOperationResponse
+		}
+		return wire.Response{Type: typ, Status: StatusInvalidRequest}.Encode(), d
 	}
 	if msg.Type == wire.TypeNonceRequest {
 		d.Request = RequestNonce
@@ -434,23 +440,25 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 	var claims *token.Claims
 	var anchor trust.Anchor
 	var version uint64
+	var tok *token.Token // nil when the token comes from the cache
+	var revHash [32]byte // token.RevocationHash, once computed
+	haveRevHash := false
 	if a.cache != nil {
 		version = a.anchorsVer.Version()
 	}
 	if e := a.cache.get(&hash, version, now); e != nil {
-		claims, anchor = e.claims, e.anchor
+		claims, anchor, revHash, haveRevHash = e.claims, e.anchor, e.revocationHash, true
 		d.CachedToken = true
 		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
 		if err := anchor.ValidAt(anchorNow); err != nil {
 			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
 		}
 	} else {
-		tok, err := token.Parse(tokBytes)
-		if err != nil {
+		if tok, err = token.Parse(tokBytes); err != nil {
 			return reject(d, StatusInvalidRequest, CheckParse, err)
 		}
 		d.Issuer = tok.UnverifiedIssuer()
-		anchors, err := a.anchors.Lookup(d.Issuer, tok.UnverifiedKeyID())
+		anchors, err := trust.LookupToken(a.anchors, tok)
 		if err != nil {
 			return reject(d, StatusVerificationError, CheckAnchor, err)
 		}
@@ -465,7 +473,8 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
 		}
 		if a.cache != nil && a.audienceOK(claims) {
-			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, version: version, expires: claims.Expiry.Add(a.leeway)})
+			revHash, haveRevHash = tok.RevocationHash(), true
+			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
 		}
 	}
 	if !a.audienceOK(claims) {
@@ -487,7 +496,14 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 	// a next nonce (v2, see handle) and a signed response (v2) whatever the
 	// outcome.
 	var hashes [maxTokenHashes][32]byte
-	if err := a.revocations.revoked(claims.ID, tokenHashes(hashes[:0], &hash, tokBytes, anchor.Key)); err != nil {
+	var hs [][32]byte
+	if a.revocations.holdsHashes() {
+		if !haveRevHash {
+			revHash = tok.RevocationHash()
+		}
+		hs = tokenHashes(hashes[:0], &revHash, &hash, tokBytes, anchor.Key)
+	}
+	if err := a.revocations.revoked(claims.ID, hs); err != nil {
 		return reject(d, StatusVerificationError, CheckRevocation, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one

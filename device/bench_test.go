@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"testing"
 	"time"
 
@@ -112,4 +113,26 @@ func BenchmarkNonceRequest(b *testing.B) {
 		w.clock.Advance(time.Millisecond)
 		w.agent.Process(ctx, wire.NonceRequest)
 	}
+}
+
+// BenchmarkProcessHashRevocations: BenchmarkProcess with a revocation list
+// of DefaultMaxRevocations token hashes (none of them the token's), so
+// every request computes the hashes it is looked up under.
+func BenchmarkProcessHashRevocations(b *testing.B) {
+	list := []byte(`{"cti":[],"hash":[`)
+	for i := range device.DefaultMaxRevocations {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		h := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		list = append(list, `{"id":"`...)
+		list = base64.StdEncoding.AppendEncode(list, h[:])
+		list = append(list, `"}`...)
+	}
+	list = append(list, `]}`...)
+	st := &device.MemoryState{}
+	if err := st.Store("revocations", list); err != nil {
+		b.Fatal(err)
+	}
+	benchProcess(b, func(c *device.Config) { c.State = st }, false)
 }

@@ -30,10 +30,11 @@ type tokenCache struct {
 }
 
 type cacheEntry struct {
-	claims  *token.Claims
-	anchor  trust.Anchor
-	version uint64 // the anchor store's version when verified
-	expires time.Time
+	claims         *token.Claims
+	anchor         trust.Anchor
+	revocationHash [32]byte // token.RevocationHash
+	version        uint64   // the anchor store's version when verified
+	expires        time.Time
 }
 
 func newTokenCache(max int) *tokenCache {

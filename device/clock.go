@@ -76,6 +76,10 @@ func newClockPolicy(mode ClockMode, clock func() time.Time, leeway time.Duration
 	}
 	switch len(b) {
 	case 0:
+		if b != nil {
+			// Never written: the value is 8 bytes or absent.
+			return nil, fmt.Errorf("%w: empty time floor", ErrState)
+		}
 	case 8:
 		v := int64(binary.BigEndian.Uint64(b))
 		if v < 0 {

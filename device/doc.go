@@ -16,8 +16,9 @@
 // Verification order. An operation request goes through these checks, in
 // this order, and the first failure decides ([Check] names them): message
 // size; strict parse of the envelope, the signed bundle and the token
-// (malformed: status 2, nothing else touched); anchor lookup by iss and kid
-// (unknown or revoked: 4); token signature with the anchor's key, which
+// (malformed: status 2, nothing else touched); anchor lookup by iss and,
+// in v2 tokens, kid (trust.LookupToken; in a v1 token, as in deployed v1
+// devices, the kid never causes a refusal) (unknown or revoked: 4); token signature with the anchor's key, which
 // pins the algorithm (4); profile; anchor validity, retirement and
 // constraints (4); audience (4); time (4); proof-of-possession signature
 // with the token's cnf key (4); nonce: outstanding and unexpired, consumed

@@ -7,7 +7,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math/big"
@@ -25,18 +24,26 @@ import (
 //
 //	sda-revoke(kind: tstr, id: bstr / tstr [, until: int])
 //
-// kind is "cti" (id is a token id) or "hash" (id is the SHA-256 of a
-// token's bytes as issued, 32 bytes; a re-encoding of the same signed token
-// is revoked too, see docs/PROTOCOL.md section 8). id is a byte string (v2) or, for v1 tokens,
-// whose arguments are integers and text only, a hex text string. until,
-// optional, is the revoked token's exp in seconds since the epoch: once the
-// device's time is past it (plus the leeway) the entry may be dropped to
-// make room. Without it the entry stays until removed by a firmware reset
-// of the state.
+// kind is "cti" (id is a token id) or "hash" (id is the token's revocation
+// hash, 32 bytes: token.RevocationHash, which every encoding of the same
+// signed token shares; for compatibility the SHA-256 of the token's bytes
+// as issued is matched too, see docs/PROTOCOL.md section 8). id is a byte
+// string (v2) or, for v1 tokens, whose arguments are integers and text
+// only, a hex text string. until, optional, is the revoked token's exp in
+// seconds since the epoch: once the device's time is past it (plus the
+// leeway) the entry may be dropped to make room. Without it the entry
+// stays until removed by a firmware reset of the state.
 const RevokeOperation = "sda-revoke"
 
-// DefaultMaxRevocations bounds the revocation list.
-const DefaultMaxRevocations = 256
+// Bounds of the revocation list (Config.MaxRevocations).
+const (
+	DefaultMaxRevocations = 256
+	// MaxMaxRevocations is the largest Config.MaxRevocations: a full list
+	// of entries of the largest size (a 64-byte cti with an until of 19
+	// digits) persists in about 516 KB, within what a [FileState] value
+	// may hold.
+	MaxMaxRevocations = 4096
+)
 
 // maxRevokedIDLength bounds a revoked cti.
 const maxRevokedIDLength = 64
@@ -55,47 +62,27 @@ type revocations struct {
 	addMu sync.Mutex // serialises add
 }
 
-type revocationFile struct {
-	IDs    []revocationEntry `json:"cti"`
-	Hashes []revocationEntry `json:"hash"`
-}
-
-type revocationEntry struct {
-	ID    []byte `json:"id"`
-	Until int64  `json:"until,omitempty"`
-}
-
 func loadRevocations(max int, state State) (*revocations, error) {
 	r := &revocations{max: max, state: state, ids: map[string]int64{}, hs: map[[32]byte]int64{}}
 	b, err := state.Load(stateKeyRevocations)
 	if err != nil {
 		return nil, fmt.Errorf("%w: loading %s: %v", ErrState, stateKeyRevocations, err)
 	}
-	if len(b) == 0 {
+	if b == nil {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var f revocationFile
-	if err := dec.Decode(&f); err != nil || dec.More() {
-		return nil, fmt.Errorf("%w: %s does not decode: %v", ErrState, stateKeyRevocations, err)
-	}
-	if len(f.IDs)+len(f.Hashes) > max {
-		return nil, fmt.Errorf("%w: %d revocations, more than %d", ErrState, len(f.IDs)+len(f.Hashes), max)
-	}
-	for _, e := range f.IDs {
-		if len(e.ID) == 0 || len(e.ID) > maxRevokedIDLength {
-			return nil, fmt.Errorf("%w: revoked id of %d bytes", ErrState, len(e.ID))
-		}
-		r.ids[string(e.ID)] = e.Until
-	}
-	for _, e := range f.Hashes {
-		if len(e.ID) != 32 {
-			return nil, fmt.Errorf("%w: revoked hash of %d bytes", ErrState, len(e.ID))
-		}
-		r.hs[[32]byte(e.ID)] = e.Until
+	if r.ids, r.hs, err = decodeRevocations(b, max); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrState, stateKeyRevocations, err)
 	}
 	return r, nil
+}
+
+// holdsHashes reports whether the list holds token hashes: only then must
+// a request compute the hashes its token is looked up under.
+func (r *revocations) holdsHashes() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.hs) > 0
 }
 
 // revoked reports whether the token with id cti (may be nil) and hashes hs
@@ -105,7 +92,8 @@ func (r *revocations) revoked(cti []byte, hs [][32]byte) error {
 	defer r.mu.RUnlock()
 	for i := range hs {
 		if _, ok := r.hs[hs[i]]; ok {
-			return fmt.Errorf("%w: token hash %x", ErrRevoked, hs[i][:8])
+			h := hs[i] // a copy: only a rejection allocates
+			return fmt.Errorf("%w: token hash %x", ErrRevoked, h[:8])
 		}
 	}
 	if cti != nil {
@@ -145,14 +133,7 @@ func (r *revocations) add(isHash bool, id []byte, until int64, now time.Time, le
 	if len(ids)+len(hs) > r.max {
 		return fmt.Errorf("%w: %d entries", ErrRevocationListFull, r.max)
 	}
-	f := revocationFile{IDs: []revocationEntry{}, Hashes: []revocationEntry{}}
-	for k, u := range ids {
-		f.IDs = append(f.IDs, revocationEntry{ID: []byte(k), Until: u})
-	}
-	for k, u := range hs {
-		f.Hashes = append(f.Hashes, revocationEntry{ID: bytes.Clone(k[:]), Until: u})
-	}
-	b, err := json.Marshal(f)
+	b, err := encodeRevocations(ids, hs)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInternal, err)
 	}
@@ -172,19 +153,28 @@ var (
 )
 
 // maxTokenHashes is the most hashes tokenHashes returns.
-const maxTokenHashes = 5
+const maxTokenHashes = 6
 
-// tokenHashes appends to dst the hashes under which a verified token, tok
-// as received with sent its SHA-256, is found on the revocation list: sent,
-// and the SHA-256 of each canonical encoding of the same signed token,
-// 61(18([protected, {}, payload, signature])) and 18([...]) with shortest
-// lengths and, for ECDSA (key is the anchor's key), either of the two valid
-// signatures (r, s) and (r, n-s). Without this, the holder of a token revoked
-// by hash could send it re-encoded (tag 61 stripped, an ignored unprotected
-// header label added, the other s) and escape the revocation: the token's
-// signature covers only the protected header and the payload.
-func tokenHashes(dst [][32]byte, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
-	dst = append(dst, *sent)
+// tokenHashes appends to dst the hashes under which a verified token is
+// found on the revocation list:
+//
+//   - rh, its revocation hash (token.RevocationHash): the SHA-256 of its
+//     COSE ToBeSigned, which covers exactly what the signature covers and
+//     so is the same for every encoding of the token;
+//   - sent, the SHA-256 of tok, the token bytes as received;
+//   - the SHA-256 of each canonical encoding of the same signed token,
+//     61(18([protected, {}, payload, signature])) and 18([...]) with
+//     shortest lengths and, for ECDSA (key is the anchor's key), either of
+//     the two valid signatures (r, s) and (r, n-s).
+//
+// The last two match entries made with the SHA-256 of a token's bytes as
+// issued (what revokers used before the revocation hash): such an entry
+// survives re-encoding only for tokens issued with an empty unprotected
+// header, as this SDK issues them. The holder of a token can strip tag 61,
+// change the unprotected header and use the other s, since the signature
+// does not cover them.
+func tokenHashes(dst [][32]byte, rh, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
+	dst = append(dst, *rh, *sent)
 	var body []byte
 	switch {
 	case bytes.HasPrefix(tok, prefixCWT):

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
@@ -38,8 +39,15 @@ func NewMemStore() *MemStore { return &MemStore{st: newState()} }
 // it when it exists. Every [MemStore.Apply] rewrites the whole file
 // atomically (a temporary file in the same directory, fsync, rename, fsync
 // of the directory), so a crash leaves either the old or the new content.
+// OpenFileStore removes the temporary files of path that writes a crash
+// interrupted left in its directory (one process owns the file: a write
+// in progress in another process would fail).
 func OpenFileStore(path string) (*MemStore, error) {
 	s := &MemStore{path: path, st: newState()}
+	base := filepath.Base(path)
+	if err := atomicfile.RemoveTemps(filepath.Dir(path), func(b string) bool { return b == base }); err != nil {
+		return nil, fmt.Errorf("policy: removing stale temporary files: %w", err)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/securedeviceaccess/sda/internal/atomicfile/atomicfiletest"
 )
 
 func TestFileStoreRoundTrip(t *testing.T) {
@@ -167,5 +168,23 @@ func TestCreateRefusesAnExistingRecord(t *testing.T) {
 		if c.Create {
 			t.Fatalf("change log returns a creation: %+v", c)
 		}
+	}
+}
+
+// OpenFileStore removes the temporary files that saves a crash interrupted
+// left behind, and only those.
+func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.json")
+	temps := []string{atomicfiletest.Crash(t, path), atomicfiletest.Crash(t, path)}
+	unrelated := []string{"notes.txt", ".store.json.x1.tmp", ".other.json.123.tmp", "store.json.123.tmp", ".store.json.bak"}
+	atomicfiletest.Unrelated(t, dir, unrelated...)
+	s, err := OpenFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
+	if _, err := s.Apply(context.Background(), testDirectory()...); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,6 +16,11 @@
 // and only then sees the claims, which [Claims.Validate] checks against its
 // identity and the time.
 //
+// A token without a cti is revoked on devices by its [RevocationHash], the
+// SHA-256 of what its signature covers: its holder cannot escape the
+// revocation by re-encoding the token (tag 61, unprotected header, the
+// other ECDSA signature), which its signature does not cover.
+//
 // # Operation requests
 //
 // The technician signs a [Request] (nonce, [Operation], token bytes) with the

@@ -223,6 +223,11 @@ func (m *sign1) verify(pub crypto.PublicKey, externalAAD []byte) error {
 // ["Signature1", body_protected, external_aad, payload].
 func sigStructure(protected, externalAAD, payload []byte) []byte {
 	b := make([]byte, 0, 12+3*5+len(protected)+len(externalAAD)+len(payload))
+	return appendSigStructure(b, protected, externalAAD, payload)
+}
+
+// appendSigStructure appends the ToBeSigned bytes (see sigStructure) to b.
+func appendSigStructure(b, protected, externalAAD, payload []byte) []byte {
 	b = append(b, 0x84, 0x6a)
 	b = append(b, "Signature1"...)
 	b = appendBstr(b, protected)

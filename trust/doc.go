@@ -10,7 +10,9 @@
 // [ParseCOSEKey] build anchors named as SDA names them ("mbed.ta." and the
 // SHA-256 of the key).
 //
-// A [Store] looks anchors up by issuer and key id. [MemoryStore] and
+// A [Store] looks anchors up by issuer and key id; [LookupToken] chooses the
+// anchors for a token as devices do (in a v1 token the kid only orders the
+// issuer's anchors). [MemoryStore] and
 // [FileStore] hold several anchors per issuer, so a key can rotate with an
 // overlap: add the new key, then [MemoryStore.Retire] the old one (tokens
 // it issued before the retirement stay valid until they expire) and finally

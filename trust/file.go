@@ -31,7 +31,9 @@ const maxFileSize = 1 << 20
 // the store unchanged.
 //
 // One process should own a directory: FileStore does not lock it against
-// other processes.
+// other processes, and [OpenFileStore] removes the temporary files of the
+// store file it finds there (left by writes a crash interrupted), which
+// would make a write in progress in another process fail.
 type FileStore struct {
 	MemoryStore
 	dir string
@@ -42,12 +44,16 @@ type FileStore struct {
 }
 
 // OpenFileStore opens the store in dir, creating the directory (mode 0700)
-// if it does not exist, and loads the anchors from its file if there is
-// one. A file that cannot be read back completely is an error matching
-// [ErrCorrupt]: a device must not start with half its anchors.
+// if it does not exist, removes the temporary files that writes
+// interrupted by a crash left there, and loads the anchors from its file if
+// there is one. A file that cannot be read back completely is an error
+// matching [ErrCorrupt]: a device must not start with half its anchors.
 func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("trust: %w", err)
+	}
+	if err := atomicfile.RemoveTemps(dir, func(base string) bool { return base == FileName }); err != nil {
+		return nil, fmt.Errorf("trust: removing stale temporary files: %w", err)
 	}
 	s := &FileStore{dir: dir}
 	data, err := readLimited(filepath.Join(dir, FileName), maxFileSize)

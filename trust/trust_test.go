@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/atomicfile/atomicfiletest"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/trust"
 )
@@ -469,5 +470,95 @@ func TestFileStoreRejectsCorruptFiles(t *testing.T) {
 		if _, err := trust.OpenFileStore(dir); !errors.Is(err, trust.ErrCorrupt) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// OpenFileStore removes the temporary files that writes a crash
+// interrupted left behind, and only those.
+func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, trust.FileName)
+	temps := []string{atomicfiletest.Crash(t, name), atomicfiletest.Crash(t, name)}
+	unrelated := []string{"notes.txt", "." + trust.FileName + ".x1.tmp", ".other.json.123.tmp", trust.FileName + ".123.tmp", "." + trust.FileName + ".bak"}
+	atomicfiletest.Unrelated(t, dir, unrelated...)
+	s, err := trust.OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
+	a, err := trust.NewAnchor(newKey(t, "P-256").Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(*a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// LookupToken chooses anchors as a device does: a v2 token's kid selects,
+// a v1 token's kid only orders the issuer's anchors (deployed v1 devices
+// look anchors up by iss alone).
+func TestLookupToken(t *testing.T) {
+	k1, k2, pop := newKey(t, "P-256"), newKey(t, "P-256"), newKey(t, "P-256")
+	s, err := trust.NewMemoryStore(
+		trust.Anchor{Issuer: "acme", KeyID: []byte("a"), Key: k1.Public()},
+		trust.Anchor{Issuer: "acme", KeyID: []byte("b"), Key: k2.Public()},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(p token.Profile, kid []byte) *token.Token {
+		t.Helper()
+		c := &token.Claims{Issuer: "acme", Audience: []string{"ep:x"}, Expiry: testNow.Add(time.Hour), NotBefore: testNow, Key: pop.Public()}
+		c.Scope, _ = token.ParseScope("read-data")
+		raw, err := token.Issue(c, k2, &token.IssueOptions{Profile: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid != nil { // {} -> {4: kid}, outside the signature
+			withKid := append(bytes.Clone(raw[:8]), 0xa1, 0x04, 0x40|byte(len(kid)))
+			raw = append(append(withKid, kid...), raw[9:]...)
+		}
+		tok, err := token.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	keyIDs := func(as []trust.Anchor) string {
+		var b []byte
+		for _, a := range as {
+			b = append(b, a.KeyID...)
+		}
+		return string(b)
+	}
+	for _, c := range []struct {
+		name    string
+		profile token.Profile
+		kid     []byte
+		want    string
+		err     error
+	}{
+		{"v1 without kid", token.ProfileV1, nil, "ab", nil},
+		{"v1 kid of the second", token.ProfileV1, []byte("b"), "ba", nil},
+		{"v1 kid of the first", token.ProfileV1, []byte("a"), "ab", nil},
+		{"v1 unknown kid", token.ProfileV1, []byte("zz"), "ab", nil},
+		{"v2 without kid", token.ProfileV2, nil, "ab", nil},
+		{"v2 kid of the second", token.ProfileV2, []byte("b"), "b", nil},
+		{"v2 unknown kid", token.ProfileV2, []byte("zz"), "", trust.ErrUnknownAnchor},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := trust.LookupToken(s, issue(c.profile, c.kid))
+			if !errors.Is(err, c.err) || keyIDs(got) != c.want {
+				t.Fatalf("anchors %q, %v; want %q, %v", keyIDs(got), err, c.want, c.err)
+			}
+		})
+	}
+	// An issuer whose anchors are all revoked: refused whatever the kid.
+	if err := s.Revoke("acme", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trust.LookupToken(s, issue(token.ProfileV1, []byte("zz"))); !errors.Is(err, trust.ErrAnchorRevoked) {
+		t.Fatalf("revoked issuer: %v", err)
 	}
 }

@@ -336,7 +336,7 @@ func verifyToken(raw []byte, store trust.Store, id *token.Identity, now time.Tim
 	if err != nil {
 		return nil, nil, invalidToken("malformed", err)
 	}
-	cands, err := store.Lookup(t.UnverifiedIssuer(), t.UnverifiedKeyID())
+	cands, err := trust.LookupToken(store, t)
 	if err != nil {
 		if errors.Is(err, trust.ErrAnchorRevoked) {
 			return nil, nil, invalidToken("anchor-revoked", err)

@@ -1,10 +1,43 @@
 package atomicfile
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// Write's temporary file for a file named base is "." + base + "." +
+// random decimal digits + ".tmp" (the "*" of os.CreateTemp's pattern).
+const (
+	tempPrefix = "."
+	tempSuffix = ".tmp"
+)
+
+func tempPattern(base string) string { return tempPrefix + base + ".*" + tempSuffix }
+
+// tempBase returns the base name of the file whose temporary name is, and
+// whether name is such a temporary at all.
+func tempBase(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
+		return "", false
+	}
+	if rest, ok = strings.CutSuffix(rest, tempSuffix); !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 || i == len(rest)-1 {
+		return "", false
+	}
+	for _, c := range rest[i+1:] {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	return rest[:i], true
+}
 
 // Write replaces the file name with data: it writes a temporary file in the
 // same directory with mode perm, syncs it, renames it over name and syncs
@@ -23,7 +56,7 @@ func Write(name string, data []byte, perm fs.FileMode, hook func(step string) er
 		return hook(s)
 	}
 	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(name)))
 	if err != nil {
 		return err
 	}
@@ -60,6 +93,39 @@ func Write(name string, data []byte, perm fs.FileMode, hook func(step string) er
 	if d, derr := os.Open(dir); derr == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// RemoveTemps removes from dir the temporary files that [Write] leaves when
+// the process dies during a write (a crash, kill -9, a power loss): regular
+// files named as Write names the temporary of a file whose base name owns
+// accepts. Nothing else is touched: not other files, directories or
+// symbolic links, not the temporaries of files owns rejects. A directory
+// that does not exist holds none. A store calls it when it opens, so that
+// temporaries do not pile up with every crash.
+//
+// It assumes that no other process is writing a file of dir at the same
+// time: such a write would lose its temporary file and fail (changing
+// nothing). The stores document that one process owns their files.
+func RemoveTemps(dir string, owns func(base string) bool) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if base, ok := tempBase(e.Name()); !ok || !owns(base) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }

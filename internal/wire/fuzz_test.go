@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -90,4 +91,32 @@ func TestResponseSeeds(t *testing.T) {
 			t.Errorf("seed %d (% x): valid %v, error %v", i, s, valid, err)
 		}
 	}
+}
+
+// FuzzDecodeMessage: DecodeMessage accepts only [1] and [3, non-empty
+// bstr]; a malformed envelope reports type 0, or 3 when it starts as an
+// operation request, and never a bundle.
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{"81 01", "82 03 42 d2 84", "82 03 01", "81 03", "9f 03 41 00 ff", "83 03 41 00 00", "82 18 03 41 00", "80"} {
+		f.Add(h(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeMessage(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) || m.Type != 0 && m.Type != TypeOperationRequest || m.Signed != nil {
+				t.Fatalf("malformed %x: %+v %v", data, m, err)
+			}
+			return
+		}
+		switch {
+		case m.Type == TypeNonceRequest && m.Signed == nil:
+		case m.Type == TypeOperationRequest && len(m.Signed) > 0:
+			again, err := DecodeMessage(EncodeOperationRequest(m.Signed))
+			if err != nil || !bytes.Equal(again.Signed, m.Signed) {
+				t.Fatalf("re-encoded %x: %+v %v", data, again, err)
+			}
+		default:
+			t.Fatalf("accepted %x as %+v", data, m)
+		}
+	})
 }

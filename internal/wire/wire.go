@@ -91,7 +91,60 @@ type Message struct {
 
 // DecodeMessage decodes an envelope strictly: definite lengths, exact array
 // lengths ([1] or [3, bstr]), no trailing bytes.
+//
+// When the envelope does not decode but is an array (of definite or
+// indefinite length) whose first element is the unsigned integer 3, the
+// returned Message has Type TypeOperationRequest and no Signed: the
+// reference device chooses the response type from that element alone and
+// answers every such envelope with an operation response. Otherwise Type
+// is 0 with the error.
 func DecodeMessage(data []byte) (Message, error) {
+	m, err := decodeMessage(data)
+	if err != nil {
+		m = Message{}
+		if startsAsOperationRequest(data) {
+			m.Type = TypeOperationRequest
+		}
+	}
+	return m, err
+}
+
+// startsAsOperationRequest reports whether data starts as an operation
+// request: an array head, of any length but zero, and the unsigned integer
+// 3 (in any length of encoding) as its first element, whatever follows.
+func startsAsOperationRequest(data []byte) bool {
+	if len(data) == 0 || data[0]>>5 != 4 {
+		return false
+	}
+	ai, n, length := data[0]&0x1f, 1, uint64(1)
+	switch {
+	case ai < 24:
+		length = uint64(ai)
+	case ai <= 27:
+		k := 1 << (ai - 24)
+		if len(data) < 1+k {
+			return false
+		}
+		length = 0
+		for _, b := range data[1 : 1+k] {
+			length = length<<8 | uint64(b)
+		}
+		n += k
+	case ai != 31: // 31: indefinite length, at least one element unless a break follows
+		return false
+	}
+	if length == 0 {
+		return false
+	}
+	end, err := codec.ItemEnd(data[n:])
+	if err != nil {
+		return false
+	}
+	v, err := codec.ReadUint(data[n : n+end])
+	return err == nil && v == TypeOperationRequest
+}
+
+func decodeMessage(data []byte) (Message, error) {
 	if err := codec.Check(data); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

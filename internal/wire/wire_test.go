@@ -112,3 +112,41 @@ func TestDecodeMessage(t *testing.T) {
 		}
 	}
 }
+
+// An envelope that does not decode but is an array whose first element is
+// the unsigned integer 3 reports TypeOperationRequest: the reference device
+// chooses the response type from that element alone and answers every
+// such envelope with an operation response.
+func TestDecodeMessageTypeOfMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		typ  uint64
+	}{
+		{"81 03", TypeOperationRequest},             // [3]
+		{"82 03 60", TypeOperationRequest},          // [3, ""]
+		{"82 03 01", TypeOperationRequest},          // [3, 1]
+		{"82 03 80", TypeOperationRequest},          // [3, []]
+		{"82 03 a0", TypeOperationRequest},          // [3, {}]
+		{"82 03 f6", TypeOperationRequest},          // [3, null]
+		{"82 03 40", TypeOperationRequest},          // [3, h'']
+		{"82 03 5f 41 00 ff", TypeOperationRequest}, // [3, (_ h'00')]
+		{"83 03 41 00 00", TypeOperationRequest},    // [3, h'00', 0]
+		{"82 03 41 00 00", TypeOperationRequest},    // [3, h'00'] 0
+		{"9f 03 41 00 ff", TypeOperationRequest},    // [_ 3, h'00']
+		{"82 18 03 41", TypeOperationRequest},       // [3 (in two bytes), truncated
+		{"82 03", TypeOperationRequest},             // truncated
+		{"", 0}, {"01", 0}, {"80", 0}, {"a1 03 40", 0},
+		{"82 01 40", 0}, {"81 02", 0}, {"9f 01 ff", 0}, {"81 01 00", 0}, {"81 21", 0},
+		{"82 22 41 00", 0},      // [-3, h'00']
+		{"82 f9 4200 41 00", 0}, // [3.0, h'00']
+		{"82 c1 03 41 00", 0},   // [1(3), h'00']
+	} {
+		m, err := DecodeMessage(h(tc.data))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeMessage(%s) = %v, want ErrMalformed", tc.data, err)
+		}
+		if m.Type != tc.typ || m.Signed != nil {
+			t.Errorf("DecodeMessage(%s) = %+v, want type %d", tc.data, m, tc.typ)
+		}
+	}
+}

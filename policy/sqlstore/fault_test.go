@@ -340,6 +340,9 @@ func TestConnectionLostDuringWrite(t *testing.T) {
 		if _, err := s.Changes(context.Background(), 0); !errors.Is(err, policy.ErrUnavailable) {
 			t.Errorf("Changes = %v, want ErrUnavailable", err)
 		}
+		if _, err := Open(context.Background(), s.db, "t_unreachable"); !errors.Is(err, policy.ErrUnavailable) {
+			t.Errorf("Open = %v, want ErrUnavailable", err)
+		}
 	})
 }
 

@@ -64,21 +64,21 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: migrate: %w", mapErr(err))
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-		return nil, fmt.Errorf("sqlstore: migrate: %w", mapErr(err))
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	for _, q := range ddl {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("sqlstore: migrate: %w", mapErr(err))
+			return nil, mapErr(fmt.Errorf("migrate: %w", err))
 		}
 	}
 	// The DDL is idempotent: a commit whose outcome is unknown is simply
 	// reported, and opening again repeats it.
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlstore: migrate: %w", mapErr(err))
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	return &Store{db: db, q: queries{
 		// bump also returns what identifies the transaction, should its

@@ -124,7 +124,7 @@ type Decision struct {
 }
 
 // Allowed reports whether the request succeeded.
-func (d *Decision) Allowed() bool { return d.Err == nil && d.Status == StatusSuccess }
+func (d Decision) Allowed() bool { return d.Err == nil && d.Status == StatusSuccess }
 
 // record sends d to the hook and the audit log.
 func (a *Agent) record(ctx context.Context, d *Decision) {

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -241,13 +240,5 @@ func mustNotStart(t *testing.T, dir string, args ...string) result {
 	}
 	rest, _ := io.ReadAll(br)
 	err = cmd.Wait()
-	r := result{stdout: first + string(rest), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("sdactl %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return result{stdout: first + string(rest), stderr: stderr.String(), code: exitStatus(t, args, err)}
 }

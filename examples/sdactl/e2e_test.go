@@ -95,19 +95,26 @@ func sdactl(t *testing.T, dir, stdin string, args ...string) result {
 	if ctx.Err() != nil {
 		t.Fatalf("sdactl %s: timed out after %v", strings.Join(args, " "), cmdTimeout)
 	}
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("sdactl %s: %v", strings.Join(args, " "), err)
-	}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: exitStatus(t, args, err)}
 	// Whatever happens, no private key is ever printed.
 	if strings.Contains(r.stdout+r.stderr, "PRIVATE KEY") {
 		t.Fatalf("sdactl %s printed a private key:\n%v", strings.Join(args, " "), r)
 	}
 	return r
+}
+
+// exitStatus returns the exit code of a finished sdactl run whose Wait
+// returned err, and fails the test if it did not run.
+func exitStatus(t *testing.T, args []string, err error) int {
+	t.Helper()
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("sdactl %s: %v", strings.Join(args, " "), err)
+	}
+	return 0
 }
 
 // expect runs sdactl and fails unless it exits with code.

@@ -123,8 +123,11 @@ type Decision struct {
 	TimeUnknown bool
 }
 
-// Allowed reports whether the request succeeded.
-func (d *Decision) Allowed() bool { return d.Err == nil && d.Status == StatusSuccess }
+// Allowed reports whether the request succeeded. The zero Decision (no
+// request) is not allowed.
+func (d Decision) Allowed() bool {
+	return d.Request != RequestUnknown && d.Err == nil && d.Status == StatusSuccess
+}
 
 // record sends d to the hook and the audit log.
 func (a *Agent) record(ctx context.Context, d *Decision) {

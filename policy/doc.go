@@ -76,7 +76,10 @@
 // # Security considerations
 //
 // The service fails closed: store errors make it unavailable
-// ([ErrUnavailable], HTTP 503), never permissive. Every write is validated
+// ([ErrUnavailable], HTTP 503), never permissive. A write that fails is
+// not applied and is answered with ErrUnavailable, except one whose
+// commit the store saw fail in flight and could not confirm either way
+// ([ErrOutcomeUnknown], HTTP 503 of type outcome_unknown). Every write is validated
 // in full before it is applied, and a batch is applied entirely or not at
 // all. API keys are 256-bit random secrets ([NewAPIKey]) of which only the
 // SHA-256 hash is stored; an admin flag on the key guards the

@@ -30,6 +30,14 @@ var (
 	// ErrForbidden reports an authenticated caller that may not use the
 	// administration API.
 	ErrForbidden = errors.New("policy: forbidden")
+
+	// ErrOutcomeUnknown reports a write whose outcome the store could not
+	// learn: the connection to the database failed while the commit was in
+	// flight, and the database could not be asked afterwards whether it
+	// committed. The write may or may not have been applied: read the
+	// records back before retrying it. Unlike [ErrUnavailable], which
+	// promises that nothing was written, it does not match ErrUnavailable.
+	ErrOutcomeUnknown = errors.New("policy: write outcome unknown")
 )
 
 // Reasons for a denial, found in [Denial].Reason and matched by [errors.Is]

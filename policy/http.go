@@ -40,6 +40,7 @@ const (
 	errTypeMediaType        = "unsupported_media_type" // 415
 	errTypeInternal         = "internal_server_error"  // 500
 	errTypeUnavailable      = "service_unavailable"    // 503
+	errTypeOutcomeUnknown   = "outcome_unknown"        // 503: a write may or may not have been applied
 )
 
 // errorBody is the original service's JSON error format.
@@ -97,6 +98,8 @@ func toHTTPError(err error) *httpError {
 		return &httpError{http.StatusNotFound, errTypeNotFound, "not found", nil}
 	case errors.Is(err, ErrConflict):
 		return &httpError{http.StatusConflict, errTypeConflict, "the change conflicts with an existing record", nil}
+	case errors.Is(err, ErrOutcomeUnknown):
+		return &httpError{http.StatusServiceUnavailable, errTypeOutcomeUnknown, "the store failed while committing the write, which may or may not have been applied; read the record back before retrying", nil}
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &httpError{http.StatusServiceUnavailable, errTypeUnavailable, "the service is temporarily unavailable", nil}
 	}

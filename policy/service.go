@@ -96,7 +96,9 @@ func (s *Service) issuer() (string, error) {
 }
 
 // ErrUnavailable reports that the service cannot reach its store or sign;
-// nothing was issued or written.
+// nothing was issued or written, and the same request may succeed later.
+// A write whose outcome is unknown is reported with [ErrOutcomeUnknown]
+// instead.
 var ErrUnavailable = errors.New("policy: service unavailable")
 
 // sync brings the engine up to date with the store, at most MaxStaleness old.
@@ -155,22 +157,38 @@ func (s *Service) Sync(ctx context.Context) error {
 
 // Apply writes changes to the Store and then brings the service's view up
 // to date, so that the caller's next decision sees them. An error means
-// the Store did not commit the changes. Once it has, Apply returns nil even
-// if reading them back fails: the failure is logged, and the service reads
-// the Store again before its next decision (which fails with
+// the Store did not commit the changes, except [ErrOutcomeUnknown]: it
+// matches [ErrInvalid] or [ErrConflict] when the changes were refused, and
+// [ErrUnavailable] when the Store could not write them, whatever error the
+// Store returned. Once the Store has committed, Apply returns nil even if
+// reading the changes back fails: the failure is logged, and the service
+// reads the Store again before its next decision (which fails with
 // [ErrUnavailable] while the Store cannot be read).
 func (s *Service) Apply(ctx context.Context, changes ...Change) error {
 	if s.Store == nil {
 		return fmt.Errorf("%w: no store configured", ErrUnavailable)
 	}
 	if _, err := s.Store.Apply(ctx, changes...); err != nil {
-		return err
+		return writeError(err)
 	}
 	if err := s.Sync(ctx); err != nil {
 		s.logger().LogAttrs(ctx, slog.LevelWarn, "sda.store.sync_failed",
 			slog.String("after", "apply"), slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// writeError maps an error of [Store.Apply]. An error about the request, or
+// one that says the outcome is unknown, is returned as it is; any other
+// means that the Store could not write (it did not commit: see [Store]),
+// and matches ErrUnavailable.
+func writeError(err error) error {
+	switch {
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound),
+		errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrUnavailable):
+		return err
+	}
+	return fmt.Errorf("%w: store: %w", ErrUnavailable, err)
 }
 
 // TokenRequest is a request for an access token.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -698,6 +699,50 @@ func TestApplyReportsTheCommitNotTheReadBack(t *testing.T) {
 	}
 	if w := env.do("GET", AdminPathPrefix+"subjects/erin", env.adminKey, ""); w.Code != 200 {
 		t.Fatalf("GET after the store recovered: %d %s", w.Code, w.Body)
+	}
+}
+
+// writeFailingStore is a MemStore whose writes fail with err.
+type writeFailingStore struct {
+	*MemStore
+	err error
+}
+
+func (s *writeFailingStore) Apply(context.Context, ...Change) (int64, error) { return 0, s.err }
+
+// TestStoreWriteFailures: a store's failure to write is ErrUnavailable
+// (HTTP 503), whatever error the store returned, unless it is about the
+// request (ErrConflict, ErrInvalid) or says that the outcome is unknown,
+// which has its own error type.
+func TestStoreWriteFailures(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		err      error
+		want     error
+		status   int
+		typ      string
+		notMatch error
+	}{
+		{"plain error", errStoreDown, ErrUnavailable, 503, errTypeUnavailable, nil},
+		{"context", context.DeadlineExceeded, ErrUnavailable, 503, errTypeUnavailable, nil},
+		{"unavailable", fmt.Errorf("%w: connection reset", ErrUnavailable), ErrUnavailable, 503, errTypeUnavailable, nil},
+		{"outcome unknown", fmt.Errorf("%w: commit", ErrOutcomeUnknown), ErrOutcomeUnknown, 503, errTypeOutcomeUnknown, ErrUnavailable},
+		{"conflict", fmt.Errorf("%w: endpoint name", ErrConflict), ErrConflict, 409, errTypeConflict, ErrUnavailable},
+		{"invalid", fmt.Errorf("%w: NUL", ErrInvalid), ErrInvalid, 400, errTypeValidation, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, token.ProfileV1)
+			env.svc.Store = &writeFailingStore{MemStore: env.store, err: tc.err}
+			err := env.svc.Apply(ctx, PutSubject(&Subject{ID: "erin", Kind: User}))
+			if !errors.Is(err, tc.want) || !errors.Is(err, tc.err) || tc.notMatch != nil && errors.Is(err, tc.notMatch) {
+				t.Fatalf("Apply = %v, want %v wrapping %v (and not %v)", err, tc.want, tc.err, tc.notMatch)
+			}
+			w := env.do("PUT", AdminPathPrefix+"subjects/erin", env.adminKey, `{"id":"erin","kind":"user"}`)
+			if w.Code != tc.status || decodeError(t, w).Type != tc.typ {
+				t.Fatalf("PUT: %d %s, want %d %s", w.Code, w.Body, tc.status, tc.typ)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,9 @@ type Store interface {
 	// number. Uniqueness violations match [ErrConflict], and so does a
 	// change with Create set whose record exists (counting the batch's
 	// earlier changes), even when another writer created it concurrently.
+	// An error means that nothing was written, except [ErrOutcomeUnknown],
+	// which a store returns when it cannot tell whether its commit took
+	// effect; a failure to reach the storage should match [ErrUnavailable].
 	Apply(ctx context.Context, changes ...Change) (seq int64, err error)
 
 	// Snapshot returns the whole content and its sequence number.

@@ -160,3 +160,28 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("technician printed %q", out)
 	}
 }
+
+// TestREADMERaceNeedsCgo: the race detector needs cgo and a C compiler;
+// the README's test command uses it, so the README says so and gives the
+// command that works without one.
+func TestREADMERaceNeedsCgo(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "go test -race ./...")
+	if i < 0 {
+		t.Skip("the README does not use -race")
+	}
+	// Within the section of the command.
+	section := s[i:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	for _, want := range []string{"cgo", "C compiler", "`go test ./...`"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the README's section with `go test -race ./...` does not mention %s", want)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for -postgres
@@ -37,18 +39,33 @@ than in the DSN). The first line on stdout is
 audit events go to stderr. It shuts down gracefully on SIGINT or SIGTERM.
 
 Bootstrap: a new store has no API key, so nobody can use the service.
-  sdactl authserver -store policy.json -init
+  sdactl authserver -store store.json -init > admin.apikey
 creates the user subject and the administrator API key named by -admin
-("admin") and prints the key's secret once on stdout (only its SHA-256 is
-stored), then exits. With it, create subjects, devices, policies and the
-technicians' API keys through the administration API, for example:
-  curl -H "Authorization: Bearer $ADMIN" -X PUT --data @policy.json \
-      http://127.0.0.1:8080/admin/v1/policies/roof
-  curl -H "Authorization: Bearer $ADMIN" -X POST \
-      --data '{"id":"alice-key","subject":"alice"}' http://127.0.0.1:8080/admin/v1/api-keys
+("admin"), prints the key's secret once on stdout (only its SHA-256 is
+stored) and exits. Then run the service, and with that key create subjects,
+devices, policies and the technicians' API keys through the administration
+API. Its bodies are JSON and need "Content-Type: application/json" (curl's
+--data alone sends a form type, which is refused with HTTP 415). For example:
+  sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 &
+  ADMIN=$(cat admin.apikey)
+  curl -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+      -X PUT http://127.0.0.1:8080/admin/v1/subjects/alice --data '{"id":"alice","kind":"user"}'
+  curl -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+      -X PUT http://127.0.0.1:8080/admin/v1/policies/roof --data '{"id":"roof",
+      "status":"active","effect":"allow","subjects":{"users":["alice"]},
+      "operations":[{"name":"read-data"}],"devices":{"endpoint_names":["hvac-1"]},
+      "token_lifetime_seconds":3600}'
+  curl -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+      -X PUT http://127.0.0.1:8080/admin/v1/devices/0123456789abcdef0123456789abcdef \
+      --data '{"id":"0123456789abcdef0123456789abcdef","endpoint_name":"hvac-1"}'
+  curl -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+      -X POST http://127.0.0.1:8080/admin/v1/api-keys --data '{"id":"alice-key","subject":"alice"}'
+The last answer holds alice's API key secret ("secret"), shown only once, for
+"sdactl token fetch -credential-file". The store file (-store) is the
+service's own: do not send it or edit it while the service runs.
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-		storeFile := fs.String("store", "", "JSON store `file` (created on first write)")
+		storeFile := fs.String("store", "", "JSON store `file` (created on first write, in a directory that must exist)")
 		dsn := fs.String("postgres", "", "PostgreSQL `DSN` (instead of -store)")
 		schema := fs.String("schema", "sda", "PostgreSQL schema `name` (with -postgres)")
 		initStore := fs.Bool("init", false, "create the administrator API key, print its secret once, and exit")
@@ -165,6 +182,9 @@ func (e *env) serveHTTP(ctx context.Context, l net.Listener, svc http.Handler, a
 // openPolicyStore opens the JSON file store or the PostgreSQL store.
 func (e *env) openPolicyStore(ctx context.Context, file, dsn, schema string) (policy.Store, func(), error) {
 	if file != "" {
+		if err := checkStoreDir(file); err != nil {
+			return nil, nil, err
+		}
 		s, err := policy.OpenFileStore(file)
 		if err != nil {
 			return nil, nil, storeError(err)
@@ -188,6 +208,24 @@ func (e *env) openPolicyStore(ctx context.Context, file, dsn, schema string) (po
 		return nil, nil, storeError(err)
 	}
 	return s, func() { db.Close() }, nil
+}
+
+// checkStoreDir checks that the JSON store file can be written, before the
+// service starts: the store rewrites it through a temporary file in its
+// directory (created on the first write), so that directory must exist and
+// take new files.
+func checkStoreDir(file string) error {
+	dir := filepath.Dir(file)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".*.check")
+	if err != nil {
+		return ioErr(fmt.Errorf("-store %s: the store cannot be written in directory %s: %w", file, dir, err))
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return ioErr(fmt.Errorf("-store %s: %w", file, err))
+	}
+	return nil
 }
 
 // initPolicyStore creates the administrator subject and API key and prints

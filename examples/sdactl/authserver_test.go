@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,33 +83,33 @@ func (a *admin) seed(dir string) {
 // "sdactl token fetch", and use it on a device.
 func TestAuthServer(t *testing.T) {
 	dir := t.TempDir()
-	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
-	ok(t, dir, "keys", "generate", "-o", "tech.pem")
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
 
 	// Bootstrap: the administrator's API key is printed once.
-	r := ok(t, dir, "authserver", "-store", "policy.json", "-init")
+	r := ok(t, dir, "authserver", "-store", "store.json", "-init")
 	adminSecret := strings.TrimSpace(r.stdout)
 	if !strings.HasPrefix(adminSecret, "sda_") || strings.Contains(adminSecret, "\n") {
 		t.Fatalf("authserver -init printed %q", r.stdout)
 	}
-	wantMode0600(t, filepath.Join(dir, "policy.json"))
-	if bytes.Contains(readFile(t, filepath.Join(dir, "policy.json")), []byte(adminSecret)) {
+	wantMode0600(t, filepath.Join(dir, "store.json"))
+	if bytes.Contains(readFile(t, filepath.Join(dir, "store.json")), []byte(adminSecret)) {
 		t.Fatal("the store file holds the API key secret")
 	}
-	expect(t, 1, dir, "", "authserver", "-store", "policy.json", "-init") // not twice
+	expect(t, 1, dir, "", "authserver", "-store", "store.json", "-init") // not twice
 	writeFile(t, filepath.Join(dir, "admin.apikey"), adminSecret+"\n")
 
-	srv := start(t, dir, "authserver", "-store", "policy.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 
 	fetch := func(code int, cred, scope string, extra ...string) result {
 		t.Helper()
 		return expect(t, code, dir, "", append([]string{"token", "fetch", "-url", srv.addr, "-credential-file", cred,
-			"-aud", "ep:hvac-1", "-scope", scope, "-pop", "tech.pem", "-timeout", "20s"}, extra...)...)
+			"-aud", "ep:hvac-1", "-scope", scope, "-pop", "tech.key", "-timeout", "20s"}, extra...)...)
 	}
-	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pub.pem", "-o", "alice.token")
+	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pem", "-o", "alice.token")
 	wantMode0600(t, filepath.Join(dir, "alice.token"))
-	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pub.pem", "-aud", "ep:hvac-1", "alice.token")
+	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pem", "-aud", "ep:hvac-1", "alice.token")
 	wantContains(t, "token verify", r.stdout, "sub: alice\n", "scope: read-data\n")
 
 	// Denied by the policies: 1. A wrong credential: 3. A service that is
@@ -117,13 +119,13 @@ func TestAuthServer(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "bogus.apikey"), "sda_bogus\n")
 	fetch(3, "bogus.apikey", "read-data")
 	expect(t, 4, dir, "", "token", "fetch", "-url", "http://"+freeAddr(t), "-credential-file", "alice.apikey",
-		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem", "-timeout", "5s")
+		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.key", "-timeout", "5s")
 	expect(t, 2, dir, "", "token", "fetch", "-url", "ftp://x", "-credential-file", "alice.apikey",
-		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem")
+		"-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.key")
 
 	// The fetched token works on the device.
-	dev := start(t, dir, "device", "-anchor", "anchor.pub.pem", "-endpoint", "hvac-1")
-	r = ok(t, dir, "call", "-token", "alice.token", "-key", "tech.pem", dev.addr, "read-data")
+	dev := start(t, dir, "device", "-anchor", "anchor.pem", "-endpoint", "hvac-1")
+	r = ok(t, dir, "call", "-token", "alice.token", "-key", "tech.key", dev.addr, "read-data")
 	wantContains(t, "call", r.stdout, "status: success\n")
 
 	// Graceful shutdown; the policies survive a restart.
@@ -131,15 +133,15 @@ func TestAuthServer(t *testing.T) {
 		t.Fatalf("authserver exit %d after SIGTERM; stderr:\n%s", code, srv.stderr.String())
 	}
 	wantContains(t, "authserver stderr", srv.stderr.String(), "sda.token.issued", "sda.token.denied", "stopped")
-	srv = start(t, dir, "authserver", "-store", "policy.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
-	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pub.pem")
+	srv = start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
+	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pem")
 
 	// Usage.
-	expect(t, 2, dir, "", "authserver", "-key", "anchor.pem")                                              // no store
-	expect(t, 2, dir, "", "authserver", "-store", "policy.json", "-postgres", "postgres://x", "-key", "a") // both
-	expect(t, 2, dir, "", "authserver", "-store", "policy.json")                                           // no key
+	expect(t, 2, dir, "", "authserver", "-key", "anchor.key")                                             // no store
+	expect(t, 2, dir, "", "authserver", "-store", "store.json", "-postgres", "postgres://x", "-key", "a") // both
+	expect(t, 2, dir, "", "authserver", "-store", "store.json")                                           // no key
 	writeFile(t, filepath.Join(dir, "broken.json"), "{")
-	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
 }
 
 // TestAuthServerPostgresUnreachable: a database that cannot be reached is
@@ -176,16 +178,67 @@ func TestAuthServerPostgres(t *testing.T) {
 		db.ExecContext(ctx, `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
 	})
 	dir := t.TempDir()
-	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
-	ok(t, dir, "keys", "generate", "-o", "tech.pem")
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
 	r := ok(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-init")
 	adminSecret := strings.TrimSpace(r.stdout)
-	srv := start(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-key", "anchor.pem", "-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-key", "anchor.key", "-listen", "127.0.0.1:0")
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 	ok(t, dir, "token", "fetch", "-url", srv.addr, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
-		"-scope", "read-data", "-pop", "tech.pem", "-anchor", "anchor.pub.pem", "-o", "alice.token")
-	ok(t, dir, "token", "verify", "-anchor", "anchor.pub.pem", "-aud", "ep:hvac-1", "alice.token")
+		"-scope", "read-data", "-pop", "tech.key", "-anchor", "anchor.pem", "-o", "alice.token")
+	ok(t, dir, "token", "verify", "-anchor", "anchor.pem", "-aud", "ep:hvac-1", "alice.token")
 	if code := srv.stop(); code != 0 {
 		t.Fatalf("authserver exit %d; stderr:\n%s", code, srv.stderr.String())
 	}
+}
+
+// TestAuthServerStoreDirectory: a -store file whose directory is missing
+// (or is not a directory) fails at start, with the directory named, not at
+// the first write.
+func TestAuthServerStoreDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key")
+	writeFile(t, filepath.Join(dir, "plain"), "")
+	for _, store := range []string{filepath.Join(dir, "missing", "x.json"), filepath.Join(dir, "plain", "x.json")} {
+		for _, args := range [][]string{
+			{"authserver", "-store", store, "-key", "anchor.key", "-listen", "127.0.0.1:0"},
+			{"authserver", "-store", store, "-init"},
+		} {
+			r := mustNotStart(t, dir, args...)
+			if r.code != exitIO {
+				t.Errorf("sdactl %s: exit %d, want %d\n%v", strings.Join(args, " "), r.code, exitIO, r)
+			}
+			wantContains(t, "stderr", r.stderr, filepath.Dir(store))
+		}
+	}
+}
+
+// mustNotStart runs a server command that must fail before serving: it
+// fails the test if the command prints its "listening on" line (and stops
+// it), else returns how it exited.
+func mustNotStart(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, serverBin, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(stdout)
+	first, _ := br.ReadString('\n') // a line, or all until the exit
+	if strings.HasPrefix(first, "listening on") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("sdactl %s started serving: %s", strings.Join(args, " "), first)
+	}
+	rest, _ := io.ReadAll(br)
+	err = cmd.Wait()
+	return result{stdout: first + string(rest), stderr: stderr.String(), code: exitStatus(t, args, err)}
 }

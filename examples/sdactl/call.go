@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 )
@@ -28,7 +30,10 @@ var callCmd = &command{
 or any file that reads and writes a byte stream), opened read-write and framed
 with the SDA serial framing ("mbeddbap", length, message, SHA-256). A serial
 port (a terminal device such as /dev/ttyUSB0) is set to raw mode, 8N1, no flow
-control, at -baud bits per second; other files are used as they are.
+control, at -baud bits per second; other files are used as they are. A TCP
+address needs its tcp:// prefix: a TARGET such as 127.0.0.1:7301 that names
+no file is refused with a usage error (exit 2) suggesting tcp://127.0.0.1:7301,
+since a bare host:port could also be a file name.
 
 ARGs are typed: int:<decimal int64>, text:<string>, hex:<bytes in hex> (byte
 strings are v2 only).
@@ -40,8 +45,13 @@ token) with -key and prints the device's answer on stdout:
 A failure status is printed the same way and exits with 1. A request sent
 without an answer exits with 4: the operation may or may not have run.
 
+Before connecting, the token's claims are read (not verified): a token that
+has expired, or is not yet valid, by this computer's clock is reported on
+stderr as a warning, and the call is still made, since the device's clock and
+leeway decide (it answers "verification error" when it refuses the token).
+
 Example:
-  sdactl call -token alice.token -key tech.pem tcp://127.0.0.1:7301 configure int:21 text:fan
+  sdactl call -token alice.token -key tech.key tcp://127.0.0.1:7301 configure int:21 text:fan
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		tokFile := fs.String("token", "", "access token `file`, base64 or raw (\"-\": stdin) (required)")
@@ -67,6 +77,9 @@ Example:
 			if err := checkTarget(args[0]); err != nil {
 				return err
 			}
+			if err := checkTargetExists(args[0]); err != nil {
+				return err
+			}
 			op, err := parseOperation(args[1], args[2:])
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -79,6 +92,7 @@ Example:
 			if err != nil {
 				return err
 			}
+			e.warnTokenTime(raw)
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
 			conn, err := e.connect(ctx, args[0], *baud)
@@ -116,6 +130,47 @@ func checkTarget(target string) error {
 		return usageErrorf("TARGET %q: want tcp://host:port or a serial device path", target)
 	}
 	return nil
+}
+
+// checkTargetExists refuses a TARGET that names no file but looks like a
+// TCP address (host:port, without the tcp:// prefix), with a usage error
+// that suggests tcp://.
+func checkTargetExists(target string) error {
+	if strings.HasPrefix(target, "tcp://") {
+		return nil
+	}
+	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
+		return nil // it exists, or connect reports why it cannot be used
+	}
+	host, port, err := net.SplitHostPort(target)
+	if err != nil || host == "" || strings.Contains(host, "/") {
+		return nil
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return nil
+	}
+	return usageErrorf("TARGET %q is not a file; for a TCP address write tcp://%s", target, target)
+}
+
+// warnTokenTime warns on stderr, from the token's unverified claims, when
+// by the local clock it has expired or is not yet valid (allowing the
+// device's default leeway): the device would then refuse it. The call is
+// made anyway; the device's clock decides.
+func (e *env) warnTokenTime(raw []byte) {
+	t, err := token.Parse(raw)
+	if err != nil {
+		return // the device reports a malformed token
+	}
+	c := t.UnverifiedClaims()
+	now := e.now()
+	switch {
+	case !c.Expiry.IsZero() && now.After(c.Expiry.Add(device.DefaultLeeway)):
+		e.status("warning: the token expired at %s (%v ago); the device will refuse it unless its clock is behind",
+			fmtTime(c.Expiry), now.Sub(c.Expiry).Truncate(time.Second))
+	case !c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-device.DefaultLeeway)):
+		e.status("warning: the token is not valid before %s (in %v); the device will refuse it unless its clock is ahead",
+			fmtTime(c.NotBefore), c.NotBefore.Sub(now).Truncate(time.Second))
+	}
 }
 
 // connect opens a message connection to target; a serial port is set to

@@ -102,7 +102,7 @@ func commands() []*command {
 	return []*command{
 		keysGenerateCmd, keysShowCmd,
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
-		callCmd, deviceCmd, authserverCmd,
+		callCmd, deviceCmd, authserverCmd, versionCmd,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -163,6 +165,57 @@ func TestShowData(t *testing.T) {
 	} {
 		if got := showData([]byte(in)); got != want {
 			t.Errorf("showData(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// helpText returns "sdactl help <c.name>".
+func helpText(c *command) string {
+	var b bytes.Buffer
+	printCommandHelp(&b, c)
+	return b.String()
+}
+
+// TestKeysGenerateHelp: the help names the cipher and the scrypt
+// parameters that package client uses.
+func TestKeysGenerateHelp(t *testing.T) {
+	h := helpText(keysGenerateCmd)
+	for _, want := range []string{"ChaCha20-Poly1305", "scrypt", "r = 8, p = 1", fmt.Sprintf("2^%d", client.DefaultScryptWorkFactor)} {
+		if !strings.Contains(h, want) {
+			t.Errorf("sdactl keys generate -h does not say %q:\n%s", want, h)
+		}
+	}
+	if strings.Contains(h, "AES") {
+		t.Errorf("sdactl keys generate -h names AES, which encrypted key files do not use:\n%s", h)
+	}
+}
+
+// TestKeyFileNames: the README, the package documentation and the help
+// texts name key files alike: private keys NAME.key, public keys NAME.pem.
+func TestKeyFileNames(t *testing.T) {
+	texts := map[string]string{}
+	for _, c := range commands() {
+		texts["sdactl help "+c.name] = helpText(c)
+	}
+	for _, f := range []string{"doc.go", "../../README.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts[f] = string(b)
+	}
+	private := regexp.MustCompile(`(?:keys generate(?: -\S+(?: [^-\s]\S*)?)*? -o|-key) ([\w.-]+\.\w+)\b`)
+	public := regexp.MustCompile(`(?:-pub|-anchor|-pop|>) ([\w.-]+\.(?:pem|key))\b`)
+	for name, text := range texts {
+		for _, m := range private.FindAllStringSubmatch(text, -1) {
+			if !strings.HasSuffix(m[1], ".key") {
+				t.Errorf("%s: private key file %q in %q; name private keys NAME.key", name, m[1], m[0])
+			}
+		}
+		for _, m := range public.FindAllStringSubmatch(text, -1) {
+			if !strings.HasSuffix(m[1], ".pem") || strings.Contains(m[1], ".pub.") {
+				t.Errorf("%s: public key file %q in %q; name public keys NAME.pem", name, m[1], m[0])
+			}
 		}
 	}
 }

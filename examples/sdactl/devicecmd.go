@@ -38,7 +38,7 @@ Operations: unless -no-builtin, two built-in operations are served:
 "-op name=text" answers with the fixed text.
 
 Example:
-  sdactl device -listen 127.0.0.1:7301 -anchor anchor.pub.pem -endpoint hvac-1
+  sdactl device -listen 127.0.0.1:7301 -anchor anchor.pem -endpoint hvac-1
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		listen := fs.String("listen", "127.0.0.1:0", "TCP `address` to listen on")

@@ -40,8 +40,11 @@
 //	               [-baud N] TARGET OPERATION [ARG...]
 //	    Run an operation on a device. TARGET is tcp://host:port or the path
 //	    of a serial device (SDA serial framing; a serial port is set to raw
-//	    mode, 8N1, at -baud, default 115200). ARGs are typed: int:21,
-//	    text:fan, hex:00ff. Prints "status: ..." and "data: ...".
+//	    mode, 8N1, at -baud, default 115200); a bare host:port that names no
+//	    file is a usage error suggesting tcp://. ARGs are typed: int:21,
+//	    text:fan, hex:00ff. Prints "status: ..." and "data: ...". Warns on
+//	    stderr, before connecting, when the token's (unverified) times say
+//	    it has expired or is not yet valid, and calls anyway.
 //	device         -anchor FILE|DIR... (-endpoint NAME | -id HEX32) [-listen ADDR]
 //	               [-op NAME[=TEXT]...] [-no-builtin] [-max-conns N] [-next-nonce]
 //	    Run a simulated device on TCP. Built-in operations: read-data
@@ -54,7 +57,11 @@
 //	    Run the authorization service (package policy) on plain HTTP; prints
 //	    "listening on http://ADDR". -init bootstraps a new store: it creates
 //	    the administrator subject and API key and prints the key's secret
-//	    once on stdout (only its hash is stored), then exits.
+//	    once on stdout (only its hash is stored), then exits. The directory
+//	    of the -store file must exist and be writable, or it fails at start.
+//	version
+//	    Print the module version recorded in the binary ("(devel)" when
+//	    none is known), the commit when recorded, and the Go version.
 //
 // Results go to standard output; errors, progress and audit lines to
 // standard error. Long-running commands (device, authserver) stop gracefully
@@ -78,24 +85,25 @@
 //
 // The end-to-end tests (TestSession, TestAuthServer) run these commands
 // with the built binary (with a lower -scrypt-work-factor, to run fast, and
-// -listen 127.0.0.1:0 for the service). Keys for the trust anchor and the technician, the
-// technician's encrypted with a passphrase:
+// -listen 127.0.0.1:0 for the service). Private keys are named NAME.key and
+// public keys NAME.pem, as in the README. Keys for the trust anchor and the
+// technician, the technician's encrypted with a passphrase:
 //
-//	$ sdactl keys generate -o anchor.pem -pub anchor.pub.pem
-//	private key: anchor.pem (not encrypted)
+//	$ sdactl keys generate -o anchor.key -pub anchor.pem
+//	private key: anchor.key (not encrypted)
 //	type:        ECDSA P-256 (ES256)
 //	anchor name: mbed.ta.D8D8A322F62D43285B59166B816519B3D328813813C9E600E2EADCEBD63E110E
 //	thumbprint:  01aeac901a2abf2ed8c8d7b48cc5c7a6dd6d7a90e60fef7f3314315173f43f84
 //	-----BEGIN PUBLIC KEY-----
 //	...
-//	$ sdactl keys generate -o tech.pem -passphrase-file pass.txt
-//	$ sdactl keys show -pem -passphrase-file pass.txt tech.pem > tech.pub.pem
+//	$ sdactl keys generate -o tech.key -passphrase-file pass.txt
+//	$ sdactl keys show -pem -passphrase-file pass.txt tech.key > tech.pem
 //
 // A token for alice to read and configure hvac-1, inspected (not trusted)
 // and verified:
 //
-//	$ sdactl token issue -key anchor.pem -aud ep:hvac-1 -scope "read-data configure" \
-//	      -sub alice -pop tech.pub.pem -lifetime 2h -o alice.token
+//	$ sdactl token issue -key anchor.key -aud ep:hvac-1 -scope "read-data configure" \
+//	      -sub alice -pop tech.pem -lifetime 2h -o alice.token
 //	$ sdactl token inspect alice.token
 //	UNVERIFIED: the signature has not been checked; nothing below is trusted
 //	            (use "sdactl token verify" with the trust anchor).
@@ -111,27 +119,27 @@
 //	exp:        2026-11-24T17:24:51Z (in 1h59m59s)
 //	cti:        31d4d137fdc9a3fc5583f19ed969a0f7
 //	cnf:        ECDSA P-256 (ES256), thumbprint c15fdeb7c097...
-//	$ sdactl token verify -anchor anchor.pub.pem -aud ep:hvac-1 alice.token
+//	$ sdactl token verify -anchor anchor.pem -aud ep:hvac-1 alice.token
 //	valid: signature verified with anchor mbed.ta.D8D8A322F62D...
-//	$ sdactl token verify -anchor tech.pub.pem alice.token; echo $?
+//	$ sdactl token verify -anchor tech.pem alice.token; echo $?
 //	sdactl token verify: invalid token (unknown-anchor): trust: unknown trust anchor: issuer "mbed.ta.D8D8..."
 //	3
 //
 // A simulated device trusting the anchor (in another terminal), and calls:
 //
-//	$ sdactl device -listen 127.0.0.1:0 -anchor anchor.pub.pem -endpoint hvac-1 -op update-firmware
+//	$ sdactl device -listen 127.0.0.1:0 -anchor anchor.pem -endpoint hvac-1 -op update-firmware
 //	listening on tcp://127.0.0.1:43923
 //	2026-11-24T15:24:54Z allowed request=nonce status="success"
 //	2026-11-24T15:24:54Z allowed request=operation op=read-data sub="alice" status="success"
 //	...
-//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 read-data
+//	$ sdactl call -token alice.token -key tech.key -passphrase-file pass.txt tcp://127.0.0.1:43923 read-data
 //	status: success
 //	data: {"endpoint":"hvac-1","temperature_c":21.5,"humidity_pct":40}
-//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 \
+//	$ sdactl call -token alice.token -key tech.key -passphrase-file pass.txt tcp://127.0.0.1:43923 \
 //	      configure int:21 text:fan hex:00ff
 //	status: success
 //	data: {"operation":"configure","args":[21,"fan",{"hex":"00ff"}]}
-//	$ sdactl call -token alice.token -key tech.pem -passphrase-file pass.txt tcp://127.0.0.1:43923 update-firmware; echo $?
+//	$ sdactl call -token alice.token -key tech.key -passphrase-file pass.txt tcp://127.0.0.1:43923 update-firmware; echo $?
 //	status: access denied
 //	sdactl call: device answered "access denied" (status 5): client: device answered access denied
 //	1
@@ -145,8 +153,8 @@
 // through the administration API (documented in docs/PROTOCOL.md section 9;
 // note the JSON content type), and fetch a token:
 //
-//	$ sdactl authserver -store policy.json -init > admin.apikey
-//	$ sdactl authserver -store policy.json -key anchor.pem -listen 127.0.0.1:8080 &
+//	$ sdactl authserver -store store.json -init > admin.apikey
+//	$ sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 &
 //	listening on http://127.0.0.1:8080
 //	$ A="Authorization: Bearer $(cat admin.apikey)"; J="Content-Type: application/json"
 //	$ curl -H "$A" -H "$J" -X PUT http://127.0.0.1:8080/admin/v1/subjects/alice --data '{"id":"alice","kind":"user"}'
@@ -159,9 +167,9 @@
 //	{"id":"alice-key","subject":"alice","admin":false,"created_at":"...","secret":"sda_..."}
 //	$ echo sda_... > alice.apikey
 //	$ sdactl token fetch -url http://127.0.0.1:8080 -credential-file alice.apikey -aud ep:hvac-1 \
-//	      -scope read-data -pop tech.pub.pem -anchor anchor.pub.pem -o alice.token
+//	      -scope read-data -pop tech.pem -anchor anchor.pem -o alice.token
 //	$ sdactl token fetch -url http://127.0.0.1:8080 -credential-file alice.apikey -aud ep:hvac-1 \
-//	      -scope configure -pop tech.pub.pem; echo $?
+//	      -scope configure -pop tech.pem; echo $?
 //	sdactl token fetch: authorization service: client: token service answered HTTP 403 "access_denied": ...
 //	1
 //

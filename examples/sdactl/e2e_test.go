@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/trust"
 )
@@ -94,19 +95,26 @@ func sdactl(t *testing.T, dir, stdin string, args ...string) result {
 	if ctx.Err() != nil {
 		t.Fatalf("sdactl %s: timed out after %v", strings.Join(args, " "), cmdTimeout)
 	}
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("sdactl %s: %v", strings.Join(args, " "), err)
-	}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: exitStatus(t, args, err)}
 	// Whatever happens, no private key is ever printed.
 	if strings.Contains(r.stdout+r.stderr, "PRIVATE KEY") {
 		t.Fatalf("sdactl %s printed a private key:\n%v", strings.Join(args, " "), r)
 	}
 	return r
+}
+
+// exitStatus returns the exit code of a finished sdactl run whose Wait
+// returned err, and fails the test if it did not run.
+func exitStatus(t *testing.T, args []string, err error) int {
+	t.Helper()
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("sdactl %s: %v", strings.Join(args, " "), err)
+	}
+	return 0
 }
 
 // expect runs sdactl and fails unless it exits with code.
@@ -330,10 +338,10 @@ func TestSession(t *testing.T) {
 	// Keys: the trust anchor, and the technician's PoP key encrypted with a
 	// passphrase read from stdin (a low scrypt work factor keeps the test
 	// fast).
-	r := ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
+	r := ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	wantMode0600(t, filepath.Join(dir, "anchor.key"))
 	wantMode0600(t, filepath.Join(dir, "anchor.pem"))
-	wantMode0600(t, filepath.Join(dir, "anchor.pub.pem"))
-	anchorPub, err := token.ParsePublicKeyPEM(readFile(t, filepath.Join(dir, "anchor.pub.pem")))
+	anchorPub, err := token.ParsePublicKeyPEM(readFile(t, filepath.Join(dir, "anchor.pem")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,22 +353,22 @@ func TestSession(t *testing.T) {
 	if got := field(t, r.stdout, "thumbprint"); got != hex.EncodeToString(wantTP) {
 		t.Errorf("keys generate: thumbprint %q, want %x", got, wantTP)
 	}
-	r = ok(t, dir, "keys", "show", "anchor.pem")
+	r = ok(t, dir, "keys", "show", "anchor.key")
 	if field(t, r.stdout, "anchor name") != wantName || field(t, r.stdout, "thumbprint") != hex.EncodeToString(wantTP) {
 		t.Errorf("keys show disagrees with keys generate:\n%s", r.stdout)
 	}
-	r = ok(t, dir, "keys", "show", "anchor.pub.pem")
+	r = ok(t, dir, "keys", "show", "anchor.pem")
 	if field(t, r.stdout, "anchor name") != wantName {
 		t.Errorf("keys show of the public key:\n%s", r.stdout)
 	}
 
 	writeFile(t, filepath.Join(dir, "pass.txt"), "correct horse battery\n")
 	writeFile(t, filepath.Join(dir, "wrong.txt"), "incorrect horse\n")
-	ok(t, dir, "keys", "generate", "-o", "tech.pem", "-passphrase-file", "pass.txt", "-scrypt-work-factor", "10")
-	wantMode0600(t, filepath.Join(dir, "tech.pem"))
-	wantContains(t, "tech.pem", string(readFile(t, filepath.Join(dir, "tech.pem"))), "SDA ENCRYPTED PRIVATE KEY")
-	r = expect(t, 0, dir, "correct horse battery\n", "keys", "show", "-pem", "-passphrase-file", "-", "tech.pem")
-	writeFile(t, filepath.Join(dir, "tech.pub.pem"), r.stdout)
+	ok(t, dir, "keys", "generate", "-o", "tech.key", "-passphrase-file", "pass.txt", "-scrypt-work-factor", "10")
+	wantMode0600(t, filepath.Join(dir, "tech.key"))
+	wantContains(t, "tech.key", string(readFile(t, filepath.Join(dir, "tech.key"))), "SDA ENCRYPTED PRIVATE KEY")
+	r = expect(t, 0, dir, "correct horse battery\n", "keys", "show", "-pem", "-passphrase-file", "-", "tech.key")
+	writeFile(t, filepath.Join(dir, "tech.pem"), r.stdout)
 	techPub, err := token.ParsePublicKeyPEM([]byte(r.stdout))
 	if err != nil {
 		t.Fatalf("keys show -pem: %v\n%s", err, r.stdout)
@@ -368,22 +376,22 @@ func TestSession(t *testing.T) {
 	techTP, _ := token.Thumbprint(techPub)
 
 	// Keys: refusals.
-	before := readFile(t, filepath.Join(dir, "anchor.pem"))
-	r = expect(t, 4, dir, "", "keys", "generate", "-o", "anchor.pem")
+	before := readFile(t, filepath.Join(dir, "anchor.key"))
+	r = expect(t, 4, dir, "", "keys", "generate", "-o", "anchor.key")
 	wantContains(t, "stderr", r.stderr, "exists")
-	if !bytes.Equal(before, readFile(t, filepath.Join(dir, "anchor.pem"))) {
-		t.Fatal("keys generate overwrote anchor.pem")
+	if !bytes.Equal(before, readFile(t, filepath.Join(dir, "anchor.key"))) {
+		t.Fatal("keys generate overwrote anchor.key")
 	}
-	expect(t, 3, dir, "", "keys", "show", "tech.pem")                                   // encrypted, no passphrase
-	expect(t, 3, dir, "", "keys", "show", "-passphrase-file", "wrong.txt", "tech.pem")  // wrong passphrase
-	expect(t, 3, dir, "", "keys", "show", "-passphrase-file", "pass.txt", "anchor.pem") // not encrypted
-	expect(t, 4, dir, "", "keys", "show", "missing.pem")
+	expect(t, 3, dir, "", "keys", "show", "tech.key")                                   // encrypted, no passphrase
+	expect(t, 3, dir, "", "keys", "show", "-passphrase-file", "wrong.txt", "tech.key")  // wrong passphrase
+	expect(t, 3, dir, "", "keys", "show", "-passphrase-file", "pass.txt", "anchor.key") // not encrypted
+	expect(t, 4, dir, "", "keys", "show", "missing.key")
 	expect(t, 2, dir, "", "keys", "generate", "-o", "-")
-	expect(t, 2, dir, "", "keys", "generate", "-o", "x.pem", "-ed25519", "-p384")
+	expect(t, 2, dir, "", "keys", "generate", "-o", "x.key", "-ed25519", "-p384")
 
 	// A token for alice on hvac-1, inspected without trust.
-	r = ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data configure",
-		"-sub", "alice", "-pop", "tech.pub.pem", "-lifetime", "2h", "-o", "alice.token")
+	r = ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data configure",
+		"-sub", "alice", "-pop", "tech.pem", "-lifetime", "2h", "-o", "alice.token")
 	wantMode0600(t, filepath.Join(dir, "alice.token"))
 	r = ok(t, dir, "token", "inspect", "alice.token")
 	wantContains(t, "token inspect", r.stdout, "UNVERIFIED")
@@ -404,15 +412,15 @@ func TestSession(t *testing.T) {
 		t.Errorf("token inspect: exp %v is not 2 h from now", exp)
 	}
 	// The same token from stdin, raw.
-	r = ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data",
-		"-pop", "tech.pub.pem", "-raw")
+	r = ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data",
+		"-pop", "tech.pem", "-raw")
 	r = expect(t, 0, dir, r.stdout, "token", "inspect", "-")
 	wantContains(t, "token inspect -", r.stdout, "scope:      read-data\n")
 	expect(t, 3, dir, "bm90IGEgdG9rZW4=", "token", "inspect", "-")
 
 	// Verification: against the anchor's public key, against an anchor store
 	// directory, and the failures with their reasons.
-	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pub.pem", "-aud", "ep:hvac-1", "alice.token")
+	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pem", "-aud", "ep:hvac-1", "alice.token")
 	wantContains(t, "token verify", r.stdout, "valid: signature verified with anchor "+wantName)
 	storeDir := filepath.Join(dir, "anchors")
 	fst, err := trust.OpenFileStore(storeDir)
@@ -428,10 +436,10 @@ func TestSession(t *testing.T) {
 		args   []string
 		reason string
 	}{
-		{[]string{"-anchor", "tech.pub.pem"}, "(unknown-anchor)"}, // the wrong anchor
-		{[]string{"-anchor", "anchor.pub.pem", "-aud", "ep:hvac-2"}, "(wrong-audience)"},
-		{[]string{"-anchor", "anchor.pub.pem", "-now", time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)}, "(expired)"},
-		{[]string{"-anchor", "anchor.pub.pem", "-now", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "(not-yet-valid)"},
+		{[]string{"-anchor", "tech.pem"}, "(unknown-anchor)"}, // the wrong anchor
+		{[]string{"-anchor", "anchor.pem", "-aud", "ep:hvac-2"}, "(wrong-audience)"},
+		{[]string{"-anchor", "anchor.pem", "-now", time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)}, "(expired)"},
+		{[]string{"-anchor", "anchor.pem", "-now", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "(not-yet-valid)"},
 	} {
 		r := expect(t, 3, dir, "", append(append([]string{"token", "verify"}, tc.args...), "alice.token")...)
 		wantContains(t, "token verify stderr", r.stderr, tc.reason)
@@ -446,33 +454,33 @@ func TestSession(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tampered.token"), tampered, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = expect(t, 3, dir, "", "token", "verify", "-anchor", "anchor.pub.pem", "tampered.token")
+	r = expect(t, 3, dir, "", "token", "verify", "-anchor", "anchor.pem", "tampered.token")
 	wantContains(t, "token verify stderr", r.stderr, "(signature)")
 
 	// A v2 token with kid and an Ed25519 PoP key.
-	ok(t, dir, "keys", "generate", "-ed25519", "-o", "tech2.pem")
-	ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data",
-		"-pop", "tech2.pem", "-profile", "v2", "-kid", "thumbprint", "-o", "v2.token")
+	ok(t, dir, "keys", "generate", "-ed25519", "-o", "tech2.key")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data",
+		"-pop", "tech2.key", "-profile", "v2", "-kid", "thumbprint", "-o", "v2.token")
 	r = ok(t, dir, "token", "inspect", "v2.token")
 	if got, want := field(t, r.stdout, "header"), "alg=ES256 kid="+hex.EncodeToString(wantTP); got != want {
 		t.Errorf("v2 header %q, want %q", got, want)
 	}
-	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data",
-		"-pop", "tech2.pem", "-kid", "thumbprint") // kid needs v2
-	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.pem", "-aud", "hvac-1", "-scope", "read-data", "-pop", "tech.pub.pem")
-	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read data!", "-pop", "tech.pub.pem")
-	expect(t, 3, dir, "", "token", "issue", "-key", "tech2.pem", "-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pub.pem") // Ed25519 cannot sign v1
+	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data",
+		"-pop", "tech2.key", "-kid", "thumbprint") // kid needs v2
+	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.key", "-aud", "hvac-1", "-scope", "read-data", "-pop", "tech.pem")
+	expect(t, 2, dir, "", "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read data!", "-pop", "tech.pem")
+	expect(t, 3, dir, "", "token", "issue", "-key", "tech2.key", "-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem") // Ed25519 cannot sign v1
 
 	// A token for another device.
-	ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-2", "-scope", "read-data", "-sub", "alice",
-		"-pop", "tech.pub.pem", "-o", "hvac2.token")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-2", "-scope", "read-data", "-sub", "alice",
+		"-pop", "tech.pem", "-o", "hvac2.token")
 
 	// The device.
-	dev := start(t, dir, "device", "-listen", "127.0.0.1:0", "-anchor", "anchor.pub.pem", "-endpoint", "hvac-1",
+	dev := start(t, dir, "device", "-listen", "127.0.0.1:0", "-anchor", "anchor.pem", "-endpoint", "hvac-1",
 		"-op", "update-firmware", "-op", "version=1.4.2")
 	call := func(code int, tok, op string, args ...string) result {
 		t.Helper()
-		return expect(t, code, dir, "", append([]string{"call", "-token", tok, "-key", "tech.pem",
+		return expect(t, code, dir, "", append([]string{"call", "-token", tok, "-key", "tech.key",
 			"-passphrase-file", "pass.txt", "-timeout", "20s", dev.addr, op}, args...)...)
 	}
 	r = call(0, "alice.token", "read-data")
@@ -509,16 +517,16 @@ func TestSession(t *testing.T) {
 	dev.waitLine(`denied request=operation sub="alice" status="verification error" check=audience`)
 
 	// A token bound to another key is refused before anything is sent: 3.
-	expect(t, 3, dir, "", "call", "-token", "v2.token", "-key", "tech.pem", "-passphrase-file", "pass.txt", dev.addr, "read-data")
+	expect(t, 3, dir, "", "call", "-token", "v2.token", "-key", "tech.key", "-passphrase-file", "pass.txt", dev.addr, "read-data")
 
 	// The v2 token with its Ed25519 key, and an -op with a fixed answer
 	// that the token does not permit.
-	r = expect(t, 0, dir, "", "call", "-token", "v2.token", "-key", "tech2.pem", dev.addr, "read-data")
+	r = expect(t, 0, dir, "", "call", "-token", "v2.token", "-key", "tech2.key", dev.addr, "read-data")
 	wantContains(t, "v2 call", r.stdout, "status: success\n")
-	expect(t, 1, dir, "", "call", "-token", "v2.token", "-key", "tech2.pem", dev.addr, "version")
+	expect(t, 1, dir, "", "call", "-token", "v2.token", "-key", "tech2.key", dev.addr, "version")
 
 	// Unreachable device: 4.
-	r = expect(t, 4, dir, "", "call", "-token", "alice.token", "-key", "tech.pem", "-passphrase-file", "pass.txt",
+	r = expect(t, 4, dir, "", "call", "-token", "alice.token", "-key", "tech.key", "-passphrase-file", "pass.txt",
 		"-timeout", "5s", "tcp://"+freeAddr(t), "read-data")
 	wantContains(t, "unreachable call", r.stderr, "device unreachable")
 
@@ -533,11 +541,11 @@ func TestSession(t *testing.T) {
 		{"tcp://127.0.0.1", "read-data"},
 		{"alice.token", "read-data"}, // a regular file, not a serial device
 	} {
-		expect(t, 2, dir, "", append([]string{"call", "-token", "alice.token", "-key", "tech.pem", "-passphrase-file", "pass.txt"}, args...)...)
+		expect(t, 2, dir, "", append([]string{"call", "-token", "alice.token", "-key", "tech.key", "-passphrase-file", "pass.txt"}, args...)...)
 	}
 	expect(t, 2, dir, "", "call", "-bogus")
-	expect(t, 2, dir, "", "device", "-anchor", "anchor.pub.pem")                                                        // no identity
-	expect(t, 4, dir, "", "device", "-anchor", "anchor.pub.pem", "-endpoint", "x", "-listen", dev.addr[len("tcp://"):]) // address in use
+	expect(t, 2, dir, "", "device", "-anchor", "anchor.pem")                                                        // no identity
+	expect(t, 4, dir, "", "device", "-anchor", "anchor.pem", "-endpoint", "x", "-listen", dev.addr[len("tcp://"):]) // address in use
 
 	// The device stops cleanly on SIGTERM.
 	if code := dev.stop(); code != 0 {
@@ -549,15 +557,15 @@ func TestSession(t *testing.T) {
 // TestUnreachableAfterStop calls a device that has gone away.
 func TestUnreachableAfterStop(t *testing.T) {
 	dir := t.TempDir()
-	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
-	ok(t, dir, "keys", "generate", "-o", "tech.pem")
-	ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem", "-o", "t.token")
-	dev := start(t, dir, "device", "-anchor", "anchor.pub.pem", "-endpoint", "hvac-1")
-	ok(t, dir, "call", "-token", "t.token", "-key", "tech.pem", dev.addr, "read-data")
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.key", "-o", "t.token")
+	dev := start(t, dir, "device", "-anchor", "anchor.pem", "-endpoint", "hvac-1")
+	ok(t, dir, "call", "-token", "t.token", "-key", "tech.key", dev.addr, "read-data")
 	if code := dev.stop(); code != 0 {
 		t.Fatalf("device exit %d", code)
 	}
-	r := expect(t, 4, dir, "", "call", "-token", "t.token", "-key", "tech.pem", "-timeout", "5s", dev.addr, "read-data")
+	r := expect(t, 4, dir, "", "call", "-token", "t.token", "-key", "tech.key", "-timeout", "5s", dev.addr, "read-data")
 	wantContains(t, "stderr", r.stderr, "device unreachable")
 }
 
@@ -581,4 +589,95 @@ func TestHelp(t *testing.T) {
 	r = expect(t, 2, dir, "", "token")
 	wantContains(t, "stderr", r.stderr, "token issue", "token verify")
 	expect(t, 2, dir, "", "help", "frobnicate")
+}
+
+// TestCallTarget: a TARGET that looks like host:port and is no file is a
+// usage error that suggests tcp://host:port.
+func TestCallTarget(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key", "-pub", "tech.pem")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data", "-pop", "tech.pem", "-o", "t.token")
+	for _, target := range []string{"127.0.0.1:7301", "localhost:7301", "[::1]:7301", "hvac-1.example:5683"} {
+		r := expect(t, 2, dir, "", "call", "-token", "t.token", "-key", "tech.key", target, "read-data")
+		wantContains(t, "call "+target, r.stderr, "tcp://"+target)
+	}
+	// A missing path that is not host:port stays an I/O error.
+	expect(t, 4, dir, "", "call", "-token", "t.token", "-key", "tech.key", "/dev/no-such-tty", "read-data")
+}
+
+// TestCallWarnsOfTime: "sdactl call" warns, from the token's unverified
+// claims, when the token has expired or is not yet valid, before it dials;
+// it still tries (the device's clock decides).
+func TestCallWarnsOfTime(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key", "-pub", "tech.pem")
+	anchor, err := client.ReadKeyFile(filepath.Join(dir, "anchor.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tech, err := client.ReadKeyFile(filepath.Join(dir, "tech.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, _ := token.AnchorName(anchor.Public())
+	scope, _ := token.ParseScope("read-data")
+	issue := func(name string, nbf, exp time.Time) {
+		raw, err := token.Issue(&token.Claims{
+			Issuer: iss, Subject: "alice", Audience: []string{"ep:hvac-1"}, Scope: scope, Key: tech.Public(),
+			IssuedAt: nbf.Truncate(time.Second), NotBefore: nbf.Truncate(time.Second), Expiry: exp.Truncate(time.Second), ID: []byte("0123456789abcdef"),
+		}, anchor, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	issue("expired.token", now.Add(-3*time.Hour), now.Add(-2*time.Hour))
+	issue("future.token", now.Add(2*time.Hour), now.Add(3*time.Hour))
+	issue("valid.token", now.Add(-time.Minute), now.Add(time.Hour))
+
+	unreachable := "tcp://" + freeAddr(t)
+	for _, tc := range []struct{ file, want string }{
+		{"expired.token", "expired"},
+		{"future.token", "not valid before"},
+	} {
+		// Nobody listens: exit 4 shows that the call was still tried.
+		r := expect(t, 4, dir, "", "call", "-token", tc.file, "-key", "tech.key", "-timeout", "5s", unreachable, "read-data")
+		wantContains(t, "call with "+tc.file, r.stderr, "warning:", tc.want)
+		if w, d := strings.Index(r.stderr, "warning:"), strings.Index(r.stderr, "connecting"); w < 0 || d >= 0 && d < w {
+			t.Errorf("call with %s: the warning does not come before dialling:\n%s", tc.file, r.stderr)
+		}
+	}
+	r := expect(t, 4, dir, "", "call", "-token", "valid.token", "-key", "tech.key", "-timeout", "5s", unreachable, "read-data")
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("call with a valid token warns:\n%s", r.stderr)
+	}
+}
+
+// TestVersion: "sdactl version" prints the module version recorded in the
+// binary and the Go version it was built with.
+func TestVersion(t *testing.T) {
+	dir := t.TempDir()
+	r := ok(t, dir, "version")
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "version", "-m", sdactlBin).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	// "<path>: go1.x" then lines "\tmod\t<module>\t<version>\t...".
+	goVersion := strings.TrimSpace(strings.SplitN(strings.SplitN(string(out), "\n", 2)[0], ": ", 2)[1])
+	m := regexp.MustCompile(`(?m)^\tmod\tgithub\.com/securedeviceaccess/sda\t(\S+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("go version -m shows no module version:\n%s", out)
+	}
+	wantContains(t, "sdactl version", r.stdout, m[1], goVersion)
+	if r2 := ok(t, dir, "version", "-h"); !strings.Contains(r2.stdout, "usage: sdactl version") {
+		t.Errorf("sdactl version -h:\n%s", r2.stdout)
+	}
+	expect(t, 2, dir, "", "version", "extra")
 }

@@ -15,12 +15,18 @@ import (
 var keysGenerateCmd = &command{
 	name:    "keys generate",
 	summary: "generate a private key (trust anchor or proof-of-possession key) into a new file",
-	details: `The key is written as PEM (PKCS#8) with mode 0600, encrypted with the
-passphrase of -passphrase-file when given (scrypt and AES-256-GCM, see package
-client); an existing file is never overwritten. The public half and its names
-are printed as "sdactl keys show" prints them; the private key never is.
-SDA v1 devices and tokens need P-256, the default.
-`,
+	details: fmt.Sprintf(`The key is written as PEM (PKCS#8) with mode 0600; an existing file is never
+overwritten. With -passphrase-file it is encrypted ("SDA ENCRYPTED PRIVATE
+KEY", package client): ChaCha20-Poly1305 (RFC 8439) under a key derived from
+the passphrase with scrypt (RFC 7914), N = 2^%d (-scrypt-work-factor %d..%d
+sets the exponent), r = 8, p = 1, with a random 16-byte salt and 12-byte
+nonce. The public half and its names are printed as "sdactl keys show"
+prints them; the private key never is. SDA v1 devices and tokens need P-256,
+the default.
+
+These examples name private keys NAME.key and public keys NAME.pem:
+  sdactl keys generate -o anchor.key -pub anchor.pem
+`, client.DefaultScryptWorkFactor, client.MinScryptWorkFactor, client.MaxScryptWorkFactor),
 	args: "",
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		out := fs.String("o", "", "private key `file` to create (required)")

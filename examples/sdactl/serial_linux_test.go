@@ -21,13 +21,13 @@ import (
 func TestCallSerial(t *testing.T) {
 	master, path := ptytest.Open(t)
 	dir := t.TempDir()
-	ok(t, dir, "keys", "generate", "-o", "anchor.pem", "-pub", "anchor.pub.pem")
-	ok(t, dir, "keys", "generate", "-o", "tech.pem")
-	ok(t, dir, "token", "issue", "-key", "anchor.pem", "-aud", "ep:hvac-1", "-scope", "read-data",
-		"-pop", "tech.pem", "-o", "t.token")
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data",
+		"-pop", "tech.key", "-o", "t.token")
 
 	// The device, in this process, on the master side.
-	anchor, err := trust.ParsePEM(readFile(t, filepath.Join(dir, "anchor.pub.pem")))
+	anchor, err := trust.ParsePEM(readFile(t, filepath.Join(dir, "anchor.pem")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +60,11 @@ func TestCallSerial(t *testing.T) {
 		<-done
 	})
 
-	r := ok(t, dir, "call", "-token", "t.token", "-key", "tech.pem", "-timeout", "20s", path, "read-data")
+	r := ok(t, dir, "call", "-token", "t.token", "-key", "tech.key", "-timeout", "20s", path, "read-data")
 	wantContains(t, "serial call", r.stdout, "status: success\n", `"endpoint":"hvac-1"`)
-	r = expect(t, 1, dir, "", "call", "-token", "t.token", "-key", "tech.pem", "-timeout", "20s", path, "configure")
+	r = expect(t, 1, dir, "", "call", "-token", "t.token", "-key", "tech.key", "-timeout", "20s", path, "configure")
 	wantContains(t, "serial call", r.stdout, "status: access denied\n")
-	r = expect(t, 2, dir, "", "call", "-token", "t.token", "-key", "tech.pem", "-baud", "12345", path, "read-data")
+	r = expect(t, 2, dir, "", "call", "-token", "t.token", "-key", "tech.key", "-baud", "12345", path, "read-data")
 	wantContains(t, "serial call", r.stderr, "-baud", "12345")
 	mu.Lock()
 	defer mu.Unlock()

@@ -30,7 +30,7 @@ now + -lifetime, cti is 16 random bytes, cnf is the -pop key. The token is
 written in base64 (one line) unless -raw is given.
 
 Example:
-  sdactl token issue -key anchor.pem -aud ep:hvac-1 -scope "read-data configure" \
+  sdactl token issue -key anchor.key -aud ep:hvac-1 -scope "read-data configure" \
       -sub alice -pop tech.pem -o alice.token
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {

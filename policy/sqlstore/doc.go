@@ -20,6 +20,24 @@
 //
 // Endpoint names of devices and hashes of API keys are unique, enforced by
 // a partial unique index; a violation is reported as [policy.ErrConflict].
+// It needs PostgreSQL 13 or later.
+//
+// # Failures
+//
+// Every failure to use the database (a connection that fails, is closed or
+// times out, a context that ends, a server shutting down, refusing
+// connections, read-only or out of resources, a transaction it cancelled)
+// matches [policy.ErrUnavailable], which the service answers with HTTP 503;
+// a write that fails so was not applied. A commit is the exception: when
+// the connection fails while the COMMIT is in flight, the server may have
+// applied it and lost only its answer. [Store.Apply] then asks the
+// database on another connection (pg_xact_status) whether the transaction
+// committed, and succeeds if it did. A transaction still in progress after
+// half a second belongs to a connection the server has not yet seen fail,
+// whose COMMIT may still arrive: its server process is terminated, which
+// settles the outcome. If the database cannot be asked within 10 seconds,
+// Apply reports [policy.ErrOutcomeUnknown]: the write may or may not have
+// been applied.
 //
 // # Security considerations
 //

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -16,12 +18,20 @@ import (
 type Store struct {
 	db *sql.DB
 	q  queries
+
+	// hook, when set by a test, is called inside Apply's transaction at
+	// the named step: "bumped" after the sequence number was taken,
+	// "commit" just before the commit.
+	hook func(ctx context.Context, tx *sql.Tx, step string)
+	// outcomeTimeout, when set by a test, replaces commitOutcomeTimeout.
+	outcomeTimeout time.Duration
 }
 
 var _ policy.Store = (*Store)(nil)
 
 type queries struct {
 	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
+	xactStatus, terminate                                                  string
 }
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -54,22 +64,26 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-		return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	for _, q := range ddl {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+			return nil, mapErr(fmt.Errorf("migrate: %w", err))
 		}
 	}
+	// The DDL is idempotent: a commit whose outcome is unknown is simply
+	// reported, and opening again repeats it.
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlstore: migrate: %w", err)
+		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
 	return &Store{db: db, q: queries{
-		bump:      `UPDATE ` + t + `sda_meta SET seq = seq + 1 WHERE id = 1 RETURNING seq`,
+		// bump also returns what identifies the transaction, should its
+		// commit fail: its id and its server process.
+		bump:      `UPDATE ` + t + `sda_meta SET seq = seq + 1 WHERE id = 1 RETURNING seq, pg_current_xact_id()::text, pg_backend_pid()`,
 		clearUniq: `UPDATE ` + t + `sda_records SET uniq = NULL WHERE kind = $1 AND id = $2`,
 		upsert: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, false, $4, $5)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = false, body = excluded.body, uniq = excluded.uniq`,
@@ -83,6 +97,12 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
 		changes:  `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
 		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted ORDER BY kind, id`,
+		// xactStatus is "committed", "aborted", "in progress" or NULL (a
+		// transaction too old to be known).
+		xactStatus: `SELECT pg_xact_status($1::xid8)`,
+		// terminate ends the server process $1 if it still runs the
+		// transaction whose 32-bit id is $2, and no other.
+		terminate: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid::text = $2`,
 	}}, nil
 }
 
@@ -99,6 +119,15 @@ func uniqueKey(c *policy.Change) any {
 }
 
 // Apply implements [policy.Store]: one transaction per batch.
+//
+// A failure to use the database (the connection fails or is closed, the
+// context ends, the server shuts down, refuses connections or the
+// transaction) matches [policy.ErrUnavailable], and then nothing was
+// written. When the commit itself fails that way, the server may have
+// committed the batch and lost only its answer: Apply asks the database,
+// on another connection, whether the transaction committed (returning the
+// batch's sequence number if it did), and reports
+// [policy.ErrOutcomeUnknown] if it cannot learn it within 10 seconds.
 func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, error) {
 	prepared, err := policy.PrepareChanges(changes)
 	if err != nil {
@@ -106,19 +135,26 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("sqlstore: %w", err)
+		return 0, mapErr(err)
 	}
 	defer tx.Rollback()
-	var seq int64
-	if err := tx.QueryRowContext(ctx, s.q.bump).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("sqlstore: %w", err)
+	var (
+		seq int64
+		xid string
+		pid int64
+	)
+	if err := tx.QueryRowContext(ctx, s.q.bump).Scan(&seq, &xid, &pid); err != nil {
+		return 0, mapErr(err)
+	}
+	if s.hook != nil {
+		s.hook(ctx, tx, "bumped")
 	}
 	// Free the unique names of every touched record first, so that a batch
 	// may move a name from one record to another.
 	for i := range prepared {
 		c := &prepared[i]
 		if _, err := tx.ExecContext(ctx, s.q.clearUniq, string(c.Kind), c.ID); err != nil {
-			return 0, fmt.Errorf("sqlstore: %w", err)
+			return 0, mapErr(err)
 		}
 	}
 	for i := range prepared {
@@ -140,10 +176,100 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 			return 0, mapErr(err)
 		}
 	}
+	if s.hook != nil {
+		s.hook(ctx, tx, "commit")
+	}
 	if err := tx.Commit(); err != nil {
-		return 0, mapErr(err)
+		return s.commitFailed(ctx, seq, xid, pid, err)
 	}
 	return seq, nil
+}
+
+// commitFailed decides what the failed commit of batch seq (transaction
+// xid, server process pid) means. A server that answered the COMMIT with
+// an error rolled the transaction back. Otherwise the connection or the
+// context failed while the COMMIT was in flight, and only the database
+// knows whether it committed.
+func (s *Store) commitFailed(ctx context.Context, seq int64, xid string, pid int64, err error) (int64, error) {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.SeverityUnlocalized == "ERROR" {
+		return 0, mapErr(err)
+	}
+	committed, oerr := s.commitOutcome(ctx, xid, pid)
+	switch {
+	case oerr != nil:
+		return 0, fmt.Errorf("%w: sqlstore: the commit of batch %d failed (%v) and its outcome could not be learnt: %v",
+			policy.ErrOutcomeUnknown, seq, err, oerr)
+	case committed:
+		return seq, nil
+	}
+	return 0, mapErr(err)
+}
+
+// commitOutcome asks the database, on another connection, whether the
+// transaction xid committed, waiting while it is in progress. A
+// transaction still in progress after commitSettleTime belongs to a
+// connection that the server has not yet seen fail, and its COMMIT may
+// still be on the way: its server process pid is then terminated, which
+// settles the outcome. It asks even if ctx has ended (the caller needs the
+// answer), and while the database cannot be reached (it may be
+// restarting), for at most commitOutcomeTimeout.
+func (s *Store) commitOutcome(ctx context.Context, xid string, pid int64) (committed bool, err error) {
+	timeout := commitOutcomeTimeout
+	if s.outcomeTimeout > 0 {
+		timeout = s.outcomeTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	x, err := strconv.ParseUint(xid, 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("transaction id %q: %v", xid, err)
+	}
+	start := time.Now()
+	wait := commitPollMin
+	terminated := false
+	var lastErr error
+	for ; ; wait = min(2*wait, commitPollMax) {
+		if err := sleep(ctx, wait); err != nil {
+			if lastErr != nil {
+				return false, lastErr
+			}
+			return false, err
+		}
+		var status sql.NullString
+		if err := s.db.QueryRowContext(ctx, s.q.xactStatus, xid).Scan(&status); err != nil {
+			// The pool's other connections may have failed too, or the
+			// server is restarting: ask again.
+			lastErr = err
+			continue
+		}
+		switch status.String {
+		case "committed":
+			return true, nil
+		case "aborted":
+			return false, nil
+		case "in progress":
+		default:
+			return false, fmt.Errorf("transaction %s: status %q", xid, status.String)
+		}
+		if !terminated && time.Since(start) >= commitSettleTime {
+			// xid8 is the epoch and the 32-bit xid that pg_stat_activity shows.
+			if _, err := s.db.ExecContext(ctx, s.q.terminate, pid, strconv.FormatUint(x&0xffff_ffff, 10)); err == nil {
+				terminated = true
+			}
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // create writes the record of a creation, failing with ErrConflict when a
@@ -157,7 +283,7 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, c *policy.Change, seq in
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("sqlstore: %w", err)
+		return mapErr(err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s %q exists", policy.ErrConflict, c.Kind, c.ID)
@@ -165,17 +291,26 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, c *policy.Change, seq in
 	return nil
 }
 
+// mapErr maps an error of a statement that did not commit: the server's
+// answers about the data to ErrConflict (a unique name taken) and
+// ErrInvalid (a character jsonb cannot hold), and every other failure to
+// ErrUnavailable. Those are failures to use the database, not answers
+// about the request: the connection failed, was closed or timed out, the
+// context ended, the server is shutting down, refuses connections, is a
+// read-only standby, ran out of resources, cancelled the transaction
+// (serialization failure, deadlock), or lacks the schema. Nothing was
+// written, and the same request may succeed later.
 func mapErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505": // unique_violation
-			return fmt.Errorf("%w: %s", policy.ErrConflict, pe.Detail)
+			return fmt.Errorf("%w: %s: %w", policy.ErrConflict, pe.Detail, err)
 		case "22P05": // untranslatable_character: jsonb holds no NUL (\u0000)
-			return fmt.Errorf("%w: a record holds a character PostgreSQL cannot store: %s", policy.ErrInvalid, pe.Message)
+			return fmt.Errorf("%w: a record holds a character PostgreSQL cannot store: %w", policy.ErrInvalid, err)
 		}
 	}
-	return fmt.Errorf("sqlstore: %w", err)
+	return fmt.Errorf("%w: sqlstore: %w", policy.ErrUnavailable, err)
 }
 
 // Snapshot implements [policy.Store], reading in one repeatable-read
@@ -183,23 +318,23 @@ func mapErr(err error) error {
 func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	defer tx.Rollback()
 	snap := &policy.Snapshot{Policies: []*policy.Policy{}, Subjects: []*policy.Subject{}, Devices: []*policy.Device{}, APIKeys: []*policy.APIKey{}}
 	if err := tx.QueryRowContext(ctx, s.q.metaSeq).Scan(&snap.Seq); err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	rows, err := tx.QueryContext(ctx, s.q.snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var kind string
 		var body []byte
 		if err := rows.Scan(&kind, &body); err != nil {
-			return nil, fmt.Errorf("sqlstore: %w", err)
+			return nil, mapErr(err)
 		}
 		c, err := policy.DecodeChange(policy.Kind(kind), body)
 		if err != nil {
@@ -217,9 +352,12 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
-	return snap, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, mapErr(err)
+	}
+	return snap, nil
 }
 
 // Changes implements [policy.Store]. When nothing changed it costs one
@@ -227,7 +365,7 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 func (s *Store) Changes(ctx context.Context, since int64) ([]policy.Change, error) {
 	var cur int64
 	if err := s.db.QueryRowContext(ctx, s.q.metaSeq).Scan(&cur); err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	switch {
 	case cur == since:
@@ -237,7 +375,7 @@ func (s *Store) Changes(ctx context.Context, since int64) ([]policy.Change, erro
 	}
 	rows, err := s.db.QueryContext(ctx, s.q.changes, since)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	defer rows.Close()
 	var out []policy.Change
@@ -250,7 +388,7 @@ func (s *Store) Changes(ctx context.Context, since int64) ([]policy.Change, erro
 			body    []byte
 		)
 		if err := rows.Scan(&seq, &kind, &id, &deleted, &body); err != nil {
-			return nil, fmt.Errorf("sqlstore: %w", err)
+			return nil, mapErr(err)
 		}
 		var c policy.Change
 		if deleted {
@@ -267,7 +405,7 @@ func (s *Store) Changes(ctx context.Context, since int64) ([]policy.Change, erro
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: %w", err)
+		return nil, mapErr(err)
 	}
 	return out, nil
 }

@@ -1,0 +1,17 @@
+package sqlstore
+
+import "time"
+
+// Bounds of learning the outcome of a commit whose answer was lost (see
+// [Store.Apply]).
+const (
+	// commitOutcomeTimeout bounds the time spent asking the database.
+	commitOutcomeTimeout = 10 * time.Second
+	// commitSettleTime is how long a transaction may stay in progress
+	// before its server process is terminated to settle the outcome: a
+	// COMMIT that reached the server completes within it.
+	commitSettleTime = 500 * time.Millisecond
+	// commitPollMin and commitPollMax bound the wait before each question.
+	commitPollMin = 5 * time.Millisecond
+	commitPollMax = 100 * time.Millisecond
+)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -97,7 +98,8 @@ func marshalPKCS8(key crypto.Signer) ([]byte, error) {
 }
 
 // ParsePrivateKeyPEM parses an unencrypted PEM "PRIVATE KEY" block
-// (PKCS#8) holding a P-256, P-384 or Ed25519 key. An encrypted file gives
+// (PKCS#8) holding a P-256, P-384 or Ed25519 key. data must hold exactly
+// that one block, with nothing but whitespace around it. An encrypted file gives
 // [ErrKeyEncrypted]; other failures match [ErrMalformedKey] or
 // token.ErrUnsupportedKey.
 func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
@@ -116,9 +118,20 @@ func decodeKeyPEM(data []byte) (*pem.Block, error) {
 	if len(data) > MaxKeyFileSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformedKey, len(data), MaxKeyFileSize)
 	}
-	block, _ := pem.Decode(data)
+	// Exactly one block and nothing but whitespace around it: a file with
+	// two keys is refused rather than read as its first.
+	const space = " \t\r\n"
+	trimmed := bytes.TrimLeft(data, space)
+	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) {
+		return nil, fmt.Errorf("%w: does not start with a PEM block", ErrMalformedKey)
+	}
+	block, rest := pem.Decode(trimmed)
 	if block == nil {
 		return nil, fmt.Errorf("%w: no PEM block", ErrMalformedKey)
+	}
+	if len(bytes.TrimLeft(rest, space)) != 0 {
+		clear(block.Bytes)
+		return nil, fmt.Errorf("%w: more than one PEM block, or data after it", ErrMalformedKey)
 	}
 	if block.Type != pemPrivateKey && block.Type != pemEncryptedKey {
 		return nil, fmt.Errorf("%w: PEM block type %q", ErrMalformedKey, block.Type)

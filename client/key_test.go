@@ -201,6 +201,42 @@ func TestKeyErrors(t *testing.T) {
 	}
 }
 
+// A key file holds exactly one key: a second block, or other text around
+// the block, is refused rather than ignored, so nothing is ever signed with
+// one key of several that the file's reader did not choose.
+func TestKeyFileHoldsOneKey(t *testing.T) {
+	one, err := MarshalPrivateKeyPEM(mustKey(t, KeyP256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := MarshalPrivateKeyPEM(mustKey(t, KeyEd25519))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := EncryptPrivateKeyPEM(mustKey(t, KeyP256), []byte("pw"), testWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	if _, err := ParsePrivateKeyPEM(cat([]byte("\r\n\n"), one, []byte(" \t\r\n\n"))); err != nil {
+		t.Fatalf("one key with whitespace around it: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"two keys":            cat(one, other),
+		"a key and a public":  cat(one, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")),
+		"text before":         cat([]byte("my key:\n"), one),
+		"text after":          cat(one, []byte("trailing")),
+		"an encrypted second": cat(one, enc),
+	} {
+		if _, err := ParsePrivateKeyPEM(data); !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("%s: %v, want ErrMalformedKey", name, err)
+		}
+	}
+	if _, err := DecryptPrivateKeyPEM(cat(enc, one), []byte("pw")); !errors.Is(err, ErrMalformedKey) {
+		t.Errorf("an encrypted key and a second: %v, want ErrMalformedKey", err)
+	}
+}
+
 // TestDegenerateKeys: a proof-of-possession key with which signatures
 // verify without any private key (an Ed25519 key whose public half is the
 // identity point, built by hand), or an ECDSA key off its curve, is refused

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -83,7 +84,11 @@ type Conn struct {
 	recv  *direction
 }
 
-var _ transport.Conn = (*Conn)(nil)
+var (
+	_ transport.Conn            = (*Conn)(nil)
+	_ transport.FrameReceiver   = (*Conn)(nil)
+	_ transport.RemoteAddresser = (*Conn)(nil)
+)
 
 // NewConn returns c wrapped in a fault injector configured by cfg.
 func NewConn(c transport.Conn, cfg Config) *Conn {
@@ -98,6 +103,42 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 // Receive implements transport.Conn, injecting the receive faults.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	return c.recv.receive(ctx, c.inner.Receive)
+}
+
+// ReceiveFrame implements transport.FrameReceiver, injecting the receive
+// faults, so that a server keeps its frame timeouts over a faulty link. The
+// timeout and the start of each frame reach the wrapped Conn when it has
+// the capability; otherwise started is called once a message has arrived.
+// started is called once per message returned, however many messages the
+// injector drops before it.
+func (c *Conn) ReceiveFrame(ctx context.Context, timeout time.Duration, started func()) ([]byte, error) {
+	called := false
+	once := func() {
+		if !called && started != nil {
+			called = true
+			started()
+		}
+	}
+	fr, ok := c.inner.(transport.FrameReceiver)
+	m, err := c.recv.receive(ctx, func(ctx context.Context) ([]byte, error) {
+		if ok {
+			return fr.ReceiveFrame(ctx, timeout, once)
+		}
+		return c.inner.Receive(ctx)
+	})
+	if err == nil {
+		once() // a message held back earlier, or one of a Conn without the capability
+	}
+	return m, err
+}
+
+// RemoteAddr implements transport.RemoteAddresser: the wrapped Conn's peer
+// address, or nil when it does not tell it.
+func (c *Conn) RemoteAddr() net.Addr {
+	if ra, ok := c.inner.(transport.RemoteAddresser); ok {
+		return ra.RemoteAddr()
+	}
+	return nil
 }
 
 // Close closes the wrapped Conn. Messages held back for reordering are lost.

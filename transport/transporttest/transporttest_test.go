@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net"
 	"testing"
 	"time"
 
@@ -246,3 +247,94 @@ func TestPacketFaultsSurfaceAsTypedErrors(t *testing.T) {
 		})
 	}
 }
+
+// A fault-injecting Conn keeps the capabilities a server relies on: the
+// frame timeout and the start of a frame reach the wrapped Conn, started is
+// called once per message however many are dropped before it, and the
+// peer's address is the wrapped Conn's.
+func TestConnKeepsServerCapabilities(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	inner, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(inner, Config{Seed: 1, Receive: Faults{Drop: 1, Max: 2}})
+	defer c.Close()
+
+	ra, ok := any(c).(transport.RemoteAddresser)
+	if !ok {
+		t.Fatal("the wrapper hides RemoteAddr")
+	}
+	if got, want := ra.RemoteAddr().String(), raw.LocalAddr().String(); got != want {
+		t.Fatalf("RemoteAddr %v, want %v", got, want)
+	}
+	fr, ok := any(c).(transport.FrameReceiver)
+	if !ok {
+		t.Fatal("the wrapper hides ReceiveFrame")
+	}
+
+	// Three whole frames; the first two are dropped by the injector.
+	send, err := transport.NewStreamConn(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"one", "two", "three"} {
+		if err := send.Send(ctx, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	starts := 0
+	m, err := fr.ReceiveFrame(ctx, time.Minute, func() { starts++ })
+	if err != nil || string(m) != "three" {
+		t.Fatalf("ReceiveFrame = %q, %v; want the third message", m, err)
+	}
+	if starts != 1 {
+		t.Fatalf("started called %d times for one message, want 1", starts)
+	}
+
+	// A frame begun and never finished is cut off by the frame timeout.
+	if _, err := raw.Write([]byte("mbeddbap")); err != nil {
+		t.Fatal(err)
+	}
+	starts = 0
+	if _, err := fr.ReceiveFrame(ctx, 50*time.Millisecond, func() { starts++ }); !errors.Is(err, transport.ErrFrameTimeout) {
+		t.Fatalf("stalled frame: %v, want ErrFrameTimeout", err)
+	}
+	if starts != 1 {
+		t.Fatalf("started called %d times for a begun frame, want 1", starts)
+	}
+}
+
+// Over a Conn without the capabilities, the wrapper reports no address and
+// calls started when a message has arrived.
+func TestConnWithoutServerCapabilities(t *testing.T) {
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := NewConn(onlyConn{b}, Config{})
+	if addr := c.RemoteAddr(); addr != nil {
+		t.Fatalf("RemoteAddr %v, want nil", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() { _ = a.Send(ctx, []byte("hello")) }()
+	starts := 0
+	m, err := c.ReceiveFrame(ctx, time.Millisecond, func() { starts++ })
+	if err != nil || string(m) != "hello" || starts != 1 {
+		t.Fatalf("ReceiveFrame = %q, %v, %d starts", m, err, starts)
+	}
+}
+
+// onlyConn hides every optional capability of a Conn.
+type onlyConn struct{ transport.Conn }

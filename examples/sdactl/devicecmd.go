@@ -29,6 +29,10 @@ possession, nonce, scope. Its first line on stdout is
 (use -listen 127.0.0.1:0 for a free port); then one line per request:
   <time> allowed request=operation op=read-data sub=alice status="success"
   <time> denied request=operation op=update-firmware sub=alice status="access denied" check=scope reason="..."
+and one line per connection the device closes of its own accord (silent
+longer than -idle-timeout, a request begun and not finished within
+-frame-timeout, evicted for a newcomer at -max-conns, ...):
+  <time> dropped reason=idle-timeout remote=127.0.0.1:50312 requests=0 error="..."
 It stops on SIGINT or SIGTERM.
 
 Operations: unless -no-builtin, two built-in operations are served:
@@ -51,6 +55,8 @@ Example:
 		noBuiltin := fs.Bool("no-builtin", false, "do not serve the built-in read-data and configure")
 		maxConns := fs.Int("max-conns", device.DefaultMaxConnections, "connections served at once")
 		nextNonce := fs.Bool("next-nonce", false, "v2: offer a fresh nonce in every operation response")
+		idle := fs.Duration("idle-timeout", device.DefaultIdleTimeout, "close a connection silent this long")
+		frame := fs.Duration("frame-timeout", device.DefaultFrameTimeout, "close a connection whose request, once begun, takes longer")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
 				return err
@@ -64,6 +70,9 @@ Example:
 			if *maxConns <= 0 {
 				return usageErrorf("-max-conns must be positive")
 			}
+			if *idle <= 0 || *frame <= 0 {
+				return usageErrorf("-idle-timeout and -frame-timeout must be positive")
+			}
 			ident := token.Identity{Endpoint: *endpoint, DeviceID: *id}
 			reg, names, err := deviceOperations(ident, ops, !*noBuiltin)
 			if err != nil {
@@ -75,11 +84,14 @@ Example:
 			}
 			out := &lockedWriter{w: e.stdout}
 			agent, err := device.New(device.Config{
-				Identity:   ident,
-				Anchors:    store,
-				Operations: reg,
-				NextNonce:  *nextNonce,
-				OnDecision: func(d device.Decision) { out.line(decisionLine(e.now(), &d)) },
+				Identity:     ident,
+				Anchors:      store,
+				Operations:   reg,
+				NextNonce:    *nextNonce,
+				IdleTimeout:  *idle,
+				FrameTimeout: *frame,
+				OnDecision:   func(d device.Decision) { out.line(decisionLine(e.now(), &d)) },
+				OnDrop:       func(d device.Drop) { out.line(dropLine(e.now(), &d)) },
 			})
 			if err != nil {
 				if errors.Is(err, device.ErrConfig) {
@@ -101,6 +113,21 @@ Example:
 			return ioErr(err)
 		}
 	},
+}
+
+// dropLine formats a connection the device closed of its own accord.
+func dropLine(now time.Time, d *device.Drop) string {
+	var b strings.Builder
+	b.WriteString(now.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, " dropped reason=%s", d.Reason)
+	if d.Remote != nil {
+		fmt.Fprintf(&b, " remote=%s", d.Remote)
+	}
+	fmt.Fprintf(&b, " requests=%d", d.Requests)
+	if d.Err != nil {
+		fmt.Fprintf(&b, " error=%s", strconv.Quote(d.Err.Error()))
+	}
+	return b.String()
 }
 
 func identityString(id token.Identity) string {

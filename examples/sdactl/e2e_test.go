@@ -681,3 +681,23 @@ func TestVersion(t *testing.T) {
 	}
 	expect(t, 2, dir, "", "version", "extra")
 }
+
+// The simulated device reports the connections it drops: one that stays
+// silent past -idle-timeout is closed and printed as a "dropped" line.
+func TestDeviceReportsDrops(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	dev := start(t, dir, "device", "-anchor", "anchor.pem", "-endpoint", "hvac-1", "-idle-timeout", "200ms")
+	c, err := net.Dial("tcp", dev.addr[len("tcp://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line := dev.waitLine(` dropped reason=idle-timeout `)
+	wantContains(t, "drop line", line, "remote="+c.LocalAddr().String(), "requests=0")
+	// The device closed the connection.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after the drop: %v, want EOF", err)
+	}
+}

@@ -47,10 +47,13 @@
 //	    it has expired or is not yet valid, and calls anyway.
 //	device         -anchor FILE|DIR... (-endpoint NAME | -id HEX32) [-listen ADDR]
 //	               [-op NAME[=TEXT]...] [-no-builtin] [-max-conns N] [-next-nonce]
+//	               [-idle-timeout D] [-frame-timeout D]
 //	    Run a simulated device on TCP. Built-in operations: read-data
 //	    (answers a JSON reading) and configure (echoes its arguments as
 //	    JSON). Prints "listening on tcp://ADDR", then one line per request
-//	    with the decision (allowed or denied, status, failed check, reason).
+//	    with the decision (allowed or denied, status, failed check, reason),
+//	    and a "dropped" line for each connection it closes of its own accord
+//	    (idle, a stalled request, evicted at the connection limit).
 //	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -key FILE [-listen ADDR]
 //	               [-profile v1|v2] [-kid] [-description TEXT] [-passphrase-file FILE]
 //	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -init [-admin ID]

@@ -333,6 +333,9 @@ func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Deci
 
 // handle is Handle for a request from src (nil: the shared source).
 func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp []byte, d Decision) {
+	if src != nil {
+		d.Remote = src.remote
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			typ := uint64(wire.TypeErrorResponse)

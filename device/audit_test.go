@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/transport"
 )
 
 // Every decision is an audit event carrying the precise reason; the wire
@@ -54,4 +59,71 @@ func TestAuditDisabledDoesNotAllocate(t *testing.T) {
 	if withLogger != without {
 		t.Fatalf("%v allocations with a disabled logger, %v without one", withLogger, without)
 	}
+}
+
+// A decision on a served connection names the peer's address when the
+// transport tells it (the source the throttle counts against), in the
+// Decision and in the audit event; Process has no peer to name.
+func TestDecisionNamesThePeer(t *testing.T) {
+	var buf syncBuffer
+	decisions := make(chan device.Decision, 4)
+	w := newWorld(t, func(c *device.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+		c.OnDecision = func(d device.Decision) { decisions <- d }
+	})
+	w.nonce()
+	if d := <-decisions; d.Remote != nil {
+		t.Fatalf("Process: Remote %v, want nil", d.Remote)
+	}
+	addr := serveTCP(t, w, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := transport.NewStreamConn(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := nonceOver(t, ctx, c); r.Status != wire.StatusSuccess {
+		t.Fatalf("nonce: %v", r.Status)
+	}
+	d := <-decisions
+	if d.Remote == nil || d.Remote.String() != raw.LocalAddr().String() {
+		t.Fatalf("served decision: Remote %v, want %v", d.Remote, raw.LocalAddr())
+	}
+	var events []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.bytes()), []byte("\n")) {
+		var e map[string]any
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	if _, ok := events[0]["remote"]; ok {
+		t.Fatalf("Process event names a peer: %v", events[0])
+	}
+	if got := events[1]["remote"]; got != d.Remote.String() {
+		t.Fatalf("served event remote %v, want %v", got, d.Remote)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger on another goroutine may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/securedeviceaccess/sda/internal/wire"
 )
@@ -115,6 +116,11 @@ type Decision struct {
 	TokenID   []byte
 	Operation string // set once the proof-of-possession signature verified
 
+	// Remote is the peer's address on a connection served by
+	// [Agent.Serve] or [Agent.ServeListener] whose transport tells it
+	// (transport.RemoteAddresser), and nil otherwise ([Agent.Process]).
+	Remote net.Addr
+
 	// CachedToken reports that the token's verification was taken from the
 	// verified-token cache (v2).
 	CachedToken bool
@@ -168,6 +174,9 @@ func (a *Agent) record(ctx context.Context, d *Decision) {
 	}
 	if d.Operation != "" {
 		attrs = append(attrs, slog.String("operation", d.Operation))
+	}
+	if d.Remote != nil {
+		attrs = append(attrs, slog.String("remote", d.Remote.String()))
 	}
 	if d.CachedToken {
 		attrs = append(attrs, slog.Bool("cached_token", true))

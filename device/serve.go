@@ -97,7 +97,7 @@ func (a *Agent) serve(ctx context.Context, conn transport.Conn, src *source, s *
 					return drop(DropReceiveErrors, err)
 				}
 				if errors.Is(err, transport.ErrMessageTooLarge) {
-					if err := a.send(ctx, conn, a.oversize(ctx, err)); err != nil {
+					if err := a.send(ctx, conn, a.oversize(ctx, err, src)); err != nil {
 						return a.sendFailed(ctx, err, drop)
 					}
 				}
@@ -152,8 +152,8 @@ func sendError(ctx context.Context, err error) error {
 
 // oversize records the refusal of a message the transport found too large
 // and returns the response for it.
-func (a *Agent) oversize(ctx context.Context, cause error) []byte {
-	d := Decision{Status: StatusInvalidRequest, Check: CheckSize}
+func (a *Agent) oversize(ctx context.Context, cause error, src *source) []byte {
+	d := Decision{Status: StatusInvalidRequest, Check: CheckSize, Remote: src.remote}
 	d.Err = errors.Join(ErrMessageTooLarge, cause)
 	a.record(ctx, &d)
 	return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode()

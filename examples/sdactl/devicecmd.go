@@ -27,8 +27,8 @@ device): token signature against the -anchor keys, audience, time, proof of
 possession, nonce, scope. Its first line on stdout is
   listening on tcp://<host:port>
 (use -listen 127.0.0.1:0 for a free port); then one line per request:
-  <time> allowed request=operation op=read-data sub=alice status="success"
-  <time> denied request=operation op=update-firmware sub=alice status="access denied" check=scope reason="..."
+  <time> allowed request=operation op=read-data sub=alice status="success" remote=127.0.0.1:50311
+  <time> denied request=operation op=update-firmware sub=alice status="access denied" check=scope reason="..." remote=127.0.0.1:50311
 and one line per connection the device closes of its own accord (silent
 longer than -idle-timeout, a request begun and not finished within
 -frame-timeout, evicted for a newcomer at -max-conns, ...):
@@ -236,6 +236,9 @@ func decisionLine(now time.Time, d *device.Decision) string {
 		if d.Err != nil {
 			fmt.Fprintf(&b, " reason=%s", strconv.Quote(d.Err.Error()))
 		}
+	}
+	if d.Remote != nil {
+		fmt.Fprintf(&b, " remote=%s", d.Remote)
 	}
 	return b.String()
 }

@@ -494,7 +494,7 @@ func TestSession(t *testing.T) {
 	if err := json.Unmarshal([]byte(field(t, r.stdout, "data")), &reading); err != nil || reading.Endpoint != "hvac-1" || reading.Temperature != 21.5 {
 		t.Errorf("call read-data: data %q (%v)", field(t, r.stdout, "data"), err)
 	}
-	dev.waitLine(`allowed request=operation op=read-data sub="alice" status="success"$`)
+	dev.waitLine(`allowed request=operation op=read-data sub="alice" status="success" remote=127\.0\.0\.1:\d+$`)
 
 	r = call(0, "alice.token", "configure", "int:21", "text:fan", "hex:00ff", "int:-5")
 	if got, want := field(t, r.stdout, "data"), `{"operation":"configure","args":[21,"fan",{"hex":"00ff"},-5]}`; got != want {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/testenv"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
@@ -46,7 +47,7 @@ func serveTCP(t *testing.T, w *world, maxConns int) string {
 	t.Helper()
 	l, err := transport.Listen(context.Background(), "127.0.0.1:0", nil)
 	if err != nil {
-		t.Skipf("no loopback TCP: %v", err)
+		testenv.Missing(t, "no loopback TCP: %v", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -195,7 +196,7 @@ func TestForgeriesThrottleTheirSourceOnly(t *testing.T) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		t.Skipf("cannot dial from 127.0.0.2: %v", err)
+		testenv.Missing(t, "cannot dial from 127.0.0.2: %v", err)
 	}
 	flooder, err := transport.NewStreamConn(nc, nil)
 	if err != nil {

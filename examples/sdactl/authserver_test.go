@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/securedeviceaccess/sda/internal/testenv"
 )
 
 // admin calls the authorization service's administration API.
@@ -159,10 +161,7 @@ func TestAuthServerPostgresUnreachable(t *testing.T) {
 func TestAuthServerPostgres(t *testing.T) {
 	dsn := os.Getenv("SDA_TEST_POSTGRES_DSN")
 	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SDA_TEST_POSTGRES_DSN is not set; in CI, start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
-		}
-		t.Skip("SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+		testenv.Missing(t, "SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh start)\"")
 	}
 	var b [6]byte
 	rand.Read(b[:])

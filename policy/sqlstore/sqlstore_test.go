@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/securedeviceaccess/sda/internal/testenv"
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/token"
 
@@ -32,10 +33,7 @@ func testDB(t testing.TB) (*sql.DB, string) {
 	t.Helper()
 	dsn := os.Getenv("SDA_TEST_POSTGRES_DSN")
 	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SDA_TEST_POSTGRES_DSN is not set; in CI, start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
-		}
-		t.Skip("SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh)\"")
+		testenv.Missing(t, "SDA_TEST_POSTGRES_DSN is not set; start PostgreSQL with: eval \"$(bash .ci/postgres.sh start)\"")
 	}
 	db := openDB(t, dsn)
 	var b [6]byte

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -260,7 +261,8 @@ func (b *builder) encode(r request) ([]byte, *Built) {
 		args[i] = a.String()
 	}
 	return wire.EncodeOperationRequest(signed), &Built{
-		Nonce: nonceHex(r.nonce), Operation: r.op, Args: "[" + strings.Join(args, ", ") + "]",
+		Nonce: nonceHex(r.nonce), Operation: r.op,
+		Args: hex.EncodeToString(must(codec.Marshal(append([]token.Arg{}, r.args...)))), ArgsDiagnostic: "[" + strings.Join(args, ", ") + "]",
 		Token: hex.EncodeToString(r.token), PoPKey: r.pop,
 	}
 }

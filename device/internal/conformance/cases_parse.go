@@ -211,6 +211,11 @@ func parseToken(g *gen) {
 		{"cnf-short-coordinate", "a cnf x coordinate of 31 bytes", g.handmade(func(m map[int]any) { m[25] = ecKey(x[1:], y) }), malformed},
 		{"cnf-point-not-on-curve", "a cnf point (0, 0), not on P-256", g.handmade(func(m map[int]any) { m[25] = ecKey(make([]byte, 32), make([]byte, 32)) }),
 			rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedKey")},
+		{"cnf-duplicate-label", "a cnf COSE_Key with x twice", g.handmade(func(m map[int]any) {
+			key := dupKey(map[int]any{1: 2, -1: 1, -2: x, -3: y}, -2, x)
+			m[25] = map[int]any{1: cbor.RawMessage(key)}
+		}), malformed},
+		{"cnf-alg-not-the-curve", "a cnf P-256 COSE_Key whose alg (3) says ES384", g.handmade(func(m map[int]any) { m[25] = ecKey(x, y, 3, -35) }), malformed},
 		{"cnf-by-kid", "cnf naming a key by kid (3) instead of carrying it", g.handmade(func(m map[int]any) { m[25] = map[int]any{3: []byte("kid")} }),
 			rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedKey")},
 		{"alg-only-unprotected", "alg in the unprotected header, the protected header empty", g.sign1(tagsCWT, nil, protES256, claims, "anchor-p256"), malformed},
@@ -250,7 +255,7 @@ func parseToken(g *gen) {
 }
 
 func cwtForms(g *gen) {
-	gr := g.newGroup("02-parse-cwt-forms", "Row 2 of the verification order, hardening issue item 9: a token is a COSE_Sign1 and nothing else. MACed, encrypted, multi-signer and nested CWTs (RFC 8392 Appendix A.4 to A.6) are refused as malformed, status 2, before any cryptography; the SDK's reason is token.ErrUnsupportedForm.")
+	gr := g.newGroup("02-parse-cwt-forms", "Row 2 of the verification order: a token is a COSE_Sign1 and nothing else. MACed, encrypted, multi-signer and nested CWTs (RFC 8392 Appendix A.4 to A.6) are refused as malformed, status 2, before any cryptography; the SDK's reason is token.ErrUnsupportedForm.")
 	claims := encodeMap(g.claimMap())
 	prot := func(alg int) []byte { return encodeMap(map[int]any{1: alg}) }
 	cose := func(tags []byte, items ...any) []byte {
@@ -292,7 +297,7 @@ var weakEd25519 = []struct{ name, description, hex string }{
 }
 
 func weakKeys(g *gen) {
-	gr := g.newGroup("02-parse-weak-keys", "Row 2 of the verification order, hardening issue item 1: a v2 token, signed by the device's real anchor, whose cnf is an Ed25519 key of small order or in a non-canonical encoding. With such a key the signature R = identity, S = 0 verifies over any message, so a stolen token would work as a bearer token. The device refuses the token as malformed, status 2; the SDK's reason is token.ErrWeakKey.")
+	gr := g.newGroup("02-parse-weak-keys", "Row 2 of the verification order: a v2 token, signed by the device's real anchor, whose cnf is an Ed25519 key of small order or in a non-canonical encoding. With such a key the signature R = identity, S = 0 verifies over any message, so a stolen token would work as a bearer token. The device refuses the token as malformed, status 2; the SDK's reason is token.ErrWeakKey.")
 	for _, w := range weakEd25519 {
 		x := must(hex.DecodeString(w.hex))
 		m := g.claimMap()

@@ -87,6 +87,24 @@ func nonces(g *gen) {
 	b.nonceRefused("nonce request 59 s later", 59, "device.ErrThrottled")
 	b.nonceRequestAfter("nonce request a minute after the lockout began", 1)
 
+	b = gr.add("failures-spread-over-more-than-the-window", "A device that throttles after 3 failures within a minute: 4 failures 31 s apart (any 3 of them span more than a minute) do not lock it.",
+		func(s *Setup) { s.Throttle.Failures = 3 })
+	held = []uint64{b.outstanding(), b.outstanding(), b.outstanding(), b.outstanding()}
+	for i, n := range held {
+		o := verificationError("proof-of-possession", "token.ErrSignature")
+		if i > 0 {
+			o = o.after(31)
+		}
+		b.op("request signed by a thief", request{nonce: n, token: tok, pop: "thief-p256", op: "read-data"}, o)
+	}
+	b.nonceRequest("nonce request")
+
+	b = gr.add("throttling-disabled", "A device configured not to throttle keeps issuing nonces after any number of failures.", func(s *Setup) { s.Throttle.Failures = -1 })
+	for range 6 {
+		b.op("request signed by a thief", request{nonce: b.outstanding(), token: tok, pop: "thief-p256", op: "read-data"}, verificationError("proof-of-possession", "token.ErrSignature"))
+	}
+	b.nonceRequest("nonce request")
+
 	b = gr.add("malformed-and-denied-do-not-throttle", "Malformed requests (status 2) and scope denials (status 5) reveal nothing about keys and do not count towards throttling.")
 	for range 5 {
 		b.raw("malformed bundle", wire.EncodeOperationRequest([]byte{0xd2, 0x84, 0x40, 0xa0, 0x40, 0x40}), 0, "", malformed)
@@ -137,6 +155,31 @@ func revocation(g *gen) {
 	b.once(`sda-revoke("cti", "c701")`, ok, admin, "sda-revoke", token.Text("cti"), token.Text("c701"))
 	b.once("the victim's token is revoked", revoked, victim, "read-data")
 
+	b = gr.add("revoke-operation-v2", "In v2 the id of sda-revoke may be a byte string: sda-revoke(\"hash\", h'...') revokes a token without cti.")
+	v2victim := g.v2("anchor-p256", nil, func(c *token.Claims) { c.ID = nil })
+	sum := sha256.Sum256(v2victim)
+	b.once("the victim's token works", ok, v2victim, "read-data")
+	b.once(`sda-revoke("hash", h'...')`, ok, g.v2("anchor-p256", nil, func(c *token.Claims) { c.ID, c.Scope = []byte{0xad}, scopeOf("sda-revoke") }), "sda-revoke", token.Text("hash"), token.Bytes(sum[:]))
+	b.once("the victim's token is revoked", revoked, v2victim, "read-data")
+
+	b = gr.add("revoke-operation-with-token-cache", "A device caching verified tokens still checks the revocation list: a token revokes its own hash, and its next request, served from the cache, is refused.", func(s *Setup) { s.TokenCacheSize = 4 })
+	self := g.v1(func(c *token.Claims) { c.Scope = scopeOf("read-data sda-revoke") })
+	sum = sha256.Sum256(self)
+	b.once("read-data", ok, self, "read-data")
+	b.once("sda-revoke(\"hash\", its own hash in hex)", ok, self, "sda-revoke", token.Text("hash"), token.Text(hex.EncodeToString(sum[:])))
+	b.once("read-data again", revoked, self, "read-data")
+
+	b = gr.add("revoked-token-does-not-move-the-clock", "A device without a trustworthy clock does not take the issue time of a revoked token as its lower bound of time: a token revoked because its issuer's clock ran a month ahead, used anyway, does not make current tokens look expired.",
+		func(s *Setup) {
+			s.ClockMode, s.MinTime = "lower-bound", t0.Add(-time.Hour).Unix()
+			s.Revocations = append(s.Revocations, Revocation{Kind: "cti", ID: hex.EncodeToString([]byte("from-the-future"))})
+		})
+	b.once("the revoked token, issued in a month", revoked, g.v1(func(c *token.Claims) {
+		c.ID = []byte("from-the-future")
+		c.IssuedAt, c.NotBefore, c.Expiry = t0.Add(30*24*time.Hour), t0.Add(30*24*time.Hour), t0.Add(31*24*time.Hour)
+	}), "read-data")
+	b.once("a current token", ok, g.v1(nil), "read-data")
+
 	gr.add("revoke-operation-not-in-scope", "sda-revoke runs only if the token's scope permits it, like any operation.").
 		once(`sda-revoke("cti", "c701") with a token for read-data and configure`, rejected(wire.StatusAccessDenied, "scope", "token.ErrOutOfScope"), victim, "sda-revoke", token.Text("cti"), token.Text("c701"))
 	gr.add("revoke-operation-bad-arguments", "sda-revoke with an unknown kind fails (status 0x0FFFFFFF) and changes nothing.").
@@ -162,7 +205,7 @@ func scope(g *gen) {
 		gr.add(c.name, "Denied: "+c.description+".").once(c.op, denied, c.tok, c.op)
 	}
 
-	gr.add("v1-one-character-scope", `Hardening issue item 6: a v1 token whose scope text is one byte, "c" (made by hand: the SDK refuses to issue it, token.MinV1ScopeLength). The SDK's device accepts it.`).
+	gr.add("v1-one-character-scope", `A v1 token whose scope text is one byte, "c" (made by hand: the SDK refuses to issue it, token.MinV1ScopeLength). The SDK's device accepts it.`).
 		differs("Deployed v1 devices refuse such a token with status 2 (docs/PROTOCOL.md section 5).").
 		once("c", ok, g.handmade(func(m map[int]any) { m[12] = "c" }), "c")
 

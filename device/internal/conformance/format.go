@@ -173,10 +173,12 @@ type Step struct {
 type Built struct {
 	Nonce     string `json:"nonce"`
 	Operation string `json:"operation"`
-	// Args is the argument array in CBOR diagnostic notation.
-	Args   string `json:"args"`
-	Token  string `json:"token"`
-	PoPKey string `json:"pop_key"`
+	// Args is the encoded argument array, ArgsDiagnostic the same in CBOR
+	// diagnostic notation.
+	Args           string `json:"args"`
+	ArgsDiagnostic string `json:"args_diagnostic"`
+	Token          string `json:"token"`
+	PoPKey         string `json:"pop_key"`
 }
 
 // Keys is the content of keys.json.

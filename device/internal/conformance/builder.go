@@ -48,10 +48,12 @@ type gen struct {
 	names  map[string]bool
 }
 
-// group is one file of vectors.
+// group is one file of vectors. Its cases are kept by pointer so that a
+// builder's case stays the group's while other cases are added.
 type group struct {
-	g    *gen
-	file File
+	g     *gen
+	file  File
+	cases []*Case
 }
 
 // builder builds one case.
@@ -129,8 +131,8 @@ func (gr *group) add(name, description string, edits ...func(*Setup)) *builder {
 		fail("case %s defined twice", full)
 	}
 	g.names[full] = true
-	gr.file.Cases = append(gr.file.Cases, Case{Name: full, Description: description, Setup: g.defaultSetup()})
-	c := &gr.file.Cases[len(gr.file.Cases)-1]
+	c := &Case{Name: full, Description: description, Setup: g.defaultSetup()}
+	gr.cases = append(gr.cases, c)
 	for _, edit := range edits {
 		edit(&c.Setup)
 	}
@@ -183,6 +185,7 @@ func (b *builder) draw() uint64 {
 
 func nonceHex(n uint64) string { return fmt.Sprintf("%016x", n) }
 
+// step adds s to the case.
 func (b *builder) step(s Step) {
 	b.c.Steps = append(b.c.Steps, s)
 }
@@ -290,6 +293,10 @@ func (b *builder) raw(description string, req []byte, nonce uint64, op string, o
 	b.send(description, req, nil, nonce, op, o)
 }
 
+// send adds a step: the request, and the response the outcome makes. For
+// operation responses it draws the next nonce (v2) when the nonce verified
+// and signs the response (v2) when the PoP signature verified, as the
+// device must.
 func (b *builder) send(description string, req []byte, built *Built, nonce uint64, op string, o outcome) {
 	s := Step{
 		Description: description, AdvanceSeconds: o.advance, Request: hex.EncodeToString(req), Built: built,

@@ -87,6 +87,14 @@ func nonces(g *gen) {
 	b.nonceRefused("nonce request 59 s later", 59, "device.ErrThrottled")
 	b.nonceRequestAfter("nonce request a minute after the lockout began", 1)
 
+	b = gr.add("throttled-after-forged-tokens", "Tokens naming the device's anchor but signed by another key cost the device a signature check each: after 5 within a minute, nonces are refused.").
+		differs("The original device did not throttle; status 8 is new in v2.")
+	forged := g.issue("stranger-p256", nil, func(c *token.Claims) { c.Issuer = g.issuer("anchor-p256") })
+	for range 5 {
+		b.once("forged token", verificationError("token-signature", "token.ErrSignature"), forged, "read-data")
+	}
+	b.nonceRefused("nonce request", 0, "device.ErrThrottled")
+
 	b = gr.add("failures-spread-over-more-than-the-window", "A device that throttles after 3 failures within a minute: 4 failures 31 s apart (any 3 of them span more than a minute) do not lock it.",
 		func(s *Setup) { s.Throttle.Failures = 3 })
 	held = []uint64{b.outstanding(), b.outstanding(), b.outstanding(), b.outstanding()}

@@ -54,15 +54,14 @@ func Files() (files map[string][]byte, err error) {
 	for _, add := range groups {
 		add(g)
 	}
+	files = map[string][]byte{KeysFile: encode(keys)}
 	for _, gr := range g.groups {
-		for _, c := range gr.file.Cases {
+		for _, c := range gr.cases {
 			if len(c.Steps) == 0 || len(c.Setup.Nonces) > c.Setup.MaxNonces {
 				fail("%s: %d steps, %d nonces outstanding of %d", c.Name, len(c.Steps), len(c.Setup.Nonces), c.Setup.MaxNonces)
 			}
+			gr.file.Cases = append(gr.file.Cases, *c)
 		}
-	}
-	files = map[string][]byte{KeysFile: encode(keys)}
-	for _, gr := range g.groups {
 		files[gr.file.Group+".json"] = encode(gr.file)
 	}
 	return files, nil

@@ -127,9 +127,10 @@ func (g *gen) handmade(edit func(m map[int]any)) []byte {
 	return g.sign1(tagsCWT, protES256, emptyMap, encodeMap(m), "anchor-p256")
 }
 
-// Re-encodings of a token made by token.Issue with an ES256 key,
-// 61(18([h'A10126', {}, payload, r||s])), that carry the same signed
-// content: what the holder of a revoked token can send instead.
+// Re-encodings of a token that carry the same signed content: what the
+// holder of a revoked token can send instead. stripCWTTag and
+// addUnprotectedLabel take a token as token.Issue makes it with an ES256
+// key, 61(18([h'A10126', {}, payload, r||s])).
 
 // stripCWTTag returns the token without tag 61: 18(COSE_Sign1).
 func stripCWTTag(tok []byte) []byte {
@@ -145,10 +146,9 @@ func addUnprotectedLabel(tok []byte) []byte {
 	return append(out, tok[9:]...)
 }
 
-// otherS returns the token with the other valid ECDSA signature for the
-// same r, (r, n-s).
+// otherS returns the token, which ends with a P-256 signature r||s, with
+// the other valid ECDSA signature for the same r, (r, n-s).
 func otherS(tok []byte) []byte {
-	mustPrefix(tok)
 	out := bytes.Clone(tok)
 	sig := out[len(out)-32:]
 	s := new(big.Int).SetBytes(sig)

@@ -1,0 +1,320 @@
+package conformance
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/securedeviceaccess/sda/internal/codec"
+	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// Outcomes of the first two rows of the verification order.
+var (
+	tooLarge       = rejected(wire.StatusInvalidRequest, "size", "device.ErrMessageTooLarge")
+	badEnvelope    = rejected(wire.StatusInvalidRequest, "envelope", "token.ErrMalformed")
+	malformed      = rejected(wire.StatusInvalidRequest, "parse", "token.ErrMalformed")
+	unsupportedCWT = rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedForm")
+)
+
+func size(g *gen) {
+	gr := g.newGroup("01-size", "Row 1 of the verification order: a request larger than the device's limit (2048 bytes, as the original) is refused before anything is parsed, with an error response {_ 1: 255, 2: 2}.")
+	tok := g.v1(nil)
+	b := gr.add("at-the-limit", "A valid request of exactly 2048 bytes is processed.")
+	b.sized("2048 bytes", tok, 2048, ok)
+	b = gr.add("over-the-limit", "A valid request of 2049 bytes is refused unparsed; its nonce stays usable.")
+	n := b.sized("2049 bytes", tok, 2049, tooLarge)
+	b.call("the same nonce in a request of normal size", ok, n, tok, "read-data")
+}
+
+// sized adds a read-data request padded with text arguments to exactly
+// length bytes, and returns its nonce.
+func (b *builder) sized(description string, tok []byte, length int, o outcome) uint64 {
+	n := b.outstanding()
+	first := token.Text(strings.Repeat("a", token.MaxArgBytes))
+	pad := 0
+	for range 8 { // the length of the padding's head changes at most twice
+		r := request{nonce: n, token: tok, pop: "pop-p256", op: "read-data", args: []token.Arg{first, token.Text(strings.Repeat("b", pad))}}
+		req, built := b.encode(r)
+		if len(req) == length {
+			b.send(description, req, built, n, r.op, o)
+			return n
+		}
+		pad = max(0, pad+length-len(req))
+	}
+	fail("%s: no request of %d bytes", b.c.Name, length)
+	return 0
+}
+
+func envelope(g *gen) {
+	gr := g.newGroup("02-envelope", "Row 2 of the verification order, the envelope: anything but [1] or [3, bstr], strictly encoded (definite lengths, no trailing bytes, no other types), gets an error response {_ 1: 255, 2: 2}. (Envelopes that start as an operation request, [3, ...], are not here: see docs/CONFORMANCE.md.)")
+	for _, c := range []struct{ name, description, hex string }{
+		{"empty", "no bytes at all", ""},
+		{"truncated", "an array head announcing one element, and nothing after it", "81"},
+		{"empty-array", "[]", "80"},
+		{"map", "{} instead of an array", "a0"},
+		{"integer", "1 instead of [1]", "01"},
+		{"tagged", "the nonce request inside a tag, 1([1])", "c18101"},
+		{"nonce-request-with-an-extra-element", "[1, 1]", "820101"},
+		{"unknown-message-type", "[2]", "8102"},
+		{"response-type-as-message-type", "[4], a response type", "8104"},
+		{"negative-message-type", "[-1]", "8120"},
+		{"text-message-type", `["1"]`, "816131"},
+		{"null-message-type", "[null]", "81f6"},
+		{"float-message-type", "[1.0]", "81f93c00"},
+		{"indefinite-length-array", "[_ 1]", "9f01ff"},
+		{"trailing-byte", "[1] followed by 00", "810100"},
+		{"two-messages", "[1] twice in one request", "81018101"},
+	} {
+		gr.add(c.name, "An envelope the device refuses: "+c.description+".").
+			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", badEnvelope)
+	}
+}
+
+// bundle returns a request whose signed bundle is 18([h'A10126', {},
+// payload, signature]) with payload encoded from v and signed by pop-p256:
+// only the bundle's content is at fault.
+func (g *gen) bundle(v any) []byte {
+	return wire.EncodeOperationRequest(g.sign1(tagSign1, protES256, emptyMap, must(codec.Marshal(v)), "pop-p256"))
+}
+
+func parseBundle(g *gen) {
+	gr := g.newGroup("02-parse-bundle", "Row 2 of the verification order, the signed bundle: the COSE_Sign1 18([h'A10126', {}, bstr .cbor [nonce, [1, name, args], token], signature]) is parsed strictly before any signature is checked; anything else gets an operation response with status 2, {_ 1: 4, 2: 2}, and consumes no nonce.")
+	tok := g.v1(nil)
+	op := []any{1, "configure", []any{21, "x"}}
+	for _, c := range []struct {
+		name, description string
+		request           func(n uint64) []byte
+	}{
+		{"untagged", "the bundle's COSE_Sign1 without tag 18", func(n uint64) []byte {
+			return wire.EncodeOperationRequest(g.sign1(nil, protES256, emptyMap, must(codec.Marshal([]any{n, op, tok})), "pop-p256"))
+		}},
+		{"tagged-as-cwt", "the bundle tagged 61(18(...)) like a token", func(n uint64) []byte {
+			return wire.EncodeOperationRequest(g.sign1(tagsCWT, protES256, emptyMap, must(codec.Marshal([]any{n, op, tok})), "pop-p256"))
+		}},
+		{"trailing-byte", "a byte after the COSE_Sign1, inside the envelope's byte string", func(n uint64) []byte {
+			return wire.EncodeOperationRequest(append(g.sign1(tagSign1, protES256, emptyMap, must(codec.Marshal([]any{n, op, tok})), "pop-p256"), 0x00))
+		}},
+		{"alg-only-unprotected", "alg in the unprotected header, the protected header empty", func(n uint64) []byte {
+			return wire.EncodeOperationRequest(g.sign1(tagSign1, nil, protES256, must(codec.Marshal([]any{n, op, tok})), "pop-p256"))
+		}},
+		{"indefinite-length-bundle", "the bundle array of indefinite length", func(n uint64) []byte {
+			payload := must(codec.Marshal([]any{n, op, tok}))
+			payload = append(append([]byte{0x9f}, payload[1:]...), 0xff)
+			return wire.EncodeOperationRequest(g.sign1(tagSign1, protES256, emptyMap, payload, "pop-p256"))
+		}},
+		{"four-elements", "[nonce, operation, token, 1]", func(n uint64) []byte { return g.bundle([]any{n, op, tok, 1}) }},
+		{"negative-nonce", "the nonce -7", func(uint64) []byte { return g.bundle([]any{-7, op, tok}) }},
+		{"nonce-as-bytes", "the nonce as a byte string", func(uint64) []byte { return g.bundle([]any{[]byte{7}, op, tok}) }},
+		{"token-as-text", "the token as a text string", func(n uint64) []byte { return g.bundle([]any{n, op, string(tok)}) }},
+		{"empty-token", "an empty token", func(n uint64) []byte { return g.bundle([]any{n, op, []byte{}}) }},
+		{"operation-type-2", "operation type 2 (reserved for LwM2M)", func(n uint64) []byte {
+			return g.bundle([]any{n, []any{2, "configure", []any{}}, tok})
+		}},
+		{"operation-without-arguments-array", "[1, name] without the arguments array", func(n uint64) []byte {
+			return g.bundle([]any{n, []any{1, "configure"}, tok})
+		}},
+		{"invalid-operation-name", `the operation name "con figure"`, func(n uint64) []byte {
+			return g.bundle([]any{n, []any{1, "con figure", []any{}}, tok})
+		}},
+		{"float-argument", "the argument 1.5", func(n uint64) []byte { return g.bundle([]any{n, []any{1, "configure", []any{1.5}}, tok}) }},
+		{"map-argument", "the argument {1: 1}", func(n uint64) []byte {
+			return g.bundle([]any{n, []any{1, "configure", []any{map[int]int{1: 1}}}, tok})
+		}},
+		{"argument-beyond-int64", "the argument 2^63", func(n uint64) []byte {
+			return g.bundle([]any{n, []any{1, "configure", []any{uint64(1) << 63}}, tok})
+		}},
+		{"bignum-argument", "the argument 2^70 as a bignum (tag 2)", func(n uint64) []byte {
+			return g.bundle([]any{n, []any{1, "configure", []any{new(big.Int).Lsh(big.NewInt(1), 70)}}, tok})
+		}},
+		{"seventeen-arguments", "17 arguments, one more than the limit", func(n uint64) []byte {
+			args := make([]any, token.MaxArgs+1)
+			for i := range args {
+				args[i] = i
+			}
+			return g.bundle([]any{n, []any{1, "configure", args}, tok})
+		}},
+	} {
+		b := gr.add(c.name, "A signed bundle the device refuses: "+c.description+".")
+		n := b.outstanding()
+		b.raw(c.description, c.request(n), n, "configure", malformed)
+	}
+
+	b := gr.add("malformed-bundle-leaves-the-nonce-usable", "A malformed bundle consumes no nonce: the technician's request with the nonce still succeeds.")
+	n := b.outstanding()
+	b.raw("18([h'', {}, h'', h''])", wire.EncodeOperationRequest([]byte{0xd2, 0x84, 0x40, 0xa0, 0x40, 0x40}), n, "", malformed)
+	b.call("the genuine request with the nonce", ok, n, tok, "read-data")
+}
+
+// dupKey encodes m with one more pair, key k with value v, written after
+// the others: a duplicate key when m holds k.
+func dupKey(m map[int]any, k int, v any) []byte {
+	b := encodeMap(m)
+	b[0]++ // one more pair; claim maps stay below 24 pairs
+	return append(b, must(codec.Marshal(map[int]any{k: v}))[1:]...)
+}
+
+func parseToken(g *gen) {
+	gr := g.newGroup("02-parse-token", "Row 2 of the verification order, the token: 61(18(COSE_Sign1)) or 18(COSE_Sign1), its headers and claims are parsed strictly before any signature is checked (docs/PROTOCOL.md sections 1 and 4). A token that does not parse gets status 2, {_ 1: 4, 2: 2}. Each token here is signed correctly by the device's anchor and sent in a correctly signed request: only its structure is at fault.")
+	claims := encodeMap(g.claimMap())
+	ecKey := func(x, y []byte, extra ...any) map[int]any {
+		m := map[int]any{1: 2, -1: 1, -2: x, -3: y}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i].(int)] = extra[i+1]
+		}
+		return map[int]any{1: m}
+	}
+	pop := g.key("pop-p256").public
+	popCOSE := must(token.MarshalCOSEKey(pop))
+	var popKey map[int]cbor.RawMessage
+	if err := codec.Unmarshal(popCOSE, &popKey); err != nil {
+		fail("pop key: %v", err)
+	}
+	var x, y []byte
+	_ = codec.Unmarshal(popKey[-2], &x)
+	_ = codec.Unmarshal(popKey[-3], &y)
+	header := func(m map[int]any) []byte { return encodeMap(m) }
+	thumb := must(token.Thumbprint(g.key("anchor-p256").public))
+
+	for _, c := range []struct {
+		name, description string
+		tok               []byte
+		o                 outcome
+	}{
+		{"untagged", "a COSE_Sign1 without tags", g.sign1(nil, protES256, emptyMap, claims, "anchor-p256"), malformed},
+		{"cwt-tag-without-cose-tag", "61([...]) without tag 18", g.sign1([]byte{0xd8, 0x3d}, protES256, emptyMap, claims, "anchor-p256"), malformed},
+		{"unknown-tag", "19([...]), a tag of no COSE message", g.sign1([]byte{0xd3}, protES256, emptyMap, claims, "anchor-p256"), malformed},
+		{"trailing-byte", "a byte after the token, inside its byte string", append(g.v1(nil), 0x00), malformed},
+		{"truncated", "the first 100 bytes of a token", g.v1(nil)[:100], malformed},
+		{"duplicate-claim", "aud twice, the second naming another device", g.sign1(tagsCWT, protES256, emptyMap, dupKey(g.claimMap(), 3, []string{"ep:hvac-9"}), "anchor-p256"), malformed},
+		{"indefinite-length-claims", "the claims map of indefinite length", g.sign1(tagsCWT, protES256, emptyMap, append(append([]byte{0xbf}, claims[1:]...), 0xff), "anchor-p256"), malformed},
+		{"unknown-claim", "claim 26, which no profile defines", g.handmade(func(m map[int]any) { m[26] = 1 }), malformed},
+		{"mixed-profiles", "scope under the v1 key 12, cnf under the v2 key 8", g.handmade(func(m map[int]any) { m[8] = m[25]; delete(m, 25) }), malformed},
+		{"scope-under-both-keys", "scope under 12 and 9", g.handmade(func(m map[int]any) { m[9] = m[12] }), malformed},
+		{"missing-iss", "no iss", g.handmade(func(m map[int]any) { delete(m, 1) }), malformed},
+		{"missing-aud", "no aud", g.handmade(func(m map[int]any) { delete(m, 3) }), malformed},
+		{"missing-exp", "no exp", g.handmade(func(m map[int]any) { delete(m, 4) }), malformed},
+		{"missing-scope", "no scope", g.handmade(func(m map[int]any) { delete(m, 12) }), malformed},
+		{"missing-cnf", "no cnf", g.handmade(func(m map[int]any) { delete(m, 25) }), malformed},
+		{"iss-as-bytes", "iss a byte string", g.handmade(func(m map[int]any) { m[1] = []byte(m[1].(string)) }), malformed},
+		{"iss-null", "iss null", g.handmade(func(m map[int]any) { m[1] = nil }), malformed},
+		{"exp-negative", "exp -5", g.handmade(func(m map[int]any) { m[4] = -5 }), malformed},
+		{"exp-float", "exp a float", g.handmade(func(m map[int]any) { m[4] = float64(t0.Unix() + 3600) }), malformed},
+		{"cti-empty", "cti h''", g.handmade(func(m map[int]any) { m[7] = []byte{} }), malformed},
+		{"cti-as-text", "cti a text string", g.handmade(func(m map[int]any) { m[7] = "c701" }), malformed},
+		{"aud-empty", "aud []", g.handmade(func(m map[int]any) { m[3] = []string{} }), malformed},
+		{"scope-invalid-name", `scope "read-data con*figure"`, g.handmade(func(m map[int]any) { m[12] = "read-data con*figure" }), malformed},
+		{"scope-double-space", `scope "read-data  configure"`, g.handmade(func(m map[int]any) { m[12] = "read-data  configure" }), malformed},
+		{"scope-structured-in-v1", `a structured scope ["read-data"] under the v1 key`, g.handmade(func(m map[int]any) { m[12] = []any{"read-data"} }), malformed},
+		{"cnf-with-private-key", "a cnf COSE_Key carrying d (-4)", g.handmade(func(m map[int]any) { m[25] = ecKey(x, y, -4, make([]byte, 32)) }), malformed},
+		{"cnf-short-coordinate", "a cnf x coordinate of 31 bytes", g.handmade(func(m map[int]any) { m[25] = ecKey(x[1:], y) }), malformed},
+		{"cnf-point-not-on-curve", "a cnf point (0, 0), not on P-256", g.handmade(func(m map[int]any) { m[25] = ecKey(make([]byte, 32), make([]byte, 32)) }),
+			rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedKey")},
+		{"cnf-duplicate-label", "a cnf COSE_Key with x twice", g.handmade(func(m map[int]any) {
+			key := dupKey(map[int]any{1: 2, -1: 1, -2: x, -3: y}, -2, x)
+			m[25] = map[int]any{1: cbor.RawMessage(key)}
+		}), malformed},
+		{"cnf-alg-not-the-curve", "a cnf P-256 COSE_Key whose alg (3) says ES384", g.handmade(func(m map[int]any) { m[25] = ecKey(x, y, 3, -35) }), malformed},
+		{"cnf-by-kid", "cnf naming a key by kid (3) instead of carrying it", g.handmade(func(m map[int]any) { m[25] = map[int]any{3: []byte("kid")} }),
+			rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedKey")},
+		{"alg-only-unprotected", "alg in the unprotected header, the protected header empty", g.sign1(tagsCWT, nil, protES256, claims, "anchor-p256"), malformed},
+		{"alg-in-both-headers", "alg in the protected and the unprotected header", g.sign1(tagsCWT, protES256, protES256, claims, "anchor-p256"), malformed},
+		{"kid-in-both-headers", "kid in the protected and the unprotected header", g.sign1(tagsCWT, header(map[int]any{1: -7, 4: thumb}), header(map[int]any{4: thumb}), claims, "anchor-p256"), malformed},
+		{"crit-unknown-label", "crit [99] with label 99 present", g.sign1(tagsCWT, header(map[int]any{1: -7, 2: []int{99}, 99: 0}), emptyMap, claims, "anchor-p256"),
+			rejected(wire.StatusInvalidRequest, "parse", "token.ErrCritical")},
+		{"crit-empty", "crit []", g.sign1(tagsCWT, header(map[int]any{1: -7, 2: []int{}}), emptyMap, claims, "anchor-p256"), malformed},
+		{"crit-unprotected", "crit in the unprotected header", g.sign1(tagsCWT, protES256, header(map[int]any{2: []int{1}}), claims, "anchor-p256"), malformed},
+		{"alg-unsupported", "alg -36 (ES512)", g.sign1(tagsCWT, header(map[int]any{1: -36}), emptyMap, claims, "anchor-p256"),
+			rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedAlgorithm")},
+		{"alg-tagged", "alg 1(-7), inside a tag", g.sign1(tagsCWT, []byte{0xa1, 0x01, 0xc1, 0x26}, emptyMap, claims, "anchor-p256"), malformed},
+		{"header-duplicate-label", "the protected header {1: -7, 1: -7}", g.sign1(tagsCWT, []byte{0xa2, 0x01, 0x26, 0x01, 0x26}, emptyMap, claims, "anchor-p256"), malformed},
+		{"protected-header-not-a-map", "the protected header []", g.sign1(tagsCWT, []byte{0x80}, emptyMap, claims, "anchor-p256"), malformed},
+		{"unprotected-header-not-a-map", "the unprotected header []", g.sign1(tagsCWT, protES256, []byte{0x80}, claims, "anchor-p256"), malformed},
+		{"crit-naming-kid", "accepted: crit [4] naming the kid, the anchor's thumbprint, which the device understands",
+			g.sign1(tagsCWT, header(map[int]any{1: -7, 2: []int{4}, 4: thumb}), emptyMap, claims, "anchor-p256"), ok},
+	} {
+		b := gr.add(c.name, "A token the device refuses: "+c.description+".")
+		if c.o.check == "none" {
+			b.c.Description = "A token the device accepts: " + strings.TrimPrefix(c.description, "accepted: ") + "."
+		}
+		b.once(c.description, c.o, c.tok, "read-data")
+	}
+
+	// A token just over the limit, in a request signed by hand
+	// (token.SignRequest refuses such a token).
+	aud := []string{"ep:" + endpoint}
+	var big []byte
+	for len(big) <= token.MaxTokenSize {
+		aud = append(aud, "ep:"+strings.Repeat("x", 26)+hex.EncodeToString([]byte{byte(len(aud))}))
+		big = g.handmade(func(m map[int]any) { m[3] = aud })
+	}
+	b := gr.add("too-large", "A token the device refuses: a token of more than 1536 bytes (many audiences).")
+	n := b.outstanding()
+	b.raw(fmt.Sprintf("a token of %d bytes", len(big)), g.bundle([]any{n, []any{1, "read-data", []any{}}, big}), n, "read-data", malformed)
+}
+
+func cwtForms(g *gen) {
+	gr := g.newGroup("02-parse-cwt-forms", "Row 2 of the verification order: a token is a COSE_Sign1 and nothing else. MACed, encrypted, multi-signer and nested CWTs (RFC 8392 Appendix A.4 to A.6) are refused as malformed, status 2, before any cryptography; the SDK's reason is token.ErrUnsupportedForm.")
+	claims := encodeMap(g.claimMap())
+	prot := func(alg int) []byte { return encodeMap(map[int]any{1: alg}) }
+	cose := func(tags []byte, items ...any) []byte {
+		return append(bytes.Clone(tags), must(codec.Marshal(items))...)
+	}
+	inner := g.v1(nil)
+	for _, c := range []struct {
+		name, description string
+		tok               []byte
+	}{
+		{"mac0-in-cwt", "61(17([h'A10105', {}, claims, tag])), a CWT MACed with HMAC 256/256", cose([]byte{0xd8, 0x3d, 0xd1}, prot(5), map[int]any{}, claims, make([]byte, 32))},
+		{"mac0", "17([h'A10105', {}, claims, tag]) without tag 61", cose([]byte{0xd1}, prot(5), map[int]any{}, claims, make([]byte, 32))},
+		{"encrypt0", "16([h'A1010A', {}, ciphertext]), a CWT encrypted with AES-CCM-16-64-128", cose([]byte{0xd0}, prot(10), map[int]any{}, make([]byte, len(claims)+8))},
+		{"encrypt0-in-cwt", "61(16([h'A1010A', {}, ciphertext]))", cose([]byte{0xd8, 0x3d, 0xd0}, prot(10), map[int]any{}, make([]byte, len(claims)+8))},
+		{"cose-mac", "61(97([h'A10105', {}, claims, tag, []])), a COSE_Mac", cose([]byte{0xd8, 0x3d, 0xd8, 0x61}, prot(5), map[int]any{}, claims, make([]byte, 32), []any{})},
+		{"cose-encrypt", "96([h'A1010A', {}, ciphertext, []]), a COSE_Encrypt", cose([]byte{0xd8, 0x60}, prot(10), map[int]any{}, make([]byte, len(claims)+8), []any{})},
+		{"cose-sign", "98([h'', {}, claims, [[h'A10126', {}, signature]]]), a COSE_Sign with one signer", cose([]byte{0xd8, 0x62}, []byte{}, map[int]any{}, claims, []any{[]any{protES256, map[int]any{}, make([]byte, 64)}})},
+		{"nested-cwt", "a COSE_Sign1 by the anchor whose payload is a whole token, 61(18(...))", g.sign1(tagsCWT, protES256, emptyMap, inner, "anchor-p256")},
+		{"nested-cose-sign1", "a COSE_Sign1 by the anchor whose payload is a token tagged 18 only", g.sign1(tagsCWT, protES256, emptyMap, inner[2:], "anchor-p256")},
+		{"content-type-61", "a COSE_Sign1 by the anchor with content type 61 (a nested CWT) in its protected header", g.sign1(tagsCWT, encodeMap(map[int]any{1: -7, 3: 61}), emptyMap, inner[3:], "anchor-p256")},
+		{"content-type-application-cwt", `a COSE_Sign1 by the anchor with content type "application/cwt"`, g.sign1(tagsCWT, encodeMap(map[int]any{1: -7, 3: "application/cwt"}), emptyMap, inner[3:], "anchor-p256")},
+	} {
+		gr.add(c.name, "An unsupported form of CWT: "+c.description+".").
+			once(c.description, unsupportedCWT, c.tok, "read-data")
+	}
+}
+
+// Ed25519 public keys with which a signature verifies without any private
+// key (docs/PROTOCOL.md section 4.3), in wire order.
+var weakEd25519 = []struct{ name, description, hex string }{
+	{"identity", "the identity point (y = 1)", "0100000000000000000000000000000000000000000000000000000000000000"},
+	{"identity-sign-bit", "the identity point with the sign bit set", "0100000000000000000000000000000000000000000000000000000000000080"},
+	{"order-2", "the point of order 2 (y = p - 1)", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
+	{"order-4", "a point of order 4 (y = 0)", "0000000000000000000000000000000000000000000000000000000000000000"},
+	{"order-8", "a point of order 8", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"},
+	{"order-8-other", "the other point of order 8", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"},
+	{"non-canonical-p", "y = p, a non-canonical encoding of y = 0", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
+	{"non-canonical-p-plus-1", "y = p + 1, a non-canonical encoding of the identity", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
+}
+
+func weakKeys(g *gen) {
+	gr := g.newGroup("02-parse-weak-keys", "Row 2 of the verification order: a v2 token, signed by the device's real anchor, whose cnf is an Ed25519 key of small order or in a non-canonical encoding. With such a key the signature R = identity, S = 0 verifies over any message, so a stolen token would work as a bearer token. The device refuses the token as malformed, status 2; the SDK's reason is token.ErrWeakKey.")
+	for _, w := range weakEd25519 {
+		x := must(hex.DecodeString(w.hex))
+		m := g.claimMap()
+		delete(m, 12)
+		delete(m, 25)
+		m[9] = "read-data"
+		m[8] = map[int]any{1: map[int]any{1: 1, -1: 6, -2: x}}
+		tok := g.sign1(tagsCWT, protES256, emptyMap, encodeMap(m), "anchor-p256")
+		b := gr.add(w.name, "cnf is "+w.description+"; the request is signed with R = identity, S = 0, which crypto/ed25519 accepts for such a key.")
+		n := b.outstanding()
+		payload := must(codec.Marshal([]any{n, []any{1, "read-data", []any{}}, tok}))
+		forged := append([]byte{0xd2, 0x84}, codec.AppendBytes(nil, protEdDSA)...)
+		forged = codec.AppendBytes(append(forged, 0xa0), payload)
+		forged = codec.AppendBytes(forged, append(must(hex.DecodeString(weakEd25519[0].hex)), make([]byte, 32)...))
+		b.raw("the forged request", wire.EncodeOperationRequest(forged), n, "read-data", rejected(wire.StatusInvalidRequest, "parse", "token.ErrWeakKey"))
+	}
+}

@@ -224,6 +224,11 @@ type outcome struct {
 	reason  string // the SDK's sentinel, "" for success
 	advance int64  // seconds the clock moves before the request
 	noNext  bool   // v2: no next nonce although the nonce verified (throttled)
+	// respType, when not 0, is the type of the response to a request
+	// refused at the size or envelope check, instead of the error
+	// response: an envelope that starts as an operation request gets an
+	// operation response.
+	respType uint64
 }
 
 // ok is the outcome of a request that runs its operation successfully.
@@ -309,6 +314,9 @@ func (b *builder) send(description string, req []byte, built *Built, nonce uint6
 	switch o.check {
 	case "size", "envelope":
 		resp = wire.Response{Type: wire.TypeErrorResponse, Status: o.status}
+		if o.respType != 0 {
+			resp.Type = o.respType
+		}
 	default:
 		resp = wire.Response{Type: wire.TypeOperationResponse, Status: o.status}
 		s.HandlerRan = o.check == "none" || o.check == "response" ||

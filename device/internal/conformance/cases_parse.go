@@ -15,10 +15,13 @@ import (
 
 // Outcomes of the first two rows of the verification order.
 var (
-	tooLarge       = rejected(wire.StatusInvalidRequest, "size", "device.ErrMessageTooLarge")
-	badEnvelope    = rejected(wire.StatusInvalidRequest, "envelope", "token.ErrMalformed")
-	malformed      = rejected(wire.StatusInvalidRequest, "parse", "token.ErrMalformed")
-	unsupportedCWT = rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedForm")
+	tooLarge    = rejected(wire.StatusInvalidRequest, "size", "device.ErrMessageTooLarge")
+	badEnvelope = rejected(wire.StatusInvalidRequest, "envelope", "token.ErrMalformed")
+	// badOperationEnvelope is badEnvelope for an envelope that starts as
+	// an operation request: answered with an operation response.
+	badOperationEnvelope = outcome{status: wire.StatusInvalidRequest, check: "envelope", reason: "token.ErrMalformed", respType: wire.TypeOperationResponse}
+	malformed            = rejected(wire.StatusInvalidRequest, "parse", "token.ErrMalformed")
+	unsupportedCWT       = rejected(wire.StatusInvalidRequest, "parse", "token.ErrUnsupportedForm")
 )
 
 func size(g *gen) {
@@ -51,7 +54,7 @@ func (b *builder) sized(description string, tok []byte, length int, o outcome) u
 }
 
 func envelope(g *gen) {
-	gr := g.newGroup("02-envelope", "Row 2 of the verification order, the envelope: anything but [1] or [3, bstr], strictly encoded (definite lengths, no trailing bytes, no other types), gets an error response {_ 1: 255, 2: 2}. (Envelopes that start as an operation request, [3, ...], are not here: see docs/CONFORMANCE.md.)")
+	gr := g.newGroup("02-envelope", "Row 2 of the verification order, the envelope: anything but [1] or [3, bstr], strictly encoded (definite lengths, no trailing bytes, no other types), is refused with status 2 and consumes no nonce. The response is an error response {_ 1: 255, 2: 2}, unless the envelope starts as an operation request (an array whose first element is the unsigned integer 3): the reference device picks the response type from that element alone, so such an envelope gets an operation response {_ 1: 4, 2: 2}.")
 	for _, c := range []struct{ name, description, hex string }{
 		{"empty", "no bytes at all", ""},
 		{"truncated", "an array head announcing one element, and nothing after it", "81"},
@@ -69,9 +72,51 @@ func envelope(g *gen) {
 		{"indefinite-length-array", "[_ 1]", "9f01ff"},
 		{"trailing-byte", "[1] followed by 00", "810100"},
 		{"two-messages", "[1] twice in one request", "81018101"},
+		{"operation-type-negative", "[-4, h'00'], whose first element is not the unsigned integer 3", "82234100"},
+		{"operation-type-as-map-key", "{3: h'00'}, a map rather than an array", "a1034100"},
 	} {
-		gr.add(c.name, "An envelope the device refuses: "+c.description+".").
+		gr.add(c.name, "An envelope the device refuses with an error response: "+c.description+".").
 			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", badEnvelope)
+	}
+
+	for _, c := range []struct{ name, description, hex string }{
+		{"operation-request-without-bundle", "[3]", "8103"},
+		{"operation-request-empty-bundle", "[3, h'']", "820340"},
+		{"operation-request-text-bundle", `[3, "abc"]`, "820363616263"},
+		{"operation-request-integer-bundle", "[3, 1]", "820301"},
+		{"operation-request-array-bundle", "[3, []]", "820380"},
+		{"operation-request-map-bundle", "[3, {}]", "8203a0"},
+		{"operation-request-extra-element", "[3, h'00', 1]", "8303410001"},
+		{"operation-request-indefinite-length", "[_ 3, h'00']", "9f034100ff"},
+	} {
+		gr.add(c.name, "An envelope that starts as an operation request but does not decode, answered with an operation response: "+c.description+".").
+			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", badOperationEnvelope)
+	}
+
+	// A technician's valid request in an envelope that does not decode:
+	// refused, and its nonce stays usable.
+	tok := g.v1(nil)
+	for _, c := range []struct {
+		name, description string
+		wrap              func(req []byte) []byte
+	}{
+		{"operation-request-trailing-byte", "[3, bstr] followed by 00", func(req []byte) []byte { return append(bytes.Clone(req), 0x00) }},
+		{"operation-request-extra-element-valid-bundle", "[3, bstr, 1]", func(req []byte) []byte {
+			return append(append([]byte{0x83}, req[1:]...), 0x01)
+		}},
+		{"operation-request-indefinite-length-valid-bundle", "[_ 3, bstr]", func(req []byte) []byte {
+			return append(append([]byte{0x9f}, req[1:]...), 0xff)
+		}},
+	} {
+		b := gr.add(c.name, "A technician's valid operation request sent as "+c.description+": refused with an operation response, status 2; the same request in a valid envelope then succeeds with the same nonce.").
+			differs("The reference device processes the signed bundle of " + c.description + " and runs the operation.")
+		n := b.outstanding()
+		req, built := b.encode(request{nonce: n, token: tok, pop: "pop-p256", op: "read-data"})
+		if req[0] != 0x82 || req[1] != 0x03 {
+			fail("%s: the request %x is not [3, bstr]", b.c.Name, req[:2])
+		}
+		b.raw(c.description, c.wrap(req), n, "read-data", badOperationEnvelope)
+		b.send("[3, bstr]", req, built, n, "read-data", ok)
 	}
 }
 

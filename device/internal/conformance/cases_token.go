@@ -15,7 +15,7 @@ func verificationError(check, reason string) outcome {
 }
 
 func anchors(g *gen) {
-	gr := g.newGroup("03-anchor", "Row 3 of the verification order: the token's unverified iss (and, in v2, kid) only choose the anchor to verify with. No anchor, or only revoked ones: status 4.")
+	gr := g.newGroup("03-anchor", "Row 3 of the verification order: the token's unverified iss (and, in v2, kid) only choose the anchor to verify with; a v1 token's kid only orders the anchors of its issuer and never refuses it (docs/PROTOCOL.md section 4.1). No anchor, or only revoked ones: status 4.")
 	unknown := verificationError("anchor", "device.ErrUnknownAnchor")
 
 	gr.add("unknown-issuer", "A token signed by a key the device does not trust, named after that key as SDA names anchors.").
@@ -42,6 +42,14 @@ func anchors(g *gen) {
 	thumb := must(token.Thumbprint(g.key("anchor-p256").public))
 	gr.add("v1-token-with-thumbprint-kid", "A v1 token carrying a kid, the RFC 9679 thumbprint of the anchor key, which has no key id: accepted.").
 		once("v1 token, protected header {1: -7, 4: thumbprint}", ok, g.sign1(tagsCWT, encodeMap(map[int]any{1: -7, 4: thumb}), emptyMap, encodeMap(g.claimMap()), "anchor-p256"), "read-data")
+
+	// A v1 token's anchor is found by iss alone, as deployed v1 devices
+	// find it: its kid only orders the issuer's anchors.
+	b = gr.add("v1-token-with-unknown-kid", "A v1 token carrying a kid that names no anchor (\"2027\"; the anchor has no key id): deployed v1 devices ignore kid and find the anchor by iss, and so does the SDK's device.")
+	b.once("v1 token, protected header {1: -7, 4: '2027'}", ok, g.sign1(tagsCWT, encodeMap(map[int]any{1: -7, 4: []byte("2027")}), emptyMap, encodeMap(g.claimMap()), "anchor-p256"), "read-data")
+	b.once("v1 token, unprotected header {4: '2027'}", ok, g.sign1(tagsCWT, protES256, encodeMap(map[int]any{4: []byte("2027")}), encodeMap(g.claimMap()), "anchor-p256"), "read-data")
+	gr.add("v1-token-with-kid-of-another-anchor", "Key rotation as in v2-rotation-by-kid: a v1 token signed by the old key (no key id) carrying kid \"2026\", the key id of the new Ed25519 key. The kid only puts the new key first; the old key verifies the token.", withAnchors(g.anchor("anchor-p256"), rotated)).
+		once("v1 token by the old key, protected header {1: -7, 4: '2026'}", ok, g.sign1(tagsCWT, encodeMap(map[int]any{1: -7, 4: []byte("2026")}), emptyMap, encodeMap(g.claimMap()), "anchor-p256"), "read-data")
 }
 
 func tokenSignature(g *gen) {

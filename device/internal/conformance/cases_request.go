@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -122,7 +123,7 @@ func nonces(g *gen) {
 }
 
 func revocation(g *gen) {
-	gr := g.newGroup("11-revocation", "Row 11 of the verification order: a token whose id (cti) or hash is on the device's revocation list is refused, status 4, after its nonce was consumed. A hash revokes every encoding of the same signed token the SDK can recognise: tag 61 stripped, an unprotected header label added, the other ECDSA signature (r, n - s). The built-in operation sda-revoke adds entries.")
+	gr := g.newGroup("11-revocation", "Row 11 of the verification order: a token whose id (cti) or hash is on the device's revocation list is refused, status 4, after its nonce was consumed. A hash entry is a token's revocation hash, the SHA-256 of its COSE ToBeSigned, which every encoding of the same signed token shares, or, for compatibility, the SHA-256 of a token's bytes as issued, which revokes the encodings of the token the SDK can recognise: tag 61 stripped or added, an unprotected header label added, the other ECDSA signature (r, n - s). The built-in operation sda-revoke adds entries.")
 	revoked := verificationError("revocation", "device.ErrRevoked")
 	noCTI := g.v1(func(c *token.Claims) { c.ID = nil })
 	exp := t0.Add(time.Hour).Unix()
@@ -153,6 +154,38 @@ func revocation(g *gen) {
 	}
 	gr.add("hash-of-a-reencoding", "A token revoked by the hash of a re-encoding (tag 61 stripped) the device saw, sent as issued.", byHash(stripCWTTag(noCTI))).
 		once("the token as issued", revoked, noCTI, "read-data")
+
+	// A token laid out as RFC 8392 appendix A.3 (and as several COSE
+	// libraries lay out tokens): tag 18 alone, the kid in the unprotected
+	// header, no cti. Its holder can change everything the signature does
+	// not cover; its revocation hash revokes every such encoding.
+	a3Claims := g.claimMap()
+	delete(a3Claims, 7)
+	a3Payload := encodeMap(a3Claims)
+	kid := must(token.Thumbprint(g.key("anchor-p256").public))
+	a3 := g.sign1(tagSign1, protES256, encodeMap(map[int]any{4: kid}), a3Payload, "anchor-p256")
+	revHash := sha256.Sum256(must(codec.Marshal([]any{"Signature1", protES256, []byte{}, a3Payload})))
+	if revHash != must(token.Parse(a3)).RevocationHash() {
+		fail("revocation hash %x differs from token.RevocationHash", revHash)
+	}
+	byRevocationHash := func(s *Setup) {
+		s.Revocations = append(s.Revocations, Revocation{Kind: "hash", ID: hex.EncodeToString(revHash[:]), Until: exp})
+	}
+	kidLabel := append(encodeMap(map[int]any{4: kid}), 0x18, 0x63, 0x00)
+	kidLabel[0]++ // {4: kid, 99: 0}
+	for _, c := range []struct {
+		name, description string
+		tok               []byte
+	}{
+		{"revocation-hash-a3-as-issued", "as issued, 18([h'A10126', {4: kid}, payload, signature])", a3},
+		{"revocation-hash-a3-in-cwt-tag", "inside tag 61, 61(18([...]))", append([]byte{0xd8, 0x3d}, a3...)},
+		{"revocation-hash-a3-other-ecdsa-signature", "with the signature (r, n - s)", otherS(a3)},
+		{"revocation-hash-a3-kid-removed", "with the kid removed, the unprotected header {}", reencode(a3, emptyMap)},
+		{"revocation-hash-a3-label-added", "with the unprotected header {4: kid, 99: 0}, a label nobody reads", reencode(a3, kidLabel)},
+	} {
+		gr.add(c.name, "A v1 token without cti laid out as RFC 8392 appendix A.3 (tag 18 alone, the kid, the anchor's thumbprint, in the unprotected header), revoked by its revocation hash, the SHA-256 of its COSE ToBeSigned [\"Signature1\", h'A10126', h'', payload]; sent "+c.description+".", byRevocationHash).
+			once(c.description, revoked, c.tok, "read-data")
+	}
 
 	admin := g.v1(func(c *token.Claims) {
 		c.Subject, c.ID, c.Scope = "admin", []byte{0xad}, scopeOf("sda-revoke read-data")

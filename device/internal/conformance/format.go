@@ -135,8 +135,9 @@ type Operation struct {
 }
 
 // Revocation is an entry of the device's revocation list: Kind "cti" (ID is
-// a token id) or "hash" (ID is the SHA-256 of a token's bytes as issued).
-// Until is the revoked token's exp, 0 for none.
+// a token id) or "hash" (ID is a token's revocation hash, the SHA-256 of
+// its COSE ToBeSigned, or for compatibility the SHA-256 of the token as
+// issued). Until is the revoked token's exp, 0 for none.
 type Revocation struct {
 	Kind  string `json:"kind"`
 	ID    string `json:"id"`

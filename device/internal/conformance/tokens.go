@@ -156,6 +156,24 @@ func otherS(tok []byte) []byte {
 	return out
 }
 
+// reencode returns the token 18(COSE_Sign1) with unprotected, given
+// encoded, as its unprotected header: the same signed token, which its
+// holder can send instead.
+func reencode(tok, unprotected []byte) []byte {
+	if !bytes.HasPrefix(tok, tagSign1) {
+		fail("token %x... is not tagged 18 alone", tok[:1])
+	}
+	items := must(codec.ReadArray(tok[len(tagSign1):], nil))
+	if len(items) != 4 {
+		fail("token: a COSE_Sign1 of %d items", len(items))
+	}
+	out := append(bytes.Clone(tagSign1), 0x84)
+	out = append(out, items[0]...)
+	out = append(out, unprotected...)
+	out = append(out, items[2]...)
+	return append(out, items[3]...)
+}
+
 func mustPrefix(tok []byte) {
 	if !bytes.HasPrefix(tok, append(bytes.Clone(tagsCWT), 0x84, 0x43, 0xa1, 0x01, 0x26, 0xa0)) {
 		fail("token %x... is not laid out as token.Issue makes a v1 token", tok[:9])

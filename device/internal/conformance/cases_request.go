@@ -3,6 +3,7 @@ package conformance
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func proofOfPossession(g *gen) {
 }
 
 func nonces(g *gen) {
-	gr := g.newGroup("10-nonce", "Row 10 of the verification order, and nonce requests: a nonce is single use, valid for the nonce lifetime (300 s here) and consumed only once the PoP signature verified (status 4 otherwise). A device holds at most max_nonces unexpired nonces and never evicts one: it answers a nonce request with status 8 (busy) instead, as it does while it throttles repeated verification failures.")
+	gr := g.newGroup("10-nonce", "Row 10 of the verification order, and nonce requests: a nonce is single use, valid for the nonce lifetime (300 s here) and consumed only once the PoP signature verified (status 4 otherwise). A device holds at most max_nonces unexpired nonces and never evicts one: it answers a nonce request with status 8 (busy) instead, as it does while it throttles repeated failures that cost it a signature verification.")
 	tok := g.v1(nil)
 
 	gr.add("never-issued", "A nonce the device never issued (another device's, or a guess).").
@@ -95,6 +96,56 @@ func nonces(g *gen) {
 		b.once("forged token", verificationError("token-signature", "token.ErrSignature"), forged, "read-data")
 	}
 	b.nonceRefused("nonce request", 0, "device.ErrThrottled")
+
+	// Failures that cost the device no signature verification lock no one
+	// out: an attacker without a valid token cannot deny a technician
+	// service by naming made-up or revoked issuers.
+	revokedAnchor := g.anchor("anchor-ed25519")
+	revokedAnchor.Revoked = true
+	withRevokedAnchor := withAnchors(g.anchor("anchor-p256"), revokedAnchor)
+	madeUp := func(i int) []byte {
+		return g.issue("stranger-p256", nil, func(c *token.Claims) { c.Issuer = fmt.Sprintf("mbed.ta.made-up-%d", i) })
+	}
+	ofRevoked := g.v2("anchor-ed25519", nil, nil)
+	es384 := g.v2("stranger-p384", nil, func(c *token.Claims) { c.Issuer = g.issuer("anchor-p256") })
+	unknownIssuer := verificationError("anchor", "device.ErrUnknownAnchor")
+	anchorRevoked := verificationError("anchor", "device.ErrAnchorRevoked")
+	mismatch := verificationError("token-signature", "token.ErrAlgorithmMismatch")
+	for _, c := range []struct {
+		name, description string
+		edits             []func(*Setup)
+		tok               func(i int) []byte
+		o                 outcome
+	}{
+		{"unknown-issuers-do-not-throttle", "tokens naming issuers the device does not know", nil, madeUp, unknownIssuer},
+		{"revoked-anchor-does-not-throttle", "tokens of a revoked anchor", []func(*Setup){withRevokedAnchor}, func(int) []byte { return ofRevoked }, anchorRevoked},
+		{"algorithm-mismatch-does-not-throttle", "ES384 tokens naming the device's P-256 anchor, which pins ES256", nil, func(int) []byte { return es384 }, mismatch},
+	} {
+		b = gr.add(c.name, "Six requests with "+c.description+" cost the device no signature verification and do not count towards throttling (5 failures): the next nonce request is served.", c.edits...)
+		n := b.nonceRequest("the attacker's nonce request")
+		for i := range 6 {
+			b.call(fmt.Sprintf("request %d", i+1), c.o, n, c.tok(i), "read-data")
+		}
+		b.nonceRequest("a technician's nonce request")
+	}
+
+	b = gr.add("only-costly-failures-throttle", "Of failures from one source (here the only one), only those that cost a signature verification count towards throttling: status 4 from the token signature check on, for a token naming an issuer the device trusts, except a token whose algorithm no anchor of the issuer pins. After 6 failures that do not count and 4 that do, a nonce is still issued; the fifth that counts locks nonces out.", withRevokedAnchor).
+		differs("The original device did not throttle; status 8 is new in v2.")
+	n = b.nonceRequest("the attacker's nonce request")
+	for i := range 2 {
+		b.call("a made-up issuer", unknownIssuer, n, madeUp(i), "read-data")
+		b.call("a revoked anchor", anchorRevoked, n, ofRevoked, "read-data")
+		b.call("an ES384 token for the P-256 anchor", mismatch, n, es384, "read-data")
+	}
+	b.call("counted: a forged token signature", verificationError("token-signature", "token.ErrSignature"), n, forged, "read-data")
+	b.call("counted: a token for another device", verificationError("audience", "token.ErrWrongAudience"), n, g.v1(func(c *token.Claims) { c.Audience = []string{"ep:hvac-2"} }), "read-data")
+	b.call("counted: an expired token", verificationError("time", "token.ErrExpired"), n, g.v1(func(c *token.Claims) {
+		c.IssuedAt, c.NotBefore, c.Expiry = t0.Add(-2*time.Hour), t0.Add(-2*time.Hour), t0.Add(-time.Hour)
+	}), "read-data")
+	b.op("counted: a stolen token in a request signed by a thief", request{nonce: n, token: tok, pop: "thief-p256", op: "read-data"}, verificationError("proof-of-possession", "token.ErrSignature"))
+	b.nonceRequest("nonce request after 4 counted failures")
+	b.call("counted: a nonce the device never issued", verificationError("nonce", "device.ErrNonceUnknown"), 0x0123456789abcdef, tok, "read-data")
+	b.nonceRefused("nonce request after 5 counted failures", 0, "device.ErrThrottled")
 
 	b = gr.add("failures-spread-over-more-than-the-window", "A device that throttles after 3 failures within a minute: 4 failures 31 s apart (any 3 of them span more than a minute) do not lock it.",
 		func(s *Setup) { s.Throttle.Failures = 3 })

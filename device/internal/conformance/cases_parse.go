@@ -2,9 +2,11 @@ package conformance
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/fxamacker/cbor/v2"
@@ -331,21 +333,28 @@ func cwtForms(g *gen) {
 	}
 }
 
-// Ed25519 public keys with which a signature verifies without any private
-// key (docs/PROTOCOL.md section 4.3), in wire order.
-var weakEd25519 = []struct{ name, description, hex string }{
-	{"identity", "the identity point (y = 1)", "0100000000000000000000000000000000000000000000000000000000000000"},
-	{"identity-sign-bit", "the identity point with the sign bit set", "0100000000000000000000000000000000000000000000000000000000000080"},
-	{"order-2", "the point of order 2 (y = p - 1)", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
-	{"order-4", "a point of order 4 (y = 0)", "0000000000000000000000000000000000000000000000000000000000000000"},
-	{"order-8", "a point of order 8", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"},
-	{"order-8-other", "the other point of order 8", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"},
-	{"non-canonical-p", "y = p, a non-canonical encoding of y = 0", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
-	{"non-canonical-p-plus-1", "y = p + 1, a non-canonical encoding of the identity", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"},
+// Ed25519 public keys that a device must refuse in cnf (docs/PROTOCOL.md
+// section 4.3), in wire order: points of small order, with which a
+// signature verifies without any private key, and non-canonical encodings
+// (y >= p).
+var weakEd25519 = []struct {
+	name, description, hex string
+	smallOrder             bool
+}{
+	{"identity", "the identity point (y = 1)", "0100000000000000000000000000000000000000000000000000000000000000", true},
+	{"identity-sign-bit", "the identity point with the sign bit set", "0100000000000000000000000000000000000000000000000000000000000080", true},
+	{"order-2", "the point of order 2 (y = p - 1)", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", true},
+	{"order-4", "a point of order 4 (y = 0)", "0000000000000000000000000000000000000000000000000000000000000000", true},
+	{"order-8", "a point of order 8", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", true},
+	{"order-8-other", "the other point of order 8", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", true},
+	{"non-canonical-p", "y = p, a non-canonical encoding of y = 0", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", true},
+	{"non-canonical-p-plus-1", "y = p + 1, a non-canonical encoding of the identity", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", true},
+	{"non-canonical-p-plus-3", "y = p + 3, a non-canonical encoding of a point (y = 3) that is not of small order", "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", false},
 }
 
 func weakKeys(g *gen) {
-	gr := g.newGroup("02-parse-weak-keys", "Row 2 of the verification order: a v2 token, signed by the device's real anchor, whose cnf is an Ed25519 key of small order or in a non-canonical encoding. With such a key the signature R = identity, S = 0 verifies over any message, so a stolen token would work as a bearer token. The device refuses the token as malformed, status 2; the SDK's reason is token.ErrWeakKey.")
+	gr := g.newGroup("02-parse-weak-keys", "Row 2 of the verification order: a v2 token, signed by the device's real anchor, whose cnf is an Ed25519 key of small order or in a non-canonical encoding (y >= p). With a key A of small order a signature made without the private key verifies: S = 0 and R = identity, over any message whose k = SHA-512(R || A || message) mod L the order of A divides, so a stolen token would work as a bearer token; a non-canonical encoding names a point under a second encoding. The device refuses the token as malformed, status 2, whatever the request's signature; the SDK's reason is token.ErrWeakKey.")
+	identity := must(hex.DecodeString(weakEd25519[0].hex))
 	for _, w := range weakEd25519 {
 		x := must(hex.DecodeString(w.hex))
 		m := g.claimMap()
@@ -354,12 +363,46 @@ func weakKeys(g *gen) {
 		m[9] = "read-data"
 		m[8] = map[int]any{1: map[int]any{1: 1, -1: 6, -2: x}}
 		tok := g.sign1(tagsCWT, protES256, emptyMap, encodeMap(m), "anchor-p256")
-		b := gr.add(w.name, "cnf is "+w.description+"; the request is signed with R = identity, S = 0, which crypto/ed25519 accepts for such a key.")
+		description := "cnf is " + w.description + "; the request read-data(i) is signed with R = identity, S = 0, the argument i the first for which 8 divides k"
+		if w.smallOrder {
+			description += ": [k]A is then the identity and the signature verifies (crypto/ed25519 accepts it)."
+		} else {
+			description += ", which does not make the signature verify with this key: a device that accepts the key refuses the request later, at the PoP signature."
+		}
+		b := gr.add(w.name, description)
 		n := b.outstanding()
-		payload := must(codec.Marshal([]any{n, []any{1, "read-data", []any{}}, tok}))
-		forged := append([]byte{0xd2, 0x84}, codec.AppendBytes(nil, protEdDSA)...)
-		forged = codec.AppendBytes(append(forged, 0xa0), payload)
-		forged = codec.AppendBytes(forged, append(must(hex.DecodeString(weakEd25519[0].hex)), make([]byte, 32)...))
+		forged := forgeEd25519(identity, x, func(i int) []byte {
+			return must(codec.Marshal([]any{n, []any{1, "read-data", []any{i}}, tok}))
+		})
 		b.raw("the forged request", wire.EncodeOperationRequest(forged), n, "read-data", rejected(wire.StatusInvalidRequest, "parse", "token.ErrWeakKey"))
 	}
+}
+
+// ed25519L is the order of the Ed25519 base point (RFC 8032 section 5.1).
+var ed25519L, _ = new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
+
+// forgeEd25519 returns the COSE_Sign1 of the first payload(i), i = 0, 1,
+// ..., whose EdDSA signature R = r, S = 0 verifies under the key a if a is
+// of small order and r the identity: the first for which 8 divides
+// k = SHA-512(R || A || ToBeSigned) mod L (RFC 8032 section 5.1.7), so
+// that [k]A is the identity.
+func forgeEd25519(r, a []byte, payload func(i int) []byte) []byte {
+	for i := 0; i < 256; i++ {
+		p := payload(i)
+		tbs := must(codec.Marshal([]any{"Signature1", protEdDSA, []byte{}, p}))
+		h := sha512.New()
+		h.Write(r)
+		h.Write(a)
+		h.Write(tbs)
+		digest := h.Sum(nil)
+		slices.Reverse(digest) // little-endian
+		if new(big.Int).Mod(new(big.Int).SetBytes(digest), ed25519L).Uint64()%8 != 0 {
+			continue
+		}
+		out := append([]byte{0xd2, 0x84}, codec.AppendBytes(nil, protEdDSA)...)
+		out = codec.AppendBytes(append(out, 0xa0), p)
+		return codec.AppendBytes(out, append(bytes.Clone(r), make([]byte, 32)...))
+	}
+	fail("no forged Ed25519 signature in 256 tries")
+	return nil
 }

@@ -57,42 +57,45 @@ func (b *builder) sized(description string, tok []byte, length int, o outcome) u
 
 func envelope(g *gen) {
 	gr := g.newGroup("02-envelope", "Row 2 of the verification order, the envelope: anything but [1] or [3, bstr], strictly encoded (definite lengths, no trailing bytes, no other types), is refused with status 2 and consumes no nonce. The response is an error response {_ 1: 255, 2: 2}, unless the envelope starts as an operation request (an array whose first element is the unsigned integer 3): the reference device picks the response type from that element alone, so such an envelope gets an operation response {_ 1: 4, 2: 2}.")
-	for _, c := range []struct{ name, description, hex string }{
-		{"empty", "no bytes at all", ""},
-		{"truncated", "an array head announcing one element, and nothing after it", "81"},
-		{"empty-array", "[]", "80"},
-		{"map", "{} instead of an array", "a0"},
-		{"integer", "1 instead of [1]", "01"},
-		{"tagged", "the nonce request inside a tag, 1([1])", "c18101"},
-		{"nonce-request-with-an-extra-element", "[1, 1]", "820101"},
-		{"unknown-message-type", "[2]", "8102"},
-		{"response-type-as-message-type", "[4], a response type", "8104"},
-		{"negative-message-type", "[-1]", "8120"},
-		{"text-message-type", `["1"]`, "816131"},
-		{"null-message-type", "[null]", "81f6"},
-		{"float-message-type", "[1.0]", "81f93c00"},
-		{"indefinite-length-array", "[_ 1]", "9f01ff"},
-		{"trailing-byte", "[1] followed by 00", "810100"},
-		{"two-messages", "[1] twice in one request", "81018101"},
-		{"operation-type-negative", "[-4, h'00'], whose first element is not the unsigned integer 3", "82234100"},
-		{"operation-type-as-map-key", "{3: h'00'}, a map rather than an array", "a1034100"},
+	// op: the envelope starts as an operation request, [3, ...], and gets
+	// an operation response.
+	for _, c := range []struct {
+		name, description, hex string
+		op                     bool
+	}{
+		{"empty", "no bytes at all", "", false},
+		{"truncated", "an array head announcing one element, and nothing after it", "81", false},
+		{"empty-array", "[]", "80", false},
+		{"map", "{} instead of an array", "a0", false},
+		{"integer", "1 instead of [1]", "01", false},
+		{"tagged", "the nonce request inside a tag, 1([1])", "c18101", false},
+		{"nonce-request-with-an-extra-element", "[1, 1]", "820101", false},
+		{"unknown-message-type", "[2]", "8102", false},
+		{"response-type-as-message-type", "[4], a response type", "8104", false},
+		{"negative-message-type", "[-1]", "8120", false},
+		{"text-message-type", `["1"]`, "816131", false},
+		{"null-message-type", "[null]", "81f6", false},
+		{"float-message-type", "[1.0]", "81f93c00", false},
+		{"indefinite-length-array", "[_ 1]", "9f01ff", false},
+		{"trailing-byte", "[1] followed by 00", "810100", false},
+		{"two-messages", "[1] twice in one request", "81018101", false},
+		{"operation-type-negative", "[-4, h'00'], whose first element is not the unsigned integer 3", "82234100", false},
+		{"operation-type-as-map-key", "{3: h'00'}, a map rather than an array", "a1034100", false},
+		{"operation-request-without-bundle", "[3]", "8103", true},
+		{"operation-request-empty-bundle", "[3, h'']", "820340", true},
+		{"operation-request-text-bundle", `[3, "abc"]`, "820363616263", true},
+		{"operation-request-integer-bundle", "[3, 1]", "820301", true},
+		{"operation-request-array-bundle", "[3, []]", "820380", true},
+		{"operation-request-map-bundle", "[3, {}]", "8203a0", true},
+		{"operation-request-extra-element", "[3, h'00', 1]", "8303410001", true},
+		{"operation-request-indefinite-length", "[_ 3, h'00']", "9f034100ff", true},
 	} {
-		gr.add(c.name, "An envelope the device refuses with an error response: "+c.description+".").
-			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", badEnvelope)
-	}
-
-	for _, c := range []struct{ name, description, hex string }{
-		{"operation-request-without-bundle", "[3]", "8103"},
-		{"operation-request-empty-bundle", "[3, h'']", "820340"},
-		{"operation-request-text-bundle", `[3, "abc"]`, "820363616263"},
-		{"operation-request-integer-bundle", "[3, 1]", "820301"},
-		{"operation-request-array-bundle", "[3, []]", "820380"},
-		{"operation-request-map-bundle", "[3, {}]", "8203a0"},
-		{"operation-request-extra-element", "[3, h'00', 1]", "8303410001"},
-		{"operation-request-indefinite-length", "[_ 3, h'00']", "9f034100ff"},
-	} {
-		gr.add(c.name, "An envelope that starts as an operation request but does not decode, answered with an operation response: "+c.description+".").
-			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", badOperationEnvelope)
+		kind, o := "an error response", badEnvelope
+		if c.op {
+			kind, o = "an operation response, as it starts as an operation request", badOperationEnvelope
+		}
+		gr.add(c.name, "An envelope the device refuses with "+kind+": "+c.description+".").
+			raw(c.description, must(hex.DecodeString(c.hex)), 0, "", o)
 	}
 
 	// A technician's valid request in an envelope that does not decode:

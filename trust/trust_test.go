@@ -729,3 +729,41 @@ func TestAnchorsSorted(t *testing.T) {
 		}
 	}
 }
+
+// Removing one anchor of an issuer keeps the issuer's others; removing the
+// last one forgets the issuer.
+func TestRemoveKeepsTheIssuersOtherAnchors(t *testing.T) {
+	k1, k2, k3 := newKey(t, "P-256").Public(), newKey(t, "P-256").Public(), newKey(t, "P-256").Public()
+	s, err := trust.NewMemoryStore(
+		trust.Anchor{Issuer: "acme", KeyID: []byte("k1"), Key: k1},
+		trust.Anchor{Issuer: "acme", KeyID: []byte("k2"), Key: k2},
+		trust.Anchor{Issuer: "other", KeyID: []byte("k1"), Key: k3},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("acme", []byte("k1")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lookup("acme", nil); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, k2) {
+		t.Fatalf("acme after removing k1: %d anchors, %v; want k2", len(got), err)
+	}
+	if _, err := s.Lookup("acme", []byte("k1")); !errors.Is(err, trust.ErrUnknownAnchor) {
+		t.Fatalf("removed k1: %v", err)
+	}
+	if got, err := s.Lookup("other", []byte("k1")); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, k3) {
+		t.Fatalf("another issuer's k1: %d anchors, %v", len(got), err)
+	}
+	if err := s.Remove("acme", []byte("k2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup("acme", nil); !errors.Is(err, trust.ErrUnknownAnchor) || s.Len() != 1 {
+		t.Fatalf("acme emptied: %v, %d anchors left", err, s.Len())
+	}
+	if err := s.Remove("acme", nil); !errors.Is(err, trust.ErrNotFound) {
+		t.Fatalf("removing from a forgotten issuer: %v", err)
+	}
+	if err := s.Add(trust.Anchor{Issuer: "acme", KeyID: []byte("k1"), Key: k1}); err != nil {
+		t.Fatalf("adding the removed anchor again: %v", err)
+	}
+}

@@ -767,3 +767,54 @@ func TestRemoveKeepsTheIssuersOtherAnchors(t *testing.T) {
 		t.Fatalf("adding the removed anchor again: %v", err)
 	}
 }
+
+// A store file holds as many anchors as a store may, and one more is
+// refused as corrupt, not half loaded.
+func TestFileStoreLimits(t *testing.T) {
+	type fileAnchor struct {
+		Issuer    string `json:"issuer"`
+		KeyID     []byte `json:"kid"`
+		PublicKey string `json:"public_key"`
+	}
+	keys := make([]string, trust.MaxAnchors+1)
+	for i := range keys {
+		pemKey, err := token.MarshalPublicKeyPEM(newKey(t, "Ed25519").Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = string(pemKey)
+	}
+	open := func(anchors []fileAnchor) (*trust.FileStore, error) {
+		data, err := json.Marshal(map[string]any{"version": 1, "anchors": anchors})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, trust.FileName), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return trust.OpenFileStore(dir)
+	}
+	for _, tc := range []struct {
+		name   string
+		max    int
+		issuer func(i int) string
+	}{
+		{"per issuer", trust.MaxAnchorsPerIssuer, func(int) string { return "one" }},
+		{"in all", trust.MaxAnchors, func(i int) string { return fmt.Sprint("iss-", i/trust.MaxAnchorsPerIssuer) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var anchors []fileAnchor
+			for i := range tc.max + 1 {
+				anchors = append(anchors, fileAnchor{Issuer: tc.issuer(i), KeyID: []byte{byte(i), byte(i >> 8)}, PublicKey: keys[i]})
+			}
+			s, err := open(anchors[:tc.max])
+			if err != nil || s.Len() != tc.max {
+				t.Fatalf("%d anchors: %v", tc.max, err)
+			}
+			if s, err := open(anchors); !errors.Is(err, trust.ErrCorrupt) || s != nil {
+				t.Fatalf("%d anchors: %v, want ErrCorrupt", tc.max+1, err)
+			}
+		})
+	}
+}

@@ -47,3 +47,26 @@ func TestReadIntegers(t *testing.T) {
 		}
 	}
 }
+
+// The string readers take an item that is exactly one definite-length
+// string of their type, and nothing else.
+func TestReadStrings(t *testing.T) {
+	if b, err := ReadBytes(h("40")); err != nil || len(b) != 0 {
+		t.Fatalf("ReadBytes(40) = %x, %v", b, err)
+	}
+	if s, err := ReadText(h("62 6869")); err != nil || s != "hi" {
+		t.Fatalf("ReadText(626869) = %q, %v", s, err)
+	}
+	for _, bad := range []string{"", "43 0102", "42 010203", "5f 41 00 ff", "63 6869", "01", "5b 7fffffffffffffff"} {
+		var e *Error
+		if b, err := ReadBytes(h(bad)); !errors.As(err, &e) || b != nil {
+			t.Errorf("ReadBytes(%s) = %x, %v; want an error", bad, b, err)
+		}
+	}
+	for _, bad := range []string{"", "63 6869", "62 686970", "7f 61 61 ff", "42 6869", "62 c328"} {
+		var e *Error
+		if s, err := ReadText(h(bad)); !errors.As(err, &e) || s != "" {
+			t.Errorf("ReadText(%s) = %q, %v; want an error", bad, s, err)
+		}
+	}
+}

@@ -238,13 +238,14 @@ func connect(t testing.TB, d *e2eDevice, l link, faults *transporttest.Config) (
 
 // goroutineCheck returns a function that fails t if more goroutines run
 // than when goroutineCheck was called, after letting exiting goroutines
-// finish.
+// finish: it returns as soon as they have, and waits up to a generous 30 s
+// for a loaded machine to schedule them.
 func goroutineCheck(t testing.TB) func() {
 	before := runtime.NumGoroutine()
 	return func() {
 		t.Helper()
 		var now int
-		for range 300 {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 			if now = runtime.NumGoroutine(); now <= before {
 				t.Logf("goroutines: %d before, %d after", before, now)
 				return

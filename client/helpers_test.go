@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -75,12 +76,16 @@ type testDevice struct {
 	nextNonce bool          // offer a next nonce in operation responses (v2)
 	handler   func(op token.Operation) (wire.Status, []byte)
 	// script rewrites the answer to the i-th message received (from 0):
-	// it returns the messages to send instead (nil: none).
+	// it returns the messages to send instead (nil: none; see lose).
 	script func(i int, msg, answer []byte) [][]byte
+	// expired carries the answers lost with lose to the technician's
+	// expiringConn.
+	expired chan struct{}
 
 	mu        sync.Mutex
 	nonces    map[uint64]bool
 	received  int
+	changed   chan struct{} // closed when received changes; see waitReceived
 	nonceReqs int
 	opReqs    int
 	runs      int
@@ -94,7 +99,46 @@ func newTestDevice(anchor crypto.PublicKey) *testDevice {
 		handler: func(op token.Operation) (wire.Status, []byte) {
 			return wire.StatusSuccess, []byte("ok:" + op.Name)
 		},
-		nonces: map[uint64]bool{},
+		nonces:  map[uint64]bool{},
+		expired: make(chan struct{}, 8),
+	}
+}
+
+// lose drops an answer as a lossy link would, for a script to return, and
+// has the technician notice the loss at once: its expiringConn fails the
+// Receive waiting for the answer as the passing of the deadline would. A
+// test that waited for the real deadline instead would need a deadline
+// short enough to keep the test fast, and on a loaded machine such a
+// deadline also cuts short the answers that are not lost.
+func (d *testDevice) lose() [][]byte {
+	d.expired <- struct{}{}
+	return nil
+}
+
+// waitReceived waits until the device has received (and counted) n
+// messages: a message the session sent just before Do returned may still be
+// on its way.
+func (d *testDevice) waitReceived(t testing.TB, n int) {
+	t.Helper()
+	watchdog := time.NewTimer(time.Minute) // a hang, not a measurement
+	defer watchdog.Stop()
+	for {
+		d.mu.Lock()
+		got := d.received
+		if got >= n {
+			d.mu.Unlock()
+			return
+		}
+		if d.changed == nil {
+			d.changed = make(chan struct{})
+		}
+		changed := d.changed
+		d.mu.Unlock()
+		select {
+		case <-changed:
+		case <-watchdog.C:
+			t.Fatalf("the device received %d messages, want %d", got, n)
+		}
 	}
 }
 
@@ -190,6 +234,10 @@ func (d *testDevice) serve(c transport.Conn) (stop func()) {
 			}
 			d.mu.Lock()
 			d.received++
+			if d.changed != nil {
+				close(d.changed)
+				d.changed = nil
+			}
 			d.mu.Unlock()
 			for _, b := range out {
 				if err := c.Send(context.Background(), b); err != nil {
@@ -222,9 +270,43 @@ func newFixture(t *testing.T, setup func(*testDevice)) *fixture {
 	a, b := transport.Pipe()
 	stop := f.dev.serve(b)
 	t.Cleanup(func() { a.Close(); stop() })
-	f.conn = a
-	f.session = &Session{Conn: a, Key: f.pop, Tokens: StaticToken(f.tok), Timeout: 5 * time.Second, NonceTimeout: time.Second}
+	f.conn = &expiringConn{Conn: a, expired: f.dev.expired}
+	f.session = &Session{Conn: f.conn, Key: f.pop, Tokens: StaticToken(f.tok), Timeout: 5 * time.Second, NonceTimeout: time.Second}
 	return f
+}
+
+// expiringConn is the technician's end of a fixture: a Receive fails with
+// context.DeadlineExceeded, as when its deadline passes, as soon as the
+// test device has lost an answer (testDevice.lose). The session cannot
+// tell the difference: its deadlines end a Receive the same way.
+type expiringConn struct {
+	transport.Conn
+	expired chan struct{}
+}
+
+// Receive implements transport.Conn.
+func (c *expiringConn) Receive(ctx context.Context) ([]byte, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	lost := make(chan bool, 1)
+	go func() {
+		select {
+		case <-c.expired:
+			cancel()
+			lost <- true
+		case <-rctx.Done():
+			lost <- false
+		}
+	}()
+	b, err := c.Conn.Receive(rctx)
+	cancel()
+	if !<-lost {
+		return b, err
+	}
+	if err == nil { // a message came first: the loss is for the next Receive
+		c.expired <- struct{}{}
+		return b, nil
+	}
+	return nil, fmt.Errorf("transport: receive: %w", context.DeadlineExceeded)
 }
 
 // isAny reports whether err matches any of the targets (test helper).

@@ -175,15 +175,18 @@ func TestSessionV1Bytes(t *testing.T) {
 }
 
 // A lost nonce response costs one attempt; the operation still runs once.
+// The loss is noticed without waiting for the clock (testDevice.lose), and
+// the answers that are not lost have the fixture's generous timeouts, so
+// the test does not depend on how fast a loaded machine runs it.
 func TestSessionRetriesNonce(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		first  func(answer []byte) [][]byte
+		first  func(d *testDevice, answer []byte) [][]byte
 		nonces int
 	}{
-		{"lost", func([]byte) [][]byte { return nil }, 2},
-		{"garbage", func([]byte) [][]byte { return [][]byte{{0xa1, 0x01}} }, 2},
-		{"error response", func([]byte) [][]byte {
+		{"lost", func(d *testDevice, _ []byte) [][]byte { return d.lose() }, 2},
+		{"garbage", func(*testDevice, []byte) [][]byte { return [][]byte{{0xa1, 0x01}} }, 2},
+		{"error response", func(*testDevice, []byte) [][]byte {
 			return [][]byte{wire.Response{Type: wire.TypeErrorResponse, Status: wire.StatusInvalidRequest}.Encode()}
 		}, 2},
 	} {
@@ -191,12 +194,11 @@ func TestSessionRetriesNonce(t *testing.T) {
 			f := newFixture(t, func(d *testDevice) {
 				d.script = func(i int, msg, answer []byte) [][]byte {
 					if i == 0 {
-						return tc.first(answer)
+						return tc.first(d, answer)
 					}
 					return [][]byte{answer}
 				}
 			})
-			f.session.NonceTimeout = 50 * time.Millisecond
 			res, err := f.session.Do(context.Background(), readData)
 			if err != nil {
 				t.Fatal(err)
@@ -209,16 +211,23 @@ func TestSessionRetriesNonce(t *testing.T) {
 	}
 }
 
+// Each nonce request waits NonceTimeout, not the operation's Timeout, and
+// the operation gives up after MaxAttempts. This test needs the real clock
+// and is still independent of the machine's speed: nothing ever answers,
+// so a slow machine only makes each wait longer, and the operation's
+// Timeout is far longer than the attempts together.
 func TestSessionNonceAttemptsExhausted(t *testing.T) {
 	f := newFixture(t, func(d *testDevice) {
 		d.script = func(int, []byte, []byte) [][]byte { return nil } // the device never answers
 	})
 	f.session.NonceTimeout = 20 * time.Millisecond
+	f.session.Timeout = time.Minute
 	f.session.MaxAttempts = 4
 	_, err := f.session.Do(context.Background(), readData)
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("got %v, want a deadline error without ErrOutcomeUnknown", err)
 	}
+	f.dev.waitReceived(t, 4) // the last request may still be on its way
 	if nonces, ops, _ := f.dev.counts(); nonces != 4 || ops != 0 {
 		t.Errorf("nonce requests %d, operation requests %d; want 4, 0", nonces, ops)
 	}
@@ -245,23 +254,22 @@ func TestSessionNonceBusy(t *testing.T) {
 func TestSessionOutcomeUnknown(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		answer func(answer []byte) [][]byte
+		answer func(d *testDevice, answer []byte) [][]byte
 		also   error
 	}{
-		{"lost", func([]byte) [][]byte { return nil }, context.DeadlineExceeded},
-		{"garbage", func([]byte) [][]byte { return [][]byte{{0xbf, 0x01}} }, ErrBadResponse},
-		{"truncated", func(a []byte) [][]byte { return [][]byte{a[:len(a)-1]} }, ErrBadResponse},
+		{"lost", func(d *testDevice, _ []byte) [][]byte { return d.lose() }, context.DeadlineExceeded},
+		{"garbage", func(*testDevice, []byte) [][]byte { return [][]byte{{0xbf, 0x01}} }, ErrBadResponse},
+		{"truncated", func(_ *testDevice, a []byte) [][]byte { return [][]byte{a[:len(a)-1]} }, ErrBadResponse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(d *testDevice) {
 				d.script = func(i int, msg, answer []byte) [][]byte {
 					if i == 1 {
-						return tc.answer(answer)
+						return tc.answer(d, answer)
 					}
 					return [][]byte{answer}
 				}
 			})
-			f.session.Timeout = 200 * time.Millisecond
 			_, err := f.session.Do(context.Background(), readData)
 			if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, tc.also) {
 				t.Fatalf("got %v, want ErrOutcomeUnknown and %v", err, tc.also)
@@ -271,7 +279,6 @@ func TestSessionOutcomeUnknown(t *testing.T) {
 			}
 			// The session stays usable.
 			f.dev.script = nil
-			f.session.Timeout = 5 * time.Second
 			if _, err := f.session.Do(context.Background(), readData); err != nil {
 				t.Fatalf("next operation: %v", err)
 			}

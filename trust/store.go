@@ -2,9 +2,11 @@ package trust
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,22 +95,9 @@ func (s *snapshot) anchors() []Anchor {
 		}
 	}
 	slices.SortFunc(out, func(a, b Anchor) int {
-		if c := compareStrings(a.Issuer, b.Issuer); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.KeyID, b.KeyID)
+		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), bytes.Compare(a.KeyID, b.KeyID))
 	})
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // MemoryStore is a [Store] held in memory. The zero value is an empty store

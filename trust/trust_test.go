@@ -7,12 +7,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -560,5 +563,258 @@ func TestLookupToken(t *testing.T) {
 	}
 	if _, err := trust.LookupToken(s, issue(token.ProfileV1, []byte("zz"))); !errors.Is(err, trust.ErrAnchorRevoked) {
 		t.Fatalf("revoked issuer: %v", err)
+	}
+}
+
+// Every limit of an anchor holds at exactly its value and refuses one more.
+func TestAnchorLimits(t *testing.T) {
+	pub := newKey(t, "P-256").Public()
+	names := func(n int, format string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf(format, i)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(a *trust.Anchor, n int)
+		max  int
+	}{
+		{"issuer length", func(a *trust.Anchor, n int) { a.Issuer = strings.Repeat("i", n) }, trust.MaxIssuerLength},
+		{"key id length", func(a *trust.Anchor, n int) { a.KeyID = bytes.Repeat([]byte{7}, n) }, trust.MaxKeyIDLength},
+		{"operations", func(a *trust.Anchor, n int) { a.Constraints.Operations = names(n, "op%d") }, trust.MaxConstraintValues},
+		{"audiences", func(a *trust.Anchor, n int) { a.Constraints.Audiences = names(n, "ep:hvac-%d") }, trust.MaxConstraintValues},
+		{"audience length", func(a *trust.Anchor, n int) {
+			a.Constraints.Audiences = []string{"ep:" + strings.Repeat("a", n-len("ep:"))}
+		}, token.MaxAudienceLength},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := trust.Anchor{Issuer: "acme", Key: pub}
+			tc.edit(&a, tc.max)
+			if err := a.Validate(); err != nil {
+				t.Fatalf("at the limit (%d): %v", tc.max, err)
+			}
+			if err := (&trust.MemoryStore{}).Add(a); err != nil {
+				t.Fatalf("at the limit (%d), Add: %v", tc.max, err)
+			}
+			a = trust.Anchor{Issuer: "acme", Key: pub}
+			tc.edit(&a, tc.max+1)
+			if err := a.Validate(); !errors.Is(err, trust.ErrInvalidAnchor) {
+				t.Fatalf("over the limit (%d): %v, want ErrInvalidAnchor", tc.max+1, err)
+			}
+			s := &trust.MemoryStore{}
+			if err := s.Add(a); !errors.Is(err, trust.ErrInvalidAnchor) || s.Len() != 0 {
+				t.Fatalf("over the limit (%d), Add: %v, %d anchors", tc.max+1, err, s.Len())
+			}
+		})
+	}
+	t.Run("empty audience", func(t *testing.T) {
+		a := trust.Anchor{Issuer: "acme", Key: pub, Constraints: trust.Constraints{Audiences: []string{"ep:x", ""}}}
+		if err := a.Validate(); !errors.Is(err, trust.ErrInvalidAnchor) {
+			t.Fatalf("%v, want ErrInvalidAnchor", err)
+		}
+	})
+	t.Run("zero lifetime limits nothing", func(t *testing.T) {
+		a := trust.Anchor{Issuer: "acme", Key: pub, Constraints: trust.Constraints{MaxLifetime: 0}}
+		if err := a.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Check(claims(func(c *token.Claims) { c.Expiry = testNow.Add(1000 * time.Hour) }), testNow); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// OpenFileStore reads a file of exactly MaxFileSize bytes, all of it, and
+// refuses a larger one.
+func TestFileStoreSizeLimit(t *testing.T) {
+	a, err := trust.NewAnchor(newKey(t, "P-256").Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := trust.OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Add(*a); err != nil {
+		t.Fatal(err)
+	}
+	content, err := os.ReadFile(filepath.Join(src.Dir(), trust.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// JSON allows white space before the value: a file cut short loses
+	// its end and does not parse.
+	pad := func(size int) []byte {
+		return append(bytes.Repeat([]byte{' '}, size-len(content)), content...)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, trust.FileName), pad(trust.MaxFileSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := trust.OpenFileStore(dir)
+	if err != nil {
+		t.Fatalf("file of %d bytes: %v", trust.MaxFileSize, err)
+	}
+	if got, err := s.Lookup(a.Issuer, nil); err != nil || len(got) != 1 {
+		t.Fatalf("file of %d bytes: %d anchors, %v", trust.MaxFileSize, len(got), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, trust.FileName), pad(trust.MaxFileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trust.OpenFileStore(dir); !errors.Is(err, trust.ErrCorrupt) {
+		t.Fatalf("file of %d bytes: %v, want ErrCorrupt", trust.MaxFileSize+1, err)
+	}
+}
+
+// The store file holds what an anchor has and nothing it does not have:
+// an SDA-named anchor without constraints is its issuer and key only.
+func TestFileStoreFormat(t *testing.T) {
+	a, err := trust.NewAnchor(newKey(t, "P-256").Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := trust.OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(*a); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(), trust.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Version int
+		Anchors []map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != 1 || len(f.Anchors) != 1 {
+		t.Fatalf("version %d, %d anchors", f.Version, len(f.Anchors))
+	}
+	var fields []string
+	for k := range f.Anchors[0] {
+		fields = append(fields, k)
+	}
+	slices.Sort(fields)
+	if want := []string{"issuer", "public_key"}; !slices.Equal(fields, want) {
+		t.Fatalf("fields %q, want %q", fields, want)
+	}
+}
+
+// Anchors lists every anchor sorted by issuer, then key id, whatever the
+// order they were added in.
+func TestAnchorsSorted(t *testing.T) {
+	s := &trust.MemoryStore{}
+	for _, a := range []struct {
+		issuer string
+		kid    byte
+	}{{"b", 2}, {"a", 3}, {"c", 0}, {"a", 1}, {"a", 2}, {"b", 1}, {"a", 0}} {
+		if err := s.Add(trust.Anchor{Issuer: a.issuer, KeyID: []byte{a.kid}, Key: newKey(t, "Ed25519").Public()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store's map of issuers comes in a new order every time.
+	for range 20 {
+		var got []string
+		for _, a := range s.Anchors() {
+			got = append(got, fmt.Sprintf("%s%d", a.Issuer, a.KeyID[0]))
+		}
+		if want := []string{"a0", "a1", "a2", "a3", "b1", "b2", "c0"}; !slices.Equal(got, want) {
+			t.Fatalf("Anchors() = %q, want %q", got, want)
+		}
+	}
+}
+
+// Removing one anchor of an issuer keeps the issuer's others; removing the
+// last one forgets the issuer.
+func TestRemoveKeepsTheIssuersOtherAnchors(t *testing.T) {
+	k1, k2, k3 := newKey(t, "P-256").Public(), newKey(t, "P-256").Public(), newKey(t, "P-256").Public()
+	s, err := trust.NewMemoryStore(
+		trust.Anchor{Issuer: "acme", KeyID: []byte("k1"), Key: k1},
+		trust.Anchor{Issuer: "acme", KeyID: []byte("k2"), Key: k2},
+		trust.Anchor{Issuer: "other", KeyID: []byte("k1"), Key: k3},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("acme", []byte("k1")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lookup("acme", nil); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, k2) {
+		t.Fatalf("acme after removing k1: %d anchors, %v; want k2", len(got), err)
+	}
+	if _, err := s.Lookup("acme", []byte("k1")); !errors.Is(err, trust.ErrUnknownAnchor) {
+		t.Fatalf("removed k1: %v", err)
+	}
+	if got, err := s.Lookup("other", []byte("k1")); err != nil || len(got) != 1 || !token.EqualKeys(got[0].Key, k3) {
+		t.Fatalf("another issuer's k1: %d anchors, %v", len(got), err)
+	}
+	if err := s.Remove("acme", []byte("k2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup("acme", nil); !errors.Is(err, trust.ErrUnknownAnchor) || s.Len() != 1 {
+		t.Fatalf("acme emptied: %v, %d anchors left", err, s.Len())
+	}
+	if err := s.Remove("acme", nil); !errors.Is(err, trust.ErrNotFound) {
+		t.Fatalf("removing from a forgotten issuer: %v", err)
+	}
+	if err := s.Add(trust.Anchor{Issuer: "acme", KeyID: []byte("k1"), Key: k1}); err != nil {
+		t.Fatalf("adding the removed anchor again: %v", err)
+	}
+}
+
+// A store file holds as many anchors as a store may, and one more is
+// refused as corrupt, not half loaded.
+func TestFileStoreLimits(t *testing.T) {
+	type fileAnchor struct {
+		Issuer    string `json:"issuer"`
+		KeyID     []byte `json:"kid"`
+		PublicKey string `json:"public_key"`
+	}
+	keys := make([]string, trust.MaxAnchors+1)
+	for i := range keys {
+		pemKey, err := token.MarshalPublicKeyPEM(newKey(t, "Ed25519").Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = string(pemKey)
+	}
+	open := func(anchors []fileAnchor) (*trust.FileStore, error) {
+		data, err := json.Marshal(map[string]any{"version": 1, "anchors": anchors})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, trust.FileName), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return trust.OpenFileStore(dir)
+	}
+	for _, tc := range []struct {
+		name   string
+		max    int
+		issuer func(i int) string
+	}{
+		{"per issuer", trust.MaxAnchorsPerIssuer, func(int) string { return "one" }},
+		{"in all", trust.MaxAnchors, func(i int) string { return fmt.Sprint("iss-", i/trust.MaxAnchorsPerIssuer) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var anchors []fileAnchor
+			for i := range tc.max + 1 {
+				anchors = append(anchors, fileAnchor{Issuer: tc.issuer(i), KeyID: []byte{byte(i), byte(i >> 8)}, PublicKey: keys[i]})
+			}
+			s, err := open(anchors[:tc.max])
+			if err != nil || s.Len() != tc.max {
+				t.Fatalf("%d anchors: %v", tc.max, err)
+			}
+			if s, err := open(anchors); !errors.Is(err, trust.ErrCorrupt) || s != nil {
+				t.Fatalf("%d anchors: %v, want ErrCorrupt", tc.max+1, err)
+			}
+		})
 	}
 }

@@ -197,7 +197,48 @@ func FuzzCheck(f *testing.F) {
 			if werr := cbor.Wellformed(data); werr != nil {
 				t.Fatalf("Check accepted %x, fxamacker says %v", data, werr)
 			}
+			if n, err := ItemEnd(data); err != nil || n != len(data) {
+				t.Fatalf("Check accepted %x, ItemEnd says %d, %v", data, n, err)
+			}
 		}
 		_ = check(data, true)
 	})
+}
+
+// Check reports where the offending item starts (the head of a truncated
+// or oversized item, the first trailing byte, the missing item at the end
+// of the input), also inside other items.
+func TestCheckErrorOffsets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		data   string
+		offset int
+	}{
+		{"empty", "", 0},
+		{"trailing byte", "01 01", 1},
+		{"trailing bytes after an array", "82 01 02 03 04", 3},
+		{"truncated string", "43 0102", 0},
+		{"truncated string in an array", "82 01 43 0102", 2},
+		{"truncated text in a map", "a1 01 63 6869", 2},
+		{"string longer than the input by far", "82 01 58 ff 00", 2},
+		{"truncated head", "19 01", 0},
+		{"truncated head in an array", "82 01 19 01", 2},
+		{"missing element", "82 01", 2},
+		{"missing map value", "a1 01", 2},
+		{"missing tag content", "81 c1", 2},
+		{"reserved ai in an array", "82 01 1c", 2},
+		{"indefinite array inside", "81 9f ff", 1},
+		{"indefinite string inside", "a1 01 5f 41 00 ff", 2},
+		{"break inside", "82 01 ff", 2},
+		{"null inside", "82 01 f6", 2},
+		{"float inside", "81 f9 3c00", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(h(tc.data))
+			var e *Error
+			if !errors.As(err, &e) || e.Offset != tc.offset || errors.Is(err, ErrLimit) {
+				t.Fatalf("Check(%s) = %v, want an error at offset %d", tc.data, err, tc.offset)
+			}
+		})
+	}
 }

@@ -28,10 +28,9 @@ func ItemEnd(data []byte) (int, error) {
 	return c.pos, nil
 }
 
+// typeError reports that it, an item whose head was read, is not of the
+// type wanted.
 func typeError(it []byte, want string) error {
-	if len(it) == 0 {
-		return &Error{Reason: "empty item, want " + want}
-	}
 	return &Error{Reason: fmt.Sprintf("item of major type %d, want %s", it[0]>>5, want)}
 }
 

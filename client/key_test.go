@@ -23,11 +23,17 @@ const testWorkFactor = MinScryptWorkFactor
 
 func signsLike(t *testing.T, a, b crypto.Signer) {
 	t.Helper()
-	if !token.EqualKeys(a.Public(), b.Public()) {
+	signsFor(t, a.Public(), b)
+}
+
+// signsFor checks that b is the private half of pub: the public keys are
+// equal and a request signed with b verifies with pub.
+func signsFor(t *testing.T, pub crypto.PublicKey, b crypto.Signer) {
+	t.Helper()
+	if !token.EqualKeys(pub, b.Public()) {
 		t.Fatal("public keys differ")
 	}
-	// A request signed with b verifies with a's public key.
-	raw := issue(t, mustP256(t), a.Public(), []string{"ep:x"}, "read-data", testNow)
+	raw := issue(t, mustP256(t), pub, []string{"ep:x"}, "read-data", testNow)
 	signed, err := token.SignRequest(&token.Request{Nonce: 7, Operation: readData, Token: raw}, b, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +42,7 @@ func signsLike(t *testing.T, a, b crypto.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sr.Verify(a.Public()); err != nil {
+	if _, err := sr.Verify(pub); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -324,5 +330,45 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hw.pem")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a file was created for a key that cannot be exported")
+	}
+}
+
+// TestKeyFileVectorsSDAv1: key files written by the first version of this
+// package (PEM "SDA ENCRYPTED PRIVATE KEY", format version 1, at the
+// minimum work factor so the test stays fast) keep opening. Each
+// testdata/sda-v1-NAME.key was encrypted with the passphrase below;
+// testdata/sda-v1-NAME.pem is its public key.
+func TestKeyFileVectorsSDAv1(t *testing.T) {
+	const passphrase = "correct horse battery staple"
+	for _, name := range []string{"p256", "p384", "ed25519"} {
+		t.Run(name, func(t *testing.T) {
+			keyPath := filepath.Join("testdata", "sda-v1-"+name+".key")
+			pubPEM, err := os.ReadFile(filepath.Join("testdata", "sda-v1-"+name+".pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := token.ParsePublicKeyPEM(pubPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(keyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := pem.Decode(data); b == nil || b.Type != "SDA ENCRYPTED PRIVATE KEY" || b.Bytes[0] != 1 || b.Bytes[2] != MinScryptWorkFactor {
+				t.Fatalf("%s is not a version 1 SDA key file at work factor %d", keyPath, MinScryptWorkFactor)
+			}
+			k, err := ReadKeyFile(keyPath, []byte(passphrase))
+			if err != nil {
+				t.Fatal(err)
+			}
+			signsFor(t, pub, k)
+			if _, err := DecryptPrivateKeyPEM(data, []byte(passphrase+" ")); !errors.Is(err, ErrWrongPassphrase) {
+				t.Errorf("wrong passphrase: %v, want ErrWrongPassphrase", err)
+			}
+			if _, err := ReadKeyFile(keyPath, nil); !errors.Is(err, ErrKeyEncrypted) {
+				t.Errorf("read without a passphrase: %v, want ErrKeyEncrypted", err)
+			}
+		})
 	}
 }

@@ -90,11 +90,92 @@ func Write(name string, data []byte, perm fs.FileMode, hook func(step string) er
 	if err = os.Rename(tmp.Name(), name); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil {
+	syncDir(dir)
+	return nil
+}
+
+// Create writes data to a new file name with mode perm, and never
+// replaces an existing file: it writes a temporary file in the same
+// directory, syncs it, hard-links it to name (which fails, matching
+// fs.ErrExist, if name exists), removes the temporary and syncs the
+// directory. hook is as for [Write], with the steps "write", "sync" and
+// "link". On error nothing is left behind: no file at name (an existing one
+// is untouched) and no temporary file.
+//
+// name appears only once its content is complete and synced, so a crash
+// leaves either no file at name or the whole one (and possibly the
+// temporary, which [RemoveTemps] removes), never a part of it. As with
+// Write, success is reported once the link succeeded even if the directory
+// cannot be synced. The directory's file system must support hard links
+// (the Unix ones and NTFS do; FAT does not, and Create then fails, creating
+// nothing).
+func Create(name string, data []byte, perm fs.FileMode, hook func(step string) error) (err error) {
+	step := func(s string) error {
+		if hook == nil {
+			return nil
+		}
+		return hook(s)
+	}
+	dir := filepath.Dir(name)
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(name)))
+	if err != nil {
+		return err
+	}
+	closed, removed := false, false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if !closed {
+			tmp.Close()
+		}
+		if !removed {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = step("write"); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = step("sync"); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	closed = true
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = step("link"); err != nil {
+		return err
+	}
+	if err = os.Link(tmp.Name(), name); err != nil {
+		return err
+	}
+	if err = os.Remove(tmp.Name()); err != nil {
+		// A second copy of the data would stay under another name: undo,
+		// so that the failure changes nothing.
+		os.Remove(name)
+		return err
+	}
+	removed = true
+	// One directory sync makes both the link and the removal durable.
+	syncDir(dir)
+	return nil
+}
+
+// syncDir syncs the directory dir, if the file system supports it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // RemoveTemps removes from dir the temporary files that [Write] leaves when

@@ -67,6 +67,14 @@ var (
 	// unbounded amount of work or memory).
 	ErrMalformedKey = errors.New("client: malformed private key file")
 
+	// ErrUnsupportedKeyEncryption: an encrypted key file uses a key
+	// derivation function or a cipher this package does not read (PBKDF2,
+	// which `openssl pkcs8 -topk8` uses without -scrypt, AES-128, PBES1, a
+	// later version of the SDA format, ...). It also matches
+	// [ErrMalformedKey]. Re-encrypt such a key with scrypt and AES-256-CBC
+	// (`openssl pkcs8 -topk8 -scrypt`).
+	ErrUnsupportedKeyEncryption = errors.New("client: unsupported key file encryption")
+
 	// ErrWrongPassphrase: the passphrase does not decrypt the key file, or
 	// the file was modified (the two cannot be told apart).
 	ErrWrongPassphrase = errors.New("client: wrong passphrase or damaged key file")

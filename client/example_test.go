@@ -26,25 +26,23 @@ import (
 
 // Generate a proof-of-possession key, save it encrypted with a passphrase,
 // and load it again.
-func ExampleEncryptPrivateKeyPEM() {
+func ExampleWriteKeyFile() {
 	dir, err := os.MkdirTemp("", "sda-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "technician.pem")
+	path := filepath.Join(dir, "technician.key")
 
 	key, err := client.GenerateKey(client.KeyP256)
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Work factor 15 (32 MiB) keeps this example quick; 0 selects the
-	// default, 18 (256 MiB), which WriteKeyFile uses.
-	pemBytes, err := client.EncryptPrivateKeyPEM(key, []byte("correct horse battery staple"), 15)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+	// Work factor 15 (32 MiB) keeps this example quick; nil options select
+	// the default, 18 (256 MiB), and client.OpenSSLKeyFileOptions() a file
+	// that `openssl pkey` reads too.
+	opts := &client.KeyFileOptions{WorkFactor: 15}
+	if err := client.WriteKeyFile(path, key, []byte("correct horse battery staple"), opts); err != nil {
 		log.Fatal(err)
 	}
 

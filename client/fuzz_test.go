@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -79,19 +82,28 @@ func FuzzCheckToken(f *testing.F) {
 	})
 }
 
-// FuzzDecryptPrivateKey: an attacker-supplied key file never panics the
+// FuzzDecryptPrivateKey: an attacker-supplied key file in this package's
+// first format ("SDA ENCRYPTED PRIVATE KEY", read only) never panics the
 // reader and never makes it work beyond the bounds. Work factors above the
 // test one are lowered so the fuzzer stays fast; the bound itself is tested
-// in TestEncryptedKeyFileTampering.
+// in TestSDAKeyFileTampering.
 func FuzzDecryptPrivateKey(f *testing.F) {
-	k := fixedKey(f, 3)
-	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	enc, err := os.ReadFile(filepath.Join("testdata", "sda-v1-p256.key"))
 	if err != nil {
 		f.Fatal(err)
 	}
+	pubPEM, err := os.ReadFile(filepath.Join("testdata", "sda-v1-p256.pem"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, err := token.ParsePublicKeyPEM(pubPEM)
+	if err != nil {
+		f.Fatal(err)
+	}
+	const pass = "correct horse battery staple"
 	block, _ := pem.Decode(enc)
-	f.Add(block.Bytes, []byte("pw"))
-	f.Add(block.Bytes[:40], []byte("pw"))
+	f.Add(block.Bytes, []byte(pass))
+	f.Add(block.Bytes[:40], []byte(pass))
 	f.Add([]byte{1, 1, 40}, []byte("x"))
 	f.Fuzz(func(t *testing.T, body, pass []byte) {
 		if len(body) > 2 && body[2] > testWorkFactor+1 && body[2] <= MaxScryptWorkFactor {
@@ -99,6 +111,49 @@ func FuzzDecryptPrivateKey(f *testing.F) {
 			body[2] = testWorkFactor
 		}
 		file := pem.EncodeToMemory(&pem.Block{Type: "SDA ENCRYPTED PRIVATE KEY", Bytes: body})
+		key, err := DecryptPrivateKeyPEM(file, pass)
+		if err != nil {
+			if !isAny(err, ErrMalformedKey, ErrWrongPassphrase, ErrInvalid, token.ErrUnsupportedKey) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !token.EqualKeys(key.Public(), pub) {
+			t.Fatal("decrypted a key that was never encrypted")
+		}
+	})
+}
+
+// FuzzDecryptEncryptedPKCS8: an attacker-supplied encrypted PKCS#8 file
+// (PEM "ENCRYPTED PRIVATE KEY") never panics the reader, gets a typed
+// error, and never decrypts to a key that was not encrypted. Every input
+// goes through the decoder and its bounds; only those whose scrypt cost is
+// above twice the test's are not decrypted, so the fuzzer stays fast (the
+// bounds themselves are tested in TestDecryptEncryptedPKCS8).
+func FuzzDecryptEncryptedPKCS8(f *testing.F) {
+	k := fixedKey(f, 3)
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testKeyFileOptions)
+	if err != nil {
+		f.Fatal(err)
+	}
+	block, _ := pem.Decode(enc)
+	f.Add(block.Bytes, []byte("pw"))
+	s := newSpec(f, der)
+	s.salt, s.keyLen = s.salt[:8], nil // as OpenSSL writes
+	block, _ = pem.Decode(s.build(f))
+	f.Add(block.Bytes, []byte("pw"))
+	f.Add(block.Bytes[:60], []byte("pw"))
+	f.Add([]byte{0x30, 0x03, 0x30, 0x01, 0x00}, []byte("x"))
+	const maxCost = 2 << testWorkFactor * 8
+	f.Fuzz(func(t *testing.T, body, pass []byte) {
+		file := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: body})
+		if p, err := parsePBES2(body); err == nil && (1<<p.scrypt.logN)*p.scrypt.r*p.scrypt.p > maxCost {
+			return
+		}
 		key, err := DecryptPrivateKeyPEM(file, pass)
 		if err != nil {
 			if !isAny(err, ErrMalformedKey, ErrWrongPassphrase, ErrInvalid, token.ErrUnsupportedKey) {

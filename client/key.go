@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/securedeviceaccess/sda/internal/atomicfile"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -46,9 +47,12 @@ func (t KeyType) String() string {
 const (
 	// pemPrivateKey is a PKCS#8 PrivateKeyInfo (RFC 5208) in clear.
 	pemPrivateKey = "PRIVATE KEY"
-	// pemEncryptedKey is a PKCS#8 PrivateKeyInfo encrypted by this package
-	// (see keyfile.go).
-	pemEncryptedKey = "SDA ENCRYPTED PRIVATE KEY"
+	// pemEncryptedKey is an EncryptedPrivateKeyInfo (RFC 5958 section 3,
+	// RFC 7468 section 11), written and read (see pbes2.go).
+	pemEncryptedKey = "ENCRYPTED PRIVATE KEY"
+	// pemSDAEncryptedKey is this package's first encrypted format, read
+	// only (see keyfile_sda.go).
+	pemSDAEncryptedKey = "SDA ENCRYPTED PRIVATE KEY"
 )
 
 // MaxKeyFileSize bounds the size of a private key file this package reads.
@@ -107,7 +111,7 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if block.Type == pemEncryptedKey {
+	if block.Type != pemPrivateKey {
 		return nil, ErrKeyEncrypted
 	}
 	defer clear(block.Bytes) // the parsed key shares nothing with it
@@ -133,7 +137,7 @@ func decodeKeyPEM(data []byte) (*pem.Block, error) {
 		clear(block.Bytes)
 		return nil, fmt.Errorf("%w: more than one PEM block, or data after it", ErrMalformedKey)
 	}
-	if block.Type != pemPrivateKey && block.Type != pemEncryptedKey {
+	if block.Type != pemPrivateKey && block.Type != pemEncryptedKey && block.Type != pemSDAEncryptedKey {
 		return nil, fmt.Errorf("%w: PEM block type %q", ErrMalformedKey, block.Type)
 	}
 	if len(block.Headers) != 0 {
@@ -164,14 +168,25 @@ func parsePKCS8(der []byte) (crypto.Signer, error) {
 
 // WriteKeyFile writes key to a new file at path, readable by its owner
 // only (mode 0600). With a non-empty passphrase the key is encrypted with
-// [EncryptPrivateKeyPEM] at the default work factor; a nil passphrase writes
-// it in clear. It refuses to overwrite an existing file.
-func WriteKeyFile(path string, key crypto.Signer, passphrase []byte) (err error) {
+// [EncryptPrivateKeyPEM] and opts (nil: the default scrypt parameters,
+// which OpenSSL 3 cannot read; see [KeyFileOptions]); a nil passphrase
+// writes it in clear, and opts must then be nil.
+//
+// It refuses to overwrite an existing file (the error matches
+// fs.ErrExist). When it returns nil the file is on disk: its content and
+// its directory entry have been synced. The file appears at path only
+// complete: it is written and synced under a temporary name in the same
+// directory and then linked to path, so the directory's file system must
+// support hard links. On error nothing is left behind.
+func WriteKeyFile(path string, key crypto.Signer, passphrase []byte, opts *KeyFileOptions) (err error) {
 	var data []byte
-	if passphrase == nil {
+	switch {
+	case passphrase != nil:
+		data, err = EncryptPrivateKeyPEM(key, passphrase, opts)
+	case opts != nil:
+		return invalid("key file options without a passphrase: the key would be written in clear")
+	default:
 		data, err = MarshalPrivateKeyPEM(key)
-	} else {
-		data, err = EncryptPrivateKeyPEM(key, passphrase, 0)
 	}
 	if err != nil {
 		return err
@@ -179,24 +194,12 @@ func WriteKeyFile(path string, key crypto.Signer, passphrase []byte) (err error)
 	// Best effort: the garbage collector may have copied it, but the
 	// buffer this function made does not outlive it with a key in clear.
 	defer clear(data)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
+	return atomicfile.Create(path, data, 0o600, nil)
 }
 
-// ReadKeyFile reads a private key file written by [WriteKeyFile] (or any
-// PKCS#8 PEM file). An encrypted file needs its passphrase; a nil passphrase
+// ReadKeyFile reads a private key file written by [WriteKeyFile], or any
+// PKCS#8 PEM file in the formats [ParsePrivateKeyPEM] and
+// [DecryptPrivateKeyPEM] read. An encrypted file needs its passphrase; a nil passphrase
 // reads an unencrypted file, and a non-nil one insists on an encrypted file
 // ([ErrKeyNotEncrypted] otherwise), so that a key silently stored in clear is
 // noticed. At most [MaxKeyFileSize] bytes are read.

@@ -10,16 +10,21 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// testWorkFactor keeps scrypt cheap in tests.
+// testWorkFactor keeps scrypt cheap in tests: testKeyFileOptions are the
+// options of the tests' encrypted key files.
 const testWorkFactor = MinScryptWorkFactor
+
+var testKeyFileOptions = &KeyFileOptions{WorkFactor: testWorkFactor}
 
 func signsLike(t *testing.T, a, b crypto.Signer) {
 	t.Helper()
@@ -64,7 +69,7 @@ func TestKeyRoundTrip(t *testing.T) {
 			}
 			signsLike(t, k, k2)
 
-			enc, err := EncryptPrivateKeyPEM(k, []byte("correct horse"), testWorkFactor)
+			enc, err := EncryptPrivateKeyPEM(k, []byte("correct horse"), testKeyFileOptions)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,22 +97,6 @@ func TestKeyRoundTrip(t *testing.T) {
 	}
 }
 
-// Two encryptions of one key differ (fresh salt and nonce).
-func TestEncryptFresh(t *testing.T) {
-	k := mustKey(t, KeyP256)
-	a, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(a, b) {
-		t.Error("two encryptions are identical")
-	}
-}
-
 func encryptedBody(t *testing.T, data []byte) []byte {
 	t.Helper()
 	b, _ := pem.Decode(data)
@@ -121,17 +110,21 @@ func reencode(body []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "SDA ENCRYPTED PRIVATE KEY", Bytes: body})
 }
 
-// The work factor comes from the file: it is bounded before any work, and
-// it is authenticated.
-func TestEncryptedKeyFileTampering(t *testing.T) {
-	k := mustKey(t, KeyP256)
-	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+// TestSDAKeyFileTampering: in this package's first format (read only) the
+// work factor comes from the file: it is bounded before any work, and it is
+// authenticated like the rest of the header.
+func TestSDAKeyFileTampering(t *testing.T) {
+	enc, err := os.ReadFile(filepath.Join("testdata", "sda-v1-p256.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	const pass = "correct horse battery staple"
 	body := encryptedBody(t, enc)
 	if body[2] != testWorkFactor {
-		t.Fatalf("work factor byte %d, want %d (format of keyfile.go)", body[2], testWorkFactor)
+		t.Fatalf("work factor byte %d, want %d (format of keyfile_sda.go)", body[2], testWorkFactor)
+	}
+	if _, err := DecryptPrivateKeyPEM(reencode(body), []byte(pass)); err != nil {
+		t.Fatalf("the vector itself: %v", err)
 	}
 	mutate := func(f func(b []byte) []byte) []byte { return reencode(f(bytes.Clone(body))) }
 	tests := []struct {
@@ -145,9 +138,9 @@ func TestEncryptedKeyFileTampering(t *testing.T) {
 		{"above maximum", mutate(func(b []byte) []byte { b[2] = MaxScryptWorkFactor + 1; return b }), ErrMalformedKey},
 		{"below minimum", mutate(func(b []byte) []byte { b[2] = MinScryptWorkFactor - 1; return b }), ErrMalformedKey},
 		{"other work factor", mutate(func(b []byte) []byte { b[2]++; return b }), ErrWrongPassphrase},
-		{"version", mutate(func(b []byte) []byte { b[0] = 2; return b }), ErrMalformedKey},
-		{"kdf", mutate(func(b []byte) []byte { b[1] = 2; return b }), ErrMalformedKey},
-		{"aead", mutate(func(b []byte) []byte { b[19] = 2; return b }), ErrMalformedKey},
+		{"version", mutate(func(b []byte) []byte { b[0] = 2; return b }), ErrUnsupportedKeyEncryption},
+		{"kdf", mutate(func(b []byte) []byte { b[1] = 2; return b }), ErrUnsupportedKeyEncryption},
+		{"aead", mutate(func(b []byte) []byte { b[19] = 2; return b }), ErrUnsupportedKeyEncryption},
 		{"salt", mutate(func(b []byte) []byte { b[5] ^= 1; return b }), ErrWrongPassphrase},
 		{"nonce", mutate(func(b []byte) []byte { b[25] ^= 1; return b }), ErrWrongPassphrase},
 		{"ciphertext", mutate(func(b []byte) []byte { b[40] ^= 1; return b }), ErrWrongPassphrase},
@@ -155,12 +148,13 @@ func TestEncryptedKeyFileTampering(t *testing.T) {
 		{"short", mutate(func(b []byte) []byte { return b[:40] }), ErrMalformedKey},
 		{"empty", mutate(func(b []byte) []byte { return nil }), ErrMalformedKey},
 		{"headers", []byte("-----BEGIN SDA ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END SDA ENCRYPTED PRIVATE KEY-----\n"), ErrMalformedKey},
+		{"headers (standard format)", []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"), ErrMalformedKey},
 		{"not pem", []byte("hello"), ErrMalformedKey},
 		{"huge", make([]byte, MaxKeyFileSize+1), ErrMalformedKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := DecryptPrivateKeyPEM(tc.file, []byte("pw")); !errors.Is(err, tc.want) {
+			if _, err := DecryptPrivateKeyPEM(tc.file, []byte(pass)); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
@@ -169,12 +163,23 @@ func TestEncryptedKeyFileTampering(t *testing.T) {
 
 func TestKeyErrors(t *testing.T) {
 	k := mustKey(t, KeyP256)
-	for _, wf := range []int{-1, MinScryptWorkFactor - 1, MaxScryptWorkFactor + 1} {
-		if _, err := EncryptPrivateKeyPEM(k, []byte("pw"), wf); !errors.Is(err, ErrInvalid) {
-			t.Errorf("work factor %d: %v", wf, err)
+	for _, o := range []KeyFileOptions{
+		{WorkFactor: -1},
+		{WorkFactor: MinScryptWorkFactor - 1},
+		{WorkFactor: MaxScryptWorkFactor + 1},
+		{WorkFactor: 64},
+		{WorkFactor: testWorkFactor, R: -1},
+		{WorkFactor: testWorkFactor, P: -1},
+		{WorkFactor: MaxScryptWorkFactor, P: 2},              // twice the time of the largest work factor
+		{WorkFactor: MaxScryptWorkFactor, R: 16},             // twice its memory
+		{WorkFactor: 14, R: 8, P: 65},                        // N * r * p = 2^23 + 2^17
+		{WorkFactor: testWorkFactor, R: 1 << 62, P: 1 << 62}, // overflows
+	} {
+		if _, err := EncryptPrivateKeyPEM(k, []byte("pw"), &o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", o, err)
 		}
 	}
-	if _, err := EncryptPrivateKeyPEM(k, nil, testWorkFactor); !errors.Is(err, ErrInvalid) {
+	if _, err := EncryptPrivateKeyPEM(k, nil, testKeyFileOptions); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty passphrase: %v", err)
 	}
 	if _, err := DecryptPrivateKeyPEM([]byte("x"), []byte{}); !errors.Is(err, ErrInvalid) {
@@ -219,7 +224,7 @@ func TestKeyFileHoldsOneKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := EncryptPrivateKeyPEM(mustKey(t, KeyP256), []byte("pw"), testWorkFactor)
+	enc, err := EncryptPrivateKeyPEM(mustKey(t, KeyP256), []byte("pw"), testKeyFileOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,11 +258,11 @@ func TestDegenerateKeys(t *testing.T) {
 	if _, err := MarshalPrivateKeyPEM(weak); !errors.Is(err, token.ErrWeakKey) {
 		t.Errorf("MarshalPrivateKeyPEM: %v, want token.ErrWeakKey", err)
 	}
-	if _, err := EncryptPrivateKeyPEM(weak, []byte("pw"), testWorkFactor); !errors.Is(err, token.ErrWeakKey) {
+	if _, err := EncryptPrivateKeyPEM(weak, []byte("pw"), testKeyFileOptions); !errors.Is(err, token.ErrWeakKey) {
 		t.Errorf("EncryptPrivateKeyPEM: %v, want token.ErrWeakKey", err)
 	}
 	path := filepath.Join(t.TempDir(), "weak.pem")
-	if err := WriteKeyFile(path, weak, nil); !errors.Is(err, token.ErrWeakKey) {
+	if err := WriteKeyFile(path, weak, nil, nil); !errors.Is(err, token.ErrWeakKey) {
 		t.Errorf("WriteKeyFile: %v, want token.ErrWeakKey", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
@@ -283,28 +288,60 @@ func TestDegenerateKeys(t *testing.T) {
 func TestKeyFiles(t *testing.T) {
 	dir := t.TempDir()
 	k := mustKey(t, KeyP256)
-	clearPath, encPath := filepath.Join(dir, "clear.pem"), filepath.Join(dir, "enc.pem")
-	if err := WriteKeyFile(clearPath, k, nil); err != nil {
+	clearPath, encPath := filepath.Join(dir, "clear.key"), filepath.Join(dir, "enc.key")
+	if err := WriteKeyFile(clearPath, k, nil, nil); err != nil {
 		t.Fatal(err)
-	}
-	if err := WriteKeyFile(clearPath, k, nil); err == nil {
-		t.Error("overwrote an existing key file")
 	}
 	// The default work factor (256 MiB of memory) is too slow under the
 	// race detector; write the encrypted file at the test work factor.
-	enc, err := EncryptPrivateKeyPEM(k, []byte("pw"), testWorkFactor)
+	if err := WriteKeyFile(encPath, k, []byte("pw"), testKeyFileOptions); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(encPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(encPath, enc, 0o600); err != nil {
-		t.Fatal(err)
+	if b, _ := pem.Decode(before); b == nil || b.Type != "ENCRYPTED PRIVATE KEY" {
+		t.Fatalf("WriteKeyFile with a passphrase wrote:\n%s", before)
 	}
-	fi, err := os.Stat(clearPath)
+	// Existing files are never replaced, and refusals leave nothing behind.
+	if err := WriteKeyFile(encPath, k, []byte("pw"), testKeyFileOptions); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("overwriting an existing key file: %v, want fs.ErrExist", err)
+	}
+	if err := WriteKeyFile(encPath, k, nil, nil); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("overwriting an existing key file: %v, want fs.ErrExist", err)
+	}
+	if after, _ := os.ReadFile(encPath); !bytes.Equal(before, after) {
+		t.Error("WriteKeyFile changed an existing key file")
+	}
+	if err := WriteKeyFile(filepath.Join(dir, "opts.key"), k, nil, testKeyFileOptions); !errors.Is(err, ErrInvalid) {
+		t.Errorf("options without a passphrase: %v, want ErrInvalid", err)
+	}
+	if err := WriteKeyFile(filepath.Join(dir, "missing", "k.key"), k, nil, nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a key file in a missing directory: %v, want fs.ErrNotExist", err)
+	}
+	if err := WriteKeyFile(filepath.Join(dir, "hw.key"), hardwareKey{k}, nil, nil); !errors.Is(err, token.ErrUnsupportedKey) {
+		t.Errorf("hardware key: %v", err)
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"clear.key", "enc.key"}; !slices.Equal(names, want) {
+		t.Errorf("the directory holds %v, want %v: a failed write left something behind", names, want)
+	}
+	for _, path := range []string{clearPath, encPath} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", path, fi.Mode().Perm())
+		}
 	}
 	k2, err := ReadKeyFile(clearPath, nil)
 	if err != nil {
@@ -324,12 +361,6 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := ReadKeyFile(filepath.Join(dir, "missing"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-	if err := WriteKeyFile(filepath.Join(dir, "hw.pem"), hardwareKey{k}, nil); !errors.Is(err, token.ErrUnsupportedKey) {
-		t.Errorf("hardware key: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "hw.pem")); !errors.Is(err, os.ErrNotExist) {
-		t.Error("a file was created for a key that cannot be exported")
 	}
 }
 

@@ -176,17 +176,24 @@ func helpText(c *command) string {
 	return b.String()
 }
 
-// TestKeysGenerateHelp: the help names the cipher and the scrypt
-// parameters that package client uses.
+// TestKeysGenerateHelp: the help names the format, the cipher and the
+// scrypt parameters that package client writes, by default and with
+// -openssl, and why the default is not readable by OpenSSL.
 func TestKeysGenerateHelp(t *testing.T) {
 	h := helpText(keysGenerateCmd)
-	for _, want := range []string{"ChaCha20-Poly1305", "scrypt", "r = 8, p = 1", fmt.Sprintf("2^%d", client.DefaultScryptWorkFactor)} {
+	ossl := client.OpenSSLKeyFileOptions()
+	for _, want := range []string{
+		"ENCRYPTED PRIVATE KEY", "PKCS#8", "PBES2", "AES-256-CBC", "scrypt",
+		fmt.Sprintf("N = 2^%d, r = 8, p = 1", client.DefaultScryptWorkFactor),
+		"-openssl", fmt.Sprintf("N = 2^%d, r = %d, p = %d", ossl.WorkFactor, ossl.R, ossl.P),
+		"32 MiB", "openssl pkey",
+	} {
 		if !strings.Contains(h, want) {
 			t.Errorf("sdactl keys generate -h does not say %q:\n%s", want, h)
 		}
 	}
-	if strings.Contains(h, "AES") {
-		t.Errorf("sdactl keys generate -h names AES, which encrypted key files do not use:\n%s", h)
+	if strings.Contains(h, "ChaCha20") {
+		t.Errorf("sdactl keys generate -h names ChaCha20, which the key files it writes do not use:\n%s", h)
 	}
 }
 
@@ -216,6 +223,48 @@ func TestKeyFileNames(t *testing.T) {
 			if !strings.HasSuffix(m[1], ".pem") || strings.Contains(m[1], ".pub.") {
 				t.Errorf("%s: public key file %q in %q; name public keys NAME.pem", name, m[1], m[0])
 			}
+		}
+	}
+}
+
+// TestKeyFileOptions: the encryption flags of keys generate select the
+// options package client encrypts with, and refuse what does not go
+// together.
+func TestKeyFileOptions(t *testing.T) {
+	ossl := client.OpenSSLKeyFileOptions()
+	for _, tc := range []struct {
+		encrypted bool
+		work      int
+		openssl   bool
+		want      *client.KeyFileOptions
+	}{
+		{false, 0, false, nil},
+		{true, 0, false, nil}, // the default
+		{true, 0, true, ossl},
+		{true, 12, false, &client.KeyFileOptions{WorkFactor: 12}},
+	} {
+		got, err := keyFileOptions(tc.encrypted, tc.work, tc.openssl)
+		if err != nil {
+			t.Errorf("%+v: %v", tc, err)
+			continue
+		}
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("encrypted %v, -scrypt-work-factor %d, -openssl %v: options %+v, want %+v", tc.encrypted, tc.work, tc.openssl, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		encrypted bool
+		work      int
+		openssl   bool
+	}{
+		{false, 0, true},
+		{false, 12, false},
+		{true, 12, true},
+		{true, client.MinScryptWorkFactor - 1, false},
+		{true, client.MaxScryptWorkFactor + 1, false},
+	} {
+		if _, err := keyFileOptions(tc.encrypted, tc.work, tc.openssl); err == nil || exitCode(err) != exitUsage {
+			t.Errorf("%+v: %v, want a usage error", tc, err)
 		}
 	}
 }

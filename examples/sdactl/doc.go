@@ -12,10 +12,11 @@
 //
 // # Commands
 //
-//	keys generate  -o FILE [-pub FILE] [-ed25519 | -p384] [-passphrase-file FILE [-scrypt-work-factor N]]
+//	keys generate  -o FILE [-pub FILE] [-ed25519 | -p384] [-passphrase-file FILE [-scrypt-work-factor N | -openssl]]
 //	    Generate a private key (P-256 by default) into a new file, mode 0600,
-//	    encrypted when a passphrase is given; print its public half, SDA
-//	    anchor name and thumbprint.
+//	    encrypted when a passphrase is given (encrypted PKCS#8, scrypt and
+//	    AES-256-CBC; -openssl for parameters OpenSSL 3 reads); print its
+//	    public half, SDA anchor name and thumbprint.
 //	keys show      [-pem] [-passphrase-file FILE] KEYFILE
 //	    Print a key's type, SDA anchor name ("mbed.ta." + SHA-256 of the
 //	    public key), RFC 9679 thumbprint (hex) and public key PEM; -pem prints

@@ -366,7 +366,9 @@ func TestSession(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "wrong.txt"), "incorrect horse\n")
 	ok(t, dir, "keys", "generate", "-o", "tech.key", "-passphrase-file", "pass.txt", "-scrypt-work-factor", "10")
 	wantMode0600(t, filepath.Join(dir, "tech.key"))
-	wantContains(t, "tech.key", string(readFile(t, filepath.Join(dir, "tech.key"))), "SDA ENCRYPTED PRIVATE KEY")
+	if techKey := string(readFile(t, filepath.Join(dir, "tech.key"))); !strings.HasPrefix(techKey, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n") {
+		t.Errorf("tech.key is not an encrypted PKCS#8 file:\n%s", techKey)
+	}
 	r = expect(t, 0, dir, "correct horse battery\n", "keys", "show", "-pem", "-passphrase-file", "-", "tech.key")
 	writeFile(t, filepath.Join(dir, "tech.pem"), r.stdout)
 	techPub, err := token.ParsePublicKeyPEM([]byte(r.stdout))
@@ -388,6 +390,8 @@ func TestSession(t *testing.T) {
 	expect(t, 4, dir, "", "keys", "show", "missing.key")
 	expect(t, 2, dir, "", "keys", "generate", "-o", "-")
 	expect(t, 2, dir, "", "keys", "generate", "-o", "x.key", "-ed25519", "-p384")
+	expect(t, 2, dir, "", "keys", "generate", "-o", "x.key", "-openssl")
+	expect(t, 2, dir, "", "keys", "generate", "-o", "x.key", "-passphrase-file", "pass.txt", "-openssl", "-scrypt-work-factor", "10")
 
 	// A token for alice on hvac-1, inspected without trust.
 	r = ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data configure",

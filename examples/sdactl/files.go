@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/internal/atomicfile"
 	"github.com/securedeviceaccess/sda/token"
 )
 
@@ -47,27 +48,19 @@ func (e *env) readFile(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// writeNewFile writes data to a new file at path with mode 0600; it never
-// replaces an existing file. path "-" writes to stdout.
+// writeNewFile writes data to a new file at path with mode 0600, synced to
+// disk before it returns; it never replaces an existing file, and a file
+// appears at path only complete (internal/atomicfile.Create). path "-"
+// writes to stdout.
 func (e *env) writeNewFile(path string, data []byte) error {
 	if path == "-" {
 		_, err := e.stdout.Write(data)
 		return ioErr(err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := atomicfile.Create(path, data, 0o600, nil); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return ioErr(fmt.Errorf("%s exists; sdactl does not overwrite files", path))
 		}
-		return ioErr(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return ioErr(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
 		return ioErr(err)
 	}
 	return nil

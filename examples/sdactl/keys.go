@@ -15,18 +15,29 @@ import (
 var keysGenerateCmd = &command{
 	name:    "keys generate",
 	summary: "generate a private key (trust anchor or proof-of-possession key) into a new file",
-	details: fmt.Sprintf(`The key is written as PEM (PKCS#8) with mode 0600; an existing file is never
-overwritten. With -passphrase-file it is encrypted ("SDA ENCRYPTED PRIVATE
-KEY", package client): ChaCha20-Poly1305 (RFC 8439) under a key derived from
-the passphrase with scrypt (RFC 7914), N = 2^%d (-scrypt-work-factor %d..%d
-sets the exponent), r = 8, p = 1, with a random 16-byte salt and 12-byte
-nonce. The public half and its names are printed as "sdactl keys show"
-prints them; the private key never is. SDA v1 devices and tokens need P-256,
-the default.
+	details: fmt.Sprintf(`The key is written as PEM (PKCS#8) with mode 0600, synced to disk; an
+existing file is never overwritten. With -passphrase-file it is encrypted
+as a standard encrypted PKCS#8 file (PEM "ENCRYPTED PRIVATE KEY", RFC 5958)
+with PBES2 (RFC 8018): AES-256-CBC under a key derived from the passphrase
+with scrypt (RFC 7914), N = 2^%d, r = 8, p = 1 (256 MiB of memory;
+-scrypt-work-factor %d..%d sets the exponent), with a random 16-byte salt
+and IV.
+
+OpenSSL 3 cannot read files at these parameters: it limits scrypt to 32 MiB
+of memory. -openssl writes N = 2^%d, r = %d, p = %d instead, which
+"openssl pkey" reads: the same time as the default but 16 MiB, so 16 times
+less memory-hard against passphrase guessing. Files of the SDK's first
+format ("SDA ENCRYPTED PRIVATE KEY") are still read.
+
+The public half and its names are printed as "sdactl keys show" prints
+them; the private key never is. SDA v1 devices and tokens need P-256, the
+default.
 
 These examples name private keys NAME.key and public keys NAME.pem:
   sdactl keys generate -o anchor.key -pub anchor.pem
-`, client.DefaultScryptWorkFactor, client.MinScryptWorkFactor, client.MaxScryptWorkFactor),
+  sdactl keys generate -o tech.key -passphrase-file pass.txt -openssl
+`, client.DefaultScryptWorkFactor, client.MinScryptWorkFactor, client.MaxScryptWorkFactor,
+		opensslOptions.WorkFactor, opensslOptions.R, opensslOptions.P),
 	args: "",
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		out := fs.String("o", "", "private key `file` to create (required)")
@@ -34,7 +45,8 @@ These examples name private keys NAME.key and public keys NAME.pem:
 		ed := fs.Bool("ed25519", false, "generate an Ed25519 key (v2 only) instead of P-256")
 		p384 := fs.Bool("p384", false, "generate a P-384 key (v2 only) instead of P-256")
 		passFile := fs.String("passphrase-file", "", "encrypt the key with the passphrase on the first line of this `file` (\"-\": stdin)")
-		work := fs.Int("scrypt-work-factor", 0, fmt.Sprintf("scrypt work factor log2(N) of an encrypted key, %d..%d (0: %d)", client.MinScryptWorkFactor, client.MaxScryptWorkFactor, client.DefaultScryptWorkFactor))
+		work := fs.Int("scrypt-work-factor", 0, fmt.Sprintf("scrypt work factor log2(N) of an encrypted key, %d..%d (0: %d), with r = 8, p = 1", client.MinScryptWorkFactor, client.MaxScryptWorkFactor, client.DefaultScryptWorkFactor))
+		openssl := fs.Bool("openssl", false, fmt.Sprintf("encrypt so that OpenSSL 3 reads the file: scrypt N = 2^%d, r = %d, p = %d", opensslOptions.WorkFactor, opensslOptions.R, opensslOptions.P))
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
 				return err
@@ -48,11 +60,9 @@ These examples name private keys NAME.key and public keys NAME.pem:
 			if *ed && *p384 {
 				return usageErrorf("-ed25519 and -p384 exclude each other")
 			}
-			if *work != 0 && (*work < client.MinScryptWorkFactor || *work > client.MaxScryptWorkFactor) {
-				return usageErrorf("-scrypt-work-factor %d outside %d..%d", *work, client.MinScryptWorkFactor, client.MaxScryptWorkFactor)
-			}
-			if *work != 0 && *passFile == "" {
-				return usageErrorf("-scrypt-work-factor needs -passphrase-file")
+			opts, err := keyFileOptions(*passFile != "", *work, *openssl)
+			if err != nil {
+				return err
 			}
 			kt := client.KeyP256
 			switch {
@@ -71,10 +81,10 @@ These examples name private keys NAME.key and public keys NAME.pem:
 				if err != nil {
 					return err
 				}
-				if *work == 0 || *work >= 15 {
+				if opts == nil || opts.WorkFactor >= 15 || opts.P > 1 {
 					e.status("deriving the encryption key from the passphrase (scrypt)...")
 				}
-				data, err = client.EncryptPrivateKeyPEM(key, pass, *work)
+				data, err = client.EncryptPrivateKeyPEM(key, pass, opts)
 				if err != nil {
 					return err
 				}
@@ -106,6 +116,28 @@ These examples name private keys NAME.key and public keys NAME.pem:
 			return printKeyInfo(e.stdout, key.Public(), false)
 		}
 	},
+}
+
+// opensslOptions are the parameters of -openssl.
+var opensslOptions = *client.OpenSSLKeyFileOptions()
+
+// keyFileOptions returns the encryption options that keys generate's
+// flags select: nil for the default, or for a key written in clear.
+func keyFileOptions(encrypted bool, work int, openssl bool) (*client.KeyFileOptions, error) {
+	switch {
+	case work != 0 && (work < client.MinScryptWorkFactor || work > client.MaxScryptWorkFactor):
+		return nil, usageErrorf("-scrypt-work-factor %d outside %d..%d", work, client.MinScryptWorkFactor, client.MaxScryptWorkFactor)
+	case work != 0 && openssl:
+		return nil, usageErrorf("-scrypt-work-factor and -openssl exclude each other")
+	case (work != 0 || openssl) && !encrypted:
+		return nil, usageErrorf("-scrypt-work-factor and -openssl need -passphrase-file")
+	case openssl:
+		o := opensslOptions
+		return &o, nil
+	case work != 0:
+		return &client.KeyFileOptions{WorkFactor: work}, nil
+	}
+	return nil, nil
 }
 
 var keysShowCmd = &command{

@@ -7,9 +7,21 @@
 // [GenerateKey] makes a PoP key (P-256 by default, as SDA v1 requires;
 // Ed25519 or P-384 for v2 devices). [MarshalPrivateKeyPEM] and
 // [ParsePrivateKeyPEM] store it as PKCS#8 PEM; [EncryptPrivateKeyPEM] and
-// [DecryptPrivateKeyPEM] protect it with a passphrase; [WriteKeyFile] and
-// [ReadKeyFile] do both with a file. Everything else takes any
-// [crypto.Signer], so keys held in hardware keystores work unchanged.
+// [DecryptPrivateKeyPEM] protect it with a passphrase, as a standard
+// encrypted PKCS#8 file (scrypt and AES-256-CBC) that other tools read;
+// [WriteKeyFile] and [ReadKeyFile] do both with a file. Everything else
+// takes any [crypto.Signer], so keys held in hardware keystores work
+// unchanged.
+//
+// The default scrypt parameters (N = 2^18, r = 8, p = 1: 256 MiB of memory)
+// are more than OpenSSL 3 accepts: its scrypt is limited to 32 MiB, and
+// `openssl pkey` fails on such a file with "memory limit exceeded". A file
+// written with [OpenSSLKeyFileOptions] (N = 2^14, r = 8, p = 16) opens in
+// OpenSSL; it takes the same time to derive but 16 MiB of memory, so it is
+// 16 times less memory-hard: an attacker guessing passphrases with
+// parallel hardware that is short of memory (GPUs, ASICs) gains up to that
+// factor. Choose it only for keys that OpenSSL must read, with a strong
+// passphrase.
 //
 // # Tokens
 //
@@ -66,12 +78,28 @@
 // error texts from the service are quoted when printed. Requests are
 // checked against the endpoint's limits before anything is sent.
 //
-// Encrypted key files use scrypt (RFC 7914) and ChaCha20-Poly1305 with a fresh
-// salt and nonce, the header authenticated as additional data. The scrypt
-// work factor comes from the file and is checked against
-// [MaxScryptWorkFactor] before any work, so a file cannot demand unbounded
-// time or memory. An empty passphrase is refused. A wrong passphrase and a
-// modified file are both [ErrWrongPassphrase].
+// Encrypted key files are PBES2 (RFC 8018) with scrypt (RFC 7914) and
+// AES-256-CBC, with a fresh salt and IV for every file. The scrypt
+// parameters come from the file and are checked before any work (N from
+// 2^10 to 2^20, N * r * p at most 2^23, so at most 1 GiB of memory and the
+// time of N = 2^20, r = 8, p = 1), so a file cannot demand unbounded time
+// or memory; other key derivation functions and ciphers are refused
+// ([ErrUnsupportedKeyEncryption]). An empty passphrase is refused.
+//
+// The standard format has no MAC, unlike this package's first format: a
+// wrong passphrase is recognised by the padding and the structure of the
+// decrypted key, and is [ErrWrongPassphrase] (a random key passes the
+// padding check about once in 256 times and the structure check
+// practically never). Someone who can modify the file, but does not know
+// the passphrase, can neither read the key nor make the file decrypt to a
+// key of their choice. They can make it fail to decrypt, or (CBC is
+// malleable) decrypt to a different key that they do not know either. Such
+// a key gains them nothing, since tokens name the public key they are
+// issued for and devices accept only requests signed with it, but the
+// reader cannot tell it from the original: it shows only where the
+// original public key is known (a key registered with a service, a token
+// issued for it). Keep key files where others cannot write, as any file
+// whose loss would stop work.
 //
 // Everything is bounded: response sizes, stale messages discarded per
 // operation, nonce attempts ([MaxAttempts]), and time (Session.Timeout
@@ -92,7 +120,11 @@
 // device-signed responses. Ed25519 and P-384 PoP keys need v2 tokens and
 // devices.
 //
-// Encrypted key files are this package's own format (PEM block "SDA
-// ENCRYPTED PRIVATE KEY", described in keyfile.go). Unencrypted files are
-// standard PKCS#8.
+// Key files are standard: PKCS#8 (PEM "PRIVATE KEY") in clear, encrypted
+// PKCS#8 (PEM "ENCRYPTED PRIVATE KEY", RFC 5958) with a passphrase, as
+// docs/PROTOCOL.md section 11 describes. Files in this package's first
+// encrypted format (PEM "SDA ENCRYPTED PRIVATE KEY", docs/PROTOCOL.md
+// section 11) are still read, and no longer written. Encrypted files that
+// `openssl pkcs8 -topk8 -scrypt` writes are read; those it writes without
+// -scrypt (PBKDF2) are not.
 package client

@@ -49,48 +49,23 @@ func tempBase(name string) (string, bool) {
 // success even if the directory cannot be synced (some file systems do not
 // support it); the rename is then durable at the file system's next commit.
 func Write(name string, data []byte, perm fs.FileMode, hook func(step string) error) (err error) {
-	step := func(s string) error {
-		if hook == nil {
-			return nil
-		}
-		return hook(s)
-	}
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(name)))
+	step := hookSteps(hook)
+	tmp, err := writeTemp(name, data, perm, step)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			os.Remove(tmp)
 		}
 	}()
-	if err = step("write"); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = step("sync"); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
 	if err = step("rename"); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp.Name(), name); err != nil {
+	if err = os.Rename(tmp, name); err != nil {
 		return err
 	}
-	syncDir(dir)
+	syncDir(filepath.Dir(name))
 	return nil
 }
 
@@ -110,64 +85,73 @@ func Write(name string, data []byte, perm fs.FileMode, hook func(step string) er
 // (the Unix ones and NTFS do; FAT does not, and Create then fails, creating
 // nothing).
 func Create(name string, data []byte, perm fs.FileMode, hook func(step string) error) (err error) {
-	step := func(s string) error {
+	step := hookSteps(hook)
+	tmp, err := writeTemp(name, data, perm, step)
+	if err != nil {
+		return err
+	}
+	if err = step("link"); err == nil {
+		err = os.Link(tmp, name)
+	}
+	if rerr := os.Remove(tmp); rerr != nil && err == nil {
+		// A second copy of the data would stay under another name: undo,
+		// so that the failure changes nothing.
+		os.Remove(name)
+		err = rerr
+	}
+	if err != nil {
+		return err
+	}
+	// One directory sync makes both the link and the removal durable.
+	syncDir(filepath.Dir(name))
+	return nil
+}
+
+// hookSteps returns the step function of Write and Create: hook, or
+// nothing when hook is nil.
+func hookSteps(hook func(step string) error) func(string) error {
+	return func(s string) error {
 		if hook == nil {
 			return nil
 		}
 		return hook(s)
 	}
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(name)))
+}
+
+// writeTemp writes data to a new temporary file for name, in its
+// directory, with mode perm, syncs and closes it, and returns its path; the
+// steps "write" and "sync" come before writing and syncing. On error
+// nothing is left behind.
+func writeTemp(name string, data []byte, perm fs.FileMode, step func(string) error) (path string, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(name), tempPattern(filepath.Base(name)))
 	if err != nil {
-		return err
+		return "", err
 	}
-	closed, removed := false, false
 	defer func() {
-		if err == nil {
-			return
-		}
-		if !closed {
+		if err != nil {
 			tmp.Close()
-		}
-		if !removed {
 			os.Remove(tmp.Name())
 		}
 	}()
 	if err = step("write"); err != nil {
-		return err
+		return "", err
 	}
 	if err = tmp.Chmod(perm); err != nil {
-		return err
+		return "", err
 	}
 	if _, err = tmp.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	if err = step("sync"); err != nil {
-		return err
+		return "", err
 	}
 	if err = tmp.Sync(); err != nil {
-		return err
+		return "", err
 	}
-	closed = true
 	if err = tmp.Close(); err != nil {
-		return err
+		return "", err
 	}
-	if err = step("link"); err != nil {
-		return err
-	}
-	if err = os.Link(tmp.Name(), name); err != nil {
-		return err
-	}
-	if err = os.Remove(tmp.Name()); err != nil {
-		// A second copy of the data would stay under another name: undo,
-		// so that the failure changes nothing.
-		os.Remove(name)
-		return err
-	}
-	removed = true
-	// One directory sync makes both the link and the removal durable.
-	syncDir(dir)
-	return nil
+	return tmp.Name(), nil
 }
 
 // syncDir syncs the directory dir, if the file system supports it.

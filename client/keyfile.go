@@ -52,10 +52,10 @@ const (
 // default: scrypt with N = 2^18 ([DefaultScryptWorkFactor]), r = 8, p = 1
 // (256 MiB of memory).
 //
-// OpenSSL 3 cannot read files at the default: its scrypt refuses to use
-// more than 32 MiB of memory (128 * r * (N + p + 2) bytes; OpenSSL issue
-// 24650), and fails with "memory limit exceeded". N = 2^14 with r = 8
-// (16 MiB) fits, N = 2^15 with r = 8 does not. For files that `openssl
+// OpenSSL 3 cannot read files at the default: reading a key file, its
+// scrypt refuses to use more than its default limit of 32 MiB of memory
+// (128 * r * (N + p + 2) bytes), and fails with "memory limit exceeded".
+// N = 2^14 with r = 8 (16 MiB) fits, N = 2^15 with r = 8 does not. For files that `openssl
 // pkey` must read, use [OpenSSLKeyFileOptions]. Any other parameters must
 // stay within the bounds this package reads: N = 2^10 .. 2^20 and
 // N * r * p <= 2^23.
@@ -174,10 +174,11 @@ func EncryptPrivateKeyPEM(key crypto.Signer, passphrase []byte, opts *KeyFileOpt
 // derivation functions or ciphers (PBKDF2, which `openssl pkcs8 -topk8`
 // uses without -scrypt, or AES-128) give [ErrUnsupportedKeyEncryption].
 //
-// A wrong passphrase, or a modified file, gives [ErrWrongPassphrase]; an
-// unencrypted file gives [ErrKeyNotEncrypted]. The standard format has no
-// integrity protection: see the package documentation's "Security
-// considerations".
+// A wrong passphrase gives [ErrWrongPassphrase]; an unencrypted file gives
+// [ErrKeyNotEncrypted]. A modified file gives ErrWrongPassphrase too,
+// except that the standard format has no integrity protection: a file
+// changed by someone without the passphrase may decrypt to a different key
+// (see the package documentation's "Security considerations").
 func DecryptPrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
 	if len(passphrase) == 0 {
 		return nil, invalid("empty passphrase")

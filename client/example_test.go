@@ -38,10 +38,10 @@ func ExampleWriteKeyFile() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Work factor 15 (32 MiB) keeps this example quick; nil options select
+	// Work factor 12 (4 MiB) keeps this example quick; nil options select
 	// the default, 18 (256 MiB), and client.OpenSSLKeyFileOptions() a file
 	// that `openssl pkey` reads too.
-	opts := &client.KeyFileOptions{WorkFactor: 15}
+	opts := &client.KeyFileOptions{WorkFactor: 12}
 	if err := client.WriteKeyFile(path, key, []byte("correct horse battery staple"), opts); err != nil {
 		log.Fatal(err)
 	}

@@ -10,10 +10,6 @@
 //   - [NewStreamConn]: framing over any io.ReadWriteCloser (serial port, USB
 //     CDC, TCP, net.Pipe), with the SDA serial frame of the original tools
 //     ([FramingSDA], the default) or a bare length prefix ([FramingLength]).
-//   - [OpenSerial] and [DialSerial]: a serial port (a USB serial adapter,
-//     a USB CDC device, a UART) set to raw mode at a given baud rate, with
-//     stream framing. Linux only; elsewhere, open and configure the port
-//     yourself and pass it to NewStreamConn.
 //   - [Dial], [Listen] and [NewListener]: TCP (or any net.Listener) with
 //     stream framing.
 //   - [NewFragmentConn]: fragmentation over a [PacketConn] of bounded MTU,
@@ -21,7 +17,11 @@
 //     8-byte header format of the original SDA BLE example. [PacketPipe] is
 //     an in-memory PacketConn.
 //
-// Package transporttest wraps a Conn or a PacketConn to inject faults.
+// Serial ports (USB serial adapters, USB CDC devices, UARTs) on Linux,
+// Windows and macOS are opened by the adapter package transport/serial,
+// which keeps its dependency out of this package; its Dial returns a stream
+// Conn. Package transporttest wraps a Conn or a PacketConn to inject
+// faults.
 //
 // # Concurrency
 //

@@ -17,8 +17,8 @@ var (
 
 	// ErrInvalidOptions reports a configuration the package cannot use:
 	// an unknown framing or fragment format, a negative size or timeout, an
-	// MTU below [MinMTU], an unsupported serial baud rate. Nothing was
-	// opened or sent.
+	// MTU below [MinMTU] (and, from package transport/serial, a baud rate
+	// it does not support). Nothing was opened or sent.
 	ErrInvalidOptions = errors.New("transport: invalid options")
 
 	// ErrMessageTooLarge reports a message above the configured maximum,

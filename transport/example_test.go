@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"github.com/securedeviceaccess/sda/transport"
 )
@@ -122,24 +121,4 @@ func ExampleListen() {
 	m, err := c.Receive(ctx)
 	fmt.Printf("%s %v\n", m, err)
 	// Output: echo <nil>
-}
-
-// A technician tool talking to a device on a USB serial adapter. The port
-// is set to raw mode at 115200 baud; messages use the SDA serial framing.
-// (Not run: it needs the device.)
-func ExampleDialSerial() {
-	conn, err := transport.DialSerial("/dev/ttyUSB0", &transport.SerialConfig{BaudRate: 115200}, nil)
-	if err != nil {
-		fmt.Println(err) // errors.Is(err, syscall.ENOTTY) for a path that is not a serial port
-		return
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := conn.Send(ctx, []byte{0x81, 0x01}); err != nil { // [1]: a nonce request
-		fmt.Println(err)
-		return
-	}
-	resp, err := conn.Receive(ctx)
-	fmt.Printf("%x %v\n", resp, err)
 }

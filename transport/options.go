@@ -60,6 +60,16 @@ type Options struct {
 	MaxMessageSize int
 }
 
+// Validate reports whether the stream Conns would accept o, with an error
+// matching [ErrInvalidOptions] when they would not. An adapter that opens a
+// link of its own before framing it with [NewStreamConn] calls it first, so
+// that options it cannot use leave the link untouched. A nil *Options is
+// valid.
+func (o *Options) Validate() error {
+	_, err := o.resolve()
+	return err
+}
+
 func (o *Options) resolve() (Options, error) {
 	var r Options
 	if o != nil {

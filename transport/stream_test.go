@@ -231,6 +231,22 @@ func TestStreamOptions(t *testing.T) {
 	}
 }
 
+// TestOptionsValidate checks that Validate refuses exactly the options the
+// stream Conns refuse, so that an adapter can check them before it opens its
+// link.
+func TestOptionsValidate(t *testing.T) {
+	for _, o := range []*Options{nil, {}, {Framing: FramingLength}, {MaxMessageSize: 1}, {MaxMessageSize: 1 << 30}} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", o, err)
+		}
+	}
+	for _, o := range []*Options{{Framing: FramingLength + 1}, {MaxMessageSize: -1}} {
+		if err := o.Validate(); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("Validate(%+v): %v, want ErrInvalidOptions", *o, err)
+		}
+	}
+}
+
 func TestStreamCancelBeforeFrame(t *testing.T) {
 	checkGoroutines(t)
 	for _, f := range framings {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -20,6 +19,7 @@ import (
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
+	"github.com/securedeviceaccess/sda/transport/serial"
 )
 
 var callCmd = &command{
@@ -29,8 +29,9 @@ var callCmd = &command{
 	details: `TARGET is tcp://host:port, or the path of a serial device (a character device
 or any file that reads and writes a byte stream), opened read-write and framed
 with the SDA serial framing ("mbeddbap", length, message, SHA-256). A serial
-port (a terminal device such as /dev/ttyUSB0) is set to raw mode, 8N1, no flow
-control, at -baud bits per second; other files are used as they are. A TCP
+port (/dev/ttyUSB0 on Linux, /dev/cu.usbserial-1410 on macOS, COM3 on
+Windows) is set to raw mode, 8N1, no flow control, at -baud bits per second;
+other files are used as they are. A TCP
 address needs its tcp:// prefix: a TARGET such as 127.0.0.1:7301 that names
 no file is refused with a usage error (exit 2) suggesting tcp://127.0.0.1:7301,
 since a bare host:port could also be a file name.
@@ -59,7 +60,7 @@ Example:
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		timeout := fs.Duration("timeout", 30*time.Second, "bound on connecting and on the operation")
 		dataOut := fs.String("data-out", "", "also write the raw response data to this new `file`")
-		baud := fs.Int("baud", transport.DefaultBaudRate, "line speed of a serial port TARGET, in bits per second")
+		baud := fs.Int("baud", serial.DefaultBaudRate, "line speed of a serial port TARGET, in bits per second")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 2, -1, "TARGET and OPERATION"); err != nil {
 				return err
@@ -174,7 +175,8 @@ func (e *env) warnTokenTime(raw []byte) {
 }
 
 // connect opens a message connection to target; a serial port is set to
-// raw mode at baud bits per second.
+// raw mode at baud bits per second, and another file that is not a regular
+// file or a directory is used as a byte stream.
 func (e *env) connect(ctx context.Context, target string, baud int) (transport.Conn, error) {
 	if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
 		e.status("connecting to %s", addr)
@@ -184,23 +186,23 @@ func (e *env) connect(ctx context.Context, target string, baud int) (transport.C
 		}
 		return conn, nil
 	}
-	fi, err := os.Stat(target)
-	if err != nil {
-		return nil, ioErr(err)
-	}
-	if fi.Mode().IsRegular() || fi.IsDir() {
+	// A port such as COM3 on Windows need not be visible to Stat: only
+	// what Stat sees as a file or directory is refused here.
+	if fi, err := os.Stat(target); err == nil && (fi.Mode().IsRegular() || fi.IsDir()) {
 		return nil, usageErrorf("TARGET %s: not a serial device (a %v)", target, fi.Mode().Type())
 	}
-	conn, err := transport.DialSerial(target, &transport.SerialConfig{BaudRate: baud}, nil)
+	conn, err := serial.Dial(ctx, target, &serial.Config{BaudRate: baud}, nil)
 	switch {
 	case err == nil:
 		return conn, nil
 	case errors.Is(err, transport.ErrInvalidOptions):
 		return nil, usageErrorf("-baud: %v", err)
-	case !errors.Is(err, syscall.ENOTTY) && !errors.Is(err, errors.ErrUnsupported):
+	case errors.Is(err, serial.ErrPortBusy):
+		return nil, ioErr(fmt.Errorf("%w; close the program that holds it", err))
+	case !errors.Is(err, serial.ErrNotSerialPort):
 		return nil, ioErr(err)
 	}
-	// Not a terminal (or no serial support here): a byte stream as it is.
+	// Not a serial port: a byte stream as it is.
 	f, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {
 		return nil, ioErr(err)

@@ -40,9 +40,10 @@
 //	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
 //	               [-baud N] TARGET OPERATION [ARG...]
 //	    Run an operation on a device. TARGET is tcp://host:port or the path
-//	    of a serial device (SDA serial framing; a serial port is set to raw
-//	    mode, 8N1, at -baud, default 115200); a bare host:port that names no
-//	    file is a usage error suggesting tcp://. ARGs are typed: int:21,
+//	    of a serial device (SDA serial framing; a serial port, such as
+//	    /dev/ttyUSB0, /dev/cu.usbserial-1410 on macOS or COM3 on Windows, is
+//	    set to raw mode, 8N1, at -baud, default 115200); a bare host:port
+//	    that names no file is a usage error suggesting tcp://. ARGs are typed: int:21,
 //	    text:fan, hex:00ff. Prints "status: ..." and "data: ...". Warns on
 //	    stderr, before connecting, when the token's (unverified) times say
 //	    it has expired or is not yet valid, and calls anyway.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,5 +72,22 @@ func TestCallSerial(t *testing.T) {
 	defer mu.Unlock()
 	if len(decisions) != 4 || !decisions[1].Allowed() || decisions[3].Check != device.CheckScope {
 		t.Fatalf("device decisions: %+v", decisions)
+	}
+}
+
+// TestCallNotSerialPort calls a character device that is not a terminal:
+// sdactl uses it as a byte stream as it is, rather than failing to set it
+// up as a serial port. The nonce request goes out (into /dev/null) and
+// the stream ends: the call fails on the transport with exit 4, the
+// operation not run.
+func TestCallNotSerialPort(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
+	ok(t, dir, "token", "issue", "-key", "anchor.key", "-aud", "ep:hvac-1", "-scope", "read-data",
+		"-pop", "tech.key", "-o", "t.token")
+	r := expect(t, 4, dir, "", "call", "-token", "t.token", "-key", "tech.key", "-timeout", "20s", os.DevNull, "read-data")
+	if !strings.Contains(r.stderr, "did not run") || strings.Contains(r.stderr, "serial port") {
+		t.Fatalf("stderr speaks of a serial port:\n%s", r.stderr)
 	}
 }

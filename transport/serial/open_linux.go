@@ -1,14 +1,22 @@
-package transport
+package serial
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// baudRates maps line speeds to their termios codes.
-var baudRates = map[int]uint32{
+// openPort opens a port on Linux with termios, keeping the deadlines of
+// the runtime's poller (go.bug.st/serial blocks in select(2) instead).
+func openPort(path string, rate int) (io.ReadWriteCloser, error) {
+	return openTermios(path, rate)
+}
+
+// linuxSpeeds maps the rates of baudRates to their termios codes.
+var linuxSpeeds = map[int]uint32{
 	50: unix.B50, 75: unix.B75, 110: unix.B110, 134: unix.B134, 150: unix.B150,
 	200: unix.B200, 300: unix.B300, 600: unix.B600, 1200: unix.B1200,
 	1800: unix.B1800, 2400: unix.B2400, 4800: unix.B4800, 9600: unix.B9600,
@@ -20,29 +28,12 @@ var baudRates = map[int]uint32{
 	3500000: unix.B3500000, 4000000: unix.B4000000,
 }
 
-// OpenSerial opens the serial port at path (for example /dev/ttyUSB0 or
-// /dev/ttyACM0) and sets it to raw mode: 8 data bits, no parity, one stop
-// bit, no flow control, no echo, no line editing, no translation of bytes,
-// no signals, and reads that return as soon as one byte has arrived. Input
-// that was waiting before the call is discarded. A nil cfg means the zero
-// SerialConfig.
-//
-// The file supports read and write deadlines, so a stream Conn over it
-// honours context cancellation without closing itself when no byte of a
-// frame had moved. Use it with [NewStreamConn], or call [DialSerial].
-//
-// A path that is not a terminal fails with an error matching
-// syscall.ENOTTY (an *os.PathError); an unsupported rate fails before the
-// port is opened. OpenSerial is implemented on Linux; elsewhere it returns
-// an error matching errors.ErrUnsupported.
-func OpenSerial(path string, cfg *SerialConfig) (*os.File, error) {
-	rate := DefaultBaudRate
-	if cfg != nil && cfg.BaudRate != 0 {
-		rate = cfg.BaudRate
-	}
-	speed, ok := baudRates[rate]
-	if !ok {
-		return nil, fmt.Errorf("%w: unsupported baud rate %d", ErrInvalidOptions, rate)
+// openTermios opens the terminal at path for non-blocking I/O and sets it
+// to raw mode at rate. The result is an *os.File.
+func openTermios(path string, rate int) (io.ReadWriteCloser, error) {
+	speed, ok := linuxSpeeds[rate]
+	if !ok { // Config.rate checked it; this is a second line of defence
+		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("no termios code for %d baud", rate)}
 	}
 	// O_NOCTTY: the port does not become the process's controlling
 	// terminal; O_NONBLOCK: open does not wait for a modem's carrier. The
@@ -54,7 +45,10 @@ func OpenSerial(path string, cfg *SerialConfig) (*os.File, error) {
 	}
 	if err := setRaw(f, speed); err != nil {
 		f.Close()
-		return nil, &os.PathError{Op: "serial", Path: path, Err: err}
+		if errors.Is(err, unix.ENOTTY) {
+			err = fmt.Errorf("%w (%w)", ErrNotSerialPort, err)
+		}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, nil
 }

@@ -95,11 +95,14 @@
 // key of their choice. They can make it fail to decrypt, or (CBC is
 // malleable) decrypt to a different key that they do not know either. Such
 // a key gains them nothing, since tokens name the public key they are
-// issued for and devices accept only requests signed with it, but the
-// reader cannot tell it from the original: it shows only where the
-// original public key is known (a key registered with a service, a token
-// issued for it). Keep key files where others cannot write, as any file
-// whose loss would stop work.
+// issued for and devices accept only requests signed with it. For ECDSA
+// keys the reader notices: the file carries the public key next to the
+// private one (SEC1's publicKey, which this package and OpenSSL write),
+// and a private key that does not match it is ErrWrongPassphrase. An
+// Ed25519 file (RFC 8410) holds only the private seed, so a changed seed
+// shows only where the original public key is known (a key registered
+// with a service, a token issued for it). Keep key files where others
+// cannot write, as any file whose loss would stop work.
 //
 // Everything is bounded: response sizes, stale messages discarded per
 // operation, nonce attempts ([MaxAttempts]), and time (Session.Timeout

@@ -13,6 +13,9 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/securedeviceaccess/sda/internal/atomicfile"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -155,8 +158,12 @@ func parsePKCS8(der []byte) (crypto.Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %T", token.ErrUnsupportedKey, k)
 	}
-	switch s.(type) {
-	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	switch s := s.(type) {
+	case *ecdsa.PrivateKey:
+		if err := checkECPublicKey(der, s); err != nil {
+			return nil, err
+		}
+	case ed25519.PrivateKey:
 	default:
 		return nil, fmt.Errorf("%w: %T", token.ErrUnsupportedKey, k)
 	}
@@ -164,6 +171,58 @@ func parsePKCS8(der []byte) (crypto.Signer, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkECPublicKey compares the public key that an EC PKCS#8 key carries
+// (the optional publicKey of SEC1's ECPrivateKey, RFC 5915, which Go and
+// OpenSSL write) with the one its private scalar gives, which is all that
+// x509.ParsePKCS8PrivateKey looks at. A mismatch means a damaged or
+// tampered file: without it, a bit flipped in the ciphertext of an
+// encrypted file (CBC is malleable) would give a different key unnoticed.
+// A key without the field, or one in compressed form, passes on the
+// scalar alone or is compared in that form.
+func checkECPublicKey(der []byte, k *ecdsa.PrivateKey) error {
+	in := cryptobyte.String(der)
+	var info, sec1, ecKey cryptobyte.String
+	var version int64
+	if !in.ReadASN1(&info, casn1.SEQUENCE) ||
+		!info.ReadASN1Integer(&version) ||
+		!info.SkipASN1(casn1.SEQUENCE) ||
+		!info.ReadASN1(&sec1, casn1.OCTET_STRING) ||
+		!sec1.ReadASN1(&ecKey, casn1.SEQUENCE) ||
+		!ecKey.SkipASN1(casn1.INTEGER) ||
+		!ecKey.SkipASN1(casn1.OCTET_STRING) ||
+		!ecKey.SkipOptionalASN1(casn1.Tag(0).Constructed().ContextSpecific()) {
+		return fmt.Errorf("%w: EC private key structure", ErrMalformedKey)
+	}
+	var pubField cryptobyte.String
+	var present bool
+	if !ecKey.ReadOptionalASN1(&pubField, &present, casn1.Tag(1).Constructed().ContextSpecific()) {
+		return fmt.Errorf("%w: EC public key field", ErrMalformedKey)
+	}
+	if !present {
+		return nil
+	}
+	var pub []byte
+	if !pubField.ReadASN1BitStringAsBytes(&pub) {
+		return fmt.Errorf("%w: EC public key field", ErrMalformedKey)
+	}
+	want, err := k.PublicKey.ECDH()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedKey, err)
+	}
+	full := want.Bytes() // 0x04 || X || Y
+	if len(pub) > 0 && (pub[0] == 2 || pub[0] == 3) {
+		size := (len(full) - 1) / 2
+		compressed := make([]byte, 1+size)
+		compressed[0] = 2 | full[len(full)-1]&1
+		copy(compressed[1:], full[1:1+size])
+		full = compressed
+	}
+	if !bytes.Equal(pub, full) {
+		return fmt.Errorf("%w: the EC public key in the file does not match its private key", ErrMalformedKey)
+	}
+	return nil
 }
 
 // WriteKeyFile writes key to a new file at path, readable by its owner

@@ -575,3 +575,115 @@ func writePKCS8Vectors(t *testing.T) {
 		t.Logf("wrote testdata/%s", v.file)
 	}
 }
+
+// TestTamperedECKeyIsDetected: CBC is malleable, so flipping a bit of an
+// encrypted P-256 file's ciphertext changes the private scalar while the
+// rest still parses. EC keys carry their public key (SEC1 publicKey, which
+// Go and OpenSSL write), and a scalar that does not match it is refused:
+// ErrWrongPassphrase for an encrypted file, ErrMalformedKey in clear.
+func TestTamperedECKeyIsDetected(t *testing.T) {
+	k := fixedKey(t, 5)
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scalar is bytes 36..67 of Go's P-256 PKCS#8; flipping bit 0 of
+	// ciphertext byte 48 garbles plaintext bytes 48..63 (scalar) and flips
+	// bit 0 of byte 64 (scalar too): the result still parses.
+	if !bytes.Equal(der[34:36], []byte{0x04, 0x20}) {
+		t.Fatalf("unexpected PKCS#8 layout % x", der[:40])
+	}
+	spec := newSpec(t, der)
+	block, _ := pem.Decode(spec.build(t))
+	f, err := parsePBES2(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pbes2Cipher(spec.pass, f.salt, f.scrypt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Clone(f.data)
+	data[48] ^= 1
+	got, err := openPBES2(c, f.iv, data)
+	if !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("tampered scalar: key %v, error %v; want ErrWrongPassphrase", got != nil, err)
+	}
+
+	// In clear: another key's scalar under this key's public key.
+	other, err := x509.MarshalPKCS8PrivateKey(fixedKey(t, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := bytes.Clone(der)
+	copy(mixed[36:68], other[36:68])
+	file := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mixed})
+	if _, err := ParsePrivateKeyPEM(file); !errors.Is(err, ErrMalformedKey) {
+		t.Fatalf("mismatched public key in clear: %v, want ErrMalformedKey", err)
+	}
+}
+
+// TestECPublicKeyForms: a P-256 key in clear whose SEC1 publicKey is in
+// compressed form (as `openssl ec -conv_form compressed` writes) opens when
+// it matches the scalar and is ErrMalformedKey when it does not; a key
+// without the field opens on its scalar alone.
+func TestECPublicKeyForms(t *testing.T) {
+	type ecPrivateKey struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+		PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
+	}
+	type pkcs8 struct {
+		Version    int
+		Algo       pkix.AlgorithmIdentifier
+		PrivateKey []byte
+	}
+	k := fixedKey(t, 7)
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outer pkcs8
+	var inner ecPrivateKey
+	if _, err := asn1.Unmarshal(der, &outer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn1.Unmarshal(outer.PrivateKey, &inner); err != nil {
+		t.Fatal(err)
+	}
+	full := inner.PublicKey.Bytes
+	compressed := append([]byte{2 | full[64]&1}, full[1:33]...)
+	wrongY := append([]byte{3 ^ full[64]&1}, full[1:33]...)
+	for _, c := range []struct {
+		name string
+		pub  []byte
+		want error
+	}{
+		{"compressed", compressed, nil},
+		{"compressed, other y", wrongY, ErrMalformedKey},
+		{"absent", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := inner
+			in.PublicKey = asn1.BitString{Bytes: c.pub, BitLength: 8 * len(c.pub)}
+			b, err := asn1.Marshal(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := outer
+			out.PrivateKey = b
+			d, err := asn1.Marshal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParsePrivateKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: d}))
+			if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if err == nil && !token.EqualKeys(got.Public(), k.Public()) {
+				t.Fatal("a different key")
+			}
+		})
+	}
+}

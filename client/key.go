@@ -179,8 +179,10 @@ func parsePKCS8(der []byte) (crypto.Signer, error) {
 // x509.ParsePKCS8PrivateKey looks at. A mismatch means a damaged or
 // tampered file: without it, a bit flipped in the ciphertext of an
 // encrypted file (CBC is malleable) would give a different key unnoticed.
-// A key without the field, or one in compressed form, passes on the
-// scalar alone or is compared in that form.
+// A key without the field passes on the scalar alone, one in compressed
+// form is compared in that form; fields that RFC 5915 and RFC 5208 do not
+// define (which x509.ParsePKCS8PrivateKey ignores) are refused, since a
+// changed tag could otherwise hide the public key.
 func checkECPublicKey(der []byte, k *ecdsa.PrivateKey) error {
 	in := cryptobyte.String(der)
 	var info, sec1, ecKey cryptobyte.String
@@ -200,11 +202,14 @@ func checkECPublicKey(der []byte, k *ecdsa.PrivateKey) error {
 	if !ecKey.ReadOptionalASN1(&pubField, &present, casn1.Tag(1).Constructed().ContextSpecific()) {
 		return fmt.Errorf("%w: EC public key field", ErrMalformedKey)
 	}
+	if !ecKey.Empty() || !info.Empty() && !info.PeekASN1Tag(casn1.Tag(0).Constructed().ContextSpecific()) {
+		return fmt.Errorf("%w: unexpected fields in the EC private key", ErrMalformedKey)
+	}
 	if !present {
 		return nil
 	}
 	var pub []byte
-	if !pubField.ReadASN1BitStringAsBytes(&pub) {
+	if !pubField.ReadASN1BitStringAsBytes(&pub) || !pubField.Empty() {
 		return fmt.Errorf("%w: EC public key field", ErrMalformedKey)
 	}
 	want, err := k.PublicKey.ECDH()

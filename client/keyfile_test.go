@@ -609,6 +609,18 @@ func TestTamperedECKeyIsDetected(t *testing.T) {
 	if !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("tampered scalar: key %v, error %v; want ErrWrongPassphrase", got != nil, err)
 	}
+	// Flipping bit 1 of ciphertext byte 52 garbles scalar bytes 52..67
+	// and turns the publicKey tag at byte 68 ([1], a1) into [3] (a3),
+	// which x509.ParsePKCS8PrivateKey skips as an unknown trailing field.
+	if der[68] != 0xa1 {
+		t.Fatalf("unexpected PKCS#8 layout at 68: % x", der[68:70])
+	}
+	data = bytes.Clone(f.data)
+	data[52] ^= 2
+	got, err = openPBES2(c, f.iv, data)
+	if !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("tampered scalar and public key tag: key %v, error %v; want ErrWrongPassphrase", got != nil, err)
+	}
 
 	// In clear: another key's scalar under this key's public key.
 	other, err := x509.MarshalPKCS8PrivateKey(fixedKey(t, 6))

@@ -34,7 +34,9 @@ type SignOptions struct {
 // SignRequest encodes r and signs it with the proof-of-possession key,
 // returning 18(COSE_Sign1) bytes. With a P-256 key the result is laid out
 // exactly as SDA v1 technicians build it: protected header h'A10126', empty
-// unprotected header. The key's type decides the algorithm.
+// unprotected header. The key's type decides the algorithm. A bundle over
+// 16 KiB (16384 bytes, the decoders' string limit), which [ParseRequest]
+// would refuse, is an [ErrInvalid] error.
 func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, error) {
 	if r == nil {
 		return nil, invalid("nil request")
@@ -55,6 +57,10 @@ func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, erro
 	payload, err := codec.Marshal([]any{r.Nonce, []any{operationFunctionCall, r.Operation.Name, args}, r.Token})
 	if err != nil {
 		return nil, invalid("%v", err)
+	}
+	if len(payload) > codec.MaxStringLength {
+		// The bundle is a byte string, which ParseRequest would refuse.
+		return nil, invalid("request bundle of %d bytes exceeds %d", len(payload), codec.MaxStringLength)
 	}
 	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand)
 }

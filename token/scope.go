@@ -193,6 +193,10 @@ func (c Constraint) validate() error {
 		if v.kind == KindText && !utf8.ValidString(v.s) {
 			return fmt.Errorf("text value is not valid UTF-8")
 		}
+		if v.kind != KindInt && len(v.s) > MaxArgBytes {
+			// No argument it could equal is accepted (readArg).
+			return fmt.Errorf("value of %d bytes, more than %d", len(v.s), MaxArgBytes)
+		}
 	}
 	return nil
 }

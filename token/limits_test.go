@@ -370,6 +370,12 @@ func TestResponseLimits(t *testing.T) {
 	if r, err := token.VerifyResponse(raw, dev.Public()); err != nil || len(r.Data) != n {
 		t.Fatalf("VerifyResponse with %d bytes of data: %v", n, err)
 	}
+	// SignResponse is not stricter than VerifyResponse: one byte more,
+	// signed by hand, is refused by the decoder too.
+	raw = rawSign1(t, dev, []byte{0xd2}, protES256, emptyMap, enc(t, []any{uint64(1), make([]byte, n+1), uint64(2), "hvac-1", ""}))
+	if _, err := token.VerifyResponse(raw, dev.Public()); !errors.Is(err, token.ErrMalformed) {
+		t.Fatalf("VerifyResponse with %d bytes of data: %v, want ErrMalformed", n+1, err)
+	}
 }
 
 // TestRequestSizeLimit: the bundle is one byte string of at most
@@ -409,5 +415,16 @@ func TestRequestSizeLimit(t *testing.T) {
 	}
 	if _, err := sr.Verify(pop.Public()); err != nil {
 		t.Fatal(err)
+	}
+	// SignRequest is not stricter than ParseRequest: one byte more, signed
+	// by hand, is refused by the decoder too.
+	wire := make([]any, len(args))
+	for i, a := range args {
+		wire[i] = a
+	}
+	wire[len(wire)-1] = make([]byte, n+1)
+	raw = rawSign1(t, pop.(*ecdsa.PrivateKey), []byte{0xd2}, protES256, emptyMap, enc(t, []any{uint64(1), []any{1, "set", wire}, tok}))
+	if _, err := token.ParseRequest(raw); !errors.Is(err, token.ErrMalformed) {
+		t.Fatalf("ParseRequest of a bundle one byte larger: %v, want ErrMalformed", err)
 	}
 }

@@ -156,12 +156,10 @@ func decodeOperation(raw []byte) (Operation, error) {
 	if err != nil {
 		return Operation{}, wrapMalformed(f+".args", err)
 	}
-	if len(args) > 0 {
-		op.Args = make([]Arg, len(args))
-		for i, a := range args {
-			if op.Args[i], err = readArg(a); err != nil {
-				return Operation{}, wrapMalformed(fmt.Sprintf("%s.args[%d]", f, i), err)
-			}
+	op.Args = make([]Arg, len(args)) // Verify returns nil for none
+	for i, a := range args {
+		if op.Args[i], err = readArg(a); err != nil {
+			return Operation{}, wrapMalformed(fmt.Sprintf("%s.args[%d]", f, i), err)
 		}
 	}
 	if err := validateOperation(op); err != nil {

@@ -33,8 +33,7 @@ func TestSigStructureAllocatesOnce(t *testing.T) {
 }
 
 // TestSignedMessageSizedOnce: the messages the package signs are built in
-// one buffer sized for them up front, never regrown: its spare capacity is
-// at most the 6 bytes of the estimate of the heads.
+// one buffer of exactly their size, computed before signing.
 func TestSignedMessageSizedOnce(t *testing.T) {
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -57,7 +56,7 @@ func TestSignedMessageSizedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if spare := cap(msg) - len(msg); spare < 0 || spare > 6 {
+		if cap(msg) != len(msg) {
 			t.Errorf("%s: %d bytes with a capacity of %d: regrown, or sized wrong", name, len(msg), cap(msg))
 		}
 	}

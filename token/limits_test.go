@@ -1,9 +1,11 @@
 package token_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -111,8 +113,14 @@ func TestTokenSizeLimit(t *testing.T) {
 	c := limitClaims(t, pop)
 	// An ES256 signature has a fixed size, so the length of the token
 	// follows from the claims: find the subject that makes it N bytes.
+	short, err := token.Issue(c, anchor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sub claim of n bytes adds n and at most 5 bytes of key, head and
+	// payload head: start just below.
 	var tok []byte
-	n := 0
+	n := max(token.MaxTokenSize-len(short)-6, 0)
 	for ; n < token.MaxTokenSize; n++ {
 		c.Subject = strings.Repeat("s", n)
 		b, err := token.Issue(c, anchor, nil)
@@ -158,6 +166,69 @@ func TestTokenSizeLimit(t *testing.T) {
 	big := append(tok, 0)
 	if _, err := token.SignRequest(&token.Request{Nonce: 1, Operation: token.Operation{Name: "read-data"}, Token: big}, pop, nil); !errors.Is(err, token.ErrInvalid) {
 		t.Fatalf("request with a token of MaxTokenSize+1 bytes: %v, want ErrInvalid", err)
+	}
+}
+
+// countingSigner counts the signatures asked of it.
+type countingSigner struct {
+	crypto.Signer
+	calls int
+}
+
+func (s *countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.calls++
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// TestIssueSizeLimitPerAlgorithm: with every algorithm, with and without a
+// kid, Issue makes a token of exactly MaxTokenSize bytes, and refuses
+// claims one byte longer without asking the key to sign them.
+func TestIssueSizeLimitPerAlgorithm(t *testing.T) {
+	pop := newKey(t, "P-256").(*ecdsa.PrivateKey)
+	for _, tc := range []struct {
+		name, kind string
+		opts       *token.IssueOptions
+	}{
+		{"ES256 v1", "P-256", nil},
+		{"ES256 v2 with a kid", "P-256", &token.IssueOptions{Profile: token.ProfileV2, KeyID: make([]byte, 32)}},
+		{"ES384", "P-384", &token.IssueOptions{Profile: token.ProfileV2}},
+		{"EdDSA", "Ed25519", &token.IssueOptions{Profile: token.ProfileV2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			anchor := &countingSigner{Signer: newKey(t, tc.kind)}
+			c := limitClaims(t, pop)
+			short, err := token.Issue(c, anchor, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A sub claim of n bytes adds n and at most 5 bytes of key,
+			// heads and payload head: start just below.
+			n := max(token.MaxTokenSize-len(short)-6, 0)
+			for ; n < token.MaxTokenSize; n++ {
+				c.Subject = strings.Repeat("s", n)
+				b, err := token.Issue(c, anchor, tc.opts)
+				if err != nil {
+					t.Fatalf("subject of %d bytes: %v", n, err)
+				}
+				if len(b) == token.MaxTokenSize {
+					if _, err := token.Parse(b); err != nil {
+						t.Fatalf("token of MaxTokenSize bytes: %v", err)
+					}
+					break
+				}
+			}
+			if n == token.MaxTokenSize {
+				t.Fatal("no subject length makes a token of MaxTokenSize bytes")
+			}
+			c.Subject = strings.Repeat("s", n+1)
+			before := anchor.calls
+			if b, err := token.Issue(c, anchor, tc.opts); !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("Issue made a token of %d bytes (%v), want ErrInvalid", len(b), err)
+			}
+			if anchor.calls != before {
+				t.Fatal("Issue asked the key to sign a token it refused")
+			}
+		})
 	}
 }
 

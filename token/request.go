@@ -62,7 +62,7 @@ func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, erro
 		// The bundle is a byte string, which ParseRequest would refuse.
 		return nil, invalid("request bundle of %d bytes exceeds %d", len(payload), codec.MaxStringLength)
 	}
-	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand)
+	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand, 0)
 }
 
 func validateOperation(op Operation) error {

@@ -47,7 +47,7 @@ func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]by
 		// The payload is a byte string, which VerifyResponse would refuse.
 		return nil, invalid("response payload of %d bytes exceeds %d", len(payload), codec.MaxStringLength)
 	}
-	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand)
+	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand, 0)
 }
 
 // VerifyResponse parses a device-signed response strictly and verifies it

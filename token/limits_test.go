@@ -397,6 +397,9 @@ func TestArgumentLimits(t *testing.T) {
 		if tc.ok != (err == nil) {
 			t.Errorf("Arg.UnmarshalCBOR, %s: %v, want ok=%v", tc.name, err, tc.ok)
 		}
+		if tc.ok && a.Kind() == 0 {
+			t.Errorf("Arg.UnmarshalCBOR, %s: no value decoded", tc.name)
+		}
 	}
 }
 

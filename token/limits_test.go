@@ -31,6 +31,15 @@ func names(n int) []string {
 	return out
 }
 
+// ints returns the integer arguments 0 to n-1.
+func ints(n int) []token.Arg {
+	out := make([]token.Arg, n)
+	for i := range out {
+		out[i] = token.Int(int64(i))
+	}
+	return out
+}
+
 // limitClaims returns valid v1 claims for an anchor and PoP key.
 func limitClaims(t testing.TB, pop *ecdsa.PrivateKey) *token.Claims {
 	return &token.Claims{Issuer: "mbed.ta.TEST", Audience: []string{"ep:hvac-1"}, Expiry: testNow.Add(time.Hour),
@@ -253,13 +262,6 @@ func TestScopeLimits(t *testing.T) {
 		}
 		return out
 	}
-	values := func(n int) []token.Arg {
-		out := make([]token.Arg, n)
-		for i := range out {
-			out[i] = token.Int(int64(i))
-		}
-		return out
-	}
 	text := token.Text(strings.Repeat("t", token.MaxArgBytes))
 	bytes := token.Bytes(make([]byte, token.MaxArgBytes))
 	for _, tc := range []struct {
@@ -273,8 +275,8 @@ func TestScopeLimits(t *testing.T) {
 		{"name of MaxNameLength+1", false, []token.Permission{{Operation: "a" + strings.Repeat("b", token.MaxNameLength)}, perms(1)[0]}},
 		{"MaxConstraints constraints", true, one(ranges(token.MaxConstraints)...)},
 		{"MaxConstraints+1 constraints", false, one(ranges(token.MaxConstraints + 1)...)},
-		{"MaxSetValues values", true, one(token.OneOf(0, values(token.MaxSetValues)...))},
-		{"MaxSetValues+1 values", false, one(token.OneOf(0, values(token.MaxSetValues+1)...))},
+		{"MaxSetValues values", true, one(token.OneOf(0, ints(token.MaxSetValues)...))},
+		{"MaxSetValues+1 values", false, one(token.OneOf(0, ints(token.MaxSetValues+1)...))},
 		{"argument index MaxArgs-1", true, one(token.InRange(token.MaxArgs-1, 0, 1))},
 		{"argument index MaxArgs", false, one(token.InRange(token.MaxArgs, 0, 1))},
 		{"one-of text of MaxArgBytes", true, one(token.OneOf(0, text))},
@@ -333,13 +335,6 @@ func TestArgumentLimits(t *testing.T) {
 	anchor := newKey(t, "P-256").(*ecdsa.PrivateKey)
 	pop := newKey(t, "P-256").(*ecdsa.PrivateKey)
 	tok := rawSign1(t, anchor, cwtTags, protES256, emptyMap, enc(t, claimsMap(t, pop)))
-	ints := func(n int) []token.Arg {
-		out := make([]token.Arg, n)
-		for i := range out {
-			out[i] = token.Int(int64(i))
-		}
-		return out
-	}
 	for _, tc := range []struct {
 		name string
 		ok   bool

@@ -279,3 +279,32 @@ func TestPermissionsRoundTrip(t *testing.T) {
 		t.Fatalf("changing NewScope's argument changed the scope: %v", err)
 	}
 }
+
+// TestUTF8OnlyForText: a text value or argument must be valid UTF-8 (the
+// decoders refuse any other), a byte string may hold any bytes.
+func TestUTF8OnlyForText(t *testing.T) {
+	pop := newKey(t, "P-256")
+	for _, tc := range []struct {
+		arg token.Arg
+		ok  bool
+	}{
+		{token.Bytes([]byte{0xff, 0xfe}), true},
+		{token.Text("\xff\xfe"), false},
+		{token.Text("ünïcode"), true},
+	} {
+		_, err := token.NewScope(token.Permission{Operation: "set", Constraints: []token.Constraint{token.Equals(0, tc.arg)}})
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("NewScope with the value %v: %v, want ok=%v", tc.arg, err, tc.ok)
+		}
+		op := token.Operation{Name: "set", Args: []token.Arg{tc.arg}}
+		raw, err := token.SignRequest(&token.Request{Nonce: 1, Operation: op, Token: []byte{1}}, pop, nil)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("SignRequest with the argument %v: %v, want ok=%v", tc.arg, err, tc.ok)
+		}
+		if err == nil {
+			if _, err := token.ParseRequest(raw); err != nil {
+				t.Errorf("ParseRequest with the argument %v: %v", tc.arg, err)
+			}
+		}
+	}
+}

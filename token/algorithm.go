@@ -110,6 +110,15 @@ func (a Algorithm) ecdsaSize() int {
 	return 0
 }
 
+// signatureSize returns the length of a COSE signature of the algorithm
+// (RFC 9053 sections 2.1 and 2.2).
+func (a Algorithm) signatureSize() int {
+	if a == AlgEdDSA {
+		return ed25519.SignatureSize
+	}
+	return 2 * a.ecdsaSize()
+}
+
 func (a Algorithm) digest(msg []byte) ([]byte, crypto.Hash) {
 	switch a {
 	case AlgES256:

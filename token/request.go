@@ -34,7 +34,9 @@ type SignOptions struct {
 // SignRequest encodes r and signs it with the proof-of-possession key,
 // returning 18(COSE_Sign1) bytes. With a P-256 key the result is laid out
 // exactly as SDA v1 technicians build it: protected header h'A10126', empty
-// unprotected header. The key's type decides the algorithm.
+// unprotected header. The key's type decides the algorithm. A bundle over
+// 16 KiB (16384 bytes, the decoders' string limit), which [ParseRequest]
+// would refuse, is an [ErrInvalid] error.
 func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, error) {
 	if r == nil {
 		return nil, invalid("nil request")
@@ -56,7 +58,11 @@ func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, erro
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand)
+	if len(payload) > codec.MaxStringLength {
+		// The bundle is a byte string, which ParseRequest would refuse.
+		return nil, invalid("request bundle of %d bytes exceeds %d", len(payload), codec.MaxStringLength)
+	}
+	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand, 0)
 }
 
 func validateOperation(op Operation) error {
@@ -150,12 +156,10 @@ func decodeOperation(raw []byte) (Operation, error) {
 	if err != nil {
 		return Operation{}, wrapMalformed(f+".args", err)
 	}
-	if len(args) > 0 {
-		op.Args = make([]Arg, len(args))
-		for i, a := range args {
-			if op.Args[i], err = readArg(a); err != nil {
-				return Operation{}, wrapMalformed(fmt.Sprintf("%s.args[%d]", f, i), err)
-			}
+	op.Args = make([]Arg, len(args)) // Verify returns nil for none
+	for i, a := range args {
+		if op.Args[i], err = readArg(a); err != nil {
+			return Operation{}, wrapMalformed(fmt.Sprintf("%s.args[%d]", f, i), err)
 		}
 	}
 	if err := validateOperation(op); err != nil {

@@ -22,7 +22,9 @@ type DeviceResponse struct {
 }
 
 // SignResponse signs r with the device's key and returns 18(COSE_Sign1)
-// bytes. The key's type decides the algorithm.
+// bytes. The key's type decides the algorithm. A payload over 16 KiB (16384
+// bytes, the decoders' string limit), which [VerifyResponse] would refuse,
+// is an [ErrInvalid] error.
 func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]byte, error) {
 	if r == nil {
 		return nil, invalid("nil response")
@@ -33,9 +35,6 @@ func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]by
 	if !utf8.ValidString(r.Device.Endpoint) || !utf8.ValidString(r.Device.DeviceID) {
 		return nil, invalid("device identity is not valid UTF-8")
 	}
-	if len(r.Data) > codec.MaxStringLength {
-		return nil, invalid("response data of %d bytes exceeds %d", len(r.Data), codec.MaxStringLength)
-	}
 	data := r.Data
 	if data == nil {
 		data = []byte{}
@@ -44,7 +43,11 @@ func SignResponse(r *DeviceResponse, key crypto.Signer, opts *SignOptions) ([]by
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand)
+	if len(payload) > codec.MaxStringLength {
+		// The payload is a byte string, which VerifyResponse would refuse.
+		return nil, invalid("response payload of %d bytes exceeds %d", len(payload), codec.MaxStringLength)
+	}
+	return signSign1(tagSign1Prefix, payload, key, nil, opts.Rand, 0)
 }
 
 // VerifyResponse parses a device-signed response strictly and verifies it

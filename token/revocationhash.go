@@ -33,7 +33,8 @@ func RevocationHash(data []byte) ([32]byte, error) {
 // RevocationHash returns the token's revocation hash: see the function
 // [RevocationHash].
 func (t *Token) RevocationHash() [32]byte {
-	// A token is at most MaxTokenSize bytes, so its ToBeSigned fits: no
+	// A token is at most MaxTokenSize bytes and its ToBeSigned at most 9
+	// more (tag 18 alone and an empty signature), so it fits: no
 	// allocation on a device's hot path.
 	var buf [MaxTokenSize + 32]byte
 	return sha256.Sum256(appendSigStructure(buf[:0], t.msg.protected, nil, t.msg.payload))

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,42 @@ func TestRevocationHash(t *testing.T) {
 		if _, err := token.RevocationHash(bad); !errors.Is(err, token.ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+// TestRevocationHashAllocatesNothing: a device computes the revocation
+// hash of every token it is shown, before any signature check, so it does
+// not allocate, even for the token whose ToBeSigned is the longest: one of
+// MaxTokenSize bytes under tag 18 alone with an empty signature, whose
+// ToBeSigned is 9 bytes longer than the token.
+func TestRevocationHashAllocatesNothing(t *testing.T) {
+	pop := newKey(t, "P-256").(*ecdsa.PrivateKey)
+	m := claimsMap(t, pop)
+	var tok, payload []byte
+	for n := 0; n < token.MaxTokenSize && len(tok) < token.MaxTokenSize; n++ {
+		m[2] = strings.Repeat("s", n)
+		payload = enc(t, m)
+		tok = append([]byte{0xd2, 0x84, 0x43, 0xa1, 0x01, 0x26, 0xa0}, enc(t, payload)...)
+		tok = append(tok, 0x40) // h'': parses, never verifies
+	}
+	if len(tok) != token.MaxTokenSize {
+		t.Fatalf("no token of exactly %d bytes (got %d)", token.MaxTokenSize, len(tok))
+	}
+	parsed, err := token.Parse(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbs := append([]byte{0x84, 0x6a}, "Signature1"...)
+	tbs = append(tbs, 0x43, 0xa1, 0x01, 0x26, 0x40)
+	tbs = codec.AppendBytes(tbs, payload)
+	if len(tbs) != token.MaxTokenSize+9 {
+		t.Fatalf("ToBeSigned of %d bytes, want %d", len(tbs), token.MaxTokenSize+9)
+	}
+	if got := parsed.RevocationHash(); got != sha256.Sum256(tbs) {
+		t.Fatalf("RevocationHash %x, want the ToBeSigned hash", got)
+	}
+	if n := testing.AllocsPerRun(20, func() { parsed.RevocationHash() }); n != 0 {
+		t.Fatalf("Token.RevocationHash allocates %v times, want 0", n)
 	}
 }
 

@@ -193,6 +193,10 @@ func (c Constraint) validate() error {
 		if v.kind == KindText && !utf8.ValidString(v.s) {
 			return fmt.Errorf("text value is not valid UTF-8")
 		}
+		if v.kind != KindInt && len(v.s) > MaxArgBytes {
+			// No argument it could equal is accepted (readArg).
+			return fmt.Errorf("value of %d bytes, more than %d", len(v.s), MaxArgBytes)
+		}
 	}
 	return nil
 }
@@ -334,18 +338,10 @@ func NewScope(perms ...Permission) (Scope, error) {
 	if len(perms) == 0 || len(perms) > MaxScopeItems {
 		return Scope{}, invalid("scope needs 1..%d permissions, has %d", MaxScopeItems, len(perms))
 	}
-	out := make([]Permission, len(perms))
-	for i, p := range perms {
+	out := Scope{perms: perms}.Permissions() // a deep copy, validated below
+	for _, p := range out {
 		if err := p.validate(); err != nil {
 			return Scope{}, invalid("scope: %v", err)
-		}
-		out[i] = Permission{Operation: p.Operation}
-		if len(p.Constraints) > 0 {
-			out[i].Constraints = make([]Constraint, len(p.Constraints))
-			for j, c := range p.Constraints {
-				c.Values = append([]Arg(nil), c.Values...)
-				out[i].Constraints[j] = c
-			}
 		}
 	}
 	return Scope{perms: out}, nil

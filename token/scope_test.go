@@ -3,6 +3,7 @@ package token_test
 import (
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -204,5 +205,106 @@ func TestDecodeScopeRejectsTags(t *testing.T) {
 				t.Fatalf("DecodeScope(%s) = %v, want ErrMalformed", tc.data, err)
 			}
 		})
+	}
+}
+
+// TestScopeSingleValueRange: a range constraint whose bounds are equal
+// permits that one value.
+func TestScopeSingleValueRange(t *testing.T) {
+	sc, err := token.NewScope(token.Permission{Operation: "set", Constraints: []token.Constraint{token.InRange(0, 5, 5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sc.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := token.DecodeScope(b)
+	if err != nil {
+		t.Fatalf("DecodeScope(%x): %v", b, err)
+	}
+	for _, s := range []token.Scope{sc, decoded} {
+		for v, ok := range map[int64]bool{4: false, 5: true, 6: false} {
+			if err := s.Check(token.Operation{Name: "set", Args: []token.Arg{token.Int(v)}}); (err == nil) != ok {
+				t.Errorf("set(%d) in 5..5: %v, want permitted %v", v, err, ok)
+			}
+		}
+	}
+}
+
+// TestScopeCheckReportsFirstFailure: when several permissions name the
+// operation and each fails a constraint, the ScopeError names the argument
+// of the first failure in scope order.
+func TestScopeCheckReportsFirstFailure(t *testing.T) {
+	on := func(arg int) token.Permission {
+		return token.Permission{Operation: "set", Constraints: []token.Constraint{token.InRange(arg, 1, 5)}}
+	}
+	op := token.Operation{Name: "set", Args: []token.Arg{token.Int(9), token.Int(9)}}
+	for _, tc := range []struct {
+		perms []token.Permission
+		want  int
+	}{
+		{[]token.Permission{on(0), on(1)}, 0},
+		{[]token.Permission{on(1), on(0)}, 1},
+		{[]token.Permission{{Operation: "get"}, on(1), on(0)}, 1},
+	} {
+		sc, err := token.NewScope(tc.perms...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var se *token.ScopeError
+		if err := sc.Check(op); !errors.As(err, &se) || se.Arg != tc.want {
+			t.Errorf("%v: Check = %v, want a *ScopeError for argument %d", sc, err, tc.want)
+		}
+	}
+}
+
+// TestPermissionsRoundTrip: Permissions returns what NewScope was given,
+// a permission without constraints with nil Constraints.
+func TestPermissionsRoundTrip(t *testing.T) {
+	perms := []token.Permission{
+		{Operation: "read-data"},
+		{Operation: "set", Constraints: []token.Constraint{token.InRange(0, 1, 2), token.OneOf(1, token.Text("a"), token.Int(3))}},
+		{Operation: token.AllOperations, Constraints: []token.Constraint{token.Equals(2, token.Bytes([]byte{7}))}},
+	}
+	sc, err := token.NewScope(perms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Permissions(); !reflect.DeepEqual(got, perms) {
+		t.Fatalf("Permissions() = %#v\nwant %#v", got, perms)
+	}
+	perms[1].Constraints[1].Values[0] = token.Text("b")
+	if err := sc.Check(token.Operation{Name: "set", Args: []token.Arg{token.Int(1), token.Text("a")}}); err != nil {
+		t.Fatalf("changing NewScope's argument changed the scope: %v", err)
+	}
+}
+
+// TestUTF8OnlyForText: a text value or argument must be valid UTF-8 (the
+// decoders refuse any other), a byte string may hold any bytes.
+func TestUTF8OnlyForText(t *testing.T) {
+	pop := newKey(t, "P-256")
+	for _, tc := range []struct {
+		arg token.Arg
+		ok  bool
+	}{
+		{token.Bytes([]byte{0xff, 0xfe}), true},
+		{token.Text("\xff\xfe"), false},
+		{token.Text("ünïcode"), true},
+	} {
+		_, err := token.NewScope(token.Permission{Operation: "set", Constraints: []token.Constraint{token.Equals(0, tc.arg)}})
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("NewScope with the value %v: %v, want ok=%v", tc.arg, err, tc.ok)
+		}
+		op := token.Operation{Name: "set", Args: []token.Arg{tc.arg}}
+		raw, err := token.SignRequest(&token.Request{Nonce: 1, Operation: op, Token: []byte{1}}, pop, nil)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("SignRequest with the argument %v: %v, want ok=%v", tc.arg, err, tc.ok)
+		}
+		if err == nil {
+			if _, err := token.ParseRequest(raw); err != nil {
+				t.Errorf("ParseRequest with the argument %v: %v", tc.arg, err)
+			}
+		}
 	}
 }

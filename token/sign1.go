@@ -237,10 +237,19 @@ func appendSigStructure(b, protected, externalAAD, payload []byte) []byte {
 
 func appendBstr(b, v []byte) []byte { return codec.AppendBytes(b, v) }
 
+// bstrSize returns the length of the encoding of a byte string of n bytes.
+func bstrSize(n int) int {
+	var head [9]byte
+	return len(codec.AppendHead(head[:0], 2, uint64(n))) + n
+}
+
 // signSign1 builds a tagged COSE_Sign1 (with prefix as its tags) over
 // payload, with alg (pinned by the signer's key) and kid in the protected
-// header and an empty unprotected header.
-func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader) ([]byte, error) {
+// header and an empty unprotected header. A message that would be longer
+// than limit bytes (0: no limit) is refused with ErrInvalid before the
+// signer is asked: its length is known beforehand, as a signature has the
+// fixed size of its algorithm.
+func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader, limit int) ([]byte, error) {
 	if signer == nil {
 		return nil, invalid("nil signer")
 	}
@@ -252,11 +261,15 @@ func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.
 	if err != nil {
 		return nil, err
 	}
+	size := len(prefix) + 1 + bstrSize(len(protected)) + 1 + bstrSize(len(payload)) + bstrSize(alg.signatureSize())
+	if limit > 0 && size > limit {
+		return nil, invalid("a message of %d bytes exceeds %d", size, limit)
+	}
 	sig, err := sign(signer, alg, sigStructure(protected, nil, payload), rnd)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(prefix)+1+len(protected)+3+1+len(payload)+5+len(sig)+2)
+	out := make([]byte, 0, size)
 	out = append(out, prefix...)
 	out = append(out, 0x84)
 	out = appendBstr(out, protected)

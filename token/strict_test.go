@@ -141,6 +141,18 @@ func TestParseTokenStrict(t *testing.T) {
 		{"tagged crit label", rawSign1(t, anchor, cwtTags, []byte{0xa2, 0x01, 0x26, 0x02, 0x81, 0xd8, 0x64, 0x04}, emptyMap, enc(t, claimsMap(t, pop))), token.ErrMalformed},
 		{"tagged kid label", rawSign1(t, anchor, cwtTags, protES256, []byte{0xa1, 0xd8, 0x64, 0x04, 0x41, 0x01}, enc(t, claimsMap(t, pop))), token.ErrMalformed},
 		{"indefinite-length claims", rawSign1(t, anchor, cwtTags, protES256, emptyMap, indefMap(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"empty protected header", rawSign1(t, anchor, cwtTags, []byte{}, emptyMap, enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"empty protected header, alg unprotected", rawSign1(t, anchor, cwtTags, []byte{}, enc(t, map[int]any{1: -7}), enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"crit naming alg", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 2: []int{1}}), emptyMap, enc(t, claimsMap(t, pop))), nil},
+		{"crit naming alg and kid", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 2: []int{1, 4}, 4: []byte("k")}), emptyMap, enc(t, claimsMap(t, pop))), nil},
+		{"crit naming kid and another", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 2: []int{4, 99}, 4: []byte("k"), 99: 1}), emptyMap, enc(t, claimsMap(t, pop))), token.ErrCritical},
+		{"largest integer label", rawSign1(t, anchor, cwtTags, protES256, enc(t, map[uint64]any{1<<63 - 1: 1}), enc(t, claimsMap(t, pop))), nil},
+		{"integer label beyond int64", rawSign1(t, anchor, cwtTags, protES256, enc(t, map[uint64]any{1 << 63: 1}), enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"integer label 2^63+1", rawSign1(t, anchor, cwtTags, protES256, enc(t, map[uint64]any{1<<63 + 1: 1}), enc(t, claimsMap(t, pop))), token.ErrMalformed},
+		{"content type application/cbor (60)", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 3: 60}), emptyMap, enc(t, claimsMap(t, pop))), nil},
+		{"content type 61 unprotected", rawSign1(t, anchor, cwtTags, protES256, enc(t, map[int]any{3: 61}), enc(t, claimsMap(t, pop))), token.ErrUnsupportedForm},
+		{"content type text/plain", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 3: "text/plain"}), emptyMap, enc(t, claimsMap(t, pop))), nil},
+		{"content type Application/CWT with a parameter", rawSign1(t, anchor, cwtTags, enc(t, map[int]any{1: -7, 3: " Application/CWT ; v=1"}), emptyMap, enc(t, claimsMap(t, pop))), token.ErrUnsupportedForm},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := token.Parse(tc.tok)

@@ -25,7 +25,9 @@ type IssueOptions struct {
 // 61(18(COSE_Sign1)) (RFC 8392 section 6, RFC 9052 section 4.2). The key's
 // type decides the algorithm; in ProfileV1 it must be a P-256 key (ES256).
 // Any crypto.Signer works, including hardware-backed keys. A token longer
-// than [MaxTokenSize], which [Parse] would reject, is an [ErrInvalid] error.
+// than [MaxTokenSize], which [Parse] would reject, is an [ErrInvalid] error,
+// found before the key is asked to sign (a signature has the fixed size of
+// its algorithm).
 func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	if c == nil {
 		return nil, invalid("nil claims")
@@ -52,18 +54,9 @@ func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(payload) > MaxTokenSize {
-		return nil, invalid("claims of %d bytes exceed the token size limit of %d", len(payload), MaxTokenSize)
-	}
-	tok, err := signSign1(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand)
-	if err != nil {
-		return nil, err
-	}
-	if len(tok) > MaxTokenSize {
-		// Parse, and so every device, would reject it.
-		return nil, invalid("token of %d bytes exceeds %d", len(tok), MaxTokenSize)
-	}
-	return tok, nil
+	// A token over MaxTokenSize, which Parse (and so every device) would
+	// reject, is refused before the key is asked to sign it.
+	return signSign1(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand, MaxTokenSize)
 }
 
 // Token is an access token that has been parsed strictly but whose

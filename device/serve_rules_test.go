@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -90,6 +92,56 @@ func TestServeSendFailures(t *testing.T) {
 			}
 			if n := w.agent.OutstandingNonces(); n != 0 {
 				t.Fatalf("%d nonces outstanding after Serve returned", n)
+			}
+		})
+	}
+}
+
+// remoteScriptConn is a scriptConn that tells its peer's address.
+type remoteScriptConn struct {
+	scriptConn
+	remote net.Addr
+}
+
+func (c *remoteScriptConn) RemoteAddr() net.Addr { return c.remote }
+
+// A drop is an audit event at Warn with its reason, the number of requests
+// answered, the peer's address when known and the error.
+func TestDropAuditEvent(t *testing.T) {
+	garbage := make([]scriptStep, 17)
+	for i := range garbage {
+		garbage[i].err = transport.ErrChecksum
+	}
+	peer := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 4000}
+	for _, tc := range []struct {
+		name   string
+		conn   transport.Conn
+		remote any // the event's remote; nil: absent
+	}{
+		{"without an address", &scriptConn{script: append([]scriptStep{{msg: wire.NonceRequest}}, garbage...)}, nil},
+		{"with an address", &remoteScriptConn{scriptConn{script: append([]scriptStep{{msg: wire.NonceRequest}}, garbage...)}, peer}, peer.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log auditLog
+			var drops []device.Drop
+			w := newWorld(t, func(c *device.Config) {
+				c.Logger = log.logger(slog.LevelWarn)
+				c.OnDrop = func(d device.Drop) { drops = append(drops, d) }
+			})
+			if err := w.agent.Serve(context.Background(), tc.conn); !errors.Is(err, transport.ErrChecksum) {
+				t.Fatalf("Serve: %v", err)
+			}
+			events := log.events(t)
+			if len(events) != 1 || len(drops) != 1 {
+				t.Fatalf("events %v, drops %+v", events, drops)
+			}
+			e := events[0]
+			if e["msg"] != "sda: connection dropped" || e["level"] != "WARN" || e["reason"] != "receive-errors" ||
+				e["requests"] != float64(1) || e["error"] != transport.ErrChecksum.Error() || e["remote"] != tc.remote {
+				t.Fatalf("event %v", e)
+			}
+			if d := drops[0]; d.Reason != device.DropReceiveErrors || d.Requests != 1 || tc.remote == nil && d.Remote != nil || tc.remote != nil && d.Remote != peer {
+				t.Fatalf("drop %+v", d)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/transport"
 )
 
 // Nonce 0 is never issued, so it is never accepted: not on a fresh device,
@@ -157,5 +159,48 @@ func TestNextNonceOnlyForFreshRequests(t *testing.T) {
 	r, d = w.send(w.request(n, tok, w.pop, "read-data"))
 	if !d.Allowed() || r.NextNonce != 0 {
 		t.Fatalf("throttled source: %+v %v, want success without a next nonce", r, d.Err)
+	}
+}
+
+// A connection's quota counts the nonces it holds now: a nonce it used or
+// that expired frees its place, so asking for another does not give up
+// one it still holds.
+func TestNonceQuotaCountsHeldNonces(t *testing.T) {
+	w := newWorld(t, func(c *device.Config) { c.NonceQuota = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tech, dev := transport.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- w.agent.Serve(ctx, dev) }()
+	defer func() { tech.Close(); <-served }()
+	nonce := func() uint64 {
+		t.Helper()
+		r := nonceOver(t, ctx, tech)
+		if r.Status != wire.StatusSuccess {
+			t.Fatalf("nonce: %v", r.Status)
+		}
+		return r.Nonce
+	}
+	use := func(n uint64) {
+		t.Helper()
+		if r := roundTrip(t, ctx, tech, w.request(n, w.token(nil), w.pop, "read-data")); r.Status != wire.StatusSuccess {
+			t.Fatalf("request with a held nonce: %v", r.Status)
+		}
+	}
+	// Used: n1 frees its place, n2 is kept when n3 is asked for.
+	n1, n2 := nonce(), nonce()
+	use(n1)
+	n3 := nonce()
+	use(n2)
+	// Expired: n3 and n4 free their places, n5 is kept when n6 is asked for.
+	nonce() // n4
+	w.clock.Advance(device.DefaultNonceLifetime)
+	n5 := nonce()
+	n6 := nonce()
+	use(n5)
+	use(n6)
+	r := roundTrip(t, ctx, tech, w.request(n3, w.token(nil), w.pop, "read-data"))
+	if r.Status != wire.StatusVerificationError {
+		t.Fatalf("request with an expired nonce: %v", r.Status)
 	}
 }

@@ -312,10 +312,11 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 		}
 		perms += len(dec.Grants[j].Alternatives)
 		if len(dec.Grants[j].Alternatives) == 0 {
-			// Report the first device that lacks the first device's alternatives.
+			// Report the first device that lacks one of the first device's
+			// alternatives.
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
-				if i != first && pr.uPolicy == nil {
+				if pr.uPolicy == nil && slices.ContainsFunc(alts, func(a altResult) bool { return pr.altIndex(a.key) < 0 }) {
 					return deny(auds[i], op, ErrConstraintsDiffer, nil)
 				}
 			}

@@ -355,6 +355,168 @@ func TestDecide(t *testing.T) {
 			structured: true,
 			want:       want{reason: ErrConstraintsDiffer, denyAud: "ep:hvac-2", denyOp: "set-temp"},
 		},
+		{
+			// The selector is indexed by model (fewest values): hvac-2 is a
+			// candidate, and must still be checked against site.
+			name: "attribute selector: the indexed attribute alone is not enough",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{Attributes: map[string][]string{
+				"model": {"x"}, "site": {"roof", "attic"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-2", denyOp: "read"},
+		},
+		{
+			name: "attribute selector: a missing attribute does not match",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{Attributes: map[string][]string{
+				"model": {"x"}, "color": {"red"}}}))},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name: "selector endpoint names match whatever the attributes",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{EndpointNames: []string{"hvac-2"}, Attributes: map[string][]string{
+				"site": {"roof"}, "model": {"x"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			want: want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name: "selector device ids match whatever the attributes",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{IDs: []string{dev2}, Attributes: map[string][]string{
+				"site": {"roof"}, "model": {"x"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2", "ep:pump-1"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:pump-1", denyOp: "read"},
+		},
+		{
+			name:     "expiry: a valid until after the lifetime does not lengthen it",
+			policies: []*Policy{pol("p1", window(-time.Hour, 48*time.Hour))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a later allow policy does not cap it",
+			policies: []*Policy{pol("p1"), pol("p2", window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: an inactive later deny does not cap it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, inactive, window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a later deny of another operation does not cap it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, ops("write"), window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a deny starting after the lifetime does not lengthen it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, window(48*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name: "expiry: the earliest of several later denies caps it",
+			policies: []*Policy{pol("p1", ops("read", "write")), pol("d5", denyEffect, window(5*time.Hour, 0)),
+				pol("d3", denyEffect, ops("write"), window(3*time.Hour, 0)), pol("d4", denyEffect, ops("*"), window(4*time.Hour, 0))},
+			ops:  []string{"read", "write"},
+			want: want{allowed: true, expiry: 3 * time.Hour, policies: []string{"p1"}, grants: []Grant{{Operation: "read"}, {Operation: "write"}}},
+		},
+		{
+			name:     "expiry: a deny starting at the request time applies",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, window(0, 0), func(p *Policy) { p.ValidFrom = t0 })},
+			want:     want{reason: ErrDenyPolicy, denyID: "d", denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name:     "equal expiries: the smaller policy id is used",
+			policies: []*Policy{pol("b"), pol("c"), pol("a"), pol("d")},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"a"}, grants: readGrant},
+		},
+		{
+			name:     "the deny with the smallest id is reported",
+			policies: []*Policy{pol("p1"), pol("d2", denyEffect), pol("d1", denyEffect), pol("d3", denyEffect)},
+			want:     want{reason: ErrDenyPolicy, denyID: "d1", denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name: "denials in request order: devices outer, operations inner",
+			policies: []*Policy{
+				pol("p1", ops("read"), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}})),
+				pol("p2", ops("write"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:  []string{"read", "write"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-1", denyOp: "write"},
+		},
+		{
+			// Each device has its own results per operation: hvac-1 allows
+			// set-temp without constraints, hvac-2 only within a range.
+			name: "several devices and operations: each device's own results",
+			policies: []*Policy{
+				pol("p1", ops("read", "set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}}), lifetime(5*time.Hour)),
+				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(7*time.Hour)),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"read", "set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 5 * time.Hour, policies: []string{"p1", "p2"},
+				grants: []Grant{{Operation: "read"}, {Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "several devices and operations: the constrained device is reported in v1",
+			policies: []*Policy{
+				pol("p1", ops("read", "set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-1", "pump-1"}})),
+				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:  []string{"ep:hvac-1", "ep:pump-1", "ep:hvac-2"},
+			ops:  []string{"read", "set-temp"},
+			want: want{reason: ErrStructuredScopeRequired, denyAud: "ep:hvac-2", denyOp: "set-temp"},
+		},
+		{
+			name: "several devices and operations: constraints differ on the last device",
+			policies: []*Policy{
+				pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-1", "hvac-2"}})),
+				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 10, 20)), devices(DeviceSelector{EndpointNames: []string{"pump-1"}})),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2", "ep:pump-1"},
+			ops:        []string{"read", "set-temp"},
+			structured: true,
+			want:       want{reason: ErrConstraintsDiffer, denyAud: "ep:pump-1", denyOp: "set-temp"},
+		},
+		{
+			// hvac-2 allows set-temp unconstrained for 2 h and within the
+			// range for 6 h: the alternative's bound is used there.
+			name: "constrained alternative: a device's longer constrained allow is used",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}}), lifetime(8*time.Hour)),
+				pol("p2", ops("set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(2*time.Hour)),
+				pol("p3", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(6*time.Hour)),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 6 * time.Hour, policies: []string{"p1", "p3"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "constrained alternative: the longer of two policies with the same constraints",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(3*time.Hour)),
+				pol("p2", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(9*time.Hour)),
+				pol("p3", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(9*time.Hour)),
+			},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 9 * time.Hour, policies: []string{"p2"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "constrained alternatives: only those every device allows, in key order",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), constrained("set-temp", rangeArg(0, 0, 5)),
+					constrained("set-temp", rangeArg(1, 1, 1)), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}})),
+				pol("p2", ops(), constrained("set-temp", rangeArg(1, 1, 1)), constrained("set-temp", rangeArg(0, 16, 28)),
+					devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1", "p2"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}, {rangeArg(1, 1, 1)}}}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,10 +3,12 @@ package policy
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -447,12 +449,13 @@ func TestDecide(t *testing.T) {
 			name: "several devices and operations: each device's own results",
 			policies: []*Policy{
 				pol("p1", ops("read", "set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}}), lifetime(5*time.Hour)),
-				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(7*time.Hour)),
+				pol("p2", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(3*time.Hour)),
+				pol("p3", ops("read"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(7*time.Hour)),
 			},
 			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
 			ops:        []string{"read", "set-temp"},
 			structured: true,
-			want: want{allowed: true, expiry: 5 * time.Hour, policies: []string{"p1", "p2"},
+			want: want{allowed: true, expiry: 3 * time.Hour, policies: []string{"p1", "p2", "p3"},
 				grants: []Grant{{Operation: "read"}, {Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
 		},
 		{
@@ -761,5 +764,51 @@ func TestPolicyValidate(t *testing.T) {
 		if err := p.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", p, err)
 		}
+	}
+}
+
+// TestDecideScopeBudget: a scope holds at most token.MaxScopeItems
+// permissions. Surplus alternatives are dropped, keeping room for one
+// permission per operation still to come and counting those granted before.
+func TestDecideScopeBudget(t *testing.T) {
+	alternatives := func(op string, n int) polOpt {
+		return func(p *Policy) {
+			for k := range n {
+				constrained(op, rangeArg(0, int64(k), int64(k)))(p)
+			}
+		}
+	}
+	var e Engine
+	err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", ops("c", "d"), alternatives("a", 3), alternatives("b", 25))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ops  []string
+		want []int // alternatives per operation; 0 for unconstrained
+	}{
+		{[]string{"b"}, []int{token.MaxScopeItems}},
+		{[]string{"b", "c"}, []int{token.MaxScopeItems - 1, 0}},
+		{[]string{"c", "b"}, []int{0, token.MaxScopeItems - 1}},
+		{[]string{"c", "d", "b"}, []int{0, 0, token.MaxScopeItems - 2}},
+		{[]string{"a", "b", "c"}, []int{3, token.MaxScopeItems - 3 - 1, 0}},
+		{[]string{"c", "a", "b", "d"}, []int{0, 3, token.MaxScopeItems - 1 - 3 - 1, 0}},
+	} {
+		t.Run(strings.Join(tc.ops, " "), func(t *testing.T) {
+			d, err := e.Decide(&Request{Subject: "alice", Audience: []string{"ep:hvac-1"}, Operations: tc.ops, Time: t0, Structured: true})
+			if err != nil || !d.Allowed {
+				t.Fatalf("Decide = %+v, %v", d, err)
+			}
+			perms := 0
+			for i, g := range d.Grants {
+				if g.Operation != tc.ops[i] || len(g.Alternatives) != tc.want[i] {
+					t.Errorf("grant %d: %s with %d alternatives, want %s with %d", i, g.Operation, len(g.Alternatives), tc.ops[i], tc.want[i])
+				}
+				perms += max(1, len(g.Alternatives))
+			}
+			if perms != token.MaxScopeItems {
+				t.Errorf("%d permissions, want %d", perms, token.MaxScopeItems)
+			}
+		})
 	}
 }

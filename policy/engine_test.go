@@ -1,0 +1,202 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// decide asks e whether alice may have op on aud at t0 and returns the
+// decision's error: nil when allowed.
+func decide(t *testing.T, e *Engine, aud string, op string) error {
+	t.Helper()
+	d, err := e.Decide(&Request{Subject: "alice", Audience: []string{aud}, Operations: []string{op}, Time: t0})
+	if err != nil {
+		t.Fatalf("Decide(%s, %s): %v", aud, op, err)
+	}
+	return d.Err()
+}
+
+// TestDeviceIdentityChanges: an audience resolves to the device that holds
+// the name now, never to one that held it before.
+func TestDeviceIdentityChanges(t *testing.T) {
+	var e Engine
+	err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", devices(DeviceSelector{IDs: []string{dev1}}))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decide(t, &e, "ep:hvac-1", "read"); err != nil {
+		t.Fatalf("before the rename: %v", err)
+	}
+	t.Run("renamed", func(t *testing.T) {
+		if err := e.Apply(PutDevice(&Device{ID: dev1, EndpointName: "hvac-1b"})); err != nil {
+			t.Fatal(err)
+		}
+		if err := decide(t, &e, "ep:hvac-1", "read"); !errors.Is(err, ErrUnknownDevice) {
+			t.Errorf("the old name: %v, want ErrUnknownDevice", err)
+		}
+		if err := decide(t, &e, "ep:hvac-1b", "read"); err != nil {
+			t.Errorf("the new name: %v", err)
+		}
+	})
+	t.Run("old name taken by another device", func(t *testing.T) {
+		if err := e.Apply(PutDevice(&Device{ID: dev3, EndpointName: "hvac-1"})); err != nil {
+			t.Fatal(err)
+		}
+		if err := decide(t, &e, "ep:hvac-1", "read"); !errors.Is(err, ErrNoAllowPolicy) {
+			t.Errorf("the old name, now another device's: %v, want ErrNoAllowPolicy", err)
+		}
+	})
+	t.Run("name removed", func(t *testing.T) {
+		if err := e.Apply(PutDevice(&Device{ID: dev1})); err != nil {
+			t.Fatal(err)
+		}
+		if err := decide(t, &e, "ep:hvac-1b", "read"); !errors.Is(err, ErrUnknownDevice) {
+			t.Errorf("the removed name: %v, want ErrUnknownDevice", err)
+		}
+		if err := decide(t, &e, "id:"+dev1, "read"); err != nil {
+			t.Errorf("by id: %v", err)
+		}
+		// The freed name can be given to another device.
+		if err := e.Apply(PutDevice(&Device{ID: dev2, EndpointName: "hvac-1b"})); err != nil {
+			t.Errorf("taking the freed name: %v", err)
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		if err := e.Apply(DeleteRecord(KindDevice, dev3)); err != nil {
+			t.Fatal(err)
+		}
+		for _, aud := range []string{"ep:hvac-1", "id:" + dev3} {
+			if err := decide(t, &e, aud, "read"); !errors.Is(err, ErrUnknownDevice) {
+				t.Errorf("%s of a deleted device: %v, want ErrUnknownDevice", aud, err)
+			}
+		}
+		if err := e.Apply(PutDevice(&Device{ID: dev1, EndpointName: "hvac-1"})); err != nil {
+			t.Errorf("taking the deleted device's name: %v", err)
+		}
+	})
+}
+
+// TestIndexPairLimit: a policy of exactly indexPairLimit subject x device
+// keys and one of one more (indexed by one dimension) decide alike and
+// are removed from the index when deleted or replaced.
+func TestIndexPairLimit(t *testing.T) {
+	for _, tc := range []struct{ users, eps int }{{8, 8}, {1, indexPairLimit}, {5, 13}, {1, indexPairLimit + 1}, {13, 5}, {indexPairLimit + 1, 1}} {
+		t.Run(fmt.Sprintf("%dx%d", tc.users, tc.eps), func(t *testing.T) {
+			var e Engine
+			sel := DeviceSelector{EndpointNames: append(names("ep-", tc.eps-1), "hvac-1")}
+			p := pol("p", users(append(names("u", tc.users-1), "alice")...), devices(sel))
+			if err := e.Apply(append(testDirectory(), PutPolicy(p))...); err != nil {
+				t.Fatal(err)
+			}
+			if err := decide(t, &e, "ep:hvac-1", "read"); err != nil {
+				t.Errorf("selected device: %v", err)
+			}
+			if err := decide(t, &e, "ep:hvac-2", "read"); !errors.Is(err, ErrNoAllowPolicy) {
+				t.Errorf("other device: %v, want ErrNoAllowPolicy", err)
+			}
+			// Replaced by a policy for another device: the old one is gone.
+			p2 := pol("p", users(p.Subjects.Users...), devices(DeviceSelector{EndpointNames: append(names("ep-", tc.eps-1), "hvac-2")}))
+			if err := e.Apply(PutPolicy(p2)); err != nil {
+				t.Fatal(err)
+			}
+			if err := decide(t, &e, "ep:hvac-1", "read"); !errors.Is(err, ErrNoAllowPolicy) {
+				t.Errorf("device of the replaced policy: %v, want ErrNoAllowPolicy", err)
+			}
+			if err := decide(t, &e, "ep:hvac-2", "read"); err != nil {
+				t.Errorf("device of the new policy: %v", err)
+			}
+			if err := e.Apply(DeleteRecord(KindPolicy, "p")); err != nil {
+				t.Fatal(err)
+			}
+			if err := decide(t, &e, "ep:hvac-2", "read"); !errors.Is(err, ErrNoAllowPolicy) {
+				t.Errorf("after delete: %v, want ErrNoAllowPolicy", err)
+			}
+		})
+	}
+}
+
+// TestIndexBySmallerDimension: a policy too large for the pair index is
+// indexed by its smaller dimension, so that its index entries stay few.
+func TestIndexBySmallerDimension(t *testing.T) {
+	for _, tc := range []struct {
+		users, eps       int
+		bySubj, byDev, n int
+	}{
+		{users: 10, eps: 20, bySubj: 10},
+		{users: 20, eps: 10, byDev: 10},
+		{users: 10, eps: 10, bySubj: 10},
+		{users: 8, eps: 8, n: 64},
+	} {
+		t.Run(fmt.Sprintf("%dx%d", tc.users, tc.eps), func(t *testing.T) {
+			var e Engine
+			p := pol("p", users(names("u", tc.users)...), devices(DeviceSelector{EndpointNames: names("ep-", tc.eps)}))
+			if err := e.Apply(PutPolicy(p)); err != nil {
+				t.Fatal(err)
+			}
+			if len(e.st.bySubj) != tc.bySubj || len(e.st.byDev) != tc.byDev || len(e.st.pair) != tc.n {
+				t.Errorf("index entries: %d by subject, %d by device, %d pairs; want %d, %d, %d",
+					len(e.st.bySubj), len(e.st.byDev), len(e.st.pair), tc.bySubj, tc.byDev, tc.n)
+			}
+		})
+	}
+}
+
+// TestDeleteKeepsOtherPolicies: policies sharing index entries stay when
+// one of them is deleted, whichever index holds them.
+func TestDeleteKeepsOtherPolicies(t *testing.T) {
+	many := names("ep-", 100)
+	for _, tc := range []struct {
+		name string
+		opts []polOpt
+	}{
+		{"pair index", nil},
+		{"by subject", []polOpt{devices(DeviceSelector{IDs: []string{dev1}, EndpointNames: many})}},
+		{"by device", []polOpt{users(append(names("u", 100), "alice")...)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e Engine
+			changes := testDirectory()
+			operations := []string{"read", "write", "reboot", "reset"}
+			for i, op := range operations {
+				changes = append(changes, PutPolicy(pol(fmt.Sprint("p", i), append(tc.opts, ops(op))...)))
+			}
+			if err := e.Apply(changes...); err != nil {
+				t.Fatal(err)
+			}
+			// Delete the first, the last and a middle one of the list.
+			deleted := map[string]bool{}
+			for _, i := range []int{0, 3, 1} {
+				if err := e.Apply(DeleteRecord(KindPolicy, fmt.Sprint("p", i))); err != nil {
+					t.Fatal(err)
+				}
+				deleted[operations[i]] = true
+				for _, op := range operations {
+					err := decide(t, &e, "ep:hvac-1", op)
+					if deleted[op] != errors.Is(err, ErrNoAllowPolicy) || !deleted[op] && err != nil {
+						t.Errorf("after deleting %v: %s: %v", deleted, op, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDeviceWithManyAttributes: a device with the most attributes allowed
+// is indexed by each of them.
+func TestDeviceWithManyAttributes(t *testing.T) {
+	attrs := map[string]string{}
+	for i := range maxAttributes {
+		attrs[fmt.Sprint("k", i)] = fmt.Sprint("v", i)
+	}
+	var e Engine
+	err := e.Apply(append(testDirectory(),
+		PutDevice(&Device{ID: dev1, EndpointName: "hvac-1", Attributes: attrs}),
+		PutPolicy(pol("p1", devices(DeviceSelector{Attributes: map[string][]string{fmt.Sprint("k", maxAttributes-1): {fmt.Sprint("v", maxAttributes-1)}}}))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decide(t, &e, "ep:hvac-1", "read"); err != nil {
+		t.Error(err)
+	}
+}

@@ -781,3 +781,162 @@ func FuzzDecodeTokenRequest(f *testing.F) {
 type bigInt = big.Int
 
 var oneInt = big.NewInt(1)
+
+// countingStore counts the reads of a MemStore.
+type countingStore struct {
+	*MemStore
+	snapshots, changes atomic.Int32
+}
+
+func (s *countingStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+	s.snapshots.Add(1)
+	return s.MemStore.Snapshot(ctx)
+}
+
+func (s *countingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	s.changes.Add(1)
+	return s.MemStore.Changes(ctx, since)
+}
+
+// collapsingStore answers Changes like a store that keeps only the latest
+// version of each record: one change per record, the latest, in commit
+// order. The engine may refuse such a list (a unique name that moves
+// between records), and the service then loads a snapshot.
+type collapsingStore struct{ *countingStore }
+
+func (s collapsingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	all, err := s.countingStore.Changes(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	last := map[recordKey]int{}
+	for i, c := range all {
+		last[recordKey{c.Kind, c.ID}] = i
+	}
+	var out []Change
+	for i, c := range all {
+		if last[recordKey{c.Kind, c.ID}] == i {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// truncatedStore has lost its change log.
+type truncatedStore struct{ *countingStore }
+
+func (truncatedStore) Changes(context.Context, int64) ([]Change, error) {
+	return nil, ErrChangesTruncated
+}
+
+// TestServiceFollowsTheStore: a Service decides with the changes that
+// another instance wrote to their shared Store, read before the decision:
+// from the change log after the first snapshot, or from a new snapshot
+// when the log is lost or the engine refuses its changes.
+func TestServiceFollowsTheStore(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		wrap      func(*countingStore) Store
+		snapshots func(decisions int32) int32 // snapshots read for that many decisions
+	}{
+		{"change log", func(s *countingStore) Store { return s }, func(int32) int32 { return 1 }},
+		{"truncated log", func(s *countingStore) Store { return truncatedStore{s} }, func(n int32) int32 { return n }},
+		{"collapsed log", func(s *countingStore) Store { return collapsingStore{s} }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, token.ProfileV1, pol("p1", devices(DeviceSelector{IDs: []string{dev2}})))
+			store := &countingStore{MemStore: env.store}
+			env.svc.Store = tc.wrap(store)
+			other := &Service{Store: env.store, Signer: env.anchor}
+			var writes, decisions int32
+			write := func(changes ...Change) {
+				t.Helper()
+				if err := other.Apply(ctx, changes...); err != nil {
+					t.Fatal(err)
+				}
+				writes++
+			}
+			check := func(aud string, want error) {
+				t.Helper()
+				req := &TokenRequest{Audience: []string{aud}, Scope: "read", Key: &env.pop.PublicKey}
+				if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, want) || (want == nil) != (err == nil) {
+					t.Fatalf("Issue for %s after %d writes: %v, want %v", aud, writes, err, want)
+				}
+				decisions++
+				if tc.snapshots != nil {
+					if got, want := store.snapshots.Load(), tc.snapshots(decisions); got != want {
+						t.Errorf("after %d decisions: %d snapshots read, want %d", decisions, got, want)
+					}
+				}
+			}
+			check("id:"+dev2, nil)
+			write(DeleteRecord(KindPolicy, "p1"))
+			check("id:"+dev2, ErrNoAllowPolicy)
+			// Several batches between two decisions.
+			write(PutPolicy(pol("p1", devices(DeviceSelector{IDs: []string{dev2}}))))
+			write(PutPolicy(pol("d1", denyEffect, devices(DeviceSelector{IDs: []string{dev2}}))))
+			check("id:"+dev2, ErrDenyPolicy)
+			write(DeleteRecord(KindPolicy, "d1"))
+			// An endpoint name that moves from one device to another: a
+			// collapsed log gives dev2 the name while dev1 still holds it.
+			write(PutDevice(&Device{ID: dev1, EndpointName: "moving"}))
+			write(PutDevice(&Device{ID: dev2, EndpointName: "hvac-1"}))
+			write(PutDevice(&Device{ID: dev1, EndpointName: "hvac-1b"}))
+			check("ep:hvac-1", nil)
+			check("ep:hvac-2", ErrUnknownDevice)
+			check("ep:hvac-1b", ErrNoAllowPolicy)
+			if tc.name == "collapsed log" && store.snapshots.Load() != 2 {
+				t.Errorf("%d snapshots read; want 2: the refused log is replaced by one snapshot", store.snapshots.Load())
+			}
+		})
+	}
+}
+
+// TestMaxStaleness: with MaxStaleness set, the service reads the Store
+// again only once its view is that old.
+func TestMaxStaleness(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnv(t, token.ProfileV1)
+	store := &countingStore{MemStore: env.store}
+	env.svc.Store = store
+	env.svc.MaxStaleness = time.Minute
+	clock := t0
+	env.svc.monotonic = func() time.Time { return clock }
+	other := &Service{Store: env.store, Signer: env.anchor}
+	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}
+	issue := func() error {
+		_, err := env.svc.Issue(ctx, "alice", req)
+		return err
+	}
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("before the policy: %v", err)
+	}
+	if err := other.Apply(ctx, PutPolicy(pol("p1"))); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute - time.Nanosecond)
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("a view younger than MaxStaleness was read again: %v", err)
+	}
+	if n := store.snapshots.Load() + store.changes.Load(); n != 1 {
+		t.Fatalf("%d reads of the store, want 1", n)
+	}
+	clock = clock.Add(time.Nanosecond)
+	if err := issue(); err != nil {
+		t.Fatalf("a view as old as MaxStaleness was not read again: %v", err)
+	}
+	// Sync reads the store at once.
+	if err := other.Apply(ctx, DeleteRecord(KindPolicy, "p1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue(); err != nil {
+		t.Fatalf("a fresh view was read again: %v", err)
+	}
+	if err := env.svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("after Sync: %v", err)
+	}
+}

@@ -121,6 +121,9 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
 			t.Errorf("error body lacks %q: %s", k, w.Body.String())
 		}
 	}
+	if string(raw["fields"]) == "null" {
+		t.Errorf("error body has fields null, want a list: %s", w.Body.String())
+	}
 	var e errorBody
 	if err := strictUnmarshal(w.Body.Bytes(), &e); err != nil {
 		t.Fatal(err)
@@ -939,4 +942,217 @@ func TestMaxStaleness(t *testing.T) {
 	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
 		t.Fatalf("after Sync: %v", err)
 	}
+}
+
+// TestIssueOneOfAndEquals: one_of and equals constraints, on integer, text
+// and byte-string values, reach the token's scope and bind there.
+func TestIssueOneOfAndEquals(t *testing.T) {
+	i7, auto, eco := int64(7), "auto", "eco"
+	i1 := int64(1)
+	env := newTestEnv(t, token.ProfileV2, pol("p1", ops(),
+		constrained("set-mode",
+			ArgConstraint{Arg: 0, OneOf: []ArgValue{{Int: &i1}, {Text: &auto}, {Bytes: []byte{1, 2}}}},
+			ArgConstraint{Arg: 1, Equals: &ArgValue{Text: &eco}}),
+		constrained("calibrate",
+			ArgConstraint{Arg: 0, Equals: &ArgValue{Int: &i7}},
+			ArgConstraint{Arg: 1, Equals: &ArgValue{Bytes: []byte{0xca}}})))
+	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "set-mode calibrate", Key: &env.pop.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Parse(got.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tok.Verify(&env.anchor.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := func(name string, args ...token.Arg) token.Operation { return token.Operation{Name: name, Args: args} }
+	for _, o := range []token.Operation{
+		op("set-mode", token.Int(1), token.Text("eco")),
+		op("set-mode", token.Text("auto"), token.Text("eco")),
+		op("set-mode", token.Bytes([]byte{1, 2}), token.Text("eco")),
+		op("calibrate", token.Int(7), token.Bytes([]byte{0xca})),
+	} {
+		if err := c.Scope.Check(o); err != nil {
+			t.Errorf("%v: %v, want permitted", o, err)
+		}
+	}
+	for _, o := range []token.Operation{
+		op("set-mode", token.Int(2), token.Text("eco")),
+		op("set-mode", token.Text("manual"), token.Text("eco")),
+		op("set-mode", token.Text("\x01\x02"), token.Text("eco")),
+		op("set-mode", token.Bytes([]byte{1}), token.Text("eco")),
+		op("set-mode", token.Int(1), token.Text("boost")),
+		op("set-mode", token.Int(1), token.Bytes([]byte("eco"))),
+		op("calibrate", token.Int(8), token.Bytes([]byte{0xca})),
+		op("calibrate", token.Text("7"), token.Bytes([]byte{0xca})),
+		op("calibrate", token.Int(7), token.Bytes([]byte{0xcb})),
+		op("calibrate", token.Int(7), token.Text("\xca")),
+	} {
+		if err := c.Scope.Check(o); !errors.Is(err, token.ErrOutOfScope) {
+			t.Errorf("%v: %v, want ErrOutOfScope", o, err)
+		}
+	}
+}
+
+// auditEvents returns the JSON log records in buf, in order.
+func auditEvents(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log record %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestAuditEvents: every token request is logged, issued at INFO and
+// denied at WARN, with what an auditor needs to trace it; a logger that
+// keeps warnings only still gets every denial.
+func TestAuditEvents(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1", ops("read", "reboot")), pol("d", denyEffect, ops("reboot")))
+	last := func() map[string]any {
+		t.Helper()
+		ev := auditEvents(t, env.audit)
+		if len(ev) == 0 {
+			t.Fatal("no audit event")
+		}
+		return ev[len(ev)-1]
+	}
+	want := func(ev map[string]any, fields map[string]any, absent ...string) {
+		t.Helper()
+		for k, v := range fields {
+			if fmt.Sprint(ev[k]) != fmt.Sprint(v) {
+				t.Errorf("%s = %v, want %v (event %v)", k, ev[k], v, ev)
+			}
+		}
+		for _, k := range absent {
+			if _, ok := ev[k]; ok {
+				t.Errorf("event has %s: %v", k, ev)
+			}
+		}
+	}
+
+	w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1", "ep:hvac-1"}, "read"))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	ev := last()
+	want(ev, map[string]any{"msg": "sda.token.issued", "level": "INFO", "subject": "alice", "aud": []any{"ep:hvac-1", "ep:hvac-1"},
+		"scope": "read", "request_id": w.Header().Get("X-Request-Id"), "granted_scope": "read", "policies": "p1",
+		"expiry": t0.Add(24 * time.Hour).Format(time.RFC3339)}, "error")
+	if id, _ := ev["token_id"].(string); len(id) != 32 {
+		t.Errorf("token_id = %v, want 16 bytes in hex", ev["token_id"])
+	}
+
+	w = env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "read reboot"))
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "level": "WARN", "subject": "alice", "scope": "read reboot",
+		"request_id": w.Header().Get("X-Request-Id"), "denied_audience": "ep:hvac-1", "denied_operation": "reboot", "deny_policy": "d"}, "token_id")
+	if e, _ := last()["error"].(string); e == "" {
+		t.Error("denial without its error")
+	}
+
+	ctx := context.Background()
+	_, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "write", Key: &env.pop.PublicKey})
+	if !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("Issue: %v", err)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "denied_audience": "ep:hvac-2", "denied_operation": "write"}, "deny_policy", "request_id")
+
+	// A malformed request is denied before any decision.
+	_, err = env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "9", Key: &env.pop.PublicKey})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Issue: %v", err)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "level": "WARN"}, "denied_audience", "request_id")
+
+	// A logger that keeps warnings only.
+	warn := new(bytes.Buffer)
+	env.svc.Logger = slog.New(slog.NewJSONHandler(warn, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "reboot", Key: &env.pop.PublicKey}); !errors.Is(err, ErrDenyPolicy) {
+		t.Fatal(err)
+	}
+	if ev := auditEvents(t, warn); len(ev) != 1 || ev[0]["msg"] != "sda.token.denied" {
+		t.Errorf("a WARN logger got %v, want the denial only", ev)
+	}
+}
+
+// errorAuth fails every authentication with err.
+type errorAuth struct{ err error }
+
+func (a errorAuth) Authenticate(context.Context, *http.Request) (Principal, error) {
+	return Principal{}, a.err
+}
+
+// TestHTTPResponses: the headers and logging of HTTP answers.
+func TestHTTPResponses(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	t.Run("Allow", func(t *testing.T) {
+		for _, tc := range []struct{ method, path, allow string }{
+			{"GET", TokenPath, "POST"},
+			{"POST", TrustAnchorsPath, "GET"},
+			{"PUT", AdminPathPrefix + "api-keys", "GET, POST"},
+			{"PUT", AdminPathPrefix + "api-keys/k", "GET, DELETE"},
+			{"POST", AdminPathPrefix + "policies", "GET"},
+			{"PATCH", AdminPathPrefix + "policies/p1", "GET, PUT, DELETE"},
+		} {
+			w := env.do(tc.method, tc.path, env.adminKey, "")
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != tc.allow {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tc.method, tc.path, w.Code, w.Header().Get("Allow"), tc.allow)
+			}
+		}
+	})
+	t.Run("request ids", func(t *testing.T) {
+		seen := map[string]bool{}
+		for range 3 {
+			id := env.do("GET", TrustAnchorsPath, env.aliceKey, "").Header().Get("X-Request-Id")
+			if b, err := hex.DecodeString(id); err != nil || len(b) != 16 || seen[id] {
+				t.Errorf("request id %q: want 16 random bytes in hex, each new", id)
+			}
+			seen[id] = true
+		}
+	})
+	t.Run("server errors are logged, client errors not", func(t *testing.T) {
+		for _, tc := range []struct {
+			err    error
+			status int
+			logged bool
+		}{
+			{errors.New("authenticator broke"), http.StatusInternalServerError, true},
+			{fmt.Errorf("%w: directory down", ErrUnavailable), http.StatusServiceUnavailable, true},
+			{fmt.Errorf("%w: no", ErrUnauthenticated), http.StatusUnauthorized, false},
+			{fmt.Errorf("%w: bad", ErrInvalid), http.StatusBadRequest, false},
+		} {
+			env.audit.Reset()
+			env.svc.Authenticator = errorAuth{tc.err}
+			w := env.do("GET", TrustAnchorsPath, "x", "")
+			if w.Code != tc.status {
+				t.Errorf("%v: status %d, want %d", tc.err, w.Code, tc.status)
+			}
+			logged := strings.Contains(env.audit.String(), `"msg":"sda.http.error"`)
+			if logged != tc.logged {
+				t.Errorf("%v: logged %v, want %v: %s", tc.err, logged, tc.logged, env.audit)
+			}
+		}
+	})
+	t.Run("a principal without a subject", func(t *testing.T) {
+		env.svc.Authenticator = staticAuth{Principal{Admin: true}}
+		if w := env.do("GET", AdminPathPrefix+"policies", "x", ""); w.Code != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", w.Code)
+		}
+	})
 }

@@ -812,3 +812,17 @@ func TestDecideScopeBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestDeniedErrorWithoutDenial: a Decision that is not allowed and names
+// no pair still gives an error matching ErrDenied, and only that.
+func TestDeniedErrorWithoutDenial(t *testing.T) {
+	err := (&Decision{}).Err()
+	var de *DeniedError
+	if !errors.Is(err, ErrDenied) || !errors.As(err, &de) || errors.Is(err, ErrNoAllowPolicy) || err.Error() == "" {
+		t.Errorf("Err() = %v", err)
+	}
+	err = (&Decision{Denied: &Denial{Audience: "ep:x", Operation: "read"}}).Err()
+	if !errors.Is(err, ErrDenied) || err.Error() == "" {
+		t.Errorf("Err() without a reason = %v", err)
+	}
+}

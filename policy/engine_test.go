@@ -3,7 +3,11 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // decide asks e whether alice may have op on aud at t0 and returns the
@@ -198,5 +202,172 @@ func TestDeviceWithManyAttributes(t *testing.T) {
 	}
 	if err := decide(t, &e, "ep:hvac-1", "read"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestEngineLoad: Load replaces the whole content with a snapshot, of
+// whatever kinds of records, or changes nothing when the snapshot is invalid.
+func TestEngineLoad(t *testing.T) {
+	key := func(id, subject string) *APIKey {
+		_, k, err := NewAPIKey(nil, id, subject, false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	for name, snap := range map[string]*Snapshot{
+		"empty":         {},
+		"policies only": {Policies: []*Policy{pol("p1"), pol("p2")}},
+		"subjects only": {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "b", Kind: Application}}},
+		"devices only":  {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2}}},
+		"API keys only": {APIKeys: []*APIKey{key("k1", "a"), key("k2", "b")}},
+		"all kinds": {Policies: []*Policy{pol("p1")}, Subjects: []*Subject{{ID: "a", Kind: User}},
+			Devices: []*Device{{ID: dev1}}, APIKeys: []*APIKey{key("k1", "a")}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var e Engine
+			if err := e.Apply(append(testDirectory(), PutPolicy(pol("old")))...); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Load(snap); err != nil {
+				t.Fatal(err)
+			}
+			got := e.Snapshot()
+			if len(got.Policies) != len(snap.Policies) || len(got.Subjects) != len(snap.Subjects) ||
+				len(got.Devices) != len(snap.Devices) || len(got.APIKeys) != len(snap.APIKeys) {
+				t.Errorf("loaded %+v, want %+v", got, snap)
+			}
+		})
+	}
+	for name, snap := range map[string]*Snapshot{
+		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(time.Minute))}},
+		"one id twice":            {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}},
+		"one endpoint name twice": {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var e Engine
+			if err := e.Apply(testDirectory()...); err != nil {
+				t.Fatal(err)
+			}
+			before := e.Snapshot()
+			if err := e.Load(snap); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrConflict) {
+				t.Errorf("Load = %v, want ErrInvalid or ErrConflict", err)
+			}
+			if diff := cmp.Diff(before, e.Snapshot()); diff != "" {
+				t.Errorf("a refused Load changed the engine:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEngineSnapshotSorted: Snapshot lists each kind of record sorted by id.
+func TestEngineSnapshotSorted(t *testing.T) {
+	var e Engine
+	changes := testDirectory()
+	for _, id := range []string{"p3", "p1", "p4", "p2"} {
+		changes = append(changes, PutPolicy(pol(id)))
+	}
+	for _, id := range []string{"k3", "k1", "k4", "k2"} {
+		_, k, err := NewAPIKey(nil, id, "alice", false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changes = append(changes, PutAPIKey(k))
+	}
+	if err := e.Apply(changes...); err != nil {
+		t.Fatal(err)
+	}
+	s := e.Snapshot()
+	ids := func(n int, id func(int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = id(i)
+		}
+		return out
+	}
+	for kind, list := range map[Kind][]string{
+		KindPolicy:  ids(len(s.Policies), func(i int) string { return s.Policies[i].ID }),
+		KindSubject: ids(len(s.Subjects), func(i int) string { return s.Subjects[i].ID }),
+		KindDevice:  ids(len(s.Devices), func(i int) string { return s.Devices[i].ID }),
+		KindAPIKey:  ids(len(s.APIKeys), func(i int) string { return s.APIKeys[i].ID }),
+	} {
+		if len(list) < 3 || !slices.IsSorted(list) {
+			t.Errorf("%s ids %v, want at least 3, sorted", kind, list)
+		}
+	}
+}
+
+// TestEnginePolicy: Policy returns a copy of the stored policy, which
+// shares nothing with the policy applied or with other copies.
+func TestEnginePolicy(t *testing.T) {
+	var zero Engine
+	if _, err := zero.Policy("p1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("zero Engine: %v, want ErrNotFound", err)
+	}
+	var e Engine
+	p := pol("p1", constrained("set", rangeArg(0, 1, 2)), devices(DeviceSelector{Attributes: map[string][]string{"site": {"roof"}}}))
+	if err := e.Apply(append(testDirectory(), PutPolicy(p))...); err != nil {
+		t.Fatal(err)
+	}
+	want := p.clone()
+	// Changing what was applied does not change what is stored.
+	p.Devices.Attributes["site"][0] = "basement"
+	p.Devices.Attributes["model"] = []string{"x"}
+	p.Operations[1].Constraints[0].Range[1] = 99
+	got, err := e.Policy("p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("stored policy changed through the applied one:\n%s", diff)
+	}
+	// Nor does changing a copy.
+	got.Devices.Attributes["site"] = nil
+	got.Subjects.Users[0] = "mallory"
+	if again, _ := e.Policy("p1"); !cmp.Equal(want, again) {
+		t.Errorf("stored policy changed through a copy: %+v", again)
+	}
+	if _, err := e.Policy("p2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown policy: %v, want ErrNotFound", err)
+	}
+}
+
+// TestCreate: a change with Create set fails the batch with ErrConflict
+// when a record of its kind and id exists, counting the batch's earlier
+// changes, for every kind of record.
+func TestCreate(t *testing.T) {
+	_, k1, err := NewAPIKey(nil, "k1", "alice", false, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, k2, err := NewAPIKey(nil, "k2", "alice", false, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(c Change) Change { c.Create = true; return c }
+	for _, tc := range []struct {
+		kind            Kind
+		existing, fresh Change
+	}{
+		{KindPolicy, PutPolicy(pol("p1")), PutPolicy(pol("p2"))},
+		{KindSubject, PutSubject(&Subject{ID: "alice", Kind: User}), PutSubject(&Subject{ID: "erin", Kind: User})},
+		{KindDevice, PutDevice(&Device{ID: dev1}), PutDevice(&Device{ID: "0000000000000000000000000000000a"})},
+		{KindAPIKey, PutAPIKey(k1), PutAPIKey(k2)},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			var e Engine
+			if err := e.Apply(append(testDirectory(), PutPolicy(pol("p1")), PutAPIKey(k1))...); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Apply(create(tc.existing)); !errors.Is(err, ErrConflict) {
+				t.Errorf("creating an existing record: %v, want ErrConflict", err)
+			}
+			if err := e.Apply(DeleteRecord(tc.kind, tc.existing.ID), create(tc.existing)); err != nil {
+				t.Errorf("creating a record deleted earlier in the batch: %v", err)
+			}
+			if err := e.Apply(create(tc.fresh)); err != nil {
+				t.Errorf("creating a new record: %v", err)
+			}
+		})
 	}
 }

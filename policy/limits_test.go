@@ -114,7 +114,7 @@ func TestLimits(t *testing.T) {
 			policy(fixed("operations"), func(p *Policy, n int) { ops(names("op", n)...)(p) })},
 		{"operation name length in a rule", []int{1, MaxOperationNameLen}, []int{MaxOperationNameLen + 1},
 			policy(fixed("operations[0].name"), func(p *Policy, n int) { ops("o" + strings.Repeat("p", n-1))(p) })},
-		{"constraints per rule", []int{1, maxConstraints}, []int{maxConstraints + 1},
+		{"constraints per rule", []int{1, token.MaxConstraints}, []int{token.MaxConstraints + 1},
 			policy(fixed("operations[0].constraints"), func(p *Policy, n int) {
 				cons := make([]ArgConstraint, n)
 				for i := range cons {
@@ -122,9 +122,9 @@ func TestLimits(t *testing.T) {
 				}
 				p.Operations = []OperationRule{{Name: "set", Constraints: cons}}
 			})},
-		{"argument index", []int{0, maxArgIndex}, []int{-1, maxArgIndex + 1},
+		{"argument index", []int{0, token.MaxArgs - 1}, []int{-1, token.MaxArgs},
 			policy(fixed("operations[0].constraints[0].arg"), constraint(func(n int) ArgConstraint { return rangeArg(n, 0, 1) }))},
-		{"one_of values", []int{1, maxOneOf}, []int{0, maxOneOf + 1},
+		{"one_of values", []int{1, token.MaxSetValues}, []int{0, token.MaxSetValues + 1},
 			policy(fixed("operations[0].constraints[0].one_of"), constraint(func(n int) ArgConstraint {
 				return ArgConstraint{OneOf: intValues(n)}
 			}))},
@@ -337,6 +337,16 @@ func TestHTTPLimits(t *testing.T) {
 		}
 		check(t, env.do("GET", TrustAnchorsPath, secret(maxBearerLen), ""), http.StatusOK, "")
 		check(t, env.do("GET", TrustAnchorsPath, secret(maxBearerLen+1), ""), http.StatusUnauthorized, "")
+	})
+	t.Run("audiences", func(t *testing.T) {
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(MaxAudiences, "ep:hvac-1"), "read")), http.StatusOK, "")
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(MaxAudiences+1, "ep:hvac-1"), "read")), http.StatusBadRequest, "aud")
+	})
+	t.Run("v1 scope length", func(t *testing.T) {
+		// token.MinV1ScopeLength bytes are issued in v1, one fewer refused.
+		env := newTestEnv(t, token.ProfileV1, pol("p1", ops("ab", "c")))
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "ab")), http.StatusOK, "")
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "c")), http.StatusBadRequest, "scope")
 	})
 	t.Run("list page", func(t *testing.T) {
 		for _, q := range []string{"limit=1", fmt.Sprintf("limit=%d", maxListLimit), "after=" + strings.Repeat("a", maxIDLen)} {

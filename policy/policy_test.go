@@ -47,7 +47,7 @@ func TestSyntax(t *testing.T) {
 			name: "attribute name", field: "",
 			validate: func(v string) error { return (&Device{ID: dev1, Attributes: map[string]string{v: "x"}}).Validate() },
 			ok:       []string{"a", "z", "A", "Z", "a0", "a9", "a_", "a.", "a-", "site_2.b-c"},
-			wrong:    []string{"0a", "9", "_a", ".a", "-a", "`", "{", "@", "[", "a/", "a:", "a ", "a`", "a{"},
+			wrong:    []string{"", "0a", "9", "_a", ".a", "-a", "`", "{", "@", "[", "a/", "a:", "a ", "a`", "a{", strings.Repeat("a", maxAttrKeyLen+1)},
 		},
 		{
 			name: "attribute value", field: "attributes.k",

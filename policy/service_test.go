@@ -1156,3 +1156,43 @@ func TestHTTPResponses(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminListPages: list pages hold at most limit records after the
+// given id, and has_more says whether another page follows.
+func TestAdminListPages(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	page := func(query string) listJSON[Subject] {
+		t.Helper()
+		w := env.do("GET", AdminPathPrefix+"subjects?"+query, env.adminKey, "")
+		var l listJSON[Subject]
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &l) != nil {
+			t.Fatalf("GET ?%s: %d %s", query, w.Code, w.Body)
+		}
+		return l
+	}
+	ids := func(l listJSON[Subject]) string {
+		var s []string
+		for _, x := range l.Data {
+			s = append(s, x.ID)
+		}
+		return strings.Join(s, " ")
+	}
+	// The directory holds alice, bob, carol, root and tool.
+	for _, tc := range []struct {
+		query, ids string
+		more       bool
+	}{
+		{"limit=5", "alice bob carol root tool", false},
+		{"limit=4", "alice bob carol root", true},
+		{"limit=2&after=bob", "carol root", true},
+		{"limit=3&after=bob", "carol root tool", false},
+		{"after=carol", "root tool", false},
+		{"after=tool", "", false},
+		{"after=b", "bob carol root tool", false},
+	} {
+		l := page(tc.query)
+		if ids(l) != tc.ids || l.HasMore != tc.more || l.TotalCount != 5 {
+			t.Errorf("?%s: %q, has_more %v, total %d; want %q, %v, 5", tc.query, ids(l), l.HasMore, l.TotalCount, tc.ids, tc.more)
+		}
+	}
+}

@@ -305,11 +305,13 @@ func TestEnginePolicy(t *testing.T) {
 		t.Errorf("zero Engine: %v, want ErrNotFound", err)
 	}
 	var e Engine
-	p := pol("p1", constrained("set", rangeArg(0, 1, 2)), devices(DeviceSelector{Attributes: map[string][]string{"site": {"roof"}}}))
+	newPolicy := func() *Policy {
+		return pol("p1", constrained("set", rangeArg(0, 1, 2)), devices(DeviceSelector{Attributes: map[string][]string{"site": {"roof"}}}))
+	}
+	p, want := newPolicy(), newPolicy()
 	if err := e.Apply(append(testDirectory(), PutPolicy(p))...); err != nil {
 		t.Fatal(err)
 	}
-	want := p.clone()
 	// Changing what was applied does not change what is stored.
 	p.Devices.Attributes["site"][0] = "basement"
 	p.Devices.Attributes["model"] = []string{"x"}

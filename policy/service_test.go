@@ -1195,4 +1195,15 @@ func TestAdminListPages(t *testing.T) {
 			t.Errorf("?%s: %q, has_more %v, total %d; want %q, %v, 5", tc.query, ids(l), l.HasMore, l.TotalCount, tc.ids, tc.more)
 		}
 	}
+	// Without a limit, a page holds defaultListLimit records.
+	var more []Change
+	for i := range defaultListLimit {
+		more = append(more, PutSubject(&Subject{ID: fmt.Sprint("x", i), Kind: User}))
+	}
+	if err := env.svc.Apply(context.Background(), more...); err != nil {
+		t.Fatal(err)
+	}
+	if l := page(""); len(l.Data) != defaultListLimit || !l.HasMore || l.Limit != defaultListLimit {
+		t.Errorf("default page: %d records, has_more %v, limit %d; want %d, true, %d", len(l.Data), l.HasMore, l.Limit, defaultListLimit, defaultListLimit)
+	}
 }

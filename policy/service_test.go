@@ -219,9 +219,11 @@ func TestV1OneCharacterScope(t *testing.T) {
 	}
 }
 
-func TestIssueV2StructuredScope(t *testing.T) {
-	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
-	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+// issueClaims issues a token for alice on ep:hvac-1 with scope and returns
+// its verified claims.
+func (env *testEnv) issueClaims(t *testing.T, scope string) *token.Claims {
+	t.Helper()
+	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: scope, Key: &env.pop.PublicKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +235,12 @@ func TestIssueV2StructuredScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func TestIssueV2StructuredScope(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
+	c := env.issueClaims(t, "read set-temp")
 	if c.Profile != token.ProfileV2 {
 		t.Errorf("profile %v", c.Profile)
 	}
@@ -248,7 +256,7 @@ func TestIssueV2StructuredScope(t *testing.T) {
 
 	// The same request in v1 is denied: the constraint cannot be carried.
 	env.svc.Profile = token.ProfileV1
-	_, err = env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+	_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrDenied) || !errors.Is(err, ErrStructuredScopeRequired) {
 		t.Errorf("v1: %v, want ErrStructuredScopeRequired", err)
 	}
@@ -956,18 +964,7 @@ func TestIssueOneOfAndEquals(t *testing.T) {
 		constrained("calibrate",
 			ArgConstraint{Arg: 0, Equals: &ArgValue{Int: &i7}},
 			ArgConstraint{Arg: 1, Equals: &ArgValue{Bytes: []byte{0xca}}})))
-	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "set-mode calibrate", Key: &env.pop.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := token.Parse(got.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := tok.Verify(&env.anchor.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := env.issueClaims(t, "set-mode calibrate")
 	op := func(name string, args ...token.Arg) token.Operation { return token.Operation{Name: name, Args: args} }
 	for _, o := range []token.Operation{
 		op("set-mode", token.Int(1), token.Text("eco")),

@@ -256,8 +256,5 @@ func (e *Engine) ids(kind Kind, after string, n int) ([]string, int) {
 		}
 	}
 	slices.Sort(all)
-	if len(all) > n {
-		all = all[:n]
-	}
-	return all, total
+	return all[:min(len(all), n)], total
 }

@@ -52,7 +52,7 @@ func bearer(r *http.Request) (string, bool) {
 		return "", false
 	}
 	scheme, cred, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" || len(cred) > 512 {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" || len(cred) > maxBearerLen {
 		return "", false
 	}
 	return cred, true

@@ -79,6 +79,12 @@ type pairResult struct {
 	alts    []altResult
 }
 
+// altIndex returns the index of the alternative with the given key in
+// pr.alts, or -1.
+func (pr *pairResult) altIndex(key string) int {
+	return slices.IndexFunc(pr.alts, func(a altResult) bool { return a.key == key })
+}
+
 type altResult struct {
 	key    string
 	cons   []ArgConstraint
@@ -219,7 +225,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 							pr.uBound, pr.uPolicy = b, c
 						}
 					default:
-						k := slices.IndexFunc(pr.alts, func(a altResult) bool { return a.key == ru.key })
+						k := pr.altIndex(ru.key)
 						if k < 0 {
 							pr.alts = append(pr.alts, altResult{key: ru.key, cons: ru.cons, bound: b, policy: c})
 						} else if better(b, c, pr.alts[k].bound, pr.alts[k].policy) {
@@ -286,7 +292,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 			ok := true
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
-				if pr.uPolicy == nil && !slices.ContainsFunc(pr.alts, func(x altResult) bool { return x.key == a.key }) {
+				if pr.uPolicy == nil && pr.altIndex(a.key) < 0 {
 					ok = false
 					break
 				}
@@ -298,7 +304,7 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
 				b, c := pr.uBound, pr.uPolicy
-				if k := slices.IndexFunc(pr.alts, func(x altResult) bool { return x.key == a.key }); k >= 0 && better(pr.alts[k].bound, pr.alts[k].policy, b, c) {
+				if k := pr.altIndex(a.key); k >= 0 && better(pr.alts[k].bound, pr.alts[k].policy, b, c) {
 					b, c = pr.alts[k].bound, pr.alts[k].policy
 				}
 				use(b, c)
@@ -306,10 +312,11 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 		}
 		perms += len(dec.Grants[j].Alternatives)
 		if len(dec.Grants[j].Alternatives) == 0 {
-			// Report the first device that lacks the first device's alternatives.
+			// Report the first device that lacks one of the first device's
+			// alternatives.
 			for i := range devs {
 				pr := &results[i*len(ops)+j]
-				if i != first && pr.uPolicy == nil {
+				if pr.uPolicy == nil && slices.ContainsFunc(alts, func(a altResult) bool { return pr.altIndex(a.key) < 0 }) {
 					return deny(auds[i], op, ErrConstraintsDiffer, nil)
 				}
 			}

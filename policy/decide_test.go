@@ -3,10 +3,12 @@ package policy
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -355,6 +357,169 @@ func TestDecide(t *testing.T) {
 			structured: true,
 			want:       want{reason: ErrConstraintsDiffer, denyAud: "ep:hvac-2", denyOp: "set-temp"},
 		},
+		{
+			// The selector is indexed by model (fewest values): hvac-2 is a
+			// candidate, and must still be checked against site.
+			name: "attribute selector: the indexed attribute alone is not enough",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{Attributes: map[string][]string{
+				"model": {"x"}, "site": {"roof", "attic"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-2", denyOp: "read"},
+		},
+		{
+			name: "attribute selector: a missing attribute does not match",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{Attributes: map[string][]string{
+				"model": {"x"}, "color": {"red"}}}))},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name: "selector endpoint names match whatever the attributes",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{EndpointNames: []string{"hvac-2"}, Attributes: map[string][]string{
+				"site": {"roof"}, "model": {"x"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			want: want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name: "selector device ids match whatever the attributes",
+			policies: []*Policy{pol("p1", devices(DeviceSelector{IDs: []string{dev2}, Attributes: map[string][]string{
+				"site": {"roof"}, "model": {"x"}}}))},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2", "ep:pump-1"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:pump-1", denyOp: "read"},
+		},
+		{
+			name:     "expiry: a valid until after the lifetime does not lengthen it",
+			policies: []*Policy{pol("p1", window(-time.Hour, 48*time.Hour))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a later allow policy does not cap it",
+			policies: []*Policy{pol("p1"), pol("p2", window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: an inactive later deny does not cap it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, inactive, window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a later deny of another operation does not cap it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, ops("write"), window(3*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name:     "expiry: a deny starting after the lifetime does not lengthen it",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, window(48*time.Hour, 0))},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1"}, grants: readGrant},
+		},
+		{
+			name: "expiry: the earliest of several later denies caps it",
+			policies: []*Policy{pol("p1", ops("read", "write")), pol("d5", denyEffect, window(5*time.Hour, 0)),
+				pol("d3", denyEffect, ops("write"), window(3*time.Hour, 0)), pol("d4", denyEffect, ops("*"), window(4*time.Hour, 0))},
+			ops:  []string{"read", "write"},
+			want: want{allowed: true, expiry: 3 * time.Hour, policies: []string{"p1"}, grants: []Grant{{Operation: "read"}, {Operation: "write"}}},
+		},
+		{
+			name:     "expiry: a deny starting at the request time applies",
+			policies: []*Policy{pol("p1"), pol("d", denyEffect, window(0, 0), func(p *Policy) { p.ValidFrom = t0 })},
+			want:     want{reason: ErrDenyPolicy, denyID: "d", denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name:     "equal expiries: the smaller policy id is used",
+			policies: []*Policy{pol("b"), pol("c"), pol("a"), pol("d")},
+			want:     want{allowed: true, expiry: 24 * time.Hour, policies: []string{"a"}, grants: readGrant},
+		},
+		{
+			name:     "the deny with the smallest id is reported",
+			policies: []*Policy{pol("p1"), pol("d2", denyEffect), pol("d1", denyEffect), pol("d3", denyEffect)},
+			want:     want{reason: ErrDenyPolicy, denyID: "d1", denyAud: "ep:hvac-1", denyOp: "read"},
+		},
+		{
+			name: "denials in request order: devices outer, operations inner",
+			policies: []*Policy{
+				pol("p1", ops("read"), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}})),
+				pol("p2", ops("write"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:  []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:  []string{"read", "write"},
+			want: want{reason: ErrNoAllowPolicy, denyAud: "ep:hvac-1", denyOp: "write"},
+		},
+		{
+			// Each device has its own results per operation: hvac-1 allows
+			// set-temp without constraints, hvac-2 only within a range.
+			name: "several devices and operations: each device's own results",
+			policies: []*Policy{
+				pol("p1", ops("read", "set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}}), lifetime(5*time.Hour)),
+				pol("p2", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(3*time.Hour)),
+				pol("p3", ops("read"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(7*time.Hour)),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"read", "set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 3 * time.Hour, policies: []string{"p1", "p2", "p3"},
+				grants: []Grant{{Operation: "read"}, {Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "several devices and operations: the constrained device is reported in v1",
+			policies: []*Policy{
+				pol("p1", ops("read", "set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-1", "pump-1"}})),
+				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:  []string{"ep:hvac-1", "ep:pump-1", "ep:hvac-2"},
+			ops:  []string{"read", "set-temp"},
+			want: want{reason: ErrStructuredScopeRequired, denyAud: "ep:hvac-2", denyOp: "set-temp"},
+		},
+		{
+			name: "several devices and operations: constraints differ on the last device",
+			policies: []*Policy{
+				pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-1", "hvac-2"}})),
+				pol("p2", ops("read"), constrained("set-temp", rangeArg(0, 10, 20)), devices(DeviceSelector{EndpointNames: []string{"pump-1"}})),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2", "ep:pump-1"},
+			ops:        []string{"read", "set-temp"},
+			structured: true,
+			want:       want{reason: ErrConstraintsDiffer, denyAud: "ep:pump-1", denyOp: "set-temp"},
+		},
+		{
+			// hvac-2 allows set-temp unconstrained for 2 h and within the
+			// range for 6 h: the alternative's bound is used there.
+			name: "constrained alternative: a device's longer constrained allow is used",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}}), lifetime(8*time.Hour)),
+				pol("p2", ops("set-temp"), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(2*time.Hour)),
+				pol("p3", ops(), constrained("set-temp", rangeArg(0, 16, 28)), devices(DeviceSelector{EndpointNames: []string{"hvac-2"}}), lifetime(6*time.Hour)),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 6 * time.Hour, policies: []string{"p1", "p3"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "constrained alternative: the longer of two policies with the same constraints",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(3*time.Hour)),
+				pol("p2", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(9*time.Hour)),
+				pol("p3", ops(), constrained("set-temp", rangeArg(0, 16, 28)), lifetime(9*time.Hour)),
+			},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 9 * time.Hour, policies: []string{"p2"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}}}}},
+		},
+		{
+			name: "constrained alternatives: only those every device allows, in key order",
+			policies: []*Policy{
+				pol("p1", ops(), constrained("set-temp", rangeArg(0, 16, 28)), constrained("set-temp", rangeArg(0, 0, 5)),
+					constrained("set-temp", rangeArg(1, 1, 1)), devices(DeviceSelector{EndpointNames: []string{"hvac-1"}})),
+				pol("p2", ops(), constrained("set-temp", rangeArg(1, 1, 1)), constrained("set-temp", rangeArg(0, 16, 28)),
+					devices(DeviceSelector{EndpointNames: []string{"hvac-2"}})),
+			},
+			aud:        []string{"ep:hvac-1", "ep:hvac-2"},
+			ops:        []string{"set-temp"},
+			structured: true,
+			want: want{allowed: true, expiry: 24 * time.Hour, policies: []string{"p1", "p2"},
+				grants: []Grant{{Operation: "set-temp", Alternatives: [][]ArgConstraint{{rangeArg(0, 16, 28)}, {rangeArg(1, 1, 1)}}}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,5 +764,65 @@ func TestPolicyValidate(t *testing.T) {
 		if err := p.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", p, err)
 		}
+	}
+}
+
+// TestDecideScopeBudget: a scope holds at most token.MaxScopeItems
+// permissions. Surplus alternatives are dropped, keeping room for one
+// permission per operation still to come and counting those granted before.
+func TestDecideScopeBudget(t *testing.T) {
+	alternatives := func(op string, n int) polOpt {
+		return func(p *Policy) {
+			for k := range n {
+				constrained(op, rangeArg(0, int64(k), int64(k)))(p)
+			}
+		}
+	}
+	var e Engine
+	err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", ops("c", "d"), alternatives("a", 3), alternatives("b", 25))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ops  []string
+		want []int // alternatives per operation; 0 for unconstrained
+	}{
+		{[]string{"b"}, []int{token.MaxScopeItems}},
+		{[]string{"b", "c"}, []int{token.MaxScopeItems - 1, 0}},
+		{[]string{"c", "b"}, []int{0, token.MaxScopeItems - 1}},
+		{[]string{"c", "d", "b"}, []int{0, 0, token.MaxScopeItems - 2}},
+		{[]string{"a", "b", "c"}, []int{3, token.MaxScopeItems - 3 - 1, 0}},
+		{[]string{"c", "a", "b", "d"}, []int{0, 3, token.MaxScopeItems - 1 - 3 - 1, 0}},
+	} {
+		t.Run(strings.Join(tc.ops, " "), func(t *testing.T) {
+			d, err := e.Decide(&Request{Subject: "alice", Audience: []string{"ep:hvac-1"}, Operations: tc.ops, Time: t0, Structured: true})
+			if err != nil || !d.Allowed {
+				t.Fatalf("Decide = %+v, %v", d, err)
+			}
+			perms := 0
+			for i, g := range d.Grants {
+				if g.Operation != tc.ops[i] || len(g.Alternatives) != tc.want[i] {
+					t.Errorf("grant %d: %s with %d alternatives, want %s with %d", i, g.Operation, len(g.Alternatives), tc.ops[i], tc.want[i])
+				}
+				perms += max(1, len(g.Alternatives))
+			}
+			if perms != token.MaxScopeItems {
+				t.Errorf("%d permissions, want %d", perms, token.MaxScopeItems)
+			}
+		})
+	}
+}
+
+// TestDeniedErrorWithoutDenial: a Decision that is not allowed and names
+// no pair still gives an error matching ErrDenied, and only that.
+func TestDeniedErrorWithoutDenial(t *testing.T) {
+	err := (&Decision{}).Err()
+	var de *DeniedError
+	if !errors.Is(err, ErrDenied) || !errors.As(err, &de) || errors.Is(err, ErrNoAllowPolicy) || err.Error() == "" {
+		t.Errorf("Err() = %v", err)
+	}
+	err = (&Decision{Denied: &Denial{Audience: "ep:x", Operation: "read"}}).Err()
+	if !errors.Is(err, ErrDenied) || err.Error() == "" {
+		t.Errorf("Err() without a reason = %v", err)
 	}
 }

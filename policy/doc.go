@@ -44,10 +44,12 @@
 // ([ErrStructuredScopeRequired]). In v2 ([Request].Structured) the
 // operation is granted under the constraint sets that every requested
 // device allows (unconstrained, or with exactly those constraints); when
-// there is none the request is denied ([ErrConstraintsDiffer]). An
-// unconstrained allow wins over constrained ones. Deny rules cannot carry
-// constraints. A scope holds at most 20 permissions; surplus alternatives
-// are dropped, which grants less, never more.
+// there is none the request is denied ([ErrConstraintsDiffer]), naming the
+// first device that lacks one of the constraint sets of the first device
+// allowed only under constraints. An unconstrained allow wins over
+// constrained ones. Deny rules cannot carry constraints. A scope holds at
+// most 20 permissions; surplus alternatives are dropped, which grants
+// less, never more.
 //
 // A denial carries its reason: the first denied pair in request order
 // (devices outer, operations inner), an error such as [ErrDenyPolicy] and

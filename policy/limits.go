@@ -39,5 +39,6 @@ const (
 	maxTokenBodyBytes  = 64 << 10 // POST /ace-auth/token body
 	maxAdminBodyBytes  = 1 << 20  // administration API bodies
 	maxCnfPEMBytes     = 8 << 10
+	maxBearerLen       = 512 // bytes of a bearer credential
 	maxChangesPerApply = 10000
 )

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -186,5 +187,58 @@ func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
 	atomicfiletest.CheckRemoved(t, dir, temps, unrelated...)
 	if _, err := s.Apply(context.Background(), testDirectory()...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMemStoreLogLimit: a MemStore keeps the last memLogLimit changes for
+// Changes, dropping whole batches only, and answers ErrChangesTruncated
+// for anything older.
+func TestMemStoreLogLimit(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemStore()
+	next := 0
+	apply := func(n int) int64 {
+		t.Helper()
+		changes := make([]Change, n)
+		for i := range changes {
+			changes[i] = PutSubject(&Subject{ID: fmt.Sprint("s", next), Kind: User})
+			next++
+		}
+		seq, err := s.Apply(ctx, changes...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	changesSince := func(since int64) int {
+		t.Helper()
+		got, err := s.Changes(ctx, since)
+		if err != nil {
+			t.Fatalf("Changes(%d): %v", since, err)
+		}
+		return len(got)
+	}
+	seq1 := apply(memLogLimit - 1)
+	seq2 := apply(1)
+	if n := changesSince(0); n != memLogLimit {
+		t.Fatalf("with exactly %d changes logged: Changes(0) gave %d", memLogLimit, n)
+	}
+	// One batch more: the first batch goes, whole.
+	apply(2)
+	if _, err := s.Changes(ctx, 0); !errors.Is(err, ErrChangesTruncated) {
+		t.Fatalf("Changes(0) after the first batch was dropped: %v, want ErrChangesTruncated", err)
+	}
+	if n := changesSince(seq1); n != 3 {
+		t.Errorf("Changes(%d) gave %d changes, want 3", seq1, n)
+	}
+	if n := changesSince(seq2); n != 2 {
+		t.Errorf("Changes(%d) gave %d changes, want 2", seq2, n)
+	}
+	if _, err := s.Changes(ctx, seq1-1); !errors.Is(err, ErrChangesTruncated) {
+		t.Errorf("Changes(%d): %v, want ErrChangesTruncated", seq1-1, err)
+	}
+	// A sequence number from the future is not in the log either.
+	if _, err := s.Changes(ctx, seq2+5); !errors.Is(err, ErrChangesTruncated) {
+		t.Errorf("Changes(future): %v, want ErrChangesTruncated", err)
 	}
 }

@@ -64,6 +64,9 @@ type Service struct {
 	seq      int64
 	loaded   bool
 	lastSync time.Time
+	// monotonic is the clock MaxStaleness is measured on; nil means
+	// time.Now. Tests set it.
+	monotonic func() time.Time
 }
 
 func (s *Service) now() time.Time {
@@ -109,6 +112,9 @@ func (s *Service) sync(ctx context.Context) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	now := time.Now() // staleness is measured on the local monotonic clock
+	if s.monotonic != nil {
+		now = s.monotonic()
+	}
 	if s.loaded && s.MaxStaleness > 0 && now.Sub(s.lastSync) < s.MaxStaleness {
 		return nil
 	}

@@ -121,6 +121,9 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
 			t.Errorf("error body lacks %q: %s", k, w.Body.String())
 		}
 	}
+	if string(raw["fields"]) == "null" {
+		t.Errorf("error body has fields null, want a list: %s", w.Body.String())
+	}
 	var e errorBody
 	if err := strictUnmarshal(w.Body.Bytes(), &e); err != nil {
 		t.Fatal(err)
@@ -216,9 +219,11 @@ func TestV1OneCharacterScope(t *testing.T) {
 	}
 }
 
-func TestIssueV2StructuredScope(t *testing.T) {
-	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
-	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+// issueClaims issues a token for alice on ep:hvac-1 with scope and returns
+// its verified claims.
+func (env *testEnv) issueClaims(t *testing.T, scope string) *token.Claims {
+	t.Helper()
+	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: scope, Key: &env.pop.PublicKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +235,12 @@ func TestIssueV2StructuredScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func TestIssueV2StructuredScope(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV2, pol("p1", ops("read"), constrained("set-temp", rangeArg(0, 16, 28))))
+	c := env.issueClaims(t, "read set-temp")
 	if c.Profile != token.ProfileV2 {
 		t.Errorf("profile %v", c.Profile)
 	}
@@ -245,7 +256,7 @@ func TestIssueV2StructuredScope(t *testing.T) {
 
 	// The same request in v1 is denied: the constraint cannot be carried.
 	env.svc.Profile = token.ProfileV1
-	_, err = env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+	_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrDenied) || !errors.Is(err, ErrStructuredScopeRequired) {
 		t.Errorf("v1: %v, want ErrStructuredScopeRequired", err)
 	}
@@ -781,3 +792,415 @@ func FuzzDecodeTokenRequest(f *testing.F) {
 type bigInt = big.Int
 
 var oneInt = big.NewInt(1)
+
+// countingStore counts the reads of a MemStore.
+type countingStore struct {
+	*MemStore
+	snapshots, changes atomic.Int32
+}
+
+func (s *countingStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+	s.snapshots.Add(1)
+	return s.MemStore.Snapshot(ctx)
+}
+
+func (s *countingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	s.changes.Add(1)
+	return s.MemStore.Changes(ctx, since)
+}
+
+// collapsingStore answers Changes like a store that keeps only the latest
+// version of each record: one change per record, the latest, in commit
+// order. The engine may refuse such a list (a unique name that moves
+// between records), and the service then loads a snapshot.
+type collapsingStore struct{ *countingStore }
+
+func (s collapsingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	all, err := s.countingStore.Changes(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	last := map[recordKey]int{}
+	for i, c := range all {
+		last[recordKey{c.Kind, c.ID}] = i
+	}
+	var out []Change
+	for i, c := range all {
+		if last[recordKey{c.Kind, c.ID}] == i {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// truncatedStore has lost its change log.
+type truncatedStore struct{ *countingStore }
+
+func (truncatedStore) Changes(context.Context, int64) ([]Change, error) {
+	return nil, ErrChangesTruncated
+}
+
+// TestServiceFollowsTheStore: a Service decides with the changes that
+// another instance wrote to their shared Store, read before the decision:
+// from the change log after the first snapshot, or from a new snapshot
+// when the log is lost or the engine refuses its changes.
+func TestServiceFollowsTheStore(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		wrap      func(*countingStore) Store
+		snapshots func(decisions int32) int32 // snapshots read for that many decisions
+	}{
+		{"change log", func(s *countingStore) Store { return s }, func(int32) int32 { return 1 }},
+		{"truncated log", func(s *countingStore) Store { return truncatedStore{s} }, func(n int32) int32 { return n }},
+		{"collapsed log", func(s *countingStore) Store { return collapsingStore{s} }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, token.ProfileV1, pol("p1", devices(DeviceSelector{IDs: []string{dev2}})))
+			store := &countingStore{MemStore: env.store}
+			env.svc.Store = tc.wrap(store)
+			other := &Service{Store: env.store, Signer: env.anchor}
+			var writes, decisions int32
+			write := func(changes ...Change) {
+				t.Helper()
+				if err := other.Apply(ctx, changes...); err != nil {
+					t.Fatal(err)
+				}
+				writes++
+			}
+			check := func(aud string, want error) {
+				t.Helper()
+				req := &TokenRequest{Audience: []string{aud}, Scope: "read", Key: &env.pop.PublicKey}
+				if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, want) || (want == nil) != (err == nil) {
+					t.Fatalf("Issue for %s after %d writes: %v, want %v", aud, writes, err, want)
+				}
+				decisions++
+				if tc.snapshots != nil {
+					if got, want := store.snapshots.Load(), tc.snapshots(decisions); got != want {
+						t.Errorf("after %d decisions: %d snapshots read, want %d", decisions, got, want)
+					}
+				}
+			}
+			check("id:"+dev2, nil)
+			write(DeleteRecord(KindPolicy, "p1"))
+			check("id:"+dev2, ErrNoAllowPolicy)
+			// Several batches between two decisions.
+			write(PutPolicy(pol("p1", devices(DeviceSelector{IDs: []string{dev2}}))))
+			write(PutPolicy(pol("d1", denyEffect, devices(DeviceSelector{IDs: []string{dev2}}))))
+			check("id:"+dev2, ErrDenyPolicy)
+			write(DeleteRecord(KindPolicy, "d1"))
+			// An endpoint name that moves from one device to another: a
+			// collapsed log gives dev2 the name while dev1 still holds it.
+			write(PutDevice(&Device{ID: dev1, EndpointName: "moving"}))
+			write(PutDevice(&Device{ID: dev2, EndpointName: "hvac-1"}))
+			write(PutDevice(&Device{ID: dev1, EndpointName: "hvac-1b"}))
+			check("ep:hvac-1", nil)
+			check("ep:hvac-2", ErrUnknownDevice)
+			check("ep:hvac-1b", ErrNoAllowPolicy)
+			if tc.name == "collapsed log" && store.snapshots.Load() != 2 {
+				t.Errorf("%d snapshots read; want 2: the refused log is replaced by one snapshot", store.snapshots.Load())
+			}
+		})
+	}
+}
+
+// TestMaxStaleness: with MaxStaleness set, the service reads the Store
+// again only once its view is that old.
+func TestMaxStaleness(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnv(t, token.ProfileV1)
+	store := &countingStore{MemStore: env.store}
+	env.svc.Store = store
+	env.svc.MaxStaleness = time.Minute
+	clock := t0
+	env.svc.monotonic = func() time.Time { return clock }
+	other := &Service{Store: env.store, Signer: env.anchor}
+	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}
+	issue := func() error {
+		_, err := env.svc.Issue(ctx, "alice", req)
+		return err
+	}
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("before the policy: %v", err)
+	}
+	if err := other.Apply(ctx, PutPolicy(pol("p1"))); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute - time.Nanosecond)
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("a view younger than MaxStaleness was read again: %v", err)
+	}
+	if n := store.snapshots.Load() + store.changes.Load(); n != 1 {
+		t.Fatalf("%d reads of the store, want 1", n)
+	}
+	clock = clock.Add(time.Nanosecond)
+	if err := issue(); err != nil {
+		t.Fatalf("a view as old as MaxStaleness was not read again: %v", err)
+	}
+	// Sync reads the store at once.
+	if err := other.Apply(ctx, DeleteRecord(KindPolicy, "p1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue(); err != nil {
+		t.Fatalf("a fresh view was read again: %v", err)
+	}
+	if err := env.svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue(); !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("after Sync: %v", err)
+	}
+}
+
+// TestIssueOneOfAndEquals: one_of and equals constraints, on integer, text
+// and byte-string values, reach the token's scope and bind there.
+func TestIssueOneOfAndEquals(t *testing.T) {
+	i7, auto, eco := int64(7), "auto", "eco"
+	i1 := int64(1)
+	env := newTestEnv(t, token.ProfileV2, pol("p1", ops(),
+		constrained("set-mode",
+			ArgConstraint{Arg: 0, OneOf: []ArgValue{{Int: &i1}, {Text: &auto}, {Bytes: []byte{1, 2}}}},
+			ArgConstraint{Arg: 1, Equals: &ArgValue{Text: &eco}}),
+		constrained("calibrate",
+			ArgConstraint{Arg: 0, Equals: &ArgValue{Int: &i7}},
+			ArgConstraint{Arg: 1, Equals: &ArgValue{Bytes: []byte{0xca}}})))
+	c := env.issueClaims(t, "set-mode calibrate")
+	op := func(name string, args ...token.Arg) token.Operation { return token.Operation{Name: name, Args: args} }
+	for _, o := range []token.Operation{
+		op("set-mode", token.Int(1), token.Text("eco")),
+		op("set-mode", token.Text("auto"), token.Text("eco")),
+		op("set-mode", token.Bytes([]byte{1, 2}), token.Text("eco")),
+		op("calibrate", token.Int(7), token.Bytes([]byte{0xca})),
+	} {
+		if err := c.Scope.Check(o); err != nil {
+			t.Errorf("%v: %v, want permitted", o, err)
+		}
+	}
+	for _, o := range []token.Operation{
+		op("set-mode", token.Int(2), token.Text("eco")),
+		op("set-mode", token.Text("manual"), token.Text("eco")),
+		op("set-mode", token.Text("\x01\x02"), token.Text("eco")),
+		op("set-mode", token.Bytes([]byte{1}), token.Text("eco")),
+		op("set-mode", token.Int(1), token.Text("boost")),
+		op("set-mode", token.Int(1), token.Bytes([]byte("eco"))),
+		op("calibrate", token.Int(8), token.Bytes([]byte{0xca})),
+		op("calibrate", token.Text("7"), token.Bytes([]byte{0xca})),
+		op("calibrate", token.Int(7), token.Bytes([]byte{0xcb})),
+		op("calibrate", token.Int(7), token.Text("\xca")),
+	} {
+		if err := c.Scope.Check(o); !errors.Is(err, token.ErrOutOfScope) {
+			t.Errorf("%v: %v, want ErrOutOfScope", o, err)
+		}
+	}
+}
+
+// auditEvents returns the JSON log records in buf, in order.
+func auditEvents(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log record %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestAuditEvents: every token request is logged, issued at INFO and
+// denied at WARN, with what an auditor needs to trace it; a logger that
+// keeps warnings only still gets every denial.
+func TestAuditEvents(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1", ops("read", "reboot")), pol("d", denyEffect, ops("reboot")))
+	last := func() map[string]any {
+		t.Helper()
+		ev := auditEvents(t, env.audit)
+		if len(ev) == 0 {
+			t.Fatal("no audit event")
+		}
+		return ev[len(ev)-1]
+	}
+	want := func(ev map[string]any, fields map[string]any, absent ...string) {
+		t.Helper()
+		for k, v := range fields {
+			if fmt.Sprint(ev[k]) != fmt.Sprint(v) {
+				t.Errorf("%s = %v, want %v (event %v)", k, ev[k], v, ev)
+			}
+		}
+		for _, k := range absent {
+			if _, ok := ev[k]; ok {
+				t.Errorf("event has %s: %v", k, ev)
+			}
+		}
+	}
+
+	w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1", "ep:hvac-1"}, "read"))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	ev := last()
+	want(ev, map[string]any{"msg": "sda.token.issued", "level": "INFO", "subject": "alice", "aud": []any{"ep:hvac-1", "ep:hvac-1"},
+		"scope": "read", "request_id": w.Header().Get("X-Request-Id"), "granted_scope": "read", "policies": "p1",
+		"expiry": t0.Add(24 * time.Hour).Format(time.RFC3339)}, "error")
+	if id, _ := ev["token_id"].(string); len(id) != 32 {
+		t.Errorf("token_id = %v, want 16 bytes in hex", ev["token_id"])
+	}
+
+	w = env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "read reboot"))
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "level": "WARN", "subject": "alice", "scope": "read reboot",
+		"request_id": w.Header().Get("X-Request-Id"), "denied_audience": "ep:hvac-1", "denied_operation": "reboot", "deny_policy": "d"}, "token_id")
+	if e, _ := last()["error"].(string); e == "" {
+		t.Error("denial without its error")
+	}
+
+	ctx := context.Background()
+	_, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "write", Key: &env.pop.PublicKey})
+	if !errors.Is(err, ErrNoAllowPolicy) {
+		t.Fatalf("Issue: %v", err)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "denied_audience": "ep:hvac-2", "denied_operation": "write"}, "deny_policy", "request_id")
+
+	// A malformed request is denied before any decision.
+	_, err = env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "9", Key: &env.pop.PublicKey})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Issue: %v", err)
+	}
+	want(last(), map[string]any{"msg": "sda.token.denied", "level": "WARN"}, "denied_audience", "request_id")
+
+	// A logger that keeps warnings only.
+	warn := new(bytes.Buffer)
+	env.svc.Logger = slog.New(slog.NewJSONHandler(warn, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "reboot", Key: &env.pop.PublicKey}); !errors.Is(err, ErrDenyPolicy) {
+		t.Fatal(err)
+	}
+	if ev := auditEvents(t, warn); len(ev) != 1 || ev[0]["msg"] != "sda.token.denied" {
+		t.Errorf("a WARN logger got %v, want the denial only", ev)
+	}
+}
+
+// errorAuth fails every authentication with err.
+type errorAuth struct{ err error }
+
+func (a errorAuth) Authenticate(context.Context, *http.Request) (Principal, error) {
+	return Principal{}, a.err
+}
+
+// TestHTTPResponses: the headers and logging of HTTP answers.
+func TestHTTPResponses(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	t.Run("Allow", func(t *testing.T) {
+		for _, tc := range []struct{ method, path, allow string }{
+			{"GET", TokenPath, "POST"},
+			{"POST", TrustAnchorsPath, "GET"},
+			{"PUT", AdminPathPrefix + "api-keys", "GET, POST"},
+			{"PUT", AdminPathPrefix + "api-keys/k", "GET, DELETE"},
+			{"POST", AdminPathPrefix + "policies", "GET"},
+			{"PATCH", AdminPathPrefix + "policies/p1", "GET, PUT, DELETE"},
+		} {
+			w := env.do(tc.method, tc.path, env.adminKey, "")
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != tc.allow {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tc.method, tc.path, w.Code, w.Header().Get("Allow"), tc.allow)
+			}
+		}
+	})
+	t.Run("request ids", func(t *testing.T) {
+		seen := map[string]bool{}
+		for range 3 {
+			id := env.do("GET", TrustAnchorsPath, env.aliceKey, "").Header().Get("X-Request-Id")
+			if b, err := hex.DecodeString(id); err != nil || len(b) != 16 || seen[id] {
+				t.Errorf("request id %q: want 16 random bytes in hex, each new", id)
+			}
+			seen[id] = true
+		}
+	})
+	t.Run("server errors are logged, client errors not", func(t *testing.T) {
+		for _, tc := range []struct {
+			err    error
+			status int
+			logged bool
+		}{
+			{errors.New("authenticator broke"), http.StatusInternalServerError, true},
+			{fmt.Errorf("%w: directory down", ErrUnavailable), http.StatusServiceUnavailable, true},
+			{fmt.Errorf("%w: no", ErrUnauthenticated), http.StatusUnauthorized, false},
+			{fmt.Errorf("%w: bad", ErrInvalid), http.StatusBadRequest, false},
+		} {
+			env.audit.Reset()
+			env.svc.Authenticator = errorAuth{tc.err}
+			w := env.do("GET", TrustAnchorsPath, "x", "")
+			if w.Code != tc.status {
+				t.Errorf("%v: status %d, want %d", tc.err, w.Code, tc.status)
+			}
+			logged := strings.Contains(env.audit.String(), `"msg":"sda.http.error"`)
+			if logged != tc.logged {
+				t.Errorf("%v: logged %v, want %v: %s", tc.err, logged, tc.logged, env.audit)
+			}
+		}
+	})
+	t.Run("a principal without a subject", func(t *testing.T) {
+		env.svc.Authenticator = staticAuth{Principal{Admin: true}}
+		if w := env.do("GET", AdminPathPrefix+"policies", "x", ""); w.Code != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", w.Code)
+		}
+	})
+}
+
+// TestAdminListPages: list pages hold at most limit records after the
+// given id, and has_more says whether another page follows.
+func TestAdminListPages(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	page := func(query string) listJSON[Subject] {
+		t.Helper()
+		w := env.do("GET", AdminPathPrefix+"subjects?"+query, env.adminKey, "")
+		var l listJSON[Subject]
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &l) != nil {
+			t.Fatalf("GET ?%s: %d %s", query, w.Code, w.Body)
+		}
+		return l
+	}
+	ids := func(l listJSON[Subject]) string {
+		var s []string
+		for _, x := range l.Data {
+			s = append(s, x.ID)
+		}
+		return strings.Join(s, " ")
+	}
+	// The directory holds alice, bob, carol, root and tool.
+	for _, tc := range []struct {
+		query, ids string
+		more       bool
+	}{
+		{"limit=5", "alice bob carol root tool", false},
+		{"limit=4", "alice bob carol root", true},
+		{"limit=2&after=bob", "carol root", true},
+		{"limit=3&after=bob", "carol root tool", false},
+		{"after=carol", "root tool", false},
+		{"after=tool", "", false},
+		{"after=b", "bob carol root tool", false},
+	} {
+		l := page(tc.query)
+		if ids(l) != tc.ids || l.HasMore != tc.more || l.TotalCount != 5 {
+			t.Errorf("?%s: %q, has_more %v, total %d; want %q, %v, 5", tc.query, ids(l), l.HasMore, l.TotalCount, tc.ids, tc.more)
+		}
+	}
+	// Without a limit, a page holds defaultListLimit records.
+	var more []Change
+	for i := range defaultListLimit {
+		more = append(more, PutSubject(&Subject{ID: fmt.Sprint("x", i), Kind: User}))
+	}
+	if err := env.svc.Apply(context.Background(), more...); err != nil {
+		t.Fatal(err)
+	}
+	if l := page(""); len(l.Data) != defaultListLimit || !l.HasMore || l.Limit != defaultListLimit {
+		t.Errorf("default page: %d records, has_more %v, limit %d; want %d, true, %d", len(l.Data), l.HasMore, l.Limit, defaultListLimit, defaultListLimit)
+	}
+}

@@ -286,7 +286,7 @@ func TestEndToEnd(t *testing.T) {
 				// The agent answers status 1 ("error") for an operation in scope
 				// without a handler.
 				var se *StatusError
-				if _, err := s.Do(context.Background(), token.Operation{Name: "read-data"}); !errors.As(err, &se) || se.Status != StatusGeneralError || !errors.Is(err, ErrDevice) {
+				if _, err := s.Do(context.Background(), token.Operation{Name: "read-data"}); !errors.As(err, &se) || se.Status != token.StatusGeneralError || !errors.Is(err, ErrDevice) {
 					t.Errorf("unregistered operation: got %v, want ErrDevice", err)
 				}
 				if _, err := s.Do(context.Background(), token.Operation{Name: "reboot"}); !errors.Is(err, ErrAccessDenied) {

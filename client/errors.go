@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // Errors of a device operation. Every status a device answers with maps to
@@ -88,34 +88,13 @@ var (
 	ErrKeyNotEncrypted = errors.New("client: private key file is not encrypted")
 )
 
-// Status is the result number a device answers with (docs/PROTOCOL.md, "Numbered
-// keys").
-type Status uint32
-
-// Status numbers of SDA v1, and v2's StatusBusy.
-const (
-	StatusSuccess           = Status(wire.StatusSuccess)
-	StatusGeneralError      = Status(wire.StatusError) // "error"
-	StatusInvalidRequest    = Status(wire.StatusInvalidRequest)
-	StatusInternalError     = Status(wire.StatusInternalError)
-	StatusVerificationError = Status(wire.StatusVerificationError)
-	StatusAccessDenied      = Status(wire.StatusAccessDenied)
-	StatusResponseTooSmall  = Status(wire.StatusResponseTooSmall)
-	StatusNotInitialized    = Status(wire.StatusNotInitialized)
-	StatusBusy              = Status(wire.StatusBusy)
-	StatusOperationFailed   = Status(wire.StatusOperationFailed)
-)
-
-// String names the status as docs/PROTOCOL.md does.
-func (s Status) String() string { return wire.Status(s).String() }
-
 // StatusError is the error for a response whose status is not success. It
 // matches the sentinel of its status with errors.Is: [ErrInvalidRequest],
 // [ErrVerification], [ErrAccessDenied], [ErrOperationFailed], [ErrBusy] or
 // [ErrDevice].
 type StatusError struct {
 	// Status is the status the device answered with.
-	Status Status
+	Status token.Status
 	// ErrorResponse is true when the device answered with an error
 	// response (type 255: it could not parse the request).
 	ErrorResponse bool
@@ -138,19 +117,19 @@ func (e *StatusError) Is(target error) bool {
 }
 
 func (e *StatusError) sentinel() error {
-	if e.ErrorResponse && e.Status == StatusSuccess {
+	if e.ErrorResponse && e.Status == token.StatusSuccess {
 		return ErrInvalidRequest // an error response never means success
 	}
 	switch e.Status {
-	case StatusInvalidRequest:
+	case token.StatusInvalidRequest:
 		return ErrInvalidRequest
-	case StatusVerificationError:
+	case token.StatusVerificationError:
 		return ErrVerification
-	case StatusAccessDenied:
+	case token.StatusAccessDenied:
 		return ErrAccessDenied
-	case StatusOperationFailed:
+	case token.StatusOperationFailed:
 		return ErrOperationFailed
-	case StatusBusy:
+	case token.StatusBusy:
 		return ErrBusy
 	}
 	return ErrDevice

@@ -229,7 +229,7 @@ func (s *Session) requestNonce(ctx context.Context, stale *int) (nonce uint64, r
 		switch r.Type {
 		case wire.TypeNonceResponse:
 			if r.Status != wire.StatusSuccess {
-				return true, &StatusError{Status: Status(r.Status)}
+				return true, &StatusError{Status: r.Status}
 			}
 			nonce = r.Nonce
 			return true, nil
@@ -237,7 +237,7 @@ func (s *Session) requestNonce(ctx context.Context, stale *int) (nonce uint64, r
 			// The device could not parse the nonce request: it was damaged
 			// on the way. Nothing ran.
 			retry = true
-			return true, &StatusError{Status: Status(r.Status), ErrorResponse: true}
+			return true, &StatusError{Status: r.Status, ErrorResponse: true}
 		}
 		// An operation response here belongs to an earlier operation.
 		if *stale++; *stale > maxStale {
@@ -324,7 +324,7 @@ func (s *Session) exchange(ctx context.Context, msg []byte, nonce uint64, stale 
 		}
 		switch r.Type {
 		case wire.TypeErrorResponse:
-			return true, &StatusError{Status: Status(r.Status), ErrorResponse: true}
+			return true, &StatusError{Status: r.Status, ErrorResponse: true}
 		case wire.TypeOperationResponse:
 			res, err = s.operationResponse(r, nonce)
 			if err != errStale {
@@ -362,7 +362,7 @@ func (s *Session) operationResponse(r wire.Response, nonce uint64) (*Result, err
 			}
 			// An unauthenticated failure: report it; it claims nothing ran
 			// that could be wrongly believed.
-			return nil, &StatusError{Status: Status(r.Status), Data: r.Data}
+			return nil, &StatusError{Status: r.Status, Data: r.Data}
 		}
 		dr, err := token.VerifyResponse(r.Signed, s.DeviceKey)
 		if err != nil {
@@ -383,7 +383,7 @@ func (s *Session) operationResponse(r wire.Response, nonce uint64) (*Result, err
 		s.nextNonce = r.NextNonce
 	}
 	if r.Status != wire.StatusSuccess {
-		return nil, &StatusError{Status: Status(r.Status), Data: r.Data}
+		return nil, &StatusError{Status: r.Status, Data: r.Data}
 	}
 	return res, nil
 }

@@ -61,7 +61,7 @@ func TestSessionStatusMapping(t *testing.T) {
 			})
 			_, err := f.session.Do(context.Background(), readData)
 			var se *StatusError
-			if !errors.As(err, &se) || se.Status != Status(tc.status) || string(se.Data) != "why" || se.ErrorResponse {
+			if !errors.As(err, &se) || se.Status != tc.status || string(se.Data) != "why" || se.ErrorResponse {
 				t.Fatalf("error %v, want a *StatusError with status %v", err, tc.status)
 			}
 			for _, e := range all {
@@ -556,7 +556,7 @@ func (f tokenFunc) Token(ctx context.Context) (*Token, error) { return f(ctx) }
 
 // The status of an error response that claims success is still an error.
 func TestStatusErrorSentinels(t *testing.T) {
-	e := &StatusError{Status: StatusSuccess, ErrorResponse: true}
+	e := &StatusError{Status: token.StatusSuccess, ErrorResponse: true}
 	if !errors.Is(e, ErrInvalidRequest) {
 		t.Error("an error response with status 0 must not look like success")
 	}

@@ -73,7 +73,7 @@ type Config struct {
 	// DefaultMaxMessageSize (2048 bytes).
 	MaxMessageSize int
 	// MaxResponseSize is the largest response sent; a larger one is
-	// replaced by StatusResponseTooSmall without data. Zero means
+	// replaced by token.StatusResponseTooSmall without data. Zero means
 	// DefaultMaxResponseSize (2048 bytes).
 	MaxResponseSize int
 
@@ -345,20 +345,20 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 			case RequestOperation:
 				typ = wire.TypeOperationResponse
 			}
-			d.Status, d.Check, d.Err = StatusInternalError, CheckInternal, fmt.Errorf("%w: panic: %v", ErrInternal, r)
+			d.Status, d.Check, d.Err = token.StatusInternalError, CheckInternal, fmt.Errorf("%w: panic: %v", ErrInternal, r)
 			d.NextNonce = 0
-			resp = wire.Response{Type: typ, Status: StatusInternalError}.Encode()
+			resp = wire.Response{Type: typ, Status: token.StatusInternalError}.Encode()
 		}
 		a.record(ctx, &d)
 	}()
 	if len(request) > a.maxMsg {
-		d.Status, d.Check = StatusInvalidRequest, CheckSize
+		d.Status, d.Check = token.StatusInvalidRequest, CheckSize
 		d.Err = fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(request), a.maxMsg)
-		return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode(), d
+		return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode(), d
 	}
 	msg, err := wire.DecodeMessage(request)
 	if err != nil {
-		d.Status, d.Check = StatusInvalidRequest, CheckEnvelope
+		d.Status, d.Check = token.StatusInvalidRequest, CheckEnvelope
 		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)
 		typ := uint64(wire.TypeErrorResponse)
 		if msg.Type == wire.TypeOperationRequest {
@@ -366,7 +366,7 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 			// with an operation response.
 			d.Request, typ = RequestOperation, wire.TypeOperationResponse
 		}
-		return wire.Response{Type: typ, Status: StatusInvalidRequest}.Encode(), d
+		return wire.Response{Type: typ, Status: token.StatusInvalidRequest}.Encode(), d
 	}
 	if msg.Type == wire.TypeNonceRequest {
 		d.Request = RequestNonce
@@ -395,7 +395,7 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 // pins the token's algorithm (then nothing was verified). Failures before
 // (an unknown issuer, a malformed request) cost nothing.
 func costlyFailure(d *Decision) bool {
-	return d.Status == StatusVerificationError && d.Check >= CheckTokenSignature &&
+	return d.Status == token.StatusVerificationError && d.Check >= CheckTokenSignature &&
 		!(d.Check == CheckTokenSignature && errors.Is(d.Err, token.ErrAlgorithmMismatch))
 }
 
@@ -403,26 +403,26 @@ func (a *Agent) nonceRequest(d *Decision, src *source) wire.Response {
 	r := wire.Response{Type: wire.TypeNonceResponse}
 	now := a.mono()
 	if a.throttle.blocked(src, now) {
-		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, ErrThrottled
-		r.Status = StatusBusy
+		d.Status, d.Check, d.Err = token.StatusBusy, CheckNonceIssue, ErrThrottled
+		r.Status = token.StatusBusy
 		return r
 	}
 	n, err := a.nonces.issue(now, src)
 	if err != nil {
-		d.Status, d.Check, d.Err = StatusBusy, CheckNonceIssue, err
+		d.Status, d.Check, d.Err = token.StatusBusy, CheckNonceIssue, err
 		if errors.Is(err, ErrInternal) {
-			d.Status = StatusInternalError
+			d.Status = token.StatusInternalError
 		}
 		r.Status = d.Status
 		return r
 	}
-	d.Status, d.Nonce = StatusSuccess, n
-	r.Status, r.Nonce = StatusSuccess, n
+	d.Status, d.Nonce = token.StatusSuccess, n
+	r.Status, r.Nonce = token.StatusSuccess, n
 	return r
 }
 
 // reject records a failed check in d and returns the response for it.
-func reject(d *Decision, st Status, c Check, err error) wire.Response {
+func reject(d *Decision, st token.Status, c Check, err error) wire.Response {
 	d.Status, d.Check, d.Err = st, c, err
 	return wire.Response{Type: wire.TypeOperationResponse, Status: st}
 }
@@ -432,7 +432,7 @@ func reject(d *Decision, st Status, c Check, err error) wire.Response {
 func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.Response {
 	sr, err := token.ParseRequest(signed)
 	if err != nil {
-		return reject(d, StatusInvalidRequest, CheckParse, err)
+		return reject(d, token.StatusInvalidRequest, CheckParse, err)
 	}
 	d.Nonce = sr.UnverifiedNonce()
 	tokBytes := sr.UnverifiedToken()
@@ -454,26 +454,26 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		d.CachedToken = true
 		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
 		if err := anchor.ValidAt(anchorNow); err != nil {
-			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
+			return reject(d, token.StatusVerificationError, CheckAnchorConstraints, err)
 		}
 	} else {
 		if tok, err = token.Parse(tokBytes); err != nil {
-			return reject(d, StatusInvalidRequest, CheckParse, err)
+			return reject(d, token.StatusInvalidRequest, CheckParse, err)
 		}
 		d.Issuer = tok.UnverifiedIssuer()
 		anchors, err := trust.LookupToken(a.anchors, tok)
 		if err != nil {
-			return reject(d, StatusVerificationError, CheckAnchor, err)
+			return reject(d, token.StatusVerificationError, CheckAnchor, err)
 		}
 		if claims, anchor, err = verifyToken(tok, anchors); err != nil {
-			return reject(d, StatusVerificationError, CheckTokenSignature, err)
+			return reject(d, token.StatusVerificationError, CheckTokenSignature, err)
 		}
 		d.Subject, d.TokenID = claims.Subject, claims.ID
 		if a.rejectV1 && claims.Profile == token.ProfileV1 {
-			return reject(d, StatusVerificationError, CheckProfile, ErrProfile)
+			return reject(d, token.StatusVerificationError, CheckProfile, ErrProfile)
 		}
 		if err := anchor.Check(claims, anchorNow); err != nil {
-			return reject(d, StatusVerificationError, CheckAnchorConstraints, err)
+			return reject(d, token.StatusVerificationError, CheckAnchorConstraints, err)
 		}
 		if a.cache != nil && a.audienceOK(claims) {
 			revHash, haveRevHash = tok.RevocationHash(), true
@@ -481,19 +481,19 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		}
 	}
 	if !a.audienceOK(claims) {
-		return reject(d, StatusVerificationError, CheckAudience, token.ErrWrongAudience)
+		return reject(d, token.StatusVerificationError, CheckAudience, token.ErrWrongAudience)
 	}
 	if err := a.clock.check(claims, now, known); err != nil {
-		return reject(d, StatusVerificationError, CheckTime, err)
+		return reject(d, token.StatusVerificationError, CheckTime, err)
 	}
 	d.TimeUnknown = !known
 	req, err := sr.Verify(claims.Key)
 	if err != nil {
-		return reject(d, StatusVerificationError, CheckProofOfPossession, err)
+		return reject(d, token.StatusVerificationError, CheckProofOfPossession, err)
 	}
 	d.Operation = req.Operation.Name
 	if err := a.nonces.consume(req.Nonce, a.mono()); err != nil {
-		return reject(d, StatusVerificationError, CheckNonce, err)
+		return reject(d, token.StatusVerificationError, CheckNonce, err)
 	}
 	// The request is authentic and fresh. From here on the technician gets
 	// a next nonce (v2, see handle) and a signed response (v2) whatever the
@@ -507,7 +507,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		hs = tokenHashes(hashes[:0], &revHash, &hash, tokBytes, anchor.Key)
 	}
 	if err := a.revocations.revoked(claims.ID, hs); err != nil {
-		return reject(d, StatusVerificationError, CheckRevocation, err)
+		return reject(d, token.StatusVerificationError, CheckRevocation, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one
 	// (say, issued by a clock running ahead) must not move the bound.
@@ -515,12 +515,12 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 		a.log.LogAttrs(ctx, slog.LevelError, "sda: persisting the time lower bound failed", slog.String("error", err.Error()))
 	}
 	if err := claims.Scope.Check(req.Operation); err != nil {
-		return reject(d, StatusAccessDenied, CheckScope, err)
+		return reject(d, token.StatusAccessDenied, CheckScope, err)
 	}
 	h := a.revoke
 	if req.Operation.Name != RevokeOperation {
 		if h = a.ops.lookup(req.Operation.Name); h == nil {
-			return reject(d, StatusError, CheckOperation, fmt.Errorf("%w: %q", ErrUnknownOperation, req.Operation.Name))
+			return reject(d, token.StatusGeneralError, CheckOperation, fmt.Errorf("%w: %q", ErrUnknownOperation, req.Operation.Name))
 		}
 	}
 	call := &Call{
@@ -530,15 +530,15 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.
 	data, panicked, err := runHandler(ctx, h, call)
 	switch {
 	case panicked:
-		return reject(d, StatusInternalError, CheckOperation, err)
+		return reject(d, token.StatusInternalError, CheckOperation, err)
 	case err != nil:
-		return reject(d, StatusOperationFailed, CheckOperation, fmt.Errorf("%w: %w", ErrOperationFailed, err))
+		return reject(d, token.StatusOperationFailed, CheckOperation, fmt.Errorf("%w: %w", ErrOperationFailed, err))
 	}
-	d.Status = StatusSuccess
+	d.Status = token.StatusSuccess
 	if data == nil {
 		data = []byte{}
 	}
-	return wire.Response{Type: wire.TypeOperationResponse, Status: StatusSuccess, Data: data}
+	return wire.Response{Type: wire.TypeOperationResponse, Status: token.StatusSuccess, Data: data}
 }
 
 // verifyToken verifies tok with the first anchor whose key verifies it.
@@ -595,10 +595,10 @@ func (a *Agent) finish(r *wire.Response, d *Decision) []byte {
 		return out
 	}
 	if err != nil {
-		d.Status, d.Check, d.Err = StatusInternalError, CheckResponse, fmt.Errorf("%w: signing the response: %v", ErrInternal, err)
+		d.Status, d.Check, d.Err = token.StatusInternalError, CheckResponse, fmt.Errorf("%w: signing the response: %v", ErrInternal, err)
 		sign = false
 	} else {
-		d.Status, d.Check, d.Err = StatusResponseTooSmall, CheckResponse, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, len(out), a.maxResp)
+		d.Status, d.Check, d.Err = token.StatusResponseTooSmall, CheckResponse, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, len(out), a.maxResp)
 	}
 	r.Status, r.Data, r.Signed = d.Status, nil, nil
 	if out, err = build(); err != nil {

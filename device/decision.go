@@ -8,23 +8,7 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/securedeviceaccess/sda/internal/wire"
-)
-
-// Status is the result number a response carries (docs/PROTOCOL.md section 3).
-type Status = wire.Status
-
-// The statuses the agent sends. StatusBusy is a v2 addition.
-const (
-	StatusSuccess           = wire.StatusSuccess
-	StatusError             = wire.StatusError
-	StatusInvalidRequest    = wire.StatusInvalidRequest
-	StatusInternalError     = wire.StatusInternalError
-	StatusVerificationError = wire.StatusVerificationError
-	StatusAccessDenied      = wire.StatusAccessDenied
-	StatusResponseTooSmall  = wire.StatusResponseTooSmall
-	StatusBusy              = wire.StatusBusy
-	StatusOperationFailed   = wire.StatusOperationFailed
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // RequestKind says what a request asked for.
@@ -101,9 +85,9 @@ func (c Check) String() string {
 // request claimed, recorded for the audit trail only.
 type Decision struct {
 	Request RequestKind
-	Status  Status
+	Status  token.Status
 	Check   Check // the failed check, or CheckNone
-	Err     error // nil when Status is StatusSuccess
+	Err     error // nil when Status is token.StatusSuccess
 
 	// Nonce is the nonce issued (nonce requests) or the nonce the request
 	// carried (operation requests).
@@ -132,7 +116,7 @@ type Decision struct {
 // Allowed reports whether the request succeeded. The zero Decision (no
 // request) is not allowed.
 func (d Decision) Allowed() bool {
-	return d.Request != RequestUnknown && d.Err == nil && d.Status == StatusSuccess
+	return d.Request != RequestUnknown && d.Err == nil && d.Status == token.StatusSuccess
 }
 
 // record sends d to the hook and the audit log.

@@ -118,7 +118,7 @@ func TestDecisionAllowed(t *testing.T) {
 		{device.Decision{Request: device.RequestNonce}, true},
 		{device.Decision{Request: device.RequestOperation}, true},
 		{device.Decision{Request: device.RequestOperation, Err: device.ErrRevoked}, false},
-		{device.Decision{Request: device.RequestOperation, Status: device.StatusBusy}, false},
+		{device.Decision{Request: device.RequestOperation, Status: token.StatusBusy}, false},
 	} {
 		if got := tc.d.Allowed(); got != tc.want {
 			t.Errorf("%+v: Allowed %v, want %v", tc.d, got, tc.want)
@@ -153,7 +153,7 @@ func TestNames(t *testing.T) {
 }
 
 // A response too large for Config.MaxResponseSize is replaced by a signed
-// StatusResponseTooSmall without data: the technician can still tell the
+// token.StatusResponseTooSmall without data: the technician can still tell the
 // device answered.
 func TestSignedResponseTooLarge(t *testing.T) {
 	deviceKey := newKey(t, "P-256")
@@ -184,7 +184,7 @@ func (failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) 
 }
 
 // When the response cannot be signed, the technician gets an unsigned
-// StatusInternalError without data, and the handler's data is not sent.
+// token.StatusInternalError without data, and the handler's data is not sent.
 func TestResponseSigningFails(t *testing.T) {
 	w := newWorld(t, func(c *device.Config) { c.SigningKey = failingSigner{newKey(t, "P-256")} })
 	tok := w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2}, nil)

@@ -38,7 +38,7 @@
 // Nonces are 64 random bits, never 0, single use, at most Config.MaxNonces
 // (default 10) outstanding, each valid Config.NonceLifetime (default 5
 // minutes). When every slot holds an unexpired nonce, a nonce request is
-// refused with StatusBusy ([ErrNoncesExhausted]) rather than evicting the
+// refused with token.StatusBusy ([ErrNoncesExhausted]) rather than evicting the
 // oldest as the original did: a flood of nonce requests can never
 // invalidate a nonce a technician already holds. Consumed and expired
 // nonces are remembered in a bounded ring so a rejection says
@@ -60,7 +60,7 @@
 //
 // Throttling. After Throttle.Failures (default 5) verification failures
 // from one source within Throttle.Window (default 1 minute) the agent
-// refuses that source new nonces with StatusBusy ([ErrThrottled]) for
+// refuses that source new nonces with token.StatusBusy ([ErrThrottled]) for
 // Throttle.Lockout (default 1 minute). Only failures that cost the device a
 // signature verification count: status 4 from the token signature check on,
 // for a token naming an issuer the device trusts. A request naming an
@@ -146,7 +146,7 @@
 // accepted unless Config.RejectV1. The v2 additions are enabled per agent:
 // Config.NextNonce (response key 5), Config.SigningKey (key 6, a
 // COSE_Sign1 over status, data, the request's nonce and the device's
-// identity, see token.SignResponse) and Config.TokenCacheSize. StatusBusy
+// identity, see token.SignResponse) and Config.TokenCacheSize. token.StatusBusy
 // (8) is new in v2; a v1 technician app treats it as an error. The
 // revocation operation is [RevokeOperation]. docs/PROTOCOL.md documents the
 // device's protocol.

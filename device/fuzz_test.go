@@ -59,7 +59,7 @@ func FuzzProcess(f *testing.F) {
 		if r.Type != want || r.Status != d.Status {
 			t.Fatalf("response type %d status %v for a %v request decided %v", r.Type, r.Status, d.Request, d.Status)
 		}
-		if (d.Err == nil) != (d.Status == device.StatusSuccess) {
+		if (d.Err == nil) != (d.Status == token.StatusSuccess) {
 			t.Fatalf("status %v with error %v", d.Status, d.Err)
 		}
 	})

@@ -63,7 +63,7 @@ func TestMessageSizeBoundary(t *testing.T) {
 }
 
 // A response of exactly Config.MaxResponseSize bytes is sent; one byte
-// more is replaced by StatusResponseTooSmall without data.
+// more is replaced by token.StatusResponseTooSmall without data.
 func TestResponseSizeBoundary(t *testing.T) {
 	data := bytes.Repeat([]byte{'d'}, 100)
 	respond := func(c *device.Config) {

@@ -31,8 +31,8 @@ type Call struct {
 
 // Handler runs one operation. It returns the data for the response (nil
 // for none), or an error, which the technician sees as
-// StatusOperationFailed (0x0FFFFFFF) and the audit log sees in full. A
-// panicking handler is recovered and answered with StatusInternalError.
+// token.StatusOperationFailed (0x0FFFFFFF) and the audit log sees in full. A
+// panicking handler is recovered and answered with token.StatusInternalError.
 // Handlers may run concurrently.
 type Handler interface {
 	Run(ctx context.Context, call *Call) ([]byte, error)

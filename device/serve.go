@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 )
 
@@ -153,10 +154,10 @@ func sendError(ctx context.Context, err error) error {
 // oversize records the refusal of a message the transport found too large
 // and returns the response for it.
 func (a *Agent) oversize(ctx context.Context, cause error, src *source) []byte {
-	d := Decision{Status: StatusInvalidRequest, Check: CheckSize, Remote: src.remote}
+	d := Decision{Status: token.StatusInvalidRequest, Check: CheckSize, Remote: src.remote}
 	d.Err = errors.Join(ErrMessageTooLarge, cause)
 	a.record(ctx, &d)
-	return wire.Response{Type: wire.TypeErrorResponse, Status: StatusInvalidRequest}.Encode()
+	return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode()
 }
 
 // ServeListener accepts connections from l and serves each with

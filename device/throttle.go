@@ -25,12 +25,12 @@ const maxThrottleSources = 256
 
 // Throttle configures how the agent blunts online guessing: after Failures
 // verification failures from one source within Window, that source's nonce
-// requests are refused with StatusBusy for Lockout. Requests carrying a
+// requests are refused with token.StatusBusy for Lockout. Requests carrying a
 // nonce issued before the lockout are still processed. Zero fields take the
 // defaults; Failures < 0 disables throttling.
 //
 // Only failures that cost the device a signature verification count:
-// requests answered with StatusVerificationError from the token signature
+// requests answered with token.StatusVerificationError from the token signature
 // check on (their token names an issuer the device trusts). A request
 // naming an unknown issuer, a malformed one or a scope denial costs nothing
 // and locks no one out.

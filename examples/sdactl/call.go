@@ -107,7 +107,7 @@ Example:
 			if err != nil {
 				return e.callError(err)
 			}
-			fmt.Fprintf(e.stdout, "status: %s\n", client.StatusSuccess)
+			fmt.Fprintf(e.stdout, "status: %s\n", token.StatusSuccess)
 			if len(res.Data) > 0 {
 				fmt.Fprintf(e.stdout, "data: %s\n", showData(res.Data))
 			}

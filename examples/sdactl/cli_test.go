@@ -127,8 +127,8 @@ func TestExitCodes(t *testing.T) {
 		err  error
 		want int
 	}{
-		{&client.StatusError{Status: client.StatusAccessDenied}, exitFailed},
-		{&client.StatusError{Status: client.StatusVerificationError}, exitFailed},
+		{&client.StatusError{Status: token.StatusAccessDenied}, exitFailed},
+		{&client.StatusError{Status: token.StatusVerificationError}, exitFailed},
 		{fmt.Errorf("%w: %w", client.ErrOutcomeUnknown, context.DeadlineExceeded), exitIO},
 		{fmt.Errorf("%w: cnf", client.ErrTokenMismatch), exitInput},
 		{fmt.Errorf("client: waiting for a nonce: %w", context.DeadlineExceeded), exitIO},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // Message types of the technician -> device envelope.
@@ -21,49 +22,23 @@ const (
 	TypeErrorResponse     = 255
 )
 
-// Status is the result number of a response (response key 2).
-type Status uint32
+// Status is the result number of a response (response key 2): the
+// exported [token.Status], named here for the package's own code.
+type Status = token.Status
 
 // Status numbers (docs/PROTOCOL.md, "Numbered keys").
 const (
-	StatusSuccess           Status = 0
-	StatusError             Status = 1
-	StatusInvalidRequest    Status = 2 // malformed
-	StatusInternalError     Status = 3
-	StatusVerificationError Status = 4 // signature, audience, time, nonce, unknown issuer
-	StatusAccessDenied      Status = 5 // operation not in scope ("no more scopes")
-	StatusResponseTooSmall  Status = 6
-	StatusNotInitialized    Status = 7
-	StatusOperationFailed   Status = 0x0FFFFFFF // the operation ran and failed
-	StatusBusy              Status = 8          // v2: the device refuses new nonces for a while
+	StatusSuccess           = token.StatusSuccess
+	StatusError             = token.StatusGeneralError
+	StatusInvalidRequest    = token.StatusInvalidRequest
+	StatusInternalError     = token.StatusInternalError
+	StatusVerificationError = token.StatusVerificationError
+	StatusAccessDenied      = token.StatusAccessDenied
+	StatusResponseTooSmall  = token.StatusResponseTooSmall
+	StatusNotInitialized    = token.StatusNotInitialized
+	StatusOperationFailed   = token.StatusOperationFailed
+	StatusBusy              = token.StatusBusy
 )
-
-// String names the status as docs/PROTOCOL.md does.
-func (s Status) String() string {
-	switch s {
-	case StatusSuccess:
-		return "success"
-	case StatusError:
-		return "error"
-	case StatusInvalidRequest:
-		return "invalid request"
-	case StatusInternalError:
-		return "device internal error"
-	case StatusVerificationError:
-		return "verification error"
-	case StatusAccessDenied:
-		return "access denied"
-	case StatusResponseTooSmall:
-		return "response buffer too small"
-	case StatusNotInitialized:
-		return "not initialized"
-	case StatusOperationFailed:
-		return "operation execution error"
-	case StatusBusy:
-		return "busy"
-	}
-	return fmt.Sprintf("status %d", uint32(s))
-}
 
 // ErrMalformed is matched by every decoding error of this package.
 var ErrMalformed = errors.New("wire: malformed message")

@@ -9,9 +9,9 @@ import (
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// Token is an access token as the client holds it: the bytes to present to
+// AccessToken is an access token as the client holds it: the bytes to present to
 // devices and what the client learned from them.
-type Token struct {
+type AccessToken struct {
 	// Raw is the token as issued (61(18(COSE_Sign1)) or 18(COSE_Sign1)).
 	Raw []byte
 	// Expiry is when the client stops using the token: the earlier of the
@@ -64,7 +64,7 @@ type TokenCheck struct {
 // expired and, when c.Anchors is set, its signature verifies with the
 // anchor's key. Failures are [*TokenCheckError] values matching
 // [ErrTokenMismatch].
-func CheckToken(raw []byte, c *TokenCheck) (*Token, error) {
+func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	if c == nil || c.Key == nil {
 		return nil, invalid("token check without the client's key")
 	}
@@ -72,7 +72,7 @@ func CheckToken(raw []byte, c *TokenCheck) (*Token, error) {
 	if err != nil {
 		return nil, &TokenCheckError{Check: "parse", Reason: "not a well-formed access token", Err: err}
 	}
-	out := &Token{Raw: t.Bytes()}
+	out := &AccessToken{Raw: t.Bytes()}
 	var exp time.Time
 	if c.Anchors != nil {
 		pub, err := c.Anchors(t.UnverifiedIssuer(), t.UnverifiedKeyID())

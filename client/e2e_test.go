@@ -82,7 +82,7 @@ func newE2EDevice(t testing.TB, v2 bool) *e2eDevice {
 		// let lost nonces pile up.
 		Throttle:  device.Throttle{Failures: -1},
 		MaxNonces: device.MaxMaxNonces,
-		OnDecision: func(dec device.Decision) {
+		OnOutcome: func(dec device.Outcome) {
 			if dec.Request == device.RequestNonce {
 				d.nonces.Add(1)
 			}

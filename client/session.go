@@ -193,7 +193,7 @@ func durationOr(d, def time.Duration) time.Duration {
 
 // checkToken refuses a token bound to another key before it is used: the
 // device would refuse it anyway, with a less precise status.
-func (s *Session) checkToken(tok *Token) error {
+func (s *Session) checkToken(tok *AccessToken) error {
 	if tok == nil || len(tok.Raw) == 0 {
 		return invalid("empty token")
 	}

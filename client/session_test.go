@@ -541,7 +541,7 @@ func TestSessionInvalid(t *testing.T) {
 	}
 	// A token provider failure is reported as such.
 	boom := errors.New("boom")
-	f.session.Tokens = tokenFunc(func(context.Context) (*Token, error) { return nil, boom })
+	f.session.Tokens = tokenFunc(func(context.Context) (*AccessToken, error) { return nil, boom })
 	if _, err := f.session.Do(ctx, readData); !errors.Is(err, boom) {
 		t.Errorf("token provider failure: got %v", err)
 	}
@@ -550,9 +550,9 @@ func TestSessionInvalid(t *testing.T) {
 	}
 }
 
-type tokenFunc func(context.Context) (*Token, error)
+type tokenFunc func(context.Context) (*AccessToken, error)
 
-func (f tokenFunc) Token(ctx context.Context) (*Token, error) { return f(ctx) }
+func (f tokenFunc) Token(ctx context.Context) (*AccessToken, error) { return f(ctx) }
 
 // The status of an error response that claims success is still an error.
 func TestStatusErrorSentinels(t *testing.T) {

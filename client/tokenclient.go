@@ -169,7 +169,7 @@ type errorJSON struct {
 // before anything is sent ([ErrInvalid]). An error answer of the service is
 // a [*ServiceError]; a malformed success answer matches [ErrBadResponse]; a
 // token that is not the one asked for matches [ErrTokenMismatch].
-func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*Token, error) {
+func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}

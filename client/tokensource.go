@@ -11,12 +11,12 @@ import (
 // TokenProvider supplies the access token a [Session] presents. It is
 // called with the context of each operation and must not keep it.
 type TokenProvider interface {
-	Token(ctx context.Context) (*Token, error)
+	Token(ctx context.Context) (*AccessToken, error)
 }
 
 // TokenFetcher fetches a new token for a request; [*TokenClient] is one.
 type TokenFetcher interface {
-	Fetch(ctx context.Context, req *TokenRequest) (*Token, error)
+	Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error)
 }
 
 // StaticToken returns a TokenProvider that always supplies the token raw
@@ -29,8 +29,8 @@ func StaticToken(raw []byte) TokenProvider {
 type staticToken struct{ raw []byte }
 
 // Token implements TokenProvider.
-func (s staticToken) Token(context.Context) (*Token, error) {
-	return &Token{Raw: bytes.Clone(s.raw)}, nil
+func (s staticToken) Token(context.Context) (*AccessToken, error) {
+	return &AccessToken{Raw: bytes.Clone(s.raw)}, nil
 }
 
 // DefaultRefreshBefore is how long before its expiry a [TokenSource]
@@ -62,7 +62,7 @@ type TokenSource struct {
 
 	once      sync.Once
 	sem       chan struct{} // held while fetching; guards the fields below
-	tok       *Token
+	tok       *AccessToken
 	refreshAt time.Time
 	failedAt  time.Time
 }
@@ -72,7 +72,7 @@ type TokenSource struct {
 // fails while the cached token is still valid, the cached token is returned
 // and the refresh is tried again at the next call after a short pause; if
 // there is no valid token, the fetch error is returned.
-func (s *TokenSource) Token(ctx context.Context) (*Token, error) {
+func (s *TokenSource) Token(ctx context.Context) (*AccessToken, error) {
 	if s.Fetcher == nil {
 		return nil, invalid("token source without a fetcher")
 	}
@@ -118,7 +118,7 @@ func (s *TokenSource) now() time.Time {
 	return time.Now()
 }
 
-func copyToken(t *Token) *Token {
+func copyToken(t *AccessToken) *AccessToken {
 	c := *t
 	c.Raw = bytes.Clone(t.Raw)
 	c.Audience = append([]string(nil), t.Audience...)

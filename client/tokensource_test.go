@@ -37,7 +37,7 @@ type fakeFetcher struct {
 	gate     chan struct{} // when set, Fetch waits for it (or ctx)
 }
 
-func (f *fakeFetcher) Fetch(ctx context.Context, req *TokenRequest) (*Token, error) {
+func (f *fakeFetcher) Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error) {
 	n := f.calls.Add(1)
 	if f.gate != nil {
 		select {
@@ -49,7 +49,7 @@ func (f *fakeFetcher) Fetch(ctx context.Context, req *TokenRequest) (*Token, err
 	if e := f.err.Load(); e != nil {
 		return nil, *e
 	}
-	return &Token{Raw: []byte{byte(n)}, Expiry: f.clock.Now().Add(f.lifetime)}, nil
+	return &AccessToken{Raw: []byte{byte(n)}, Expiry: f.clock.Now().Add(f.lifetime)}, nil
 }
 
 func newSource(lifetime, before time.Duration) (*TokenSource, *fakeFetcher, *fakeClock) {
@@ -177,7 +177,7 @@ func TestTokenSourceInvalid(t *testing.T) {
 	}
 	s, f, _ := newSource(0, 0)
 	f.lifetime = 0
-	s.Fetcher = fetcherFunc(func(context.Context, *TokenRequest) (*Token, error) { return &Token{Raw: []byte{1}}, nil })
+	s.Fetcher = fetcherFunc(func(context.Context, *TokenRequest) (*AccessToken, error) { return &AccessToken{Raw: []byte{1}}, nil })
 	if _, err := s.Token(context.Background()); !errors.Is(err, ErrBadResponse) {
 		t.Errorf("token without expiry: %v", err)
 	}
@@ -190,9 +190,9 @@ func TestTokenSourceInvalid(t *testing.T) {
 	}
 }
 
-type fetcherFunc func(context.Context, *TokenRequest) (*Token, error)
+type fetcherFunc func(context.Context, *TokenRequest) (*AccessToken, error)
 
-func (f fetcherFunc) Fetch(ctx context.Context, r *TokenRequest) (*Token, error) { return f(ctx, r) }
+func (f fetcherFunc) Fetch(ctx context.Context, r *TokenRequest) (*AccessToken, error) { return f(ctx, r) }
 
 // A TokenSource over a TokenClient: the whole acquisition path.
 func TestTokenSourceWithTokenClient(t *testing.T) {

@@ -98,13 +98,13 @@ type Config struct {
 	// Logger receives one audit event per request ("sda: request allowed"
 	// at Info, "sda: request rejected" at Warn). nil means no logging.
 	Logger *slog.Logger
-	// OnDecision, if set, is called with every decision, after the
+	// OnOutcome, if set, is called with every decision, after the
 	// response is built and before Process returns. It must not block for
 	// long; a panic in it is recovered and ignored.
-	OnDecision func(Decision)
+	OnOutcome func(Outcome)
 	// OnDrop, if set, is called with every connection Serve or
 	// ServeListener drops (Logger receives them too, "sda: connection
-	// dropped" at Warn). The same rules as for OnDecision apply.
+	// dropped" at Warn). The same rules as for OnOutcome apply.
 	OnDrop func(Drop)
 
 	// Rand is the source of nonces; nil means crypto/rand.Reader.
@@ -148,7 +148,7 @@ type Agent struct {
 	maxResp     int
 	revocations *revocations
 	log         *slog.Logger
-	onDecision  func(Decision)
+	onOutcome  func(Outcome)
 	rejectV1    bool
 	nextNonce   bool
 	signer      crypto.Signer
@@ -190,7 +190,7 @@ func New(cfg Config) (*Agent, error) {
 		maxMsg:     cfg.MaxMessageSize,
 		maxResp:    cfg.MaxResponseSize,
 		log:        cfg.Logger,
-		onDecision: cfg.OnDecision,
+		onOutcome: cfg.OnOutcome,
 		onDrop:     cfg.OnDrop,
 		rejectV1:   cfg.RejectV1,
 		nextNonce:  cfg.NextNonce,
@@ -318,21 +318,21 @@ func (a *Agent) Process(ctx context.Context, request []byte) []byte {
 	return resp
 }
 
-// Handle is [Agent.Process] returning also the [Decision]: what was asked,
+// Handle is [Agent.Process] returning also the [Outcome]: what was asked,
 // the status answered and, for a rejection, the check that failed and the
 // typed reason. The decision has already been logged and passed to
-// Config.OnDecision.
+// Config.OnOutcome.
 //
 // Process and Handle cannot tell who sent a request: all their requests
 // come from one source, with the device-wide throttle and no nonce quota
 // but Config.MaxNonces. [Agent.Serve] and [Agent.ServeListener] tell
 // connections apart.
-func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Decision) {
+func (a *Agent) Handle(ctx context.Context, request []byte) (resp []byte, d Outcome) {
 	return a.handle(ctx, request, nil)
 }
 
 // handle is Handle for a request from src (nil: the shared source).
-func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp []byte, d Decision) {
+func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp []byte, d Outcome) {
 	if src != nil {
 		d.Remote = src.remote
 	}
@@ -394,12 +394,12 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 // token naming an issuer the device trusts, unless no anchor of the issuer
 // pins the token's algorithm (then nothing was verified). Failures before
 // (an unknown issuer, a malformed request) cost nothing.
-func costlyFailure(d *Decision) bool {
+func costlyFailure(d *Outcome) bool {
 	return d.Status == token.StatusVerificationError && d.Check >= CheckTokenSignature &&
 		!(d.Check == CheckTokenSignature && errors.Is(d.Err, token.ErrAlgorithmMismatch))
 }
 
-func (a *Agent) nonceRequest(d *Decision, src *source) wire.Response {
+func (a *Agent) nonceRequest(d *Outcome, src *source) wire.Response {
 	r := wire.Response{Type: wire.TypeNonceResponse}
 	now := a.mono()
 	if a.throttle.blocked(src, now) {
@@ -422,14 +422,14 @@ func (a *Agent) nonceRequest(d *Decision, src *source) wire.Response {
 }
 
 // reject records a failed check in d and returns the response for it.
-func reject(d *Decision, st token.Status, c Check, err error) wire.Response {
+func reject(d *Outcome, st token.Status, c Check, err error) wire.Response {
 	d.Status, d.Check, d.Err = st, c, err
 	return wire.Response{Type: wire.TypeOperationResponse, Status: st}
 }
 
 // operation runs the verification pipeline in the mandatory order (see
 // the package documentation) and then the handler.
-func (a *Agent) operation(ctx context.Context, signed []byte, d *Decision) wire.Response {
+func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.Response {
 	sr, err := token.ParseRequest(signed)
 	if err != nil {
 		return reject(d, token.StatusInvalidRequest, CheckParse, err)
@@ -575,7 +575,7 @@ func (a *Agent) audienceOK(c *token.Claims) bool {
 
 // finish adds the v2 extras to an operation response, enforces the response
 // size limit and encodes it.
-func (a *Agent) finish(r *wire.Response, d *Decision) []byte {
+func (a *Agent) finish(r *wire.Response, d *Outcome) []byte {
 	r.NextNonce = d.NextNonce
 	// Responses are signed only once the proof of possession verified:
 	// the device does not sign for unauthenticated requesters.

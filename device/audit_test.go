@@ -66,10 +66,10 @@ func TestAuditDisabledDoesNotAllocate(t *testing.T) {
 // Decision and in the audit event; Process has no peer to name.
 func TestDecisionNamesThePeer(t *testing.T) {
 	var buf syncBuffer
-	decisions := make(chan device.Decision, 4)
+	decisions := make(chan device.Outcome, 4)
 	w := newWorld(t, func(c *device.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-		c.OnDecision = func(d device.Decision) { decisions <- d }
+		c.OnOutcome = func(d device.Outcome) { decisions <- d }
 	})
 	w.nonce()
 	if d := <-decisions; d.Remote != nil {

@@ -124,7 +124,7 @@ func (c *clockPolicy) check(cl *token.Claims, now time.Time, known bool) error {
 		if c.mode == ClockStrict {
 			return ErrTimeUnknown
 		}
-		return nil // ClockLowerBound bootstrapping; the decision says TimeUnknown
+		return nil // ClockLowerBound bootstrapping; the outcome says TimeUnknown
 	}
 	if cl.Expiry.Add(c.leeway).Before(now) {
 		return token.ErrExpired

@@ -129,9 +129,9 @@ func TestLowerBoundConcurrentRises(t *testing.T) {
 	st := &blockingState{entered: make(chan struct{}), release: make(chan struct{})}
 	w := newWorld(t, func(c *device.Config) { c.State = st })
 	ctx := context.Background()
-	send := func(iat time.Duration) <-chan device.Decision {
+	send := func(iat time.Duration) <-chan device.Outcome {
 		req := w.request(w.nonce(), w.token(func(c *token.Claims) { c.IssuedAt = testNow.Add(iat) }), w.pop, "read-data")
-		done := make(chan device.Decision, 1)
+		done := make(chan device.Outcome, 1)
 		go func() { _, d := w.agent.Handle(ctx, req); done <- d }()
 		return done
 	}
@@ -151,7 +151,7 @@ func TestLowerBoundConcurrentRises(t *testing.T) {
 	third := send(-time.Minute)
 	waitBound(testNow.Add(-time.Minute))
 	close(st.release)
-	for _, done := range []<-chan device.Decision{first, second, third} {
+	for _, done := range []<-chan device.Outcome{first, second, third} {
 		if d := <-done; !d.Allowed() {
 			t.Fatalf("%v %v", d.Check, d.Err)
 		}

@@ -111,14 +111,14 @@ func TestAuditEventFields(t *testing.T) {
 // Decision.Allowed holds for a successful request only.
 func TestDecisionAllowed(t *testing.T) {
 	for _, tc := range []struct {
-		d    device.Decision
+		d    device.Outcome
 		want bool
 	}{
-		{device.Decision{}, false},
-		{device.Decision{Request: device.RequestNonce}, true},
-		{device.Decision{Request: device.RequestOperation}, true},
-		{device.Decision{Request: device.RequestOperation, Err: device.ErrRevoked}, false},
-		{device.Decision{Request: device.RequestOperation, Status: token.StatusBusy}, false},
+		{device.Outcome{}, false},
+		{device.Outcome{Request: device.RequestNonce}, true},
+		{device.Outcome{Request: device.RequestOperation}, true},
+		{device.Outcome{Request: device.RequestOperation, Err: device.ErrRevoked}, false},
+		{device.Outcome{Request: device.RequestOperation, Status: token.StatusBusy}, false},
 	} {
 		if got := tc.d.Allowed(); got != tc.want {
 			t.Errorf("%+v: Allowed %v, want %v", tc.d, got, tc.want)

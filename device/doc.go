@@ -8,7 +8,7 @@
 // *slog.Logger for audit events. [Agent.Process] turns the bytes of one
 // request into the bytes of one response and is all a transport needs;
 // [Agent.Serve] and [Agent.ServeListener] run it over a transport.Conn or a
-// transport.Listener. [Agent.Handle] also returns the [Decision]: the status
+// transport.Listener. [Agent.Handle] also returns the [Outcome]: the status
 // sent, the [Check] that failed and the typed reason.
 //
 // # Security considerations
@@ -119,7 +119,7 @@
 // rejected, but nbf cannot be checked and a token that expired after the
 // newest token seen is accepted, so a stolen token stays usable on a device
 // that sees no newer tokens; until the first token is accepted there is no
-// bound at all and the decision says TimeUnknown. [ClockStrict] closes that
+// bound at all and the outcome says TimeUnknown. [ClockStrict] closes that
 // first gap by rejecting every token ([ErrTimeUnknown]) until a bound is
 // provisioned (MinTime, or State). An issuer whose clock runs ahead can
 // raise a clockless device's bound too far; the bound is capped by the

@@ -7,8 +7,8 @@ import (
 	"github.com/securedeviceaccess/sda/trust"
 )
 
-// Errors carried by a [Decision] (Decision.Err) and returned by [New].
-// Test for them with [errors.Is]. A Decision's Err may also match the
+// Errors carried by an [Outcome] (Outcome.Err) and returned by [New].
+// Test for them with [errors.Is]. An Outcome's Err may also match the
 // sentinels of the token package: token.ErrMalformed for everything that
 // fails strict parsing (envelope included; token.ErrUnsupportedForm too
 // for a MACed, encrypted or nested token, token.ErrWeakKey for a token

@@ -37,7 +37,7 @@ func Example() {
 		Identity:   token.Identity{Endpoint: "hvac-1"},
 		Anchors:    anchors,
 		Operations: ops,
-		OnDecision: func(d device.Decision) {
+		OnOutcome: func(d device.Outcome) {
 			fmt.Printf("audit: %v request, status %v, check %v\n", d.Request, d.Status, d.Check)
 		},
 	})

@@ -195,7 +195,7 @@ func (w *world) request(nonce uint64, tok []byte, pop crypto.Signer, name string
 
 // send processes one request and decodes the response, which must always
 // be well formed.
-func (w *world) send(req []byte) (wire.Response, device.Decision) {
+func (w *world) send(req []byte) (wire.Response, device.Outcome) {
 	w.t.Helper()
 	out, d := w.agent.Handle(context.Background(), req)
 	r, err := wire.DecodeResponse(out)
@@ -210,14 +210,14 @@ func (w *world) send(req []byte) (wire.Response, device.Decision) {
 
 // do runs a whole exchange: nonce, then the operation with the given token
 // signed by the world's PoP key.
-func (w *world) do(tok []byte, name string, args ...token.Arg) (wire.Response, device.Decision) {
+func (w *world) do(tok []byte, name string, args ...token.Arg) (wire.Response, device.Outcome) {
 	w.t.Helper()
 	return w.send(w.request(w.nonce(), tok, w.pop, name, args...))
 }
 
 // expect asserts a rejection: its status, the check that failed and the
 // typed reason.
-func expect(t testing.TB, r wire.Response, d device.Decision, status wire.Status, check device.Check, reason error) {
+func expect(t testing.TB, r wire.Response, d device.Outcome, status wire.Status, check device.Check, reason error) {
 	t.Helper()
 	if r.Status != status || d.Status != status {
 		t.Errorf("status: wire %v, decision %v, want %v (check %v, err %v)", r.Status, d.Status, status, d.Check, d.Err)

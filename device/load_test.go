@@ -23,7 +23,7 @@ func TestConcurrentProcessing(t *testing.T) {
 		c.MaxNonces = maxNonces
 		c.TokenCacheSize = 8
 		c.Throttle.Failures = -1
-		c.OnDecision = func(device.Decision) {
+		c.OnOutcome = func(device.Outcome) {
 			if n := int64(w.agent.OutstandingNonces()); n > maxSeen.Load() {
 				maxSeen.Store(n) // races between hooks only under-report by one step; the store bound is what counts
 			}

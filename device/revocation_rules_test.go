@@ -47,7 +47,7 @@ func (w *world) admin() []byte {
 
 // revoke runs the revocation operation for an entry of kind with id and,
 // when until is not zero, that until. It returns the decision.
-func (w *world) revoke(admin []byte, kind string, id []byte, until int64) device.Decision {
+func (w *world) revoke(admin []byte, kind string, id []byte, until int64) device.Outcome {
 	w.t.Helper()
 	args := []token.Arg{token.Text(kind), token.Text(hex.EncodeToString(id))}
 	if until != 0 {

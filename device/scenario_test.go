@@ -398,7 +398,7 @@ func (panicStore) Lookup(string, []byte) ([]trust.Anchor, error) { panic("store 
 func TestProcessRecoversFromPanics(t *testing.T) {
 	w := newWorld(t, func(c *device.Config) {
 		c.Anchors = panicStore{}
-		c.OnDecision = func(device.Decision) { panic("hook bug") }
+		c.OnOutcome = func(device.Outcome) { panic("hook bug") }
 	})
 	r, d := w.do(w.token(nil), "read-data")
 	expect(t, r, d, wire.StatusInternalError, device.CheckInternal, device.ErrInternal)

@@ -154,7 +154,7 @@ func sendError(ctx context.Context, err error) error {
 // oversize records the refusal of a message the transport found too large
 // and returns the response for it.
 func (a *Agent) oversize(ctx context.Context, cause error, src *source) []byte {
-	d := Decision{Status: token.StatusInvalidRequest, Check: CheckSize, Remote: src.remote}
+	d := Outcome{Status: token.StatusInvalidRequest, Check: CheckSize, Remote: src.remote}
 	d.Err = errors.Join(ErrMessageTooLarge, cause)
 	a.record(ctx, &d)
 	return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode()

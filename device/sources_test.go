@@ -182,7 +182,7 @@ func TestFloodOnOneConnectionDoesNotStarveAnother(t *testing.T) {
 func TestForgeriesThrottleTheirSourceOnly(t *testing.T) {
 	var throttled atomic.Int64
 	w := newWorld(t, func(c *device.Config) {
-		c.OnDecision = func(d device.Decision) {
+		c.OnOutcome = func(d device.Outcome) {
 			if errors.Is(d.Err, device.ErrThrottled) {
 				throttled.Add(1)
 			}
@@ -226,12 +226,12 @@ func nonceOver(t *testing.T, ctx context.Context, c transport.Conn) wire.Respons
 // nonces are released when it closes.
 func TestNonceQuotaPerConnection(t *testing.T) {
 	var mu sync.Mutex
-	var decisions []device.Decision
+	var decisions []device.Outcome
 	w := newWorld(t, func(c *device.Config) {
 		c.NonceQuota = 3
-		c.OnDecision = func(d device.Decision) { mu.Lock(); decisions = append(decisions, d); mu.Unlock() }
+		c.OnOutcome = func(d device.Outcome) { mu.Lock(); decisions = append(decisions, d); mu.Unlock() }
 	})
-	last := func() device.Decision { mu.Lock(); defer mu.Unlock(); return decisions[len(decisions)-1] }
+	last := func() device.Outcome { mu.Lock(); defer mu.Unlock(); return decisions[len(decisions)-1] }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	serve := func() (transport.Conn, <-chan error) {

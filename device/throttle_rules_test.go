@@ -118,29 +118,29 @@ func TestThrottleLockoutIsConfigurable(t *testing.T) {
 func TestThrottleCountsOnlyCostlyFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		send  func(w *world, n uint64) (wire.Response, device.Decision)
+		send  func(w *world, n uint64) (wire.Response, device.Outcome)
 		check device.Check
 		count bool
 	}{
-		{"forged token signature", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"forged token signature", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(n, w.tokenWith(newKey(w.t, "P-256"), nil, nil), w.pop, "read-data"))
 		}, device.CheckTokenSignature, true},
-		{"token for another device", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"token for another device", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(n, w.token(func(c *token.Claims) { c.Audience = []string{"ep:hvac-2"} }), w.pop, "read-data"))
 		}, device.CheckAudience, true},
-		{"expired token", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"expired token", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(n, w.token(func(c *token.Claims) { c.Expiry = testNow.Add(-time.Hour) }), w.pop, "read-data"))
 		}, device.CheckTime, true},
-		{"forged proof of possession", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"forged proof of possession", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(n, w.token(nil), newKey(w.t, "P-256"), "read-data"))
 		}, device.CheckProofOfPossession, true},
-		{"algorithm no anchor pins", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"algorithm no anchor pins", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(n, w.tokenWith(newKey(w.t, "P-384"), &token.IssueOptions{Profile: token.ProfileV2}, nil), w.pop, "read-data"))
 		}, device.CheckTokenSignature, false},
-		{"unknown issuer", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"unknown issuer", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.madeUpIssuerRequest())
 		}, device.CheckAnchor, false},
-		{"scope denial", func(w *world, n uint64) (wire.Response, device.Decision) {
+		{"scope denial", func(w *world, n uint64) (wire.Response, device.Outcome) {
 			return w.send(w.request(w.nonce(), w.token(nil), w.pop, "set-temperature"))
 		}, device.CheckScope, false},
 	} {

@@ -23,13 +23,13 @@ const (
 	Deny  Effect = "deny"
 )
 
-// Status says whether a policy takes part in decisions.
-type Status string
+// Activation says whether a policy takes part in decisions.
+type Activation string
 
-// Statuses.
+// Activations.
 const (
-	Active   Status = "active"
-	Inactive Status = "inactive"
+	Active   Activation = "active"
+	Inactive Activation = "inactive"
 )
 
 // AllOperations, as an [OperationRule] name, matches every operation.
@@ -42,7 +42,7 @@ type Policy struct {
 	ID          string `json:"id"`
 	Name        string `json:"name,omitempty"`
 	Description string `json:"description,omitempty"`
-	Status      Status `json:"status"`
+	Status      Activation `json:"status"`
 	Effect      Effect `json:"effect"`
 
 	// ValidFrom and ValidUntil bound when the policy applies; zero means unbounded.

@@ -33,7 +33,7 @@ type Options struct {
 	Operations map[string]device.HandlerFunc
 	// Config sets the other settings of the agent (clock, nonces,
 	// throttling, v2 features, ...). Identity, Anchors and Operations above
-	// replace Config's fields when they are set. Config.OnDecision, if set,
+	// replace Config's fields when they are set. Config.OnOutcome, if set,
 	// is called after the device has recorded the decision.
 	Config device.Config
 }
@@ -49,7 +49,7 @@ type Device struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	decisions []device.Decision
+	decisions []device.Outcome
 	conns     []transport.Conn
 	closed    bool
 	errs      []error
@@ -90,8 +90,8 @@ func NewDevice(t testing.TB, opts Options) *Device {
 		cfg.Operations = reg
 	}
 	d := &Device{t: t, id: cfg.Identity}
-	user := cfg.OnDecision
-	cfg.OnDecision = func(dec device.Decision) {
+	user := cfg.OnOutcome
+	cfg.OnOutcome = func(dec device.Outcome) {
 		d.mu.Lock()
 		d.decisions = append(d.decisions, dec)
 		d.mu.Unlock()
@@ -161,18 +161,18 @@ func (d *Device) Audience() string {
 	return token.PrefixDeviceID + d.id.DeviceID
 }
 
-// Decisions returns the device's decisions so far, nonce requests included,
+// Outcomes returns the device's decisions so far, nonce requests included,
 // in the order it made them. A decision is recorded before its response is
 // sent, so it is there as soon as the app has the answer.
-func (d *Device) Decisions() []device.Decision {
+func (d *Device) Outcomes() []device.Outcome {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]device.Decision(nil), d.decisions...)
+	return append([]device.Outcome(nil), d.decisions...)
 }
 
-// LastDecision returns the device's latest decision on an operation request
-// (nonce requests are skipped), or the zero Decision when there is none.
-func (d *Device) LastDecision() device.Decision {
+// LastOutcome returns the device's latest outcome on an operation request
+// (nonce requests are skipped), or the zero Outcome when there is none.
+func (d *Device) LastOutcome() device.Outcome {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := len(d.decisions) - 1; i >= 0; i-- {
@@ -180,7 +180,7 @@ func (d *Device) LastDecision() device.Decision {
 			return d.decisions[i]
 		}
 	}
-	return device.Decision{}
+	return device.Outcome{}
 }
 
 // Close stops the device: it closes every connection, waits for them to be

@@ -35,48 +35,48 @@ func session(t *testing.T, iss *trusttest.Issuer, dev *devicetest.Device, scope 
 
 func TestDeviceServesAndRecords(t *testing.T) {
 	iss := trusttest.NewIssuer(t)
-	var hooked []device.Decision
+	var hooked []device.Outcome
 	dev := devicetest.NewDevice(t, devicetest.Options{
 		Anchors:    []trust.Anchor{iss.Anchor},
 		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
-		Config:     device.Config{OnDecision: func(d device.Decision) { hooked = append(hooked, d) }},
+		Config:     device.Config{OnOutcome: func(d device.Outcome) { hooked = append(hooked, d) }},
 	})
 	def := token.Identity{Endpoint: devicetest.DefaultEndpoint, DeviceID: devicetest.DefaultDeviceID}
 	if dev.Identity() != def || dev.Audience() != "ep:"+devicetest.DefaultEndpoint {
 		t.Errorf("identity %+v audience %q, want the default", dev.Identity(), dev.Audience())
 	}
-	if d := dev.LastDecision(); d.Request != device.RequestUnknown || len(dev.Decisions()) != 0 {
-		t.Errorf("decisions before any request: %+v", dev.Decisions())
+	if d := dev.LastOutcome(); d.Request != device.RequestUnknown || len(dev.Outcomes()) != 0 {
+		t.Errorf("decisions before any request: %+v", dev.Outcomes())
 	}
 	s := session(t, iss, dev, "read-data")
 	res, err := s.Do(context.Background(), readData())
 	if err != nil || string(res.Data) != "21.5 C" {
 		t.Fatalf("read-data = %v, %v", res, err)
 	}
-	ds := dev.Decisions()
+	ds := dev.Outcomes()
 	if len(ds) != 2 || ds[0].Request != device.RequestNonce || ds[1].Request != device.RequestOperation || !ds[1].Allowed() {
 		t.Fatalf("decisions %+v, want a nonce and an allowed operation", ds)
 	}
-	if d := dev.LastDecision(); d.Subject != "alice" || d.Operation != "read-data" || d.Nonce != res.Nonce {
+	if d := dev.LastOutcome(); d.Subject != "alice" || d.Operation != "read-data" || d.Nonce != res.Nonce {
 		t.Errorf("last decision %+v", d)
 	}
 	if len(hooked) != 2 {
-		t.Errorf("Config.OnDecision saw %d decisions, want 2", len(hooked))
+		t.Errorf("Config.OnOutcome saw %d decisions, want 2", len(hooked))
 	}
 
-	// A refusal is recorded with its reason; LastDecision skips the nonce
+	// A refusal is recorded with its reason; LastOutcome skips the nonce
 	// request that came after it.
 	if _, err := s.Do(context.Background(), token.Operation{Name: "configure"}); !errors.Is(err, client.ErrAccessDenied) {
 		t.Fatalf("configure = %v, want ErrAccessDenied", err)
 	}
-	if d := dev.LastDecision(); d.Check != device.CheckScope || !errors.Is(d.Err, token.ErrOutOfScope) {
+	if d := dev.LastOutcome(); d.Check != device.CheckScope || !errors.Is(d.Err, token.ErrOutOfScope) {
 		t.Errorf("last decision %v %v, want a scope refusal", d.Check, d.Err)
 	}
 	if _, err := dev.Agent().Handle(context.Background(), []byte{0x81, 0x01}); err.Request != device.RequestNonce {
 		t.Fatalf("Handle(nonce request): %+v", err)
 	}
-	if d := dev.LastDecision(); d.Check != device.CheckScope {
-		t.Errorf("LastDecision after a nonce request: %v, want the scope refusal", d.Check)
+	if d := dev.LastOutcome(); d.Check != device.CheckScope {
+		t.Errorf("LastOutcome after a nonce request: %v, want the scope refusal", d.Check)
 	}
 }
 
@@ -132,7 +132,7 @@ func TestConcurrentConns(t *testing.T) {
 		t.Error(err)
 	}
 	allowed := 0
-	for _, d := range dev.Decisions() {
+	for _, d := range dev.Outcomes() {
 		if d.Request == device.RequestOperation && d.Allowed() {
 			allowed++
 		}

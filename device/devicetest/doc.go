@@ -4,16 +4,16 @@
 // [Device.Conn] hands out in-memory connections to it ([transport.Pipe]),
 // each served by the agent until the test ends.
 //
-// The device records every [device.Decision] it makes, so a test can check
+// The device records every [device.Outcome] it makes, so a test can check
 // not only what the app saw but why the device answered as it did: the check
-// that failed and the typed reason ([Device.Decisions], [Device.LastDecision]).
+// that failed and the typed reason ([Device.Outcomes], [Device.LastOutcome]).
 //
 //	dev := devicetest.NewDevice(t, devicetest.Options{
 //		Anchors:    []trust.Anchor{iss.Anchor},
 //		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
 //	})
 //	err := app.ReadData(ctx, dev.Conn())
-//	if d := dev.LastDecision(); !errors.Is(d.Err, token.ErrOutOfScope) { ... }
+//	if d := dev.LastOutcome(); !errors.Is(d.Err, token.ErrOutOfScope) { ... }
 //
 // Tokens for the device come from package trust/trusttest (minted in the
 // test) or package policy/policytest (an in-process authorization service).

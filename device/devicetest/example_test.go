@@ -41,10 +41,10 @@ func Example() {
 		readOnly := iss.Token(t, dev.Audience(), "read-data", key.Public(), trusttest.Subject("jim"))
 
 		err := setFanSpeed(t.Context(), dev.Conn(), key, readOnly, 80)
-		if d := dev.LastDecision(); !errors.Is(err, client.ErrAccessDenied) || !errors.Is(d.Err, token.ErrOutOfScope) {
+		if d := dev.LastOutcome(); !errors.Is(err, client.ErrAccessDenied) || !errors.Is(d.Err, token.ErrOutOfScope) {
 			t.Fatalf("setFanSpeed = %v, device decided %v; want access denied by scope", err, d.Err)
 		}
-		fmt.Println("refused by the device's", dev.LastDecision().Check, "check; subject", dev.LastDecision().Subject)
+		fmt.Println("refused by the device's", dev.LastOutcome().Check, "check; subject", dev.LastOutcome().Subject)
 	})
 	// Output:
 	// refused by the device's scope check; subject jim

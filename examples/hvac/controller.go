@@ -29,7 +29,7 @@ type controller struct {
 	setpoint  int64 // degrees Celsius
 	fan       int64 // percent
 	firmware  string
-	decisions []device.Decision
+	decisions []device.Outcome
 }
 
 // startController starts a controller trusting anchors and serving on
@@ -57,7 +57,7 @@ func startController(ctx context.Context, id token.Identity, anchors trust.Store
 		Identity:   c.id,
 		Anchors:    anchors,
 		Operations: ops,
-		OnDecision: c.record,
+		OnOutcome: c.record,
 	}
 	if v2 {
 		_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -95,8 +95,8 @@ func (c *controller) stopped(wait context.Context) error {
 	}
 }
 
-// record keeps the device's audit decisions (device.Config.OnDecision).
-func (c *controller) record(d device.Decision) {
+// record keeps the device's audit decisions (device.Config.OnOutcome).
+func (c *controller) record(d device.Outcome) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.decisions = append(c.decisions, d)
@@ -113,7 +113,7 @@ func (c *controller) mark() int {
 // decisionSince returns the latest decision on an operation request made
 // after mark. The agent records it before it sends the response, so it is
 // there as soon as the technician has the answer.
-func (c *controller) decisionSince(mark int) (device.Decision, bool) {
+func (c *controller) decisionSince(mark int) (device.Outcome, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := len(c.decisions) - 1; i >= mark; i-- {
@@ -121,7 +121,7 @@ func (c *controller) decisionSince(mark int) (device.Decision, bool) {
 			return c.decisions[i], true
 		}
 	}
-	return device.Decision{}, false
+	return device.Outcome{}, false
 }
 
 func (c *controller) readData(context.Context, *device.Call) ([]byte, error) {

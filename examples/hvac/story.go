@@ -289,7 +289,7 @@ func (d *demo) outcome(ctx context.Context, s *client.Session, c *controller, o 
 }
 
 // refusal checks and prints the controller's decision behind a refusal.
-func (d *demo) refusal(c *controller, status string, dec device.Decision, ok bool, want expectation) error {
+func (d *demo) refusal(c *controller, status string, dec device.Outcome, ok bool, want expectation) error {
 	if !ok || dec.Check != want.check || !errors.Is(dec.Err, want.reason) {
 		return d.unexpected("%s decided %v: %v; want %v: %v", c.id.Endpoint, dec.Check, dec.Err, want.check, want.reason)
 	}

@@ -108,8 +108,8 @@ type forgedTokens struct {
 	key crypto.PublicKey
 }
 
-func (f forgedTokens) Token(context.Context) (*client.Token, error) {
-	return &client.Token{Raw: f.raw, Key: f.key}, nil
+func (f forgedTokens) Token(context.Context) (*client.AccessToken, error) {
+	return &client.AccessToken{Raw: f.raw, Key: f.key}, nil
 }
 
 var _ client.TokenProvider = forgedTokens{}

@@ -90,7 +90,7 @@ Example:
 				NextNonce:    *nextNonce,
 				IdleTimeout:  *idle,
 				FrameTimeout: *frame,
-				OnDecision:   func(d device.Decision) { out.line(decisionLine(e.now(), &d)) },
+				OnOutcome:   func(d device.Outcome) { out.line(decisionLine(e.now(), &d)) },
 				OnDrop:       func(d device.Drop) { out.line(dropLine(e.now(), &d)) },
 			})
 			if err != nil {
@@ -209,7 +209,7 @@ func echo(_ context.Context, call *device.Call) ([]byte, error) {
 }
 
 // decisionLine formats one device decision as a status line.
-func decisionLine(now time.Time, d *device.Decision) string {
+func decisionLine(now time.Time, d *device.Outcome) string {
 	var b strings.Builder
 	b.WriteString(now.UTC().Format(time.RFC3339))
 	if d.Allowed() {

@@ -40,9 +40,9 @@ func TestCallSerial(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var decisions []device.Decision
+	var decisions []device.Outcome
 	agent, err := device.New(device.Config{Identity: id, Anchors: anchors, Operations: reg,
-		OnDecision: func(d device.Decision) { mu.Lock(); decisions = append(decisions, d); mu.Unlock() }})
+		OnOutcome: func(d device.Outcome) { mu.Lock(); decisions = append(decisions, d); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}

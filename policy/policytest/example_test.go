@@ -51,7 +51,7 @@ func Example() {
 		if err != nil || got != "21.5 C" {
 			t.Fatalf("readData = %q, %v; want 21.5 C", got, err)
 		}
-		fmt.Println(got, "read by", dev.LastDecision().Subject)
+		fmt.Println(got, "read by", dev.LastOutcome().Subject)
 	})
 	// Output:
 	// 21.5 C read by alice

@@ -23,7 +23,7 @@ var hvac1 = token.Identity{Endpoint: "hvac-1", DeviceID: "0123456789abcdef012345
 
 // fetch asks srv for a token as a technician app does, verifying it with the
 // server's anchor.
-func fetch(t *testing.T, srv *policytest.Server, credential, aud, scope string) (*client.Token, error) {
+func fetch(t *testing.T, srv *policytest.Server, credential, aud, scope string) (*client.AccessToken, error) {
 	t.Helper()
 	key := trusttest.NewPoPKey(t)
 	tc := &client.TokenClient{Endpoint: srv.TokenURL(), Credential: credential, Anchors: srv.Issuer.Lookup, HTTPClient: srv.Client()}

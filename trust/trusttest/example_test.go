@@ -47,7 +47,7 @@ func Example() {
 		got, err := readData(t.Context(), dev.Conn(), key, fresh)
 		fmt.Println(got, err)
 		_, err = readData(t.Context(), dev.Conn(), key, expired)
-		fmt.Println(errors.Is(err, client.ErrVerification), errors.Is(dev.LastDecision().Err, token.ErrExpired))
+		fmt.Println(errors.Is(err, client.ErrVerification), errors.Is(dev.LastOutcome().Err, token.ErrExpired))
 	})
 	// Output:
 	// 21.5 C <nil>

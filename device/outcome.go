@@ -33,7 +33,7 @@ func (k RequestKind) String() string {
 }
 
 // Check names a step of the verification pipeline, in the order the agent
-// runs them (docs/PROTOCOL.md section 8). A [Decision] names the step that
+// runs them (docs/PROTOCOL.md section 8). A [Outcome] names the step that
 // rejected a request.
 type Check uint8
 
@@ -76,14 +76,14 @@ func (c Check) String() string {
 	return fmt.Sprintf("Check(%d)", uint8(c))
 }
 
-// Decision is the audit record of one request: what was asked, what the
+// Outcome is the audit record of one request: what was asked, what the
 // device answered, and, for a rejection, which check failed and why. The
 // wire carries only Status; Err carries the precise reason.
 //
 // Issuer, Subject and TokenID come from the token. They are verified when
 // Check is later than CheckTokenSignature (or zero), and otherwise what the
 // request claimed, recorded for the audit trail only.
-type Decision struct {
+type Outcome struct {
 	Request RequestKind
 	Status  token.Status
 	Check   Check // the failed check, or CheckNone
@@ -113,20 +113,20 @@ type Decision struct {
 	TimeUnknown bool
 }
 
-// Allowed reports whether the request succeeded. The zero Decision (no
+// Allowed reports whether the request succeeded. The zero Outcome (no
 // request) is not allowed.
-func (d Decision) Allowed() bool {
+func (d Outcome) Allowed() bool {
 	return d.Request != RequestUnknown && d.Err == nil && d.Status == token.StatusSuccess
 }
 
 // record sends d to the hook and the audit log.
-func (a *Agent) record(ctx context.Context, d *Decision) {
-	if a.onDecision != nil {
+func (a *Agent) record(ctx context.Context, d *Outcome) {
+	if a.onOutcome != nil {
 		func() {
 			defer func() { _ = recover() }()
 			c := *d
 			c.TokenID = bytes.Clone(d.TokenID) // the hook must not reach cached claims
-			a.onDecision(c)
+			a.onOutcome(c)
 		}()
 	}
 	level := slog.LevelInfo

@@ -152,14 +152,15 @@ func BenchmarkLoad(b *testing.B) {
 	})
 	b.Run("file", func(b *testing.B) {
 		path := filepath.Join(b.TempDir(), "store.json")
-		st, err := OpenFileStore(path)
+		fs, err := OpenFileStore(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := st.Apply(context.Background(), snap.changes()...); err == nil {
+		if _, err := fs.Apply(context.Background(), snap.changes()...); err == nil {
 			b.Fatal("batch above the limit accepted")
 		}
 		// Write the file in one go.
+		st := fs.mem
 		st.st = newState()
 		prepared, err := prepareSnapshot(snap)
 		if err != nil {
@@ -190,7 +191,7 @@ func benchService(b *testing.B, n int) (*Service, *ecdsa.PrivateKey, *TokenReque
 	b.Helper()
 	anchor := mustKey(b, elliptic.P256())
 	pop := mustKey(b, elliptic.P256())
-	store := NewMemStore()
+	store := NewMemoryStore()
 	snap := benchSnapshot(n)
 	prepared, err := prepareSnapshot(snap)
 	if err != nil {

@@ -57,7 +57,7 @@ func ExampleService_Issue() {
 	now := time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC)
 
 	svc := &policy.Service{
-		Store:  policy.NewMemStore(),
+		Store:  policy.NewMemoryStore(),
 		Signer: anchor,
 		Now:    func() time.Time { return now },
 	}

@@ -15,10 +15,9 @@ import (
 	"github.com/securedeviceaccess/sda/internal/atomicfile"
 )
 
-// MemStore is the embedded [Store]: records in memory, optionally saved to
-// a JSON file after every write. It is safe for concurrent use by the
-// goroutines of one process; two processes must not share its file.
-type MemStore struct {
+// MemoryStore is the embedded [Store] that lives in memory only (see
+// [FileStore] for one saved to a file). It is safe for concurrent use.
+type MemoryStore struct {
 	mu   sync.Mutex
 	path string // "" when not backed by a file
 	st   *state
@@ -26,24 +25,58 @@ type MemStore struct {
 	log  []Change // recent changes in order, for Changes
 }
 
-// memLogLimit bounds the changes a MemStore keeps for [MemStore.Changes].
+// memLogLimit bounds the changes a MemoryStore keeps for [MemoryStore.Changes].
 const memLogLimit = 10000
 
-// maxStoreFileBytes bounds the JSON file a MemStore reads.
+// maxStoreFileBytes bounds the JSON file a MemoryStore reads.
 const maxStoreFileBytes = 1 << 30
 
-// NewMemStore returns an empty store that lives in memory only.
-func NewMemStore() *MemStore { return &MemStore{st: newState()} }
+// NewMemoryStore returns an empty store that lives in memory only.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{st: newState()} }
+
+// FileStore is the embedded [Store] saved to a JSON file: a [MemoryStore]
+// whose every write is committed to the file before it is reported done.
+// It is safe for concurrent use by the goroutines of one process; two
+// processes must not share its file (use policy/sqlstore for that).
+type FileStore struct {
+	mem *MemoryStore
+}
+
+// Apply implements [Store]: the changes are in the file (synced) when it
+// returns without error, and nothing of them is applied when it fails.
+func (s *FileStore) Apply(ctx context.Context, changes ...Change) (int64, error) {
+	return s.mem.Apply(ctx, changes...)
+}
+
+// Snapshot implements [Store].
+func (s *FileStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+	return s.mem.Snapshot(ctx)
+}
+
+// Changes implements [Store]. The change log is kept in memory only: after
+// the store is opened again, Changes from a sequence number before the
+// opening answers [ErrChangesTruncated] and the reader takes a snapshot.
+func (s *FileStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	return s.mem.Changes(ctx, since)
+}
 
 // OpenFileStore returns a store backed by the JSON file at path, loading
-// it when it exists. Every [MemStore.Apply] rewrites the whole file
+// it when it exists. Every [FileStore.Apply] rewrites the whole file
 // atomically (a temporary file in the same directory, fsync, rename, fsync
 // of the directory), so a crash leaves either the old or the new content.
 // OpenFileStore removes the temporary files of path that writes a crash
 // interrupted left in its directory (one process owns the file: a write
 // in progress in another process would fail).
-func OpenFileStore(path string) (*MemStore, error) {
-	s := &MemStore{path: path, st: newState()}
+func OpenFileStore(path string) (*FileStore, error) {
+	s, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &FileStore{mem: s}, nil
+}
+
+func openFile(path string) (*MemoryStore, error) {
+	s := &MemoryStore{path: path, st: newState()}
 	base := filepath.Base(path)
 	if err := atomicfile.RemoveTemps(filepath.Dir(path), func(b string) bool { return b == base }); err != nil {
 		return nil, fmt.Errorf("policy: removing stale temporary files: %w", err)
@@ -92,7 +125,7 @@ type storeFile struct {
 }
 
 // Apply implements [Store].
-func (s *MemStore) Apply(ctx context.Context, changes ...Change) (int64, error) {
+func (s *MemoryStore) Apply(ctx context.Context, changes ...Change) (int64, error) {
 	prepared, err := PrepareChanges(changes)
 	if err != nil {
 		return 0, err
@@ -140,7 +173,7 @@ func (s *MemStore) Apply(ctx context.Context, changes ...Change) (int64, error) 
 }
 
 // Snapshot implements [Store].
-func (s *MemStore) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (s *MemoryStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == nil {
@@ -152,7 +185,7 @@ func (s *MemStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 }
 
 // Changes implements [Store].
-func (s *MemStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+func (s *MemoryStore) Changes(ctx context.Context, since int64) ([]Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -171,7 +204,7 @@ func (s *MemStore) Changes(ctx context.Context, since int64) ([]Change, error) {
 }
 
 // save writes the content at seq to the file atomically.
-func (s *MemStore) save(seq int64) error {
+func (s *MemoryStore) save(seq int64) error {
 	snap := s.st.snapshot()
 	snap.Seq = seq
 	b, err := json.Marshal(storeFile{Format: storeFormat, Snapshot: *snap})
@@ -184,4 +217,7 @@ func (s *MemStore) save(seq int64) error {
 	return nil
 }
 
-var _ Store = (*MemStore)(nil)
+var (
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*FileStore)(nil)
+)

@@ -95,7 +95,7 @@ func TestOpenFileStoreRejectsBadFiles(t *testing.T) {
 
 func TestMemStoreChanges(t *testing.T) {
 	ctx := context.Background()
-	s := NewMemStore()
+	s := NewMemoryStore()
 	seq1, _ := s.Apply(ctx, testDirectory()...)
 	seq2, _ := s.Apply(ctx, PutPolicy(pol("p1")))
 	seq3, _ := s.Apply(ctx, DeleteRecord(KindPolicy, "p1"))
@@ -131,7 +131,7 @@ func TestCreateRefusesAnExistingRecord(t *testing.T) {
 		}
 		return k
 	}
-	s := NewMemStore()
+	s := NewMemoryStore()
 	if _, err := s.Apply(ctx, PutSubject(&Subject{ID: "alice", Kind: User}), CreateAPIKey(key("k1", "alice"))); err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +190,12 @@ func TestOpenFileStoreRemovesStaleTemporaries(t *testing.T) {
 	}
 }
 
-// TestMemStoreLogLimit: a MemStore keeps the last memLogLimit changes for
+// TestMemStoreLogLimit: a MemoryStore keeps the last memLogLimit changes for
 // Changes, dropping whole batches only, and answers ErrChangesTruncated
 // for anything older.
 func TestMemStoreLogLimit(t *testing.T) {
 	ctx := context.Background()
-	s := NewMemStore()
+	s := NewMemoryStore()
 	next := 0
 	apply := func(n int) int64 {
 		t.Helper()

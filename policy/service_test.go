@@ -30,7 +30,7 @@ import (
 
 type testEnv struct {
 	svc      *Service
-	store    *MemStore
+	store    *MemoryStore
 	anchor   *ecdsa.PrivateKey
 	pop      *ecdsa.PrivateKey
 	popPEM   string
@@ -49,7 +49,7 @@ func mustKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 
 func newTestEnv(t testing.TB, profile token.Profile, policies ...*Policy) *testEnv {
 	t.Helper()
-	env := &testEnv{store: NewMemStore(), anchor: mustKey(t, elliptic.P256()), pop: mustKey(t, elliptic.P256()), audit: new(bytes.Buffer)}
+	env := &testEnv{store: NewMemoryStore(), anchor: mustKey(t, elliptic.P256()), pop: mustKey(t, elliptic.P256()), audit: new(bytes.Buffer)}
 	pemBytes, err := token.MarshalPublicKeyPEM(&env.pop.PublicKey)
 	if err != nil {
 		t.Fatal(err)
@@ -646,9 +646,9 @@ func TestAdminConcurrentKeyCreation(t *testing.T) {
 	}
 }
 
-// readFailingStore is a MemStore whose reads can be made to fail.
+// readFailingStore is a MemoryStore whose reads can be made to fail.
 type readFailingStore struct {
-	*MemStore
+	*MemoryStore
 	down atomic.Bool
 }
 
@@ -656,19 +656,19 @@ func (s *readFailingStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if s.down.Load() {
 		return nil, errStoreDown
 	}
-	return s.MemStore.Snapshot(ctx)
+	return s.MemoryStore.Snapshot(ctx)
 }
 
 func (s *readFailingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
 	if s.down.Load() {
 		return nil, errStoreDown
 	}
-	return s.MemStore.Changes(ctx, since)
+	return s.MemoryStore.Changes(ctx, since)
 }
 
 func TestApplyReportsTheCommitNotTheReadBack(t *testing.T) {
 	env := newTestEnv(t, token.ProfileV1)
-	store := &readFailingStore{MemStore: env.store}
+	store := &readFailingStore{MemoryStore: env.store}
 	env.svc.Store = store
 	env.svc.MaxStaleness = time.Hour
 	ctx := context.Background()
@@ -713,9 +713,9 @@ func TestApplyReportsTheCommitNotTheReadBack(t *testing.T) {
 	}
 }
 
-// writeFailingStore is a MemStore whose writes fail with err.
+// writeFailingStore is a MemoryStore whose writes fail with err.
 type writeFailingStore struct {
-	*MemStore
+	*MemoryStore
 	err error
 }
 
@@ -744,7 +744,7 @@ func TestStoreWriteFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, token.ProfileV1)
-			env.svc.Store = &writeFailingStore{MemStore: env.store, err: tc.err}
+			env.svc.Store = &writeFailingStore{MemoryStore: env.store, err: tc.err}
 			err := env.svc.Apply(ctx, PutSubject(&Subject{ID: "erin", Kind: User}))
 			if !errors.Is(err, tc.want) || !errors.Is(err, tc.err) || tc.notMatch != nil && errors.Is(err, tc.notMatch) {
 				t.Fatalf("Apply = %v, want %v wrapping %v (and not %v)", err, tc.want, tc.err, tc.notMatch)
@@ -793,20 +793,20 @@ type bigInt = big.Int
 
 var oneInt = big.NewInt(1)
 
-// countingStore counts the reads of a MemStore.
+// countingStore counts the reads of a MemoryStore.
 type countingStore struct {
-	*MemStore
+	*MemoryStore
 	snapshots, changes atomic.Int32
 }
 
 func (s *countingStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s.snapshots.Add(1)
-	return s.MemStore.Snapshot(ctx)
+	return s.MemoryStore.Snapshot(ctx)
 }
 
 func (s *countingStore) Changes(ctx context.Context, since int64) ([]Change, error) {
 	s.changes.Add(1)
-	return s.MemStore.Changes(ctx, since)
+	return s.MemoryStore.Changes(ctx, since)
 }
 
 // collapsingStore answers Changes like a store that keeps only the latest
@@ -857,7 +857,7 @@ func TestServiceFollowsTheStore(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, token.ProfileV1, pol("p1", devices(DeviceSelector{IDs: []string{dev2}})))
-			store := &countingStore{MemStore: env.store}
+			store := &countingStore{MemoryStore: env.store}
 			env.svc.Store = tc.wrap(store)
 			other := &Service{Store: env.store, Signer: env.anchor}
 			var writes, decisions int32
@@ -909,7 +909,7 @@ func TestServiceFollowsTheStore(t *testing.T) {
 func TestMaxStaleness(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnv(t, token.ProfileV1)
-	store := &countingStore{MemStore: env.store}
+	store := &countingStore{MemoryStore: env.store}
 	env.svc.Store = store
 	env.svc.MaxStaleness = time.Minute
 	clock := t0

@@ -6,7 +6,7 @@ import (
 )
 
 // Store keeps policies, directories and API keys durably. The embedded
-// [MemStore] (optionally backed by a JSON file) is the default; package
+// [MemoryStore] (optionally backed by a JSON file) is the default; package
 // sqlstore keeps them in PostgreSQL, shared by several service instances.
 //
 // A Store numbers each applied batch with a sequence number that grows in

@@ -52,7 +52,7 @@ func startService(ctx context.Context) (*authService, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := policy.NewMemStore()
+	store := policy.NewMemoryStore()
 	v1 := &policy.Service{Store: store, Signer: key, AnchorDescription: "acme-buildings token signer"}
 	v2 := &policy.Service{Store: store, Signer: key, Profile: token.ProfileV2, KeyID: kid}
 	s := &authService{anchor: anchor, secrets: map[string]string{}, served: make(chan error, 1)}

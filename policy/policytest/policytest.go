@@ -76,7 +76,7 @@ func NewServer(t testing.TB, opts *Options) *Server {
 	}
 	iss := trusttest.NewIssuer(t)
 	svc := &policy.Service{
-		Store:             policy.NewMemStore(),
+		Store:             policy.NewMemoryStore(),
 		Signer:            iss.Key,
 		Profile:           opts.Profile,
 		Issuer:            iss.Anchor.Issuer,

@@ -123,21 +123,17 @@ type Config struct {
 	// TokenCacheSize (v2), if positive, caches that many verified tokens
 	// by hash so later requests with the same token cost one signature
 	// check (the PoP). At most MaxTokenCacheSize. The cache needs an
-	// anchor store with a Version method (trust.MemoryStore,
-	// trust.FileStore) and is disabled otherwise.
+	// anchor store that implements [trust.Versioned] (trust.MemoryStore
+	// and trust.FileStore do) and is disabled otherwise.
 	TokenCacheSize int
 }
-
-// versioned is the optional capability of an anchor store that lets the
-// agent notice changes (trust.MemoryStore and trust.FileStore have it).
-type versioned interface{ Version() uint64 }
 
 // Agent is the device side of SDA: it answers nonce and operation
 // requests. It is safe for concurrent use.
 type Agent struct {
 	identity    token.Identity
 	anchors     trust.Store
-	anchorsVer  versioned
+	anchorsVer  trust.Versioned
 	ops         *Registry
 	mono        func() time.Time
 	clock       *clockPolicy
@@ -148,7 +144,7 @@ type Agent struct {
 	maxResp     int
 	revocations *revocations
 	log         *slog.Logger
-	onOutcome  func(Outcome)
+	onOutcome   func(Outcome)
 	rejectV1    bool
 	nextNonce   bool
 	signer      crypto.Signer
@@ -182,19 +178,19 @@ func New(cfg Config) (*Agent, error) {
 		return nil, configError("Throttle.Failures %d exceeds %d", cfg.Throttle.Failures, MaxThrottleFailures)
 	}
 	a := &Agent{
-		identity:   cfg.Identity,
-		anchors:    cfg.Anchors,
-		ops:        cfg.Operations,
-		mono:       cfg.Clock,
-		leeway:     cfg.Leeway,
-		maxMsg:     cfg.MaxMessageSize,
-		maxResp:    cfg.MaxResponseSize,
-		log:        cfg.Logger,
+		identity:  cfg.Identity,
+		anchors:   cfg.Anchors,
+		ops:       cfg.Operations,
+		mono:      cfg.Clock,
+		leeway:    cfg.Leeway,
+		maxMsg:    cfg.MaxMessageSize,
+		maxResp:   cfg.MaxResponseSize,
+		log:       cfg.Logger,
 		onOutcome: cfg.OnOutcome,
-		onDrop:     cfg.OnDrop,
-		rejectV1:   cfg.RejectV1,
-		nextNonce:  cfg.NextNonce,
-		signer:     cfg.SigningKey,
+		onDrop:    cfg.OnDrop,
+		rejectV1:  cfg.RejectV1,
+		nextNonce: cfg.NextNonce,
+		signer:    cfg.SigningKey,
 	}
 	if a.mono == nil {
 		a.mono = time.Now
@@ -242,7 +238,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.TokenCacheSize < 0 || cfg.TokenCacheSize > MaxTokenCacheSize {
 		return nil, configError("token cache size %d, want 0..%d", cfg.TokenCacheSize, MaxTokenCacheSize)
 	}
-	if v, ok := cfg.Anchors.(versioned); ok {
+	if v, ok := cfg.Anchors.(trust.Versioned); ok {
 		a.anchorsVer = v
 		a.cache = newTokenCache(cfg.TokenCacheSize)
 	}

@@ -10,7 +10,7 @@
 // [Subject] to its groups and each [Device] to its identity and attributes.
 // An [Engine] holds all of them in memory, indexed, and decides token
 // requests ([Engine.Decide]); a [Store] keeps them durably ([MemoryStore],
-// optionally backed by a JSON file, or package sqlstore for PostgreSQL); a
+// [FileStore] for a JSON file, or package sqlstore for PostgreSQL); a
 // [Service] authenticates callers, decides with the Engine, mints tokens
 // with package token and serves the HTTP API ([Service.ServeHTTP]).
 //

@@ -35,7 +35,7 @@ const maxFileSize = 1 << 20
 // store file it finds there (left by writes a crash interrupted), which
 // would make a write in progress in another process fail.
 type FileStore struct {
-	MemoryStore
+	mem MemoryStore
 	dir string
 
 	// writeHook, when set by tests, is called between the steps of a write
@@ -66,14 +66,44 @@ func OpenFileStore(dir string) (*FileStore, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.cur.Store(snap)
+		s.mem.cur.Store(snap)
 	}
-	s.persist = s.write
+	s.mem.persist = s.write
 	return s, nil
 }
 
 // Dir returns the store's directory.
 func (s *FileStore) Dir() string { return s.dir }
+
+// Lookup implements [Store], as [MemoryStore.Lookup].
+func (s *FileStore) Lookup(issuer string, kid []byte) ([]Anchor, error) {
+	return s.mem.Lookup(issuer, kid)
+}
+
+// Anchors returns copies of all anchors, as [MemoryStore.Anchors].
+func (s *FileStore) Anchors() []Anchor { return s.mem.Anchors() }
+
+// Len returns the number of anchors, revoked ones included.
+func (s *FileStore) Len() int { return s.mem.Len() }
+
+// Version implements [Versioned].
+func (s *FileStore) Version() uint64 { return s.mem.Version() }
+
+// Add adds a copy of a and writes the file, as [MemoryStore.Add]; when the
+// write fails the anchor is not added.
+func (s *FileStore) Add(a Anchor) error { return s.mem.Add(a) }
+
+// Retire retires anchors and writes the file, as [MemoryStore.Retire].
+func (s *FileStore) Retire(issuer string, kid []byte, at time.Time) error {
+	return s.mem.Retire(issuer, kid, at)
+}
+
+// Revoke revokes anchors and writes the file, as [MemoryStore.Revoke]; it
+// returns once the revocation is durable.
+func (s *FileStore) Revoke(issuer string, kid []byte) error { return s.mem.Revoke(issuer, kid) }
+
+// Remove deletes anchors and writes the file, as [MemoryStore.Remove].
+func (s *FileStore) Remove(issuer string, kid []byte) error { return s.mem.Remove(issuer, kid) }
 
 func readLimited(name string, limit int64) ([]byte, error) {
 	f, err := os.Open(name)

@@ -28,6 +28,21 @@ type Store interface {
 	Lookup(issuer string, kid []byte) ([]Anchor, error)
 }
 
+// Versioned is the optional capability of a [Store] that says when its
+// anchors changed. A device keeps a cache of verified tokens
+// (device.Config.TokenCacheSize) only for a store that implements it: a
+// cached verification is reused while Version returns the number it was
+// made under, and dropped as soon as the number changes, so that a revoked
+// or retired anchor takes effect on the next request. A custom Store
+// without it works, with every token verified in full. [MemoryStore] and
+// [FileStore] implement it.
+type Versioned interface {
+	// Version returns a number that changes whenever the anchors change
+	// (an anchor added, retired, revoked or removed). It must not return
+	// the same number for two different sets of anchors.
+	Version() uint64
+}
+
 // Compile-time checks.
 var (
 	_ Store = (*MemoryStore)(nil)
@@ -167,8 +182,8 @@ func (s *MemoryStore) Anchors() []Anchor { return s.load().anchors() }
 // Len returns the number of anchors, revoked ones included.
 func (s *MemoryStore) Len() int { return s.load().count }
 
-// Version returns a number that changes whenever the store changes.
-// Devices use it to invalidate what they derived from earlier anchors.
+// Version implements [Versioned]: the number changes whenever the store
+// changes.
 func (s *MemoryStore) Version() uint64 { return s.load().version }
 
 // change applies f to a copy of the current snapshot and publishes the copy
@@ -260,8 +275,9 @@ func (s *MemoryStore) Retire(issuer string, kid []byte, at time.Time) error {
 // Revoke revokes the anchors of issuer with key id kid (every anchor of
 // issuer when kid is nil): from now on every token they signed is rejected
 // with [ErrAnchorRevoked], also when another anchor (another issuer name or
-// key id) holds the same key: Lookup returns no anchor with a revoked key. A revoked anchor stays in the store, so that it
-// cannot be added again by mistake; [MemoryStore.Remove] deletes it.
+// key id) holds the same key: Lookup returns no anchor with a revoked key.
+// A revoked anchor stays in the store, so that it cannot be added again by
+// mistake; [MemoryStore.Remove] deletes it.
 func (s *MemoryStore) Revoke(issuer string, kid []byte) error {
 	return s.update(issuer, kid, func(a *Anchor) { a.Revoked = true })
 }

@@ -293,7 +293,7 @@ func TestRevokeRevokesTheKeyEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*trust.MemoryStore{&fs.MemoryStore, &re.MemoryStore} {
+	for _, s := range []trust.Store{fs, re} {
 		for _, q := range []struct {
 			issuer string
 			kid    []byte

@@ -150,6 +150,35 @@ func (p plainStore) Lookup(iss string, kid []byte) ([]trust.Anchor, error) {
 	return p.s.Lookup(iss, kid)
 }
 
+// versionedStore is a custom store with the trust.Versioned capability.
+type versionedStore struct {
+	plainStore
+	v func() uint64
+}
+
+func (s versionedStore) Version() uint64 { return s.v() }
+
+var _ trust.Versioned = versionedStore{}
+
+// TestTokenCacheVersionedCustomStore: a custom store that implements
+// trust.Versioned gets the cache, and a change of its version drops it.
+func TestTokenCacheVersionedCustomStore(t *testing.T) {
+	w := newWorld(t, func(c *device.Config) { c.TokenCacheSize = 4 })
+	version := uint64(1)
+	w.cfg.Anchors = versionedStore{plainStore{w.store}, func() uint64 { return version }}
+	w.restart()
+	tok := w.token(nil)
+	for i, want := range []bool{false, true} {
+		if _, d := w.do(tok, "read-data"); !d.Allowed() || d.CachedToken != want {
+			t.Fatalf("request %d: cached %v, want %v (%v)", i, d.CachedToken, want, d.Err)
+		}
+	}
+	version++
+	if _, d := w.do(tok, "read-data"); !d.Allowed() || d.CachedToken {
+		t.Fatalf("after a version change: cached %v (%v), want a full verification", d.CachedToken, d.Err)
+	}
+}
+
 func TestTokenCacheNeedsAVersionedStore(t *testing.T) {
 	w := newWorld(t, func(c *device.Config) { c.TokenCacheSize = 4 })
 	w.cfg.Anchors = plainStore{w.store}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
 )
 
 // AccessToken is an access token as the client holds it: the bytes to present to
@@ -31,13 +32,6 @@ type AccessToken struct {
 	Verified bool
 }
 
-// AnchorLookup returns the public key of the trust anchor that signs
-// tokens of issuer (the token's iss claim) with key id kid (nil when the
-// token carries none). Both values are unverified: the lookup must only
-// choose among keys the client already trusts, and return an error when it
-// knows none. A trust store adapts to it with a small closure.
-type AnchorLookup func(issuer string, kid []byte) (crypto.PublicKey, error)
-
 // TokenCheck says what [CheckToken] compares a token with.
 type TokenCheck struct {
 	// Key is the public half of the client's proof-of-possession key. The
@@ -48,12 +42,14 @@ type TokenCheck struct {
 	// Scope, when not nil, must equal the operation names of the token's
 	// scope as a set.
 	Scope []string
-	// Anchors, when not nil, finds the trust anchor key the token must
-	// verify with; the signature is then checked and the claims are
-	// authenticated. When nil, the claims are read without verifying the
-	// signature: the device verifies it anyway, and the checks here only
-	// catch a token that is not the one asked for.
-	Anchors AnchorLookup
+	// Anchors, when not nil, are the trust anchors the token must verify
+	// with, found as a device finds them ([trust.LookupToken]); the
+	// signature is then checked and the claims are authenticated. When
+	// nil, the claims are read without verifying the signature: the device
+	// verifies it anyway, and the checks here only catch a token that is
+	// not the one asked for. Only the signature is checked: an anchor's
+	// validity window and constraints are the device's to apply.
+	Anchors trust.Store
 	// Now is the time the expiry is checked against; zero means
 	// time.Now().
 	Now time.Time
@@ -75,11 +71,16 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	out := &AccessToken{Raw: t.Bytes()}
 	var exp time.Time
 	if c.Anchors != nil {
-		pub, err := c.Anchors(t.UnverifiedIssuer(), t.UnverifiedKeyID())
+		anchors, err := trust.LookupToken(c.Anchors, t)
 		if err != nil {
 			return nil, &TokenCheckError{Check: "signature", Reason: fmt.Sprintf("no trust anchor for issuer %q", t.UnverifiedIssuer()), Err: err}
 		}
-		claims, err := t.Verify(pub)
+		var claims *token.Claims
+		for _, a := range anchors {
+			if claims, err = t.Verify(a.Key); err == nil {
+				break
+			}
+		}
 		if err != nil {
 			return nil, &TokenCheckError{Check: "signature", Reason: "does not verify with the trust anchor", Err: err}
 		}

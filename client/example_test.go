@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -149,16 +148,15 @@ func ExampleTokenClient_Fetch() {
 	defer srv.Close()
 
 	pop, _ := client.GenerateKey(client.KeyP256)
+	// The anchors the app trusts verify the token's signature.
+	anchors, err := trust.NewMemoryStore(trust.Anchor{Issuer: issuer, Key: anchorKey.Public()})
+	if err != nil {
+		log.Fatal(err)
+	}
 	c := &client.TokenClient{
 		Endpoint:   srv.URL + client.TokenPath,
 		Credential: "s3cret",
-		// Verify the token's signature with the anchors the app trusts.
-		Anchors: func(iss string, kid []byte) (crypto.PublicKey, error) {
-			if iss != issuer {
-				return nil, fmt.Errorf("unknown issuer %q", iss)
-			}
-			return anchorKey.Public(), nil
-		},
+		Anchors:    anchors,
 	}
 	tok, err := c.Fetch(context.Background(), &client.TokenRequest{
 		Audience: []string{"ep:hvac-1"},

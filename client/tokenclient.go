@@ -17,6 +17,7 @@ import (
 
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
 )
 
 // TokenPath is the path of the token endpoint on an authorization service
@@ -145,9 +146,9 @@ type TokenClient struct {
 	// except that a redirect to a URL that Endpoint could not be (plain
 	// http to a host other than loopback) is refused.
 	HTTPClient *http.Client
-	// Anchors, when set, verifies the signature of every token received
+	// Anchors, when set, are the trust anchors that verify the signature of every token received
 	// (see [TokenCheck.Anchors]).
-	Anchors AnchorLookup
+	Anchors trust.Store
 	// Now is the clock used to check the expiry of received tokens; nil
 	// means time.Now.
 	Now func() time.Time

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
 )
 
 // authServer implements the token endpoint of docs/PROTOCOL.md for the tests: it
@@ -109,11 +110,22 @@ func (a *authServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (a *authServer) lookup(issuer string, kid []byte) (crypto.PublicKey, error) {
-	if name, _ := token.AnchorName(a.anchor.Public()); name == issuer {
-		return a.anchor.Public(), nil
+// anchors returns a trust store holding the service's anchor, or key under
+// the anchor's issuer name when key is not nil.
+func (a *authServer) anchors(t testing.TB, key crypto.PublicKey) trust.Store {
+	t.Helper()
+	name, err := token.AnchorName(a.anchor.Public())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil, errors.New("unknown issuer")
+	if key == nil {
+		key = a.anchor.Public()
+	}
+	s, err := trust.NewMemoryStore(trust.Anchor{Issuer: name, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func newTokenClient(a *authServer, srv *httptest.Server) *TokenClient {
@@ -145,20 +157,20 @@ func TestFetchToken(t *testing.T) {
 		t.Errorf("request body %v", body)
 	}
 	// With anchors, the signature is verified.
-	c.Anchors = a.lookup
+	c.Anchors = a.anchors(t, nil)
 	tok, err = c.Fetch(context.Background(), req)
 	if err != nil || !tok.Verified {
 		t.Fatalf("verified fetch: %v, %+v", err, tok)
 	}
 	other := mustP256(t)
-	c.Anchors = func(string, []byte) (crypto.PublicKey, error) { return other.Public(), nil }
+	c.Anchors = a.anchors(t, other.Public())
 	_, err = c.Fetch(context.Background(), req)
 	var ce *TokenCheckError
 	if !errors.As(err, &ce) || ce.Check != "signature" || !errors.Is(err, token.ErrSignature) {
 		t.Errorf("token signed by another anchor: %v", err)
 	}
-	c.Anchors = func(string, []byte) (crypto.PublicKey, error) { return nil, errors.New("unknown") }
-	if _, err := c.Fetch(context.Background(), req); !errors.Is(err, ErrTokenMismatch) {
+	c.Anchors = &trust.MemoryStore{}
+	if _, err := c.Fetch(context.Background(), req); !errors.Is(err, ErrTokenMismatch) || !errors.Is(err, trust.ErrUnknownAnchor) {
 		t.Errorf("unknown anchor: %v", err)
 	}
 }

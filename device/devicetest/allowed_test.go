@@ -17,8 +17,8 @@ import (
 func TestLastOutcomeAllowed(t *testing.T) {
 	iss := trusttest.NewIssuer(t)
 	dev := devicetest.NewDevice(t, devicetest.Options{
-		Anchors:    []trust.Anchor{iss.Anchor},
-		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("ok")},
+		TrustAnchors: []trust.Anchor{iss.Anchor},
+		Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("ok")},
 	})
 	if dev.LastOutcome().Allowed() {
 		t.Fatal("a decision is allowed before any request")

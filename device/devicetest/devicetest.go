@@ -24,15 +24,15 @@ type Options struct {
 	// Identity is the device's endpoint name and device id, as token
 	// audiences name it. Zero means DefaultEndpoint and DefaultDeviceID.
 	Identity token.Identity
-	// Anchors are the trust anchors the device accepts tokens from, for
+	// TrustAnchors are the trust anchors the device accepts tokens from, for
 	// example a trusttest.Issuer's Anchor or a policytest.Server's Anchor.
-	// Required, unless Config.Anchors is set.
-	Anchors []trust.Anchor
+	// Required, unless Config.TrustAnchors is set.
+	TrustAnchors []trust.Anchor
 	// Operations maps operation names to handlers ([Reply] makes a handler
 	// that answers fixed data).
 	Operations map[string]device.HandlerFunc
 	// Config sets the other settings of the agent (clock, nonces,
-	// throttling, v2 features, ...). Identity, Anchors and Operations above
+	// throttling, v2 features, ...). Identity, TrustAnchors and Operations above
 	// replace Config's fields when they are set. Config.OnOutcome, if set,
 	// is called after the device has recorded the decision.
 	Config device.Config
@@ -67,15 +67,15 @@ func NewDevice(t testing.TB, opts Options) *Device {
 	if cfg.Identity == (token.Identity{}) {
 		cfg.Identity = token.Identity{Endpoint: DefaultEndpoint, DeviceID: DefaultDeviceID}
 	}
-	if len(opts.Anchors) > 0 {
-		s, err := trust.NewMemoryStore(opts.Anchors...)
+	if len(opts.TrustAnchors) > 0 {
+		s, err := trust.NewMemoryStore(opts.TrustAnchors...)
 		if err != nil {
 			t.Fatalf("devicetest: trust anchors: %v", err)
 		}
 		cfg.Anchors = s
 	}
 	if cfg.Anchors == nil {
-		t.Fatal("devicetest: Options.Anchors is empty: the device would trust no one")
+		t.Fatal("devicetest: Options.TrustAnchors is empty: the device would trust no one")
 	}
 	if len(opts.Operations) > 0 {
 		reg := &device.Registry{}

@@ -37,9 +37,9 @@ func TestDeviceServesAndRecords(t *testing.T) {
 	iss := trusttest.NewIssuer(t)
 	var hooked []device.Outcome
 	dev := devicetest.NewDevice(t, devicetest.Options{
-		Anchors:    []trust.Anchor{iss.Anchor},
-		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
-		Config:     device.Config{OnOutcome: func(d device.Outcome) { hooked = append(hooked, d) }},
+		TrustAnchors: []trust.Anchor{iss.Anchor},
+		Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
+		Config:       device.Config{OnOutcome: func(d device.Outcome) { hooked = append(hooked, d) }},
 	})
 	def := token.Identity{Endpoint: devicetest.DefaultEndpoint, DeviceID: devicetest.DefaultDeviceID}
 	if dev.Identity() != def || dev.Audience() != "ep:"+devicetest.DefaultEndpoint {
@@ -88,10 +88,10 @@ func TestDeviceIdentityAndConfig(t *testing.T) {
 	}
 	id := token.Identity{DeviceID: "0123456789abcdef0123456789abcdef"}
 	dev := devicetest.NewDevice(t, devicetest.Options{
-		Identity:   id,
-		Anchors:    []trust.Anchor{iss.Anchor},
-		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("x")},
-		Config:     device.Config{SigningKey: priv, Identity: token.Identity{Endpoint: "ignored"}},
+		Identity:     id,
+		TrustAnchors: []trust.Anchor{iss.Anchor},
+		Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("x")},
+		Config:       device.Config{SigningKey: priv, Identity: token.Identity{Endpoint: "ignored"}},
 	})
 	if dev.Identity() != id || dev.Audience() != "id:"+id.DeviceID {
 		t.Errorf("identity %+v audience %q", dev.Identity(), dev.Audience())
@@ -107,8 +107,8 @@ func TestDeviceIdentityAndConfig(t *testing.T) {
 func TestConcurrentConns(t *testing.T) {
 	iss := trusttest.NewIssuer(t)
 	dev := devicetest.NewDevice(t, devicetest.Options{
-		Anchors:    []trust.Anchor{iss.Anchor},
-		Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("ok")},
+		TrustAnchors: []trust.Anchor{iss.Anchor},
+		Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("ok")},
 	})
 	const n = 4
 	sessions := make([]*client.Session, n)
@@ -145,7 +145,7 @@ func TestConcurrentConns(t *testing.T) {
 func TestClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	iss := trusttest.NewIssuer(t)
-	dev := devicetest.NewDevice(t, devicetest.Options{Anchors: []trust.Anchor{iss.Anchor}})
+	dev := devicetest.NewDevice(t, devicetest.Options{TrustAnchors: []trust.Anchor{iss.Anchor}})
 	conns := []transport.Conn{dev.Conn(), dev.Conn(), dev.Conn()}
 	dev.Close()
 	dev.Close() // idempotent
@@ -179,12 +179,12 @@ func TestNewDeviceFailsTheTest(t *testing.T) {
 		opts       devicetest.Options
 	}{
 		{"no anchors", "trust no one", devicetest.Options{}},
-		{"reserved operation", "sda-x", devicetest.Options{Anchors: []trust.Anchor{iss.Anchor},
+		{"reserved operation", "sda-x", devicetest.Options{TrustAnchors: []trust.Anchor{iss.Anchor},
 			Operations: map[string]device.HandlerFunc{"sda-x": devicetest.Reply("")}}},
-		{"nil handler", "nil handler", devicetest.Options{Anchors: []trust.Anchor{iss.Anchor},
+		{"nil handler", "nil handler", devicetest.Options{TrustAnchors: []trust.Anchor{iss.Anchor},
 			Operations: map[string]device.HandlerFunc{"read-data": nil}}},
-		{"invalid anchor", "anchors", devicetest.Options{Anchors: []trust.Anchor{{Issuer: "x"}}}},
-		{"invalid identity", "starting", devicetest.Options{Anchors: []trust.Anchor{iss.Anchor},
+		{"invalid anchor", "anchors", devicetest.Options{TrustAnchors: []trust.Anchor{{Issuer: "x"}}}},
+		{"invalid identity", "starting", devicetest.Options{TrustAnchors: []trust.Anchor{iss.Anchor},
 			Identity: token.Identity{DeviceID: "not hex"}}},
 	}
 	for _, c := range cases {

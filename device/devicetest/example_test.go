@@ -34,8 +34,8 @@ func Example() {
 	faketb.RunExample(func(t testing.TB) {
 		iss := trusttest.NewIssuer(t)
 		dev := devicetest.NewDevice(t, devicetest.Options{
-			Anchors:    []trust.Anchor{iss.Anchor},
-			Operations: map[string]device.HandlerFunc{"configure": devicetest.Reply("ok")},
+			TrustAnchors: []trust.Anchor{iss.Anchor},
+			Operations:   map[string]device.HandlerFunc{"configure": devicetest.Reply("ok")},
 		})
 		key := trusttest.NewPoPKey(t)
 		readOnly := iss.Token(t, dev.Audience(), "read-data", key.Public(), trusttest.Subject("jim"))

@@ -57,7 +57,7 @@ func startController(ctx context.Context, id token.Identity, anchors trust.Store
 		Identity:   c.id,
 		Anchors:    anchors,
 		Operations: ops,
-		OnOutcome: c.record,
+		OnOutcome:  c.record,
 	}
 	if v2 {
 		_, key, err := ed25519.GenerateKey(rand.Reader)

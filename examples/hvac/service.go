@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -138,20 +137,6 @@ func (s *authService) tokenURL(p token.Profile) string {
 // controller is provisioned with it.
 func (s *authService) trustStore() (*trust.MemoryStore, error) {
 	return trust.NewMemoryStore(*s.anchor)
-}
-
-// lookup finds the key of a token's issuer among the anchors the
-// technicians trust (client.AnchorLookup): here, the service's one anchor.
-func (s *authService) lookup(issuer string, kid []byte) (crypto.PublicKey, error) {
-	store, err := s.trustStore()
-	if err != nil {
-		return nil, err
-	}
-	anchors, err := store.Lookup(issuer, kid)
-	if err != nil {
-		return nil, err
-	}
-	return anchors[0].Key, nil
 }
 
 // stop shuts the HTTP server down within the time ctx leaves.

@@ -220,7 +220,11 @@ func (d *demo) askToken(ctx context.Context, t *technician, p token.Profile, end
 		via = " (v2)"
 	}
 	d.step("%s (%s) asks%s for %q on ep:%s", t.name, t.org, via, scope, endpoint)
-	src := t.tokenSource(d.svc.tokenURL(p), []string{token.PrefixEndpoint + endpoint}, strings.Fields(scope), d.svc.lookup)
+	anchors, err := d.svc.trustStore()
+	if err != nil {
+		return nil, err
+	}
+	src := t.tokenSource(d.svc.tokenURL(p), []string{token.PrefixEndpoint + endpoint}, strings.Fields(scope), anchors)
 	tok, err := src.Token(ctx)
 	var se *client.ServiceError
 	switch {

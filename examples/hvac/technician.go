@@ -11,6 +11,7 @@ import (
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
+	"github.com/securedeviceaccess/sda/trust"
 )
 
 // Timeouts of the technicians' apps: everything is on loopback, so an
@@ -39,7 +40,7 @@ func newTechnician(name, org, credential string) (*technician, error) {
 
 // tokenSource returns the app's token source for scope on aud, at the
 // token endpoint url. Its first Token call asks the service.
-func (t *technician) tokenSource(url string, aud []string, scope []string, anchors client.AnchorLookup) *client.TokenSource {
+func (t *technician) tokenSource(url string, aud []string, scope []string, anchors trust.Store) *client.TokenSource {
 	return &client.TokenSource{
 		Fetcher: &client.TokenClient{
 			Endpoint:   url,

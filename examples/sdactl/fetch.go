@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -81,13 +80,7 @@ Example:
 				if err != nil {
 					return err
 				}
-				tc.Anchors = func(issuer string, kid []byte) (crypto.PublicKey, error) {
-					as, err := store.Lookup(issuer, kid)
-					if err != nil {
-						return nil, err
-					}
-					return as[0].Key, nil
-				}
+				tc.Anchors = store
 			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()

@@ -41,8 +41,8 @@ func Example() {
 		srv := policytest.NewServer(t, nil)
 		alice := srv.AddUser(t, "alice", "technicians")
 		dev := devicetest.NewDevice(t, devicetest.Options{
-			Anchors:    []trust.Anchor{srv.Anchor()},
-			Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
+			TrustAnchors: []trust.Anchor{srv.Anchor()},
+			Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
 		})
 		srv.AddDevice(t, dev.Identity())
 		srv.Allow(t, "group:technicians", "read-data", dev.Audience())

@@ -26,7 +26,7 @@ var hvac1 = token.Identity{Endpoint: "hvac-1", DeviceID: "0123456789abcdef012345
 func fetch(t *testing.T, srv *policytest.Server, credential, aud, scope string) (*client.AccessToken, error) {
 	t.Helper()
 	key := trusttest.NewPoPKey(t)
-	tc := &client.TokenClient{Endpoint: srv.TokenURL(), Credential: credential, Anchors: srv.Issuer.Lookup, HTTPClient: srv.Client()}
+	tc := &client.TokenClient{Endpoint: srv.TokenURL(), Credential: credential, Anchors: srv.Issuer.Store(t), HTTPClient: srv.Client()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return tc.Fetch(ctx, &client.TokenRequest{Audience: []string{aud}, Scope: strings.Fields(scope), Key: key.Public()})

@@ -11,7 +11,7 @@
 // for the device to trust, a token and a key:
 //
 //	iss := trusttest.NewIssuer(t)
-//	dev := devicetest.NewDevice(t, devicetest.Options{Anchors: []trust.Anchor{iss.Anchor}, ...})
+//	dev := devicetest.NewDevice(t, devicetest.Options{TrustAnchors: []trust.Anchor{iss.Anchor}, ...})
 //	pop := trusttest.NewPoPKey(t)
 //	tok := iss.Token(t, dev.Audience(), "read-data", pop.Public())
 //

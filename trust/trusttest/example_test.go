@@ -37,8 +37,8 @@ func Example() {
 	faketb.RunExample(func(t testing.TB) {
 		iss := trusttest.NewIssuer(t)
 		dev := devicetest.NewDevice(t, devicetest.Options{
-			Anchors:    []trust.Anchor{iss.Anchor},
-			Operations: map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
+			TrustAnchors: []trust.Anchor{iss.Anchor},
+			Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
 		})
 		key := trusttest.NewPoPKey(t)
 		fresh := iss.Token(t, dev.Audience(), "read-data", key.Public())

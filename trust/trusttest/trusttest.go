@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"fmt"
 	"testing"
 	"time"
 
@@ -43,8 +42,9 @@ func NewIssuer(t testing.TB) *Issuer {
 	return &Issuer{Key: key, Anchor: *a}
 }
 
-// Store returns a new trust store holding the issuer's anchor, for a device
-// built without package devicetest.
+// Store returns a new trust store holding the issuer's anchor: for a device
+// built without package devicetest, or for a technician's token client
+// that verifies the tokens it receives (client.TokenClient.Anchors).
 func (iss *Issuer) Store(t testing.TB) *trust.MemoryStore {
 	t.Helper()
 	s, err := trust.NewMemoryStore(iss.Anchor)
@@ -52,17 +52,6 @@ func (iss *Issuer) Store(t testing.TB) *trust.MemoryStore {
 		t.Fatalf("trusttest: building the trust store: %v", err)
 	}
 	return s
-}
-
-// Lookup returns the issuer's public key when issuer names its anchor, and
-// an error matching [trust.ErrUnknownAnchor] otherwise. Its signature is that
-// of client.AnchorLookup, so a technician's token client can verify the
-// tokens it receives with it.
-func (iss *Issuer) Lookup(issuer string, kid []byte) (crypto.PublicKey, error) {
-	if issuer != iss.Anchor.Issuer {
-		return nil, fmt.Errorf("%w: %q", trust.ErrUnknownAnchor, issuer)
-	}
-	return iss.Anchor.Key, nil
 }
 
 // TokenOption changes a token minted by [Issuer.Token].

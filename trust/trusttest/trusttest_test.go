@@ -10,7 +10,6 @@ import (
 
 	"github.com/securedeviceaccess/sda/internal/faketb"
 	"github.com/securedeviceaccess/sda/token"
-	"github.com/securedeviceaccess/sda/trust"
 	"github.com/securedeviceaccess/sda/trust/trusttest"
 )
 
@@ -128,17 +127,6 @@ func TestTokenV2Structured(t *testing.T) {
 	}
 	if c.Scope.Check(set(21)) != nil || !errors.Is(c.Scope.Check(set(35)), token.ErrOutOfScope) {
 		t.Error("the structured scope does not constrain set-temperature to 16..28")
-	}
-}
-
-func TestLookup(t *testing.T) {
-	iss := trusttest.NewIssuer(t)
-	key, err := iss.Lookup(iss.Anchor.Issuer, nil)
-	if err != nil || !token.EqualKeys(key, iss.Key.Public()) {
-		t.Errorf("Lookup(own issuer) = %v, %v", key, err)
-	}
-	if _, err := iss.Lookup("mbed.ta.OTHER", nil); !errors.Is(err, trust.ErrUnknownAnchor) {
-		t.Errorf("Lookup(other issuer) = %v, want ErrUnknownAnchor", err)
 	}
 }
 

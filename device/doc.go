@@ -1,6 +1,9 @@
 // Package device is the device side of Secure Device Access: the agent an
 // HVAC controller (or any device) runs to decide, offline, whether a
-// technician's request may run.
+// technician's request may run. Device firmware builds an [Agent] with
+// [New] from a [Config] (its identity, its trust anchors, the operations it
+// offers in a [Registry]) and serves connections with [Agent.Serve] or
+// [Agent.ServeListener].
 //
 // An [Agent] is built from a [Config]: the device's [token.Identity], a
 // [trust.Store] of anchors, a [Registry] of operation [Handler]s, a clock

@@ -1,6 +1,9 @@
 // Package client is the technician's side of Secure Device Access: the
 // proof-of-possession (PoP) key, access tokens fetched from an authorization
-// service, and sessions that perform operations on devices.
+// service, and sessions that perform operations on devices. A technician
+// app makes a key once ([GenerateKey], kept with [WriteKeyFile]), gets tokens
+// through a [TokenSource] that asks a [TokenClient], and performs each
+// operation with [Session.Do] over a transport.Conn to the device.
 //
 // # Keys
 //

@@ -1,13 +1,16 @@
 // Package device is the device side of Secure Device Access: the agent an
 // HVAC controller (or any device) runs to decide, offline, whether a
-// technician's request may run.
+// technician's request may run. Device firmware builds an [Agent] with
+// [New] from a [Config] (its identity, its trust anchors, the operations it
+// offers in a [Registry]) and serves connections with [Agent.Serve] or
+// [Agent.ServeListener].
 //
-// An [Agent] is built from a [Config]: the device's [token.Identity], a
-// [trust.Store] of anchors, a [Registry] of operation [Handler]s, a clock
-// policy, limits, a [State] for what must survive restarts, and a
-// *slog.Logger for audit events. [Agent.Process] turns the bytes of one
-// request into the bytes of one response and is all a transport needs;
-// [Agent.Serve] and [Agent.ServeListener] run it over a transport.Conn or a
+// The [Config] holds the device's [token.Identity], a [trust.Store] of
+// anchors, a [Registry] of operation [Handler]s, a clock policy, limits, a
+// [State] for what must survive restarts, and a *slog.Logger for audit
+// events. [Agent.Process] turns the bytes of one request into the bytes of
+// one response and is all a transport needs; [Agent.Serve] and
+// [Agent.ServeListener] run it over a transport.Conn or a
 // transport.Listener. [Agent.Handle] also returns the [Outcome]: the status
 // sent, the [Check] that failed and the typed reason.
 //

@@ -113,3 +113,67 @@ func ExampleDrop() {
 	// Output:
 	// dropped (frame-timeout) after 0 requests; frame timeout: true
 }
+
+// Revoking a token on the device itself, offline: an administrator whose
+// token permits the built-in RevokeOperation puts a technician's token id
+// (cti) on the device's revocation list, and the device refuses that token
+// from then on, as a verification error (client.ErrVerification) whose
+// reason in its outcome is ErrRevoked.
+func ExampleRevokeOperation() {
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	anchor, _ := trust.NewAnchor(anchorKey.Public())
+	anchors, _ := trust.NewMemoryStore(*anchor)
+	ops := &device.Registry{}
+	ops.RegisterFunc("read-temperature", func(context.Context, *device.Call) ([]byte, error) {
+		return []byte("21.5 C"), nil
+	})
+	var last device.Outcome
+	agent, err := device.New(device.Config{
+		Identity:   token.Identity{Endpoint: "hvac-1"},
+		Anchors:    anchors,
+		Operations: ops,
+		OnOutcome:  func(d device.Outcome) { last = d },
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// issue has the authorization service sign a token for subject,
+	// bound to a fresh PoP key, and returns a session using it.
+	issue := func(conn transport.Conn, subject string, cti []byte, scope string) *client.Session {
+		popKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		sc, _ := token.ParseScope(scope)
+		now := time.Now()
+		tok, _ := token.Issue(&token.Claims{
+			Issuer: anchor.Issuer, Subject: subject, Audience: []string{"ep:hvac-1"}, ID: cti,
+			Expiry: now.Add(time.Hour), NotBefore: now, IssuedAt: now, Scope: sc, Key: popKey.Public(),
+		}, anchorKey, nil)
+		return &client.Session{Conn: conn, Key: popKey, Tokens: client.StaticToken(tok)}
+	}
+
+	ctx := context.Background()
+	techConn, devConn := transport.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- agent.Serve(ctx, devConn) }()
+	defer func() { techConn.Close(); <-served }()
+
+	jim := issue(techConn, "jim", []byte{0xc7, 0x01}, "read-temperature")
+	_, err = jim.Do(ctx, token.Operation{Name: "read-temperature"})
+	fmt.Println("jim reads:", err)
+
+	// The administrator revokes jim's token by its cti. A v1 token carries
+	// text and integer arguments only, so the id goes as hex text; until,
+	// the token's expiry, lets the device drop the entry once it is past.
+	admin := issue(techConn, "admin", []byte{0xad}, device.RevokeOperation)
+	_, err = admin.Do(ctx, token.Operation{Name: device.RevokeOperation, Args: []token.Arg{
+		token.Text("cti"), token.Text("c701"), token.Int(time.Now().Add(time.Hour).Unix()),
+	}})
+	fmt.Println("admin revokes:", err)
+
+	_, err = jim.Do(ctx, token.Operation{Name: "read-temperature"})
+	fmt.Println("jim refused:", errors.Is(err, client.ErrVerification), errors.Is(last.Err, device.ErrRevoked), last.Check)
+	// Output:
+	// jim reads: <nil>
+	// admin revokes: <nil>
+	// jim refused: true true revocation
+}

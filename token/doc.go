@@ -1,7 +1,11 @@
 // Package token holds the bytes that carry authority in Secure Device Access:
 // access tokens (CWTs, RFC 8392, signed as COSE_Sign1, RFC 9052), the scope
 // language, COSE keys, and the signed operation requests a technician sends
-// to a device.
+// to a device. All three roles use it, mostly through packages policy,
+// client and device: an authorization service signs [Claims] with [Issue], a
+// device reads a token with [Parse] and [Token.Verify], and a technician
+// signs a [Request] with [SignRequest]; [ParseScope] reads the scope a token
+// grants.
 //
 // The package does no I/O, keeps no clock and does not log: time is passed
 // in ([Validation.Now]) and randomness may be ([IssueOptions.Rand]).

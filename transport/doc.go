@@ -1,8 +1,11 @@
 // Package transport moves opaque messages between a technician and a
 // device: it frames them over byte streams, fragments them over small-packet
-// links, and provides in-memory pipes for tests. It never looks inside a
-// message (it parses no CBOR); authenticity is the business of the layers
-// above, which sign what they send.
+// links, and provides in-memory pipes for tests. Both sides use it: a
+// technician app connects to a device ([Dial] for TCP, [NewStreamConn] over
+// any byte stream, [NewFragmentConn] over BLE) and hands the [Conn] to a
+// client.Session; a device agent serves a Conn or what [Listen] accepts.
+// It never looks inside a message (it parses no CBOR); authenticity is the
+// business of the layers above, which sign what they send.
 //
 // A [Conn] sends and receives whole messages. The implementations are:
 //

@@ -1,6 +1,10 @@
 // Package trust holds what a device believes: trust anchors, the public
 // keys allowed to sign access tokens, with their metadata and constraints,
-// and the stores that keep them.
+// and the stores that keep them. A device agent is given a [Store]
+// (device.Config.Anchors); whoever provisions the device builds it: an
+// [Anchor] from the key the authorization service publishes ([ParsePEM],
+// [NewAnchor]) in a [MemoryStore] or, to survive restarts, a [FileStore]
+// ([OpenFileStore]), which also rotate and revoke anchors.
 //
 // An [Anchor] names its issuer (the iss claim of the tokens it signs),
 // optionally a key id (the kid of v2 tokens; the key's COSE Key Thumbprint

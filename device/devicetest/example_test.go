@@ -29,7 +29,7 @@ func setFanSpeed(ctx context.Context, conn transport.Conn, key crypto.Signer, to
 // The test of a technician app against an in-process device: a technician
 // whose token permits only read-data is refused configure, and the device's
 // decision says why. In a test file, the body of the function given to
-// runTest is the body of func TestReadOnlyToken(t *testing.T).
+// faketb.RunExample is the body of func TestReadOnlyToken(t *testing.T).
 func Example() {
 	faketb.RunExample(func(t testing.TB) {
 		iss := trusttest.NewIssuer(t)

@@ -34,8 +34,8 @@ func readData(ctx context.Context, tokenURL, credential string, key crypto.Signe
 }
 
 // The test of a technician app against an in-process authorization service
-// and device. In a test file, the body of the function given to runTest is
-// the body of func TestReadData(t *testing.T).
+// and device. In a test file, the body of the function given to
+// faketb.RunExample is the body of func TestReadData(t *testing.T).
 func Example() {
 	faketb.RunExample(func(t testing.TB) {
 		srv := policytest.NewServer(t, nil)

@@ -1,5 +1,7 @@
 // Package sqlstore keeps policies, directories and API keys in PostgreSQL,
 // as a [policy.Store] that several authorization service instances share.
+// An authorization server opens it with [Open] and gives it to its
+// [policy.Service] as the Store.
 //
 // It uses database/sql; open the database with the pgx driver:
 //

@@ -1,8 +1,9 @@
 // Package serial opens serial ports (USB serial adapters, USB CDC devices,
-// UARTs) on Linux, Windows and macOS for the SDA transport: [Open] returns
-// the raw port, set to raw mode, 8N1, no flow control, at a baud rate;
-// [Dial] returns a transport.Conn over it with the SDA serial framing of
-// the original tools.
+// UARTs) on Linux, Windows and macOS for the SDA transport, for technician
+// tools and device agents that talk over a serial line: [Dial] returns a
+// transport.Conn over the port with the SDA serial framing of the original
+// tools; [Open] returns the raw port, set to raw mode, 8N1, no flow
+// control, at a baud rate.
 //
 //	conn, err := serial.Dial(ctx, "/dev/ttyUSB0", &serial.Config{BaudRate: 115200}, nil)
 //

@@ -1,6 +1,9 @@
 // Package transporttest injects faults into transport connections, so that
-// tests can check how the layers above behave when messages or packets are
-// dropped, delayed, duplicated, corrupted, truncated or reordered.
+// tests of technician apps and devices can check how the layers above behave
+// when messages or packets are dropped, delayed, duplicated, corrupted,
+// truncated or reordered. A test wraps one end of a link with [NewConn] (a
+// transport.Conn) or [NewPacketConn] (a transport.PacketConn) and reads what
+// was injected from Stats.
 //
 // Faults are drawn from a pseudo-random generator seeded by [Config.Seed],
 // one stream per direction: the same seed and the same sequence of messages

@@ -1,7 +1,8 @@
-// Package trusttest mints what tests of Secure Device Access code need, in
-// one line each: trust anchors with their private keys ([NewIssuer]), access
-// tokens signed by them ([Issuer.Token]) and technicians' proof-of-possession
-// keys ([NewPoPKey]).
+// Package trusttest mints what tests of Secure Device Access code
+// (technician apps, device integrations) need, in one line each: trust
+// anchors with their private keys ([NewIssuer]), access tokens signed by
+// them ([Issuer.Token]) and technicians' proof-of-possession keys
+// ([NewPoPKey]).
 //
 // It is for tests only. Every helper takes a [testing.TB] and fails the test
 // with t.Fatal when something cannot be built, so a test never has to check

@@ -31,8 +31,8 @@ func readData(ctx context.Context, conn transport.Conn, key crypto.Signer, tok [
 
 // The test of a technician app with tokens minted in the test: a fresh token
 // reads the device, an expired one is refused. In a test file, the body of
-// the function given to runTest is the body of func TestReadData(t
-// *testing.T).
+// the function given to faketb.RunExample is the body of func
+// TestReadData(t *testing.T).
 func Example() {
 	faketb.RunExample(func(t testing.TB) {
 		iss := trusttest.NewIssuer(t)

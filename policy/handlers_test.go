@@ -273,3 +273,40 @@ func TestHandlersOnTwoServers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHandlerPaths: whatever the method and path, the handlers answer
+// without a credential 401 (a route), 404 or 405, in the JSON error format
+// and never with a redirect.
+func FuzzHandlerPaths(f *testing.F) {
+	for _, rt := range testRoutes {
+		f.Add("GET", rt.path)
+		f.Add("PATCH", rt.path)
+	}
+	for _, p := range []string{"/", "/admin/v1//policies", "/admin/v1/policies/a%2Fb", "/admin/v1/policies/%2E%2E", "/ace-auth/token/", "/admin/v1/x/../policies", "*"} {
+		f.Add("PUT", p)
+	}
+	env := newTestEnv(f, token.ProfileV1)
+	handlers := testHandlers(env)
+	f.Fuzz(func(t *testing.T, method, path string) {
+		r, err := http.NewRequest(method, "http://sda.example"+path, nil)
+		if err != nil {
+			return
+		}
+		if path == "*" {
+			r.URL.Path, r.RequestURI = "*", "*"
+		}
+		for _, h := range handlers {
+			w := httptest.NewRecorder()
+			h.h.ServeHTTP(w, r)
+			switch w.Code {
+			case http.StatusUnauthorized, http.StatusNotFound, http.StatusMethodNotAllowed:
+			default:
+				t.Fatalf("%s: %s %q: status %d: %s", h.name, method, path, w.Code, w.Body)
+			}
+			if loc := w.Header().Get("Location"); loc != "" {
+				t.Fatalf("%s: %s %q: Location %q", h.name, method, path, loc)
+			}
+			decodeError(t, w)
+		}
+	})
+}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -45,126 +44,151 @@ func showAPIKey(k *APIKey) apiKeyJSON {
 	return apiKeyJSON{ID: k.ID, Subject: k.Subject, Admin: k.Admin, CreatedAt: k.CreatedAt}
 }
 
-func (s *Service) serveAdmin(w http.ResponseWriter, r *http.Request, requestID string) error {
-	rest := strings.TrimPrefix(r.URL.Path, AdminPathPrefix)
-	coll, id, hasID := strings.Cut(rest, "/")
-	kind, ok := adminKinds[coll]
-	if !ok || (hasID && (id == "" || strings.Contains(id, "/"))) {
-		return errPathNotFound
+// adminRoutes maps the [http.ServeMux] patterns of the administration API
+// to their handlers: per collection, GET lists it and GET, PUT (not for
+// API keys) and DELETE act on one record by id; POST on api-keys creates
+// a key. A GET pattern also matches HEAD.
+func (s *Service) adminRoutes() map[string]apiHandler {
+	routes := map[string]apiHandler{}
+	for coll, kind := range adminKinds {
+		base := AdminPathPrefix + coll
+		routes["GET "+base] = s.admin(kind, s.adminList)
+		routes["GET "+base+"/{id}"] = s.admin(kind, s.adminGet)
+		routes["DELETE "+base+"/{id}"] = s.admin(kind, s.adminDelete)
+		if kind == KindAPIKey {
+			routes["POST "+base] = s.admin(kind, s.adminCreateAPIKey)
+		} else {
+			routes["PUT "+base+"/{id}"] = s.admin(kind, s.adminPut)
+		}
 	}
-	// Check the method before authenticating, so that 405 does not depend
-	// on the credential; then require an administrator.
-	switch {
-	case !hasID && r.Method == http.MethodGet,
-		!hasID && kind == KindAPIKey && r.Method == http.MethodPost,
-		hasID && (r.Method == http.MethodGet || r.Method == http.MethodDelete),
-		hasID && kind != KindAPIKey && r.Method == http.MethodPut:
-	default:
-		return errMethodNotAllow
+	return routes
+}
+
+// adminRequest is a request of the administration API from an administrator.
+type adminRequest struct {
+	kind      Kind
+	id        string // the path's {id}; empty for the collection
+	principal Principal
+	requestID string
+}
+
+// admin returns the handler of one route of the administration API: it
+// requires an administrator and brings the engine up to date before op.
+// The mux has checked the method, so that 405 does not depend on the
+// credential.
+func (s *Service) admin(kind Kind, op func(http.ResponseWriter, *http.Request, *adminRequest) error) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, requestID string) error {
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if !p.Admin {
+			return fmt.Errorf("%w: subject %q is not an administrator", ErrForbidden, p.Subject)
+		}
+		if err := s.sync(r.Context()); err != nil {
+			return err
+		}
+		return op(w, r, &adminRequest{kind: kind, id: r.PathValue("id"), principal: p, requestID: requestID})
 	}
-	p, err := s.authenticate(r)
+}
+
+// adminCreateAPIKey answers POST /admin/v1/api-keys.
+func (s *Service) adminCreateAPIKey(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
+	body, err := readBody(w, r, maxAdminBodyBytes)
 	if err != nil {
 		return err
 	}
-	if !p.Admin {
-		return fmt.Errorf("%w: subject %q is not an administrator", ErrForbidden, p.Subject)
+	var in apiKeyCreateJSON
+	if err := strictUnmarshal(body, &in); err != nil {
+		return errBadJSON
 	}
-	ctx := r.Context()
-	if err := s.sync(ctx); err != nil {
+	secret, key, err := NewAPIKey(nil, in.ID, in.Subject, in.Admin, s.now())
+	if err != nil {
 		return err
 	}
-	switch {
-	case !hasID && r.Method == http.MethodGet:
-		return s.adminList(w, r, kind)
-	case !hasID: // POST api-keys
-		body, err := readBody(w, r, maxAdminBodyBytes)
-		if err != nil {
-			return err
-		}
-		var in apiKeyCreateJSON
-		if err := strictUnmarshal(body, &in); err != nil {
-			return errBadJSON
-		}
-		secret, key, err := NewAPIKey(nil, in.ID, in.Subject, in.Admin, s.now())
-		if err != nil {
-			return err
-		}
-		// The store refuses the creation if the id exists (CreateAPIKey),
-		// even if another instance created it a moment ago; checking here
-		// first only gives the common case a clear message early.
-		if _, err := s.engine.get(KindAPIKey, in.ID); err == nil {
-			return fmt.Errorf("%w: API key %q exists", ErrConflict, in.ID)
-		}
-		if _, err := s.engine.get(KindSubject, in.Subject); err != nil {
-			return &ValidationError{Fields: []FieldError{{Name: "subject", Message: "must name a subject of the directory"}}}
-		}
-		if err := s.Apply(ctx, CreateAPIKey(key)); err != nil {
-			return err
-		}
-		s.auditAdmin(r, p, requestID, "create", kind, in.ID)
-		out := showAPIKey(key)
-		out.Secret = secret
-		writeJSON(w, http.StatusCreated, out)
-		return nil
-	case r.Method == http.MethodGet:
-		rec, err := s.engine.get(kind, id)
-		if err != nil {
-			return err
-		}
-		if k, ok := rec.(*APIKey); ok {
-			rec = showAPIKey(k)
-		}
-		writeJSON(w, http.StatusOK, rec)
-		return nil
-	case r.Method == http.MethodDelete:
-		if _, err := s.engine.get(kind, id); err != nil {
-			return err
-		}
-		// A subject goes with its API keys, in one batch: a key left behind
-		// would not authenticate, but would again if the id were reused.
-		changes := []Change{DeleteRecord(kind, id)}
-		var keys []string
-		if kind == KindSubject {
-			keys = s.engine.apiKeysOf(id)
-			for _, k := range keys {
-				changes = append(changes, DeleteRecord(KindAPIKey, k))
-			}
-		}
-		if err := s.Apply(ctx, changes...); err != nil {
-			return err
-		}
-		s.auditAdmin(r, p, requestID, "delete", kind, id)
-		for _, k := range keys {
-			s.auditAdmin(r, p, requestID, "delete", KindAPIKey, k)
-		}
-		w.Header().Set("X-Request-Id", requestID)
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	default: // PUT
-		body, err := readBody(w, r, maxAdminBodyBytes)
-		if err != nil {
-			return err
-		}
-		c, err := DecodeChange(kind, body)
-		if err != nil {
-			return errBadJSON
-		}
-		if c.ID != id {
-			return &ValidationError{Fields: []FieldError{{Name: "id", Message: "must equal the id in the path"}}}
-		}
-		if err := s.Apply(ctx, c); err != nil {
-			return err
-		}
-		s.auditAdmin(r, p, requestID, "put", kind, id)
-		// Answer with the record as written, which does not depend on
-		// reading the store back.
-		rec, err := c.record()
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, json.RawMessage(rec))
-		return nil
+	// The store refuses the creation if the id exists (CreateAPIKey),
+	// even if another instance created it a moment ago; checking here
+	// first only gives the common case a clear message early.
+	if _, err := s.engine.get(KindAPIKey, in.ID); err == nil {
+		return fmt.Errorf("%w: API key %q exists", ErrConflict, in.ID)
 	}
+	if _, err := s.engine.get(KindSubject, in.Subject); err != nil {
+		return &ValidationError{Fields: []FieldError{{Name: "subject", Message: "must name a subject of the directory"}}}
+	}
+	if err := s.Apply(r.Context(), CreateAPIKey(key)); err != nil {
+		return err
+	}
+	s.auditAdmin(r, a.principal, a.requestID, "create", a.kind, in.ID)
+	out := showAPIKey(key)
+	out.Secret = secret
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// adminGet answers GET /admin/v1/{kind}/{id}.
+func (s *Service) adminGet(w http.ResponseWriter, _ *http.Request, a *adminRequest) error {
+	rec, err := s.engine.get(a.kind, a.id)
+	if err != nil {
+		return err
+	}
+	if k, ok := rec.(*APIKey); ok {
+		rec = showAPIKey(k)
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+// adminDelete answers DELETE /admin/v1/{kind}/{id}.
+func (s *Service) adminDelete(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
+	if _, err := s.engine.get(a.kind, a.id); err != nil {
+		return err
+	}
+	// A subject goes with its API keys, in one batch: a key left behind
+	// would not authenticate, but would again if the id were reused.
+	changes := []Change{DeleteRecord(a.kind, a.id)}
+	var keys []string
+	if a.kind == KindSubject {
+		keys = s.engine.apiKeysOf(a.id)
+		for _, k := range keys {
+			changes = append(changes, DeleteRecord(KindAPIKey, k))
+		}
+	}
+	if err := s.Apply(r.Context(), changes...); err != nil {
+		return err
+	}
+	s.auditAdmin(r, a.principal, a.requestID, "delete", a.kind, a.id)
+	for _, k := range keys {
+		s.auditAdmin(r, a.principal, a.requestID, "delete", KindAPIKey, k)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// adminPut answers PUT /admin/v1/{kind}/{id}.
+func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
+	body, err := readBody(w, r, maxAdminBodyBytes)
+	if err != nil {
+		return err
+	}
+	c, err := DecodeChange(a.kind, body)
+	if err != nil {
+		return errBadJSON
+	}
+	if c.ID != a.id {
+		return &ValidationError{Fields: []FieldError{{Name: "id", Message: "must equal the id in the path"}}}
+	}
+	if err := s.Apply(r.Context(), c); err != nil {
+		return err
+	}
+	s.auditAdmin(r, a.principal, a.requestID, "put", a.kind, a.id)
+	// Answer with the record as written, which does not depend on
+	// reading the store back.
+	rec, err := c.record()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, json.RawMessage(rec))
+	return nil
 }
 
 func (s *Service) auditAdmin(r *http.Request, p Principal, requestID, op string, kind Kind, id string) {
@@ -175,7 +199,8 @@ func (s *Service) auditAdmin(r *http.Request, p Principal, requestID, op string,
 
 // adminList answers GET /admin/v1/{kind}?limit=N&after=ID: records sorted
 // by id, at most limit of them, starting after the given id.
-func (s *Service) adminList(w http.ResponseWriter, r *http.Request, kind Kind) error {
+func (s *Service) adminList(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
+	kind := a.kind
 	q := r.URL.Query()
 	var f fieldErrs
 	limit := defaultListLimit

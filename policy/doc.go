@@ -16,7 +16,8 @@
 // requests ([Engine.Decide]); a [Store] keeps them durably ([MemoryStore],
 // [FileStore] for a JSON file, or package sqlstore for PostgreSQL); a
 // [Service] authenticates callers, decides with the Engine, mints tokens
-// with package token and serves the HTTP API ([Service.ServeHTTP]).
+// with package token and serves the HTTP API ([Service.PublicHandler],
+// [Service.AdminHandler]).
 //
 // # Decision rules
 //
@@ -79,6 +80,26 @@
 // cannot be applied one by one (a batch that moved a unique name), the
 // service reloads a snapshot.
 //
+// # HTTP API
+//
+// [Service.PublicHandler] serves the endpoints that technicians'
+// applications call, POST [TokenPath] and GET [TrustAnchorsPath];
+// [Service.AdminHandler] serves the administration API under
+// [AdminPathPrefix]. Serve them on separate listeners to keep the
+// administration API off the network the applications use (on an
+// internal interface or loopback), or both on one listener with the
+// Service itself ([Service.ServeHTTP]).
+//
+// Requests are routed by an [net/http.ServeMux] with method and wildcard
+// patterns ("PUT /admin/v1/policies/{id}"). Before any authentication, a
+// path that the handler does not serve is answered 404, and a method that
+// the path does not take 405 with an Allow header (in the order GET, POST,
+// PUT, DELETE; HEAD is answered wherever GET is). Paths are taken as they
+// are: one with "//", "." or ".." segments, with a trailing slash or with
+// an escaped slash (%2F) is answered 404, never redirected. Every answer
+// carries an X-Request-Id, and every error is in the original service's
+// JSON error format (docs/PROTOCOL.md section 9).
+//
 // # Security considerations
 //
 // The service fails closed: store errors make it unavailable
@@ -89,7 +110,8 @@
 // in full before it is applied, and a batch is applied entirely or not at
 // all. API keys are 256-bit random secrets ([NewAPIKey]) of which only the
 // SHA-256 hash is stored; an admin flag on the key guards the
-// administration API. A key authenticates only while its subject is in the
+// administration API, which [Service.AdminHandler] can keep on a listener
+// of its own. A key authenticates only while its subject is in the
 // directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown

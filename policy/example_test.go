@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/securedeviceaccess/sda/policy"
@@ -92,4 +94,43 @@ func ExampleService_Issue() {
 	// Output:
 	// [ep:hvac-1] read-data 2030-01-01T11:00:00Z
 	// true true
+}
+
+// Serve the token endpoint and the trust anchors on one listener, and the
+// administration API on another, such as an internal interface.
+func ExampleService_AdminHandler() {
+	ctx := context.Background()
+	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	svc := &policy.Service{Store: policy.NewMemStore(), Signer: anchor}
+	secret, key, err := policy.NewAPIKey(nil, "admin-key", "admin", true, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	err = svc.Apply(ctx, policy.PutSubject(&policy.Subject{ID: "admin", Kind: policy.User}), policy.PutAPIKey(key))
+	if err != nil {
+		panic(err)
+	}
+
+	public := httptest.NewServer(svc.PublicHandler()) // where the technicians' apps reach it
+	defer public.Close()
+	admin := httptest.NewServer(svc.AdminHandler()) // on an internal address only
+	defer admin.Close()
+
+	for _, srv := range []struct{ name, url string }{{"public", public.URL}, {"admin", admin.URL}} {
+		for _, path := range []string{policy.TrustAnchorsPath, policy.AdminPathPrefix + "policies"} {
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.url+path, nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				panic(err)
+			}
+			resp.Body.Close()
+			fmt.Println(srv.name, path, resp.StatusCode)
+		}
+	}
+	// Output:
+	// public /v3/trust-anchors 200
+	// public /admin/v1/policies 404
+	// admin /v3/trust-anchors 404
+	// admin /admin/v1/policies 200
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// Paths served by [Service.ServeHTTP].
+// Paths of the HTTP API: [Service.PublicHandler] serves TokenPath and
+// TrustAnchorsPath, [Service.AdminHandler] the paths under AdminPathPrefix.
 const (
 	TokenPath        = "/ace-auth/token"
 	TrustAnchorsPath = "/v3/trust-anchors"
@@ -137,53 +138,11 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, requestID s
 	if he.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sda"`)
 	}
-	if he.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", allowedMethods(r.URL.Path))
-	}
 	fields := he.fields
 	if fields == nil {
 		fields = []FieldError{}
 	}
 	writeJSON(w, he.status, errorBody{Object: "error", Code: he.status, Type: he.typ, Message: he.msg, Fields: fields, RequestID: requestID})
-}
-
-func allowedMethods(path string) string {
-	switch {
-	case path == TokenPath:
-		return "POST"
-	case path == TrustAnchorsPath:
-		return "GET"
-	case path == AdminPathPrefix+"api-keys":
-		return "GET, POST"
-	case strings.HasPrefix(path, AdminPathPrefix+"api-keys/"):
-		return "GET, DELETE"
-	case strings.Count(strings.TrimPrefix(path, AdminPathPrefix), "/") == 0:
-		return "GET"
-	}
-	return "GET, PUT, DELETE"
-}
-
-// ServeHTTP serves the token endpoint (POST /ace-auth/token), the trust
-// anchor list (GET /v3/trust-anchors) and the administration API under
-// /admin/v1/. Every error is answered in the original service's JSON error
-// format; see docs/PROTOCOL.md, "Authorization service and policies".
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := newRequestID()
-	w.Header().Set("X-Request-Id", requestID)
-	var err error
-	switch p := r.URL.Path; {
-	case p == TokenPath:
-		err = s.serveToken(w, r, requestID)
-	case p == TrustAnchorsPath:
-		err = s.serveTrustAnchors(w, r)
-	case strings.HasPrefix(p, AdminPathPrefix):
-		err = s.serveAdmin(w, r, requestID)
-	default:
-		err = errPathNotFound
-	}
-	if err != nil {
-		s.writeError(w, r, requestID, err)
-	}
 }
 
 func (s *Service) authenticate(r *http.Request) (Principal, error) {
@@ -254,10 +213,8 @@ func decodeTokenRequest(body []byte) (*TokenRequest, error) {
 	return req, f.err()
 }
 
+// serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
-	if r.Method != http.MethodPost {
-		return errMethodNotAllow
-	}
 	p, err := s.authenticate(r)
 	if err != nil {
 		return err
@@ -303,10 +260,8 @@ type listJSON[T any] struct {
 	Limit      int    `json:"limit"`
 }
 
-func (s *Service) serveTrustAnchors(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return errMethodNotAllow
-	}
+// serveTrustAnchors answers GET (and HEAD) /v3/trust-anchors.
+func (s *Service) serveTrustAnchors(w http.ResponseWriter, r *http.Request, _ string) error {
 	if _, err := s.authenticate(r); err != nil {
 		return err
 	}

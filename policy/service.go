@@ -16,7 +16,9 @@ import (
 
 // Service is the authorization service: it authenticates callers, decides
 // token requests with the policies of its [Store] and mints tokens signed
-// by the trust anchor key. It serves HTTP (see [Service.ServeHTTP]) and
+// by the trust anchor key. It serves HTTP, the public endpoints
+// ([Service.PublicHandler]) and the administration API
+// ([Service.AdminHandler]) apart or together ([Service.ServeHTTP]), and
 // can be used directly through [Service.Issue].
 //
 // Fill in the fields, then use the Service; do not change them afterwards.
@@ -58,6 +60,9 @@ type Service struct {
 	issOnce sync.Once
 	iss     string
 	issErr  error
+
+	httpOnce sync.Once
+	http     *serviceHandlers
 
 	syncMu   sync.Mutex
 	engine   Engine

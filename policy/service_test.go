@@ -90,6 +90,11 @@ func (env *testEnv) tokenBody(aud []string, scope string) string {
 }
 
 func (env *testEnv) do(method, path, credential, body string, hdr ...string) *httptest.ResponseRecorder {
+	return env.doWith(env.svc, method, path, credential, body, hdr...)
+}
+
+// doWith sends a request to h, which is env.svc or one of its handlers.
+func (env *testEnv) doWith(h http.Handler, method, path, credential, body string, hdr ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	if credential != "" {
 		r.Header.Set("Authorization", "Bearer "+credential)
@@ -101,7 +106,7 @@ func (env *testEnv) do(method, path, credential, body string, hdr ...string) *ht
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
-	env.svc.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 	return w
 }
 

@@ -38,6 +38,12 @@ than in the DSN). The first line on stdout is
   listening on http://<host:port>
 audit events go to stderr. It shuts down gracefully on SIGINT or SIGTERM.
 
+With -admin-listen, the administration API is served on that address only,
+apart from the token endpoint and the trust anchors on -listen (each answers
+the other's paths with HTTP 404): keep it on loopback or an internal
+interface. The second line on stdout is then
+  administration API listening on http://<host:port>
+
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey
 creates the user subject and the administrator API key named by -admin
@@ -73,6 +79,7 @@ service's own: do not send it or edit it while the service runs.
 		keyFile := fs.String("key", "", "trust anchor private key `file` that signs tokens (required to serve)")
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		listen := fs.String("listen", "127.0.0.1:8080", "TCP `address` to listen on")
+		adminListen := fs.String("admin-listen", "", "TCP `address` of a listener of its own for the administration API, which -listen then does not serve")
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
 		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
@@ -130,49 +137,91 @@ service's own: do not send it or edit it while the service runs.
 			if err != nil {
 				return storeError(err)
 			}
-			var lc net.ListenConfig
-			l, err := lc.Listen(ctx, "tcp", *listen)
-			if err != nil {
-				return ioErr(err)
-			}
 			name, err := token.AnchorName(key.Public())
 			if err != nil {
-				l.Close()
 				return inputErr(err)
 			}
-			return e.serveHTTP(ctx, l, svc, name)
+			listeners := []httpListener{{addr: *listen, handler: svc}}
+			if *adminListen != "" {
+				listeners = []httpListener{
+					{addr: *listen, handler: svc.PublicHandler()},
+					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler()},
+				}
+			}
+			return e.serveHTTP(ctx, name, listeners)
 		}
 	},
 }
 
-// serveHTTP serves svc on l until ctx ends, then shuts down gracefully.
-func (e *env) serveHTTP(ctx context.Context, l net.Listener, svc http.Handler, anchorName string) error {
-	srv := &http.Server{
-		Handler:           svc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+// httpListener is an address the service listens on and what it serves there.
+type httpListener struct {
+	name    string // printed before "listening on"; empty for the first
+	addr    string
+	handler http.Handler
+	l       net.Listener
+}
+
+// serveHTTP listens on every address, prints one "listening on" line for
+// each, the first being "listening on http://host:port", and serves them
+// until ctx ends or one fails, then shuts all down gracefully. If an
+// address cannot be listened on, nothing is served.
+func (e *env) serveHTTP(ctx context.Context, anchorName string, listeners []httpListener) error {
+	var lc net.ListenConfig
+	for i := range listeners {
+		l, err := lc.Listen(ctx, "tcp", listeners[i].addr)
+		if err != nil {
+			for _, prev := range listeners[:i] {
+				prev.l.Close()
+			}
+			return ioErr(err)
+		}
+		listeners[i].l = l
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	fmt.Fprintf(e.stdout, "listening on http://%s\n", l.Addr())
+	servers := make([]*http.Server, len(listeners))
+	done := make(chan error, len(listeners))
+	for i, hl := range listeners {
+		servers[i] = &http.Server{
+			Handler:           hl.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		}
+		go func() { done <- servers[i].Serve(hl.l) }()
+	}
+	for _, hl := range listeners {
+		fmt.Fprintf(e.stdout, "%slistening on http://%s\n", hl.name, hl.l.Addr())
+	}
 	e.status("authorization service signing with anchor %s; stop with Ctrl-C", anchorName)
+	var failed error
+	running := len(servers)
 	select {
-	case err := <-done: // Serve failed before any shutdown
-		return ioErr(err)
+	case failed = <-done: // a Serve failed before any shutdown
+		running--
 	case <-ctx.Done():
+		e.status("shutting down")
 	}
-	e.status("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	var err error
+	for _, srv := range servers {
+		if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	for ; running > 0; running-- {
+		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+	}
+	if failed != nil {
+		return ioErr(failed)
 	}
 	if err != nil {
-		srv.Close()
+		for _, srv := range servers {
+			srv.Close()
+		}
 		return ioErr(fmt.Errorf("shutdown: %w", err))
 	}
 	e.status("stopped")

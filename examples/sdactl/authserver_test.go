@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +147,52 @@ func TestAuthServer(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "broken.json"), "{")
 	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
 }
+
+// TestAuthServerAdminListen: with -admin-listen the administration API is
+// served on its own listener and not on -listen, which serves the token
+// endpoint and the trust anchors only.
+func TestAuthServerAdminListen(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key", "-pub", "anchor.pem")
+	ok(t, dir, "keys", "generate", "-o", "tech.key")
+	adminSecret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
+
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
+	m := adminListeningRE.FindStringSubmatch(srv.waitLine(adminListeningRE.String()))
+	adminURL := m[1]
+	if adminURL == srv.addr {
+		t.Fatalf("the administration API is on the public address %s", adminURL)
+	}
+	(&admin{t: t, url: adminURL, secret: adminSecret}).seed(dir)
+	ok(t, dir, "token", "fetch", "-url", srv.addr, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
+		"-scope", "read-data", "-pop", "tech.key", "-anchor", "anchor.pem", "-timeout", "20s")
+
+	// Neither listener serves the other's paths.
+	(&admin{t: t, url: srv.addr, secret: adminSecret}).do("GET", "/admin/v1/policies/roof", nil, http.StatusNotFound)
+	(&admin{t: t, url: srv.addr, secret: adminSecret}).do("POST", "/admin/v1/api-keys", map[string]any{"id": "eve-key", "subject": "alice"}, http.StatusNotFound)
+	(&admin{t: t, url: adminURL, secret: adminSecret}).do("GET", "/v3/trust-anchors", nil, http.StatusNotFound)
+	r := expect(t, 3, dir, "", "token", "fetch", "-url", adminURL, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
+		"-scope", "read-data", "-pop", "tech.key", "-timeout", "20s")
+	wantContains(t, "token fetch from the administration listener", r.stderr, "not_found")
+
+	if code := srv.stop(); code != 0 {
+		t.Fatalf("authserver exit %d after SIGTERM; stderr:\n%s", code, srv.stderr.String())
+	}
+	wantContains(t, "authserver stderr", srv.stderr.String(), "sda.admin.create", "sda.token.issued", "stopped")
+
+	// An administration address in use: an I/O error before serving.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r = mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-admin-listen", l.Addr().String())
+	if r.code != exitIO {
+		t.Errorf("-admin-listen in use: exit %d, want %d\n%v", r.code, exitIO, r)
+	}
+}
+
+var adminListeningRE = regexp.MustCompile(`^administration API listening on (http://127\.0\.0\.1:\d+)$`)
 
 // TestAuthServerPostgresUnreachable: a database that cannot be reached is
 // an I/O error, reported within the connection timeout.

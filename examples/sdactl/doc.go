@@ -178,6 +178,10 @@
 //	sdactl token fetch: authorization service: client: token service answered HTTP 403 "access_denied": ...
 //	1
 //
+// With -admin-listen 127.0.0.1:8081 the administration API moves to that
+// address (the curl lines above then use it) and -listen keeps the token
+// endpoint and the trust anchors only.
+//
 // # Security considerations
 //
 // Private keys are never printed, and "keys generate -o -" is refused.

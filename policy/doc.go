@@ -1,7 +1,7 @@
 // Package policy is the authorization side of Secure Device Access: who may
 // do what to which devices, and the service that turns that into signed
 // access tokens. A device owner's authorization server uses it: start with
-// a [Service], given a [Store] ([NewMemStore], or package sqlstore for
+// a [Service], given a [Store] ([NewMemoryStore], or package sqlstore for
 // PostgreSQL) and the trust anchor's private key, fill it with [Service.Apply]
 // and serve it over HTTP ([Service.ServeHTTP]) or call [Service.Issue].
 // [Engine] decides token requests without a service.

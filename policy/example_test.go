@@ -101,7 +101,7 @@ func ExampleService_Issue() {
 func ExampleService_AdminHandler() {
 	ctx := context.Background()
 	anchor, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	svc := &policy.Service{Store: policy.NewMemStore(), Signer: anchor}
+	svc := &policy.Service{Store: policy.NewMemoryStore(), Signer: anchor}
 	secret, key, err := policy.NewAPIKey(nil, "admin-key", "admin", true, time.Now())
 	if err != nil {
 		panic(err)

@@ -65,7 +65,7 @@
 //
 // Degenerate keys are refused: a proof-of-possession key whose public half
 // is an Ed25519 point of small order (with which anyone could sign for it)
-// or an ECDSA point off its curve is refused by [TokenRequest.Validate] and
+// or an ECDSA point off its curve is refused by [token.AccessRequest.Validate] and
 // never written to a key file, and a [Session.DeviceKey] like it verifies
 // no response (token.ErrWeakKey, token.ErrUnsupportedKey).
 //

@@ -158,7 +158,7 @@ func ExampleTokenClient_Fetch() {
 		Credential: "s3cret",
 		Anchors:    anchors,
 	}
-	tok, err := c.Fetch(context.Background(), &client.TokenRequest{
+	tok, err := c.Fetch(context.Background(), &token.AccessRequest{
 		Audience: []string{"ep:hvac-1"},
 		Scope:    []string{"read-temperature", "set-temperature"},
 		Key:      pop.Public(),
@@ -169,7 +169,7 @@ func ExampleTokenClient_Fetch() {
 	fmt.Println(tok.Audience, tok.Scope, tok.Verified)
 
 	c.Credential = "wrong"
-	_, err = c.Fetch(context.Background(), &client.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-temperature"}, Key: pop.Public()})
+	_, err = c.Fetch(context.Background(), &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-temperature"}, Key: pop.Public()})
 	var se *client.ServiceError
 	if errors.As(err, &se) {
 		fmt.Println(se.StatusCode, se.Type)

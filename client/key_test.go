@@ -278,9 +278,9 @@ func TestDegenerateKeys(t *testing.T) {
 		"small order":   {weak.Public(), token.ErrWeakKey},
 		"off the curve": {offCurve, token.ErrUnsupportedKey},
 	} {
-		r := &TokenRequest{Audience: []string{"ep:a"}, Scope: []string{"read"}, Key: tc.key}
-		if err := r.Validate(); !errors.Is(err, ErrInvalid) || !errors.Is(err, tc.reason) {
-			t.Errorf("%s: TokenRequest.Validate: %v, want ErrInvalid and %v", name, err, tc.reason)
+		r := &token.AccessRequest{Audience: []string{"ep:a"}, Scope: []string{"read"}, Key: tc.key}
+		if err := r.Validate(); !errors.Is(err, token.ErrInvalid) || !errors.Is(err, tc.reason) {
+			t.Errorf("%s: token.AccessRequest.Validate: %v, want token.ErrInvalid and %v", name, err, tc.reason)
 		}
 	}
 }

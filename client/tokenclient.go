@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,14 +23,6 @@ import (
 // (docs/PROTOCOL.md section 9, "Token endpoint").
 const TokenPath = "/ace-auth/token"
 
-// Limits of a token request (docs/PROTOCOL.md section 11): they are checked before anything is
-// sent.
-const (
-	MaxRequestAudiences = 50 // aud entries
-	MaxAudienceChars    = 60 // characters after the prefix of one aud entry
-	MaxRequestScopes    = 20 // scope items; each is a valid operation name (token.ValidateName)
-)
-
 // MaxTokenResponseSize bounds the body of a token endpoint answer (success
 // or error) that the client reads.
 const MaxTokenResponseSize = 16 << 10
@@ -39,95 +30,6 @@ const MaxTokenResponseSize = 16 << 10
 // DefaultHTTPTimeout is the timeout of the HTTP client a [TokenClient] uses
 // when its HTTPClient field is nil.
 const DefaultHTTPTimeout = 30 * time.Second
-
-// audiencePrefixes are the prefixes an aud entry may start with.
-var audiencePrefixes = []string{token.PrefixEndpoint, token.PrefixDeviceID, token.PrefixLegacyEndpoint, token.PrefixLegacyDeviceID}
-
-// TokenRequest is what a technician asks the authorization service for.
-type TokenRequest struct {
-	// Audience names the devices: "ep:<endpoint name>" or "id:<device id>"
-	// (or the legacy "endpoint-name:" and "device-id:"), 1 to 50 entries,
-	// each with 1 to 60 characters of [A-Za-z0-9+/= -] after the prefix.
-	Audience []string
-	// Scope lists the operations, 1 to 20 names each matching
-	// ^[A-Za-z][A-Za-z0-9-]*$ with at most 60 characters. A service in
-	// the v1 profile refuses a scope that is a single one-character name
-	// (deployed devices refuse such a token); Validate, which cannot know
-	// the service's profile, accepts it.
-	Scope []string
-	// Key is the public half of the proof-of-possession key the token
-	// will be bound to (cnf).
-	Key crypto.PublicKey
-}
-
-// Validate checks the request against the limits of the token endpoint.
-// Errors match [ErrInvalid]; a refused key's error also matches
-// token.ErrUnsupportedKey (token.ErrWeakKey for a degenerate key).
-func (r *TokenRequest) Validate() error {
-	if r == nil {
-		return invalid("nil token request")
-	}
-	if len(r.Audience) == 0 || len(r.Audience) > MaxRequestAudiences {
-		return invalid("%d audience entries, want 1..%d", len(r.Audience), MaxRequestAudiences)
-	}
-	for i, a := range r.Audience {
-		if err := validateAudience(a); err != nil {
-			return invalid("audience entry %d: %v", i, err)
-		}
-		if i > 0 && contains(r.Audience[:i], a) {
-			return invalid("audience entry %q repeated", a)
-		}
-	}
-	if len(r.Scope) == 0 || len(r.Scope) > MaxRequestScopes {
-		return invalid("%d scope items, want 1..%d", len(r.Scope), MaxRequestScopes)
-	}
-	for i, s := range r.Scope {
-		if err := token.ValidateName(s); err != nil {
-			return invalid("scope item %d: %v", i, err)
-		}
-		if i > 0 && contains(r.Scope[:i], s) {
-			return invalid("scope item %q repeated", s)
-		}
-	}
-	if r.Key == nil {
-		return invalid("no proof-of-possession key")
-	}
-	if _, err := token.AlgorithmFor(r.Key); err != nil {
-		// The cause stays matchable: token.ErrUnsupportedKey, and
-		// token.ErrWeakKey for a degenerate key.
-		return fmt.Errorf("%w: proof-of-possession key: %w", ErrInvalid, err)
-	}
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func validateAudience(a string) error {
-	for _, p := range audiencePrefixes {
-		if !strings.HasPrefix(a, p) {
-			continue
-		}
-		v := a[len(p):]
-		if len(v) == 0 || len(v) > MaxAudienceChars {
-			return fmt.Errorf("%d characters after %q, want 1..%d", len(v), p, MaxAudienceChars)
-		}
-		for i := 0; i < len(v); i++ {
-			c := v[i]
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("+/= -", c) >= 0) {
-				return fmt.Errorf("invalid character %q at %d", c, len(p)+i)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%q has no known prefix (%s)", a, strings.Join(audiencePrefixes, ", "))
-}
 
 // TokenClient fetches access tokens from the token endpoint of an
 // authorization service (POST /ace-auth/token, docs/PROTOCOL.md section 9) with a bearer
@@ -170,9 +72,9 @@ type errorJSON struct {
 // before anything is sent ([ErrInvalid]). An error answer of the service is
 // a [*ServiceError]; a malformed success answer matches [ErrBadResponse]; a
 // token that is not the one asked for matches [ErrTokenMismatch].
-func (c *TokenClient) Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error) {
+func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*AccessToken, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	endpoint, err := c.endpoint()
 	if err != nil {
@@ -319,8 +221,8 @@ func decodeServiceError(status int, data []byte) error {
 	var j errorJSON
 	if len(data) <= MaxTokenResponseSize && json.Unmarshal(data, &j) == nil && j.Object == "error" {
 		e.Code, e.Type, e.Message, e.RequestID = j.Code, j.Type, j.Message, j.RequestID
-		if len(j.Fields) > MaxRequestAudiences+MaxRequestScopes+2 {
-			j.Fields = j.Fields[:MaxRequestAudiences+MaxRequestScopes+2]
+		if len(j.Fields) > token.MaxAudiences+token.MaxScopeItems+2 {
+			j.Fields = j.Fields[:token.MaxAudiences+token.MaxScopeItems+2]
 		}
 		e.Fields = j.Fields
 	}

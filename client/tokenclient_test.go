@@ -136,7 +136,7 @@ func TestFetchToken(t *testing.T) {
 	a, srv := newAuthServer(t)
 	pop := mustKey(t, KeyP256)
 	c := newTokenClient(a, srv)
-	req := &TokenRequest{Audience: []string{"ep:hvac-1", "id:0123456789abcdef0123456789abcdef"}, Scope: []string{"read-data", "configure"}, Key: pop.Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1", "id:0123456789abcdef0123456789abcdef"}, Scope: []string{"read-data", "configure"}, Key: pop.Public()}
 	tok, err := c.Fetch(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestFetchToken(t *testing.T) {
 // The client refuses a token that is not the one it asked for.
 func TestFetchTokenChecks(t *testing.T) {
 	pop := mustKey(t, KeyP256)
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
 	for _, tc := range []struct {
 		check string
 		setup func(a *authServer)
@@ -203,7 +203,7 @@ func TestFetchTokenChecks(t *testing.T) {
 
 func TestFetchTokenServiceErrors(t *testing.T) {
 	pop := mustKey(t, KeyP256)
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
 	t.Run("unauthorized", func(t *testing.T) {
 		a, srv := newAuthServer(t)
 		c := newTokenClient(a, srv)
@@ -295,7 +295,7 @@ func TestTokenRequestLimits(t *testing.T) {
 		return "ep:dev-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26)
 	}
 	op := func(i int) string { return "op" + string(rune('a'+i%26)) + strings.Repeat("z", i/26) }
-	ok := []*TokenRequest{
+	ok := []*token.AccessRequest{
 		{Audience: []string{"ep:a"}, Scope: []string{"a"}, Key: key},
 		{Audience: many(50, ep), Scope: many(20, op), Key: key},
 		{Audience: []string{"ep:" + strings.Repeat("A", 60), "id:abc+/= -Z9", "endpoint-name:x", "device-id:y"}, Scope: []string{"A" + strings.Repeat("b-9", 19) + "x2"}, Key: key},
@@ -305,7 +305,7 @@ func TestTokenRequestLimits(t *testing.T) {
 			t.Errorf("valid request %d: %v", i, err)
 		}
 	}
-	bad := map[string]*TokenRequest{
+	bad := map[string]*token.AccessRequest{
 		"no audience":       {Scope: []string{"a"}, Key: key},
 		"51 audiences":      {Audience: many(51, ep), Scope: []string{"a"}, Key: key},
 		"61 characters":     {Audience: []string{"ep:" + strings.Repeat("A", 61)}, Scope: []string{"a"}, Key: key},
@@ -326,7 +326,7 @@ func TestTokenRequestLimits(t *testing.T) {
 	a, srv := newAuthServer(t)
 	c := newTokenClient(a, srv)
 	for name, r := range bad {
-		if _, err := c.Fetch(context.Background(), r); !errors.Is(err, ErrInvalid) {
+		if _, err := c.Fetch(context.Background(), r); !errors.Is(err, ErrInvalid) || !errors.Is(err, token.ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 	}
@@ -336,7 +336,7 @@ func TestTokenRequestLimits(t *testing.T) {
 }
 
 func TestTokenClientConfig(t *testing.T) {
-	req := &TokenRequest{Audience: []string{"ep:a"}, Scope: []string{"a"}, Key: mustKey(t, KeyP256).Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:a"}, Scope: []string{"a"}, Key: mustKey(t, KeyP256).Public()}
 	for name, c := range map[string]*TokenClient{
 		"plain http":       {Endpoint: "http://auth.example.com/ace-auth/token", Credential: "x"},
 		"relative":         {Endpoint: "/ace-auth/token", Credential: "x"},
@@ -404,7 +404,7 @@ func TestFetchTokenRefusesInsecureRedirect(t *testing.T) {
 		return d.DialContext(ctx, network, addr)
 	}
 	c := &TokenClient{Endpoint: "https://example.com" + TokenPath, Credential: "s3cret", HTTPClient: &http.Client{Transport: tr}}
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: mustKey(t, KeyP256).Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: mustKey(t, KeyP256).Public()}
 	_, err := c.Fetch(context.Background(), req)
 	if n := leaked.Load(); n != 0 {
 		t.Fatalf("the bearer credential was sent over plain http %d times", n)
@@ -428,7 +428,7 @@ func TestFetchTokenGrantedUntilPast(t *testing.T) {
 		})
 		return http.StatusOK, string(b)
 	}
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}
 	tok, err := newTokenClient(a, srv).Fetch(context.Background(), req)
 	var ce *TokenCheckError
 	if !errors.As(err, &ce) || ce.Check != "expiry" || !errors.Is(err, ErrTokenMismatch) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // TokenProvider supplies the access token a [Session] presents. It is
@@ -16,7 +18,7 @@ type TokenProvider interface {
 
 // TokenFetcher fetches a new token for a request; [*TokenClient] is one.
 type TokenFetcher interface {
-	Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error)
+	Fetch(ctx context.Context, req *token.AccessRequest) (*AccessToken, error)
 }
 
 // StaticToken returns a TokenProvider that always supplies the token raw
@@ -52,7 +54,7 @@ type TokenSource struct {
 	// Fetcher fetches tokens, usually a *TokenClient. Required.
 	Fetcher TokenFetcher
 	// Request is what every fetch asks for.
-	Request TokenRequest
+	Request token.AccessRequest
 	// RefreshBefore is how long before expiry the token is replaced; zero
 	// means DefaultRefreshBefore. A token whose whole lifetime is shorter
 	// than twice this is replaced at half its lifetime instead.

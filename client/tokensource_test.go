@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // fakeClock is a settable clock.
@@ -37,7 +39,7 @@ type fakeFetcher struct {
 	gate     chan struct{} // when set, Fetch waits for it (or ctx)
 }
 
-func (f *fakeFetcher) Fetch(ctx context.Context, req *TokenRequest) (*AccessToken, error) {
+func (f *fakeFetcher) Fetch(ctx context.Context, req *token.AccessRequest) (*AccessToken, error) {
 	n := f.calls.Add(1)
 	if f.gate != nil {
 		select {
@@ -177,7 +179,9 @@ func TestTokenSourceInvalid(t *testing.T) {
 	}
 	s, f, _ := newSource(0, 0)
 	f.lifetime = 0
-	s.Fetcher = fetcherFunc(func(context.Context, *TokenRequest) (*AccessToken, error) { return &AccessToken{Raw: []byte{1}}, nil })
+	s.Fetcher = fetcherFunc(func(context.Context, *token.AccessRequest) (*AccessToken, error) {
+		return &AccessToken{Raw: []byte{1}}, nil
+	})
 	if _, err := s.Token(context.Background()); !errors.Is(err, ErrBadResponse) {
 		t.Errorf("token without expiry: %v", err)
 	}
@@ -190,15 +194,17 @@ func TestTokenSourceInvalid(t *testing.T) {
 	}
 }
 
-type fetcherFunc func(context.Context, *TokenRequest) (*AccessToken, error)
+type fetcherFunc func(context.Context, *token.AccessRequest) (*AccessToken, error)
 
-func (f fetcherFunc) Fetch(ctx context.Context, r *TokenRequest) (*AccessToken, error) { return f(ctx, r) }
+func (f fetcherFunc) Fetch(ctx context.Context, r *token.AccessRequest) (*AccessToken, error) {
+	return f(ctx, r)
+}
 
 // A TokenSource over a TokenClient: the whole acquisition path.
 func TestTokenSourceWithTokenClient(t *testing.T) {
 	a, srv := newAuthServer(t)
 	pop := mustKey(t, KeyP256)
-	s := &TokenSource{Fetcher: newTokenClient(a, srv), Request: TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}}
+	s := &TokenSource{Fetcher: newTokenClient(a, srv), Request: token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()}}
 	for range 3 {
 		if _, err := s.Token(context.Background()); err != nil {
 			t.Fatal(err)

@@ -187,7 +187,7 @@ func BenchmarkLoad(b *testing.B) {
 	})
 }
 
-func benchService(b *testing.B, n int) (*Service, *ecdsa.PrivateKey, *TokenRequest) {
+func benchService(b *testing.B, n int) (*Service, *ecdsa.PrivateKey, *token.AccessRequest) {
 	b.Helper()
 	anchor := mustKey(b, elliptic.P256())
 	pop := mustKey(b, elliptic.P256())
@@ -201,7 +201,7 @@ func benchService(b *testing.B, n int) (*Service, *ecdsa.PrivateKey, *TokenReque
 		store.st.apply(&prepared[i])
 	}
 	svc := &Service{Store: store, Signer: anchor}
-	return svc, anchor, &TokenRequest{Audience: []string{"ep:ep-0", "id:" + fmt.Sprintf("%032x", 1)}, Scope: "read op1", Key: &pop.PublicKey}
+	return svc, anchor, &token.AccessRequest{Audience: []string{"ep:ep-0", "id:" + fmt.Sprintf("%032x", 1)}, Scope: []string{"read", "op1"}, Key: &pop.PublicKey}
 }
 
 // BenchmarkIssue measures issuing a v1 token through the Go API (store

@@ -77,7 +77,7 @@ func ExampleService_Issue() {
 	if err != nil {
 		panic(err)
 	}
-	tok, err := svc.Issue(ctx, "alice", &policy.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read-data", Key: &pop.PublicKey})
+	tok, err := svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: &pop.PublicKey})
 	if err != nil {
 		panic(err)
 	}
@@ -89,7 +89,7 @@ func ExampleService_Issue() {
 	}
 	fmt.Println(claims.Audience, claims.Scope, claims.Expiry.Format(time.RFC3339))
 
-	_, err = svc.Issue(ctx, "alice", &policy.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read-data reboot", Key: &pop.PublicKey})
+	_, err = svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data", "reboot"}, Key: &pop.PublicKey})
 	fmt.Println(errors.Is(err, policy.ErrDenied), errors.Is(err, policy.ErrNoAllowPolicy))
 	// Output:
 	// [ep:hvac-1] read-data 2030-01-01T11:00:00Z

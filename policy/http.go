@@ -182,7 +182,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // decodeTokenRequest decodes the JSON body of a token request strictly
 // (unknown fields, trailing data and wrong types are rejected) and parses
 // the cnf key. Audience and scope limits are checked by [Service.Issue].
-func decodeTokenRequest(body []byte) (*TokenRequest, error) {
+func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 	var j wire.TokenRequest
 	if len(body) > maxTokenBodyBytes {
 		return nil, errTooLarge
@@ -194,7 +194,7 @@ func decodeTokenRequest(body []byte) (*TokenRequest, error) {
 	if j.GrantType != "client_credentials" {
 		f.add("grant_type", "must be %q", "client_credentials")
 	}
-	req := &TokenRequest{Audience: j.Aud, Scope: j.Scope}
+	req := &token.AccessRequest{Audience: j.Aud, Scope: strings.Split(j.Scope, " ")}
 	switch {
 	case j.Cnf == "":
 		f.add("cnf", "a PEM public key is required")

@@ -39,11 +39,11 @@ const AllOperations = token.AllOperations
 // subjects. A policy applies to a request at time t when its Status is
 // [Active] and ValidFrom <= t < ValidUntil (a zero bound is open).
 type Policy struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	Description string `json:"description,omitempty"`
+	ID          string     `json:"id"`
+	Name        string     `json:"name,omitempty"`
+	Description string     `json:"description,omitempty"`
 	Status      Activation `json:"status"`
-	Effect      Effect `json:"effect"`
+	Effect      Effect     `json:"effect"`
 
 	// ValidFrom and ValidUntil bound when the policy applies; zero means unbounded.
 	// A token's expiry never goes past the ValidUntil of the allow policies used.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -202,20 +203,6 @@ func writeError(err error) error {
 	return fmt.Errorf("%w: store: %w", ErrUnavailable, err)
 }
 
-// TokenRequest is a request for an access token.
-type TokenRequest struct {
-	// Audience names the devices ("ep:<endpoint name>", "id:<device id>";
-	// legacy "endpoint-name:", "device-id:"), 1 to [MaxAudiences] entries.
-	Audience []string
-	// Scope is the text form of the requested operations: 1 to
-	// [MaxOperations] names separated by single spaces. In the v1 profile
-	// a single one-character name is refused ([token.MinV1ScopeLength]).
-	Scope string
-	// Key is the technician's proof-of-possession public key (cnf). The v1
-	// profile needs an ECDSA P-256 key.
-	Key crypto.PublicKey
-}
-
 // IssuedToken is a minted access token.
 type IssuedToken struct {
 	// Token is the encoded token, 61(18(COSE_Sign1)).
@@ -231,17 +218,23 @@ type IssuedToken struct {
 // A denial is an error matching [ErrDenied] (a *[DeniedError]); a malformed
 // request matches [ErrInvalid] (a *[ValidationError] naming the JSON fields
 // of the HTTP request). Every outcome is logged as an audit event.
-func (s *Service) Issue(ctx context.Context, subject string, req *TokenRequest) (*IssuedToken, error) {
+func (s *Service) Issue(ctx context.Context, subject string, req *token.AccessRequest) (*IssuedToken, error) {
 	return s.issue(ctx, subject, req, "")
 }
 
-func (s *Service) issue(ctx context.Context, subject string, req *TokenRequest, requestID string) (tok *IssuedToken, err error) {
+func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRequest, requestID string) (tok *IssuedToken, err error) {
 	now := s.now()
 	var dec *Decision
 	defer func() { s.audit(ctx, subject, req, tok, dec, err, requestID) }()
 
 	var f fieldErrs
-	scope, serr := token.ParseScope(req.Scope)
+	// The scope is decided in its text form, as the HTTP API receives it:
+	// the names separated by single spaces (a name with a space in it is
+	// refused, not split).
+	scope, serr := token.ParseScope(strings.Join(req.Scope, " "))
+	if serr == nil && slices.ContainsFunc(req.Scope, func(n string) bool { return strings.Contains(n, " ") }) {
+		serr = errors.New("an operation name with a space")
+	}
 	switch {
 	case serr != nil:
 		f.add("scope", "1 to %d operation names separated by single spaces, each matching ^[A-Za-z][A-Za-z0-9-]*$ and at most %d characters", MaxOperations, MaxOperationNameLen)
@@ -330,7 +323,7 @@ func cnfKeyError(err error) error {
 	return errors.New("unsupported or invalid public key")
 }
 
-func (s *Service) claims(subject string, req *TokenRequest, dec *Decision, now time.Time) (*token.Claims, error) {
+func (s *Service) claims(subject string, req *token.AccessRequest, dec *Decision, now time.Time) (*token.Claims, error) {
 	perms := make([]token.Permission, 0, len(dec.Grants))
 	for _, g := range dec.Grants {
 		if g.Alternatives == nil {
@@ -414,7 +407,7 @@ func (v ArgValue) token() token.Arg {
 }
 
 // audit logs the outcome of a token request.
-func (s *Service) audit(ctx context.Context, subject string, req *TokenRequest, tok *IssuedToken, dec *Decision, err error, requestID string) {
+func (s *Service) audit(ctx context.Context, subject string, req *token.AccessRequest, tok *IssuedToken, dec *Decision, err error, requestID string) {
 	l := s.logger()
 	level := slog.LevelInfo
 	if err != nil {
@@ -426,7 +419,7 @@ func (s *Service) audit(ctx context.Context, subject string, req *TokenRequest, 
 	attrs := []slog.Attr{
 		slog.String("subject", subject),
 		slog.Any("aud", req.Audience),
-		slog.String("scope", req.Scope),
+		slog.String("scope", strings.Join(req.Scope, " ")),
 	}
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))

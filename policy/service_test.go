@@ -211,7 +211,7 @@ func TestV1OneCharacterScope(t *testing.T) {
 				if e.Type != errTypeValidation || !slices.ContainsFunc(e.Fields, func(f FieldError) bool { return f.Name == "scope" }) {
 					t.Errorf("scope %q: %+v, want validation_error on scope", scope, e)
 				}
-				_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: scope, Key: &env.pop.PublicKey})
+				_, err := env.svc.Issue(context.Background(), "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: strings.Split(scope, " "), Key: &env.pop.PublicKey})
 				var ve *ValidationError
 				if !errors.Is(err, ErrInvalid) || !errors.As(err, &ve) {
 					t.Errorf("Issue with scope %q: %v, want a *ValidationError", scope, err)
@@ -228,7 +228,7 @@ func TestV1OneCharacterScope(t *testing.T) {
 // its verified claims.
 func (env *testEnv) issueClaims(t *testing.T, scope string) *token.Claims {
 	t.Helper()
-	got, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: scope, Key: &env.pop.PublicKey})
+	got, err := env.svc.Issue(context.Background(), "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: strings.Split(scope, " "), Key: &env.pop.PublicKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestIssueV2StructuredScope(t *testing.T) {
 
 	// The same request in v1 is denied: the constraint cannot be carried.
 	env.svc.Profile = token.ProfileV1
-	_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read set-temp", Key: &env.pop.PublicKey})
+	_, err := env.svc.Issue(context.Background(), "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read", "set-temp"}, Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrDenied) || !errors.Is(err, ErrStructuredScopeRequired) {
 		t.Errorf("v1: %v, want ErrStructuredScopeRequired", err)
 	}
@@ -272,15 +272,17 @@ func TestIssueErrors(t *testing.T) {
 	p384 := mustKey(t, elliptic.P384())
 	ctx := context.Background()
 	for name, tc := range map[string]struct {
-		req  *TokenRequest
+		req  *token.AccessRequest
 		want error
 	}{
-		"no key":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read"}, ErrInvalid},
-		"p384 in v1":  {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &p384.PublicKey}, ErrInvalid},
-		"rsa-ish key": {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: "not a key"}, ErrInvalid},
-		"no point":    {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &ecdsa.PublicKey{Curve: elliptic.P256()}}, ErrInvalid},
-		"bad scope":   {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read  write", Key: &env.pop.PublicKey}, ErrInvalid},
-		"denied":      {&TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "write", Key: &env.pop.PublicKey}, ErrNoAllowPolicy},
+		"no key":      {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}}, ErrInvalid},
+		"p384 in v1":  {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &p384.PublicKey}, ErrInvalid},
+		"rsa-ish key": {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: "not a key"}, ErrInvalid},
+		"no point":    {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &ecdsa.PublicKey{Curve: elliptic.P256()}}, ErrInvalid},
+		"bad scope":   {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read", "", "write"}, Key: &env.pop.PublicKey}, ErrInvalid},
+		"spaced name": {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read write"}, Key: &env.pop.PublicKey}, ErrInvalid},
+		"no scope":    {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Key: &env.pop.PublicKey}, ErrInvalid},
+		"denied":      {&token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"write"}, Key: &env.pop.PublicKey}, ErrNoAllowPolicy},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := env.svc.Issue(ctx, "alice", tc.req)
@@ -292,7 +294,7 @@ func TestIssueErrors(t *testing.T) {
 	// A point off the curve is rejected.
 	//lint:ignore SA1019 building an invalid key on purpose needs the raw coordinates
 	bad := &ecdsa.PublicKey{Curve: elliptic.P256(), X: env.pop.X, Y: new(bigInt).Add(env.pop.Y, oneInt)}
-	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: bad}); !errors.Is(err, ErrInvalid) {
+	if _, err := env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: bad}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("off-curve key: %v", err)
 	}
 	if !strings.Contains(env.audit.String(), `"msg":"sda.token.denied"`) {
@@ -323,7 +325,7 @@ func TestDegenerateCnfKey(t *testing.T) {
 			if e.Type != errTypeValidation || !slices.ContainsFunc(e.Fields, func(f FieldError) bool { return f.Name == "cnf" }) {
 				t.Errorf("%+v, want validation_error on cnf", e)
 			}
-			_, err := env.svc.Issue(context.Background(), "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: key})
+			_, err := env.svc.Issue(context.Background(), "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: key})
 			var ve *ValidationError
 			if !errors.Is(err, ErrInvalid) || !errors.As(err, &ve) || !slices.ContainsFunc(ve.Fields, func(f FieldError) bool { return f.Name == "cnf" }) {
 				t.Errorf("Issue: %v, want a validation error on cnf", err)
@@ -680,7 +682,7 @@ func TestApplyReportsTheCommitNotTheReadBack(t *testing.T) {
 	if err := env.svc.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &env.pop.PublicKey}
 	if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, ErrDenied) {
 		t.Fatalf("Issue before the policy: %v", err)
 	}
@@ -875,7 +877,7 @@ func TestServiceFollowsTheStore(t *testing.T) {
 			}
 			check := func(aud string, want error) {
 				t.Helper()
-				req := &TokenRequest{Audience: []string{aud}, Scope: "read", Key: &env.pop.PublicKey}
+				req := &token.AccessRequest{Audience: []string{aud}, Scope: []string{"read"}, Key: &env.pop.PublicKey}
 				if _, err := env.svc.Issue(ctx, "alice", req); !errors.Is(err, want) || (want == nil) != (err == nil) {
 					t.Fatalf("Issue for %s after %d writes: %v, want %v", aud, writes, err, want)
 				}
@@ -920,7 +922,7 @@ func TestMaxStaleness(t *testing.T) {
 	clock := t0
 	env.svc.monotonic = func() time.Time { return clock }
 	other := &Service{Store: env.store, Signer: env.anchor}
-	req := &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &env.pop.PublicKey}
 	issue := func() error {
 		_, err := env.svc.Issue(ctx, "alice", req)
 		return err
@@ -1066,14 +1068,14 @@ func TestAuditEvents(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	_, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "write", Key: &env.pop.PublicKey})
+	_, err := env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-2"}, Scope: []string{"write"}, Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrNoAllowPolicy) {
 		t.Fatalf("Issue: %v", err)
 	}
 	want(last(), map[string]any{"msg": "sda.token.denied", "denied_audience": "ep:hvac-2", "denied_operation": "write"}, "deny_policy", "request_id")
 
 	// A malformed request is denied before any decision.
-	_, err = env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-2"}, Scope: "9", Key: &env.pop.PublicKey})
+	_, err = env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-2"}, Scope: []string{"9"}, Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -1082,10 +1084,10 @@ func TestAuditEvents(t *testing.T) {
 	// A logger that keeps warnings only.
 	warn := new(bytes.Buffer)
 	env.svc.Logger = slog.New(slog.NewJSONHandler(warn, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &env.pop.PublicKey}); err != nil {
+	if _, err := env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &env.pop.PublicKey}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.svc.Issue(ctx, "alice", &TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "reboot", Key: &env.pop.PublicKey}); !errors.Is(err, ErrDenyPolicy) {
+	if _, err := env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"reboot"}, Key: &env.pop.PublicKey}); !errors.Is(err, ErrDenyPolicy) {
 		t.Fatal(err)
 	}
 	if ev := auditEvents(t, warn); len(ev) != 1 || ev[0]["msg"] != "sda.token.denied" {

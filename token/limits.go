@@ -9,9 +9,13 @@ const (
 	MaxSetValues      = 16 // values in one OneOf constraint
 	MaxArgs           = 16 // arguments in one operation
 	MaxArgBytes       = 1024
-	MaxAudiences      = 50   // entries in aud
-	MaxAudienceLength = 80   // bytes in one aud entry (a prefix plus at most 60 characters)
-	MaxTokenSize      = 1536 // bytes of an encoded access token
+	MaxAudiences      = 50 // entries in aud
+	MaxAudienceLength = 80 // bytes in one aud entry (a prefix plus at most 60 characters)
+
+	// MaxAudienceValueLength is the most characters after the prefix of
+	// an aud entry in an [AccessRequest].
+	MaxAudienceValueLength = 60
+	MaxTokenSize           = 1536 // bytes of an encoded access token
 
 	// MinV1ScopeLength is the shortest text scope, in bytes, that [Issue]
 	// puts in an SDA v1 token: deployed devices refuse a token whose scope

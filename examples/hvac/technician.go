@@ -48,7 +48,7 @@ func (t *technician) tokenSource(url string, aud []string, scope []string, ancho
 			HTTPClient: newHTTPClient(),
 			Anchors:    anchors,
 		},
-		Request: client.TokenRequest{Audience: aud, Scope: scope, Key: t.key.Public()},
+		Request: token.AccessRequest{Audience: aud, Scope: scope, Key: t.key.Public()},
 	}
 }
 

@@ -90,7 +90,7 @@ Example:
 				NextNonce:    *nextNonce,
 				IdleTimeout:  *idle,
 				FrameTimeout: *frame,
-				OnOutcome:   func(d device.Outcome) { out.line(decisionLine(e.now(), &d)) },
+				OnOutcome:    func(d device.Outcome) { out.line(decisionLine(e.now(), &d)) },
 				OnDrop:       func(d device.Drop) { out.line(dropLine(e.now(), &d)) },
 			})
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/securedeviceaccess/sda/client"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 var tokenFetchCmd = &command{
@@ -85,7 +86,7 @@ Example:
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
 			e.status("asking %s for a token", endpoint)
-			tok, err := tc.Fetch(ctx, &client.TokenRequest{Audience: aud, Scope: strings.Fields(*scope), Key: popKey})
+			tok, err := tc.Fetch(ctx, &token.AccessRequest{Audience: aud, Scope: strings.Fields(*scope), Key: popKey})
 			if err != nil {
 				return fetchError(err)
 			}

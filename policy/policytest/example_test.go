@@ -23,7 +23,7 @@ import (
 func readData(ctx context.Context, tokenURL, credential string, key crypto.Signer, aud string, conn transport.Conn) (string, error) {
 	tokens := &client.TokenSource{
 		Fetcher: &client.TokenClient{Endpoint: tokenURL, Credential: credential},
-		Request: client.TokenRequest{Audience: []string{aud}, Scope: []string{"read-data"}, Key: key.Public()},
+		Request: token.AccessRequest{Audience: []string{aud}, Scope: []string{"read-data"}, Key: key.Public()},
 	}
 	s := &client.Session{Conn: conn, Key: key, Tokens: tokens, Timeout: 10 * time.Second}
 	res, err := s.Do(ctx, token.Operation{Name: "read-data"})

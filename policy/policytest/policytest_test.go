@@ -29,7 +29,7 @@ func fetch(t *testing.T, srv *policytest.Server, credential, aud, scope string) 
 	tc := &client.TokenClient{Endpoint: srv.TokenURL(), Credential: credential, Anchors: srv.Issuer.Store(t), HTTPClient: srv.Client()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return tc.Fetch(ctx, &client.TokenRequest{Audience: []string{aud}, Scope: strings.Fields(scope), Key: key.Public()})
+	return tc.Fetch(ctx, &token.AccessRequest{Audience: []string{aud}, Scope: strings.Fields(scope), Key: key.Public()})
 }
 
 func wantDenied(t *testing.T, err error) {

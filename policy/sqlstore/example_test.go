@@ -16,6 +16,7 @@ import (
 
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/policy/sqlstore"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // An authorization service keeping its policies in PostgreSQL. Every
@@ -55,7 +56,7 @@ func ExampleOpen() {
 	}
 
 	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the technician's
-	tok, err := svc.Issue(ctx, "alice", &policy.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read-data", Key: pop.Public()})
+	tok, err := svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read-data"}, Key: pop.Public()})
 	if err != nil {
 		log.Fatal(err)
 	}

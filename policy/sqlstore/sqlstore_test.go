@@ -290,7 +290,7 @@ func TestTwoServicesShareOneDatabase(t *testing.T) {
 	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	a := &policy.Service{Store: s1, Signer: anchor}
 	b := &policy.Service{Store: s2, Signer: anchor}
-	req := &policy.TokenRequest{Audience: []string{"ep:hvac-1"}, Scope: "read", Key: &pop.PublicKey}
+	req := &token.AccessRequest{Audience: []string{"ep:hvac-1"}, Scope: []string{"read"}, Key: &pop.PublicKey}
 
 	if err := a.Apply(ctx,
 		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User}),
@@ -403,7 +403,7 @@ func TestServiceFollowsMovedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	issue := func(aud string) error {
-		_, err := svc.Issue(ctx, "alice", &policy.TokenRequest{Audience: []string{aud}, Scope: "read", Key: &pop.PublicKey})
+		_, err := svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{aud}, Scope: []string{"read"}, Key: &pop.PublicKey})
 		return err
 	}
 

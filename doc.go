@@ -46,6 +46,22 @@
 //	transport/         moving opaque messages: framing, fragmentation, pipes
 //	internal/          strict CBOR (internal/codec), the envelope (internal/wire)
 //
+// # Conventions
+//
+// Constructors follow one rule. New* builds a value in memory and does no
+// I/O (device.New, trust.NewMemoryStore, policy.NewMemoryStore). Open*
+// opens a local resource that answers at once, a file, a directory or a
+// serial port, and takes no context (trust.OpenFileStore,
+// policy.OpenFileStore, device.OpenFileState, serial.Open). Whatever may wait
+// on a peer, a network or a database takes a context.Context first
+// (transport.Dial, transport.Listen, serial.Dial, sqlstore.Open,
+// client.TokenClient.Fetch, client.Session.Do). Optional settings are a
+// pointer to an Options struct whose nil value means the defaults.
+//
+// Errors are typed: every package has sentinel errors to test with
+// errors.Is and error structs to read with errors.As, and bad input never
+// panics.
+//
 // The wire formats are specified in docs/PROTOCOL.md: SDA v1, byte-compatible
 // with the deployed Pelion/Izuma Secure Device Access protocol, and the v2
 // extensions.

@@ -86,7 +86,7 @@ func TestResponseSizeBoundary(t *testing.T) {
 func TestFileStateValueBoundary(t *testing.T) {
 	const max = 1 << 20
 	dir := t.TempDir()
-	s, err := device.NewFileState(dir)
+	s, err := device.OpenFileState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestFileStateValueBoundary(t *testing.T) {
 
 // FileState keys are 1 to 64 characters of a-z, 0-9 and '-'.
 func TestFileStateKeys(t *testing.T) {
-	s, err := device.NewFileState(t.TempDir())
+	s, err := device.OpenFileState(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

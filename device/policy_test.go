@@ -106,7 +106,7 @@ func TestTrustedClockCannotBeRolledBack(t *testing.T) {
 }
 
 func TestClocklessLowerBoundPersistsAcrossRestarts(t *testing.T) {
-	state, err := device.NewFileState(t.TempDir())
+	state, err := device.OpenFileState(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestCorruptStateStopsTheDevice(t *testing.T) {
 
 func TestFileState(t *testing.T) {
 	dir := t.TempDir()
-	s, err := device.NewFileState(dir)
+	s, err := device.OpenFileState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestFileState(t *testing.T) {
 			t.Errorf("key %q: %v", bad, err)
 		}
 	}
-	s2, _ := device.NewFileState(dir)
+	s2, _ := device.OpenFileState(dir)
 	if got, _ := s2.Load("time-floor"); string(got) != "two" {
 		t.Fatalf("reopened: %q", got)
 	}

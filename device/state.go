@@ -94,7 +94,7 @@ func (s *MemoryState) Store(key string, value []byte) error {
 // the key's file and syncs the directory, so a crash leaves the old or the
 // new value.
 //
-// One process owns the directory: [NewFileState] removes the temporary
+// One process owns the directory: [OpenFileState] removes the temporary
 // files a crash left behind, which would make a write in progress in
 // another process fail.
 type FileState struct {
@@ -102,11 +102,11 @@ type FileState struct {
 	mu  sync.Mutex // serialises writes of the same key
 }
 
-// NewFileState returns a FileState in dir, creating the directory (mode
+// OpenFileState opens the FileState in dir, creating the directory (mode
 // 0700) if needed, and removes the temporary files that writes interrupted
 // by a crash or a power loss left there, so that they do not pile up on
 // the device's flash.
-func NewFileState(dir string) (*FileState, error) {
+func OpenFileState(dir string) (*FileState, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrState, err)
 	}

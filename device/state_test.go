@@ -34,7 +34,7 @@ func TestEmptyStateStopsTheDevice(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, key), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st, err := device.NewFileState(dir)
+			st, err := device.OpenFileState(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestRevocationListHoldsItsMaximum(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "revocations"), worstCaseRevocations(max-1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := device.NewFileState(dir)
+	st, err := device.OpenFileState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func FuzzRevocationState(f *testing.F) {
 	})
 }
 
-// NewFileState removes the temporary files that writes a crash interrupted
+// OpenFileState removes the temporary files that writes a crash interrupted
 // left behind, and only those.
 func TestFileStateRemovesStaleTemporaries(t *testing.T) {
 	dir := t.TempDir()
@@ -229,7 +229,7 @@ func TestFileStateRemovesStaleTemporaries(t *testing.T) {
 	}
 	unrelated := []string{"notes", ".revocations.12a.tmp", ".revocations..tmp", "revocations.123.tmp", ".Bad_Key.123.tmp", ".revocations.123.tmp.keep"}
 	atomicfiletest.Unrelated(t, dir, unrelated...)
-	st, err := device.NewFileState(dir)
+	st, err := device.OpenFileState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

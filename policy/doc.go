@@ -1,10 +1,12 @@
 // Package policy is the authorization side of Secure Device Access: who may
 // do what to which devices, and the service that turns that into signed
 // access tokens. A device owner's authorization server uses it: start with
-// a [Service], given a [Store] ([NewMemoryStore], or package sqlstore for
-// PostgreSQL) and the trust anchor's private key, fill it with [Service.Apply]
-// and serve it over HTTP ([Service.ServeHTTP]) or call [Service.Issue].
-// [Engine] decides token requests without a service.
+// a [Service], given a [Store] ([OpenFileStore], [NewMemoryStore], or
+// package sqlstore for PostgreSQL) and the trust anchor's private key, fill
+// it with [Service.Apply] and serve it over HTTP ([Service.PublicHandler]
+// for technicians, [Service.AdminHandler] for the owner's tools, or both
+// with [Service.ServeHTTP]) or call [Service.Issue]. [Engine] decides token
+// requests without a service.
 //
 // A [Policy] names subjects (users, groups, applications), operations (by
 // name, or [AllOperations]; in the v2 profile with [ArgConstraint]s on

@@ -294,17 +294,6 @@ func isHex32(s string) bool {
 	return true
 }
 
-// Identity returns the device's identity.
-func (a *Agent) Identity() token.Identity { return a.identity }
-
-// OutstandingNonces returns the number of nonces currently held (at most
-// Config.MaxNonces).
-func (a *Agent) OutstandingNonces() int { return a.nonces.outstanding() }
-
-// TimeLowerBound returns the device's lower bound of time (the newest
-// verified issue time seen, or Config.MinTime), or the zero time.
-func (a *Agent) TimeLowerBound() time.Time { return a.clock.lowerBound() }
-
 // Process answers one request (the bytes of a technician -> device
 // envelope) with the bytes of a response. It is the transport-agnostic core
 // of the agent: it always returns a well-formed response (docs/PROTOCOL.md section 3) and never

@@ -15,9 +15,9 @@ type Request struct {
 	// Subject is the authenticated subject id.
 	Subject string
 	// Audience names the devices: "ep:<endpoint name>" or "id:<device id>"
-	// (legacy "endpoint-name:" and "device-id:"), 1 to [MaxAudiences] entries.
+	// (legacy "endpoint-name:" and "device-id:"), 1 to [token.MaxAudiences] entries.
 	Audience []string
-	// Operations names the operations, 1 to [MaxOperations].
+	// Operations names the operations, 1 to [token.MaxScopeItems].
 	Operations []string
 	// Time is the time of the decision; it must be set.
 	Time time.Time
@@ -121,8 +121,8 @@ func validateRequest(r *Request) (devKeys, ops []string, auds []string, err erro
 	if r.Time.IsZero() {
 		f.add("time", "required")
 	}
-	if len(r.Audience) == 0 || len(r.Audience) > MaxAudiences {
-		f.add("aud", "1 to %d entries", MaxAudiences)
+	if len(r.Audience) == 0 || len(r.Audience) > token.MaxAudiences {
+		f.add("aud", "1 to %d entries", token.MaxAudiences)
 	} else {
 		seen := make(map[string]bool, len(r.Audience))
 		for i, a := range r.Audience {
@@ -138,8 +138,8 @@ func validateRequest(r *Request) (devKeys, ops []string, auds []string, err erro
 			}
 		}
 	}
-	if len(r.Operations) == 0 || len(r.Operations) > MaxOperations {
-		f.add("scope", "1 to %d operations", MaxOperations)
+	if len(r.Operations) == 0 || len(r.Operations) > token.MaxScopeItems {
+		f.add("scope", "1 to %d operations", token.MaxScopeItems)
 	} else {
 		for i, o := range r.Operations {
 			checkOperationName(&f, fmt.Sprintf("scope[%d]", i), o)

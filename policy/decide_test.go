@@ -596,11 +596,11 @@ func TestDecideInvalidRequest(t *testing.T) {
 	if err := e.Apply(testDirectory()...); err != nil {
 		t.Fatal(err)
 	}
-	long := make([]string, MaxAudiences+1)
+	long := make([]string, token.MaxAudiences+1)
 	for i := range long {
 		long[i] = "ep:hvac-1"
 	}
-	tooMany := make([]string, MaxOperations+1)
+	tooMany := make([]string, token.MaxScopeItems+1)
 	for i := range tooMany {
 		tooMany[i] = "read"
 	}

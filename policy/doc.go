@@ -9,7 +9,7 @@
 // requests without a service.
 //
 // A [Policy] names subjects (users, groups, applications), operations (by
-// name, or [AllOperations]; in the v2 profile with [ArgConstraint]s on
+// name, or [AllOperations]; in the v2 profile with [ArgConstraint] values that bound
 // their arguments), devices (a [DeviceSelector]: all, by device id, by
 // endpoint name, or by custom attribute values), a token lifetime, a
 // validity window, a status and an [Effect]. The directories map each

@@ -458,9 +458,9 @@ func prepareSnapshot(s *Snapshot) ([]Change, error) {
 	return out, nil
 }
 
-// Policy returns a copy of the policy with the given id, or an error
+// lookupPolicy returns a copy of the policy with the given id, or an error
 // matching [ErrNotFound].
-func (e *Engine) Policy(id string) (*Policy, error) {
+func (e *Engine) lookupPolicy(id string) (*Policy, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.st != nil {

@@ -301,7 +301,7 @@ func TestEngineSnapshotSorted(t *testing.T) {
 // shares nothing with the policy applied or with other copies.
 func TestEnginePolicy(t *testing.T) {
 	var zero Engine
-	if _, err := zero.Policy("p1"); !errors.Is(err, ErrNotFound) {
+	if _, err := zero.lookupPolicy("p1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("zero Engine: %v, want ErrNotFound", err)
 	}
 	var e Engine
@@ -316,7 +316,7 @@ func TestEnginePolicy(t *testing.T) {
 	p.Devices.Attributes["site"][0] = "basement"
 	p.Devices.Attributes["model"] = []string{"x"}
 	p.Operations[1].Constraints[0].Range[1] = 99
-	got, err := e.Policy("p1")
+	got, err := e.lookupPolicy("p1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,10 +326,10 @@ func TestEnginePolicy(t *testing.T) {
 	// Nor does changing a copy.
 	got.Devices.Attributes["site"] = nil
 	got.Subjects.Users[0] = "mallory"
-	if again, _ := e.Policy("p1"); !cmp.Equal(want, again) {
+	if again, _ := e.lookupPolicy("p1"); !cmp.Equal(want, again) {
 		t.Errorf("stored policy changed through a copy: %+v", again)
 	}
-	if _, err := e.Policy("p2"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.lookupPolicy("p2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown policy: %v, want ErrNotFound", err)
 	}
 }

@@ -7,21 +7,17 @@ import (
 )
 
 // Limits on records and requests. They bound the memory and work that one
-// record or request can cost; the token request limits are those of the
-// original service (docs/PROTOCOL.md section 9, "Token endpoint").
+// record or request can cost. A token request is held to the limits that
+// [token.AccessRequest.Validate] checks, those of the original service
+// (docs/PROTOCOL.md section 9, "Token endpoint"): [token.MaxAudiences]
+// audience entries of at most [token.MaxAudienceValueLength] characters
+// after the prefix, [token.MaxScopeItems] operations named by at most
+// [token.MaxNameLength] characters; an operation name in a policy rule has
+// the same bound.
 const (
 	// MinTokenLifetime and MaxTokenLifetime bound [Policy].TokenLifetime.
 	MinTokenLifetime = time.Hour
 	MaxTokenLifetime = 999 * 24 * time.Hour
-
-	// MaxAudiences is the most audience entries one token request may name.
-	MaxAudiences = 50
-	// MaxAudienceValueLen is the longest device identity after the audience prefix.
-	MaxAudienceValueLen = 60
-	// MaxOperations is the most operations one token request may name.
-	MaxOperations = 20
-	// MaxOperationNameLen is the longest operation name.
-	MaxOperationNameLen = 60
 
 	maxIDLen           = 128
 	maxNameLen         = 256

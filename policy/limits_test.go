@@ -112,7 +112,7 @@ func TestLimits(t *testing.T) {
 			policy(fixed("devices.endpoint_names"), func(p *Policy, n int) { p.Devices = DeviceSelector{EndpointNames: names("ep-", n)} })},
 		{"operation rules per policy", []int{1, maxRules}, []int{0, maxRules + 1},
 			policy(fixed("operations"), func(p *Policy, n int) { ops(names("op", n)...)(p) })},
-		{"operation name length in a rule", []int{1, MaxOperationNameLen}, []int{MaxOperationNameLen + 1},
+		{"operation name length in a rule", []int{1, token.MaxNameLength}, []int{token.MaxNameLength + 1},
 			policy(fixed("operations[0].name"), func(p *Policy, n int) { ops("o" + strings.Repeat("p", n-1))(p) })},
 		{"constraints per rule", []int{1, token.MaxConstraints}, []int{token.MaxConstraints + 1},
 			policy(fixed("operations[0].constraints"), func(p *Policy, n int) {
@@ -170,7 +170,7 @@ func TestLimits(t *testing.T) {
 			d := &Device{ID: strings.Repeat("a", n)}
 			return "id", d.Validate()
 		}},
-		{"device endpoint name length", []int{1, MaxAudienceValueLen}, []int{MaxAudienceValueLen + 1}, func(n int) (string, error) {
+		{"device endpoint name length", []int{1, token.MaxAudienceValueLength}, []int{token.MaxAudienceValueLength + 1}, func(n int) (string, error) {
 			d := &Device{ID: dev1, EndpointName: strings.Repeat("e", n)}
 			return "endpoint_name", d.Validate()
 		}},
@@ -193,15 +193,15 @@ func TestLimits(t *testing.T) {
 		}},
 
 		// Token requests.
-		{"audiences per request", []int{1, MaxAudiences}, []int{0, MaxAudiences + 1},
+		{"audiences per request", []int{1, token.MaxAudiences}, []int{0, token.MaxAudiences + 1},
 			request(fixed("aud"), func(r *Request, n int) { r.Audience = repeatN(n, "ep:hvac-1") })},
-		{"endpoint name length in an audience", []int{1, MaxAudienceValueLen}, []int{0, MaxAudienceValueLen + 1},
+		{"endpoint name length in an audience", []int{1, token.MaxAudienceValueLength}, []int{0, token.MaxAudienceValueLength + 1},
 			request(fixed("aud[0]"), func(r *Request, n int) { r.Audience = []string{"ep:" + strings.Repeat("e", n)} })},
 		{"device id length in an audience", []int{32}, []int{31, 33},
 			request(fixed("aud[0]"), func(r *Request, n int) { r.Audience = []string{"id:" + strings.Repeat("a", n)} })},
-		{"operations per request", []int{1, MaxOperations}, []int{0, MaxOperations + 1},
+		{"operations per request", []int{1, token.MaxScopeItems}, []int{0, token.MaxScopeItems + 1},
 			request(fixed("scope"), func(r *Request, n int) { r.Operations = repeatN(n, "read") })},
-		{"operation name length in a request", []int{1, MaxOperationNameLen}, []int{0, MaxOperationNameLen + 1},
+		{"operation name length in a request", []int{1, token.MaxNameLength}, []int{0, token.MaxNameLength + 1},
 			request(fixed("scope[0]"), func(r *Request, n int) { r.Operations = []string{strings.Repeat("r", n)} })},
 	}
 	for _, tt := range tests {
@@ -339,8 +339,8 @@ func TestHTTPLimits(t *testing.T) {
 		check(t, env.do("GET", TrustAnchorsPath, secret(maxBearerLen+1), ""), http.StatusUnauthorized, "")
 	})
 	t.Run("audiences", func(t *testing.T) {
-		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(MaxAudiences, "ep:hvac-1"), "read")), http.StatusOK, "")
-		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(MaxAudiences+1, "ep:hvac-1"), "read")), http.StatusBadRequest, "aud")
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(token.MaxAudiences, "ep:hvac-1"), "read")), http.StatusOK, "")
+		check(t, env.do("POST", TokenPath, env.aliceKey, env.tokenBody(repeatN(token.MaxAudiences+1, "ep:hvac-1"), "read")), http.StatusBadRequest, "aud")
 	})
 	t.Run("v1 scope length", func(t *testing.T) {
 		// token.MinV1ScopeLength bytes are issued in v1, one fewer refused.

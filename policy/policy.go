@@ -215,7 +215,7 @@ func checkIDList(f *fieldErrs, name string, list []string, check func(*fieldErrs
 
 func checkOperationName(f *fieldErrs, name, v string) {
 	if token.ValidateName(v) != nil {
-		f.add(name, "operation names are 1 to %d characters matching ^[A-Za-z][A-Za-z0-9-]*$", MaxOperationNameLen)
+		f.add(name, "operation names are 1 to %d characters matching ^[A-Za-z][A-Za-z0-9-]*$", token.MaxNameLength)
 	}
 }
 
@@ -231,13 +231,13 @@ func checkDeviceID(f *fieldErrs, name, v string) {
 }
 
 func checkEndpointName(f *fieldErrs, name, v string) {
-	ok := len(v) > 0 && len(v) <= MaxAudienceValueLen
+	ok := len(v) > 0 && len(v) <= token.MaxAudienceValueLength
 	for i := 0; ok && i < len(v); i++ {
 		c := v[i]
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == ' ' || c == '-'
 	}
 	if !ok {
-		f.add(name, "endpoint names are 1 to %d characters of [A-Za-z0-9+/= -]", MaxAudienceValueLen)
+		f.add(name, "endpoint names are 1 to %d characters of [A-Za-z0-9+/= -]", token.MaxAudienceValueLength)
 	}
 }
 

@@ -237,16 +237,16 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	}
 	switch {
 	case serr != nil:
-		f.add("scope", "1 to %d operation names separated by single spaces, each matching ^[A-Za-z][A-Za-z0-9-]*$ and at most %d characters", MaxOperations, MaxOperationNameLen)
+		f.add("scope", "1 to %d operation names separated by single spaces, each matching ^[A-Za-z][A-Za-z0-9-]*$ and at most %d characters", token.MaxScopeItems, token.MaxNameLength)
 	case s.Profile == token.ProfileV1 && v1ScopeLength(scope.Names()) < token.MinV1ScopeLength:
 		f.add("scope", "a v1 token cannot carry a scope of one character: deployed devices refuse it")
 	}
-	if len(req.Audience) == 0 || len(req.Audience) > MaxAudiences {
-		f.add("aud", "1 to %d entries", MaxAudiences)
+	if len(req.Audience) == 0 || len(req.Audience) > token.MaxAudiences {
+		f.add("aud", "1 to %d entries", token.MaxAudiences)
 	} else {
 		for i, a := range req.Audience {
 			if validateAudience(a) != nil {
-				f.add(fmt.Sprintf("aud[%d]", i), "a prefix (ep:, id:, endpoint-name:, device-id:) and a device identity of at most %d characters of [A-Za-z0-9+/= -]", MaxAudienceValueLen)
+				f.add(fmt.Sprintf("aud[%d]", i), "a prefix (ep:, id:, endpoint-name:, device-id:) and a device identity of at most %d characters of [A-Za-z0-9+/= -]", token.MaxAudienceValueLength)
 			}
 		}
 	}

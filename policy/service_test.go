@@ -369,7 +369,7 @@ func TestHTTPErrors(t *testing.T) {
 		}
 		return out
 	}
-	longScope := strings.TrimSpace(strings.Repeat("read ", MaxOperations+1))
+	longScope := strings.TrimSpace(strings.Repeat("read ", token.MaxScopeItems+1))
 	tests := []struct {
 		name         string
 		method, path string
@@ -402,7 +402,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"two cnf keys", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": env.popPEM + string(otherPEM)}), nil, 400, errTypeValidation, "cnf"},
 		{"cnf key and text", "POST", TokenPath, env.aliceKey, body(map[string]any{"cnf": env.popPEM + "and more"}), nil, 400, errTypeValidation, "cnf"},
 		{"no aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{}}), nil, 400, errTypeValidation, "aud"},
-		{"too many aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": many(MaxAudiences+1, "ep:hvac-1")}), nil, 400, errTypeValidation, "aud"},
+		{"too many aud", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": many(token.MaxAudiences+1, "ep:hvac-1")}), nil, 400, errTypeValidation, "aud"},
 		{"aud prefix", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"hvac-1"}}), nil, 400, errTypeValidation, "aud[0]"},
 		{"aud too long", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"ep:" + strings.Repeat("a", 61)}}), nil, 400, errTypeValidation, "aud[0]"},
 		{"aud charset", "POST", TokenPath, env.aliceKey, body(map[string]any{"aud": []string{"ep:a\u00e9"}}), nil, 400, errTypeValidation, "aud[0]"},

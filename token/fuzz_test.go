@@ -165,9 +165,9 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// FuzzDecodeScope: DecodeScope never panics; an accepted scope survives an
-// encode -> decode round trip.
-func FuzzDecodeScope(f *testing.F) {
+// FuzzUnmarshalScope: Scope.UnmarshalCBOR never panics; an accepted scope
+// survives an encode -> decode round trip.
+func FuzzUnmarshalScope(f *testing.F) {
 	for _, s := range []string{"7272656164", "6f726561642d6461746120636f6e666967", "8263726561648263736574818300011009", "81826361626381830002816161"} {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
@@ -176,8 +176,8 @@ func FuzzDecodeScope(f *testing.F) {
 	b, _ := sc.MarshalCBOR()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := DecodeScope(data)
-		if err != nil {
+		var s Scope
+		if err := s.UnmarshalCBOR(data); err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("decode error %v does not match ErrMalformed", err)
 			}
@@ -187,8 +187,8 @@ func FuzzDecodeScope(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted scope does not encode: %v", err)
 		}
-		s2, err := DecodeScope(enc)
-		if err != nil || !s2.Equal(s) {
+		var s2 Scope
+		if err := s2.UnmarshalCBOR(enc); err != nil || !s2.Equal(s) {
 			t.Fatalf("round trip: %v, %v -> %v", err, s, s2)
 		}
 	})

@@ -243,7 +243,7 @@ func TestIssueSizeLimitPerAlgorithm(t *testing.T) {
 
 // TestScopeLimits: MaxScopeItems, MaxNameLength, MaxConstraints,
 // MaxSetValues, argument indexes below MaxArgs and values of MaxArgBytes,
-// in NewScope and in DecodeScope.
+// in NewScope and in Scope.UnmarshalCBOR.
 func TestScopeLimits(t *testing.T) {
 	perms := func(n int) []token.Permission {
 		out := make([]token.Permission, n)
@@ -312,18 +312,18 @@ func TestScopeLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := token.DecodeScope(b)
+			got, err := unmarshalScope(b)
 			if !tc.ok {
 				if !errors.Is(err, token.ErrMalformed) {
-					t.Fatalf("DecodeScope: %v, want ErrMalformed", err)
+					t.Fatalf("UnmarshalCBOR: %v, want ErrMalformed", err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("DecodeScope: %v", err)
+				t.Fatalf("UnmarshalCBOR: %v", err)
 			}
 			if !got.Equal(sc) {
-				t.Fatalf("DecodeScope gave %v, want %v", got, sc)
+				t.Fatalf("UnmarshalCBOR gave %v, want %v", got, sc)
 			}
 		})
 	}

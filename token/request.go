@@ -176,8 +176,8 @@ func (r *SignedRequest) UnverifiedToken() []byte { return bytes.Clone(r.req.Toke
 // UnverifiedNonce returns the nonce carried in the request, not yet verified.
 func (r *SignedRequest) UnverifiedNonce() uint64 { return r.req.Nonce }
 
-// Algorithm returns the algorithm named in the protected header.
-func (r *SignedRequest) Algorithm() Algorithm { return r.msg.alg }
+// algorithm returns the algorithm named in the protected header.
+func (r *SignedRequest) algorithm() Algorithm { return r.msg.alg }
 
 // Verify checks the proof-of-possession signature, over the bytes received,
 // with pub (the cnf key of the verified token), which pins the algorithm,

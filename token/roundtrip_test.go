@@ -100,8 +100,8 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sr.Algorithm() != tc.popAlg {
-				t.Fatalf("request alg %v", sr.Algorithm())
+			if token.SignedRequestAlgorithm(sr) != tc.popAlg {
+				t.Fatalf("request alg %v", token.SignedRequestAlgorithm(sr))
 			}
 			r, err := sr.Verify(got.Key)
 			if err != nil {

@@ -482,23 +482,17 @@ func (s Scope) MarshalCBOR() ([]byte, error) {
 	return codec.Marshal(items)
 }
 
-// UnmarshalCBOR decodes either form strictly.
+// UnmarshalCBOR decodes either form strictly, as found in the scope claim.
 func (s *Scope) UnmarshalCBOR(data []byte) error {
-	sc, err := DecodeScope(data)
+	if err := codec.Check(data); err != nil {
+		return wrapMalformed("scope", err)
+	}
+	sc, err := decodeScope(data)
 	if err != nil {
 		return err
 	}
 	*s = sc
 	return nil
-}
-
-// DecodeScope decodes the CBOR encoding of a scope (text or structured form)
-// strictly, as found in the scope claim.
-func DecodeScope(data []byte) (Scope, error) {
-	if err := codec.Check(data); err != nil {
-		return Scope{}, wrapMalformed("scope", err)
-	}
-	return decodeScope(data)
 }
 
 // decodeScope decodes a scope item that is part of a checked message.

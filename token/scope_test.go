@@ -121,9 +121,9 @@ func TestScopeEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := token.DecodeScope(b)
+		got, err := unmarshalScope(b)
 		if err != nil {
-			t.Fatalf("DecodeScope(%x): %v", b, err)
+			t.Fatalf("UnmarshalCBOR(%x): %v", b, err)
 		}
 		if !got.Equal(sc) {
 			t.Fatalf("round trip of %v gave %v", sc, got)
@@ -175,9 +175,9 @@ func TestPermissionsIsADeepCopy(t *testing.T) {
 	}
 }
 
-// TestDecodeScopeRejectsTags: the structured scope has no tagged fields; a
+// TestUnmarshalScopeRejectsTags: the structured scope has no tagged fields; a
 // tag anywhere in it is malformed, not skipped.
-func TestDecodeScopeRejectsTags(t *testing.T) {
+func TestUnmarshalScopeRejectsTags(t *testing.T) {
 	for _, tc := range []struct{ name, data string }{
 		{"valid", "81 82 63 736574 81 84 00 01 05 0a"},
 		{"tagged permission", "81 d8 64 82 63 736574 81 84 00 01 05 0a"},
@@ -194,7 +194,7 @@ func TestDecodeScopeRejectsTags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = token.DecodeScope(b)
+			_, err = unmarshalScope(b)
 			if tc.name == "valid" {
 				if err != nil {
 					t.Fatal(err)
@@ -202,7 +202,7 @@ func TestDecodeScopeRejectsTags(t *testing.T) {
 				return
 			}
 			if !errors.Is(err, token.ErrMalformed) {
-				t.Fatalf("DecodeScope(%s) = %v, want ErrMalformed", tc.data, err)
+				t.Fatalf("UnmarshalCBOR(%s) = %v, want ErrMalformed", tc.data, err)
 			}
 		})
 	}
@@ -219,9 +219,9 @@ func TestScopeSingleValueRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decoded, err := token.DecodeScope(b)
+	decoded, err := unmarshalScope(b)
 	if err != nil {
-		t.Fatalf("DecodeScope(%x): %v", b, err)
+		t.Fatalf("UnmarshalCBOR(%x): %v", b, err)
 	}
 	for _, s := range []token.Scope{sc, decoded} {
 		for v, ok := range map[int64]bool{4: false, 5: true, 6: false} {
@@ -307,4 +307,11 @@ func TestUTF8OnlyForText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// unmarshalScope decodes a scope as the scope claim is decoded.
+func unmarshalScope(data []byte) (token.Scope, error) {
+	var s token.Scope
+	err := s.UnmarshalCBOR(data)
+	return s, err
 }

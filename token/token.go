@@ -3,7 +3,6 @@ package token
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha256"
 	"io"
 	"strings"
 	"time"
@@ -133,12 +132,6 @@ func (t *Token) UnverifiedClaims() *Claims {
 
 // Bytes returns a copy of the token bytes as received.
 func (t *Token) Bytes() []byte { return bytes.Clone(t.raw) }
-
-// Hash returns the SHA-256 hash of the token bytes as received; devices use
-// it as a cache key. To revoke a token without a cti, use its
-// [Token.RevocationHash], which does not change when the token is
-// re-encoded.
-func (t *Token) Hash() [32]byte { return sha256.Sum256(t.raw) }
 
 // Verify checks the token's signature, over the bytes received, with pub,
 // which pins the algorithm, and only then returns the claims. It does not

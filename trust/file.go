@@ -72,9 +72,6 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	return s, nil
 }
 
-// Dir returns the store's directory.
-func (s *FileStore) Dir() string { return s.dir }
-
 // Lookup implements [Store], as [MemoryStore.Lookup].
 func (s *FileStore) Lookup(issuer string, kid []byte) ([]Anchor, error) {
 	return s.mem.Lookup(issuer, kid)

@@ -64,9 +64,10 @@ func (s *FileStore) Changes(ctx context.Context, since int64) ([]Change, error) 
 // it when it exists. Every [FileStore.Apply] rewrites the whole file
 // atomically (a temporary file in the same directory, fsync, rename, fsync
 // of the directory), so a crash leaves either the old or the new content.
-// OpenFileStore removes the temporary files of path that writes a crash
-// interrupted left in its directory (one process owns the file: a write
-// in progress in another process would fail).
+// The directory of path must exist (an error matching fs.ErrNotExist
+// otherwise). OpenFileStore removes the temporary files of path that
+// writes a crash interrupted left in its directory (one process owns the
+// file: a write in progress in another process would fail).
 func OpenFileStore(path string) (*FileStore, error) {
 	s, err := openFile(path)
 	if err != nil {
@@ -77,6 +78,13 @@ func OpenFileStore(path string) (*FileStore, error) {
 
 func openFile(path string) (*MemoryStore, error) {
 	s := &MemoryStore{path: path, st: newState()}
+	// Every write creates a file in the directory: one that is missing is
+	// an error now, not at the first write.
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("policy: store directory: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("policy: store directory %s is not a directory", filepath.Dir(path))
+	}
 	base := filepath.Base(path)
 	if err := atomicfile.RemoveTemps(filepath.Dir(path), func(b string) bool { return b == base }); err != nil {
 		return nil, fmt.Errorf("policy: removing stale temporary files: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -240,5 +241,25 @@ func TestMemStoreLogLimit(t *testing.T) {
 	// A sequence number from the future is not in the log either.
 	if _, err := s.Changes(ctx, seq2+5); !errors.Is(err, ErrChangesTruncated) {
 		t.Errorf("Changes(future): %v, want ErrChangesTruncated", err)
+	}
+}
+
+// TestOpenFileStoreNeedsItsDirectory: a store whose directory does not
+// exist, or whose path is a directory, is refused when it is opened, not
+// at the first write after the service started.
+func TestOpenFileStoreNeedsItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenFileStore(filepath.Join(dir, "missing", "store.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing directory: %v, want fs.ErrNotExist", err)
+	}
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFileStore(filepath.Join(notDir, "store.json")); err == nil {
+		t.Error("a file as the directory: opened")
+	}
+	if _, err := OpenFileStore(dir); err == nil {
+		t.Error("a directory as the store file: opened")
 	}
 }

@@ -315,3 +315,32 @@ func unmarshalScope(data []byte) (token.Scope, error) {
 	err := s.UnmarshalCBOR(data)
 	return s, err
 }
+
+// TestArgAccessors: each accessor answers for its own kind only.
+func TestArgAccessors(t *testing.T) {
+	i, s, b := token.Int(7), token.Text("on"), token.Bytes([]byte{1, 2})
+	if v, ok := i.Int(); !ok || v != 7 {
+		t.Errorf("Int().Int() = %d, %v", v, ok)
+	}
+	if v, ok := s.Text(); !ok || v != "on" {
+		t.Errorf("Text().Text() = %q, %v", v, ok)
+	}
+	if v, ok := b.Bytes(); !ok || string(v) != "\x01\x02" {
+		t.Errorf("Bytes().Bytes() = %x, %v", v, ok)
+	}
+	for _, a := range []token.Arg{i, b, {}} {
+		if _, ok := a.Text(); ok {
+			t.Errorf("%v.Text() ok", a.Kind())
+		}
+	}
+	for _, a := range []token.Arg{i, s, {}} {
+		if _, ok := a.Bytes(); ok {
+			t.Errorf("%v.Bytes() ok", a.Kind())
+		}
+	}
+	for _, a := range []token.Arg{s, b, {}} {
+		if _, ok := a.Int(); ok {
+			t.Errorf("%v.Int() ok", a.Kind())
+		}
+	}
+}

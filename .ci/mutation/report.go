@@ -150,13 +150,15 @@ func main() {
 				case "TIMED OUT":
 					add(func(c *tally) { c.timedOut++ })
 				case "NOT COVERED":
+					// Run by uncovered.go, which reads the same list:
+					// an entry for such a mutant is not stale.
+					if k := mutantKey(path, src, m.Type, m.Line, m.Column); listed[k] != "" {
+						used[k] = true
+					}
 					add(func(c *tally) { c.notCovered++ })
 				case "LIVED":
-					text := ""
-					if m.Line >= 1 && m.Line <= len(src) {
-						text = strings.TrimSpace(src[m.Line-1])
-					}
-					k := key{path, m.Type, m.Column, text}
+					k := mutantKey(path, src, m.Type, m.Line, m.Column)
+					text := k.text
 					if listed[k] != "" {
 						used[k] = true
 						add(func(c *tally) { c.equiv++ })
@@ -284,4 +286,13 @@ func sourceLines(name string) ([]string, error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "report:", err)
 	os.Exit(2)
+}
+
+// mutantKey names a mutant as the equivalent list does.
+func mutantKey(path string, src []string, typ string, line, column int) key {
+	text := ""
+	if line >= 1 && line <= len(src) {
+		text = strings.TrimSpace(src[line-1])
+	}
+	return key{path, typ, column, text}
 }

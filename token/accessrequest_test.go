@@ -27,7 +27,7 @@ func TestAccessRequestLimits(t *testing.T) {
 	ok := []*AccessRequest{
 		{Audience: []string{"ep:a"}, Scope: []string{"a"}, Key: key},
 		{Audience: many(50, ep), Scope: many(20, op), Key: key},
-		{Audience: []string{"ep:" + strings.Repeat("A", 60), "id:abc+/= -Z9", "endpoint-name:x", "device-id:y"}, Scope: []string{"A" + strings.Repeat("b-9", 19) + "x2"}, Key: key},
+		{Audience: []string{"ep:" + strings.Repeat("A", 60), "id:0abc+/= -Z9z", "endpoint-name:x", "device-id:y"}, Scope: []string{"A" + strings.Repeat("b-9", 19) + "x2"}, Key: key},
 	}
 	for i, r := range ok {
 		if err := r.Validate(); err != nil {

@@ -13,6 +13,10 @@
 //
 //	go run ./.ci/mutation/uncovered.go [-v] token=out/token.json device=out/device.json ...
 //
+// With -status LIVED it re-runs the mutants that survived gremlins against
+// the tree as it is now, to check tests written since the run (the source
+// files must be those the run mutated).
+//
 // Every lived mutant must be killed by a test or listed in
 // .ci/mutation/equivalent/*.txt like the others (-equivalent); the command
 // exits 1 when one is neither.
@@ -30,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,6 +64,7 @@ func main() {
 	verbose := flag.Bool("v", false, "list every mutant with its result")
 	equivalentFile := flag.String("equivalent", "", "the equivalent-mutant list (path | TYPE | column | source line | reason)")
 	timeout := flag.Duration("timeout", 3*time.Minute, "time allowed to one test run")
+	statuses := flag.String("status", "NOT COVERED", "comma-separated gremlins statuses of the mutants to run (LIVED re-runs survivors against the tree as it is now)")
 	flag.Parse()
 	equivalent, err := readEquivalent(*equivalentFile)
 	if err != nil {
@@ -89,7 +95,7 @@ func main() {
 				fail(err)
 			}
 			for _, m := range f.Mutations {
-				if m.Status != "NOT COVERED" {
+				if !slices.Contains(strings.Split(*statuses, ","), m.Status) {
 					continue
 				}
 				line := sourceLine(src, m.Line)
@@ -106,8 +112,8 @@ func main() {
 				}
 			}
 		}
-		fmt.Printf("%s: case-clause mutants: %d killed, %d lived, %d equivalent, %d not viable, %d errors\n",
-			pkg, counts["KILLED"], counts["LIVED"], counts["EQUIVALENT"], counts["NOT VIABLE"], counts["ERROR"])
+		fmt.Printf("%s: %s mutants: %d killed, %d lived, %d equivalent, %d not viable, %d errors\n",
+			pkg, *statuses, counts["KILLED"], counts["LIVED"], counts["EQUIVALENT"], counts["NOT VIABLE"], counts["ERROR"])
 	}
 	if failed {
 		os.Exit(1)

@@ -28,8 +28,9 @@ type MemoryStore struct {
 // memLogLimit bounds the changes a MemoryStore keeps for [MemoryStore.Changes].
 const memLogLimit = 10000
 
-// maxStoreFileBytes bounds the JSON file a MemoryStore reads.
-const maxStoreFileBytes = 1 << 30
+// maxStoreFileBytes bounds the JSON file a FileStore reads (a variable so
+// that tests can hold the bound at N and N+1 without a 1 GiB file).
+var maxStoreFileBytes = 1 << 30
 
 // NewMemoryStore returns an empty store that lives in memory only.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{st: newState()} }
@@ -97,7 +98,7 @@ func openFile(path string) (*MemoryStore, error) {
 		return nil, fmt.Errorf("policy: open store: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStoreFileBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(maxStoreFileBytes)+1))
 	if err != nil {
 		return nil, fmt.Errorf("policy: read store: %w", err)
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -261,5 +262,37 @@ func TestOpenFileStoreNeedsItsDirectory(t *testing.T) {
 	}
 	if _, err := OpenFileStore(dir); err == nil {
 		t.Error("a directory as the store file: opened")
+	}
+}
+
+// TestOpenFileStoreSizeBound: a store file of exactly the bound is read,
+// one byte more is refused (the bound lowered to the size of a small
+// store file, which is padded with white space).
+func TestOpenFileStoreSizeBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.json")
+	s, err := OpenFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), testDirectory()...); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(old int) { maxStoreFileBytes = old }(maxStoreFileBytes)
+	maxStoreFileBytes = len(data) + 10
+	for _, tc := range []struct {
+		pad int
+		ok  bool
+	}{{10, true}, {11, false}} {
+		if err := os.WriteFile(path, append(bytes.Clone(data), bytes.Repeat([]byte(" "), tc.pad)...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenFileStore(path)
+		if (err == nil) != tc.ok {
+			t.Errorf("file of the bound %+d bytes: %v", tc.pad-10, err)
+		}
 	}
 }

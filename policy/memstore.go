@@ -28,8 +28,7 @@ type MemoryStore struct {
 // memLogLimit bounds the changes a MemoryStore keeps for [MemoryStore.Changes].
 const memLogLimit = 10000
 
-// maxStoreFileBytes bounds the JSON file a FileStore reads (a variable so
-// that tests can hold the bound at N and N+1 without a 1 GiB file).
+// maxStoreFileBytes bounds the JSON file a FileStore reads (tests lower it).
 var maxStoreFileBytes = 1 << 30
 
 // NewMemoryStore returns an empty store that lives in memory only.

@@ -159,3 +159,19 @@ func TestThrottleCountsOnlyCostlyFailures(t *testing.T) {
 		})
 	}
 }
+
+// The throttle's window is measured between failures, whatever the time
+// since the device started: after 50 minutes of uptime, 5 failures within
+// a minute still lock the source out.
+func TestThrottleAfterLongUptime(t *testing.T) {
+	w := newWorld(t)
+	w.clock.Advance(50 * time.Minute) // the world's token is valid for an hour
+	n := w.nonce()
+	for range device.DefaultThrottleFailures {
+		w.forgePoP(n)
+		w.clock.Advance(time.Second)
+	}
+	if !w.throttled() {
+		t.Fatalf("not throttled after %d failures within the window, 50 minutes after start", device.DefaultThrottleFailures)
+	}
+}

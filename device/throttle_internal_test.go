@@ -19,12 +19,22 @@ func TestThrottleKey(t *testing.T) {
 		{&net.UDPAddr{IP: net.IPv4(192, 0, 2, 8), Port: 5683}, "192.0.2.8/32"},
 		{&net.UnixAddr{Name: "@sda", Net: "unix"}, "invalid Prefix"},
 		{nil, "invalid Prefix"},
+		// Another transport's address that prints as host:port.
+		{textAddr("192.0.2.9:7"), "192.0.2.9/32"},
+		{textAddr("[2001:db8::1]:7"), "2001:db8::/64"},
+		{textAddr("serial:/dev/ttyUSB0"), "invalid Prefix"},
 	} {
 		if got := throttleKey(tc.addr).String(); got != tc.want {
 			t.Errorf("throttleKey(%v) = %s, want %s", tc.addr, got, tc.want)
 		}
 	}
 }
+
+// textAddr is a net.Addr of some other transport.
+type textAddr string
+
+func (a textAddr) Network() string { return "other" }
+func (a textAddr) String() string  { return string(a) }
 
 func addrSource(ip string) *source {
 	return &source{addr: netip.PrefixFrom(netip.MustParseAddr(ip), 32)}

@@ -127,3 +127,11 @@ func TestLeewayBoundaries(t *testing.T) {
 		})
 	}
 }
+
+// The documented defaults of the connection timeouts (the package doc and
+// Config say 5 s and 30 s); a zero Config field means them.
+func TestDefaultTimeouts(t *testing.T) {
+	if device.DefaultFrameTimeout != 5*time.Second || device.DefaultIdleTimeout != 30*time.Second {
+		t.Fatalf("DefaultFrameTimeout %v, DefaultIdleTimeout %v; the documentation says 5s and 30s", device.DefaultFrameTimeout, device.DefaultIdleTimeout)
+	}
+}

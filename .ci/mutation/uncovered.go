@@ -217,10 +217,10 @@ func readEquivalent(name string) (map[string]bool, error) {
 		if len(f) < 5 {
 			return nil, fmt.Errorf("equivalent list: %q has fewer than 5 fields", l)
 		}
-		for i := range f {
-			f[i] = strings.TrimSpace(f[i])
-		}
-		m[fmt.Sprintf("%s|%s|%s|%s", f[0], f[1], f[2], strings.Join(f[3:len(f)-1], "|"))] = true
+		// The source line may hold "|" itself (||): it is all between the
+		// third field and the last.
+		text := strings.TrimSpace(strings.Join(f[3:len(f)-1], "|"))
+		m[fmt.Sprintf("%s|%s|%s|%s", strings.TrimSpace(f[0]), strings.TrimSpace(f[1]), strings.TrimSpace(f[2]), text)] = true
 	}
 	return m, nil
 }

@@ -146,3 +146,29 @@ func TestDropAuditEvent(t *testing.T) {
 		})
 	}
 }
+
+// failingListener's Accept fails with err.
+type failingListener struct{ err error }
+
+func (l failingListener) Accept(context.Context) (transport.Conn, error) { return nil, l.err }
+func (l failingListener) Close() error                                   { return nil }
+func (l failingListener) Addr() net.Addr                                 { return &net.TCPAddr{} }
+
+// ServeListener returns the listener's error when Accept fails while its
+// context is alive, nil when the listener was closed, and the context's
+// error once the context ended.
+func TestServeListenerAcceptErrors(t *testing.T) {
+	w := newWorld(t)
+	broken := errors.New("accept failed")
+	if err := w.agent.ServeListener(context.Background(), failingListener{broken}, 2); !errors.Is(err, broken) {
+		t.Errorf("failing Accept: %v, want its error", err)
+	}
+	if err := w.agent.ServeListener(context.Background(), failingListener{transport.ErrClosed}, 2); err != nil {
+		t.Errorf("closed listener: %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.agent.ServeListener(ctx, failingListener{broken}, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("ended context: %v, want context.Canceled", err)
+	}
+}

@@ -1,7 +1,7 @@
 // Command report summarises gremlins results (its -o JSON) per package,
 // leaving out the mutants listed as equivalent, and prints the efficacy.
 //
-//	go run ./.ci/mutation/report.go -equivalent .ci/mutation/equivalent.txt -target 95 \
+//	go run .ci/mutation/report.go .ci/mutation/mutants.go -equivalent .ci/mutation/equivalent.txt -target 95 \
 //		-group 'policy engine=policy/engine.go,policy/decide.go' -informational policy \
 //		token=out/token.json policy=out/policy.json ...
 //
@@ -22,28 +22,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
-
-type results struct {
-	Files []struct {
-		FileName  string `json:"file_name"`
-		Mutations []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Line   int    `json:"line"`
-			Column int    `json:"column"`
-		} `json:"mutations"`
-	} `json:"files"`
-}
 
 type groups map[string][]string
 
@@ -66,12 +52,6 @@ func (t tally) efficacy() float64 {
 		return 100
 	}
 	return 100 * float64(t.killed) / float64(t.killed+t.lived)
-}
-
-type key struct {
-	path, typ string
-	column    int
-	text      string
 }
 
 func main() {
@@ -225,74 +205,4 @@ func covers(args []string, path string) bool {
 		}
 	}
 	return false
-}
-
-func readList(name string) (map[key]string, error) {
-	out := map[key]string{}
-	if name == "" {
-		return out, nil
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		parts := strings.Split(line, " | ")
-		if len(parts) < 5 {
-			return nil, fmt.Errorf("%s:%d: want 5 fields separated by \" | \"", name, n)
-		}
-		col, err := strconv.Atoi(strings.TrimSpace(parts[2]))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: column: %v", name, n, err)
-		}
-		// The source text may itself contain " | "; the reason is the last field.
-		text := strings.TrimSpace(strings.Join(parts[3:len(parts)-1], " | "))
-		reason := strings.TrimSpace(parts[len(parts)-1])
-		if reason == "" {
-			return nil, fmt.Errorf("%s:%d: no reason given", name, n)
-		}
-		k := key{strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1]), col, text}
-		if _, dup := out[k]; dup {
-			return nil, fmt.Errorf("%s:%d: listed twice", name, n)
-		}
-		out[k] = reason
-	}
-	return out, sc.Err()
-}
-
-var cache = map[string][]string{}
-
-func sourceLines(name string) ([]string, error) {
-	if l, ok := cache[name]; ok {
-		return l, nil
-	}
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	l := strings.Split(string(data), "\n")
-	cache[name] = l
-	return l, nil
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "report:", err)
-	os.Exit(2)
-}
-
-// mutantKey names a mutant as the equivalent list does.
-func mutantKey(path string, src []string, typ string, line, column int) key {
-	text := ""
-	if line >= 1 && line <= len(src) {
-		text = strings.TrimSpace(src[line-1])
-	}
-	return key{path, typ, column, text}
 }

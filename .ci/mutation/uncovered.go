@@ -1,5 +1,3 @@
-//go:build ignore
-
 // Command uncovered runs the mutants that gremlins lists as NOT COVERED.
 //
 // gremlins v0.5.0 decides coverage from Go's coverage profile, whose blocks
@@ -11,7 +9,7 @@
 // package's tests fail, lived when they pass, and not viable when it does
 // not compile.
 //
-//	go run ./.ci/mutation/uncovered.go [-v] token=out/token.json device=out/device.json ...
+//	go run .ci/mutation/uncovered.go .ci/mutation/mutants.go [-v] token=out/token.json device=out/device.json ...
 //
 // With -status LIVED it re-runs the mutants that survived gremlins against
 // the tree as it is now, to check tests written since the run (the source
@@ -23,7 +21,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,18 +35,6 @@ import (
 	"strings"
 	"time"
 )
-
-type results struct {
-	Files []struct {
-		FileName  string `json:"file_name"`
-		Mutations []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Line   int    `json:"line"`
-			Column int    `json:"column"`
-		} `json:"mutations"`
-	} `json:"files"`
-}
 
 // swaps are gremlins' operator replacements, by mutation type.
 var swaps = map[string]map[token.Token]token.Token{
@@ -66,7 +51,7 @@ func main() {
 	timeout := flag.Duration("timeout", 3*time.Minute, "time allowed to one test run")
 	statuses := flag.String("status", "NOT COVERED", "comma-separated gremlins statuses of the mutants to run (LIVED re-runs survivors against the tree as it is now)")
 	flag.Parse()
-	equivalent, err := readEquivalent(*equivalentFile)
+	equivalent, err := readList(*equivalentFile)
 	if err != nil {
 		fail(err)
 	}
@@ -94,18 +79,22 @@ func main() {
 			if err != nil {
 				fail(err)
 			}
+			lines, err := sourceLines(path)
+			if err != nil {
+				fail(err)
+			}
 			for _, m := range f.Mutations {
 				if !slices.Contains(strings.Split(*statuses, ","), m.Status) {
 					continue
 				}
-				line := sourceLine(src, m.Line)
+				k := mutantKey(path, lines, m.Type, m.Line, m.Column)
 				status := run(pkg, path, src, m.Type, m.Line, m.Column, *timeout)
-				if status == "LIVED" && equivalent[fmt.Sprintf("%s|%s|%d|%s", path, m.Type, m.Column, line)] {
+				if status == "LIVED" && equivalent[k] != "" {
 					status = "EQUIVALENT"
 				}
 				counts[status]++
 				if *verbose || status == "LIVED" || status == "ERROR" {
-					fmt.Printf("%-11s %s:%d:%d %s  %s\n", status, path, m.Line, m.Column, m.Type, line)
+					fmt.Printf("%-11s %s:%d:%d %s  %s\n", status, path, m.Line, m.Column, m.Type, k.text)
 				}
 				if status == "LIVED" || status == "ERROR" {
 					failed = true
@@ -187,45 +176,4 @@ func mutate(src []byte, typ string, line, col int) ([]byte, bool) {
 		out = append(out, to.String()...)
 		return append(out, src[off+len(tok.String()):]...), true
 	}
-}
-
-func sourceLine(src []byte, n int) string {
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for i := 1; sc.Scan(); i++ {
-		if i == n {
-			return strings.TrimSpace(sc.Text())
-		}
-	}
-	return ""
-}
-
-func readEquivalent(name string) (map[string]bool, error) {
-	m := map[string]bool{}
-	if name == "" {
-		return m, nil
-	}
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		f := strings.Split(l, "|")
-		if len(f) < 5 {
-			return nil, fmt.Errorf("equivalent list: %q has fewer than 5 fields", l)
-		}
-		// The source line may hold "|" itself (||): it is all between the
-		// third field and the last.
-		text := strings.TrimSpace(strings.Join(f[3:len(f)-1], "|"))
-		m[fmt.Sprintf("%s|%s|%s|%s", strings.TrimSpace(f[0]), strings.TrimSpace(f[1]), strings.TrimSpace(f[2]), text)] = true
-	}
-	return m, nil
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "uncovered:", err)
-	os.Exit(2)
 }

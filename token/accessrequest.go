@@ -28,6 +28,11 @@ type AccessRequest struct {
 	// Key is the public half of the proof-of-possession key the token
 	// will be bound to (cnf).
 	Key crypto.PublicKey
+	// CNonce, if set, is a nonce the device issued (v2; 1 to
+	// MaxCNonceLength bytes) for the service to put in the token, proving
+	// to a device that requires it that the token is fresh
+	// (docs/PROTOCOL.md section 12). A v1 service refuses it.
+	CNonce []byte
 }
 
 // Validate checks the request against the limits of the token endpoint
@@ -63,6 +68,9 @@ func (r *AccessRequest) Validate() error {
 		if i > 0 && contains(r.Scope[:i], s) {
 			return invalid("scope item %q repeated", s)
 		}
+	}
+	if r.CNonce != nil && (len(r.CNonce) == 0 || len(r.CNonce) > MaxCNonceLength) {
+		return invalid("cnonce of %d bytes, want 1..%d", len(r.CNonce), MaxCNonceLength)
 	}
 	if r.Key == nil {
 		return invalid("no proof-of-possession key")

@@ -50,6 +50,7 @@ const (
 	claimScope   = 9  // RFC 9200
 	claimScopeV1 = 12 // SDA v1
 	claimCnfV1   = 25 // SDA v1
+	claimCnonce  = 39 // RFC 9200 section 5.3 (v2)
 	cnfCOSEKey   = 1  // RFC 8747 section 3.2
 )
 
@@ -67,6 +68,12 @@ type Claims struct {
 	ID        []byte           // cti: token id (optional)
 	Scope     Scope            // scope: the operations permitted
 	Key       crypto.PublicKey // cnf: the technician's proof-of-possession key
+
+	// CNonce (v2, claim 39, RFC 9200 section 5.3) is a nonce the device
+	// issued, which the client passed in its token request: it proves the
+	// token was made after the device asked (docs/PROTOCOL.md section 12).
+	// 1 to MaxCNonceLength bytes; SDA devices issue 8. v1 tokens have none.
+	CNonce []byte
 
 	// Profile is the claim-key profile the token was decoded from. Issue
 	// ignores it and uses IssueOptions.Profile.
@@ -87,6 +94,8 @@ func claimSlot(key int64) int {
 		return slotScopeV1
 	case claimCnfV1:
 		return slotCnfV1
+	case claimCnonce:
+		return slotCnonce
 	}
 	return -1
 }
@@ -103,6 +112,7 @@ const (
 	slotScope
 	slotScopeV1
 	slotCnfV1
+	slotCnonce
 	numSlots
 )
 
@@ -184,6 +194,17 @@ func decodeClaims(data []byte) (*Claims, error) {
 		}
 		if len(c.ID) == 0 {
 			return nil, malformed(f+".cti", "empty")
+		}
+	}
+	if raw[slotCnonce] != nil {
+		if c.Profile == ProfileV1 {
+			return nil, malformed(f+".cnonce", "an SDA v1 token carries no cnonce")
+		}
+		if c.CNonce, err = codec.ReadBytes(raw[slotCnonce]); err != nil {
+			return nil, wrapMalformed(f+".cnonce", err)
+		}
+		if len(c.CNonce) == 0 || len(c.CNonce) > MaxCNonceLength {
+			return nil, malformed(f+".cnonce", "%d bytes, want 1..%d", len(c.CNonce), MaxCNonceLength)
 		}
 	}
 	if raw[slotScope] == nil {
@@ -315,6 +336,9 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if c.ID != nil && len(c.ID) == 0 {
 		return nil, invalid("cti must not be empty")
 	}
+	if c.CNonce != nil && (p == ProfileV1 || len(c.CNonce) == 0 || len(c.CNonce) > MaxCNonceLength) {
+		return nil, invalid("cnonce: a v2 token carries 1..%d bytes, a v1 token none", MaxCNonceLength)
+	}
 	if c.Scope.IsZero() {
 		return nil, invalid("scope is required")
 	}
@@ -340,7 +364,7 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero()
 
 	n := 5 // iss, aud, exp, scope, cnf
-	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil} {
+	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil, c.CNonce != nil} {
 		if present {
 			n++
 		}
@@ -380,7 +404,13 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		if b, err = appendCnf(codec.AppendUint(b, claimCnf)); err != nil {
 			return nil, err
 		}
-		return appendScope(codec.AppendUint(b, claimScope))
+		if b, err = appendScope(codec.AppendUint(b, claimScope)); err != nil {
+			return nil, err
+		}
+		if c.CNonce != nil {
+			b = codec.AppendBytes(codec.AppendUint(b, claimCnonce), c.CNonce)
+		}
+		return b, nil
 	}
 	if b, err = appendScope(codec.AppendUint(b, claimScopeV1)); err != nil {
 		return nil, err

@@ -301,3 +301,47 @@ func FuzzSignVerifyTamper(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStatus: ParseStatus never panics and refuses with ErrMalformed;
+// an accepted update's payload is the one encodeStatus makes of it (the
+// encoding is unique), and Verify with an unrelated key fails cleanly.
+func FuzzParseStatus(f *testing.F) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed := &StatusUpdate{
+		Issuer: "sda.example", Sequence: 3, Time: time.Unix(1700000000, 0), Audience: "ep:x",
+		Hashes: [][32]byte{{1}}, TokenIDs: [][]byte{{2}},
+		Subjects: []SubjectCutoff{{Subject: "s", Before: time.Unix(5, 0)}},
+		Anchors:  []AnchorCutoff{{KeyID: []byte{3}, Before: time.Unix(6, 0)}},
+	}
+	for _, u := range []*StatusUpdate{seed, {Issuer: "i", Time: time.Unix(1, 0), Audience: "id:00112233445566778899aabbccddeeff"}} {
+		b, err := SignStatus(u, key, &StatusOptions{KeyID: []byte("k")})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseStatus(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parse error %v does not match ErrMalformed", err)
+			}
+			return
+		}
+		enc, err := encodeStatus(s.update)
+		if err != nil {
+			t.Fatalf("accepted update does not encode: %v", err)
+		}
+		if !bytes.Equal(enc, s.msg.payload) {
+			t.Fatalf("accepted payload is not the unique encoding:\n%x\n%x", s.msg.payload, enc)
+		}
+		if _, err := s.Verify(key.Public()); err == nil {
+			return // a seed
+		} else if !errors.Is(err, ErrSignature) && !errors.Is(err, ErrAlgorithmMismatch) {
+			t.Fatalf("Verify: %v", err)
+		}
+	})
+}

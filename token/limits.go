@@ -21,4 +21,7 @@ const (
 	// puts in an SDA v1 token: deployed devices refuse a token whose scope
 	// is a single byte (one operation named by one character).
 	MinV1ScopeLength = 2
+
+	// MaxCNonceLength is the most bytes of a cnonce claim (v2).
+	MaxCNonceLength = 32
 )

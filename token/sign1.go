@@ -250,6 +250,12 @@ func bstrSize(n int) int {
 // signer is asked: its length is known beforehand, as a signature has the
 // fixed size of its algorithm.
 func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader, limit int) ([]byte, error) {
+	return signSign1AAD(prefix, payload, signer, kid, rnd, limit, nil)
+}
+
+// signSign1AAD is signSign1 with external additional data (RFC 9052
+// section 4.3) in the signed structure.
+func signSign1AAD(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader, limit int, externalAAD []byte) ([]byte, error) {
 	if signer == nil {
 		return nil, invalid("nil signer")
 	}
@@ -265,7 +271,7 @@ func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.
 	if limit > 0 && size > limit {
 		return nil, invalid("a message of %d bytes exceeds %d", size, limit)
 	}
-	sig, err := sign(signer, alg, sigStructure(protected, nil, payload), rnd)
+	sig, err := sign(signer, alg, sigStructure(protected, externalAAD, payload), rnd)
 	if err != nil {
 		return nil, err
 	}

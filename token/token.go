@@ -127,6 +127,7 @@ func (t *Token) UnverifiedClaims() *Claims {
 	c := *t.claims
 	c.Audience = append([]string(nil), c.Audience...)
 	c.ID = bytes.Clone(c.ID)
+	c.CNonce = bytes.Clone(c.CNonce)
 	return &c
 }
 
@@ -143,6 +144,7 @@ func (t *Token) Verify(pub crypto.PublicKey) (*Claims, error) {
 	c := *t.claims
 	c.Audience = append([]string(nil), c.Audience...)
 	c.ID = bytes.Clone(c.ID)
+	c.CNonce = bytes.Clone(c.CNonce)
 	return &c, nil
 }
 

@@ -342,6 +342,12 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 		return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode(), d
 	}
 	msg, err := wire.DecodeMessage(request)
+	if err == nil && msg.Status != nil {
+		// [3, bundle, status update] is for devices that take status
+		// updates (v2); this one refuses it as the reference refuses any
+		// third element.
+		err = fmt.Errorf("%w: operation request with a third element", wire.ErrMalformed)
+	}
 	if err != nil {
 		d.Status, d.Check = token.StatusInvalidRequest, CheckEnvelope
 		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -75,7 +76,8 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if r2.Type != r.Type || r2.Status != r.Status || r2.Nonce != r.Nonce || r2.NextNonce != r.NextNonce ||
 			!bytes.Equal(r2.Data, r.Data) || (r2.Data == nil) != (r.Data == nil) ||
-			!bytes.Equal(r2.Signed, r.Signed) || (r2.Signed == nil) != (r.Signed == nil) {
+			!bytes.Equal(r2.Signed, r.Signed) || (r2.Signed == nil) != (r.Signed == nil) ||
+			r2.HasSequences != r.HasSequences || !slices.Equal(r2.Sequences, r.Sequences) {
 			t.Fatalf("round trip changed the response:\n%+v\n%+v", r, r2)
 		}
 	})
@@ -93,26 +95,30 @@ func TestResponseSeeds(t *testing.T) {
 	}
 }
 
-// FuzzDecodeMessage: DecodeMessage accepts only [1] and [3, non-empty
-// bstr]; a malformed envelope reports type 0, or 3 when it starts as an
+// FuzzDecodeMessage: DecodeMessage accepts only [1], [3, non-empty bstr]
+// and [3, non-empty bstr, non-empty bstr]; a malformed envelope reports type 0, or 3 when it starts as an
 // operation request, and never a bundle.
 func FuzzDecodeMessage(f *testing.F) {
-	for _, s := range []string{"81 01", "82 03 42 d2 84", "82 03 01", "81 03", "9f 03 41 00 ff", "83 03 41 00 00", "82 18 03 41 00", "80"} {
+	for _, s := range []string{"81 01", "82 03 42 d2 84", "82 03 01", "81 03", "9f 03 41 00 ff", "83 03 41 00 00", "82 18 03 41 00", "80", "83 03 41 00 41 01"} {
 		f.Add(h(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeMessage(data)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) || m.Type != 0 && m.Type != TypeOperationRequest || m.Signed != nil {
+			if !errors.Is(err, ErrMalformed) || m.Type != 0 && m.Type != TypeOperationRequest || m.Signed != nil || m.Status != nil {
 				t.Fatalf("malformed %x: %+v %v", data, m, err)
 			}
 			return
 		}
 		switch {
-		case m.Type == TypeNonceRequest && m.Signed == nil:
+		case m.Type == TypeNonceRequest && m.Signed == nil && m.Status == nil:
 		case m.Type == TypeOperationRequest && len(m.Signed) > 0:
-			again, err := DecodeMessage(EncodeOperationRequest(m.Signed))
-			if err != nil || !bytes.Equal(again.Signed, m.Signed) {
+			enc := EncodeOperationRequest(m.Signed)
+			if m.Status != nil {
+				enc = EncodeOperationRequestWithStatus(m.Signed, m.Status)
+			}
+			again, err := DecodeMessage(enc)
+			if err != nil || !bytes.Equal(again.Signed, m.Signed) || !bytes.Equal(again.Status, m.Status) {
 				t.Fatalf("re-encoded %x: %+v %v", data, again, err)
 			}
 		default:

@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
@@ -58,10 +61,22 @@ func EncodeOperationRequest(signed []byte) []byte {
 	return appendBstr(out, signed)
 }
 
+// EncodeOperationRequestWithStatus wraps a signed bundle and a signed
+// status update (v2) as [3, bstr .cbor SignedBundle, bstr .cbor
+// StatusUpdate]. Only devices that answer with response key 7 take it.
+func EncodeOperationRequestWithStatus(signed, status []byte) []byte {
+	out := make([]byte, 0, len(signed)+len(status)+12)
+	out = append(out, 0x83, 0x03)
+	return appendBstr(appendBstr(out, signed), status)
+}
+
 // Message is a decoded technician -> device envelope.
 type Message struct {
 	Type   uint64 // TypeNonceRequest or TypeOperationRequest
 	Signed []byte // the signed bundle of an operation request
+	// Status is the status update an operation request carries (v2, the
+	// envelope's third element), nil when none.
+	Status []byte
 }
 
 // DecodeMessage decodes an envelope strictly: definite lengths, exact array
@@ -140,9 +155,12 @@ func decodeMessage(data []byte) (Message, error) {
 	switch {
 	case m.Type == TypeNonceRequest && len(items) == 1:
 		return m, nil
-	case m.Type == TypeOperationRequest && len(items) == 2:
+	case m.Type == TypeOperationRequest && (len(items) == 2 || len(items) == 3):
 		if items[1][0]>>5 != 2 || codec.Unmarshal(items[1], &m.Signed) != nil || len(m.Signed) == 0 {
 			return Message{}, malformed("operation request does not carry a byte string")
+		}
+		if len(items) == 3 && (items[2][0]>>5 != 2 || codec.Unmarshal(items[2], &m.Status) != nil || len(m.Status) == 0) {
+			return Message{}, malformed("operation request carries a status update that is not a byte string")
 		}
 		return m, nil
 	case m.Type == TypeNonceRequest || m.Type == TypeOperationRequest:
@@ -159,7 +177,16 @@ const (
 	keyData      = 4
 	keyNextNonce = 5 // v2
 	keySigned    = 6 // v2
+	keySequences = 7 // v2
 )
+
+// Sequence is what a device holds from one issuer (v2, response key 7):
+// the sequence number and time of the status update it installed.
+type Sequence struct {
+	Issuer string
+	Seq    uint64
+	Time   uint64 // seconds since the epoch
+}
 
 // Response is a device -> technician response.
 type Response struct {
@@ -174,6 +201,11 @@ type Response struct {
 	// Signed (v2, key 6) is the device-signed response, a COSE_Sign1 (see
 	// token.SignResponse); nil means absent.
 	Signed []byte
+	// Sequences (v2, key 7) lists the status updates the device holds, by
+	// issuer; HasSequences says whether key 7 is present at all (a device
+	// that takes status updates sends it, empty when it holds none).
+	Sequences    []Sequence
+	HasSequences bool
 }
 
 // Encode returns the response laid out as deployed v1 devices lay it out:
@@ -195,6 +227,9 @@ func (r Response) Encode() []byte {
 	if r.Signed != nil {
 		out = appendBstr(append(out, keySigned), r.Signed)
 	}
+	if r.HasSequences {
+		out = appendSequences(append(out, keySequences), r.Sequences)
+	}
 	out = appendUint(append(out, keyType), r.Type)
 	out = appendUint(append(out, keyStatus), uint64(r.Status))
 	return append(out, 0xff)
@@ -207,6 +242,24 @@ type responseWire struct {
 	Data      []byte  `cbor:"4,keyasint"`
 	NextNonce *uint64 `cbor:"5,keyasint"`
 	Signed    []byte  `cbor:"6,keyasint"`
+
+	Sequences map[string][]uint64 `cbor:"7,keyasint"`
+}
+
+// appendSequences appends {* iss => [seq, time]}, keys in the
+// deterministic order (shorter first, then bytewise: RFC 8949 section
+// 4.2.1 for text keys).
+func appendSequences(b []byte, seqs []Sequence) []byte {
+	sorted := slices.Clone(seqs)
+	slices.SortFunc(sorted, func(x, y Sequence) int {
+		return cmp.Or(cmp.Compare(len(x.Issuer), len(y.Issuer)), strings.Compare(x.Issuer, y.Issuer))
+	})
+	b = codec.AppendHead(b, 5, uint64(len(sorted)))
+	for _, s := range sorted {
+		b = codec.AppendText(b, s.Issuer)
+		b = appendUint(appendUint(append(b, 0x82), s.Seq), s.Time)
+	}
+	return b
 }
 
 // DecodeResponse decodes a response in any key order, as a definite- or an
@@ -252,6 +305,19 @@ func DecodeResponse(data []byte) (Response, error) {
 			return Response{}, malformed("next nonce in a response of type %d, or zero", r.Type)
 		}
 		r.NextNonce = *w.NextNonce
+	}
+	if w.Sequences != nil {
+		if r.Type == TypeErrorResponse {
+			return Response{}, malformed("status sequences in an error response")
+		}
+		r.HasSequences = true
+		for iss, v := range w.Sequences {
+			if len(v) != 2 {
+				return Response{}, malformed("status sequence of %q has %d elements, want 2", iss, len(v))
+			}
+			r.Sequences = append(r.Sequences, Sequence{Issuer: iss, Seq: v[0], Time: v[1]})
+		}
+		slices.SortFunc(r.Sequences, func(x, y Sequence) int { return strings.Compare(x.Issuer, y.Issuer) })
 	}
 	return r, nil
 }

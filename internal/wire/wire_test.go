@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -106,9 +107,63 @@ func TestDecodeMessage(t *testing.T) {
 	for _, bad := range []string{
 		"", "01", "80", "81 03", "82 01 40", "82 03 60", "82 03 40", "83 03 41 00 00",
 		"81 02", "9f 01 ff", "81 01 00", "81 21", "82 03 f6",
+		"83 03 41 00 40", "83 03 41 00 61 00", "84 03 41 00 41 00 41 00", "83 01 41 00 41 00",
 	} {
 		if _, err := DecodeMessage(h(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeMessage(%s) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+// v2: an operation request may carry a status update as a third byte
+// string (docs/PROTOCOL.md section 12).
+func TestOperationRequestWithStatus(t *testing.T) {
+	enc := EncodeOperationRequestWithStatus([]byte{0xd2, 0x84}, []byte{0xd2, 0x85})
+	if got, want := fmt.Sprintf("% x", enc), "83 03 42 d2 84 42 d2 85"; got != want {
+		t.Fatalf("encoding %s, want %s", got, want)
+	}
+	m, err := DecodeMessage(enc)
+	if err != nil || m.Type != TypeOperationRequest || !bytes.Equal(m.Signed, []byte{0xd2, 0x84}) || !bytes.Equal(m.Status, []byte{0xd2, 0x85}) {
+		t.Fatalf("%+v, %v", m, err)
+	}
+	if m, _ := DecodeMessage(EncodeOperationRequest([]byte{1})); m.Status != nil {
+		t.Fatalf("two-element request carries a status: %+v", m)
+	}
+}
+
+// v2 response key 7: the device's status sequences, in nonce and operation
+// responses, empty when it holds none; never in error responses.
+func TestResponseSequences(t *testing.T) {
+	r := Response{Type: TypeNonceResponse, Status: StatusSuccess, Nonce: 5, HasSequences: true,
+		Sequences: []Sequence{{Issuer: "bb", Seq: 2, Time: 3}, {Issuer: "a", Seq: 1, Time: 24}}}
+	enc := r.Encode()
+	// {_ 3: 5, 7: {"a": [1, 24], "bb": [2, 3]}, 1: 2, 2: 0}
+	if got, want := fmt.Sprintf("% x", enc), "bf 03 05 07 a2 61 61 82 01 18 18 62 62 62 82 02 03 01 02 02 00 ff"; got != want {
+		t.Fatalf("encoding %s\nwant     %s", got, want)
+	}
+	got, err := DecodeResponse(enc)
+	if err != nil || !got.HasSequences || len(got.Sequences) != 2 || got.Sequences[0] != (Sequence{"a", 1, 24}) || got.Sequences[1] != (Sequence{"bb", 2, 3}) {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	empty := Response{Type: TypeOperationResponse, Status: StatusSuccess, Data: []byte{}, HasSequences: true}.Encode()
+	if got := fmt.Sprintf("% x", empty); got != "bf 04 40 07 a0 01 04 02 00 ff" {
+		t.Fatalf("empty sequences: %s", got)
+	}
+	if got, err := DecodeResponse(empty); err != nil || !got.HasSequences || len(got.Sequences) != 0 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	if got, _ := DecodeResponse(Response{Type: TypeNonceResponse, Nonce: 1}.Encode()); got.HasSequences {
+		t.Fatal("key 7 reported present in a response without it")
+	}
+	for _, bad := range []string{
+		"bf 07 a0 01 18 ff 02 02 ff",                // in an error response
+		"bf 03 05 07 a1 61 61 81 01 01 02 02 00 ff", // [seq] only
+		"bf 03 05 07 a1 61 61 83 01 02 03 01 02 02 00 ff",
+		"bf 03 05 07 a1 01 82 01 02 01 02 02 00 ff", // integer issuer
+		"bf 03 05 07 80 01 02 02 00 ff",             // not a map
+	} {
+		if _, err := DecodeResponse(h(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeResponse(%s) = %v, want ErrMalformed", bad, err)
 		}
 	}
 }

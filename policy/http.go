@@ -195,6 +195,14 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 		f.add("grant_type", "must be %q", "client_credentials")
 	}
 	req := &token.AccessRequest{Audience: j.Aud, Scope: strings.Split(j.Scope, " ")}
+	if j.CNonce != nil {
+		// A device nonce in hex, 1 to MaxCNonceLength bytes.
+		n, err := hex.DecodeString(*j.CNonce)
+		if err != nil || len(n) == 0 || len(n) > token.MaxCNonceLength {
+			f.add("cnonce", "1 to %d bytes in hex", token.MaxCNonceLength)
+		}
+		req.CNonce = n
+	}
 	switch {
 	case j.Cnf == "":
 		f.add("cnf", "a PEM public key is required")

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -253,6 +254,13 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if err := s.checkCnf(req.Key); err != nil {
 		f.add("cnf", "%v", err)
 	}
+	switch {
+	case req.CNonce == nil:
+	case s.Profile == token.ProfileV1:
+		f.add("cnonce", "a v1 token carries no cnonce")
+	case len(req.CNonce) == 0 || len(req.CNonce) > token.MaxCNonceLength:
+		f.add("cnonce", "1 to %d bytes", token.MaxCNonceLength)
+	}
 	if err := f.err(); err != nil {
 		return nil, err
 	}
@@ -367,6 +375,7 @@ func (s *Service) claims(subject string, req *token.AccessRequest, dec *Decision
 		ID:        id,
 		Scope:     scope,
 		Key:       req.Key,
+		CNonce:    bytes.Clone(req.CNonce),
 	}, nil
 }
 

@@ -8,6 +8,9 @@ type TokenRequest struct {
 	Aud       []string `json:"aud"`
 	Scope     string   `json:"scope"` // operation names separated by spaces
 	Cnf       string   `json:"cnf"`   // the PoP public key, PEM
+	// CNonce (v2) is a device's nonce in hex, for the token's cnonce
+	// claim (docs/PROTOCOL.md section 12); nil means none.
+	CNonce *string `json:"cnonce,omitempty"`
 }
 
 // TokenResponse is the JSON body of a successful token response.

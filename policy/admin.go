@@ -279,6 +279,11 @@ func (e *Engine) ids(kind Kind, after string, n int) ([]string, int) {
 		for id := range st.apiKeys {
 			collect(id)
 		}
+	case KindRevocation:
+		total = len(st.revs)
+		for id := range st.revs {
+			collect(id)
+		}
 	}
 	slices.Sort(all)
 	return all[:min(len(all), n)], total

@@ -109,6 +109,10 @@ const IssuedRetention = 300 * time.Second
 
 // IssuedFilter selects records of the ledger. Its zero value selects all.
 type IssuedFilter struct {
+	// TokenID selects the record of one cti (hex); Hash the record
+	// whose token hash or revocation hash it is (hex).
+	TokenID string
+	Hash    string
 	// Subject selects the records of one subject.
 	Subject string
 	// Audiences selects the records whose audience holds one of them
@@ -131,6 +135,12 @@ type IssuedFilter struct {
 
 // matches reports whether r is selected by f, After and Limit aside.
 func (f *IssuedFilter) matches(r *IssuedRecord) bool {
+	if f.TokenID != "" && r.TokenID != f.TokenID {
+		return false
+	}
+	if f.Hash != "" && r.TokenHash != f.Hash && r.RevocationHash != f.Hash {
+		return false
+	}
 	if f.Subject != "" && r.Subject != f.Subject {
 		return false
 	}

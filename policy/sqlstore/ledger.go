@@ -36,7 +36,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now 
 		return err
 	}
 	if _, err := s.db.ExecContext(ctx, s.q.recordIssued, rec.TokenID, rec.Subject, rec.Audience, rec.AnchorKeyID,
-		rec.IssuedAt, rec.Expiry, string(body)); err != nil {
+		rec.IssuedAt, rec.Expiry, string(body), rec.TokenHash, rec.RevocationHash); err != nil {
 		return mapErr(err)
 	}
 	s.issuedMu.Lock()
@@ -107,6 +107,13 @@ func (s *Store) Issued(ctx context.Context, f *policy.IssuedFilter) (*policy.Iss
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
+	}
+	if f.TokenID != "" {
+		where = append(where, "cti = "+arg(f.TokenID))
+	}
+	if f.Hash != "" {
+		h := arg(f.Hash)
+		where = append(where, "(token_hash = "+h+" OR revocation_hash = "+h+")")
 	}
 	if f.Subject != "" {
 		where = append(where, "subject = "+arg(f.Subject))

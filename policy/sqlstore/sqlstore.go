@@ -71,6 +71,8 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 		`CREATE UNIQUE INDEX IF NOT EXISTS sda_records_uniq ON ` + t + `sda_records (kind, uniq) WHERE NOT deleted AND uniq IS NOT NULL`,
 		`CREATE TABLE IF NOT EXISTS ` + t + `sda_issued (
 			cti text COLLATE "C" PRIMARY KEY, -- bytewise: the listing's order is Go's
+			token_hash text NOT NULL,
+			revocation_hash text NOT NULL,
 			subject text NOT NULL,
 			aud text[] NOT NULL,
 			anchor text NOT NULL,
@@ -78,6 +80,8 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 			expires_at timestamptz NOT NULL,
 			body jsonb NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS sda_issued_expiry ON ` + t + `sda_issued (expires_at)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_token_hash ON ` + t + `sda_issued (token_hash)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_revocation_hash ON ` + t + `sda_issued (revocation_hash)`,
 		`CREATE INDEX IF NOT EXISTS sda_issued_subject ON ` + t + `sda_issued (subject, cti)`,
 		`CREATE INDEX IF NOT EXISTS sda_issued_aud ON ` + t + `sda_issued USING gin (aud)`,
 	}
@@ -122,8 +126,9 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 		// terminate ends the server process $1 if it still runs the
 		// transaction whose 32-bit id is $2, and no other.
 		terminate: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid::text = $2`,
-		recordIssued: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (cti) DO UPDATE SET subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
+		recordIssued: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
 			issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body`,
 		countIssued: `SELECT count(*) FROM ` + t + `sda_issued`,
 		pruneIssued: `DELETE FROM ` + t + `sda_issued WHERE expires_at < $1`,
@@ -373,6 +378,8 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 			snap.Devices = append(snap.Devices, c.Device)
 		case c.APIKey != nil:
 			snap.APIKeys = append(snap.APIKeys, c.APIKey)
+		case c.Revocation != nil:
+			snap.Revocations = append(snap.Revocations, c.Revocation)
 		}
 	}
 	if err := rows.Err(); err != nil {

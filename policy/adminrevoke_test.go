@@ -44,7 +44,9 @@ func TestHTTPRevocations(t *testing.T) {
 		check      func(*Revocation) bool
 	}{
 		{"token by cti", fmt.Sprintf(`{"kind":"token","cti":%q,"reason":"lost"}`, hex.EncodeToString(toks[0].Claims.ID)),
-			func(r *Revocation) bool { return r.Hash == revHash(t, toks[0]) && r.Reason == "lost" && r.CreatedBy == "root" }},
+			func(r *Revocation) bool {
+				return r.Hash == revHash(t, toks[0]) && r.Reason == "lost" && r.CreatedBy == "root"
+			}},
 		{"token by hash", fmt.Sprintf(`{"kind":"token","hash":%q}`, revHash(t, toks[2])),
 			func(r *Revocation) bool { return r.TokenID == hex.EncodeToString(toks[2].Claims.ID) }},
 		{"subject", `{"kind":"subject","subject":"bob","before":"2030-01-01T00:00:00Z"}`,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -450,4 +451,29 @@ func (l *issuedLog) queued() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.cur.recs)
+}
+
+// FuzzIssuedLog: opening a ledger file of any content never panics, and
+// what it loads are valid records.
+func FuzzIssuedLog(f *testing.F) {
+	good, _ := json.Marshal(testRecord(0, time.Now()))
+	f.Add(append(good, '\n'))
+	f.Add(append(append(good, '\n'), good[:10]...))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "s.json"+issuedSuffix)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := openIssuedLog(path, time.Now())
+		if err != nil {
+			return
+		}
+		defer l.close()
+		for _, r := range l.mem.recs {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("loaded an invalid record: %v", err)
+			}
+		}
+	})
 }

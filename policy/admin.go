@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -61,6 +61,7 @@ func (s *Service) adminRoutes() map[string]apiHandler {
 			routes["PUT "+base+"/{id}"] = s.admin(kind, s.adminPut)
 		}
 	}
+	maps.Copy(routes, s.revocationRoutes())
 	return routes
 }
 
@@ -201,20 +202,8 @@ func (s *Service) auditAdmin(r *http.Request, p Principal, requestID, op string,
 // by id, at most limit of them, starting after the given id.
 func (s *Service) adminList(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
 	kind := a.kind
-	q := r.URL.Query()
 	var f fieldErrs
-	limit := defaultListLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			f.add("limit", "an integer from 1 to %d", maxListLimit)
-		}
-		limit = n
-	}
-	after := q.Get("after")
-	if len(after) > maxIDLen {
-		f.add("after", "longer than %d bytes", maxIDLen)
-	}
+	limit, after := listParams(r, &f)
 	if err := f.err(); err != nil {
 		return err
 	}
@@ -277,6 +266,11 @@ func (e *Engine) ids(kind Kind, after string, n int) ([]string, int) {
 	case KindAPIKey:
 		total = len(st.apiKeys)
 		for id := range st.apiKeys {
+			collect(id)
+		}
+	case KindRevocation:
+		total = len(st.revs)
+		for id := range st.revs {
 			collect(id)
 		}
 	}

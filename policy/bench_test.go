@@ -188,19 +188,20 @@ func BenchmarkLoad(b *testing.B) {
 }
 
 func benchService(b *testing.B, n int) (*Service, *ecdsa.PrivateKey, *token.AccessRequest) {
+	return benchServiceOn(b, n, NewMemoryStore())
+}
+
+// benchServiceOn is benchService on the given store, empty or a FileStore
+// opened on an empty file.
+func benchServiceOn(b *testing.B, n int, st Store) (*Service, *ecdsa.PrivateKey, *token.AccessRequest) {
 	b.Helper()
 	anchor := mustKey(b, elliptic.P256())
 	pop := mustKey(b, elliptic.P256())
-	store := NewMemoryStore()
 	snap := benchSnapshot(n)
-	prepared, err := prepareSnapshot(snap)
-	if err != nil {
+	if _, err := st.Apply(context.Background(), snap.changes()...); err != nil {
 		b.Fatal(err)
 	}
-	for i := range prepared {
-		store.st.apply(&prepared[i])
-	}
-	svc := &Service{Store: store, Signer: anchor}
+	svc := &Service{Store: st, Signer: anchor, MaxIssued: 1 << 30}
 	return svc, anchor, &token.AccessRequest{Audience: []string{"ep:ep-0", "id:" + fmt.Sprintf("%032x", 1)}, Scope: []string{"read", "op1"}, Key: &pop.PublicKey}
 }
 
@@ -235,8 +236,23 @@ func BenchmarkIssue(b *testing.B) {
 // BenchmarkHTTPIssue measures token issuance over HTTP on loopback with
 // several concurrent clients, then bare ecdsa.SignASN1 with as many
 // goroutines on the same cores, and reports tokens/s, signs/s and their ratio.
+//
+// The store is memory (the ledger in memory) or file (the ledger appended
+// to a file, fsynced, group-committed).
 func BenchmarkHTTPIssue(b *testing.B) {
-	svc, anchor, req := benchService(b, 1000)
+	b.Run("store=memory", func(b *testing.B) { benchHTTPIssue(b, NewMemoryStore()) })
+	b.Run("store=file", func(b *testing.B) {
+		fs, err := OpenFileStore(filepath.Join(b.TempDir(), "store.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fs.Close()
+		benchHTTPIssue(b, fs)
+	})
+}
+
+func benchHTTPIssue(b *testing.B, st Store) {
+	svc, anchor, req := benchServiceOn(b, 1000, st)
 	secret, key, err := NewAPIKey(nil, "bench", "u0", false, t0)
 	if err != nil {
 		b.Fatal(err)

@@ -14,6 +14,9 @@ const (
 	KindSubject Kind = "subject"
 	KindDevice  Kind = "device"
 	KindAPIKey  Kind = "api_key"
+	// KindRevocation records are [Revocation] values, written by
+	// [Service.Revoke].
+	KindRevocation Kind = "revocation"
 )
 
 // Change is one write: a record to put (the field matching Kind is set) or
@@ -35,6 +38,8 @@ type Change struct {
 	Subject *Subject `json:"subject,omitempty"`
 	Device  *Device  `json:"device,omitempty"`
 	APIKey  *APIKey  `json:"api_key,omitempty"`
+
+	Revocation *Revocation `json:"revocation,omitempty"`
 }
 
 // PutPolicy returns a change that creates or replaces p.
@@ -66,7 +71,7 @@ func (c *Change) validate() (Change, error) {
 	out := Change{Seq: c.Seq, Kind: c.Kind, ID: c.ID, Delete: c.Delete, Create: c.Create}
 	var f fieldErrs
 	set := 0
-	for _, p := range []bool{c.Policy != nil, c.Subject != nil, c.Device != nil, c.APIKey != nil} {
+	for _, p := range []bool{c.Policy != nil, c.Subject != nil, c.Device != nil, c.APIKey != nil, c.Revocation != nil} {
 		if p {
 			set++
 		}
@@ -79,7 +84,7 @@ func (c *Change) validate() (Change, error) {
 			f.add("create", "a deletion is not a creation")
 		}
 		switch c.Kind {
-		case KindPolicy, KindSubject, KindAPIKey:
+		case KindPolicy, KindSubject, KindAPIKey, KindRevocation:
 			checkID(&f, "id", c.ID)
 		case KindDevice:
 			checkDeviceID(&f, "id", c.ID)
@@ -119,11 +124,17 @@ func (c *Change) validate() (Change, error) {
 		}
 		out.APIKey = c.APIKey.clone()
 		id, err = out.APIKey.ID, out.APIKey.Validate()
+	case KindRevocation:
+		if c.Revocation == nil {
+			break
+		}
+		out.Revocation = c.Revocation.clone()
+		id, err = out.Revocation.ID, out.Revocation.Validate()
 	default:
 		f.add("kind", "unknown kind %q", c.Kind)
 		return out, f.err()
 	}
-	if out.Policy == nil && out.Subject == nil && out.Device == nil && out.APIKey == nil {
+	if out.Policy == nil && out.Subject == nil && out.Device == nil && out.APIKey == nil && out.Revocation == nil {
 		f.add("kind", "record does not match kind %q", c.Kind)
 		return out, f.err()
 	}
@@ -145,6 +156,8 @@ func (c *Change) record() ([]byte, error) {
 		return json.Marshal(c.Device)
 	case c.APIKey != nil:
 		return json.Marshal(c.APIKey)
+	case c.Revocation != nil:
+		return json.Marshal(c.Revocation)
 	}
 	return nil, fmt.Errorf("policy: change carries no record")
 }
@@ -171,6 +184,10 @@ func DecodeChange(kind Kind, body []byte) (Change, error) {
 		c.APIKey = new(APIKey)
 		err = strictUnmarshal(body, c.APIKey)
 		c.ID = c.APIKey.ID
+	case KindRevocation:
+		c.Revocation = new(Revocation)
+		err = strictUnmarshal(body, c.Revocation)
+		c.ID = c.Revocation.ID
 	default:
 		return Change{}, fmt.Errorf("%w: unknown kind %q", ErrInvalid, kind)
 	}
@@ -191,11 +208,14 @@ type Snapshot struct {
 	Subjects []*Subject `json:"subjects"`
 	Devices  []*Device  `json:"devices"`
 	APIKeys  []*APIKey  `json:"api_keys"`
+	// Revocations are absent from the files of stores written before
+	// revocations existed.
+	Revocations []*Revocation `json:"revocations,omitempty"`
 }
 
 // changes returns the snapshot as a list of put changes.
 func (s *Snapshot) changes() []Change {
-	out := make([]Change, 0, len(s.Policies)+len(s.Subjects)+len(s.Devices)+len(s.APIKeys))
+	out := make([]Change, 0, len(s.Policies)+len(s.Subjects)+len(s.Devices)+len(s.APIKeys)+len(s.Revocations))
 	for _, p := range s.Policies {
 		out = append(out, PutPolicy(p))
 	}
@@ -207,6 +227,9 @@ func (s *Snapshot) changes() []Change {
 	}
 	for _, x := range s.APIKeys {
 		out = append(out, PutAPIKey(x))
+	}
+	for _, x := range s.Revocations {
+		out = append(out, Change{Kind: KindRevocation, ID: x.ID, Revocation: x})
 	}
 	return out
 }

@@ -120,12 +120,35 @@
 // fields and trailing data are rejected), and every list and string in a
 // record is bounded (limits.go). Denial reasons naming policies go to the
 // audit log, not to the caller. Audit events are logged through
-// Service.Logger: sda.token.issued, sda.token.denied, sda.admin.put,
-// sda.admin.create, sda.admin.delete.
+// Service.Logger: sda.token.issued, sda.token.denied, sda.token.revoked,
+// sda.admin.put, sda.admin.create, sda.admin.delete.
 //
-// Tokens cannot be revoked once issued: deleting a policy stops new
-// tokens only. Keep lifetimes short where that matters; the lifetime rule
-// above already ends a token before a scheduled deny policy starts.
+// # Ledger and revocation
+//
+// Every token is recorded in a [Ledger] (cti, token hash, revocation
+// hash, subject, audience, scope, anchor, issue and expiry times) before
+// [Service.Issue] returns it: a token whose record was not committed is
+// never handed out (HTTP 503). The Store is the Ledger unless
+// Service.Ledger names another; a Service with neither issues nothing
+// ([ErrConfig]). Records are pruned [IssuedRetention] after their token
+// expired, and at most Service.MaxIssued (default 1,000,000) are held: at
+// the bound, once pruned, issuance fails with [ErrLedgerFull] (503).
+// [FileStore] keeps its ledger in an append-only file beside its own
+// (group-committed: concurrent issuers share one fsync), sqlstore in a
+// table.
+//
+// [Service.Revoke] takes tokens back: one token (by cti or hash), a
+// subject's tokens up to a time, the tokens sent to a device (expanded
+// from the ledger), or an anchor key's tokens up to a time. A
+// [Revocation] is a record of the Store, replicated to other instances
+// like any record, relevant until the last token it can revoke expires;
+// it is then left out of [Service.Revocations] and deleted by the next
+// revocation's batch. A revocation after which the status update of a
+// device would exceed its bounds (256 hashes, 64 token ids, 64 subject
+// and 16 anchor cut-offs, 16 KiB) is refused with a
+// *[RevocationBoundError] (HTTP 409). Devices learn of revocations from
+// the status updates made from them (docs/PROTOCOL.md section 12);
+// deleting a policy stops new tokens only.
 //
 // # Compatibility
 //

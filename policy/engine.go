@@ -33,6 +33,7 @@ type state struct {
 	byEndpoint map[string]*deviceEntry
 	apiKeys    map[string]*APIKey
 	byHash     map[string]*APIKey
+	revs       map[string]*Revocation
 
 	pair   map[pairKey][]*compiled
 	bySubj map[string][]*compiled // verify the device
@@ -47,6 +48,7 @@ func newState() *state {
 		byEndpoint: map[string]*deviceEntry{},
 		apiKeys:    map[string]*APIKey{},
 		byHash:     map[string]*APIKey{},
+		revs:       map[string]*Revocation{},
 		pair:       map[pairKey][]*compiled{},
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
@@ -295,6 +297,11 @@ func (st *state) apply(c *Change) {
 			st.apiKeys[c.ID] = c.APIKey
 			st.byHash[string(c.APIKey.Hash)] = c.APIKey
 		}
+	case KindRevocation:
+		delete(st.revs, c.ID)
+		if !c.Delete {
+			st.revs[c.ID] = c.Revocation
+		}
 	}
 }
 
@@ -489,6 +496,10 @@ func (st *state) snapshot() *Snapshot {
 		Devices:  make([]*Device, 0, len(st.devices)),
 		APIKeys:  make([]*APIKey, 0, len(st.apiKeys)),
 	}
+	for _, x := range st.revs {
+		s.Revocations = append(s.Revocations, x.clone())
+	}
+	sort.Slice(s.Revocations, func(i, j int) bool { return s.Revocations[i].ID < s.Revocations[j].ID })
 	for _, c := range st.policies {
 		s.Policies = append(s.Policies, c.p.clone())
 	}
@@ -525,6 +536,8 @@ func (st *state) exists(kind Kind, id string) bool {
 		return st.devices[id] != nil
 	case KindAPIKey:
 		return st.apiKeys[id] != nil
+	case KindRevocation:
+		return st.revs[id] != nil
 	}
 	return false
 }
@@ -548,6 +561,10 @@ func (st *state) current(kind Kind, id string) Change {
 	case KindAPIKey:
 		if x := st.apiKeys[id]; x != nil {
 			return PutAPIKey(x)
+		}
+	case KindRevocation:
+		if x := st.revs[id]; x != nil {
+			return Change{Kind: KindRevocation, ID: id, Revocation: x}
 		}
 	}
 	return DeleteRecord(kind, id)
@@ -604,6 +621,10 @@ func (e *Engine) get(kind Kind, id string) (any, error) {
 			}
 		case KindAPIKey:
 			if x := e.st.apiKeys[id]; x != nil {
+				return x.clone(), nil
+			}
+		case KindRevocation:
+			if x := e.st.revs[id]; x != nil {
 				return x.clone(), nil
 			}
 		}

@@ -31,6 +31,11 @@ var (
 	// administration API.
 	ErrForbidden = errors.New("policy: forbidden")
 
+	// ErrConfig reports a Service that is not configured to do what was
+	// asked, such as a Store that keeps no [Ledger]: the request fails
+	// until the configuration changes.
+	ErrConfig = errors.New("policy: service misconfigured")
+
 	// ErrOutcomeUnknown reports a write whose outcome the store could not
 	// learn: the connection to the database failed while the commit was in
 	// flight, and the database could not be asked afterwards whether it

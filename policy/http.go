@@ -78,6 +78,7 @@ func toHTTPError(err error) *httpError {
 	var he *httpError
 	var ve *ValidationError
 	var de *DeniedError
+	var be *RevocationBoundError
 	switch {
 	case errors.As(err, &he):
 		return he
@@ -97,6 +98,8 @@ func toHTTPError(err error) *httpError {
 		return &httpError{http.StatusForbidden, errTypeForbidden, "an administrator credential is required", nil}
 	case errors.Is(err, ErrNotFound):
 		return &httpError{http.StatusNotFound, errTypeNotFound, "not found", nil}
+	case errors.As(err, &be):
+		return &httpError{http.StatusConflict, errTypeConflict, strings.TrimPrefix(be.Error(), "policy: conflict: "), nil}
 	case errors.Is(err, ErrConflict):
 		return &httpError{http.StatusConflict, errTypeConflict, "the change conflicts with an existing record", nil}
 	case errors.Is(err, ErrOutcomeUnknown):

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/securedeviceaccess/sda/internal/atomicfile"
 )
@@ -23,6 +24,8 @@ type MemoryStore struct {
 	st   *state
 	seq  int64
 	log  []Change // recent changes in order, for Changes
+
+	ledger memLedger // issued tokens (in memory only)
 }
 
 // memLogLimit bounds the changes a MemoryStore keeps for [MemoryStore.Changes].
@@ -39,7 +42,8 @@ func NewMemoryStore() *MemoryStore { return &MemoryStore{st: newState()} }
 // It is safe for concurrent use by the goroutines of one process; two
 // processes must not share its file (use policy/sqlstore for that).
 type FileStore struct {
-	mem *MemoryStore
+	mem    *MemoryStore
+	issued *issuedLog
 }
 
 // Apply implements [Store]: the changes are in the file (synced) when it
@@ -68,12 +72,25 @@ func (s *FileStore) Changes(ctx context.Context, since int64) ([]Change, error) 
 // otherwise). OpenFileStore removes the temporary files of path that
 // writes a crash interrupted left in its directory (one process owns the
 // file: a write in progress in another process would fail).
+//
+// The store's [Ledger] of issued tokens is kept in a second file, path
+// plus ".issued", one JSON line per record, appended and synced per
+// record (concurrent records share one fsync). Opening the store ignores a
+// torn last line, which a crash during an append leaves (that record was
+// never reported committed), and rewrites the file atomically without it
+// and without the records expired (see [IssuedRetention]); the file is
+// rewritten so too while the store is open, when more than half of its
+// lines are records pruned from memory. [FileStore.Close] closes it.
 func OpenFileStore(path string) (*FileStore, error) {
 	s, err := openFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return &FileStore{mem: s}, nil
+	l, err := openIssuedLog(path+issuedSuffix, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &FileStore{mem: s, issued: l}, nil
 }
 
 func openFile(path string) (*MemoryStore, error) {

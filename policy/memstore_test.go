@@ -38,10 +38,11 @@ func TestFileStoreRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("reopened store differs:\n%s", diff)
 	}
-	// No temporary files are left behind.
+	// No temporary files are left behind: the store's file and its
+	// ledger's only.
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries", len(entries))
+	if len(entries) != 2 || entries[0].Name() != filepath.Base(path) || entries[1].Name() != filepath.Base(path)+issuedSuffix {
+		t.Errorf("directory holds %v", entries)
 	}
 	// A reopened store has no change log: followers reload a snapshot.
 	if _, err := s2.Changes(ctx, seq-1); !errors.Is(err, ErrChangesTruncated) {

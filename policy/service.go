@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +55,16 @@ type Service struct {
 	Now func() time.Time
 	// Rand is the randomness for token ids and signatures; nil means crypto/rand.
 	Rand io.Reader
+	// Ledger records every issued token before the token is returned
+	// (docs/PROTOCOL.md section 12). Nil means the Store, which must then
+	// implement [Ledger] (MemoryStore, FileStore and package sqlstore's
+	// Store do): otherwise no token is issued, with an error matching
+	// [ErrConfig] and [ErrUnavailable].
+	Ledger Ledger
+	// MaxIssued bounds the records the Ledger holds; zero means
+	// [DefaultMaxIssued]. At the bound, once expired records are pruned,
+	// issuance fails with [ErrLedgerFull] (HTTP 503).
+	MaxIssued int
 	// MaxStaleness bounds how old the service's view of the Store may be
 	// when it decides. Zero means the Store is asked for new changes (one
 	// cheap query) before every decision, so that changes made through
@@ -61,6 +73,7 @@ type Service struct {
 
 	issOnce sync.Once
 	iss     string
+	anchor  string // hex key id of the anchor key: KeyID, else the key's COSE Key Thumbprint
 	issErr  error
 
 	httpOnce sync.Once
@@ -99,10 +112,45 @@ func (s *Service) issuer() (string, error) {
 			var err error
 			if s.iss, err = token.AnchorName(s.Signer.Public()); err != nil {
 				s.issErr = fmt.Errorf("%w: anchor name: %v", ErrUnavailable, err)
+				return
 			}
 		}
+		kid := s.KeyID
+		if len(kid) == 0 {
+			var err error
+			if kid, err = token.Thumbprint(s.Signer.Public()); err != nil {
+				s.issErr = fmt.Errorf("%w: anchor key thumbprint: %v", ErrUnavailable, err)
+				return
+			}
+		}
+		s.anchor = hex.EncodeToString(kid)
 	})
 	return s.iss, s.issErr
+}
+
+// anchorKeyID returns the hex key id of the anchor key, which the ledger
+// and anchor cut-offs name it by.
+func (s *Service) anchorKeyID() (string, error) {
+	_, err := s.issuer()
+	return s.anchor, err
+}
+
+// ledger returns the Ledger: the Ledger field, else the Store if it is one.
+func (s *Service) ledger() (Ledger, error) {
+	if s.Ledger != nil {
+		return s.Ledger, nil
+	}
+	if l, ok := s.Store.(Ledger); ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("%w: %w: the store keeps no ledger of issued tokens and Service.Ledger is nil", ErrUnavailable, ErrConfig)
+}
+
+func (s *Service) maxIssued() int {
+	if s.MaxIssued > 0 {
+		return s.MaxIssued
+	}
+	return DefaultMaxIssued
 }
 
 // ErrUnavailable reports that the service cannot reach its store or sign;
@@ -267,6 +315,10 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if s.Signer == nil {
 		return nil, fmt.Errorf("%w: no signing key configured", ErrUnavailable)
 	}
+	ledger, err := s.ledger()
+	if err != nil {
+		return nil, err
+	}
 	if err := s.sync(ctx); err != nil {
 		return nil, err
 	}
@@ -291,7 +343,50 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if err != nil {
 		return nil, fmt.Errorf("%w: signing: %v", ErrUnavailable, err)
 	}
+	// The owner must see every token handed out: the record is committed
+	// before the token leaves, or the token is dropped.
+	rec, err := s.issuedRecord(b, claims)
+	if err != nil {
+		return nil, err
+	}
+	if err := ledger.RecordIssued(ctx, rec, now, s.maxIssued()); err != nil {
+		return nil, ledgerError(err)
+	}
 	return &IssuedToken{Token: b, Claims: claims, Decision: dec}, nil
+}
+
+// issuedRecord returns the ledger's record of the token b with claims.
+func (s *Service) issuedRecord(b []byte, claims *token.Claims) (*IssuedRecord, error) {
+	rh, err := token.RevocationHash(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: revocation hash of the issued token: %v", ErrUnavailable, err)
+	}
+	kid, err := s.anchorKeyID()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &IssuedRecord{
+		TokenID:        hex.EncodeToString(claims.ID),
+		TokenHash:      hex.EncodeToString(sum[:]),
+		RevocationHash: hex.EncodeToString(rh[:]),
+		Subject:        claims.Subject,
+		Audience:       slices.Clone(claims.Audience),
+		Scope:          claims.Scope.Names(),
+		Issuer:         claims.Issuer,
+		AnchorKeyID:    kid,
+		IssuedAt:       claims.IssuedAt,
+		Expiry:         claims.Expiry,
+	}, nil
+}
+
+// ledgerError maps an error of the Ledger: whatever it is, the token was
+// not recorded, so it is not issued, and the caller may try again later.
+func ledgerError(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: ledger: %w", ErrUnavailable, err)
 }
 
 // v1ScopeLength returns the length of the text scope a v1 token granting

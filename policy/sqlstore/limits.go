@@ -15,3 +15,13 @@ const (
 	commitPollMin = 5 * time.Millisecond
 	commitPollMax = 100 * time.Millisecond
 )
+
+// Upkeep of the ledger of issued tokens (see [Store.RecordIssued]).
+const (
+	// recountEvery is how many records a Store adds between two counts
+	// of the ledger's table.
+	recountEvery = 1024
+	// pruneEvery is how often a Store that adds records deletes the
+	// expired ones.
+	pruneEvery = time.Minute
+)

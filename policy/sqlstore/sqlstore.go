@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,8 +17,14 @@ import (
 
 // Store is a [policy.Store] in a PostgreSQL schema.
 type Store struct {
-	db *sql.DB
-	q  queries
+	db    *sql.DB
+	q     queries
+	table string // the ledger's table, qualified
+
+	issuedMu    sync.Mutex // guards the fields below
+	issuedCount int64      // records in the ledger when last counted, plus those added since
+	sinceCount  int        // records this Store added since it last counted; -1: not counted yet
+	lastPrune   time.Time
 
 	// hook, when set by a test, is called inside Apply's transaction at
 	// the named step: "bumped" after the sequence number was taken,
@@ -32,6 +39,7 @@ var _ policy.Store = (*Store)(nil)
 type queries struct {
 	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
 	xactStatus, terminate                                                  string
+	recordIssued, countIssued, pruneIssued                                 string
 }
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -61,6 +69,21 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 			PRIMARY KEY (kind, id))`,
 		`CREATE INDEX IF NOT EXISTS sda_records_seq ON ` + t + `sda_records (seq)`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS sda_records_uniq ON ` + t + `sda_records (kind, uniq) WHERE NOT deleted AND uniq IS NOT NULL`,
+		`CREATE TABLE IF NOT EXISTS ` + t + `sda_issued (
+			cti text COLLATE "C" PRIMARY KEY, -- bytewise: the listing's order is Go's
+			token_hash text NOT NULL,
+			revocation_hash text NOT NULL,
+			subject text NOT NULL,
+			aud text[] NOT NULL,
+			anchor text NOT NULL,
+			issued_at timestamptz NOT NULL,
+			expires_at timestamptz NOT NULL,
+			body jsonb NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_expiry ON ` + t + `sda_issued (expires_at)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_token_hash ON ` + t + `sda_issued (token_hash)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_revocation_hash ON ` + t + `sda_issued (revocation_hash)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_subject ON ` + t + `sda_issued (subject, cti)`,
+		`CREATE INDEX IF NOT EXISTS sda_issued_aud ON ` + t + `sda_issued USING gin (aud)`,
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -80,7 +103,7 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, mapErr(fmt.Errorf("migrate: %w", err))
 	}
-	return &Store{db: db, q: queries{
+	return &Store{db: db, sinceCount: -1, table: t + `sda_issued`, q: queries{
 		// bump also returns what identifies the transaction, should its
 		// commit fail: its id and its server process.
 		bump:      `UPDATE ` + t + `sda_meta SET seq = seq + 1 WHERE id = 1 RETURNING seq, pg_current_xact_id()::text, pg_backend_pid()`,
@@ -103,6 +126,12 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 		// terminate ends the server process $1 if it still runs the
 		// transaction whose 32-bit id is $2, and no other.
 		terminate: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid::text = $2`,
+		recordIssued: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
+			issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body`,
+		countIssued: `SELECT count(*) FROM ` + t + `sda_issued`,
+		pruneIssued: `DELETE FROM ` + t + `sda_issued WHERE expires_at < $1`,
 	}}, nil
 }
 
@@ -349,6 +378,8 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 			snap.Devices = append(snap.Devices, c.Device)
 		case c.APIKey != nil:
 			snap.APIKeys = append(snap.APIKeys, c.APIKey)
+		case c.Revocation != nil:
+			snap.Revocations = append(snap.Revocations, c.Revocation)
 		}
 	}
 	if err := rows.Err(); err != nil {

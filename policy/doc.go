@@ -85,7 +85,8 @@
 // # HTTP API
 //
 // [Service.PublicHandler] serves the endpoints that technicians'
-// applications call, POST [TokenPath] and GET [TrustAnchorsPath];
+// applications call, POST [TokenPath], GET [TrustAnchorsPath] and GET
+// [StatusUpdatePath];
 // [Service.AdminHandler] serves the administration API under
 // [AdminPathPrefix]. Serve them on separate listeners to keep the
 // administration API off the network the applications use (on an

@@ -7,8 +7,9 @@ import (
 )
 
 // PublicHandler returns the handler of the endpoints that technicians'
-// applications call: the token endpoint (POST [TokenPath]) and the trust
-// anchor list (GET [TrustAnchorsPath]). Every other path, the
+// applications call: the token endpoint (POST [TokenPath]), the trust
+// anchor list (GET [TrustAnchorsPath]) and the status updates (GET
+// [StatusUpdatePath]). Every other path, the
 // administration API's included, is answered 404 in the JSON error format.
 //
 // Serve it where the applications reach it, and [Service.AdminHandler] on
@@ -60,6 +61,7 @@ func (s *Service) publicRoutes() map[string]apiHandler {
 	return map[string]apiHandler{
 		"POST " + TokenPath:       s.serveToken,
 		"GET " + TrustAnchorsPath: s.serveTrustAnchors,
+		"GET " + StatusUpdatePath: s.serveStatusUpdate,
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// Paths of the HTTP API: [Service.PublicHandler] serves TokenPath and
-// TrustAnchorsPath, [Service.AdminHandler] the paths under AdminPathPrefix.
+// Paths of the HTTP API: [Service.PublicHandler] serves TokenPath,
+// TrustAnchorsPath and [StatusUpdatePath], [Service.AdminHandler] the paths
+// under AdminPathPrefix.
 const (
 	TokenPath        = "/ace-auth/token"
 	TrustAnchorsPath = "/v3/trust-anchors"

@@ -177,13 +177,13 @@ type anchorCutoff struct {
 }
 
 // Bounds of a device's status update (docs/PROTOCOL.md section 12); the
-// same as token.MaxStatusHashes and its friends.
+// those of package token.
 const (
-	maxStatusHashes   = 256
-	maxStatusTokenIDs = 64
-	maxStatusSubjects = 64
-	maxStatusAnchors  = 16
-	maxStatusBytes    = 16 << 10
+	maxStatusHashes   = token.MaxStatusHashes
+	maxStatusTokenIDs = token.MaxStatusTokenIDs
+	maxStatusSubjects = token.MaxStatusSubjects
+	maxStatusAnchors  = token.MaxStatusAnchors
+	maxStatusBytes    = token.MaxStatusUpdateSize
 )
 
 // RevocationBoundError reports a revocation refused because the status

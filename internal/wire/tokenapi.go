@@ -18,3 +18,12 @@ type TokenResponse struct {
 	AccessToken  string `json:"access_token"`  // base64 of the token bytes
 	GrantedUntil string `json:"granted_until"` // RFC 3339
 }
+
+// StatusUpdateResponse is the JSON body of a successful GET
+// /v1/status-update (docs/PROTOCOL.md section 12).
+type StatusUpdateResponse struct {
+	StatusUpdate string `json:"status_update"` // base64 of the signed update
+	Aud          string `json:"aud"`
+	Seq          uint64 `json:"seq"`
+	Time         string `json:"time"` // RFC 3339
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type TokenClient struct {
 	// "https://auth.example.com/ace-auth/token". It must be https, except
 	// for a loopback host (tests, a local agent), where http is allowed.
 	Endpoint string
+	// StatusEndpoint is the URL of the status update endpoint
+	// ([TokenClient.StatusUpdate]); empty means StatusPath on Endpoint's
+	// scheme and host. The rules of Endpoint apply.
+	StatusEndpoint string
 	// Credential is the bearer credential sent in the Authorization header.
 	Credential string
 	// HTTPClient makes the requests; nil means a client with
@@ -54,6 +59,14 @@ type TokenClient struct {
 	// Now is the clock used to check the expiry of received tokens; nil
 	// means time.Now.
 	Now func() time.Time
+}
+
+// tokenRequest is the JSON body of a token request: v2 adds "cnonce", the
+// device nonce for the token as hex (docs/PROTOCOL.md section 12), absent
+// when there is none, so a v1 request is unchanged.
+type tokenRequest struct {
+	wire.TokenRequest
+	CNonce string `json:"cnonce,omitempty"`
 }
 
 var defaultHTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
@@ -87,11 +100,14 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 	if err != nil {
 		return nil, invalid("proof-of-possession key: %v", err)
 	}
-	body, err := json.Marshal(wire.TokenRequest{
-		GrantType: "client_credentials",
-		Aud:       req.Audience,
-		Scope:     strings.Join(req.Scope, " "),
-		Cnf:       string(cnf),
+	body, err := json.Marshal(tokenRequest{
+		TokenRequest: wire.TokenRequest{
+			GrantType: "client_credentials",
+			Aud:       req.Audience,
+			Scope:     strings.Join(req.Scope, " "),
+			Cnf:       string(cnf),
+		},
+		CNonce: hex.EncodeToString(req.CNonce),
 	})
 	if err != nil {
 		return nil, err
@@ -128,7 +144,7 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 		now = c.Now
 	}
 	checked := now()
-	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, Anchors: c.Anchors, Now: checked})
+	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, CNonce: req.CNonce, Anchors: c.Anchors, Now: checked})
 	if err != nil {
 		return nil, err
 	}

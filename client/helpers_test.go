@@ -44,31 +44,21 @@ func mustP256(t testing.TB) *ecdsa.PrivateKey {
 // signed by anchor.
 func issue(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time) []byte {
 	t.Helper()
-	sc, err := token.ParseScope(scope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := token.AnchorName(anchor.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := &token.IssueOptions{}
+	p := token.ProfileV1
 	if alg, _ := token.AlgorithmFor(pop); alg != token.AlgES256 {
-		opts.Profile = token.ProfileV2
+		p = token.ProfileV2
 	}
-	raw, err := token.Issue(&token.Claims{
-		Issuer: iss, Audience: aud, Scope: sc, Key: pop,
-		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp,
-	}, anchor, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return issueProfile(t, anchor, pop, aud, scope, exp, p, nil)
 }
 
 // issueV2 returns an SDA v2 token for pop, signed by anchor, carrying
 // cnonce when it is not nil.
 func issueV2(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, cnonce []byte) []byte {
+	t.Helper()
+	return issueProfile(t, anchor, pop, aud, scope, exp, token.ProfileV2, cnonce)
+}
+
+func issueProfile(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, p token.Profile, cnonce []byte) []byte {
 	t.Helper()
 	sc, err := token.ParseScope(scope)
 	if err != nil {
@@ -81,7 +71,7 @@ func issueV2(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []str
 	raw, err := token.Issue(&token.Claims{
 		Issuer: iss, Audience: aud, Scope: sc, Key: pop, CNonce: cnonce,
 		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp,
-	}, anchor, &token.IssueOptions{Profile: token.ProfileV2})
+	}, anchor, &token.IssueOptions{Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}

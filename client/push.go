@@ -65,12 +65,8 @@ func (s *Session) statusToPush(ctx context.Context) *statusPush {
 		if err != nil || raw == nil {
 			continue
 		}
-		p, err := token.ParseStatus(raw)
-		if err != nil {
-			continue
-		}
-		u := p.UnverifiedUpdate()
-		if u.Audience != aud {
+		p, u, err := parseStatusFor(raw, aud)
+		if err != nil || u == nil {
 			continue
 		}
 		if h, ok := s.device.holds(u.Issuer); ok && !u.NewerThan(h.seq, h.time) {

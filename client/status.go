@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -71,23 +70,9 @@ func (c *TokenClient) StatusUpdate(ctx context.Context, aud string) ([]byte, err
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	hreq.Header.Set("Authorization", "Bearer "+c.Credential)
-	hreq.Header.Set("Accept", "application/json")
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = defaultHTTPClient
-	}
-	resp, err := secureRedirects(hc).Do(hreq)
+	data, err := c.send(hreq, "status update", MaxStatusResponseSize)
 	if err != nil {
-		return nil, fmt.Errorf("client: status update request: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxStatusResponseSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("client: reading the status update response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, decodeServiceError(resp.StatusCode, data)
+		return nil, err
 	}
 	raw, r, err := decodeStatusResponse(data)
 	if err != nil {
@@ -173,13 +158,12 @@ func decodeStatusResponse(data []byte) ([]byte, *statusResponse, error) {
 // checkStatus checks a received update: strict parse, for aud, the
 // answer's other fields agree with it, and with anchors its signature.
 func checkStatus(raw []byte, r *statusResponse, aud string, anchors trust.Store) error {
-	p, err := token.ParseStatus(raw)
+	p, u, err := parseStatusFor(raw, aud)
 	if err != nil {
 		return &StatusCheckError{Check: "parse", Reason: "not a well-formed status update", Err: err}
 	}
-	u := p.UnverifiedUpdate()
-	if u.Audience != aud {
-		return &StatusCheckError{Check: "aud", Reason: fmt.Sprintf("update for %q, asked for %q", u.Audience, aud)}
+	if u == nil {
+		return &StatusCheckError{Check: "aud", Reason: fmt.Sprintf("update for %q, asked for %q", p.UnverifiedUpdate().Audience, aud)}
 	}
 	if r.Aud != u.Audience || r.Seq != u.Sequence {
 		return &StatusCheckError{Check: "seq", Reason: fmt.Sprintf("the answer says %q seq %d, the update %q seq %d", r.Aud, r.Seq, u.Audience, u.Sequence)}
@@ -202,4 +186,16 @@ func checkStatus(raw []byte, r *statusResponse, aud string, anchors trust.Store)
 		}
 	}
 	return &StatusCheckError{Check: "signature", Reason: "does not verify with the trust anchor", Err: err}
+}
+
+// parseStatusFor parses raw strictly and returns it with its update, read
+// unverified; u is nil when the update is not for aud.
+func parseStatusFor(raw []byte, aud string) (p *token.SignedStatus, u *token.StatusUpdate, err error) {
+	if p, err = token.ParseStatus(raw); err != nil {
+		return nil, nil, err
+	}
+	if u = p.UnverifiedUpdate(); u.Audience != aud {
+		u = nil
+	}
+	return p, u, nil
 }

@@ -116,24 +116,10 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	hreq.Header.Set("Authorization", "Bearer "+c.Credential)
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = defaultHTTPClient
-	}
-	resp, err := secureRedirects(hc).Do(hreq)
+	data, err := c.send(hreq, "token", MaxTokenResponseSize)
 	if err != nil {
-		return nil, fmt.Errorf("client: token request: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxTokenResponseSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("client: reading the token response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, decodeServiceError(resp.StatusCode, data)
+		return nil, err
 	}
 	raw, grantedUntil, err := decodeTokenResponse(data)
 	if err != nil {
@@ -155,6 +141,31 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 		return nil, &TokenCheckError{Check: "expiry", Reason: fmt.Sprintf("granted until %v", grantedUntil.UTC().Format(time.RFC3339))}
 	}
 	return tok, nil
+}
+
+// send sends hreq with the bearer credential, following redirects only to
+// URLs the credential may go to, and returns the body of a 200 answer read
+// up to limit+1 bytes; another answer is a [*ServiceError].
+func (c *TokenClient) send(hreq *http.Request, what string, limit int64) ([]byte, error) {
+	hreq.Header.Set("Authorization", "Bearer "+c.Credential)
+	hreq.Header.Set("Accept", "application/json")
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient
+	}
+	resp, err := secureRedirects(hc).Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s request: %w", what, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the %s response: %w", what, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeServiceError(resp.StatusCode, data)
+	}
+	return data, nil
 }
 
 // endpoint checks the endpoint URL: https, or http on a loopback host.

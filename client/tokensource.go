@@ -147,12 +147,8 @@ func (s *TokenSource) fetchUpdates(ctx context.Context) {
 		if err != nil || raw == nil {
 			continue
 		}
-		p, err := token.ParseStatus(raw)
-		if err != nil {
-			continue
-		}
-		u := p.UnverifiedUpdate()
-		if u.Audience != aud {
+		p, u, err := parseStatusFor(raw, aud)
+		if err != nil || u == nil {
 			continue
 		}
 		s.mu.Lock()

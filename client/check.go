@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto"
 	"fmt"
 	"slices"
@@ -42,6 +43,10 @@ type TokenCheck struct {
 	// Scope, when not nil, must equal the operation names of the token's
 	// scope as a set.
 	Scope []string
+	// CNonce, when not nil, must equal the token's cnonce claim (v2): a
+	// token asked for with [token.AccessRequest.CNonce] carries the
+	// device's nonce, or a device requiring it refuses the token.
+	CNonce []byte
 	// Anchors, when not nil, are the trust anchors the token must verify
 	// with, found as a device finds them ([trust.LookupToken]); the
 	// signature is then checked and the claims are authenticated. When
@@ -58,7 +63,8 @@ type TokenCheck struct {
 // CheckToken parses raw strictly and checks it before use: the cnf key is
 // c.Key, the audience and scope are the ones asked for, the token has not
 // expired and, when c.Anchors is set, its signature verifies with the
-// anchor's key. Failures are [*TokenCheckError] values matching
+// anchor's key, and with c.CNonce set, the token carries that cnonce.
+// Failures are [*TokenCheckError] values matching
 // [ErrTokenMismatch].
 func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	if c == nil || c.Key == nil {
@@ -70,6 +76,7 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	}
 	out := &AccessToken{Raw: t.Bytes()}
 	var exp time.Time
+	var cnonce []byte
 	if c.Anchors != nil {
 		anchors, err := trust.LookupToken(c.Anchors, t)
 		if err != nil {
@@ -84,13 +91,13 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 		if err != nil {
 			return nil, &TokenCheckError{Check: "signature", Reason: "does not verify with the trust anchor", Err: err}
 		}
-		out.Issuer, out.Audience, out.Scope, out.Key, exp = claims.Issuer, claims.Audience, claims.Scope, claims.Key, claims.Expiry
+		out.Issuer, out.Audience, out.Scope, out.Key, exp, cnonce = claims.Issuer, claims.Audience, claims.Scope, claims.Key, claims.Expiry, claims.CNonce
 		out.Verified = true
 	} else {
 		// Not authenticated: these only serve to refuse a token that is
 		// not the one asked for.
 		u := t.UnverifiedClaims()
-		out.Issuer, out.Audience, out.Scope, out.Key, exp = u.Issuer, u.Audience, u.Scope, u.Key, u.Expiry
+		out.Issuer, out.Audience, out.Scope, out.Key, exp, cnonce = u.Issuer, u.Audience, u.Scope, u.Key, u.Expiry, u.CNonce
 	}
 	out.Expiry = exp
 	if !token.EqualKeys(out.Key, c.Key) {
@@ -101,6 +108,9 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	}
 	if c.Scope != nil && !sameSet(c.Scope, out.Scope.Names()) {
 		return nil, &TokenCheckError{Check: "scope", Reason: fmt.Sprintf("granted %q, asked for %q", out.Scope.String(), c.Scope)}
+	}
+	if c.CNonce != nil && !bytes.Equal(c.CNonce, cnonce) {
+		return nil, &TokenCheckError{Check: "cnonce", Reason: fmt.Sprintf("the token carries cnonce %x, asked for %x", cnonce, c.CNonce)}
 	}
 	now := c.Now
 	if now.IsZero() {

@@ -34,6 +34,24 @@
 // token and fetches a new one before it expires. Every token received is
 // checked by [CheckToken] before use.
 //
+// # Revocation and freshness (v2)
+//
+// [TokenClient.StatusUpdate] fetches the signed status update an
+// authorization service makes for a device (docs/PROTOCOL.md section 12):
+// its revocations and its time. A [TokenSource] with Status set fetches the
+// updates of its audiences with every token and caches the newest; a
+// [Session] with Status set carries the cached update to a device whose
+// last response shows it holds an older one, inside the operation request,
+// at no extra round trip (see [Session], "Status updates"). So a device
+// that never goes online learns of revocations from any technician's
+// visit. [TokenClient.StatusFetcher] is the same fetch for a device that
+// goes online itself.
+//
+// [Session.DoFresh] performs an operation with a token bound to the
+// device's own nonce (cnonce), for devices that require proof that a token
+// is fresh: the session gets the nonce, fetches a token carrying it through
+// [FreshTokens], and signs the request with the same nonce.
+//
 // # Sessions
 //
 // A [Session] performs operations on one device over a transport.Conn:
@@ -70,11 +88,23 @@
 // no response (token.ErrWeakKey, token.ErrUnsupportedKey).
 //
 // Received tokens are checked before use: the cnf key must be the client's
-// own, the audience and the scope must be exactly those asked for, and the
-// token must not have expired; with [TokenCheck.Anchors] (or
-// [TokenClient.Anchors]) the signature is verified too. Without anchors
+// own, the audience and the scope must be exactly those asked for, a
+// cnonce asked for must be carried, and the token must not have expired;
+// with [TokenCheck.Anchors] (or [TokenClient.Anchors]) the signature is
+// verified too. Without anchors
 // the claims are read unverified, only to catch a token that is not the one
 // asked for; the device verifies the signature in any case.
+//
+// Status updates are read strictly and must name the device asked for;
+// with [TokenClient.Anchors] their signature is verified with an anchor of
+// their issuer, and without it they are read unverified. The session
+// decides whether to push an update from values it has not verified (its
+// sequence number, and the device's key 7, which no signature covers):
+// the device verifies every update before installing it and ignores
+// others, so someone who forges or suppresses these values can at worst
+// make the session carry an update the device does not need, or not carry
+// one, which delays a revocation until another visit, as a technician who
+// stays away would.
 //
 // Bearer credentials are sent only over https, or http to a loopback
 // host. Token endpoint answers are read up to [MaxTokenResponseSize] bytes;
@@ -122,8 +152,10 @@
 // request, response and error formats of the original cloud service.
 //
 // From v2 it uses, when the device offers them, the next nonce of an
-// operation response (one round trip per operation instead of two) and
-// device-signed responses. Ed25519 and P-384 PoP keys need v2 tokens and
+// operation response (one round trip per operation instead of two),
+// device-signed responses and status updates (only to a device that sent
+// response key 7; to others, requests are unchanged). A token request
+// carries "cnonce" only for [Session.DoFresh]. Ed25519 and P-384 PoP keys need v2 tokens and
 // devices.
 //
 // Key files are standard: PKCS#8 (PEM "PRIVATE KEY") in clear, encrypted

@@ -53,6 +53,11 @@ var (
 	// or it has expired. See [CheckToken].
 	ErrTokenMismatch = errors.New("client: token does not match the request")
 
+	// ErrStatusMismatch: a status update received from the service is not
+	// the one asked for: it does not parse, names another device, or does
+	// not verify with the trust anchors. See [TokenClient.StatusUpdate].
+	ErrStatusMismatch = errors.New("client: status update does not match the request")
+
 	// ErrInvalid: the caller's input or configuration is invalid (a request
 	// outside the limits of the token endpoint, an empty passphrase, a
 	// session without a key, ...). Nothing was sent.
@@ -190,8 +195,8 @@ func quoteShort(s string) string {
 // [CheckToken]. It matches [ErrTokenMismatch] with errors.Is, and unwraps to
 // its cause when there is one (a token parse or signature error).
 type TokenCheckError struct {
-	// Check is what failed: "parse", "signature", "cnf", "aud", "scope" or
-	// "expiry".
+	// Check is what failed: "parse", "signature", "cnf", "aud", "scope",
+	// "cnonce" or "expiry".
 	Check  string
 	Reason string
 	Err    error
@@ -211,6 +216,33 @@ func (e *TokenCheckError) Is(target error) bool { return target == ErrTokenMisma
 
 // Unwrap returns the cause, or nil.
 func (e *TokenCheckError) Unwrap() error { return e.Err }
+
+// StatusCheckError reports why a status update received from the service
+// was refused by [TokenClient.StatusUpdate]. It matches [ErrStatusMismatch]
+// with errors.Is, and unwraps to its cause when there is one (a parse or
+// signature error of package token, a trust store error).
+type StatusCheckError struct {
+	// Check is what failed: "parse", "aud", "seq", "time" (the answer's
+	// fields disagree with the signed update) or "signature".
+	Check  string
+	Reason string
+	Err    error
+}
+
+// Error implements the error interface.
+func (e *StatusCheckError) Error() string {
+	s := fmt.Sprintf("client: status update refused (%s): %s", e.Check, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is reports whether target is ErrStatusMismatch.
+func (e *StatusCheckError) Is(target error) bool { return target == ErrStatusMismatch }
+
+// Unwrap returns the cause, or nil.
+func (e *StatusCheckError) Unwrap() error { return e.Err }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))

@@ -178,3 +178,66 @@ func ExampleTokenClient_Fetch() {
 	// [ep:hvac-1] read-temperature set-temperature true
 	// 401 unauthorized
 }
+
+// Cache the status update of a device along with its token, for sessions
+// to carry to devices that never go online. The service here is a minimal
+// stand-in for the token and status update endpoints of docs/PROTOCOL.md
+// sections 9 and 12.
+func ExampleTokenSource_StatusUpdate() {
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issuer, _ := token.AnchorName(anchorKey.Public())
+	now := time.Now().Truncate(time.Second)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+client.TokenPath, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Aud   []string `json:"aud"`
+			Scope string   `json:"scope"`
+			Cnf   string   `json:"cnf"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		key, _ := token.ParsePublicKeyPEM([]byte(req.Cnf))
+		scope, _ := token.ParseScope(req.Scope)
+		exp := now.Add(time.Hour)
+		raw, _ := token.Issue(&token.Claims{Issuer: issuer, Audience: req.Aud, Scope: scope, Key: key, NotBefore: now, Expiry: exp}, anchorKey, nil)
+		json.NewEncoder(w).Encode(map[string]string{
+			"access_token":  base64.StdEncoding.EncodeToString(raw),
+			"granted_until": exp.UTC().Format(time.RFC3339),
+		})
+	})
+	mux.HandleFunc("GET "+client.StatusPath, func(w http.ResponseWriter, r *http.Request) {
+		aud := r.URL.Query().Get("aud")
+		// One revoked token id, sequence number 42.
+		raw, _ := token.SignStatus(&token.StatusUpdate{Issuer: issuer, Sequence: 42, Time: now, Audience: aud, TokenIDs: [][]byte{[]byte("stolen-phone")}}, anchorKey, nil)
+		json.NewEncoder(w).Encode(map[string]any{
+			"status_update": base64.StdEncoding.EncodeToString(raw),
+			"aud":           aud,
+			"seq":           42,
+			"time":          now.UTC().Format(time.RFC3339),
+		})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	anchors, _ := trust.NewMemoryStore(trust.Anchor{Issuer: issuer, Key: anchorKey.Public()})
+	c := &client.TokenClient{Endpoint: srv.URL + client.TokenPath, Credential: "s3cret", Anchors: anchors}
+	pop, _ := client.GenerateKey(client.KeyP256)
+	tokens := &client.TokenSource{
+		Fetcher: c,
+		Status:  c, // fetch the updates of the request's devices with every token
+		Request: token.AccessRequest{Audience: []string{"ep:rooftop-2"}, Scope: []string{"read-temperature"}, Key: pop.Public()},
+	}
+	if _, err := tokens.Token(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// A Session{Tokens: tokens, Status: tokens, ...} reads the cached update
+	// and carries it to rooftop-2 if the device holds an older one.
+	raw, _ := tokens.StatusUpdate(context.Background(), "ep:rooftop-2")
+	signed, err := token.ParseStatus(raw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	u := signed.UnverifiedUpdate()
+	fmt.Println(u.Audience, u.Sequence, len(u.TokenIDs))
+	// Output:
+	// ep:rooftop-2 42 1
+}

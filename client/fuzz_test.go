@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/securedeviceaccess/sda/token"
+	"github.com/securedeviceaccess/sda/trust"
 )
 
 // fixedKey returns a P-256 key derived from seed, the same in every fuzz
@@ -163,6 +164,56 @@ func FuzzDecryptEncryptedPKCS8(f *testing.F) {
 		}
 		if !token.EqualKeys(key.Public(), k.Public()) {
 			t.Fatal("decrypted a key that was never encrypted")
+		}
+	})
+}
+
+// FuzzDecodeStatusResponse: the status update endpoint's JSON answer never
+// panics the decoder or the checks, fails only with the package's typed
+// errors, and what is accepted is an update for the audience asked for.
+func FuzzDecodeStatusResponse(f *testing.F) {
+	anchor := mustP256(f)
+	raw := signUpdate(f, anchor, "ep:a", 3, testNow)
+	enc := base64.StdEncoding.EncodeToString(raw)
+	seeds := []string{
+		`{"status_update":"` + enc + `","aud":"ep:a","seq":3,"time":"2026-11-24T12:00:00Z"}`,
+		`{"status_update":"` + enc + `","aud":"ep:a","seq":3}`,
+		`{"status_update":"` + enc + `","aud":"ep:b","seq":3,"time":"x"}`,
+		`{"status_update":"0oA=","aud":"ep:a","seq":-1}`,
+		`{"status_update":null}`,
+		`[]`,
+		``,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	name, _ := token.AnchorName(anchor.Public())
+	anchors, err := trust.NewMemoryStore(trust.Anchor{Issuer: name, Key: anchor.Public()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		upd, r, err := decodeStatusResponse(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(upd) == 0 || len(upd) > token.MaxStatusUpdateSize {
+			t.Fatalf("accepted %d update bytes", len(upd))
+		}
+		for _, a := range []trust.Store{nil, anchors} {
+			if err := checkStatus(upd, r, "ep:a", a); err != nil {
+				if !errors.Is(err, ErrStatusMismatch) {
+					t.Fatalf("untyped error %v", err)
+				}
+				continue
+			}
+			p, err := token.ParseStatus(upd)
+			if err != nil || p.UnverifiedUpdate().Audience != "ep:a" {
+				t.Fatalf("accepted an update that is not for ep:a: %v", err)
+			}
 		}
 	})
 }

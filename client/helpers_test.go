@@ -1,11 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -42,6 +44,22 @@ func mustP256(t testing.TB) *ecdsa.PrivateKey {
 // signed by anchor.
 func issue(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time) []byte {
 	t.Helper()
+	p := token.ProfileV1
+	if alg, _ := token.AlgorithmFor(pop); alg != token.AlgES256 {
+		p = token.ProfileV2
+	}
+	return issueProfile(t, anchor, pop, aud, scope, exp, p, nil)
+}
+
+// issueV2 returns an SDA v2 token for pop, signed by anchor, carrying
+// cnonce when it is not nil.
+func issueV2(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, cnonce []byte) []byte {
+	t.Helper()
+	return issueProfile(t, anchor, pop, aud, scope, exp, token.ProfileV2, cnonce)
+}
+
+func issueProfile(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, p token.Profile, cnonce []byte) []byte {
+	t.Helper()
 	sc, err := token.ParseScope(scope)
 	if err != nil {
 		t.Fatal(err)
@@ -50,14 +68,10 @@ func issue(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := &token.IssueOptions{}
-	if alg, _ := token.AlgorithmFor(pop); alg != token.AlgES256 {
-		opts.Profile = token.ProfileV2
-	}
 	raw, err := token.Issue(&token.Claims{
-		Issuer: iss, Audience: aud, Scope: sc, Key: pop,
+		Issuer: iss, Audience: aud, Scope: sc, Key: pop, CNonce: cnonce,
 		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp,
-	}, anchor, opts)
+	}, anchor, &token.IssueOptions{Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +88,14 @@ type testDevice struct {
 	identity  token.Identity
 	key       crypto.Signer // signs responses when set (v2)
 	nextNonce bool          // offer a next nonce in operation responses (v2)
-	handler   func(op token.Operation) (wire.Status, []byte)
+	// takesStatus makes it a device that takes status updates (v2): it
+	// sends response key 7, and installs a carried update that verifies
+	// with anchor, names it and is newer than the one it holds.
+	takesStatus bool
+	// requireCNonce makes it accept only tokens whose cnonce is the
+	// request's nonce, 8 bytes big-endian (v2).
+	requireCNonce bool
+	handler       func(op token.Operation) (wire.Status, []byte)
 	// script rewrites the answer to the i-th message received (from 0):
 	// it returns the messages to send instead (nil: none; see lose).
 	script func(i int, msg, answer []byte) [][]byte
@@ -90,6 +111,9 @@ type testDevice struct {
 	opReqs    int
 	runs      int
 	ran       []token.Operation
+	held      map[string]wire.Sequence // installed status updates by issuer
+	carried   [][]byte                 // the status updates carried to it
+	opMsgs    [][]byte                 // the operation requests as received
 }
 
 func newTestDevice(anchor crypto.PublicKey) *testDevice {
@@ -170,11 +194,19 @@ func (d *testDevice) process(msg []byte) []byte {
 	}
 	if m.Type == wire.TypeNonceRequest {
 		d.nonceReqs++
-		return wire.Response{Type: wire.TypeNonceResponse, Nonce: d.newNonce()}.Encode()
+		return d.withSequences(wire.Response{Type: wire.TypeNonceResponse, Nonce: d.newNonce()}).Encode()
 	}
 	d.opReqs++
+	d.opMsgs = append(d.opMsgs, bytes.Clone(msg))
 	fail := func(s wire.Status) []byte {
-		return wire.Response{Type: wire.TypeOperationResponse, Status: s}.Encode()
+		return d.withSequences(wire.Response{Type: wire.TypeOperationResponse, Status: s}).Encode()
+	}
+	if m.Status != nil {
+		if !d.takesStatus {
+			return fail(wire.StatusInvalidRequest) // the 3-element form is malformed here
+		}
+		d.carried = append(d.carried, bytes.Clone(m.Status))
+		d.install(m.Status)
 	}
 	sr, err := token.ParseRequest(m.Signed)
 	if err != nil {
@@ -193,13 +225,16 @@ func (d *testDevice) process(msg []byte) []byte {
 		return fail(wire.StatusVerificationError)
 	}
 	delete(d.nonces, req.Nonce)
+	if d.requireCNonce && !bytes.Equal(claims.CNonce, binary.BigEndian.AppendUint64(nil, req.Nonce)) {
+		return fail(wire.StatusVerificationError)
+	}
 	if claims.Scope.Check(req.Operation) != nil {
 		return fail(wire.StatusAccessDenied)
 	}
 	d.runs++
 	d.ran = append(d.ran, req.Operation)
 	status, data := d.handler(req.Operation)
-	r := wire.Response{Type: wire.TypeOperationResponse, Status: status, Data: data}
+	r := d.withSequences(wire.Response{Type: wire.TypeOperationResponse, Status: status, Data: data})
 	if d.nextNonce {
 		r.NextNonce = d.newNonce()
 	}
@@ -210,6 +245,38 @@ func (d *testDevice) process(msg []byte) []byte {
 		}
 	}
 	return r.Encode()
+}
+
+// withSequences adds response key 7 when the device takes status updates.
+func (d *testDevice) withSequences(r wire.Response) wire.Response {
+	if d.takesStatus {
+		r.HasSequences = true
+		for _, s := range d.held {
+			r.Sequences = append(r.Sequences, s)
+		}
+	}
+	return r
+}
+
+// install installs a carried status update as docs/PROTOCOL.md section 12
+// says, or ignores it.
+func (d *testDevice) install(raw []byte) {
+	p, err := token.ParseStatus(raw)
+	if err != nil {
+		return
+	}
+	held := d.held[p.UnverifiedIssuer()]
+	if !p.UnverifiedNewerThan(held.Seq, time.Unix(int64(held.Time), 0)) {
+		return
+	}
+	u, err := p.Verify(d.anchor)
+	if err != nil || !d.identity.Matches(u.Audience) {
+		return
+	}
+	if d.held == nil {
+		d.held = map[string]wire.Sequence{}
+	}
+	d.held[u.Issuer] = wire.Sequence{Issuer: u.Issuer, Seq: u.Sequence, Time: uint64(u.Time.Unix())}
 }
 
 // serve answers messages on c until it fails; the returned function closes c

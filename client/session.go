@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,24 @@ const maxStale = 16
 // has forgotten it meanwhile (a restart, the nonce lifetime), that
 // operation fails with [ErrVerification] and did not run; the next one asks
 // for a fresh nonce.
+//
+// # Status updates
+//
+// A v2 device that takes status updates says so in every nonce and
+// operation response (response key 7: the [seq, time] of the update it
+// holds from each issuer). With Status set, the session carries an update
+// in the operation request itself, [3, bundle, update], at no extra round
+// trip, when all of these hold: the device's last response carried key 7;
+// Status has an update for the device, whose audience is the session's
+// Device ("ep:" then "id:", for the fields that are set) or, without
+// Device, the token's audience when it names exactly one device; the
+// update names that audience; it is newer than what the device holds from
+// the update's issuer, or the device holds none; and this session has not
+// pushed it (or a newer one) before, so an update the device does not take
+// is carried once per session, not with every request. Otherwise the
+// request is sent exactly as without Status. A failing Status never fails
+// the operation. If the connection refuses the larger request as too large
+// (nothing sent), it is sent without the update.
 type Session struct {
 	// Conn carries messages to and from the device. Required.
 	Conn transport.Conn
@@ -99,10 +118,22 @@ type Session struct {
 	// Rand is the randomness for signing; nil means crypto/rand.Reader.
 	Rand io.Reader
 
-	once      sync.Once
-	sem       chan struct{} // held during an operation; guards the fields below
-	nextNonce uint64        // a nonce offered by the device's last response
-	checked   []byte        // the token whose cnf key was last checked
+	// Status, when set, supplies the status updates (v2) the session
+	// pushes to a device that takes them, usually the *TokenSource of
+	// Tokens. See "Status updates" above; it is called during an
+	// operation, so it should answer from a cache.
+	Status StatusProvider
+	// Fresh, when set, is how [Session.DoFresh] obtains a token for each
+	// operation, bound to the device's nonce (v2).
+	Fresh *FreshTokens
+
+	once       sync.Once
+	sem        chan struct{} // held during an operation; guards the fields below
+	nextNonce  uint64        // a nonce offered by the device's last response
+	checked    []byte        // the token whose cnf key was last checked
+	checkedAud []string      // its audience
+	device     deviceStatus  // what the device's last response said of its updates
+	pushed     map[string]seqTime
 }
 
 // Result is the outcome of a successful operation.
@@ -127,7 +158,16 @@ type Result struct {
 // error that does not match ErrOutcomeUnknown or ErrOperationFailed means
 // the operation did not run.
 func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
-	if s.Conn == nil || s.Key == nil || s.Tokens == nil {
+	if s.Tokens == nil {
+		return nil, invalid("session needs Conn, Key and Tokens")
+	}
+	return s.run(ctx, op, nil)
+}
+
+// run performs one operation, with a token from s.Tokens or, with fresh,
+// a token fetched for the operation's nonce.
+func (s *Session) run(ctx context.Context, op token.Operation, fresh *FreshTokens) (*Result, error) {
+	if s.Conn == nil || s.Key == nil {
 		return nil, invalid("session needs Conn, Key and Tokens")
 	}
 	attempts := s.MaxAttempts
@@ -140,6 +180,11 @@ func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
 	if s.Timeout < 0 || s.NonceTimeout < 0 {
 		return nil, invalid("negative timeout")
 	}
+	if fresh != nil {
+		if err := fresh.check(s.Key.Public()); err != nil {
+			return nil, err
+		}
+	}
 	s.once.Do(func() { s.sem = make(chan struct{}, 1) })
 	ctx, cancel := context.WithTimeout(ctx, durationOr(s.Timeout, DefaultTimeout))
 	defer cancel()
@@ -150,12 +195,15 @@ func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
 	}
 	defer func() { <-s.sem }()
 
-	tok, err := s.Tokens.Token(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("client: obtaining a token: %w", err)
-	}
-	if err := s.checkToken(tok); err != nil {
-		return nil, err
+	var tok *AccessToken
+	var err error
+	if fresh == nil {
+		if tok, err = s.Tokens.Token(ctx); err != nil {
+			return nil, fmt.Errorf("client: obtaining a token: %w", err)
+		}
+		if err := s.checkToken(tok); err != nil {
+			return nil, err
+		}
 	}
 	stale := 0
 	var nonce uint64
@@ -173,6 +221,12 @@ func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
 			return nil, err
 		}
 	}
+	if fresh != nil {
+		if tok, err = s.freshToken(ctx, fresh, nonce); err != nil {
+			s.nextNonce = nonce // never sent: the next operation may use it
+			return nil, err
+		}
+	}
 	signed, err := token.SignRequest(&token.Request{Nonce: nonce, Operation: op, Token: tok.Raw}, s.Key, &token.SignOptions{Rand: s.Rand})
 	if err != nil {
 		s.nextNonce = nonce // never sent: the next operation may use it
@@ -180,6 +234,15 @@ func (s *Session) Do(ctx context.Context, op token.Operation) (*Result, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		return nil, fmt.Errorf("client: signing the request: %w", err)
+	}
+	if p := s.statusToPush(ctx); p != nil {
+		res, err := s.exchange(ctx, wire.EncodeOperationRequestWithStatus(signed, p.raw), nonce, &stale)
+		s.pushed[p.issuer] = p.held
+		if !errors.Is(err, transport.ErrMessageTooLarge) || errors.Is(err, ErrOutcomeUnknown) {
+			return res, err
+		}
+		// The connection refused the larger message and sent nothing:
+		// the request goes without the update.
 	}
 	return s.exchange(ctx, wire.EncodeOperationRequest(signed), nonce, &stale)
 }
@@ -212,6 +275,12 @@ func (s *Session) checkToken(tok *AccessToken) error {
 		return &TokenCheckError{Check: "cnf", Reason: "the token is bound to another key than the session's"}
 	}
 	s.checked = bytes.Clone(tok.Raw)
+	s.checkedAud = slices.Clone(tok.Audience)
+	if tok.Audience == nil {
+		if t, err := token.Parse(tok.Raw); err == nil {
+			s.checkedAud = t.UnverifiedClaims().Audience
+		}
+	}
 	return nil
 }
 
@@ -232,6 +301,7 @@ func (s *Session) requestNonce(ctx context.Context, stale *int) (nonce uint64, r
 				return true, &StatusError{Status: r.Status}
 			}
 			nonce = r.Nonce
+			s.device.note(r)
 			return true, nil
 		case wire.TypeErrorResponse:
 			// The device could not parse the nonce request: it was damaged
@@ -382,6 +452,7 @@ func (s *Session) operationResponse(r wire.Response, nonce uint64) (*Result, err
 	if r.NextNonce != 0 {
 		s.nextNonce = r.NextNonce
 	}
+	s.device.note(r)
 	if r.Status != wire.StatusSuccess {
 		return nil, &StatusError{Status: r.Status, Data: r.Data}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type TokenClient struct {
 	// "https://auth.example.com/ace-auth/token". It must be https, except
 	// for a loopback host (tests, a local agent), where http is allowed.
 	Endpoint string
+	// StatusEndpoint is the URL of the status update endpoint
+	// ([TokenClient.StatusUpdate]); empty means StatusPath on Endpoint's
+	// scheme and host. The rules of Endpoint apply.
+	StatusEndpoint string
 	// Credential is the bearer credential sent in the Authorization header.
 	Credential string
 	// HTTPClient makes the requests; nil means a client with
@@ -54,6 +59,14 @@ type TokenClient struct {
 	// Now is the clock used to check the expiry of received tokens; nil
 	// means time.Now.
 	Now func() time.Time
+}
+
+// tokenRequest is the JSON body of a token request: v2 adds "cnonce", the
+// device nonce for the token as hex (docs/PROTOCOL.md section 12), absent
+// when there is none, so a v1 request is unchanged.
+type tokenRequest struct {
+	wire.TokenRequest
+	CNonce string `json:"cnonce,omitempty"`
 }
 
 var defaultHTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
@@ -87,11 +100,14 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 	if err != nil {
 		return nil, invalid("proof-of-possession key: %v", err)
 	}
-	body, err := json.Marshal(wire.TokenRequest{
-		GrantType: "client_credentials",
-		Aud:       req.Audience,
-		Scope:     strings.Join(req.Scope, " "),
-		Cnf:       string(cnf),
+	body, err := json.Marshal(tokenRequest{
+		TokenRequest: wire.TokenRequest{
+			GrantType: "client_credentials",
+			Aud:       req.Audience,
+			Scope:     strings.Join(req.Scope, " "),
+			Cnf:       string(cnf),
+		},
+		CNonce: hex.EncodeToString(req.CNonce),
 	})
 	if err != nil {
 		return nil, err
@@ -100,24 +116,10 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	hreq.Header.Set("Authorization", "Bearer "+c.Credential)
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = defaultHTTPClient
-	}
-	resp, err := secureRedirects(hc).Do(hreq)
+	data, err := c.send(hreq, "token", MaxTokenResponseSize)
 	if err != nil {
-		return nil, fmt.Errorf("client: token request: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxTokenResponseSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("client: reading the token response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, decodeServiceError(resp.StatusCode, data)
+		return nil, err
 	}
 	raw, grantedUntil, err := decodeTokenResponse(data)
 	if err != nil {
@@ -128,7 +130,7 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 		now = c.Now
 	}
 	checked := now()
-	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, Anchors: c.Anchors, Now: checked})
+	tok, err := CheckToken(raw, &TokenCheck{Key: req.Key, Audience: req.Audience, Scope: req.Scope, CNonce: req.CNonce, Anchors: c.Anchors, Now: checked})
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +141,31 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 		return nil, &TokenCheckError{Check: "expiry", Reason: fmt.Sprintf("granted until %v", grantedUntil.UTC().Format(time.RFC3339))}
 	}
 	return tok, nil
+}
+
+// send sends hreq with the bearer credential, following redirects only to
+// URLs the credential may go to, and returns the body of a 200 answer read
+// up to limit+1 bytes; another answer is a [*ServiceError].
+func (c *TokenClient) send(hreq *http.Request, what string, limit int64) ([]byte, error) {
+	hreq.Header.Set("Authorization", "Bearer "+c.Credential)
+	hreq.Header.Set("Accept", "application/json")
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient
+	}
+	resp, err := secureRedirects(hc).Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s request: %w", what, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the %s response: %w", what, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeServiceError(resp.StatusCode, data)
+	}
+	return data, nil
 }
 
 // endpoint checks the endpoint URL: https, or http on a loopback host.

@@ -5,12 +5,14 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +37,13 @@ type authServer struct {
 	grantKey   crypto.PublicKey     // bind to this key instead
 	body       func() (int, string) // answer this instead
 	lastBody   atomic.Pointer[[]byte]
+
+	// The status update endpoint (GET StatusPath): updates by audience,
+	// and an optional override of the answer.
+	statusMu       sync.Mutex
+	updates        map[string][]byte
+	statusBody     func(aud string) (int, string)
+	statusRequests atomic.Int32
 }
 
 func newAuthServer(t testing.TB) (*authServer, *httptest.Server) {
@@ -53,6 +62,10 @@ func writeError(w http.ResponseWriter, code int, typ, msg string, fields ...Fiel
 }
 
 func (a *authServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == StatusPath {
+		a.serveStatus(w, r)
+		return
+	}
 	a.requests.Add(1)
 	if r.Method != http.MethodPost || r.URL.Path != TokenPath {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
@@ -71,6 +84,7 @@ func (a *authServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Aud       []string `json:"aud"`
 		Scope     string   `json:"scope"`
 		Cnf       string   `json:"cnf"`
+		CNonce    string   `json:"cnonce,omitempty"`
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -102,7 +116,17 @@ func (a *authServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key = a.grantKey
 	}
 	exp := time.Now().Add(a.lifetime).Truncate(time.Second)
-	raw := issue(a.t, a.anchor, key, aud, scope, exp)
+	var raw []byte
+	if req.CNonce != "" {
+		cnonce, err := hex.DecodeString(req.CNonce)
+		if err != nil || len(cnonce) != 8 {
+			writeError(w, http.StatusBadRequest, "validation_error", "bad cnonce", FieldError{"cnonce", "want 16 hex digits"})
+			return
+		}
+		raw = issueV2(a.t, a.anchor, key, aud, scope, exp, cnonce)
+	} else {
+		raw = issue(a.t, a.anchor, key, aud, scope, exp)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{
 		"access_token":  base64.StdEncoding.EncodeToString(raw),

@@ -49,6 +49,15 @@ const refreshRetryDelay = 10 * time.Second
 // within it, and a caller whose context ends stops waiting without
 // disturbing the others.
 //
+// With Status set it also caches status updates (v2, docs/PROTOCOL.md
+// section 12): whenever it fetches a token it fetches the update of every
+// audience of Request, and keeps the newest one it has seen for each
+// ([token.StatusUpdate.NewerThan], read unverified: Status verifies them
+// when it is a [*TokenClient] with anchors). A failed update fetch does
+// not fail the token fetch and keeps the update held. It is the
+// [StatusProvider] of a [Session]: [TokenSource.StatusUpdate] answers from
+// the cache, without network.
+//
 // Its fields must not change once it is in use.
 type TokenSource struct {
 	// Fetcher fetches tokens, usually a *TokenClient. Required.
@@ -59,6 +68,10 @@ type TokenSource struct {
 	// means DefaultRefreshBefore. A token whose whole lifetime is shorter
 	// than twice this is replaced at half its lifetime instead.
 	RefreshBefore time.Duration
+	// Status, when set, fetches the status update of each audience of
+	// Request whenever a token is fetched, usually the same *TokenClient as
+	// Fetcher.
+	Status StatusProvider
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -67,6 +80,9 @@ type TokenSource struct {
 	tok       *AccessToken
 	refreshAt time.Time
 	failedAt  time.Time
+
+	mu      sync.Mutex        // guards updates
+	updates map[string][]byte // newest status update by audience
 }
 
 // Token returns a cached token that is valid now, fetching a new one when
@@ -77,6 +93,11 @@ type TokenSource struct {
 func (s *TokenSource) Token(ctx context.Context) (*AccessToken, error) {
 	if s.Fetcher == nil {
 		return nil, invalid("token source without a fetcher")
+	}
+	if s.Request.CNonce != nil {
+		// A token with a cnonce is good for one request: never cached
+		// (see Session.DoFresh).
+		return nil, invalid("token source request with a cnonce")
 	}
 	s.once.Do(func() { s.sem = make(chan struct{}, 1) })
 	select {
@@ -110,7 +131,45 @@ func (s *TokenSource) Token(ctx context.Context) (*AccessToken, error) {
 		before = half
 	}
 	s.tok, s.refreshAt, s.failedAt = copyToken(tok), tok.Expiry.Add(-before), time.Time{}
+	s.fetchUpdates(ctx)
 	return tok, nil
+}
+
+// fetchUpdates fetches the status update of each audience of the request
+// and keeps it when it is for that audience and newer than the one held.
+// Failures keep what is held.
+func (s *TokenSource) fetchUpdates(ctx context.Context) {
+	if s.Status == nil {
+		return
+	}
+	for _, aud := range s.Request.Audience {
+		raw, err := s.Status.StatusUpdate(ctx, aud)
+		if err != nil || raw == nil {
+			continue
+		}
+		p, u, err := parseStatusFor(raw, aud)
+		if err != nil || u == nil {
+			continue
+		}
+		s.mu.Lock()
+		if held, err := token.ParseStatus(s.updates[aud]); err != nil || p.UnverifiedNewerThan(held.UnverifiedUpdate().Sequence, held.UnverifiedUpdate().Time) {
+			if s.updates == nil {
+				s.updates = make(map[string][]byte, len(s.Request.Audience))
+			}
+			s.updates[aud] = p.Bytes()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// StatusUpdate returns the newest status update cached for aud, or nil
+// when there is none (see [TokenSource]). It makes no network request
+// and does not wait for a fetch in progress: it implements
+// [StatusProvider] for a [Session].
+func (s *TokenSource) StatusUpdate(_ context.Context, aud string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.updates[aud]), nil
 }
 
 func (s *TokenSource) now() time.Time {

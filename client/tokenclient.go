@@ -61,14 +61,6 @@ type TokenClient struct {
 	Now func() time.Time
 }
 
-// tokenRequest is the JSON body of a token request: v2 adds "cnonce", the
-// device nonce for the token as hex (docs/PROTOCOL.md section 12), absent
-// when there is none, so a v1 request is unchanged.
-type tokenRequest struct {
-	wire.TokenRequest
-	CNonce string `json:"cnonce,omitempty"`
-}
-
 var defaultHTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 
 type errorJSON struct {
@@ -100,15 +92,20 @@ func (c *TokenClient) Fetch(ctx context.Context, req *token.AccessRequest) (*Acc
 	if err != nil {
 		return nil, invalid("proof-of-possession key: %v", err)
 	}
-	body, err := json.Marshal(tokenRequest{
-		TokenRequest: wire.TokenRequest{
-			GrantType: "client_credentials",
-			Aud:       req.Audience,
-			Scope:     strings.Join(req.Scope, " "),
-			Cnf:       string(cnf),
-		},
-		CNonce: hex.EncodeToString(req.CNonce),
-	})
+	tr := wire.TokenRequest{
+		GrantType: "client_credentials",
+		Aud:       req.Audience,
+		Scope:     strings.Join(req.Scope, " "),
+		Cnf:       string(cnf),
+	}
+	if req.CNonce != nil {
+		// v2: the device nonce for the token as hex (docs/PROTOCOL.md
+		// section 12); absent when there is none, so a v1 request is
+		// unchanged.
+		n := hex.EncodeToString(req.CNonce)
+		tr.CNonce = &n
+	}
+	body, err := json.Marshal(tr)
 	if err != nil {
 		return nil, err
 	}

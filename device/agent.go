@@ -587,15 +587,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		}
 		return &revHash
 	}
-	var hashes [maxTokenHashes][32]byte
-	var hs [][32]byte
-	if a.revocations.holdsHashes() {
-		hs = tokenHashes(hashes[:0], rh(), &hash, tokBytes, anchor.Key)
-	}
-	if err := a.revocations.revoked(claims.ID, hs); err != nil {
-		return reject(d, token.StatusVerificationError, CheckRevocation, err)
-	}
-	if err := a.statusRevoked(claims, &anchor, rh); err != nil {
+	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh); err != nil {
 		return reject(d, token.StatusVerificationError, CheckRevocation, err)
 	}
 	h, opFresh := a.revoke, Freshness{}
@@ -632,6 +624,24 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		data = []byte{}
 	}
 	return wire.Response{Type: wire.TypeOperationResponse, Status: token.StatusSuccess, Data: data}
+}
+
+// checkRevoked is the revocation check (step 11) of a verified token:
+// the device's revocation list, looked up by the token's id and, when the
+// list holds hashes, the hashes of tokenHashes, and the status update
+// installed from the token's issuer. tokBytes and hash are the token as
+// received and its SHA-256, anchor the anchor that verified it, rh its
+// revocation hash, computed on demand.
+func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte) error {
+	var hashes [maxTokenHashes][32]byte
+	var hs [][32]byte
+	if a.revocations.holdsHashes() {
+		hs = tokenHashes(hashes[:0], rh(), hash, tokBytes, anchor.Key)
+	}
+	if err := a.revocations.revoked(claims.ID, hs); err != nil {
+		return err
+	}
+	return a.statusRevoked(claims, anchor, rh)
 }
 
 // verifyToken verifies tok with the first anchor whose key verifies it.

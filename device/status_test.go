@@ -241,7 +241,9 @@ func TestStatusIgnored(t *testing.T) {
 		reason error
 	}{
 		{"older", func(w *world) { w.install(w.status(func(u *token.StatusUpdate) { u.Sequence = 5 })) },
-			func(w *world) []byte { return w.status(func(u *token.StatusUpdate) { u.Sequence = 4; u.Time = testNow.Add(time.Hour) }) },
+			func(w *world) []byte {
+				return w.status(func(u *token.StatusUpdate) { u.Sequence = 4; u.Time = testNow.Add(time.Hour) })
+			},
 			device.ErrStatusOlder},
 		{"replayed", func(w *world) { w.install(w.status(func(u *token.StatusUpdate) { u.Sequence = 5 })) },
 			func(w *world) []byte { return w.status(func(u *token.StatusUpdate) { u.Sequence = 5 }) },
@@ -353,6 +355,7 @@ func (w *world) bigStatus(n int) []byte {
 		missing := n - len(st)
 		switch {
 		case missing == 0:
+			w.bigSubjects = subs
 			return st
 		case missing > 300:
 			// Each cut-off costs its subject, a few bytes of head and the time.
@@ -549,12 +552,12 @@ func TestStatusFailedWriteChangesNothing(t *testing.T) {
 
 func TestStatusStateCorrupt(t *testing.T) {
 	for name, v := range map[string][]byte{
-		"empty":           {},
-		"not cbor":        []byte("{}"),
-		"empty array":     {0x80},
-		"not an update":   {0x81, 0x41, 0x00},
-		"five updates":    {0x85, 0x40, 0x40, 0x40, 0x40, 0x40},
-		"trailing":        {0x80, 0x00},
+		"empty":            {},
+		"not cbor":         []byte("{}"),
+		"empty array":      {0x80},
+		"not an update":    {0x81, 0x41, 0x00},
+		"five updates":     {0x85, 0x40, 0x40, 0x40, 0x40, 0x40},
+		"trailing":         {0x80, 0x00},
 		"not a bytestring": {0x81, 0x01},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"time"
 
+	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/trust"
@@ -120,6 +122,25 @@ type Config struct {
 	// proof of possession verified (response key 6; token.SignResponse):
 	// status, data, the request's nonce and Identity.
 	SigningKey crypto.Signer
+	// StatusUpdates (v2) makes the device take status updates
+	// (docs/PROTOCOL.md section 12) carried by operation requests, the
+	// third element of [3, bundle, update], and say in every nonce and
+	// operation response which it holds (response key 7, empty when none),
+	// so that clients know when to push one. A request may then be
+	// MaxMessageSize plus token.MaxStatusUpdateSize plus 3 bytes
+	// ([Agent.MaxRequestSize]; transports configured with a smaller
+	// MaxMessageSize refuse more); without its update it must still fit
+	// MaxMessageSize. Without StatusUpdates, a third element is malformed
+	// (status 2) and responses are those of v1, byte for byte. Updates
+	// installed with [Agent.InstallStatus] revoke tokens either way.
+	StatusUpdates bool
+	// Freshness (v2) is a requirement that every token be proven fresh;
+	// see [Freshness]. The zero value requires nothing.
+	Freshness Freshness
+	// IssuerFreshness (v2) adds freshness requirements per issuer (the
+	// token's iss). New copies the map.
+	IssuerFreshness map[string]Freshness
+
 	// TokenCacheSize (v2), if positive, caches that many verified tokens
 	// by hash so later requests with the same token cost one signature
 	// check (the PoP). At most MaxTokenCacheSize. The cache needs an
@@ -150,6 +171,13 @@ type Agent struct {
 	signer      crypto.Signer
 	cache       *tokenCache
 	revoke      Handler
+
+	// Status updates and freshness (v2).
+	statusUpdates bool
+	status        *statusStore
+	freshness     Freshness
+	issuerFresh   map[string]Freshness
+	fresh         freshTokens
 
 	// Serving connections (Serve, ServeListener).
 	nonceQuota   int
@@ -191,6 +219,18 @@ func New(cfg Config) (*Agent, error) {
 		rejectV1:  cfg.RejectV1,
 		nextNonce: cfg.NextNonce,
 		signer:    cfg.SigningKey,
+
+		statusUpdates: cfg.StatusUpdates,
+		freshness:     cfg.Freshness,
+		issuerFresh:   maps.Clone(cfg.IssuerFreshness),
+	}
+	if err := a.freshness.validate(); err != nil {
+		return nil, err
+	}
+	for _, f := range a.issuerFresh {
+		if err := f.validate(); err != nil {
+			return nil, err
+		}
 	}
 	if a.mono == nil {
 		a.mono = time.Now
@@ -265,6 +305,9 @@ func New(cfg Config) (*Agent, error) {
 	if a.revocations, err = loadRevocations(maxRev, state); err != nil {
 		return nil, err
 	}
+	if a.status, err = loadStatus(state); err != nil {
+		return nil, err
+	}
 	a.revoke = HandlerFunc(a.revokeHandler)
 	return a, nil
 }
@@ -332,41 +375,62 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 			}
 			d.Status, d.Check, d.Err = token.StatusInternalError, CheckInternal, fmt.Errorf("%w: panic: %v", ErrInternal, r)
 			d.NextNonce = 0
-			resp = wire.Response{Type: typ, Status: token.StatusInternalError}.Encode()
+			r := wire.Response{Type: typ, Status: token.StatusInternalError}
+			if typ != wire.TypeErrorResponse {
+				a.addSequences(&r)
+			}
+			resp = r.Encode()
 		}
 		a.record(ctx, &d)
 	}()
-	if len(request) > a.maxMsg {
-		d.Status, d.Check = token.StatusInvalidRequest, CheckSize
-		d.Err = fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(request), a.maxMsg)
-		return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode(), d
+	if limit := a.MaxRequestSize(); len(request) > limit {
+		return a.tooLarge(&d, len(request), limit), d
 	}
 	msg, err := wire.DecodeMessage(request)
-	if err == nil && msg.Status != nil {
+	if err == nil && msg.Status != nil && !a.statusUpdates {
 		// [3, bundle, status update] is for devices that take status
 		// updates (v2); this one refuses it as the reference refuses any
 		// third element.
 		err = fmt.Errorf("%w: operation request with a third element", wire.ErrMalformed)
 	}
+	if n := len(request); a.statusUpdates && n > a.maxMsg {
+		// Only a status update may take a request beyond MaxMessageSize:
+		// without it, the request must fit.
+		if msg.Status != nil {
+			n -= len(codec.AppendHead(nil, 2, uint64(len(msg.Status)))) + len(msg.Status)
+		}
+		if n > a.maxMsg {
+			return a.tooLarge(&d, n, a.maxMsg), d
+		}
+	}
 	if err != nil {
 		d.Status, d.Check = token.StatusInvalidRequest, CheckEnvelope
 		d.Err = fmt.Errorf("%w: envelope: %v", token.ErrMalformed, err)
 		typ := uint64(wire.TypeErrorResponse)
+		r := wire.Response{Type: typ, Status: token.StatusInvalidRequest}
 		if msg.Type == wire.TypeOperationRequest {
 			// It starts as one ([3, ...]): the reference device answers
 			// with an operation response.
-			d.Request, typ = RequestOperation, wire.TypeOperationResponse
+			d.Request, r.Type = RequestOperation, wire.TypeOperationResponse
+			a.addSequences(&r)
 		}
-		return wire.Response{Type: typ, Status: token.StatusInvalidRequest}.Encode(), d
+		return r.Encode(), d
 	}
 	if msg.Type == wire.TypeNonceRequest {
 		d.Request = RequestNonce
-		return a.nonceRequest(&d, src).Encode(), d
+		r := a.nonceRequest(&d, src)
+		a.addSequences(&r)
+		return r.Encode(), d
 	}
 	d.Request = RequestOperation
+	if msg.Status != nil {
+		// The update first (docs/PROTOCOL.md section 12): it may revoke
+		// the request's token or raise the lower bound of time.
+		d.Update = a.installStatus(ctx, msg.Status)
+	}
 	r := a.operation(ctx, msg.Signed, &d)
 	now := a.mono()
-	if costlyFailure(&d) {
+	if costlyFailure(&d) || forgedUpdate(&d.Update) {
 		a.throttle.fail(src, now)
 	}
 	// An authentic and fresh request (its nonce consumed) gets a next
@@ -377,6 +441,34 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 		}
 	}
 	return a.finish(&r, &d), d
+}
+
+// MaxRequestSize returns the largest request the agent accepts:
+// Config.MaxMessageSize, or with Config.StatusUpdates that plus
+// token.MaxStatusUpdateSize and the 3 bytes of the update's byte string
+// head. Transports given a MaxMessageSize of their own must allow at least
+// this much (their default, transport.DefaultMaxMessageSize, does).
+func (a *Agent) MaxRequestSize() int {
+	if a.statusUpdates {
+		return a.maxMsg + token.MaxStatusUpdateSize + statusEnvelopeOverhead
+	}
+	return a.maxMsg
+}
+
+// tooLarge records the refusal of a request of n bytes beyond limit and
+// returns the response for it.
+func (a *Agent) tooLarge(d *Outcome, n, limit int) []byte {
+	d.Status, d.Check = token.StatusInvalidRequest, CheckSize
+	d.Err = fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, n, limit)
+	return wire.Response{Type: wire.TypeErrorResponse, Status: token.StatusInvalidRequest}.Encode()
+}
+
+// addSequences adds response key 7 (v2) to a nonce or operation response
+// of a device that takes status updates.
+func (a *Agent) addSequences(r *wire.Response) {
+	if a.statusUpdates {
+		r.HasSequences, r.Sequences = true, a.status.sequences()
+	}
 }
 
 // costlyFailure reports whether d is a verification failure that cost the
@@ -489,16 +581,21 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	// The request is authentic and fresh. From here on the technician gets
 	// a next nonce (v2, see handle) and a signed response (v2) whatever the
 	// outcome.
-	var hashes [maxTokenHashes][32]byte
-	var hs [][32]byte
-	if a.revocations.holdsHashes() {
+	rh := func() *[32]byte {
 		if !haveRevHash {
-			revHash = tok.RevocationHash()
+			revHash, haveRevHash = tok.RevocationHash(), true
 		}
-		hs = tokenHashes(hashes[:0], &revHash, &hash, tokBytes, anchor.Key)
+		return &revHash
 	}
-	if err := a.revocations.revoked(claims.ID, hs); err != nil {
+	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh); err != nil {
 		return reject(d, token.StatusVerificationError, CheckRevocation, err)
+	}
+	h, opFresh := a.revoke, Freshness{}
+	if req.Operation.Name != RevokeOperation {
+		h, opFresh = a.ops.lookup(req.Operation.Name)
+	}
+	if err := a.checkFreshness(claims, req.Nonce, opFresh, rh); err != nil {
+		return reject(d, token.StatusVerificationError, CheckFreshness, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one
 	// (say, issued by a clock running ahead) must not move the bound.
@@ -508,11 +605,8 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	if err := claims.Scope.Check(req.Operation); err != nil {
 		return reject(d, token.StatusAccessDenied, CheckScope, err)
 	}
-	h := a.revoke
-	if req.Operation.Name != RevokeOperation {
-		if h = a.ops.lookup(req.Operation.Name); h == nil {
-			return reject(d, token.StatusGeneralError, CheckOperation, fmt.Errorf("%w: %q", ErrUnknownOperation, req.Operation.Name))
-		}
+	if h == nil {
+		return reject(d, token.StatusGeneralError, CheckOperation, fmt.Errorf("%w: %q", ErrUnknownOperation, req.Operation.Name))
 	}
 	call := &Call{
 		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: bytes.Clone(claims.ID),
@@ -530,6 +624,24 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		data = []byte{}
 	}
 	return wire.Response{Type: wire.TypeOperationResponse, Status: token.StatusSuccess, Data: data}
+}
+
+// checkRevoked is the revocation check (step 11) of a verified token:
+// the device's revocation list, looked up by the token's id and, when the
+// list holds hashes, the hashes of tokenHashes, and the status update
+// installed from the token's issuer. tokBytes and hash are the token as
+// received and its SHA-256, anchor the anchor that verified it, rh its
+// revocation hash, computed on demand.
+func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte) error {
+	var hashes [maxTokenHashes][32]byte
+	var hs [][32]byte
+	if a.revocations.holdsHashes() {
+		hs = tokenHashes(hashes[:0], rh(), hash, tokBytes, anchor.Key)
+	}
+	if err := a.revocations.revoked(claims.ID, hs); err != nil {
+		return err
+	}
+	return a.statusRevoked(claims, anchor, rh)
 }
 
 // verifyToken verifies tok with the first anchor whose key verifies it.
@@ -568,6 +680,7 @@ func (a *Agent) audienceOK(c *token.Claims) bool {
 // size limit and encodes it.
 func (a *Agent) finish(r *wire.Response, d *Outcome) []byte {
 	r.NextNonce = d.NextNonce
+	a.addSequences(r)
 	// Responses are signed only once the proof of possession verified:
 	// the device does not sign for unauthenticated requesters.
 	sign := a.signer != nil && d.Operation != ""

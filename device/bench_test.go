@@ -11,6 +11,7 @@ import (
 
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/token"
 )
 
 // twoVerifies is the baseline: two bare P-256 ECDSA verifications (a token
@@ -135,4 +136,66 @@ func BenchmarkProcessHashRevocations(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchProcess(b, func(c *device.Config) { c.State = st }, false)
+}
+
+// BenchmarkInstallStatus: installing a carried status update with
+// Agent.InstallStatus (strict parse, one signature verification, persist
+// to a MemoryState, publish), as a ratio to one bare verification, for an
+// update of 10 token hashes and for one of nearly
+// token.MaxStatusUpdateSize bytes (8 fewer, for the growing sequence
+// number). Updates are signed beforehand with the timer stopped.
+func BenchmarkInstallStatus(b *testing.B) {
+	for _, size := range []string{"small", "max"} {
+		b.Run(size, func(b *testing.B) {
+			w := newWorld(b)
+			var big []token.SubjectCutoff
+			if size == "max" {
+				_ = w.bigStatus(token.MaxStatusUpdateSize)
+				big = w.bigSubjects
+				// Room for a sequence number of up to 8 more bytes.
+				last := &big[len(big)-1]
+				last.Subject = last.Subject[:len(last.Subject)-8]
+			}
+			base := newTwoVerifies(b)
+			const batch = 64
+			ups := make([][]byte, batch)
+			var dur, baseDur time.Duration
+			seq := uint64(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += batch {
+				n := min(batch, b.N-done)
+				b.StopTimer()
+				for i := range n {
+					seq++
+					ups[i] = w.status(func(u *token.StatusUpdate) {
+						u.Sequence = seq
+						u.Subjects = big
+						if big == nil {
+							for j := range 10 {
+								u.Hashes = append(u.Hashes, sha256.Sum256([]byte{byte(j)}))
+							}
+						}
+					})
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				for i := range n {
+					if err := w.agent.InstallStatus(ups[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				dur += time.Since(t0)
+				b.StopTimer()
+				t1 := time.Now()
+				for range n {
+					base.run()
+				}
+				baseDur += time.Since(t1)
+				b.StartTimer()
+			}
+			// base.run does two verifications.
+			b.ReportMetric(float64(dur)/float64(baseDur/2), "ratio")
+		})
+	}
 }

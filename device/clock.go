@@ -152,6 +152,14 @@ func (c *clockPolicy) observe(cl *token.Claims, now time.Time) error {
 	if t.After(cl.Expiry) {
 		t = cl.Expiry
 	}
+	return c.raise(t, now)
+}
+
+// raise raises the lower bound to t, with a trusted clock never beyond now
+// plus the leeway, and persists it. It returns the error of persisting the
+// new bound, if any; the bound is raised in memory anyway. Accepted
+// tokens (observe) and installed status updates raise it.
+func (c *clockPolicy) raise(t, now time.Time) error {
 	if c.mode == ClockTrusted {
 		if lim := now.Add(c.leeway); t.After(lim) {
 			t = lim

@@ -147,7 +147,8 @@ func TestConformanceVectors(t *testing.T) {
 }
 
 // The vectors exercise every check of the verification order (all but the
-// recovery of an internal panic) and every reason they may name.
+// recovery of an internal panic and the freshness check) and every reason
+// they may name.
 func TestConformanceVectorsCoverEveryCheck(t *testing.T) {
 	checks, named := map[string]bool{}, map[string]bool{}
 	for _, f := range readVectors(t) {
@@ -158,7 +159,10 @@ func TestConformanceVectorsCoverEveryCheck(t *testing.T) {
 		}
 	}
 	for c := device.CheckNone; c < device.CheckInternal; c++ {
-		if !checks[c.String()] {
+		// Freshness requirements (v2) are a device's configuration that
+		// the vectors' format does not carry: freshness_test.go covers
+		// the check.
+		if !checks[c.String()] && c != device.CheckFreshness {
 			t.Errorf("no vector fails at check %q", c)
 		}
 	}

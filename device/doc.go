@@ -25,7 +25,9 @@
 // pins the algorithm (4); profile; anchor validity, retirement and
 // constraints (4); audience (4); time (4); proof-of-possession signature
 // with the token's cnf key (4); nonce: outstanding and unexpired, consumed
-// only now (4); revocation of the token's cti or hash (4); scope: the agent
+// only now (4); revocation of the token's cti or hash, by the device's list
+// or the status update of its issuer (4); freshness requirements (v2, 4);
+// scope: the agent
 // itself checks that the scope permits the operation and its arguments (5);
 // then the handler (error: 0x0FFFFFFF, panic: 3). The original device
 // library consumed the nonce first, so a forged request could burn a
@@ -128,6 +130,40 @@
 // raise a clockless device's bound too far; the bound is capped by the
 // token's exp, and with a trusted clock by now plus the leeway.
 //
+// Status updates (v2, Config.StatusUpdates, [Agent.InstallStatus],
+// [KeepStatusFresh]). An authorization service signs, per device, a status
+// update with its anchor key: its revocations (token hashes, token ids,
+// subject and anchor cut-offs), a sequence number and its time. Any
+// technician carries it as the third element of an operation request; the
+// device handles it before the request's token: strict parse, skipped
+// unless newer than the update held from its issuer (before any signature
+// check, so replays cost nothing), verified with an anchor of the issuer
+// that pins its algorithm, the anchor valid and allowing the update's
+// audience, which must name this device; at most [MaxStatusIssuers]
+// issuers. It is persisted (State key "status-updates") before it is used,
+// so a failed write leaves the previous update in force, and raises the
+// lower bound of time to the update's time (with a trusted clock, at most
+// to now plus the leeway): a device without a clock thereby refuses a
+// token that expired before the newest update's time. An ignored update
+// never fails the request; [UpdateOutcome] and the audit event say why
+// ([ErrStatusUpdate]). A forged update counts toward throttling as a
+// forged token does. The update of a token's issuer revokes it at the
+// revocation check ([RevocationError] names the entry). What an update
+// cannot do: reach a device before someone carries it there, so a revoked
+// token works on a device until the first visit (or fetch) after the
+// revocation; and an update may be withheld, not forged: a device that
+// requires freshness then refuses tokens instead.
+//
+// Freshness (v2, [Freshness]). A device may require, for all operations,
+// per issuer or per operation ([Registry.RegisterFresh]), that a token be
+// proven fresh: by an update of its issuer installed within MaxStatusAge
+// on the monotonic clock (unknown after a restart, so the requirement
+// fails until a new update arrives), or by a cnonce, the request's own
+// nonce in the token, which the device issued and consumes once; a token
+// so proven is remembered (at most [MaxFreshTokens], in memory) for the
+// session's later requests. A refusal is a [*FreshnessError] saying why
+// each way failed.
+//
 // Every decision is an audit event: at Info for allowed requests, at Warn
 // for rejections, with the check, the reason, issuer, subject, token id,
 // operation and nonce. The wire carries only the status number. Logging is
@@ -137,7 +173,9 @@
 // connection too), the replay ring, the token cache, the revocation list
 // (entries are dropped only once their token has expired; a full list
 // refuses more), the throttled addresses, concurrent connections of
-// ServeListener and the time each may hold a slot. Process recovers from
+// ServeListener and the time each may hold a slot, the status updates
+// (MaxStatusIssuers of at most token.MaxStatusUpdateSize bytes) and the
+// tokens remembered fresh. Process recovers from
 // panics as a last resort and always answers with a well-formed response.
 //
 // # Compatibility
@@ -149,7 +187,9 @@
 // accepted unless Config.RejectV1. The v2 additions are enabled per agent:
 // Config.NextNonce (response key 5), Config.SigningKey (key 6, a
 // COSE_Sign1 over status, data, the request's nonce and the device's
-// identity, see token.SignResponse) and Config.TokenCacheSize. token.StatusBusy
+// identity, see token.SignResponse), Config.TokenCacheSize,
+// Config.StatusUpdates (response key 7 and a third envelope element) and
+// the freshness requirements. token.StatusBusy
 // (8) is new in v2; a v1 technician app treats it as an error. The
 // revocation operation is [RevokeOperation]. docs/PROTOCOL.md documents the
 // device's protocol.

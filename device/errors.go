@@ -62,6 +62,52 @@ var (
 	// revocation list.
 	ErrRevoked = errors.New("device: token revoked")
 
+	// ErrStatusUpdate is matched by every reason a status update (v2) was
+	// ignored ([UpdateOutcome].Err, [Agent.InstallStatus]): the errors
+	// below and, when it could not be persisted, [ErrState]. An ignored
+	// update changes nothing and never fails the request that carried it.
+	ErrStatusUpdate = errors.New("device: status update ignored")
+	// ErrStatusMalformed: the update does not parse strictly
+	// (token.ParseStatus; the error matches token.ErrMalformed too).
+	ErrStatusMalformed = fmt.Errorf("%w: malformed", ErrStatusUpdate)
+	// ErrStatusOlder: the update is not newer than the one held from its
+	// issuer (an older update, or a replay of the same): skipped before any
+	// signature check.
+	ErrStatusOlder = fmt.Errorf("%w: not newer than the one installed", ErrStatusUpdate)
+	// ErrStatusIssuers: the update is from a further issuer while the
+	// device holds updates from MaxStatusIssuers issuers.
+	ErrStatusIssuers = fmt.Errorf("%w: updates of too many issuers", ErrStatusUpdate)
+	// ErrStatusUnknownIssuer: no anchor of the update's issuer (and key
+	// id), or only revoked ones; the error matches trust.ErrUnknownAnchor
+	// or trust.ErrAnchorRevoked too.
+	ErrStatusUnknownIssuer = fmt.Errorf("%w: no anchor of its issuer", ErrStatusUpdate)
+	// ErrStatusForged: the signature does not verify with any anchor of
+	// the issuer that pins its algorithm (the error matches
+	// token.ErrSignature, or token.ErrAlgorithmMismatch when no anchor
+	// pins it). A forged update counts toward throttling as a forged token
+	// does.
+	ErrStatusForged = fmt.Errorf("%w: signature does not verify", ErrStatusUpdate)
+	// ErrStatusAnchor: the anchor that verified the update is outside its
+	// validity window, or its audience constraints do not allow the
+	// update's audience, or the update was made after the anchor's window
+	// or retirement (the error matches [ErrAnchorConstraint] too).
+	ErrStatusAnchor = fmt.Errorf("%w: anchor constraints", ErrStatusUpdate)
+	// ErrStatusWrongDevice: the update's audience does not name this
+	// device.
+	ErrStatusWrongDevice = fmt.Errorf("%w: for another device", ErrStatusUpdate)
+
+	// ErrNotFresh: the token is not proven fresh as a freshness
+	// requirement ([Freshness]) demands. The error is a [*FreshnessError],
+	// which says why each way failed: [ErrStatusTooOld], [ErrCNonce].
+	ErrNotFresh = errors.New("device: token not proven fresh")
+	// ErrStatusTooOld: no status update of the token's issuer was
+	// installed within Freshness.MaxStatusAge since the agent started.
+	ErrStatusTooOld = errors.New("device: no recent status update of the issuer")
+	// ErrCNonce: the token's cnonce is absent (a v1 token, or none asked
+	// for) or not the nonce of the request, and the token was not proven
+	// fresh by its cnonce earlier.
+	ErrCNonce = errors.New("device: token cnonce is not the request's nonce")
+
 	// ErrThrottled: a nonce request refused because of repeated
 	// verification failures from the request's source (Config.Throttle).
 	ErrThrottled = errors.New("device: throttled after repeated verification failures")

@@ -177,3 +177,36 @@ func ExampleRevokeOperation() {
 	// admin revokes: <nil>
 	// jim refused: true true revocation
 }
+
+// A device that goes online fetches its status update and installs it:
+// the authorization service revoked every token of subject "mallory"
+// issued until now. The same update shown again is ignored, as is one made
+// for another device. (Devices that never go online get updates from
+// technicians' requests instead: Config.StatusUpdates.)
+func ExampleAgent_InstallStatus() {
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the authorization service's
+	anchor, _ := trust.NewAnchor(anchorKey.Public())
+	anchors, _ := trust.NewMemoryStore(*anchor)
+	agent, err := device.New(device.Config{Identity: token.Identity{Endpoint: "hvac-1"}, Anchors: anchors, StatusUpdates: true})
+	if err != nil {
+		panic(err)
+	}
+	now := time.Now()
+	update := func(seq uint64, aud string) []byte {
+		u, err := token.SignStatus(&token.StatusUpdate{
+			Issuer: anchor.Issuer, Sequence: seq, Time: now, Audience: aud,
+			Subjects: []token.SubjectCutoff{{Subject: "mallory", Before: now}},
+		}, anchorKey, nil)
+		if err != nil {
+			panic(err)
+		}
+		return u
+	}
+	fmt.Println("installed:", agent.InstallStatus(update(42, "ep:hvac-1")) == nil)
+	fmt.Println("again:", errors.Is(agent.InstallStatus(update(42, "ep:hvac-1")), device.ErrStatusOlder))
+	fmt.Println("another device:", errors.Is(agent.InstallStatus(update(43, "ep:hvac-2")), device.ErrStatusWrongDevice))
+	// Output:
+	// installed: true
+	// again: true
+	// another device: true
+}

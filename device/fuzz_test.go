@@ -3,6 +3,7 @@ package device_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/internal/wire"
@@ -61,6 +62,56 @@ func FuzzProcess(f *testing.F) {
 		}
 		if (d.Err == nil) != (d.Status == token.StatusSuccess) {
 			t.Fatalf("status %v with error %v", d.Status, d.Err)
+		}
+	})
+}
+
+// FuzzProcessStatusUpdates is FuzzProcess for a device that takes status
+// updates (v2): its seeds carry updates as the third envelope element,
+// valid, forged, for another device and cut short.
+func FuzzProcessStatusUpdates(f *testing.F) {
+	w := newWorld(f, statusUpdates, func(c *device.Config) {
+		c.TokenCacheSize = 4
+		c.Throttle.Failures = -1
+		c.Freshness = device.Freshness{CNonce: true, MaxStatusAge: time.Hour}
+	})
+	tok := w.token(nil)
+	valid := w.status(func(u *token.StatusUpdate) {
+		u.Sequence = 9
+		u.TokenIDs = [][]byte{{0x7e}}
+		u.Subjects = []token.SubjectCutoff{{Subject: "mallory", Before: testNow}}
+	})
+	seeds := [][]byte{
+		w.carry(w.nonce(), tok, valid, "read-data"),
+		w.carry(w.nonce(), tok, w.statusWith(newKey(f, "P-256"), nil), "read-data"),
+		w.carry(w.nonce(), tok, w.status(func(u *token.StatusUpdate) { u.Audience = "ep:other" }), "configure"),
+		w.carry(w.nonce(), tok, valid[:len(valid)-1], "read-data"),
+		w.carry(w.nonce(), w.cnonceToken(1, nil), valid, "read-data"),
+		{0x83, 0x03, 0x41, 0x00, 0x41, 0x00},
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	for range 5 {
+		w.nonce()
+	}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		out, d := w.agent.Handle(context.Background(), req)
+		r, err := wire.DecodeResponse(out)
+		if err != nil {
+			t.Fatalf("response %x does not decode: %v", out, err)
+		}
+		if d.Check == device.CheckInternal {
+			t.Fatalf("recovered panic: %v", d.Err)
+		}
+		if r.Status != d.Status || (d.Err == nil) != (d.Status == token.StatusSuccess) {
+			t.Fatalf("status %v, decision %v with error %v", r.Status, d.Status, d.Err)
+		}
+		if r.HasSequences != (r.Type != wire.TypeErrorResponse) {
+			t.Fatalf("key 7 %v in a response of type %d", r.HasSequences, r.Type)
+		}
+		if d.Update.Carried && d.Update.Installed == (d.Update.Err != nil) {
+			t.Fatalf("update outcome %+v", d.Update)
 		}
 	})
 }

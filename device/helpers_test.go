@@ -74,6 +74,8 @@ type world struct {
 	ran       map[string]int
 	calls     []*device.Call
 	mu        sync.Mutex
+
+	bigSubjects []token.SubjectCutoff // the cut-offs of the last bigStatus
 }
 
 // identity of the device of every scenario.

@@ -52,7 +52,8 @@ const (
 	CheckTime                           // exp and nbf, with the clock policy
 	CheckProofOfPossession              // request signature with the token's cnf key
 	CheckNonce                          // nonce outstanding and unexpired; consumed here
-	CheckRevocation                     // token id and hash not revoked
+	CheckRevocation                     // token id and hash not revoked, by the list or a status update
+	CheckFreshness                      // freshness requirements (v2)
 	CheckScope                          // scope permits the operation and its arguments
 	CheckOperation                      // handler found, ran and succeeded
 	CheckResponse                       // response fits and could be signed
@@ -64,7 +65,7 @@ var checkNames = [...]string{
 	CheckParse: "parse", CheckAnchor: "anchor", CheckTokenSignature: "token-signature",
 	CheckProfile: "profile", CheckAnchorConstraints: "anchor-constraints", CheckAudience: "audience",
 	CheckTime: "time", CheckProofOfPossession: "proof-of-possession", CheckNonce: "nonce",
-	CheckRevocation: "revocation", CheckScope: "scope", CheckOperation: "operation",
+	CheckRevocation: "revocation", CheckFreshness: "freshness", CheckScope: "scope", CheckOperation: "operation",
 	CheckResponse: "response", CheckInternal: "internal",
 }
 
@@ -111,6 +112,11 @@ type Outcome struct {
 	// TimeUnknown reports a token accepted while a clockless device in
 	// ClockLowerBound mode had no lower bound of time yet.
 	TimeUnknown bool
+
+	// Update says what became of the status update the request carried
+	// (v2, Config.StatusUpdates). It is handled before the request's
+	// token, and an ignored update does not fail the request.
+	Update UpdateOutcome
 }
 
 // Allowed reports whether the request succeeded. The zero Outcome (no
@@ -136,7 +142,7 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 	if a.log == nil || !a.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs,
 		slog.String("request", d.Request.String()),
 		slog.Uint64("status", uint64(d.Status)),
@@ -168,6 +174,7 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 	if d.TimeUnknown {
 		attrs = append(attrs, slog.Bool("time_unknown", true))
 	}
+	attrs = updateAttrs(attrs, &d.Update)
 	msg := "sda: request allowed"
 	if d.Err != nil {
 		msg = "sda: request rejected"

@@ -132,7 +132,8 @@ func TestNames(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{device.CheckNone.String(), "none"},
 		{device.CheckInternal.String(), "internal"},
-		{(device.CheckInternal + 1).String(), "Check(18)"},
+		{device.CheckFreshness.String(), "freshness"},
+		{(device.CheckInternal + 1).String(), "Check(19)"},
 		{device.Check(255).String(), "Check(255)"},
 		{device.DropNone.String(), "none"},
 		{device.DropReceiveErrors.String(), "receive-errors"},

@@ -52,13 +52,29 @@ const ReservedPrefix = "sda-"
 // is an empty registry ready to use; it is safe for concurrent use.
 type Registry struct {
 	mu sync.RWMutex
-	m  map[string]Handler
+	m  map[string]registered
+}
+
+type registered struct {
+	h     Handler
+	fresh Freshness
 }
 
 // Register adds h under name. The name must be a valid operation name
 // ([token.ValidateName]), not start with [ReservedPrefix], and not be
 // registered yet; otherwise the error matches [ErrConfig].
 func (r *Registry) Register(name string, h Handler) error {
+	return r.RegisterFresh(name, h, Freshness{})
+}
+
+// RegisterFresh adds h under name, as [Registry.Register] does, with a
+// freshness requirement (v2, [Freshness]) that requests for the operation
+// must meet besides those of the device and of the token's issuer. A
+// negative f.MaxStatusAge is an [ErrConfig] error.
+func (r *Registry) RegisterFresh(name string, h Handler, f Freshness) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
 	if err := token.ValidateName(name); err != nil {
 		return configError("%v", err)
 	}
@@ -74,9 +90,9 @@ func (r *Registry) Register(name string, h Handler) error {
 		return configError("operation %q registered twice", name)
 	}
 	if r.m == nil {
-		r.m = make(map[string]Handler)
+		r.m = make(map[string]registered)
 	}
-	r.m[name] = h
+	r.m[name] = registered{h: h, fresh: f}
 	return nil
 }
 
@@ -88,13 +104,16 @@ func (r *Registry) RegisterFunc(name string, f func(ctx context.Context, call *C
 	return r.Register(name, HandlerFunc(f))
 }
 
-func (r *Registry) lookup(name string) Handler {
+// lookup returns the handler registered under name (nil when none) and
+// its freshness requirement.
+func (r *Registry) lookup(name string) (Handler, Freshness) {
 	if r == nil {
-		return nil
+		return nil, Freshness{}
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.m[name]
+	e := r.m[name]
+	return e.h, e.fresh
 }
 
 // runHandler runs h, turning a panic into an error matching ErrHandlerPanic.

@@ -12,10 +12,12 @@ import (
 	"github.com/securedeviceaccess/sda/internal/atomicfile"
 )
 
-// State is the small persistent memory of a device: the lower bound of time
-// and the revocation list survive restarts through it. Values are at most
-// 1 MiB: a full revocation list of MaxMaxRevocations entries takes up to
-// about 516 KB, the default list (DefaultMaxRevocations) up to about 32 KB.
+// State is the small persistent memory of a device: the lower bound of time,
+// the revocation list and the installed status updates (v2) survive
+// restarts through it. Values are at most 1 MiB: a full revocation list of
+// MaxMaxRevocations entries takes up to about 516 KB, the default list
+// (DefaultMaxRevocations) up to about 32 KB, the status updates of
+// MaxStatusIssuers issuers up to about 64 KiB.
 // Implementations must be safe for concurrent use, and Store must replace
 // a value atomically: after a crash, Load returns the old or the new
 // value, never a mix.
@@ -37,6 +39,7 @@ type State interface {
 const (
 	stateKeyTimeFloor   = "time-floor"
 	stateKeyRevocations = "revocations"
+	stateKeyStatus      = "status-updates" // v2: the installed status updates
 )
 
 // maxStateValue bounds a value FileState stores and reads back. The

@@ -126,8 +126,12 @@ func newFleet(set Settings) (*fleet, error) {
 		f.devices = append(f.devices, d)
 		changes = append(changes, policy.PutDevice(&policy.Device{ID: d.id.DeviceID, EndpointName: d.id.Endpoint}))
 	}
-	if err := f.svc.Apply(context.Background(), changes...); err != nil {
-		return nil, err
+	for len(changes) > 0 { // in batches the store takes
+		n := min(len(changes), 5000)
+		if err := f.svc.Apply(context.Background(), changes[:n]...); err != nil {
+			return nil, err
+		}
+		changes = changes[n:]
 	}
 	return f, nil
 }

@@ -102,6 +102,8 @@ func commands() []*command {
 	return []*command{
 		keysGenerateCmd, keysShowCmd,
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
+		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
+		revocationsListCmd, statusShowCmd,
 		callCmd, deviceCmd, authserverCmd, versionCmd,
 	}
 }

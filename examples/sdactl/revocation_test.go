@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -344,4 +345,21 @@ func TestTokensListPages(t *testing.T) {
 	if recs := list("-limit", "3"); len(recs) != 3 {
 		t.Errorf("tokens list -limit 3 listed %d records", len(recs))
 	}
+}
+
+// TestServiceRedirect: the API key never follows a redirect to plain http
+// on another host; the answer is refused (3) without connecting there.
+func TestServiceRedirect(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://192.0.2.1/admin/v1/revocations", http.StatusFound)
+	}))
+	defer hs.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "admin.apikey"), "sda_secret\n")
+	var stdout, stderr bytes.Buffer
+	args := []string{"revocations", "list", "-url", hs.URL, "-credential-file", filepath.Join(dir, "admin.apikey"), "-timeout", "20s"}
+	if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr); code != exitInput {
+		t.Fatalf("redirect to plain http: exit %d, want %d\n%s", code, exitInput, stderr.String())
+	}
+	wantContains(t, "stderr", stderr.String(), "redirects")
 }

@@ -46,6 +46,9 @@ func addServiceFlags(fs *flag.FlagSet, what string) serviceFlags {
 	}
 }
 
+// errInsecureRedirect is a redirect that the API key may not follow.
+var errInsecureRedirect = errors.New("the service redirects")
+
 // serviceAPI calls an authorization service's JSON API.
 type serviceAPI struct {
 	base       *url.URL
@@ -86,7 +89,7 @@ func (f serviceFlags) open(e *env) (*serviceAPI, error) {
 	hc := &http.Client{Timeout: *f.timeout}
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if !credentialMayGo(req.URL) {
-			return fmt.Errorf("the service redirects to %q, which is not https (http only on a loopback host)", req.URL.Redacted())
+			return fmt.Errorf("%w to %q, which is not https (http only on a loopback host)", errInsecureRedirect, req.URL.Redacted())
 		}
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
@@ -136,6 +139,9 @@ func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := a.hc.Do(req)
+	if errors.Is(err, errInsecureRedirect) {
+		return inputErr(err)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return ioErr(fmt.Errorf("no answer from %s within the timeout: %w", u.Redacted(), err))
@@ -240,6 +246,7 @@ func apiFailure(e *apiError) error {
 const serviceExitCodes = `The service's answers map to exit codes: 1 for a denial (HTTP 403: an API
 key that is not an administrator's) and a refusal (HTTP 409: a revocation
 that would exceed a device's status update bound, with the service's advice);
-3 for a rejected credential (401), request (400) or an unknown device (404);
-4 for a service that cannot be reached, times out or is unavailable (5xx).
+3 for a rejected credential (401), request (400), an unknown device (404),
+an answer that is not what was expected or a redirect to plain http; 4 for a
+service that cannot be reached, times out or is unavailable (5xx).
 `

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -80,6 +81,10 @@ Example:
 			cctx, cancel := context.WithTimeout(ctx, *sf.timeout)
 			defer cancel()
 			if err := api.call(cctx, "GET", policy.StatusUpdatePath, url.Values{"aud": {*aud}}, nil, &resp); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+					return fmt.Errorf("no device %s in the service's directory (or no status update endpoint at -url): %w", *aud, err)
+				}
 				return err
 			}
 			if len(resp.StatusUpdate) > base64.StdEncoding.EncodedLen(token.MaxStatusUpdateSize) {

@@ -23,14 +23,18 @@ const exitCodesHelp = `Exit codes:
   0  success
   1  the operation failed or was denied: the device answered with a failure
      status (verification error, access denied, operation failed, busy, ...),
-     or the authorization service denied the token request
+     or the authorization service denied the request (a token request its
+     policies deny, an API key that is not an administrator's, a revocation
+     beyond a device's status update bound)
   2  usage error: unknown command, bad flag or argument
   3  input or verification error: a key, token or store that cannot be
-     read back, a wrong passphrase, a token that does not verify (signature,
-     unknown anchor, audience, time, anchor constraints)
+     read back, a wrong passphrase, a token or status update that does not
+     verify (signature, unknown anchor, audience, time, anchor constraints),
+     a credential, request or device the authorization service rejects
   4  I/O or network error: a file that is missing or already exists, a
-     device or service that cannot be reached, a timeout, an operation whose
-     outcome is unknown (the request was sent but no answer arrived)
+     device or service that cannot be reached or is unavailable, a timeout,
+     an operation whose outcome is unknown (the request was sent but no
+     answer arrived)
 `
 
 // cliError is an error with the exit code it maps to.
@@ -102,6 +106,8 @@ func commands() []*command {
 	return []*command{
 		keysGenerateCmd, keysShowCmd,
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
+		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
+		revocationsListCmd, statusShowCmd,
 		callCmd, deviceCmd, authserverCmd, versionCmd,
 	}
 }
@@ -136,7 +142,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 			fmt.Fprintf(e.stderr, "sdactl %s: expected a subcommand:\n", args[0])
 			for _, c := range commands() {
 				if strings.HasPrefix(c.name, group+" ") {
-					fmt.Fprintf(e.stderr, "  sdactl %-16s %s\n", c.name, c.summary)
+					fmt.Fprintf(e.stderr, "  sdactl %-17s %s\n", c.name, c.summary)
 				}
 			}
 			return exitUsage
@@ -226,7 +232,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Private keys are never printed. Passphrases are read from a file given with

@@ -117,6 +117,13 @@ func TestExitCodes(t *testing.T) {
 		{fetchError(&client.ServiceError{StatusCode: 503}), exitIO},
 		{fetchError(context.DeadlineExceeded), exitIO},
 		{fetchError(fmt.Errorf("%w: x", client.ErrTokenMismatch)), exitInput},
+		{apiFailure(&apiError{Status: 403, Type: "forbidden"}), exitFailed},
+		{apiFailure(&apiError{Status: 409, Type: "conflict"}), exitFailed},
+		{apiFailure(&apiError{Status: 400, Type: "validation_error"}), exitInput},
+		{apiFailure(&apiError{Status: 401, Type: "unauthorized"}), exitInput},
+		{apiFailure(&apiError{Status: 404, Type: "not_found"}), exitInput},
+		{apiFailure(&apiError{Status: 503, Type: "outcome_unknown"}), exitIO},
+		{apiFailure(&apiError{Status: 302}), exitIO},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
@@ -145,6 +152,11 @@ func TestRunUsage(t *testing.T) {
 		{}, {"nope"}, {"keys"}, {"keys", "generate"}, {"token", "issue", "-key", "k"},
 		{"token", "verify", "t"}, {"call", "tcp://127.0.0.1:1"}, {"device"}, {"authserver"},
 		{"token", "inspect", "a", "b"}, {"keys", "show", "-bogus", "k"},
+		{"tokens", "list"}, {"tokens", "list", "-url", "ftp://x", "-credential-file", "c"},
+		{"revoke", "token", "-url", "http://127.0.0.1:1", "-credential-file", "c"},
+		{"revoke", "subject", "-url", "http://127.0.0.1:1", "-credential-file", "c", "-subject", "a", "-before", "now"},
+		{"revocations", "list", "-url", "http://192.0.2.1", "-credential-file", "c"},
+		{"status", "show", "-url", "http://127.0.0.1:1", "-credential-file", "c"}, {"revoke"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr); code != exitUsage {

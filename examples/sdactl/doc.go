@@ -37,6 +37,29 @@
 //	token fetch    -url URL -credential-file FILE -aud AUD... -scope "OPS" -pop FILE
 //	               [-anchor FILE|DIR...] [-timeout D] [-o FILE] [-raw]
 //	    Fetch a token from an authorization service's token endpoint.
+//	tokens list    -url URL -credential-file FILE [-subject S] [-aud DEVICE] [-limit N] [-json] [-timeout D]
+//	    List the tokens the authorization service issued (its ledger, GET
+//	    /admin/v1/issued-tokens), page by page: a table (cti, subject,
+//	    audiences, scope, issued, expires) or, with -json, the service's
+//	    records (with token hashes and anchor key ids). Administrator's key.
+//	revoke token   -url URL -credential-file FILE (-cti HEX | -hash HEX) [-reason TEXT] [-json]
+//	revoke subject -url URL -credential-file FILE -subject S [-before TIME] [-reason TEXT] [-json]
+//	revoke device  -url URL -credential-file FILE -device DEVICE [-reason TEXT] [-json]
+//	revoke anchor  -url URL -credential-file FILE -anchor KEYID [-before TIME] [-reason TEXT] [-json]
+//	    Revoke one token, a subject's or an anchor key's tokens issued at or
+//	    before -before (RFC 3339, default now), or every unexpired token
+//	    naming a device (POST /admin/v1/revocations); print the revocation
+//	    records that hold it. Administrator's key. A revocation beyond a
+//	    device's status update bound is refused (exit 1) with the service's
+//	    advice to use a cut-off.
+//	revocations list -url URL -credential-file FILE [-limit N] [-json]
+//	    List the revocations the service holds (GET /admin/v1/revocations).
+//	status show    -url URL -credential-file FILE -aud AUD [-anchor FILE|DIR...] [-o FILE [-raw]]
+//	    Fetch the signed status update of a device (GET /v1/status-update,
+//	    any valid API key), verify it with -anchor as a device does (a
+//	    failure exits with 3 and writes nothing) or mark it UNVERIFIED,
+//	    print its issuer, sequence number, time, audience and every entry,
+//	    and with -o write it (base64, or raw with -raw) to a new file.
 //	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
 //	               [-baud N] TARGET OPERATION [ARG...]
 //	    Run an operation on a device. TARGET is tcp://host:port or the path
@@ -68,6 +91,11 @@
 //	    Print the module version recorded in the binary ("(devel)" when
 //	    none is known), the commit when recorded, and the Go version.
 //
+// The commands that call the authorization service (token fetch, tokens
+// list, revoke, revocations list, status show) send the API key only over
+// https, or plain http to a loopback host, and never follow a redirect
+// elsewhere.
+//
 // Results go to standard output; errors, progress and audit lines to
 // standard error. Long-running commands (device, authserver) stop gracefully
 // on SIGINT or SIGTERM and then exit with 0.
@@ -76,15 +104,20 @@
 //
 //	0  success
 //	1  the operation failed or was denied: the device answered with a failure
-//	   status (verification error, access denied, operation failed, busy), or
-//	   the authorization service's policies denied the token request
+//	   status (verification error, access denied, operation failed, busy),
+//	   the authorization service's policies denied the token request, the
+//	   administration API refused a key that is not an administrator's
+//	   (HTTP 403), or the service refused a revocation beyond a status
+//	   update bound (HTTP 409)
 //	2  usage error: unknown command, bad flag or argument
 //	3  input or verification error: a key, token or store file that cannot be
-//	   read back, a wrong passphrase, a token that does not verify, a token
-//	   that does not belong to the -key given, a credential the service rejects
+//	   read back, a wrong passphrase, a token or status update that does not
+//	   verify, a token that does not belong to the -key given, a credential or
+//	   request the service rejects (HTTP 400, 401), an unknown device (404)
 //	4  I/O or network error: a file that is missing or already exists, a
-//	   device, service or database that cannot be reached, a timeout, an
-//	   operation whose outcome is unknown (sent, but no answer arrived)
+//	   device, service or database that cannot be reached, a timeout, a
+//	   service that is unavailable (5xx), an operation whose outcome is
+//	   unknown (sent, but no answer arrived)
 //
 // # A worked session
 //
@@ -177,6 +210,27 @@
 //	      -scope configure -pop tech.pem; echo $?
 //	sdactl token fetch: authorization service: client: token service answered HTTP 403 "access_denied": ...
 //	1
+//
+// The owner sees the tokens issued, revokes alice's (her phone was stolen)
+// and looks at the status update that technicians will carry to hvac-1
+// (TestRevocation runs these):
+//
+//	$ sdactl tokens list -url http://127.0.0.1:8080 -credential-file admin.apikey
+//	CTI                               SUBJECT  AUD        SCOPE      ISSUED                EXPIRES
+//	a3ce0371c8f6433eec943717b3e5d499  alice    ep:hvac-1  read-data  2026-12-01T16:31:23Z  2026-12-01T17:31:23Z
+//	$ sdactl revoke subject -url http://127.0.0.1:8080 -credential-file admin.apikey -subject alice -reason "phone stolen"
+//	KIND     REVOKES        BEFORE                UNTIL                 CREATED               BY     REASON
+//	subject  subject alice  2026-12-01T16:31:23Z  2026-12-01T17:31:23Z  2026-12-01T16:31:23Z  admin  phone stolen
+//	$ sdactl status show -url http://127.0.0.1:8080 -credential-file alice.apikey -aud ep:hvac-1 \
+//	      -anchor anchor.pem -o hvac-1.status
+//	verified:   signature verified with anchor mbed.ta.D8D8A322F62D...
+//	...
+//	seq:        7
+//	time:       2026-12-01T16:31:23Z
+//	aud:        ep:hvac-1
+//	...
+//	subject cut-offs (1):
+//	  alice: tokens issued at or before 2026-12-01T16:31:23Z
 //
 // With -admin-listen 127.0.0.1:8081 the administration API moves to that
 // address (the curl lines above then use it) and -listen keeps the token

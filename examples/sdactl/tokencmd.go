@@ -317,13 +317,21 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 	},
 }
 
-// verifyError is a failed token verification with its reason keyword.
+// verifyError is a failed verification of a token (or of what names
+// itself) with its reason keyword.
 type verifyError struct {
 	reason string
 	err    error
+	what   string // "token" when empty
 }
 
-func (e *verifyError) Error() string { return fmt.Sprintf("invalid token (%s): %v", e.reason, e.err) }
+func (e *verifyError) Error() string {
+	what := e.what
+	if what == "" {
+		what = "token"
+	}
+	return fmt.Sprintf("invalid %s (%s): %v", what, e.reason, e.err)
+}
 func (e *verifyError) Unwrap() error { return e.err }
 
 func invalidToken(reason string, err error) error {

@@ -54,69 +54,115 @@ leeway decide (it answers "verification error" when it refuses the token).
 Example:
   sdactl call -token alice.token -key tech.key tcp://127.0.0.1:7301 configure int:21 text:fan
 `,
-	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-		tokFile := fs.String("token", "", "access token `file`, base64 or raw (\"-\": stdin) (required)")
-		keyFile := fs.String("key", "", "proof-of-possession private key `file` (required)")
-		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
-		timeout := fs.Duration("timeout", 30*time.Second, "bound on connecting and on the operation")
-		dataOut := fs.String("data-out", "", "also write the raw response data to this new `file`")
-		baud := fs.Int("baud", serial.DefaultBaudRate, "line speed of a serial port TARGET, in bits per second")
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := wantArgs(args, 2, -1, "TARGET and OPERATION"); err != nil {
-				return err
-			}
-			switch {
-			case *tokFile == "":
-				return usageErrorf("-token is required")
-			case *keyFile == "":
-				return usageErrorf("-key is required")
-			case *timeout <= 0:
-				return usageErrorf("-timeout must be positive")
-			case *tokFile == "-" && *passFile == "-":
-				return usageErrorf("-token and -passphrase-file cannot both read stdin")
-			}
-			if err := checkTarget(args[0]); err != nil {
-				return err
-			}
-			if err := checkTargetExists(args[0]); err != nil {
-				return err
-			}
-			op, err := parseOperation(args[1], args[2:])
-			if err != nil {
-				return usageErrorf("%v", err)
-			}
-			raw, err := e.readToken(*tokFile)
-			if err != nil {
-				return err
-			}
-			key, err := e.loadPrivateKey(*keyFile, *passFile)
-			if err != nil {
-				return err
-			}
-			e.warnTokenTime(raw)
-			ctx, cancel := context.WithTimeout(ctx, *timeout)
-			defer cancel()
-			conn, err := e.connect(ctx, args[0], *baud)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s := &client.Session{Conn: conn, Key: key, Tokens: client.StaticToken(raw), Timeout: *timeout}
-			e.status("calling %s on %s", op.Name, args[0])
-			res, err := s.Do(ctx, op)
-			if err != nil {
-				return e.callError(err)
-			}
-			fmt.Fprintf(e.stdout, "status: %s\n", token.StatusSuccess)
-			if len(res.Data) > 0 {
-				fmt.Fprintf(e.stdout, "data: %s\n", showData(res.Data))
-			}
-			if *dataOut != "" {
-				return e.writeNewFile(*dataOut, res.Data)
-			}
-			return nil
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error { return callFlags(fs, false) },
+}
+
+var statusPushCmd = &command{
+	name:    "status push",
+	args:    "TARGET OPERATION [ARG...]",
+	summary: "run an operation on a device, carrying a status update to it",
+	details: `As "sdactl call" (same TARGET, OPERATION, ARGs, flags and output), with the
+signed status update of -update (written by "sdactl status show -o", base64 or
+raw) carried in the operation request when the device reports, in its nonce
+response, an older update of the update's issuer (docs/PROTOCOL.md section
+12): a device can only be sent an update with a request it authorizes. The
+update must be for the device (its aud). On stderr it then says whether the
+update was carried and which sequence number the device holds afterwards:
+  sdactl: status update seq 12 carried; the device now holds seq 12
+A device that does not take status updates is never sent one. The operation's
+outcome decides the exit code, as for "sdactl call".
+
+Example:
+  sdactl status push -update hvac-1.status -token alice.token -key tech.key tcp://127.0.0.1:7301 read-data
+`,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error { return callFlags(fs, true) },
+}
+
+// callFlags declares the flags of call (push false) or status push and
+// returns the function that runs it.
+func callFlags(fs *flag.FlagSet, push bool) func(context.Context, *env, []string) error {
+	tokFile := fs.String("token", "", "access token `file`, base64 or raw (\"-\": stdin) (required)")
+	keyFile := fs.String("key", "", "proof-of-possession private key `file` (required)")
+	passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
+	timeout := fs.Duration("timeout", 30*time.Second, "bound on connecting and on the operation")
+	dataOut := fs.String("data-out", "", "also write the raw response data to this new `file`")
+	baud := fs.Int("baud", serial.DefaultBaudRate, "line speed of a serial port TARGET, in bits per second")
+	var updateFile *string
+	if push {
+		updateFile = fs.String("update", "", "signed status update `file`, base64 or raw, as \"sdactl status show -o\" writes it (required)")
+	}
+	return func(ctx context.Context, e *env, args []string) error {
+		if err := wantArgs(args, 2, -1, "TARGET and OPERATION"); err != nil {
+			return err
 		}
-	},
+		switch {
+		case *tokFile == "":
+			return usageErrorf("-token is required")
+		case *keyFile == "":
+			return usageErrorf("-key is required")
+		case *timeout <= 0:
+			return usageErrorf("-timeout must be positive")
+		case *tokFile == "-" && *passFile == "-":
+			return usageErrorf("-token and -passphrase-file cannot both read stdin")
+		case push && *updateFile == "":
+			return usageErrorf("-update is required")
+		case push && *updateFile == "-" && (*tokFile == "-" || *passFile == "-"):
+			return usageErrorf("only one of -update, -token and -passphrase-file can read stdin")
+		}
+		if err := checkTarget(args[0]); err != nil {
+			return err
+		}
+		if err := checkTargetExists(args[0]); err != nil {
+			return err
+		}
+		op, err := parseOperation(args[1], args[2:])
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		raw, err := e.readToken(*tokFile)
+		if err != nil {
+			return err
+		}
+		var update *pushedUpdate
+		if push {
+			if update, err = e.readUpdate(*updateFile); err != nil {
+				return err
+			}
+		}
+		key, err := e.loadPrivateKey(*keyFile, *passFile)
+		if err != nil {
+			return err
+		}
+		e.warnTokenTime(raw)
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		conn, err := e.connect(ctx, args[0], *baud)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		s := &client.Session{Conn: conn, Key: key, Tokens: client.StaticToken(raw), Timeout: *timeout}
+		if update != nil {
+			update.conn = conn
+			s.Conn, s.Status, s.Device = update, update, update.device
+		}
+		e.status("calling %s on %s", op.Name, args[0])
+		res, err := s.Do(ctx, op)
+		if update != nil {
+			update.report(e)
+		}
+		if err != nil {
+			return e.callError(err)
+		}
+		fmt.Fprintf(e.stdout, "status: %s\n", token.StatusSuccess)
+		if len(res.Data) > 0 {
+			fmt.Fprintf(e.stdout, "data: %s\n", showData(res.Data))
+		}
+		if *dataOut != "" {
+			return e.writeNewFile(*dataOut, res.Data)
+		}
+		return nil
+	}
 }
 
 // checkTarget checks the syntax of a TARGET argument.

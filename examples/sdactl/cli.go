@@ -107,7 +107,7 @@ func commands() []*command {
 		keysGenerateCmd, keysShowCmd,
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
 		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
-		revocationsListCmd, statusShowCmd,
+		revocationsListCmd, statusShowCmd, statusPushCmd,
 		callCmd, deviceCmd, authserverCmd, versionCmd,
 	}
 }

@@ -29,6 +29,8 @@ possession, nonce, scope. Its first line on stdout is
 (use -listen 127.0.0.1:0 for a free port); then one line per request:
   <time> allowed request=operation op=read-data sub=alice status="success" remote=127.0.0.1:50311
   <time> denied request=operation op=update-firmware sub=alice status="access denied" check=scope reason="..." remote=127.0.0.1:50311
+(with -status-updates, a request that carried a status update adds
+"update=installed update-seq=N" or "update=ignored update-reason=..."),
 and one line per connection the device closes of its own accord (silent
 longer than -idle-timeout, a request begun and not finished within
 -frame-timeout, evicted for a newcomer at -max-conns, ...):
@@ -55,6 +57,7 @@ Example:
 		noBuiltin := fs.Bool("no-builtin", false, "do not serve the built-in read-data and configure")
 		maxConns := fs.Int("max-conns", device.DefaultMaxConnections, "connections served at once")
 		nextNonce := fs.Bool("next-nonce", false, "v2: offer a fresh nonce in every operation response")
+		updates := fs.Bool("status-updates", false, "v2: take status updates carried by requests (\"sdactl status push\") and report the ones held (response key 7)")
 		idle := fs.Duration("idle-timeout", device.DefaultIdleTimeout, "close a connection silent this long")
 		frame := fs.Duration("frame-timeout", device.DefaultFrameTimeout, "close a connection whose request, once begun, takes longer")
 		return func(ctx context.Context, e *env, args []string) error {
@@ -84,14 +87,15 @@ Example:
 			}
 			out := &lockedWriter{w: e.stdout}
 			agent, err := device.New(device.Config{
-				Identity:     ident,
-				Anchors:      store,
-				Operations:   reg,
-				NextNonce:    *nextNonce,
-				IdleTimeout:  *idle,
-				FrameTimeout: *frame,
-				OnOutcome:    func(d device.Outcome) { out.line(decisionLine(e.now(), &d)) },
-				OnDrop:       func(d device.Drop) { out.line(dropLine(e.now(), &d)) },
+				Identity:      ident,
+				Anchors:       store,
+				Operations:    reg,
+				NextNonce:     *nextNonce,
+				StatusUpdates: *updates,
+				IdleTimeout:   *idle,
+				FrameTimeout:  *frame,
+				OnOutcome:     func(d device.Outcome) { out.line(decisionLine(e.now(), &d)) },
+				OnDrop:        func(d device.Drop) { out.line(dropLine(e.now(), &d)) },
 			})
 			if err != nil {
 				if errors.Is(err, device.ErrConfig) {
@@ -235,6 +239,13 @@ func decisionLine(now time.Time, d *device.Outcome) string {
 		fmt.Fprintf(&b, " check=%s", strings.ReplaceAll(d.Check.String(), " ", "-"))
 		if d.Err != nil {
 			fmt.Fprintf(&b, " reason=%s", strconv.Quote(d.Err.Error()))
+		}
+	}
+	if u := &d.Update; u.Carried {
+		if u.Installed {
+			fmt.Fprintf(&b, " update=installed update-seq=%d", u.Sequence)
+		} else {
+			fmt.Fprintf(&b, " update=ignored update-reason=%s", strconv.Quote(fmt.Sprint(u.Err)))
 		}
 	}
 	if d.Remote != nil {

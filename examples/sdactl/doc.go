@@ -60,6 +60,11 @@
 //	    failure exits with 3 and writes nothing) or mark it UNVERIFIED,
 //	    print its issuer, sequence number, time, audience and every entry,
 //	    and with -o write it (base64, or raw with -raw) to a new file.
+//	status push    -update FILE (and the flags of call) TARGET OPERATION [ARG...]
+//	    As call, carrying the status update of -update to the device in the
+//	    operation request when the device reports an older one (a device
+//	    only takes an update with a request it authorizes); says on stderr
+//	    whether it was carried and what the device holds afterwards.
 //	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
 //	               [-baud N] TARGET OPERATION [ARG...]
 //	    Run an operation on a device. TARGET is tcp://host:port or the path
@@ -231,6 +236,15 @@
 //	...
 //	subject cut-offs (1):
 //	  alice: tokens issued at or before 2026-12-01T16:31:23Z
+//
+// Any technician's visit then carries it to hvac-1 ("sdactl device
+// -status-updates" takes updates; TestStatusPush runs this); here alice's
+// own request delivers it and is refused by it:
+//
+//	$ sdactl status push -update hvac-1.status -token alice.token -key tech.key tcp://127.0.0.1:7301 read-data
+//	sdactl: calling read-data on tcp://127.0.0.1:7301
+//	sdactl: status update seq 7 carried; the device now holds seq 7
+//	status: verification error
 //
 // With -admin-listen 127.0.0.1:8081 the administration API moves to that
 // address (the curl lines above then use it) and -listen keeps the token

@@ -108,7 +108,7 @@ func TestUnexpectedOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := startController(ctx, rooftop1, anchors, false)
+	ctrl, err := startController(ctx, rooftop1, anchors, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +158,53 @@ func TestUnexpectedOutcomes(t *testing.T) {
 		t.Errorf("%d steps marked UNEXPECTED, want 5:\n%s", got, out.String())
 	}
 	rec.Close()
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer scancel()
+	if err := errors.Join(ctrl.stopped(sctx), svc.stop(sctx)); err != nil {
+		t.Error(err)
+	}
+	leaks()
+}
+
+// TestStolenPhoneNeedsTheUpdate: the stolen-phone story fails the demo when
+// rooftop-2 does not take status updates: alice's request then carries no
+// update, and the demo stops at her visit, before the thief's request.
+func TestStolenPhoneNeedsTheUpdate(t *testing.T) {
+	leaks := goroutineCheck(t)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	svc, err := startService(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors, err := svc.trustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := startController(ctx, rooftop2, anchors, true, false) // v2, without status updates
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	d := &demo{w: &out, svc: svc, r2: ctrl}
+	alice, err := newTechnician("alice", "service-co", svc.secrets["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	jim, err := newTechnician("jim", "service-co junior", svc.secrets["jim"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.stolenPhone(ctx, alice, jim); err == nil {
+		t.Errorf("the story ended as expected on a controller that takes no status updates:\n%s", out.String())
+	}
+	// Steps: jim's token, his read-data, the revocation, alice's token,
+	// her visit (unexpected), the thief.
+	if got := strings.Count(out.String(), "UNEXPECTED"); got != 1 || d.n != 5 {
+		t.Errorf("%d steps marked UNEXPECTED, stopped at step %d; want 1, at step 5 (alice's visit):\n%s", got, d.n, out.String())
+	}
+	d.closeConns()
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer scancel()

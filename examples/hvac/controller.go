@@ -34,8 +34,11 @@ type controller struct {
 
 // startController starts a controller trusting anchors and serving on
 // 127.0.0.1. With v2 set it signs its responses (response key 6) and offers
-// a fresh nonce in each response. ctx stops it; wait for stopped.
-func startController(ctx context.Context, id token.Identity, anchors trust.Store, v2 bool) (*controller, error) {
+// a fresh nonce in each response; with updates set too, it takes the status
+// updates that technicians' requests carry (it never fetches any itself:
+// it has no network access but the technicians' visits). ctx stops it;
+// wait for stopped.
+func startController(ctx context.Context, id token.Identity, anchors trust.Store, v2, updates bool) (*controller, error) {
 	c := &controller{
 		id:       id,
 		profile:  "SDA v1",
@@ -66,6 +69,10 @@ func startController(ctx context.Context, id token.Identity, anchors trust.Store
 		}
 		c.signer, c.profile = key, "v2, signs its responses"
 		cfg.SigningKey, cfg.NextNonce = key, true
+		if updates {
+			c.profile += ", takes status updates, never online"
+			cfg.StatusUpdates = true
+		}
 	}
 	agent, err := device.New(cfg)
 	if err != nil {

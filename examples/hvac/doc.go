@@ -10,6 +10,18 @@
 // outside a token's scope, with the reason from the controller's audit
 // decision. rooftop-1 speaks SDA v1; rooftop-2 shows v2: a structured scope
 // bounding set-temperature to 16..28 C, and responses signed by the
-// controller. Every step checks its expected outcome: the command exits 1,
-// with a message on stderr, if one differs.
+// controller.
+//
+// The last section is a stolen phone. rooftop-2 takes status updates and
+// never goes online. jim reads data on it with a v2 token; his phone is
+// stolen; the owner revokes every token of jim through the administration
+// API (POST /admin/v1/revocations, with the owner's admin API key) and sees
+// in the ledger which tokens the revocation covers. alice's next routine
+// visit carries the status update her app fetched with her token, and
+// rooftop-2 installs it; the thief, who holds jim's key and token and
+// fetches nothing, is then refused on rooftop-2, whose audit decision names
+// the revocation check and the subject cut-off.
+//
+// Every step checks its expected outcome: the command exits 1, with a
+// message on stderr, if one differs.
 package main

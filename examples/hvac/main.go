@@ -65,7 +65,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		ctrl, err := startController(ctx, c.id, anchors, c.v2)
+		ctrl, err := startController(ctx, c.id, anchors, c.v2, c.v2)
 		if err != nil {
 			return fmt.Errorf("starting controller %s: %w", c.id.Endpoint, err)
 		}

@@ -97,21 +97,7 @@ func TestNormalize(t *testing.T) {
 // fails the demo, on either side (the service's decision, the technician's
 // result, the controller's audit decision).
 func TestUnexpectedOutcomes(t *testing.T) {
-	leaks := goroutineCheck(t)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	svc, err := startService(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchors, err := svc.trustStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl, err := startController(ctx, rooftop1, anchors, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, svc, ctrl, stop := startOne(t, rooftop1, false, false)
 	var out bytes.Buffer
 	d := &demo{w: &out, svc: svc, r1: ctrl}
 	jim, err := newTechnician("jim", "service-co junior", svc.secrets["jim"])
@@ -158,13 +144,68 @@ func TestUnexpectedOutcomes(t *testing.T) {
 		t.Errorf("%d steps marked UNEXPECTED, want 5:\n%s", got, out.String())
 	}
 	rec.Close()
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
-	defer scancel()
-	if err := errors.Join(ctrl.stopped(sctx), svc.stop(sctx)); err != nil {
-		t.Error(err)
+	stop()
+}
+
+// TestStolenPhoneNeedsTheUpdate: the stolen-phone story fails the demo when
+// rooftop-2 does not take status updates: alice's request then carries no
+// update, and the demo stops at her visit, before the thief's request.
+func TestStolenPhoneNeedsTheUpdate(t *testing.T) {
+	ctx, svc, ctrl, stop := startOne(t, rooftop2, true, false) // v2, without status updates
+	var out bytes.Buffer
+	d := &demo{w: &out, svc: svc, r2: ctrl}
+	alice, err := newTechnician("alice", "service-co", svc.secrets["alice"])
+	if err != nil {
+		t.Fatal(err)
 	}
-	leaks()
+	jim, err := newTechnician("jim", "service-co junior", svc.secrets["jim"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.stolenPhone(ctx, alice, jim); err == nil {
+		t.Errorf("the story ended as expected on a controller that takes no status updates:\n%s", out.String())
+	}
+	// Steps: jim's token, his read-data, the revocation, alice's token,
+	// her visit (unexpected), the thief.
+	if got := strings.Count(out.String(), "UNEXPECTED"); got != 1 || d.n != 5 {
+		t.Errorf("%d steps marked UNEXPECTED, stopped at step %d; want 1, at step 5 (alice's visit):\n%s", got, d.n, out.String())
+	}
+	d.closeConns()
+	stop()
+}
+
+// startOne starts the authorization service and one controller (see
+// startController) for a test. It returns the context they run in and a
+// function that stops them and fails t if they do not stop or leave
+// goroutines running; call it once the test's connections are closed.
+func startOne(t *testing.T, id token.Identity, v2, updates bool) (context.Context, *authService, *controller, func()) {
+	t.Helper()
+	leaks := goroutineCheck(t)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	t.Cleanup(cancel)
+	svc, err := startService(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors, err := svc.trustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := startController(ctx, id, anchors, v2, updates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		t.Helper()
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer scancel()
+		if err := errors.Join(ctrl.stopped(sctx), svc.stop(sctx)); err != nil {
+			t.Error(err)
+		}
+		leaks()
+	}
+	return ctx, svc, ctrl, stop
 }
 
 // goroutineCheck returns a function that fails t if goroutines started

@@ -22,6 +22,10 @@ var (
 	rooftop2 = token.Identity{Endpoint: "rooftop-2", DeviceID: "f9e8d7c6b5a4938271605f4e3d2c1b0a"}
 )
 
+// ownerSubject is the building owner's administrator, whose API key may
+// use the administration API.
+const ownerSubject = "owner"
+
 // v2Prefix is where the v2 token endpoint lives: the same service, the
 // same store and key, issuing v2 tokens (structured scopes, kid).
 const v2Prefix = "/v2"
@@ -86,6 +90,9 @@ func (s *authService) story() ([]policy.Change, error) {
 		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User, Groups: []string{"service-co"}}),
 		policy.PutSubject(&policy.Subject{ID: "jim", Kind: policy.User, Groups: []string{"service-co-junior"}}),
 		policy.PutSubject(&policy.Subject{ID: "mona", Kind: policy.User, Groups: []string{"hvac-maker"}}),
+		// The owner's administrator, in no group: no policy grants it
+		// tokens; its admin API key may revoke them.
+		policy.PutSubject(&policy.Subject{ID: ownerSubject, Kind: policy.User}),
 	}
 	rooftops := policy.DeviceSelector{Attributes: map[string][]string{"kind": {"rooftop-hvac"}}}
 	comfort := [2]int64{16, 28}
@@ -114,8 +121,10 @@ func (s *authService) story() ([]policy.Change, error) {
 			Devices:    rooftops, TokenLifetime: 2 * time.Hour,
 		}),
 	)
-	for _, who := range []string{"alice", "jim", "mona"} {
-		secret, k, err := policy.NewAPIKey(nil, "key-"+who, who, false, time.Now())
+	// The technicians' apps ask for tokens with their API keys; the
+	// owner's administration app uses an admin key.
+	for _, who := range []string{"alice", "jim", "mona", ownerSubject} {
+		secret, k, err := policy.NewAPIKey(nil, "key-"+who, who, who == ownerSubject, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +140,15 @@ func (s *authService) tokenURL(p token.Profile) string {
 		return s.url + v2Prefix + policy.TokenPath
 	}
 	return s.url + policy.TokenPath
+}
+
+// statusURL returns the status update endpoint of the profile's service
+// (the v2 service signs updates with its key id, as its tokens).
+func (s *authService) statusURL(p token.Profile) string {
+	if p == token.ProfileV2 {
+		return s.url + v2Prefix + policy.StatusUpdatePath
+	}
+	return s.url + policy.StatusUpdatePath
 }
 
 // trustStore returns a new trust store holding the service's anchor, as a

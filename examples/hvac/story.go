@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/securedeviceaccess/sda/client"
 	"github.com/securedeviceaccess/sda/device"
 	"github.com/securedeviceaccess/sda/internal/wire"
+	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/token"
 	"github.com/securedeviceaccess/sda/transport"
 )
@@ -21,7 +23,8 @@ type demo struct {
 	w      io.Writer
 	svc    *authService
 	r1, r2 *controller
-	n      int // steps so far
+	n      int              // steps so far
+	conns  []transport.Conn // the technicians' connections, closed by closeConns
 }
 
 // play runs every step in order and stops at the first unexpected outcome.
@@ -53,18 +56,9 @@ func (d *demo) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var conns []transport.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer d.closeConns()
 	session := func(t *technician, c *controller, tokens client.TokenProvider) (*client.Session, *recorder, error) {
-		s, rec, err := t.connect(ctx, c, tokens)
-		if err == nil {
-			conns = append(conns, rec)
-		}
-		return s, rec, err
+		return d.session(ctx, t, c, tokens)
 	}
 
 	d.section("the service company's technician on rooftop-1 (SDA v1)")
@@ -168,8 +162,154 @@ func (d *demo) play(ctx context.Context) error {
 		return err
 	}
 
+	if err := d.stolenPhone(ctx, alice, jim); err != nil {
+		return err
+	}
+
 	d.printf("\nall %d steps ended as expected\n", d.n)
 	return nil
+}
+
+// stolenPhone plays the story of a technician's stolen phone: the owner
+// revokes every token of jim; alice's routine visit carries the status
+// update to rooftop-2, which never goes online; the thief, who holds jim's
+// key and token and fetches nothing, is refused there.
+func (d *demo) stolenPhone(ctx context.Context, alice, jim *technician) error {
+	d.section("a stolen phone: revocation reaches rooftop-2, which never goes online")
+	jimTokens, err := d.askToken(ctx, jim, token.ProfileV2, rooftop2.Endpoint, "read-data", granted)
+	if err != nil {
+		return err
+	}
+	jimR2, _, err := d.session(ctx, jim, d.r2, jimTokens)
+	if err != nil {
+		return err
+	}
+	if err := d.operate(ctx, jim, jimR2, d.r2, op("read-data"), success); err != nil {
+		return err
+	}
+
+	// The thief has jim's phone: its key and its token source, which holds
+	// jim's token and the status update it fetched with it. The thief
+	// fetches nothing new, so the phone pushes no newer update.
+	thiefTokens := jimTokens
+	if err := d.revokeSubject(ctx, jim.name, "phone stolen"); err != nil {
+		return err
+	}
+
+	aliceTokens, err := d.askToken(ctx, alice, token.ProfileV2, rooftop2.Endpoint, "read-data", granted)
+	if err != nil {
+		return err
+	}
+	update, err := d.fetchedUpdate(ctx, alice, aliceTokens, rooftop2)
+	if err != nil {
+		return err
+	}
+	aliceR2, aliceWire, err := d.session(ctx, alice, d.r2, aliceTokens)
+	if err != nil {
+		return err
+	}
+	if err := d.operate(ctx, alice, aliceR2, d.r2, op("read-data"), installs(aliceWire, update)); err != nil {
+		return err
+	}
+
+	d.step("the thief: read-data on %s with %s's key and token", d.r2.id.Endpoint, jim.name)
+	thiefR2, _, err := d.session(ctx, jim, d.r2, thiefTokens)
+	if err != nil {
+		return err
+	}
+	return d.outcome(ctx, thiefR2, d.r2, op("read-data"), revokedBy(d.svc.anchor.Issuer, update.Sequence))
+}
+
+// session dials the controller and returns the technician's session over
+// the connection, and what the connection recorded; closeConns closes it.
+func (d *demo) session(ctx context.Context, t *technician, c *controller, tokens client.TokenProvider) (*client.Session, *recorder, error) {
+	s, rec, err := t.connect(ctx, c, tokens)
+	if err == nil {
+		d.conns = append(d.conns, rec)
+	}
+	return s, rec, err
+}
+
+// closeConns closes the technicians' connections.
+func (d *demo) closeConns() {
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+// revokeSubject has the owner revoke every token of subject through the
+// administration API, and checks that the ledger lists the tokens the
+// revocation covers.
+func (d *demo) revokeSubject(ctx context.Context, subject, reason string) error {
+	d.step("%s's phone is stolen: the owner revokes every token of %s (POST %s)", subject, subject, revocationsPath)
+	o := d.svc.owner()
+	revs, err := o.revokeSubject(ctx, subject, reason)
+	if err != nil {
+		return d.unexpected("%v", err)
+	}
+	if len(revs) != 1 || revs[0].Kind != policy.RevokeSubject || revs[0].Subject != subject {
+		return d.unexpected("revoked %+v, want one subject cut-off of %s", revs, subject)
+	}
+	rev := revs[0]
+	records, err := o.issued(ctx, subject)
+	if err != nil {
+		return d.unexpected("%v", err)
+	}
+	var covered []string
+	for _, r := range records {
+		if r.Subject == subject && !r.IssuedAt.After(rev.Before) {
+			covered = append(covered, strings.Join(r.Audience, " ")+" "+strings.Join(r.Scope, " "))
+		}
+	}
+	if len(covered) == 0 {
+		return d.unexpected("the ledger lists no token of %s that the cut-off covers", subject)
+	}
+	slices.Sort(covered)
+	d.printf("ok: subject cut-off of %s at %s (%s), in status updates until %s\n", rev.Subject,
+		rev.Before.UTC().Format(time.RFC3339), rev.ID, rev.Until.UTC().Format(time.RFC3339))
+	d.printf("      the ledger lists the %d tokens of %s it covers: %s\n", len(covered), subject, strings.Join(covered, ", "))
+	return nil
+}
+
+// fetchedUpdate returns the status update for the controller that the
+// technician's token source fetched with its token, verified with the
+// service's anchor key, and prints what it says.
+func (d *demo) fetchedUpdate(ctx context.Context, t *technician, src *client.TokenSource, id token.Identity) (*token.StatusUpdate, error) {
+	aud := token.PrefixEndpoint + id.Endpoint
+	raw, err := src.StatusUpdate(ctx, aud)
+	if err != nil || raw == nil {
+		return nil, fmt.Errorf("step %d: no status update for %s cached with the token: %v", d.n, aud, err)
+	}
+	signed, err := token.ParseStatus(raw)
+	if err != nil {
+		return nil, fmt.Errorf("step %d: the status update for %s: %w", d.n, aud, err)
+	}
+	u, err := signed.Verify(d.svc.anchor.Key)
+	if err != nil {
+		return nil, fmt.Errorf("step %d: the status update for %s: %w", d.n, aud, err)
+	}
+	d.printf("      %s's app also fetched %s's status update: seq %d of %s, %s\n", t.name, id.Endpoint, u.Sequence,
+		u.Time.UTC().Format(time.RFC3339), describeUpdate(u))
+	return u, nil
+}
+
+// describeUpdate says what a status update revokes.
+func describeUpdate(u *token.StatusUpdate) string {
+	var parts []string
+	for _, c := range u.Subjects {
+		parts = append(parts, fmt.Sprintf("subject cut-off of %s at %s", c.Subject, c.Before.UTC().Format(time.RFC3339)))
+	}
+	if n := len(u.Anchors); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d anchor cut-offs", n))
+	}
+	if n := len(u.Hashes) + len(u.TokenIDs); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d revoked tokens", n))
+	}
+	if len(parts) == 0 {
+		return "no revocations"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
@@ -224,7 +364,11 @@ func (d *demo) askToken(ctx context.Context, t *technician, p token.Profile, end
 	if err != nil {
 		return nil, err
 	}
-	src := t.tokenSource(d.svc.tokenURL(p), []string{token.PrefixEndpoint + endpoint}, strings.Fields(scope), anchors)
+	statusURL := ""
+	if p == token.ProfileV2 {
+		statusURL = d.svc.statusURL(p) // v2 apps carry status updates
+	}
+	src := t.tokenSource(d.svc.tokenURL(p), statusURL, []string{token.PrefixEndpoint + endpoint}, strings.Fields(scope), anchors)
 	tok, err := src.Token(ctx)
 	var se *client.ServiceError
 	switch {
@@ -250,12 +394,35 @@ type expectation struct {
 	err    error
 	check  device.Check
 	reason error
+
+	// carried, on a success, is the connection the request went on: the
+	// request must have carried update, and the controller installed it.
+	carried *recorder
+	update  *token.StatusUpdate
+	// revokedBy, on a refusal, is the issuer whose installed status
+	// update, with sequence number seq, must have revoked the token.
+	revokedBy string
+	seq       uint64
 }
 
 var success = expectation{}
 
 func refused(err error, check device.Check, reason error) expectation {
 	return expectation{err: err, check: check, reason: reason}
+}
+
+// installs expects a success whose request, sent on rec, carried u, which
+// the controller installed.
+func installs(rec *recorder, u *token.StatusUpdate) expectation {
+	return expectation{carried: rec, update: u}
+}
+
+// revokedBy expects a refusal of the token by the status update of issuer
+// with sequence number seq, installed on the controller.
+func revokedBy(issuer string, seq uint64) expectation {
+	e := refused(client.ErrVerification, device.CheckRevocation, device.ErrRevoked)
+	e.revokedBy, e.seq = issuer, seq
+	return e
 }
 
 // operate runs one operation through the technician's session and checks
@@ -276,12 +443,7 @@ func (d *demo) outcome(ctx context.Context, s *client.Session, c *controller, o 
 	case want.err == nil && (!ok || !dec.Allowed() || dec.Nonce != res.Nonce):
 		return d.unexpected("the operation succeeded but %s has no matching allowed decision (%+v)", c.id.Endpoint, dec)
 	case want.err == nil:
-		signed := ""
-		if res.Verified {
-			signed = fmt.Sprintf(" [signed by %s, verified]", res.Device.Endpoint)
-		}
-		d.printf("ok: %s%s\n", res.Data, signed)
-		return nil
+		return d.success(c, res, dec, want)
 	case !errors.Is(err, want.err):
 		return d.unexpected("got %v, want %v", err, want.err)
 	}
@@ -292,10 +454,41 @@ func (d *demo) outcome(ctx context.Context, s *client.Session, c *controller, o 
 	return d.refusal(c, se.Status.String(), dec, ok, want)
 }
 
+// success checks and prints a successful operation, and the status update
+// its request carried if one was expected.
+func (d *demo) success(c *controller, res *client.Result, dec device.Outcome, want expectation) error {
+	added := 0
+	if want.carried != nil {
+		m, err := wire.DecodeMessage(want.carried.captured())
+		if err != nil || m.Status == nil {
+			return d.unexpected("the request carried no status update (%v)", err)
+		}
+		u := dec.Update
+		if !u.Installed || u.Issuer != want.update.Issuer || u.Sequence != want.update.Sequence {
+			return d.unexpected("%s did not install the status update seq %d the request carried: %+v", c.id.Endpoint, want.update.Sequence, u)
+		}
+		added = len(want.carried.captured()) - len(wire.EncodeOperationRequest(m.Signed))
+	}
+	signed := ""
+	if res.Verified {
+		signed = fmt.Sprintf(" [signed by %s, verified]", res.Device.Endpoint)
+	}
+	d.printf("ok: %s%s\n", res.Data, signed)
+	if want.carried != nil {
+		d.printf("      %s installed the status update the request carried: seq %d, which added %d bytes to the request\n",
+			c.id.Endpoint, dec.Update.Sequence, added)
+	}
+	return nil
+}
+
 // refusal checks and prints the controller's decision behind a refusal.
 func (d *demo) refusal(c *controller, status string, dec device.Outcome, ok bool, want expectation) error {
 	if !ok || dec.Check != want.check || !errors.Is(dec.Err, want.reason) {
 		return d.unexpected("%s decided %v: %v; want %v: %v", c.id.Endpoint, dec.Check, dec.Err, want.check, want.reason)
+	}
+	var re *device.RevocationError
+	if want.revokedBy != "" && (!errors.As(dec.Err, &re) || re.Issuer != want.revokedBy || re.Sequence != want.seq) {
+		return d.unexpected("%s refused the token for %v, want a revocation by the status update seq %d of %s", c.id.Endpoint, dec.Err, want.seq, want.revokedBy)
 	}
 	d.printf("refused: %s\n      %s's audit log: %s check failed: %v\n", status, c.id.Endpoint, dec.Check, dec.Err)
 	return nil

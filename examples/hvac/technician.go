@@ -39,17 +39,26 @@ func newTechnician(name, org, credential string) (*technician, error) {
 }
 
 // tokenSource returns the app's token source for scope on aud, at the
-// token endpoint url. Its first Token call asks the service.
-func (t *technician) tokenSource(url string, aud []string, scope []string, anchors trust.Store) *client.TokenSource {
-	return &client.TokenSource{
-		Fetcher: &client.TokenClient{
-			Endpoint:   url,
-			Credential: t.credential,
-			HTTPClient: newHTTPClient(),
-			Anchors:    anchors,
-		},
+// token endpoint url. Its first Token call asks the service. With
+// statusURL set, every token fetch also fetches the status update of each
+// device of aud from statusURL, which the app's sessions carry to devices
+// that hold an older one.
+func (t *technician) tokenSource(url, statusURL string, aud []string, scope []string, anchors trust.Store) *client.TokenSource {
+	tc := &client.TokenClient{
+		Endpoint:       url,
+		StatusEndpoint: statusURL,
+		Credential:     t.credential,
+		HTTPClient:     newHTTPClient(),
+		Anchors:        anchors,
+	}
+	src := &client.TokenSource{
+		Fetcher: tc,
 		Request: token.AccessRequest{Audience: aud, Scope: scope, Key: t.key.Public()},
 	}
+	if statusURL != "" {
+		src.Status = tc
+	}
+	return src
 }
 
 // newHTTPClient returns the apps' HTTP client. It keeps no idle
@@ -73,6 +82,9 @@ func (t *technician) connect(ctx context.Context, c *controller, tokens client.T
 	}
 	if c.signer != nil {
 		s.DeviceKey, s.Device = c.signer.Public(), c.id
+	}
+	if src, ok := tokens.(*client.TokenSource); ok && src.Status != nil {
+		s.Status = src // the updates it cached with its tokens
 	}
 	return s, rec, nil
 }

@@ -183,7 +183,7 @@ func TestRevocationReachesAnOfflineDevice(t *testing.T) {
 	}
 	o := st.last(t)
 	var re *device.RevocationError
-	if o.Check != device.CheckRevocation || !errors.As(o.Err, &re) || re.Entry != "subject cut-off" || !errors.Is(o.Err, device.ErrRevoked) {
+	if o.Check != device.CheckRevocation || !errors.As(o.Err, &re) || re.Entry != token.EntrySubjectCutoff || !errors.Is(o.Err, device.ErrRevoked) {
 		t.Fatalf("device decided %v: %v", o.Check, o.Err)
 	}
 	// alice is not affected, and her next request carries nothing more.

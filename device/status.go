@@ -375,8 +375,8 @@ func (a *Agent) statusRevoked(c *token.Claims, anchor *trust.Anchor, revHash fun
 // with an error matching ErrRevoked that names its id or hash.)
 type RevocationError struct {
 	// Entry is the kind of entry that matched, as
-	// token.StatusUpdate.Revokes names it: "token hash", "token id",
-	// "subject cut-off" or "anchor cut-off".
+	// token.StatusUpdate.Revokes names it: token.EntryTokenHash,
+	// EntryTokenID, EntrySubjectCutoff or EntryAnchorCutoff.
 	Entry string
 	// Issuer and Sequence identify the installed update.
 	Issuer   string

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -76,6 +77,9 @@ func (s *Service) serveStatusUpdate(w http.ResponseWriter, r *http.Request, _ st
 		return f.err()
 	}
 	signed, u, err := s.StatusUpdate(r.Context(), auds[0])
+	if errors.Is(err, ErrNotFound) {
+		return &httpError{http.StatusNotFound, errTypeNotFound, "no device in the directory is named by aud", nil}
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,8 +136,12 @@ func TestHTTPStatusUpdate(t *testing.T) {
 		{path + "&aud=ep:hvac-2", env.aliceKey, http.StatusBadRequest},
 	} {
 		w := env.do("GET", tc.path, tc.cred, "")
-		if e := decodeError(t, w); w.Code != tc.code {
+		e := decodeError(t, w)
+		if w.Code != tc.code {
 			t.Errorf("GET %s: %d %+v, want %d", tc.path, w.Code, e, tc.code)
+		}
+		if w.Code == http.StatusNotFound && !strings.Contains(e.Message, "no device") {
+			t.Errorf("GET %s: 404 says %q", tc.path, e.Message)
 		}
 	}
 	if w := env.do("POST", path, env.aliceKey, ""); w.Code != http.StatusMethodNotAllowed {

@@ -97,6 +97,15 @@ type AnchorCutoff struct {
 	Before time.Time
 }
 
+// The kinds of entry of a status update, as [StatusUpdate.Revokes] names
+// the one that revokes a token.
+const (
+	EntryTokenHash     = "token hash"
+	EntryTokenID       = "token id"
+	EntrySubjectCutoff = "subject cut-off"
+	EntryAnchorCutoff  = "anchor cut-off"
+)
+
 // NewerThan reports whether u is newer than an update with sequence
 // number seq and time t: a larger sequence number, or the same one and a
 // later time.
@@ -107,18 +116,19 @@ func (u *StatusUpdate) NewerThan(seq uint64, t time.Time) bool {
 // Revokes reports whether u revokes the token with verified claims c,
 // revocation hash revocationHash (nil when not computed: hashes are then
 // not looked up, see [StatusUpdate.HasHashes]) and verified by the anchor
-// key with id anchorKeyID, and if so which entry, as text for an audit
-// log. It does not compare c.Issuer with u.Issuer: callers apply an update
-// to the tokens of its issuer only.
+// key with id anchorKeyID, and if so which entry (EntryTokenHash,
+// EntryTokenID, EntrySubjectCutoff or EntryAnchorCutoff). It does not
+// compare c.Issuer with u.Issuer: callers apply an update to the tokens of
+// its issuer only.
 func (u *StatusUpdate) Revokes(c *Claims, revocationHash *[32]byte, anchorKeyID []byte) (string, bool) {
 	if revocationHash != nil && len(u.Hashes) > 0 {
 		if _, ok := slices.BinarySearchFunc(u.Hashes, *revocationHash, func(h, t [32]byte) int { return bytes.Compare(h[:], t[:]) }); ok {
-			return "token hash", true
+			return EntryTokenHash, true
 		}
 	}
 	if c.ID != nil && len(u.TokenIDs) > 0 {
 		if _, ok := slices.BinarySearchFunc(u.TokenIDs, c.ID, bytes.Compare); ok {
-			return "token id", true
+			return EntryTokenID, true
 		}
 	}
 	issued := c.IssuedAt
@@ -128,12 +138,12 @@ func (u *StatusUpdate) Revokes(c *Claims, revocationHash *[32]byte, anchorKeyID 
 	cut := func(before time.Time) bool { return issued.IsZero() || !issued.After(before) }
 	if len(u.Subjects) > 0 {
 		if i, ok := slices.BinarySearchFunc(u.Subjects, c.Subject, func(s SubjectCutoff, t string) int { return strings.Compare(s.Subject, t) }); ok && cut(u.Subjects[i].Before) {
-			return "subject cut-off", true
+			return EntrySubjectCutoff, true
 		}
 	}
 	for i := range u.Anchors {
 		if bytes.Equal(u.Anchors[i].KeyID, anchorKeyID) && cut(u.Anchors[i].Before) {
-			return "anchor cut-off", true
+			return EntryAnchorCutoff, true
 		}
 	}
 	return "", false

@@ -178,6 +178,7 @@ type Agent struct {
 	freshness     Freshness
 	issuerFresh   map[string]Freshness
 	fresh         freshTokens
+	thumbprints   thumbprints
 
 	// Serving connections (Serve, ServeListener).
 	nonceQuota   int

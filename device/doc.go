@@ -174,8 +174,9 @@
 // (entries are dropped only once their token has expired; a full list
 // refuses more), the throttled addresses, concurrent connections of
 // ServeListener and the time each may hold a slot, the status updates
-// (MaxStatusIssuers of at most token.MaxStatusUpdateSize bytes) and the
-// tokens remembered fresh. Process recovers from
+// (MaxStatusIssuers of at most token.MaxStatusUpdateSize bytes), the
+// tokens remembered fresh and the anchor key thumbprints remembered for
+// anchor cut-offs (16). Process recovers from
 // panics as a last resort and always answers with a well-formed response.
 //
 // # Compatibility

@@ -16,3 +16,7 @@ const (
 	// for up to 65535 bytes; the array head keeps its length).
 	statusEnvelopeOverhead = 3
 )
+
+// maxThumbprints is the most anchor keys whose thumbprint an agent
+// remembers (thumbprints); beyond it the oldest is forgotten.
+const maxThumbprints = 16

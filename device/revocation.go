@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"maps"
-	"math/big"
 	"slices"
 	"sync"
 	"time"
@@ -155,6 +157,55 @@ var (
 // maxTokenHashes is the most hashes tokenHashes returns.
 const maxTokenHashes = 6
 
+// maxCanonicalSize bounds a canonical encoding tokenHashes builds on the
+// stack: the largest token plus the tag 61 it may lack. A canonical
+// encoding is never longer than the token it re-encodes plus that tag (its
+// heads are shortest and its unprotected header is the one-byte {}), so
+// the buffer only grows, on the heap, for bytes longer than a token.
+const maxCanonicalSize = token.MaxTokenSize + 2
+
+// Orders of the curves an anchor key may use, big-endian and of the size of
+// the signature's s, for computing n-s without big-integer arithmetic.
+var (
+	orderP256 = elliptic.P256().Params().N.Bytes()
+	orderP384 = elliptic.P384().Params().N.Bytes()
+)
+
+// curveOrder returns the order n of k's curve, big-endian in (BitLen+7)/8
+// bytes.
+func curveOrder(k *ecdsa.PublicKey) []byte {
+	switch k.Curve {
+	case elliptic.P256():
+		return orderP256
+	case elliptic.P384():
+		return orderP384
+	}
+	return k.Curve.Params().N.Bytes() // no anchor key has another curve
+}
+
+// otherS writes n-s to dst (of len(s) bytes) and reports whether it did:
+// only when s is a valid half of an ECDSA signature, 0 < s < n with s as
+// long as n, is (r, n-s) the other valid signature. dst may be s itself;
+// nothing is written when it reports false.
+func otherS(dst, s, n []byte) bool {
+	if len(s) != len(n) || len(dst) != len(s) || bytes.Compare(s, n) >= 0 {
+		return false
+	}
+	var zero byte
+	for _, c := range s {
+		zero |= c
+	}
+	if zero == 0 {
+		return false
+	}
+	var borrow uint16
+	for i := len(s) - 1; i >= 0; i-- {
+		d := uint16(n[i]) - uint16(s[i]) - borrow
+		dst[i], borrow = byte(d), d>>8&1
+	}
+	return true
+}
+
 // tokenHashes appends to dst the hashes under which a verified token is
 // found on the revocation list:
 //
@@ -173,6 +224,12 @@ const maxTokenHashes = 6
 // header, as this SDK issues them. The holder of a token can strip tag 61,
 // change the unprotected header and use the other s, since the signature
 // does not cover them.
+//
+// It allocates nothing for a token of at most token.MaxTokenSize bytes.
+// The canonical encodings are built once, in one buffer: 18([...]) is
+// 61(18([...])) without its first two bytes. A canonical encoding equal to
+// tok is not hashed again (its hash is sent), and the two signatures of
+// one encoding share the hashing of everything before s.
 func tokenHashes(dst [][32]byte, rh, sent *[32]byte, tok []byte, key crypto.PublicKey) [][32]byte {
 	dst = append(dst, *rh, *sent)
 	var body []byte
@@ -195,35 +252,75 @@ func tokenHashes(dst [][32]byte, rh, sent *[32]byte, tok []byte, key crypto.Publ
 	if err1 != nil || err2 != nil || err3 != nil {
 		return dst
 	}
-	sigs := [2][]byte{sig}
-	if k, ok := key.(*ecdsa.PublicKey); ok && len(sig)%2 == 0 {
-		n := k.Curve.Params().N
-		half := len(sig) / 2
-		if s := new(big.Int).SetBytes(sig[half:]); s.Sign() > 0 && s.Cmp(n) < 0 && (n.BitLen()+7)/8 == half {
-			alt := bytes.Clone(sig)
-			s.Sub(n, s).FillBytes(alt[half:])
-			sigs[1] = alt
+	h := hashers.Get().(*tokenHasher)
+	defer hashers.Put(h)
+	b := append(h.enc[:0], prefixCWT...)
+	b = append(b, 0x84)
+	b = codec.AppendBytes(b, protected)
+	b = append(b, 0xa0)
+	b = codec.AppendBytes(b, payload)
+	b = codec.AppendBytes(b, sig)
+	if cap(b) <= maxCanonicalSize {
+		h.enc = b // else it grew for bytes longer than a token: not kept
+	}
+	add := func(sum []byte) {
+		if h := [32]byte(sum); !slices.Contains(dst, h) {
+			dst = append(dst, h)
 		}
 	}
-	b := make([]byte, 0, len(prefixCWT)+len(tok)+16)
-	for _, prefix := range [][]byte{prefixCWT, prefixSign1} {
-		for _, sg := range sigs {
-			if sg == nil {
-				continue
-			}
-			b = append(b[:0], prefix...)
-			b = append(b, 0x84)
-			b = codec.AppendBytes(b, protected)
-			b = append(b, 0xa0)
-			b = codec.AppendBytes(b, payload)
-			b = codec.AppendBytes(b, sg)
-			if h := sha256.Sum256(b); !slices.Contains(dst, h) {
-				dst = append(dst, h)
-			}
+	var alt []byte // n-s, or nil when there is no other valid signature
+	if k, ok := key.(*ecdsa.PublicKey); ok && len(sig)%2 == 0 && len(sig)/2 <= len(h.alt) {
+		half := len(sig) / 2
+		if otherS(h.alt[:half], sig[half:], curveOrder(k)) {
+			alt = h.alt[:half]
 		}
+	}
+	// 61(18([...])), then 18([...]): the same bytes without the first two.
+	for _, skip := range [2]int{0, len(prefixCWT) - len(prefixSign1)} {
+		form := b[skip:]
+		asSent := bytes.Equal(form, tok) // its hash is sent
+		if alt == nil {
+			if !asSent {
+				h.d.Reset()
+				h.d.Write(form)
+				add(h.d.Sum(h.sum[:0]))
+			}
+			continue
+		}
+		// The two signatures differ only in s, the last bytes: everything
+		// before is hashed once.
+		common, s := form[:len(form)-len(alt)], form[len(form)-len(alt):]
+		h.d.Reset()
+		h.d.Write(common)
+		if !asSent {
+			h.state, _ = h.d.(encoding.BinaryAppender).AppendBinary(h.state[:0])
+			h.d.Write(s)
+			add(h.d.Sum(h.sum[:0]))
+			_ = h.d.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.state)
+		}
+		h.d.Write(alt)
+		add(h.d.Sum(h.sum[:0]))
 	}
 	return dst
 }
+
+// maxScalarSize is the size of the largest ECDSA scalar (P-521).
+const maxScalarSize = 66
+
+// tokenHasher is what tokenHashes works with, pooled so that it allocates
+// nothing: a SHA-256 state and room to save it, the canonical encoding
+// being built, n-s and a hash.
+type tokenHasher struct {
+	d     hash.Hash
+	state []byte
+	enc   []byte
+	alt   [maxScalarSize]byte
+	sum   [32]byte
+}
+
+var hashers = sync.Pool{New: func() any {
+	return &tokenHasher{d: sha256.New(), state: make([]byte, 0, 128), enc: make([]byte, 0, maxCanonicalSize)}
+}}
 
 // revokeHandler is the built-in RevokeOperation.
 func (a *Agent) revokeHandler(_ context.Context, call *Call) ([]byte, error) {

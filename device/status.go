@@ -360,7 +360,7 @@ func (a *Agent) statusRevoked(c *token.Claims, anchor *trust.Anchor, revHash fun
 	var kid []byte
 	if len(u.Anchors) > 0 {
 		if kid = anchor.KeyID; len(kid) == 0 {
-			kid, _ = token.Thumbprint(anchor.Key) // the key verified a token: it has one
+			kid, _ = a.thumbprints.get(anchor.Key) // the key verified a token: it has one
 		}
 	}
 	if entry, ok := u.Revokes(c, rh, kid); ok {

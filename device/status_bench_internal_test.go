@@ -137,7 +137,7 @@ func BenchmarkRevocationCheck(b *testing.B) {
 
 // benchAgent returns an agent whose revocation list holds list token
 // hashes, and a verified token of its anchor.
-func benchAgent(b *testing.B, list int) (*Agent, *token.Claims, *trust.Anchor, *token.Token, []byte) {
+func benchAgent(b testing.TB, list int) (*Agent, *token.Claims, *trust.Anchor, *token.Token, []byte) {
 	ak, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pop, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	anchor, err := trust.NewAnchor(&ak.PublicKey)

@@ -140,3 +140,36 @@ func FuzzParseScopeText(f *testing.F) {
 		}
 	})
 }
+
+// TestParseScopeTextLength: text of MaxScopeTextLength bytes is read, one
+// byte more is not.
+func TestParseScopeTextLength(t *testing.T) {
+	build := func(n int) string {
+		head, tail := `t(arg0 in {`, `})`
+		var vals []string
+		left := n - len(head) - len(tail)
+		for left > 0 {
+			v := min(left-2, token.MaxArgBytes) // the quotes
+			if len(vals) > 0 {
+				v = min(left-4, token.MaxArgBytes) // ", " and the quotes
+			}
+			vals = append(vals, `"`+strings.Repeat("x", v)+`"`)
+			left -= v + 2
+			if len(vals) > 1 {
+				left -= 2
+			}
+		}
+		return head + strings.Join(vals, ", ") + tail
+	}
+	at := build(token.MaxScopeTextLength)
+	if len(at) != token.MaxScopeTextLength {
+		t.Fatalf("built %d bytes", len(at))
+	}
+	if _, err := token.ParseScopeText(at); err != nil {
+		t.Errorf("%d bytes: %v", len(at), err)
+	}
+	over := build(token.MaxScopeTextLength + 1)
+	if _, err := token.ParseScopeText(over); !errors.Is(err, token.ErrInvalid) || len(over) != token.MaxScopeTextLength+1 {
+		t.Errorf("%d bytes: %v, want ErrInvalid", len(over), err)
+	}
+}

@@ -684,7 +684,7 @@ func TestApplyAtomic(t *testing.T) {
 	before := e.Snapshot()
 	// A valid policy followed by an invalid one: neither is applied.
 	bad := pol("bad")
-	bad.TokenLifetime = time.Minute
+	bad.TokenLifetime = 59 * time.Second
 	err := e.Apply(PutPolicy(pol("good")), PutPolicy(bad))
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Apply = %v, want ErrInvalid", err)
@@ -742,7 +742,7 @@ func TestPolicyValidate(t *testing.T) {
 		{"bad endpoint", devices(DeviceSelector{EndpointNames: []string{"a\nb"}}), "devices.endpoint_names[0]"},
 		{"empty attribute values", devices(DeviceSelector{Attributes: map[string][]string{"site": {}}}), "devices.attributes.site"},
 		{"bad attribute key", devices(DeviceSelector{Attributes: map[string][]string{"1site": {"x"}}}), "devices.attributes.1site"},
-		{"lifetime too short", lifetime(59 * time.Minute), "token_lifetime_seconds"},
+		{"lifetime too short", lifetime(59 * time.Second), "token_lifetime_seconds"},
 		{"lifetime too long", lifetime(MaxTokenLifetime + time.Second), "token_lifetime_seconds"},
 		{"lifetime fractional", lifetime(time.Hour + time.Millisecond), "token_lifetime_seconds"},
 	}

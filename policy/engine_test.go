@@ -240,7 +240,7 @@ func TestEngineLoad(t *testing.T) {
 		})
 	}
 	for name, snap := range map[string]*Snapshot{
-		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(time.Minute))}},
+		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(59*time.Second))}},
 		"one id twice":            {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}},
 		"one endpoint name twice": {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}},
 	} {

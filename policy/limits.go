@@ -16,7 +16,14 @@ import (
 // the same bound.
 const (
 	// MinTokenLifetime and MaxTokenLifetime bound [Policy].TokenLifetime.
-	MinTokenLifetime = time.Hour
+	// The original service's policies allowed one hour at least; one
+	// minute lets a policy grant the short-lived tokens the SDK
+	// recommends, in both profiles (docs/PROTOCOL.md section 9, "Policy
+	// model": no deployed client or device depends on the hour). A device
+	// accepts a token up to its leeway after exp (device.DefaultLeeway,
+	// 300 s as in SDA v1), so a token shorter than the leeway is usable
+	// for its lifetime plus the leeway.
+	MinTokenLifetime = time.Minute
 	MaxTokenLifetime = 999 * 24 * time.Hour
 
 	maxIDLen           = 128

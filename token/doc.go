@@ -5,7 +5,8 @@
 // client and device: an authorization service signs [Claims] with [Issue], a
 // device reads a token with [Parse] and [Token.Verify], and a technician
 // signs a [Request] with [SignRequest]; [ParseScope] reads the scope a token
-// grants.
+// grants, and [ParseScopeText] reads back, constraints included, the
+// readable form that [Scope.String] prints.
 //
 // The package does no I/O, keeps no clock and does not log: time is passed
 // in ([Validation.Now]) and randomness may be ([IssueOptions.Rand]).

@@ -24,4 +24,10 @@ const (
 
 	// MaxCNonceLength is the most bytes of a cnonce claim (v2).
 	MaxCNonceLength = 32
+
+	// MaxScopeTextLength is the most bytes [ParseScopeText] reads: more
+	// than [Scope.String] prints for the scope of any token of at most
+	// [MaxTokenSize] bytes (each byte of a scope's encoding prints as at
+	// most four characters).
+	MaxScopeTextLength = 16 << 10
 )

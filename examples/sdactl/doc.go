@@ -24,7 +24,9 @@
 //	token issue    -key FILE -aud AUD... -scope "OPS" -pop FILE [-sub S] [-lifetime D]
 //	               [-profile v1|v2] [-kid HEX|thumbprint] [-o FILE] [-raw] [-passphrase-file FILE]
 //	    Issue a token signed by a trust anchor key, bound to the -pop key
-//	    (public key PEM or private key file); base64 unless -raw.
+//	    (public key PEM or private key file); base64 unless -raw. With
+//	    -profile v2, -scope also takes argument constraints in the form
+//	    "token inspect" prints, e.g. 'set-temperature(arg0 in 16..28)'.
 //	token inspect  TOKENFILE
 //	    Decode and print a token WITHOUT verifying it (the output says so):
 //	    header alg and kid, claims, scope, cnf thumbprint, RFC 3339 times.

@@ -29,16 +29,26 @@ public key), which is how devices find the anchor; nbf and iat are now, exp is
 now + -lifetime, cti is 16 random bytes, cnf is the -pop key. The token is
 written in base64 (one line) unless -raw is given.
 
-Example:
+-scope takes operation names separated by single spaces and, in v2 tokens,
+argument constraints in the form "sdactl token inspect" prints, which it
+reads back: NAME(CONSTRAINT, ...) where a constraint is argN in MIN..MAX,
+argN in {VALUE, ...} or argN = VALUE, and a value is an integer, a text
+string in double quotes ("eco", with \" and \\ escaped) or bytes in hex
+(h'DEADBEEF'); "*" permits every operation (v2). Example: a v1 token, and a
+v2 token that permits set-temperature only between 16 and 28 and set-mode
+only to eco or boost:
   sdactl token issue -key anchor.key -aud ep:hvac-1 -scope "read-data configure" \
       -sub alice -pop tech.pem -o alice.token
+  sdactl token issue -key anchor.key -aud ep:hvac-1 -profile v2 -sub alice -pop tech.pem \
+      -scope 'read-data set-temperature(arg0 in 16..28) set-mode(arg0 in {"eco", "boost"})' \
+      -o alice-v2.token
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		keyFile := fs.String("key", "", "trust anchor private key `file` (required)")
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		var aud stringList
 		fs.Var(&aud, "aud", "audience: \"ep:<endpoint>\" or \"id:<32 hex device id>\"; repeatable (required)")
-		scope := fs.String("scope", "", "operations, separated by spaces (required)")
+		scope := fs.String("scope", "", "operations, separated by spaces; v2: with constraints, as \"token inspect\" prints them (required)")
 		sub := fs.String("sub", "", "subject: who the token is for")
 		lifetime := fs.Duration("lifetime", time.Hour, "validity from now")
 		pop := fs.String("pop", "", "proof-of-possession key `file`: public key PEM, or an unencrypted private key (required)")
@@ -66,9 +76,12 @@ Example:
 			if err != nil {
 				return err
 			}
-			sc, err := token.ParseScope(*scope)
+			sc, err := token.ParseScopeText(*scope)
 			if err != nil {
 				return usageErrorf("-scope: %v", err)
+			}
+			if _, text := sc.Text(); !text && prof == token.ProfileV1 {
+				return usageErrorf("-scope: an SDA v1 token carries operation names only, not constraints or \"*\" (use -profile v2)")
 			}
 			for _, a := range aud {
 				if _, err := parseIdentity(a); err != nil {

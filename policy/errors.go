@@ -152,3 +152,24 @@ func (e *DeniedError) Unwrap() []error {
 	}
 	return []error{ErrDenied, e.Decision.Denied.Reason}
 }
+
+// ErrFormatTooNew reports a store file or an export written in a newer
+// format than this version knows. Errors that match it are a
+// *[FormatVersionError]. The data is left untouched: read it with the
+// newer version.
+var ErrFormatTooNew = errors.New("policy: format newer than this version knows")
+
+// FormatVersionError names a store file or export document whose format
+// version is newer than this version knows. It matches [ErrFormatTooNew].
+type FormatVersionError struct {
+	Format string // the format's name: "sda-policy-store" or "sda-policy-export"
+	Found  int    // the version of the data
+	Known  int    // the latest version this package reads
+}
+
+func (e *FormatVersionError) Error() string {
+	return fmt.Sprintf("policy: %s format version %d; this version reads versions up to %d", e.Format, e.Found, e.Known)
+}
+
+// Is reports whether target is [ErrFormatTooNew].
+func (e *FormatVersionError) Is(target error) bool { return target == ErrFormatTooNew }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -81,6 +82,11 @@ func (s *FileStore) Changes(ctx context.Context, since int64) ([]Change, error) 
 // and without the records expired (see [IssuedRetention]); the file is
 // rewritten so too while the store is open, when more than half of its
 // lines are records pruned from memory. [FileStore.Close] closes it.
+//
+// The file names its format and version in its "format" member,
+// "sda-policy-store/1"; a file of a newer version is refused with a
+// *[FormatVersionError] (matching [ErrFormatTooNew]) and left untouched.
+// [Export] and [Import] move the records and the ledger to another store.
 func OpenFileStore(path string) (*FileStore, error) {
 	s, err := openFile(path)
 	if err != nil {
@@ -121,12 +127,12 @@ func openFile(path string) (*MemoryStore, error) {
 	if len(b) > maxStoreFileBytes {
 		return nil, fmt.Errorf("policy: store file %s larger than %d bytes", path, maxStoreFileBytes)
 	}
+	if err := checkFormat(b, storeFormatName, storeFormatVersion); err != nil {
+		return nil, fmt.Errorf("store file %s: %w", path, err)
+	}
 	var snap storeFile
 	if err := strictUnmarshal(b, &snap); err != nil {
 		return nil, fmt.Errorf("%w: store file %s: %v", ErrInvalid, path, err)
-	}
-	if snap.Format != storeFormat {
-		return nil, fmt.Errorf("%w: store file %s: unknown format %q", ErrInvalid, path, snap.Format)
 	}
 	prepared, err := prepareSnapshot(&snap.Snapshot)
 	if err != nil {
@@ -142,7 +148,8 @@ func openFile(path string) (*MemoryStore, error) {
 	return s, nil
 }
 
-const storeFormat = "sda-policy-store/1"
+// storeFormat is the format a FileStore writes (see checkFormat).
+var storeFormat = storeFormatPrefix + strconv.Itoa(storeFormatVersion)
 
 type storeFile struct {
 	Format string `json:"format"`

@@ -108,7 +108,7 @@ func commands() []*command {
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
 		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
 		revocationsListCmd, statusShowCmd, statusPushCmd,
-		callCmd, deviceCmd, authserverCmd, versionCmd,
+		callCmd, deviceCmd, authserverCmd, storeExportCmd, storeImportCmd, versionCmd,
 	}
 }
 

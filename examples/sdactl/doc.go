@@ -94,6 +94,13 @@
 //	    the administrator subject and API key and prints the key's secret
 //	    once on stdout (only its hash is stored), then exits. The directory
 //	    of the -store file must exist and be writable, or it fails at start.
+//	store export   (-store FILE.json | -postgres DSN [-schema NAME]) [FILE]
+//	store import   (-store FILE.json | -postgres DSN [-schema NAME]) FILE
+//	    Move a policy store between a JSON file and PostgreSQL: export writes
+//	    its records, revocations and ledger as one JSON document (a new file,
+//	    or stdout); import checks a document in full and writes it into an
+//	    empty store (exit 1 when the store holds records; 3 for an invalid
+//	    document or a newer format or schema version).
 //	version
 //	    Print the module version recorded in the binary ("(devel)" when
 //	    none is known), the commit when recorded, and the Go version.

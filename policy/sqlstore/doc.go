@@ -24,6 +24,24 @@
 // a partial unique index; a violation is reported as [policy.ErrConflict].
 // It needs PostgreSQL 13 or later.
 //
+// # Schema versions and migrations
+//
+// The schema's version is recorded in a table of its own,
+// sda_schema_migrations, one row per migration applied. The package embeds
+// its migrations, numbered from 1 ([SchemaVersion] is the last), and [Open]
+// applies those that the database lacks, in order, in one transaction that
+// holds an advisory lock: instances starting at once against one database
+// migrate it exactly once, the others waiting and then finding it current,
+// and a migration that fails leaves the schema as it was (PostgreSQL's DDL
+// is transactional). Migration 1 is the schema of the versions that did
+// not record one: a database they created is recognised as version 1 and
+// keeps its records. A database migrated by a newer version is refused
+// with a *[SchemaVersionError] matching [ErrSchemaTooNew] and left
+// untouched: downgrading means restoring a backup taken before the
+// upgrade. Migrations are embedded SQL files, not a library's: the schema
+// name is the caller's, and the existing advisory lock and transaction
+// already give what a library would.
+//
 // # Failures
 //
 // Every failure to use the database (a connection that fails, is closed or

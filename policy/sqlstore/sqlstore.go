@@ -44,65 +44,27 @@ type queries struct {
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// migrationLock is the pg_advisory_xact_lock key that serializes schema
-// creation by concurrent instances.
-const migrationLock = 0x5d4a_0001
-
-// Open creates the schema and its tables when they do not exist and returns
-// a store using them. schema is a lower-case SQL identifier.
+// Open brings the schema to [SchemaVersion], creating it and its tables
+// when they do not exist, and returns a store using them. schema is a
+// lower-case SQL identifier. Migrations run in one transaction under an
+// advisory lock, so that instances opening one database at once migrate it
+// once; a schema created before versions were recorded is version 1. A
+// schema newer than SchemaVersion fails with a *[SchemaVersionError]
+// (matching [ErrSchemaTooNew]) and is left untouched; a failure to use the
+// database matches [policy.ErrUnavailable].
 func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 	if !schemaRE.MatchString(schema) {
 		return nil, fmt.Errorf("%w: schema name %q: want %s", policy.ErrInvalid, schema, schemaRE)
 	}
+	if err := migrate(ctx, db, schema); err != nil {
+		return nil, err
+	}
+	return newStore(db, schema), nil
+}
+
+// newStore returns a store using the tables of schema, as they are.
+func newStore(db *sql.DB, schema string) *Store {
 	t := `"` + schema + `".`
-	ddl := []string{
-		`CREATE SCHEMA IF NOT EXISTS "` + schema + `"`,
-		`CREATE TABLE IF NOT EXISTS ` + t + `sda_meta (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL)`,
-		`INSERT INTO ` + t + `sda_meta (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
-		`CREATE TABLE IF NOT EXISTS ` + t + `sda_records (
-			kind text NOT NULL,
-			id text NOT NULL,
-			seq bigint NOT NULL,
-			deleted boolean NOT NULL,
-			body jsonb,
-			uniq text,
-			PRIMARY KEY (kind, id))`,
-		`CREATE INDEX IF NOT EXISTS sda_records_seq ON ` + t + `sda_records (seq)`,
-		`CREATE UNIQUE INDEX IF NOT EXISTS sda_records_uniq ON ` + t + `sda_records (kind, uniq) WHERE NOT deleted AND uniq IS NOT NULL`,
-		`CREATE TABLE IF NOT EXISTS ` + t + `sda_issued (
-			cti text COLLATE "C" PRIMARY KEY, -- bytewise: the listing's order is Go's
-			token_hash text NOT NULL,
-			revocation_hash text NOT NULL,
-			subject text NOT NULL,
-			aud text[] NOT NULL,
-			anchor text NOT NULL,
-			issued_at timestamptz NOT NULL,
-			expires_at timestamptz NOT NULL,
-			body jsonb NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS sda_issued_expiry ON ` + t + `sda_issued (expires_at)`,
-		`CREATE INDEX IF NOT EXISTS sda_issued_token_hash ON ` + t + `sda_issued (token_hash)`,
-		`CREATE INDEX IF NOT EXISTS sda_issued_revocation_hash ON ` + t + `sda_issued (revocation_hash)`,
-		`CREATE INDEX IF NOT EXISTS sda_issued_subject ON ` + t + `sda_issued (subject, cti)`,
-		`CREATE INDEX IF NOT EXISTS sda_issued_aud ON ` + t + `sda_issued USING gin (aud)`,
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, mapErr(fmt.Errorf("migrate: %w", err))
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-		return nil, mapErr(fmt.Errorf("migrate: %w", err))
-	}
-	for _, q := range ddl {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return nil, mapErr(fmt.Errorf("migrate: %w", err))
-		}
-	}
-	// The DDL is idempotent: a commit whose outcome is unknown is simply
-	// reported, and opening again repeats it.
-	if err := tx.Commit(); err != nil {
-		return nil, mapErr(fmt.Errorf("migrate: %w", err))
-	}
 	return &Store{db: db, sinceCount: -1, table: t + `sda_issued`, q: queries{
 		// bump also returns what identifies the transaction, should its
 		// commit fail: its id and its server process.
@@ -132,7 +94,7 @@ func Open(ctx context.Context, db *sql.DB, schema string) (*Store, error) {
 			issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body`,
 		countIssued: `SELECT count(*) FROM ` + t + `sda_issued`,
 		pruneIssued: `DELETE FROM ` + t + `sda_issued WHERE expires_at < $1`,
-	}}, nil
+	}}
 }
 
 // uniqueKey returns the value that must be unique among live records of

@@ -256,13 +256,13 @@ func (e *env) watchTLS(ctx context.Context, listeners []httpListener, opts serve
 	if len(rs) == 0 {
 		return
 	}
-	logResult := func(how string, err error) {
+	logResult := func(r *certreload.Reloader, how string, err error) {
 		if err != nil {
-			opts.logger.Error("sda.tls.reload_failed", slog.String("trigger", how), slog.String("error", err.Error()),
-				slog.String("action", "serving the previous certificate"))
+			opts.logger.Error("sda.tls.reload_failed", slog.String("trigger", how), slog.String("cert", r.CertFile()),
+				slog.String("error", err.Error()), slog.String("action", "serving the previous certificate"))
 			return
 		}
-		opts.logger.Info("sda.tls.reloaded", slog.String("trigger", how))
+		opts.logger.Info("sda.tls.reloaded", slog.String("trigger", how), slog.String("cert", r.CertFile()))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -274,14 +274,14 @@ func (e *env) watchTLS(ctx context.Context, listeners []httpListener, opts serve
 				return
 			case <-hup:
 				for _, r := range rs {
-					logResult("SIGHUP", r.Reload())
+					logResult(r, "SIGHUP", r.Reload())
 				}
 			}
 		}
 	}()
 	if opts.tlsWatch > 0 {
 		for _, r := range rs {
-			go r.Watch(ctx, opts.tlsWatch, func() { logResult("file change", nil) }, func(err error) { logResult("file change", err) })
+			go r.Watch(ctx, opts.tlsWatch, func() { logResult(r, "file change", nil) }, func(err error) { logResult(r, "file change", err) })
 		}
 	}
 }

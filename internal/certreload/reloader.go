@@ -40,6 +40,9 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	return r.cur.Load(), nil
 }
 
+// CertFile returns the name of the certificate file.
+func (r *Reloader) CertFile() string { return r.certFile }
+
 // Certificate returns the pair loaded last.
 func (r *Reloader) Certificate() *tls.Certificate { return r.cur.Load() }
 

@@ -193,9 +193,7 @@ func (e *env) serveHTTP(ctx context.Context, anchorName string, listeners []http
 		}
 		l := hl.l
 		if hl.tls != nil {
-			cfg := hl.tls.TLSConfig()
-			cfg.NextProtos = []string{"h2", "http/1.1"}
-			l = tls.NewListener(l, cfg)
+			l = tls.NewListener(l, hl.tls.TLSConfig()) // HTTP/1.1: no ALPN offered
 		}
 		go func() { done <- servers[i].Serve(l) }()
 	}

@@ -91,7 +91,14 @@
 // [AdminPathPrefix]. Serve them on separate listeners to keep the
 // administration API off the network the applications use (on an
 // internal interface or loopback), or both on one listener with the
-// Service itself ([Service.ServeHTTP]).
+// Service itself ([Service.ServeHTTP]). Every handler also serves the
+// probes, GET [HealthzPath] (the process serves HTTP) and GET [ReadyzPath]
+// ([Service.Ready]: the Store answers and the Signer signs), without a
+// credential, for Kubernetes-style liveness and readiness probes.
+//
+// A [RateLimit] (off unless set) limits the token endpoint per client
+// address and per API key with token buckets, answering HTTP 429 with
+// Retry-After; the number of buckets is bounded.
 //
 // Requests are routed by an [net/http.ServeMux] with method and wildcard
 // patterns ("PUT /admin/v1/policies/{id}"). Before any authentication, a
@@ -119,7 +126,9 @@
 // supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown
 // fields and trailing data are rejected), and every list and string in a
-// record is bounded (limits.go). Denial reasons naming policies go to the
+// record is bounded (limits.go). With a [RateLimit], one address or one
+// API key cannot take more than its share of the token endpoint, and failed
+// logins count against the address. Denial reasons naming policies go to the
 // audit log, not to the caller. Audit events are logged through
 // Service.Logger: sda.token.issued, sda.token.denied, sda.token.revoked,
 // sda.admin.put, sda.admin.create, sda.admin.delete.

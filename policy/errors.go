@@ -43,6 +43,11 @@ var (
 	// records back before retrying it. Unlike [ErrUnavailable], which
 	// promises that nothing was written, it does not match ErrUnavailable.
 	ErrOutcomeUnknown = errors.New("policy: write outcome unknown")
+
+	// ErrRateLimited reports a request refused by the Service's
+	// [RateLimit]. Errors that match it are a *[RateLimitError] saying
+	// when to retry.
+	ErrRateLimited = errors.New("policy: rate limited")
 )
 
 // Reasons for a denial, found in [Denial].Reason and matched by [errors.Is]

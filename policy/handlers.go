@@ -9,8 +9,9 @@ import (
 // PublicHandler returns the handler of the endpoints that technicians'
 // applications call: the token endpoint (POST [TokenPath]), the trust
 // anchor list (GET [TrustAnchorsPath]) and the status updates (GET
-// [StatusUpdatePath]). Every other path, the
-// administration API's included, is answered 404 in the JSON error format.
+// [StatusUpdatePath]), and the probes ([HealthzPath], [ReadyzPath]). Every
+// other path, the administration API's included, is answered 404 in the
+// JSON error format.
 //
 // Serve it where the applications reach it, and [Service.AdminHandler] on
 // another listener, such as an internal interface or loopback, so that the
@@ -21,9 +22,9 @@ func (s *Service) PublicHandler() http.Handler { return s.handlers().public }
 
 // AdminHandler returns the handler of the administration API: the paths
 // under [AdminPathPrefix] (docs/PROTOCOL.md, "Administration API"), which
-// need an administrator's credential. Every other path, the token endpoint
-// and the trust anchor list included, is answered 404 in the JSON error
-// format.
+// need an administrator's credential, and the probes ([HealthzPath],
+// [ReadyzPath]). Every other path, the token endpoint and the trust anchor
+// list included, is answered 404 in the JSON error format.
 //
 // An integrator may serve it on an internal listener only, apart from
 // [Service.PublicHandler]. The handler is created once and is safe for
@@ -41,11 +42,11 @@ type serviceHandlers struct {
 
 func (s *Service) handlers() *serviceHandlers {
 	s.httpOnce.Do(func() {
-		public, admin := s.publicRoutes(), s.adminRoutes()
+		public, admin, probes := s.publicRoutes(), s.adminRoutes(), s.probeRoutes()
 		s.http = &serviceHandlers{
-			public: s.newRouter(public),
-			admin:  s.newRouter(admin),
-			all:    s.newRouter(public, admin),
+			public: s.newRouter(public, probes),
+			admin:  s.newRouter(admin, probes),
+			all:    s.newRouter(public, admin, probes),
 		}
 	})
 	return s.http

@@ -40,6 +40,7 @@ const (
 	errTypeConflict         = "conflict"               // 409
 	errTypeTooLarge         = "payload_too_large"      // 413
 	errTypeMediaType        = "unsupported_media_type" // 415
+	errTypeTooManyRequests  = "too_many_requests"      // 429: see RateLimit
 	errTypeInternal         = "internal_server_error"  // 500
 	errTypeUnavailable      = "service_unavailable"    // 503
 	errTypeOutcomeUnknown   = "outcome_unknown"        // 503: a write may or may not have been applied
@@ -80,9 +81,12 @@ func toHTTPError(err error) *httpError {
 	var ve *ValidationError
 	var de *DeniedError
 	var be *RevocationBoundError
+	var rl *RateLimitError
 	switch {
 	case errors.As(err, &he):
 		return he
+	case errors.As(err, &rl):
+		return &httpError{http.StatusTooManyRequests, errTypeTooManyRequests, "too many token requests; retry after the time in the Retry-After header", nil}
 	case errors.As(err, &ve):
 		return &httpError{http.StatusBadRequest, errTypeValidation, "the request has invalid fields", ve.Fields}
 	case errors.Is(err, ErrInvalid):
@@ -141,6 +145,9 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, requestID s
 	}
 	if he.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sda"`)
+	}
+	if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
+		w.Header().Set("Retry-After", rl.retryAfterSeconds())
 	}
 	fields := he.fields
 	if fields == nil {
@@ -227,8 +234,14 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
+	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
+		return err
+	}
 	p, err := s.authenticate(r)
 	if err != nil {
+		return err
+	}
+	if err := s.limitKey(r, p); err != nil {
 		return err
 	}
 	body, err := readBody(w, r, maxTokenBodyBytes)

@@ -15,6 +15,11 @@ import (
 // [token.MaxNameLength] characters; an operation name in a policy rule has
 // the same bound.
 const (
+	// DefaultMaxRateTracked is the number of client addresses, and of API
+	// keys, that a [RateLimit] tracks when its MaxTracked is zero: about
+	// 200 bytes each.
+	DefaultMaxRateTracked = 10000
+
 	// MinTokenLifetime and MaxTokenLifetime bound [Policy].TokenLifetime.
 	// The original service's policies allowed one hour at least; one
 	// minute lets a policy grant the short-lived tokens the SDK

@@ -70,6 +70,11 @@ type Service struct {
 	// cheap query) before every decision, so that changes made through
 	// other instances take effect at once.
 	MaxStaleness time.Duration
+	// RateLimit limits the token endpoint per client address and per API
+	// key (HTTP 429); nil means no limit.
+	RateLimit *RateLimit
+
+	serving servingState // ratelimit.go, probes.go
 
 	issOnce sync.Once
 	iss     string

@@ -7,42 +7,61 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for -postgres
 
+	"github.com/securedeviceaccess/sda/internal/certreload"
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/policy/sqlstore"
 	"github.com/securedeviceaccess/sda/token"
 )
 
-// Timeouts of the authorization service.
-const (
-	storeOpenTimeout = 15 * time.Second
-	shutdownTimeout  = 10 * time.Second
-)
+// storeOpenTimeout bounds connecting to and reading the store at start.
+const storeOpenTimeout = 15 * time.Second
 
 var authserverCmd = &command{
 	name:    "authserver",
 	summary: "run the authorization service (token endpoint, trust anchors, administration API)",
-	details: `Serves POST /ace-auth/token, GET /v3/trust-anchors and the administration API
-under /admin/v1/ (package policy; docs/PROTOCOL.md section 9) on plain HTTP:
-put it behind a TLS-terminating proxy, or listen on loopback only. Policies,
-subjects, devices and API keys live in a JSON store file (-store) or in
-PostgreSQL (-postgres; keep the password in PGPASSWORD or ~/.pgpass rather
-than in the DSN). The first line on stdout is
-  listening on http://<host:port>
-audit events go to stderr. It shuts down gracefully on SIGINT or SIGTERM.
+	details: `Serves POST /ace-auth/token, GET /v3/trust-anchors, GET /v3/status-updates
+and the administration API under /admin/v1/ (package policy; docs/PROTOCOL.md
+section 9). Policies, subjects, devices and API keys live in a JSON store file
+(-store) or in PostgreSQL (-postgres; keep the password in PGPASSWORD or
+~/.pgpass rather than in the DSN). The first line on stdout is
+  listening on https://<host:port>     (http:// with -insecure-http)
+audit events go to stderr.
+
+TLS: -tls-cert and -tls-key name PEM files (the certificate chain, leaf
+first, and its key). They are read again on SIGHUP and, every -tls-watch,
+when their contents change (a renewal, a Kubernetes secret update): new
+connections get the new pair, open ones keep theirs. A new pair that cannot
+be loaded is logged (sda.tls.reload_failed) and the old one stays in use.
+Plain HTTP is served only with -insecure-http, and then on loopback
+addresses only (127.0.0.0/8, ::1, localhost), unless
+-insecure-http-any-address too (behind a TLS-terminating proxy).
 
 With -admin-listen, the administration API is served on that address only,
-apart from the token endpoint and the trust anchors on -listen (each answers
-the other's paths with HTTP 404): keep it on loopback or an internal
-interface. The second line on stdout is then
-  administration API listening on http://<host:port>
+apart from the token endpoint, the trust anchors and the status updates on
+-listen (each answers the other's paths with HTTP 404): keep it on loopback
+or an internal interface. It uses -admin-tls-cert and -admin-tls-key, else
+-tls-cert and -tls-key. The second line on stdout is then
+  administration API listening on https://<host:port>
+
+Probes, on every listener and without a credential, in JSON: GET /healthz
+answers 200 while the process serves (liveness); GET /readyz answers 200
+when the store answers and the anchor key signs, else 503 (readiness).
+
+Rate limits: the token endpoint takes at most -rate-address requests per
+second from one client address (burst -rate-address-burst) and -rate-key
+per API key (burst -rate-key-burst), and answers more with HTTP 429 and
+Retry-After. 0 turns a limit off; behind a proxy every request comes from
+the proxy's address, so limit per address there and use -rate-address 0.
+
+Shutdown: on SIGTERM or SIGINT the listeners close, requests in flight have
+-shutdown-timeout to finish (those still running then are cut, and the exit
+status is 4), and the store is closed.
 
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey
@@ -52,7 +71,7 @@ stored) and exits. Then run the service, and with that key create subjects,
 devices, policies and the technicians' API keys through the administration
 API. Its bodies are JSON and need "Content-Type: application/json" (curl's
 --data alone sends a form type, which is refused with HTTP 415). For example:
-  sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 &
+  sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 -insecure-http &
   ADMIN=$(cat admin.apikey)
   curl -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
       -X PUT http://127.0.0.1:8080/admin/v1/subjects/alice --data '{"id":"alice","kind":"user"}'
@@ -83,6 +102,7 @@ service's own: do not send it or edit it while the service runs.
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
 		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
+		serving := addServingFlags(fs) // serve.go
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
 				return err
@@ -100,6 +120,16 @@ service's own: do not send it or edit it while the service runs.
 			if !*initStore && *keyFile == "" {
 				return usageErrorf("-key is required")
 			}
+			var publicTLS, adminTLS *certreload.Reloader
+			if !*initStore {
+				if publicTLS, adminTLS, err = serving.tlsReloaders(*listen, *adminListen); err != nil {
+					return err
+				}
+			}
+			rateLimit, err := serving.rateLimit()
+			if err != nil {
+				return err
+			}
 			store, closeStore, err := e.openPolicyStore(ctx, *storeFile, *dsn, *schema)
 			if err != nil {
 				return err
@@ -112,14 +142,16 @@ service's own: do not send it or edit it while the service runs.
 			if err != nil {
 				return err
 			}
+			logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 			svc := &policy.Service{
 				Store:             store,
 				Signer:            key,
 				Profile:           prof,
 				AnchorDescription: *desc,
 				AnchorCreatedAt:   e.now().UTC().Truncate(time.Second),
-				Logger:            slog.New(slog.NewTextHandler(e.stderr, nil)),
+				Logger:            logger,
 				Now:               e.now,
+				RateLimit:         rateLimit,
 			}
 			if *kid {
 				if svc.KeyID, err = token.Thumbprint(key.Public()); err != nil {
@@ -141,91 +173,17 @@ service's own: do not send it or edit it while the service runs.
 			if err != nil {
 				return inputErr(err)
 			}
-			listeners := []httpListener{{addr: *listen, handler: svc}}
+			listeners := []httpListener{{addr: *listen, handler: svc, tls: publicTLS}}
 			if *adminListen != "" {
 				listeners = []httpListener{
-					{addr: *listen, handler: svc.PublicHandler()},
-					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler()},
+					{addr: *listen, handler: svc.PublicHandler(), tls: publicTLS},
+					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler(), tls: adminTLS},
 				}
 			}
-			return e.serveHTTP(ctx, name, listeners)
+			return e.serveHTTP(ctx, name, listeners, serveOptions{
+				shutdownTimeout: serving.shutdownTimeout, tlsWatch: serving.tlsWatch, logger: logger})
 		}
 	},
-}
-
-// httpListener is an address the service listens on and what it serves there.
-type httpListener struct {
-	name    string // printed before "listening on"; empty for the first
-	addr    string
-	handler http.Handler
-	l       net.Listener
-}
-
-// serveHTTP listens on every address, prints one "listening on" line for
-// each, the first being "listening on http://host:port", and serves them
-// until ctx ends or one fails, then shuts all down gracefully. If an
-// address cannot be listened on, nothing is served.
-func (e *env) serveHTTP(ctx context.Context, anchorName string, listeners []httpListener) error {
-	var lc net.ListenConfig
-	for i := range listeners {
-		l, err := lc.Listen(ctx, "tcp", listeners[i].addr)
-		if err != nil {
-			for _, prev := range listeners[:i] {
-				prev.l.Close()
-			}
-			return ioErr(err)
-		}
-		listeners[i].l = l
-	}
-	servers := make([]*http.Server, len(listeners))
-	done := make(chan error, len(listeners))
-	for i, hl := range listeners {
-		servers[i] = &http.Server{
-			Handler:           hl.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-		}
-		go func() { done <- servers[i].Serve(hl.l) }()
-	}
-	for _, hl := range listeners {
-		fmt.Fprintf(e.stdout, "%slistening on http://%s\n", hl.name, hl.l.Addr())
-	}
-	e.status("authorization service signing with anchor %s; stop with Ctrl-C", anchorName)
-	var failed error
-	running := len(servers)
-	select {
-	case failed = <-done: // a Serve failed before any shutdown
-		running--
-	case <-ctx.Done():
-		e.status("shutting down")
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	var err error
-	for _, srv := range servers {
-		if serr := srv.Shutdown(sctx); serr != nil && err == nil {
-			err = serr
-		}
-	}
-	for ; running > 0; running-- {
-		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
-		}
-	}
-	if failed != nil {
-		return ioErr(failed)
-	}
-	if err != nil {
-		for _, srv := range servers {
-			srv.Close()
-		}
-		return ioErr(fmt.Errorf("shutdown: %w", err))
-	}
-	e.status("stopped")
-	return nil
 }
 
 // openPolicyStore opens the JSON file store or the PostgreSQL store.
@@ -238,7 +196,11 @@ func (e *env) openPolicyStore(ctx context.Context, file, dsn, schema string) (po
 		if err != nil {
 			return nil, nil, storeError(err)
 		}
-		return s, func() {}, nil
+		return s, func() {
+			if err := s.Close(); err != nil {
+				e.status("closing the store: %v", err)
+			}
+		}, nil
 	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

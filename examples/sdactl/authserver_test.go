@@ -103,7 +103,7 @@ func TestAuthServer(t *testing.T) {
 	expect(t, 1, dir, "", "authserver", "-store", "store.json", "-init") // not twice
 	writeFile(t, filepath.Join(dir, "admin.apikey"), adminSecret+"\n")
 
-	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0")
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 
 	fetch := func(code int, cred, scope string, extra ...string) result {
@@ -137,7 +137,7 @@ func TestAuthServer(t *testing.T) {
 		t.Fatalf("authserver exit %d after SIGTERM; stderr:\n%s", code, srv.stderr.String())
 	}
 	wantContains(t, "authserver stderr", srv.stderr.String(), "sda.token.issued", "sda.token.denied", "stopped")
-	srv = start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
+	srv = start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0")
 	fetch(0, "alice.apikey", "read-data", "-anchor", "anchor.pem")
 
 	// Usage.
@@ -145,7 +145,7 @@ func TestAuthServer(t *testing.T) {
 	expect(t, 2, dir, "", "authserver", "-store", "store.json", "-postgres", "postgres://x", "-key", "a") // both
 	expect(t, 2, dir, "", "authserver", "-store", "store.json")                                           // no key
 	writeFile(t, filepath.Join(dir, "broken.json"), "{")
-	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.key", "-listen", "127.0.0.1:0")
+	expect(t, 3, dir, "", "authserver", "-store", "broken.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0")
 }
 
 // TestAuthServerAdminListen: with -admin-listen the administration API is
@@ -157,7 +157,7 @@ func TestAuthServerAdminListen(t *testing.T) {
 	ok(t, dir, "keys", "generate", "-o", "tech.key")
 	adminSecret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
 
-	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
 	m := adminListeningRE.FindStringSubmatch(srv.waitLine(adminListeningRE.String()))
 	adminURL := m[1]
 	if adminURL == srv.addr {
@@ -186,13 +186,13 @@ func TestAuthServerAdminListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	r = mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-admin-listen", l.Addr().String())
+	r = mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0", "-admin-listen", l.Addr().String())
 	if r.code != exitIO {
 		t.Errorf("-admin-listen in use: exit %d, want %d\n%v", r.code, exitIO, r)
 	}
 }
 
-var adminListeningRE = regexp.MustCompile(`^administration API listening on (http://127\.0\.0\.1:\d+)$`)
+var adminListeningRE = regexp.MustCompile(`^administration API listening on (https?://127\.0\.0\.1:\d+)$`)
 
 // TestAuthServerPostgresUnreachable: a database that cannot be reached is
 // an I/O error, reported within the connection timeout.
@@ -229,7 +229,7 @@ func TestAuthServerPostgres(t *testing.T) {
 	ok(t, dir, "keys", "generate", "-o", "tech.key")
 	r := ok(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-init")
 	adminSecret := strings.TrimSpace(r.stdout)
-	srv := start(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-key", "anchor.key", "-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-postgres", dsn, "-schema", schema, "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0")
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 	ok(t, dir, "token", "fetch", "-url", srv.addr, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
 		"-scope", "read-data", "-pop", "tech.key", "-anchor", "anchor.pem", "-o", "alice.token")
@@ -248,7 +248,7 @@ func TestAuthServerStoreDirectory(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "plain"), "")
 	for _, store := range []string{filepath.Join(dir, "missing", "x.json"), filepath.Join(dir, "plain", "x.json")} {
 		for _, args := range [][]string{
-			{"authserver", "-store", store, "-key", "anchor.key", "-listen", "127.0.0.1:0"},
+			{"authserver", "-store", store, "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0"},
 			{"authserver", "-store", store, "-init"},
 		} {
 			r := mustNotStart(t, dir, args...)

@@ -88,9 +88,19 @@
 //	    (idle, a stalled request, evicted at the connection limit).
 //	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -key FILE [-listen ADDR]
 //	               [-profile v1|v2] [-kid] [-description TEXT] [-passphrase-file FILE]
+//	               (-tls-cert FILE -tls-key FILE | -insecure-http [-insecure-http-any-address])
+//	               [-admin-listen ADDR [-admin-tls-cert FILE -admin-tls-key FILE]] [-tls-watch DURATION]
+//	               [-rate-address R] [-rate-address-burst N] [-rate-key R] [-rate-key-burst N]
+//	               [-shutdown-timeout DURATION]
 //	authserver     (-store FILE.json | -postgres DSN [-schema NAME]) -init [-admin ID]
-//	    Run the authorization service (package policy) on plain HTTP; prints
-//	    "listening on http://ADDR". -init bootstraps a new store: it creates
+//	    Run the authorization service (package policy) on HTTPS, reloading
+//	    the certificate on SIGHUP and when its files change, or on plain HTTP
+//	    with -insecure-http (loopback only unless -insecure-http-any-address);
+//	    prints "listening on https://ADDR" (http://). Serves GET /healthz and
+//	    GET /readyz probes on every listener, limits the token endpoint per
+//	    client address and per API key (HTTP 429), and on SIGTERM lets
+//	    requests in flight finish (-shutdown-timeout) before closing the
+//	    store. -init bootstraps a new store: it creates
 //	    the administrator subject and API key and prints the key's secret
 //	    once on stdout (only its hash is stored), then exits. The directory
 //	    of the -store file must exist and be writable, or it fails at start.
@@ -206,7 +216,7 @@
 // note the JSON content type), and fetch a token:
 //
 //	$ sdactl authserver -store store.json -init > admin.apikey
-//	$ sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 &
+//	$ sdactl authserver -store store.json -key anchor.key -listen 127.0.0.1:8080 -insecure-http &
 //	listening on http://127.0.0.1:8080
 //	$ A="Authorization: Bearer $(cat admin.apikey)"; J="Content-Type: application/json"
 //	$ curl -H "$A" -H "$J" -X PUT http://127.0.0.1:8080/admin/v1/subjects/alice --data '{"id":"alice","kind":"user"}'

@@ -164,7 +164,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var listeningRE = regexp.MustCompile(`^listening on ((tcp|http)://127\.0\.0\.1:\d+)$`)
+var listeningRE = regexp.MustCompile(`^listening on ((tcp|https?)://127\.0\.0\.1:\d+)$`)
 
 // start runs sdactl in the background and waits for its "listening on"
 // line. The process is stopped (SIGTERM, then SIGKILL) and waited for when

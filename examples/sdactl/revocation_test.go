@@ -31,7 +31,7 @@ func revocationServer(t *testing.T, dir string) (*server, *admin) {
 	ok(t, dir, "keys", "generate", "-o", "tech.key")
 	secret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
 	writeFile(t, filepath.Join(dir, "admin.apikey"), secret+"\n")
-	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0",
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0",
 		"-profile", "v2", "-kid")
 	a := &admin{t: t, url: srv.addr, secret: secret}
 	a.seed(dir)

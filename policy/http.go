@@ -172,7 +172,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			return nil, errMediaType
 		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(http.MaxBytesReader(unwrapRecorder(w), r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -227,16 +227,9 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
-	p, err := s.authenticate(r)
+	req, p, err := s.readTokenRequest(w, r)
 	if err != nil {
-		return err
-	}
-	body, err := readBody(w, r, maxTokenBodyBytes)
-	if err != nil {
-		return err
-	}
-	req, err := decodeTokenRequest(body)
-	if err != nil {
+		s.tokenOutcome(err) // Issue reports the others
 		return err
 	}
 	tok, err := s.issue(r.Context(), p.Subject, req, requestID)
@@ -248,6 +241,24 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID s
 		GrantedUntil: tok.Claims.Expiry.UTC().Format(time.RFC3339),
 	})
 	return nil
+}
+
+// readTokenRequest authenticates the caller of the token endpoint and
+// reads its request.
+func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, Principal, error) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	body, err := readBody(w, r, maxTokenBodyBytes)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	req, err := decodeTokenRequest(body)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	return req, p, nil
 }
 
 // trustAnchorJSON is one entry of GET /v3/trust-anchors.

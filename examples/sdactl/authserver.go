@@ -44,6 +44,13 @@ the other's paths with HTTP 404): keep it on loopback or an internal
 interface. The second line on stdout is then
   administration API listening on http://<host:port>
 
+With -metrics-listen, the service's metrics (tokens issued and denied by
+reason, decision, signing and store latency, store errors, HTTP requests by
+route and status; package policyprom lists them) are served at /metrics in
+the Prometheus exposition format on that address only: keep it on loopback
+or an internal interface. The next line on stdout is then
+  metrics listening on http://<host:port>
+
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey
 creates the user subject and the administrator API key named by -admin
@@ -80,6 +87,7 @@ service's own: do not send it or edit it while the service runs.
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		listen := fs.String("listen", "127.0.0.1:8080", "TCP `address` to listen on")
 		adminListen := fs.String("admin-listen", "", "TCP `address` of a listener of its own for the administration API, which -listen then does not serve")
+		metricsListen := fs.String("metrics-listen", "", "TCP `address` of a listener of its own serving Prometheus metrics at /metrics")
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
 		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
@@ -121,6 +129,10 @@ service's own: do not send it or edit it while the service runs.
 				Logger:            slog.New(slog.NewTextHandler(e.stderr, nil)),
 				Now:               e.now,
 			}
+			metrics, err := serviceMetrics(svc, *metricsListen)
+			if err != nil {
+				return ioErr(err)
+			}
 			if *kid {
 				if svc.KeyID, err = token.Thumbprint(key.Public()); err != nil {
 					return inputErr(err)
@@ -148,6 +160,7 @@ service's own: do not send it or edit it while the service runs.
 					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler()},
 				}
 			}
+			listeners = append(listeners, metrics...)
 			return e.serveHTTP(ctx, name, listeners)
 		}
 	},

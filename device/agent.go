@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/securedeviceaccess/sda/internal/codec"
@@ -185,6 +186,7 @@ type Agent struct {
 	frameTimeout time.Duration
 	idleTimeout  time.Duration
 	onDrop       func(Drop)
+	conns        atomic.Int64 // connections being served, for Stats
 }
 
 // New returns an agent for cfg, loading the lower bound of time and the

@@ -114,6 +114,12 @@
 // address would be the next step. Every drop is an audit event ([Drop],
 // Config.OnDrop, "sda: connection dropped" at Warn).
 //
+// Monitoring. Config.OnOutcome sees every decision and Config.OnDrop every
+// dropped connection; [Agent.Stats] returns the gauges (nonces
+// outstanding, sources locked out by throttling, connections served).
+// Package device/deviceprom exports them to Prometheus; this package
+// depends on no metrics library.
+//
 // Clocks. Time checks are never skipped silently. With [ClockTrusted], the
 // default, exp and nbf are checked with the leeway (default 300 s, as in
 // v1) against the clock, or against the lower bound when the clock reads

@@ -47,6 +47,8 @@ func (a *Agent) Serve(ctx context.Context, conn transport.Conn) error {
 // serve is Serve for conn, the source src and, under ServeListener, the
 // slot s (nil otherwise), which it leaves when it returns.
 func (a *Agent) serve(ctx context.Context, conn transport.Conn, src *source, s *slot) error {
+	a.conns.Add(1)
+	defer a.conns.Add(-1)
 	if s != nil {
 		defer s.leave()
 	}

@@ -110,6 +110,16 @@
 // carries an X-Request-Id, and every error is in the original service's
 // JSON error format (docs/PROTOCOL.md section 9).
 //
+// # Metrics
+//
+// Service.Metrics, a [Metrics] hook, is told of tokens issued and denied
+// (by [DenyReason]), the duration of decisions, of signing and of each
+// Store and Ledger operation ([StoreOp]) with its error, the changes taken
+// from the Store, snapshot loads ([SnapshotReason]) and HTTP requests by
+// route pattern and status. The package depends on no metrics library:
+// package policyprom adapts the hook to Prometheus. A nil hook costs
+// nothing.
+//
 // # Security considerations
 //
 // The service fails closed: store errors make it unavailable

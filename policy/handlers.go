@@ -93,6 +93,15 @@ func (s *Service) newRouter(routes ...map[string]apiHandler) *router {
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	requestID := newRequestID()
 	w.Header().Set("X-Request-Id", requestID)
+	if rt.s.Metrics != nil {
+		rt.serveMeasured(w, r, func(w http.ResponseWriter) { rt.route(w, r, requestID) })
+		return
+	}
+	rt.route(w, r, requestID)
+}
+
+// route answers the request: 404 for an escaped slash, else the mux's answer.
+func (rt *router) route(w http.ResponseWriter, r *http.Request, requestID string) {
 	if hasEscapedSlash(r.URL.RawPath) {
 		rt.s.writeError(w, r, requestID, errPathNotFound)
 		return

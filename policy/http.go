@@ -179,7 +179,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			return nil, errMediaType
 		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(http.MaxBytesReader(unwrapRecorder(w), r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -234,22 +234,9 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
-	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
-		return err
-	}
-	p, err := s.authenticate(r)
+	req, p, err := s.readTokenRequest(w, r)
 	if err != nil {
-		return err
-	}
-	if err := s.limitKey(r, p); err != nil {
-		return err
-	}
-	body, err := readBody(w, r, maxTokenBodyBytes)
-	if err != nil {
-		return err
-	}
-	req, err := decodeTokenRequest(body)
-	if err != nil {
+		s.tokenOutcome(err) // Issue reports the others
 		return err
 	}
 	tok, err := s.issue(r.Context(), p.Subject, req, requestID)
@@ -261,6 +248,30 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID s
 		GrantedUntil: tok.Claims.Expiry.UTC().Format(time.RFC3339),
 	})
 	return nil
+}
+
+// readTokenRequest authenticates the caller of the token endpoint and
+// reads its request.
+func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, Principal, error) {
+	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
+		return nil, Principal{}, err
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	if err := s.limitKey(r, p); err != nil {
+		return nil, Principal{}, err
+	}
+	body, err := readBody(w, r, maxTokenBodyBytes)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	req, err := decodeTokenRequest(body)
+	if err != nil {
+		return nil, Principal{}, err
+	}
+	return req, p, nil
 }
 
 // trustAnchorJSON is one entry of GET /v3/trust-anchors.

@@ -209,7 +209,7 @@ func (s *Service) revocationsFor(ctx context.Context, ledger Ledger, req *Revoke
 	}
 	switch req.Kind {
 	case RevokeToken:
-		list, err := ledger.Issued(ctx, &IssuedFilter{TokenID: req.TokenID, Hash: req.Hash, Limit: 1})
+		list, err := s.ledgerIssued(ctx, ledger, &IssuedFilter{TokenID: req.TokenID, Hash: req.Hash, Limit: 1})
 		if err != nil {
 			return nil, ledgerError(err)
 		}
@@ -229,7 +229,7 @@ func (s *Service) revocationsFor(ctx context.Context, ledger Ledger, req *Revoke
 		if d := s.engine.deviceByAudience(aud); d != nil {
 			auds = deviceAudiences(d)
 		}
-		list, err := ledger.Issued(ctx, &IssuedFilter{Audiences: auds, ExpiresAfter: now.Add(-IssuedRetention), Limit: maxStatusHashes + 1})
+		list, err := s.ledgerIssued(ctx, ledger, &IssuedFilter{Audiences: auds, ExpiresAfter: now.Add(-IssuedRetention), Limit: maxStatusHashes + 1})
 		if err != nil {
 			return nil, ledgerError(err)
 		}
@@ -245,7 +245,7 @@ func (s *Service) revocationsFor(ctx context.Context, ledger Ledger, req *Revoke
 	// A cut-off: relevant until the last token it covers expires.
 	r := base
 	r.Subject, r.Anchor, r.Before = req.Subject, req.Anchor, req.Before
-	list, err := ledger.Issued(ctx, &IssuedFilter{Subject: req.Subject, Anchor: req.Anchor, IssuedBefore: req.Before})
+	list, err := s.ledgerIssued(ctx, ledger, &IssuedFilter{Subject: req.Subject, Anchor: req.Anchor, IssuedBefore: req.Before})
 	if err != nil {
 		return nil, ledgerError(err)
 	}
@@ -280,7 +280,7 @@ func (s *Service) Issued(ctx context.Context, f *IssuedFilter) (*IssuedList, err
 	if err != nil {
 		return nil, err
 	}
-	list, err := ledger.Issued(ctx, f)
+	list, err := s.ledgerIssued(ctx, ledger, f)
 	if err != nil {
 		return nil, ledgerError(err)
 	}

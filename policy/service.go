@@ -76,6 +76,11 @@ type Service struct {
 
 	serving servingState // ratelimit.go, probes.go
 
+	// Metrics, if set, receives the service's measurements (see
+	// [Metrics]; package policyprom exports them to Prometheus). Nil
+	// costs nothing.
+	Metrics Metrics
+
 	issOnce sync.Once
 	iss     string
 	anchor  string // hex key id of the anchor key: KeyID, else the key's COSE Key Thumbprint
@@ -179,7 +184,10 @@ func (s *Service) sync(ctx context.Context) error {
 		return nil
 	}
 	if s.loaded {
+		start := s.metricsStart()
 		changes, err := s.Store.Changes(ctx, s.seq)
+		s.storeOp(StoreChanges, start, ignoreTruncated(err))
+		reason := SnapshotTruncated
 		switch {
 		case err == nil:
 			// The engine checks uniqueness change by change, while a store
@@ -195,13 +203,26 @@ func (s *Service) sync(ctx context.Context) error {
 			if s.engine.Apply(changes...) == nil {
 				s.seq = changes[len(changes)-1].Seq
 				s.lastSync = now
+				if s.Metrics != nil {
+					s.Metrics.ChangesApplied(len(changes))
+				}
 				return nil
 			}
+			reason = SnapshotRejected
 		case !errors.Is(err, ErrChangesTruncated):
 			return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
 		}
+		return s.loadSnapshot(ctx, now, reason)
 	}
+	return s.loadSnapshot(ctx, now, SnapshotInitial)
+}
+
+// loadSnapshot replaces the engine's content with a snapshot of the
+// Store, read at now for the given reason. The caller holds syncMu.
+func (s *Service) loadSnapshot(ctx context.Context, now time.Time, reason SnapshotReason) error {
+	start := s.metricsStart()
 	snap, err := s.Store.Snapshot(ctx)
+	s.storeOp(StoreSnapshot, start, err)
 	if err != nil {
 		return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
 	}
@@ -209,7 +230,19 @@ func (s *Service) sync(ctx context.Context) error {
 		return fmt.Errorf("%w: loading store: %v", ErrUnavailable, err)
 	}
 	s.seq, s.loaded, s.lastSync = snap.Seq, true, now
+	if s.Metrics != nil {
+		s.Metrics.SnapshotLoaded(reason)
+	}
 	return nil
+}
+
+// ignoreTruncated returns err, or nil for [ErrChangesTruncated], which
+// asks for a snapshot rather than reports a failure.
+func ignoreTruncated(err error) error {
+	if errors.Is(err, ErrChangesTruncated) {
+		return nil
+	}
+	return err
 }
 
 // Sync brings the service's in-memory view up to date with its Store
@@ -234,7 +267,10 @@ func (s *Service) Apply(ctx context.Context, changes ...Change) error {
 	if s.Store == nil {
 		return fmt.Errorf("%w: no store configured", ErrUnavailable)
 	}
-	if _, err := s.Store.Apply(ctx, changes...); err != nil {
+	start := s.metricsStart()
+	_, err := s.Store.Apply(ctx, changes...)
+	s.storeOp(StoreApply, start, err)
+	if err != nil {
 		return writeError(err)
 	}
 	if err := s.Sync(ctx); err != nil {
@@ -279,7 +315,10 @@ func (s *Service) Issue(ctx context.Context, subject string, req *token.AccessRe
 func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRequest, requestID string) (tok *IssuedToken, err error) {
 	now := s.now()
 	var dec *Decision
-	defer func() { s.audit(ctx, subject, req, tok, dec, err, requestID) }()
+	defer func() {
+		s.audit(ctx, subject, req, tok, dec, err, requestID)
+		s.tokenOutcome(err)
+	}()
 
 	var f fieldErrs
 	// The scope is decided in its text form, as the HTTP API receives it:
@@ -327,6 +366,7 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if err := s.sync(ctx); err != nil {
 		return nil, err
 	}
+	start := s.metricsStart()
 	dec, err = s.engine.Decide(&Request{
 		Subject:    subject,
 		Audience:   req.Audience,
@@ -334,6 +374,9 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 		Time:       now,
 		Structured: s.Profile != token.ProfileV1,
 	})
+	if s.Metrics != nil {
+		s.Metrics.Decision(time.Since(start))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +387,11 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if err != nil {
 		return nil, err
 	}
+	start = s.metricsStart()
 	b, err := token.Issue(claims, s.Signer, &token.IssueOptions{Profile: s.Profile, KeyID: s.KeyID, Rand: s.Rand})
+	if s.Metrics != nil {
+		s.Metrics.Signing(time.Since(start))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: signing: %v", ErrUnavailable, err)
 	}
@@ -354,7 +401,10 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	if err != nil {
 		return nil, err
 	}
-	if err := ledger.RecordIssued(ctx, rec, now, s.maxIssued()); err != nil {
+	start = s.metricsStart()
+	err = ledger.RecordIssued(ctx, rec, now, s.maxIssued())
+	s.storeOp(StoreRecordIssued, start, err)
+	if err != nil {
 		return nil, ledgerError(err)
 	}
 	return &IssuedToken{Token: b, Claims: claims, Decision: dec}, nil

@@ -25,7 +25,7 @@ const storeOpenTimeout = 15 * time.Second
 var authserverCmd = &command{
 	name:    "authserver",
 	summary: "run the authorization service (token endpoint, trust anchors, administration API)",
-	details: `Serves POST /ace-auth/token, GET /v3/trust-anchors, GET /v3/status-updates
+	details: `Serves POST /ace-auth/token, GET /v3/trust-anchors, GET /v1/status-update
 and the administration API under /admin/v1/ (package policy; docs/PROTOCOL.md
 section 9). Policies, subjects, devices and API keys live in a JSON store file
 (-store) or in PostgreSQL (-postgres; keep the password in PGPASSWORD or
@@ -63,6 +63,13 @@ Shutdown: on SIGTERM or SIGINT the listeners close, requests in flight have
 -shutdown-timeout to finish (those still running then are cut, and the exit
 status is 4), and the store is closed.
 
+With -metrics-listen, the service's metrics (tokens issued and denied by
+reason, decision, signing and store latency, store errors, HTTP requests by
+route and status; package policyprom lists them) are served at /metrics in
+the Prometheus exposition format on that address only: keep it on loopback
+or an internal interface. The next line on stdout is then
+  metrics listening on http://<host:port>
+
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey
 creates the user subject and the administrator API key named by -admin
@@ -99,6 +106,7 @@ service's own: do not send it or edit it while the service runs.
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
 		listen := fs.String("listen", "127.0.0.1:8080", "TCP `address` to listen on")
 		adminListen := fs.String("admin-listen", "", "TCP `address` of a listener of its own for the administration API, which -listen then does not serve")
+		metricsListen := fs.String("metrics-listen", "", "TCP `address` of a listener of its own serving Prometheus metrics at /metrics")
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
 		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
@@ -153,6 +161,10 @@ service's own: do not send it or edit it while the service runs.
 				Now:               e.now,
 				RateLimit:         rateLimit,
 			}
+			metrics, err := serviceMetrics(svc, *metricsListen)
+			if err != nil {
+				return ioErr(err)
+			}
 			if *kid {
 				if svc.KeyID, err = token.Thumbprint(key.Public()); err != nil {
 					return inputErr(err)
@@ -180,6 +192,7 @@ service's own: do not send it or edit it while the service runs.
 					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler(), tls: adminTLS},
 				}
 			}
+			listeners = append(listeners, metrics...)
 			return e.serveHTTP(ctx, name, listeners, serveOptions{
 				shutdownTimeout: serving.shutdownTimeout, tlsWatch: serving.tlsWatch, logger: logger})
 		}

@@ -18,8 +18,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt from the package
 var packages = []string{
 	"client",
 	"device",
+	"device/deviceprom",
 	"device/devicetest",
 	"policy",
+	"policy/policyprom",
 	"policy/policytest",
 	"policy/sqlstore",
 	"token",

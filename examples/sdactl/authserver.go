@@ -48,9 +48,9 @@ The anchor key can stay in a PKCS#11 token (an HSM, or SoftHSM2): -key
 takes an RFC 7512 URI naming the module, the token and the key, and the
 token's PIN comes from -pin-file FILE ("-": stdin) or the URI's pin-source,
 never from the command line (pin-value is refused). sdactl keys generate
--pkcs11 makes such a key. For example:
-  sdactl authserver -store store.json -pin-file /etc/sda/pin -key \
-      'pkcs11:token=sda;object=anchor?module-path=/usr/lib/softhsm/libsofthsm2.so'
+-pkcs11 makes such a key and prints its URI; for example, with SoftHSM2 on
+Debian and -pin-file /etc/sda/pin:
+  -key 'pkcs11:token=sda;object=anchor?module-path=/usr/lib/softhsm/libsofthsm2.so'
 
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey

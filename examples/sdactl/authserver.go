@@ -70,6 +70,14 @@ the Prometheus exposition format on that address only: keep it on loopback
 or an internal interface. The next line on stdout is then
   metrics listening on http://<host:port>
 
+The anchor key can stay in a PKCS#11 token (an HSM, or SoftHSM2): -key
+takes an RFC 7512 URI naming the module, the token and the key, and the
+token's PIN comes from -pin-file FILE ("-": stdin) or the URI's pin-source,
+never from the command line (pin-value is refused). sdactl keys generate
+-pkcs11 makes such a key and prints its URI; for example, with SoftHSM2 on
+Debian and -pin-file /etc/sda/pin:
+  -key 'pkcs11:token=sda;object=anchor?module-path=/usr/lib/softhsm/libsofthsm2.so'
+
 Bootstrap: a new store has no API key, so nobody can use the service.
   sdactl authserver -store store.json -init > admin.apikey
 creates the user subject and the administrator API key named by -admin
@@ -102,8 +110,9 @@ service's own: do not send it or edit it while the service runs.
 		schema := fs.String("schema", "sda", "PostgreSQL schema `name` (with -postgres)")
 		initStore := fs.Bool("init", false, "create the administrator API key, print its secret once, and exit")
 		adminID := fs.String("admin", "admin", "subject and API key `id` that -init creates")
-		keyFile := fs.String("key", "", "trust anchor private key `file` that signs tokens (required to serve)")
+		keyFile := fs.String("key", "", "trust anchor private key `file` that signs tokens, or a pkcs11: URI naming it in a PKCS#11 token (required to serve)")
 		passFile := fs.String("passphrase-file", "", "passphrase of an encrypted -key, first line of this `file` (\"-\": stdin)")
+		pinFile := fs.String("pin-file", "", "PIN of the PKCS#11 token of a -key pkcs11:..., first line of this `file` (\"-\": stdin)")
 		listen := fs.String("listen", "127.0.0.1:8080", "TCP `address` to listen on")
 		adminListen := fs.String("admin-listen", "", "TCP `address` of a listener of its own for the administration API, which -listen then does not serve")
 		metricsListen := fs.String("metrics-listen", "", "TCP `address` of a listener of its own serving Prometheus metrics at /metrics")
@@ -146,10 +155,11 @@ service's own: do not send it or edit it while the service runs.
 			if *initStore {
 				return e.initPolicyStore(ctx, store, *adminID)
 			}
-			key, err := e.loadPrivateKey(*keyFile, *passFile)
+			key, closeKey, err := e.loadAnchorKey(*keyFile, *passFile, *pinFile)
 			if err != nil {
 				return err
 			}
+			defer closeKey()
 			logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 			svc := &policy.Service{
 				Store:             store,

@@ -36,6 +36,15 @@ default.
 These examples name private keys NAME.key and public keys NAME.pem:
   sdactl keys generate -o anchor.key -pub anchor.pem
   sdactl keys generate -o tech.key -passphrase-file pass.txt -openssl
+
+With -pkcs11 URI instead of -o, the key is generated in a PKCS#11 token (an
+HSM, or SoftHSM2), where it stays: sensitive and not extractable. The URI
+(RFC 7512) names the module, the token and the new key's label (object);
+the token's PIN comes from -pin-file ("-": stdin) or the URI's pin-source,
+never from the command line. sdactl prints the key's URI with its id, for
+authserver -key:
+  sdactl keys generate -pin-file pin.txt -pub anchor.pem -pkcs11 \
+      'pkcs11:token=sda;object=anchor?module-path=/usr/lib/softhsm/libsofthsm2.so'
 `, client.DefaultScryptWorkFactor, client.MinScryptWorkFactor, client.MaxScryptWorkFactor,
 		opensslOptions.WorkFactor, opensslOptions.R, opensslOptions.P),
 	args: "",
@@ -46,10 +55,18 @@ These examples name private keys NAME.key and public keys NAME.pem:
 		p384 := fs.Bool("p384", false, "generate a P-384 key (v2 only) instead of P-256")
 		passFile := fs.String("passphrase-file", "", "encrypt the key with the passphrase on the first line of this `file` (\"-\": stdin)")
 		work := fs.Int("scrypt-work-factor", 0, fmt.Sprintf("scrypt work factor log2(N) of an encrypted key, %d..%d (0: %d), with r = 8, p = 1", client.MinScryptWorkFactor, client.MaxScryptWorkFactor, client.DefaultScryptWorkFactor))
+		pk11 := fs.String("pkcs11", "", "generate the key in the PKCS#11 token this RFC 7512 `URI` names instead of a file (see below)")
+		pinFile := fs.String("pin-file", "", "with -pkcs11: the token's PIN, first line of this `file` (\"-\": stdin)")
 		openssl := fs.Bool("openssl", false, fmt.Sprintf("encrypt so that OpenSSL 3 reads the file: scrypt N = 2^%d, r = %d, p = %d", opensslOptions.WorkFactor, opensslOptions.R, opensslOptions.P))
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
 				return err
+			}
+			if *pk11 != "" {
+				return e.keysGeneratePKCS11(*pk11, *pinFile, *pubOut, *out, *passFile, *ed, *p384)
+			}
+			if *pinFile != "" {
+				return usageErrorf("-pin-file needs -pkcs11")
 			}
 			if *out == "" {
 				return usageErrorf("-o is required")

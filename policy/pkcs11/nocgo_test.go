@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package pkcs11_test
+
+const cgoEnabled = false

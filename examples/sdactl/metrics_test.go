@@ -20,7 +20,7 @@ func TestAuthServerMetrics(t *testing.T) {
 	ok(t, dir, "keys", "generate", "-o", "tech.key")
 	adminSecret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
 
-	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-listen", "127.0.0.1:0", "-insecure-http", "-metrics-listen", "127.0.0.1:0")
 	metricsURL := metricsListeningRE.FindStringSubmatch(srv.waitLine(metricsListeningRE.String()))[1]
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 	for range 2 {

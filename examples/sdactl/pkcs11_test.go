@@ -41,7 +41,7 @@ func TestAuthServerPKCS11(t *testing.T) {
 	expect(t, 4, dir, tok.PIN, "keys", "generate", "-pkcs11", strings.Replace(uri, "anchor", "third", 1), "-pin-file", "-", "-pub", "anchor.pem")
 
 	adminSecret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
-	srv := start(t, dir, "authserver", "-store", "store.json", "-key", uri, "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0")
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", uri, "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0", "-insecure-http")
 	(&admin{t: t, url: srv.addr, secret: adminSecret}).seed(dir)
 	ok(t, dir, "token", "fetch", "-url", srv.addr, "-credential-file", "alice.apikey", "-aud", "ep:hvac-1",
 		"-scope", "read-data", "-pop", "tech.key", "-timeout", "20s", "-anchor", "anchor.pem", "-o", "alice.token")
@@ -52,16 +52,16 @@ func TestAuthServerPKCS11(t *testing.T) {
 	// The service does not start with a wrong PIN, an unknown key, a
 	// passphrase flag, or -pin-file with a key file.
 	writeFile(t, filepath.Join(dir, "wrong.pin"), "0000\n")
-	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", uri, "-pin-file", "wrong.pin", "-listen", "127.0.0.1:0"); r.code != 3 {
+	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", uri, "-pin-file", "wrong.pin", "-listen", "127.0.0.1:0", "-insecure-http"); r.code != 3 {
 		t.Fatalf("wrong PIN: %v", r)
 	}
-	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", strings.Replace(uri, "anchor", "nothing", 1), "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0"); r.code != 3 {
+	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", strings.Replace(uri, "anchor", "nothing", 1), "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0", "-insecure-http"); r.code != 3 {
 		t.Fatalf("unknown key: %v", r)
 	}
-	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", uri, "-passphrase-file", tok.PINFile, "-listen", "127.0.0.1:0"); r.code != 2 {
+	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", uri, "-passphrase-file", tok.PINFile, "-listen", "127.0.0.1:0", "-insecure-http"); r.code != 2 {
 		t.Fatalf("-passphrase-file with a pkcs11 key: %v", r)
 	}
-	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", "tech.key", "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0"); r.code != 2 {
+	if r := mustNotStart(t, dir, "authserver", "-store", "store.json", "-key", "tech.key", "-pin-file", tok.PINFile, "-listen", "127.0.0.1:0", "-insecure-http"); r.code != 2 {
 		t.Fatalf("-pin-file with a key file: %v", r)
 	}
 }

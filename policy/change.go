@@ -192,7 +192,7 @@ func DecodeChange(kind Kind, body []byte) (Change, error) {
 		return Change{}, fmt.Errorf("%w: unknown kind %q", ErrInvalid, kind)
 	}
 	if err != nil {
-		return Change{}, fmt.Errorf("%w: %s record: %v", ErrInvalid, kind, err)
+		return Change{}, fmt.Errorf("%w: %s record: %w", ErrInvalid, kind, err)
 	}
 	return c, nil
 }

@@ -135,7 +135,9 @@
 // directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown
-// fields and trailing data are rejected), and every list and string in a
+// fields, wrong types and trailing data are rejected, with a [JSONError]
+// naming the JSON path of the failing value, which the HTTP API returns in
+// the error body's fields), and every list and string in a
 // record is bounded (limits.go). With a [RateLimit], one address or one
 // API key cannot take more than its share of the token endpoint, and failed
 // logins count against the address. Denial reasons naming policies go to the

@@ -288,6 +288,19 @@ func (e *env) do(t *testing.T, c call) []byte {
 	}
 	pattern := c.method + " " + route.Path
 	e.hits[pattern] = append(e.hits[pattern], resp.StatusCode)
+	if c.method == http.MethodGet {
+		// HEAD is answered wherever GET is, with GET's status and no body.
+		h := e.newRequest(c)
+		h.Method = http.MethodHead
+		hresp, err := e.srv.Client().Do(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hresp.Body.Close()
+		if hresp.StatusCode != resp.StatusCode {
+			t.Errorf("HEAD %s: %d, GET answered %d", c.path, hresp.StatusCode, resp.StatusCode)
+		}
+	}
 	return body
 }
 

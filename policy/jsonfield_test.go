@@ -2,11 +2,15 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/securedeviceaccess/sda/internal/wire"
@@ -196,6 +200,31 @@ func FuzzStrictUnmarshal(f *testing.F) {
 		}
 		if je != nil && (je.Problem < JSONSyntax || je.Problem > JSONTrailingData || je.Problem == JSONWrongType && je.Expected == "") {
 			t.Fatalf("JSONError %+v says nothing", je)
+		}
+	})
+}
+
+// TestDocumentErrorsNameTheField checks that a store file and an export
+// document refused for their shape give a *JSONError naming the field.
+func TestDocumentErrorsNameTheField(t *testing.T) {
+	const bad = `{"format":"sda-policy-export/1","seq":1,"policies":[{"id":"p","status":"active","effect":"allow","subjects":{"userz":["a"]},"operations":[],"devices":{}}],"subjects":[],"devices":[],"api_keys":[]}`
+	t.Run("import", func(t *testing.T) {
+		_, err := Import(context.Background(), NewMemoryStore(), strings.NewReader(bad))
+		var je *JSONError
+		if !errors.As(err, &je) || je.Path != "policies[0].subjects.userz" || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Import: %v, want a *JSONError naming policies[0].subjects.userz", err)
+		}
+	})
+	t.Run("store file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "store.json")
+		file := strings.Replace(bad, "sda-policy-export/1", "sda-policy-store/1", 1)
+		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenFileStore(path)
+		var je *JSONError
+		if !errors.As(err, &je) || je.Path != "policies[0].subjects.userz" || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("OpenFileStore: %v, want a *JSONError naming policies[0].subjects.userz", err)
 		}
 	})
 }

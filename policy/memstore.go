@@ -132,7 +132,7 @@ func openFile(path string) (*MemoryStore, error) {
 	}
 	var snap storeFile
 	if err := strictUnmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("%w: store file %s: %v", ErrInvalid, path, err)
+		return nil, fmt.Errorf("%w: store file %s: %w", ErrInvalid, path, err)
 	}
 	prepared, err := prepareSnapshot(&snap.Snapshot)
 	if err != nil {

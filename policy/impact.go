@@ -826,7 +826,7 @@ func (c *impactCalc) summary() ([]ImpactSummary, bool) {
 	out := make([]ImpactSummary, len(rows))
 	for i, r := range rows {
 		s := r.s
-		var subj, dev []string
+		subj, dev := []string{}, []string{}
 		for si := range r.sClasses {
 			s.Subjects.Count += len(c.subjs[si].members)
 			subj = append(subj, c.subjs[si].members[:min(impactSampleSize, len(c.subjs[si].members))]...)

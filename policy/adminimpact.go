@@ -21,6 +21,8 @@ const (
 func (s *Service) impactRoutes() map[string]apiHandler {
 	return map[string]apiHandler{
 		"POST " + whatIfPath: s.admin(KindPolicy, s.adminWhatIf),
+		"GET " + diffPath:    s.admin(KindPolicy, s.adminDiff),
+		"GET " + changesPath: s.admin(KindPolicy, s.adminChanges),
 	}
 }
 
@@ -98,5 +100,112 @@ func (s *Service) adminWhatIf(w http.ResponseWriter, r *http.Request, _ *adminRe
 		return err
 	}
 	writeJSON(w, http.StatusOK, im)
+	return nil
+}
+
+// seqParam reads an optional sequence number query parameter.
+func seqParam(r *http.Request, f *fieldErrs, name string, def int64) int64 {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		f.add(name, "a sequence number, at least 0")
+		return def
+	}
+	return n
+}
+
+// optionalParams reads the time, profile and limit query parameters of a
+// diff: nil when absent.
+func optionalParams(r *http.Request, f *fieldErrs) (at *time.Time, profile *string, limit *int) {
+	q := r.URL.Query()
+	if v := q.Get("time"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			f.add("time", "an RFC 3339 time")
+		} else {
+			at = &t
+		}
+	}
+	if q.Has("profile") {
+		v := q.Get("profile")
+		profile = &v
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = -1
+		}
+		limit = &n
+	}
+	return at, profile, limit
+}
+
+// diffJSON is the answer of GET /admin/v1/diff.
+type diffJSON struct {
+	*Impact
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// adminDiff answers GET /admin/v1/diff?from=SEQ&to=SEQ&time=&profile=&limit=N:
+// the Impact between the states at from and at to (default: the current
+// one), rebuilt from the service's change history.
+func (s *Service) adminDiff(w http.ResponseWriter, r *http.Request, _ *adminRequest) error {
+	var f fieldErrs
+	if !r.URL.Query().Has("from") {
+		f.add("from", "required")
+	}
+	from := seqParam(r, &f, "from", 0)
+	to := seqParam(r, &f, "to", -1)
+	pt, pp, pl := optionalParams(r, &f)
+	at, opts := s.impactParams(&f, pt, pp, pl)
+	if err := f.err(); err != nil {
+		return err
+	}
+	im, to, err := s.diff(from, to, at, opts)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, diffJSON{Impact: im, From: from, To: to})
+	return nil
+}
+
+// changeLogJSON is the answer of GET /admin/v1/changes.
+type changeLogJSON struct {
+	Object  string           `json:"object"`
+	Data    []ChangeLogEntry `json:"data"`
+	HasMore bool             `json:"has_more"`
+	Seq     int64            `json:"seq"`
+}
+
+// adminChanges answers GET /admin/v1/changes?since=SEQ&limit=N: the
+// changes the service applied after since (default: the oldest it knows).
+func (s *Service) adminChanges(w http.ResponseWriter, r *http.Request, _ *adminRequest) error {
+	var f fieldErrs
+	limit := defaultListLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxChangeLog {
+			f.add("limit", "an integer from 1 to %d", maxChangeLog)
+		}
+		limit = n
+	}
+	since := seqParam(r, &f, "since", -1)
+	if err := f.err(); err != nil {
+		return err
+	}
+	if since < 0 {
+		s.syncMu.Lock()
+		since = s.hist.base
+		s.syncMu.Unlock()
+	}
+	entries, more, seq, err := s.changeLog(since, limit, "since")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, changeLogJSON{Object: "list", Data: entries, HasMore: more, Seq: seq})
 	return nil
 }

@@ -65,10 +65,13 @@ const (
 	// MaxImpactChanges bounds the changes of one [Engine.WhatIf].
 	MaxImpactChanges = 1000
 
-	// DefaultHistory is the number of changes whose previous records a
-	// [Service] keeps when its History is zero, so that it can rebuild
-	// the state at an earlier sequence number for [Service.Diff].
-	DefaultHistory = 10000
+	// MaxHistory is the number of applied changes whose previous records
+	// a [Service] keeps, so that it can rebuild the state at an earlier
+	// sequence number for [Service.Diff]: the changes it applied itself
+	// and those it followed from its Store since it last loaded a
+	// snapshot. Each entry holds one record, so the history holds at most
+	// MaxHistory records.
+	MaxHistory = 10000
 
 	maxImpactSummary = 1000    // summary rows of an Impact
 	maxImpactPairs   = 1 << 22 // (subject class, device class) pairs one impact evaluates

@@ -197,11 +197,6 @@ func (s *Service) adminChanges(w http.ResponseWriter, r *http.Request, _ *adminR
 	if err := f.err(); err != nil {
 		return err
 	}
-	if since < 0 {
-		s.syncMu.Lock()
-		since = s.hist.base
-		s.syncMu.Unlock()
-	}
 	entries, more, seq, err := s.changeLog(since, limit, "since")
 	if err != nil {
 		return err

@@ -105,7 +105,8 @@ type ChangeLogEntry struct {
 // ChangeLog returns up to limit (1 to 1000) changes the service applied
 // after sequence number since, in order, whether there are more, and the
 // current sequence number. Since must not be older than the history
-// ([HistoryGoneError]).
+// ([HistoryGoneError]); a negative since means the oldest the history
+// holds.
 func (s *Service) ChangeLog(ctx context.Context, since int64, limit int) (entries []ChangeLogEntry, more bool, seq int64, err error) {
 	if err := s.sync(ctx); err != nil {
 		return nil, false, 0, err
@@ -115,9 +116,6 @@ func (s *Service) ChangeLog(ctx context.Context, since int64, limit int) (entrie
 
 func (s *Service) changeLog(since int64, limit int, param string) ([]ChangeLogEntry, bool, int64, error) {
 	var f fieldErrs
-	if since < 0 {
-		f.add(param, "a sequence number, at least 0")
-	}
 	if limit < 1 || limit > maxChangeLog {
 		f.add("limit", "an integer from 1 to %d", maxChangeLog)
 	}
@@ -127,6 +125,9 @@ func (s *Service) changeLog(since int64, limit int, param string) ([]ChangeLogEn
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	h := &s.hist
+	if since < 0 {
+		since = h.base
+	}
 	if since < h.base {
 		return nil, false, 0, &HistoryGoneError{Seq: since, Oldest: h.base, param: param}
 	}

@@ -17,8 +17,8 @@ type ImpactChange string
 
 // Impact changes.
 const (
-	Gained ImpactChange = "gained"
-	Lost   ImpactChange = "lost"
+	ImpactGained ImpactChange = "gained"
+	ImpactLost   ImpactChange = "lost"
 )
 
 // ImpactOptions tune [Engine.WhatIf] and [Compare]. A nil *ImpactOptions
@@ -395,7 +395,7 @@ func computeImpact(b, a *view, at time.Time, opts *ImpactOptions) (*Impact, erro
 	if err := c.evaluate(); err != nil {
 		return nil, err
 	}
-	im := &Impact{Object: "impact", Time: at, Gained: c.counts[Gained], Lost: c.counts[Lost]}
+	im := &Impact{Object: "impact", Time: at, Gained: c.counts[ImpactGained], Lost: c.counts[ImpactLost]}
 	im.Summary, im.SummaryTruncated = c.summary()
 	im.Details = c.details(o.Limit)
 	im.DetailsTruncated = im.Gained+im.Lost > int64(len(im.Details))
@@ -727,10 +727,10 @@ func (c *impactCalc) evalPair(si, di int) {
 	for i < len(gb) || j < len(ga) {
 		switch {
 		case j == len(ga) || i < len(gb) && cmpGrant(gb[i], ga[j]) < 0:
-			record(Lost, 0, gb[i])
+			record(ImpactLost, 0, gb[i])
 			i++
 		case i == len(gb) || cmpGrant(gb[i], ga[j]) > 0:
-			record(Gained, 1, ga[j])
+			record(ImpactGained, 1, ga[j])
 			j++
 		default:
 			i++
@@ -892,7 +892,7 @@ func (c *impactCalc) details(limit int) []ImpactDetail {
 	}
 	for _, pd := range c.diffs {
 		state := 1
-		if pd.change == Lost {
+		if pd.change == ImpactLost {
 			state = 0
 		}
 		v := c.views[state]

@@ -420,7 +420,7 @@ func TestWhatIfSummary(t *testing.T) {
 		t.Fatalf("gained %d lost %d, want %d 0", im.Gained, im.Lost, 13*7)
 	}
 	want := []ImpactSummary{{
-		Change: Gained, Operation: "configure",
+		Change: ImpactGained, Operation: "configure",
 		Subjects: ImpactClass{Description: "group techs", Count: 13, Sample: []string{"bob", "tech00", "tech01", "tech02", "tech03"}},
 		Devices:  ImpactClass{Description: "attributes site=roof", Count: 7, Sample: []string{"roof-0", "roof-1", "roof-2", "roof-3", "roof-4"}},
 		Grants:   13 * 7,
@@ -429,9 +429,9 @@ func TestWhatIfSummary(t *testing.T) {
 		t.Errorf("summary\n%s\nwant\n%s", got, mustJSON(t, want))
 	}
 	wantDetails := []ImpactDetail{
-		{Change: Gained, Subject: "bob", Device: fmt.Sprintf("%032x", 1), EndpointName: "roof-0", Operation: "configure"},
-		{Change: Gained, Subject: "bob", Device: fmt.Sprintf("%032x", 2), EndpointName: "roof-1", Operation: "configure"},
-		{Change: Gained, Subject: "bob", Device: fmt.Sprintf("%032x", 3), EndpointName: "roof-2", Operation: "configure"},
+		{Change: ImpactGained, Subject: "bob", Device: fmt.Sprintf("%032x", 1), EndpointName: "roof-0", Operation: "configure"},
+		{Change: ImpactGained, Subject: "bob", Device: fmt.Sprintf("%032x", 2), EndpointName: "roof-1", Operation: "configure"},
+		{Change: ImpactGained, Subject: "bob", Device: fmt.Sprintf("%032x", 3), EndpointName: "roof-2", Operation: "configure"},
 	}
 	if !slices.EqualFunc(im.Details, wantDetails, func(a, b ImpactDetail) bool { return mustJSON(t, a) == mustJSON(t, b) }) || !im.DetailsTruncated {
 		t.Errorf("details %+v (truncated %v), want %+v (truncated)", im.Details, im.DetailsTruncated, wantDetails)

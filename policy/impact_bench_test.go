@@ -6,6 +6,23 @@ import (
 	"time"
 )
 
+// impactBenchChange is the change BenchmarkWhatIf previews: a policy
+// giving two groups configure on ten sites (every class of those), and one
+// subject moved to another group.
+func impactBenchChange() []Change {
+	sites := make([]string, 10)
+	for i := range sites {
+		sites[i] = fmt.Sprintf("site%d", i)
+	}
+	return []Change{
+		PutPolicy(&Policy{ID: "roof-configure", Status: Active, Effect: Allow, TokenLifetime: time.Hour,
+			Subjects:   Subjects{Groups: []string{"technicians", "operators"}},
+			Operations: []OperationRule{{Name: "configure"}, {Name: "read"}},
+			Devices:    DeviceSelector{Attributes: map[string][]string{"site": sites}}}),
+		PutSubject(&Subject{ID: "u00007", Kind: User, Groups: []string{"auditors"}}),
+	}
+}
+
 // impactBenchEngine builds a fleet of subjects and devices: subjects in a
 // few groups (one or two each), devices with a site (of 20) and a model
 // (of 5), 200 policies granting groups operations by site and model, and
@@ -55,32 +72,17 @@ func impactBenchEngine(b *testing.B, subjects, devices int) *Engine {
 	return &e
 }
 
-// BenchmarkWhatIf previews, over subjects x devices, a policy that gives
-// two groups configure on ten sites (every class of those), and a change
-// of one subject's groups. It reports the grants the change gains per
-// run; sub-benchmarks of 1,000 x 1,000 and 10,000 x 10,000 in one run show
-// how the cost grows with the fleet (about linearly in subjects plus
-// devices, not in their product).
+// BenchmarkWhatIf previews impactBenchChange over n subjects x n
+// devices and reports the grants it gains per run.
 func BenchmarkWhatIf(b *testing.B) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, n := range []int{1000, 10000} {
 		e := impactBenchEngine(b, n, n)
-		sites := make([]string, 10)
-		for i := range sites {
-			sites[i] = fmt.Sprintf("site%d", i)
-		}
-		change := []Change{
-			PutPolicy(&Policy{ID: "roof-configure", Status: Active, Effect: Allow, TokenLifetime: time.Hour,
-				Subjects:   Subjects{Groups: []string{"technicians", "operators"}},
-				Operations: []OperationRule{{Name: "configure"}, {Name: "read"}},
-				Devices:    DeviceSelector{Attributes: map[string][]string{"site": sites}}}),
-			PutSubject(&Subject{ID: "u00007", Kind: User, Groups: []string{"auditors"}}),
-		}
-		at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		b.Run(fmt.Sprintf("subjects=%d,devices=%d", n, n), func(b *testing.B) {
 			b.ReportAllocs()
 			var gained int64
 			for b.Loop() {
-				im, err := e.WhatIf(change, at, nil)
+				im, err := e.WhatIf(impactBenchChange(), at, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -89,4 +91,30 @@ func BenchmarkWhatIf(b *testing.B) {
 			b.ReportMetric(float64(gained), "grants-gained")
 		})
 	}
+}
+
+// BenchmarkWhatIfScaling previews the same change over 1,000 x 1,000 and
+// 10,000 x 10,000, interleaved in one run, and reports the ratio of their
+// costs: 100 times the (subject, device) pairs cost about 10 times as
+// much (linear in subjects plus devices), since the computation is by
+// classes, not by pairs.
+func BenchmarkWhatIfScaling(b *testing.B) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	small, large := impactBenchEngine(b, 1000, 1000), impactBenchEngine(b, 10000, 10000)
+	var ts, tl time.Duration
+	for b.Loop() {
+		for _, x := range []struct {
+			e *Engine
+			d *time.Duration
+		}{{small, &ts}, {large, &tl}} {
+			start := time.Now()
+			if _, err := x.e.WhatIf(impactBenchChange(), at, nil); err != nil {
+				b.Fatal(err)
+			}
+			*x.d += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(ts.Nanoseconds())/float64(b.N), "ns/1k-x-1k")
+	b.ReportMetric(float64(tl.Nanoseconds())/float64(b.N), "ns/10k-x-10k")
+	b.ReportMetric(float64(tl)/float64(ts), "ratio-10k/1k")
 }

@@ -358,6 +358,7 @@ type impactCalc struct {
 	devEPs  map[string]bool            // endpoint names some selector names
 	attrs   map[string]map[string]bool // attribute key -> values some selector lists
 	byKey   [2]map[string][]*compiled  // applying policies by subject key, per state
+	ops     map[string]bool            // the operations whose grants can change; nil: all
 	changed [2][]*compiled             // applying versions of the changed policies, per state
 	subjs   []*subjClass
 	sByKey  map[string][]int // unchanged subject classes by relevant key
@@ -402,38 +403,16 @@ func computeImpact(b, a *view, at time.Time, opts *ImpactOptions) (*Impact, erro
 	return im, nil
 }
 
-// relevance collects what the applying policies of both states look at,
-// indexes them by subject key and finds the changed ones.
+// relevance finds the changed policies, and collects what the applying
+// policies of both states that can matter look at, indexing them by
+// subject key.
+//
+// When only policies changed, and none of their versions has an
+// AllOperations rule, only the grants of the operations they name can
+// change, and those depend only on the policies that name one of these
+// operations or AllOperations: the others are left out (c.ops), so that
+// the classes are coarser. Otherwise every applying policy matters.
 func (c *impactCalc) relevance() {
-	c.subjRel, c.devIDs, c.devEPs, c.attrs = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
-	for i, v := range c.views {
-		c.byKey[i] = map[string][]*compiled{}
-		for _, p := range v.policies {
-			if !p.p.appliesAt(c.at) {
-				continue
-			}
-			for _, k := range p.subjKeys {
-				c.subjRel[k] = true
-				c.byKey[i][k] = append(c.byKey[i][k], p)
-			}
-			for _, id := range p.ids {
-				c.devIDs[id] = true
-			}
-			for _, ep := range p.eps {
-				c.devEPs[ep] = true
-			}
-			for k, vs := range p.attrs {
-				m := c.attrs[k]
-				if m == nil {
-					m = map[string]bool{}
-					c.attrs[k] = m
-				}
-				for _, v := range vs {
-					m[v] = true
-				}
-			}
-		}
-	}
 	applying := func(p *compiled) *compiled {
 		if p == nil || !p.p.appliesAt(c.at) {
 			return nil
@@ -458,6 +437,78 @@ func (c *impactCalc) relevance() {
 			}
 		}
 	}
+	if !c.directoryChanged() {
+		c.ops = map[string]bool{}
+		for _, list := range c.changed {
+			for _, p := range list {
+				for _, ru := range p.rules {
+					if ru.name == AllOperations {
+						c.ops = nil
+					} else if c.ops != nil {
+						c.ops[ru.name] = true
+					}
+				}
+			}
+		}
+	}
+
+	c.subjRel, c.devIDs, c.devEPs, c.attrs = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
+	for i, v := range c.views {
+		c.byKey[i] = map[string][]*compiled{}
+		for _, p := range v.policies {
+			if !p.p.appliesAt(c.at) || !c.matters(p) {
+				continue
+			}
+			for _, k := range p.subjKeys {
+				c.subjRel[k] = true
+				c.byKey[i][k] = append(c.byKey[i][k], p)
+			}
+			for _, id := range p.ids {
+				c.devIDs[id] = true
+			}
+			for _, ep := range p.eps {
+				c.devEPs[ep] = true
+			}
+			for k, vs := range p.attrs {
+				m := c.attrs[k]
+				if m == nil {
+					m = map[string]bool{}
+					c.attrs[k] = m
+				}
+				for _, v := range vs {
+					m[v] = true
+				}
+			}
+		}
+	}
+}
+
+// directoryChanged reports whether a subject or a device differs between
+// the states.
+func (c *impactCalc) directoryChanged() bool {
+	b, a := c.views[0], c.views[1]
+	if len(b.subjects) != len(a.subjects) || len(b.devices) != len(a.devices) {
+		return true
+	}
+	for id, eb := range b.subjects {
+		ea := a.subjects[id]
+		if ea == nil || ea != eb && !slices.Equal(ea.keys, eb.keys) {
+			return true
+		}
+	}
+	for id, eb := range b.devices {
+		ea := a.devices[id]
+		if ea == nil || ea != eb && !slices.Equal(ea.keys, eb.keys) {
+			return true
+		}
+	}
+	return false
+}
+
+// matters reports whether a policy can change a grant that the impact
+// compares: it names one of c.ops or AllOperations.
+func (c *impactCalc) matters(p *compiled) bool {
+	return c.ops == nil || slices.ContainsFunc(p.rules, func(r rule) bool { return r.name == AllOperations || c.ops[r.name] })
 }
 
 // samePolicy reports whether two versions of a policy (nil: absent or not
@@ -692,6 +743,9 @@ func (c *impactCalc) evalPair(si, di int) {
 		}
 		if e := v.devices[d.rep]; e != nil {
 			grants[i], matched[i] = pairGrants(c.candidates(i, s), e, c.structured)
+			if c.ops != nil {
+				grants[i] = slices.DeleteFunc(grants[i], func(g impactGrant) bool { return !c.ops[g.op] })
+			}
 		}
 	}
 	n := int64(len(s.members)) * int64(len(d.members))

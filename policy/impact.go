@@ -364,13 +364,14 @@ type impactCalc struct {
 	sByKey  map[string][]int // unchanged subject classes by relevant key
 	devs    []*devClass
 	rows    map[string]*impactRow // summary rows by key
-	diffs   []pairDiff
+	rowsCut string                // when set, rows with a greater key were left out
+	detail  detailAcc
 	counts  map[ImpactChange]int64
 }
 
 type impactRow struct {
 	s        ImpactSummary
-	consKey  string
+	key      string // sorts as (change, operation, constraints, subjects, devices)
 	sClasses map[int]bool
 	dClasses map[int]bool
 }
@@ -390,7 +391,7 @@ func computeImpact(b, a *view, at time.Time, opts *ImpactOptions) (*Impact, erro
 		o.Limit = DefaultImpactDetails
 	}
 	c := &impactCalc{views: [2]*view{b, a}, at: at, structured: o.Structured,
-		rows: map[string]*impactRow{}, counts: map[ImpactChange]int64{}}
+		rows: map[string]*impactRow{}, counts: map[ImpactChange]int64{}, detail: detailAcc{limit: o.Limit}}
 	c.relevance()
 	c.classify()
 	if err := c.evaluate(); err != nil {
@@ -398,7 +399,7 @@ func computeImpact(b, a *view, at time.Time, opts *ImpactOptions) (*Impact, erro
 	}
 	im := &Impact{Object: "impact", Time: at, Gained: c.counts[ImpactGained], Lost: c.counts[ImpactLost]}
 	im.Summary, im.SummaryTruncated = c.summary()
-	im.Details = c.details(o.Limit)
+	im.Details = c.details()
 	im.DetailsTruncated = im.Gained+im.Lost > int64(len(im.Details))
 	return im, nil
 }
@@ -751,7 +752,7 @@ func (c *impactCalc) evalPair(si, di int) {
 	n := int64(len(s.members)) * int64(len(d.members))
 	record := func(ch ImpactChange, state int, g impactGrant) {
 		c.counts[ch] += n
-		c.diffs = append(c.diffs, pairDiff{change: ch, si: si, di: di, g: g})
+		c.addDetails(pairDiff{change: ch, si: si, di: di, g: g})
 		var involved []*compiled
 		for _, list := range matched {
 			for _, p := range list {
@@ -767,10 +768,16 @@ func (c *impactCalc) evalPair(si, di int) {
 		key := strings.Join([]string{string(ch), g.op, g.key, sd, dd}, "\x00")
 		row := c.rows[key]
 		if row == nil {
+			if c.rowsCut != "" && key > c.rowsCut {
+				return // beyond the rows the summary keeps
+			}
 			row = &impactRow{s: ImpactSummary{Change: ch, Operation: g.op, Constraints: cloneConstraintsOrNil(g.cons),
 				Subjects: ImpactClass{Description: sd}, Devices: ImpactClass{Description: dd}},
-				consKey: g.key, sClasses: map[int]bool{}, dClasses: map[int]bool{}}
+				key: key, sClasses: map[int]bool{}, dClasses: map[int]bool{}}
 			c.rows[key] = row
+			if len(c.rows) > 4*maxImpactSummary {
+				c.pruneRows()
+			}
 		}
 		row.s.Grants += n
 		row.sClasses[si] = true
@@ -867,15 +874,22 @@ func describeDevice(e *deviceEntry, involved []*compiled) string {
 	return strings.Join(reasons, "; ")
 }
 
+// pruneRows keeps the maxImpactSummary first rows: the summary shows no
+// others, and a row's key never changes, so that the rows kept stay
+// exact while those after them are no longer collected.
+func (c *impactCalc) pruneRows() {
+	keys := slices.Sorted(maps.Keys(c.rows))
+	for _, k := range keys[maxImpactSummary:] {
+		delete(c.rows, k)
+	}
+	c.rowsCut = keys[maxImpactSummary-1]
+}
+
 // summary returns the rows sorted, at most maxImpactSummary.
 func (c *impactCalc) summary() ([]ImpactSummary, bool) {
 	rows := slices.Collect(maps.Values(c.rows))
-	slices.SortFunc(rows, func(x, y *impactRow) int {
-		return cmp.Or(strings.Compare(string(x.s.Change), string(y.s.Change)), strings.Compare(x.s.Operation, y.s.Operation),
-			strings.Compare(x.consKey, y.consKey), strings.Compare(x.s.Subjects.Description, y.s.Subjects.Description),
-			strings.Compare(x.s.Devices.Description, y.s.Devices.Description))
-	})
-	truncated := len(rows) > maxImpactSummary
+	slices.SortFunc(rows, func(x, y *impactRow) int { return strings.Compare(x.key, y.key) })
+	truncated := c.rowsCut != "" || len(rows) > maxImpactSummary
 	rows = rows[:min(len(rows), maxImpactSummary)]
 	out := make([]ImpactSummary, len(rows))
 	for i, r := range rows {
@@ -931,46 +945,55 @@ func cmpDetail(a, b *detailItem) int {
 		strings.Compare(a.d.Device, b.d.Device), strings.Compare(a.d.Operation, b.d.Operation), strings.Compare(a.key, b.key))
 }
 
-// details returns the first limit triples in order. Each class pair's
-// triples are produced in order, so that producing them stops at the
-// first one after the limit-th smallest kept so far.
-func (c *impactCalc) details(limit int) []ImpactDetail {
-	var items []*detailItem
-	var threshold *detailItem
-	trim := func() {
-		slices.SortFunc(items, cmpDetail)
-		if len(items) >= limit {
-			items = items[:limit]
-			threshold = items[limit-1]
-		}
+// detailAcc keeps the first limit triples in order. Each class pair's
+// triples are offered in order, so that offering them stops at the first
+// one after the limit-th smallest kept so far: the work per pair is
+// bounded by the limit, and memory by twice the limit.
+type detailAcc struct {
+	limit     int
+	items     []*detailItem
+	threshold *detailItem
+}
+
+func (a *detailAcc) trim() {
+	slices.SortFunc(a.items, cmpDetail)
+	if len(a.items) >= a.limit {
+		a.items = a.items[:a.limit]
+		a.threshold = a.items[a.limit-1]
 	}
-	for _, pd := range c.diffs {
-		state := 1
-		if pd.change == ImpactLost {
-			state = 0
-		}
-		v := c.views[state]
-	pair:
-		for _, subj := range c.subjs[pd.si].members {
-			for _, dev := range c.devs[pd.di].members {
-				it := &detailItem{d: ImpactDetail{Change: pd.change, Subject: subj, Device: dev, Operation: pd.g.op}, key: pd.g.key}
-				if threshold != nil && cmpDetail(it, threshold) >= 0 {
-					break pair
-				}
-				if e := v.devices[dev]; e != nil {
-					it.d.EndpointName = e.d.EndpointName
-				}
-				it.d.Constraints = cloneConstraintsOrNil(pd.g.cons)
-				items = append(items, it)
-				if len(items) >= 2*limit {
-					trim()
-				}
+}
+
+// add offers the triples of one class pair's difference.
+func (c *impactCalc) addDetails(pd pairDiff) {
+	a := &c.detail
+	state := 1
+	if pd.change == ImpactLost {
+		state = 0
+	}
+	v := c.views[state]
+	for _, subj := range c.subjs[pd.si].members {
+		for _, dev := range c.devs[pd.di].members {
+			it := &detailItem{d: ImpactDetail{Change: pd.change, Subject: subj, Device: dev, Operation: pd.g.op}, key: pd.g.key}
+			if a.threshold != nil && cmpDetail(it, a.threshold) >= 0 {
+				return
+			}
+			if e := v.devices[dev]; e != nil {
+				it.d.EndpointName = e.d.EndpointName
+			}
+			it.d.Constraints = cloneConstraintsOrNil(pd.g.cons)
+			a.items = append(a.items, it)
+			if len(a.items) >= 2*a.limit {
+				a.trim()
 			}
 		}
 	}
-	trim()
-	out := make([]ImpactDetail, len(items))
-	for i, it := range items {
+}
+
+// details returns the first triples in order.
+func (c *impactCalc) details() []ImpactDetail {
+	c.detail.trim()
+	out := make([]ImpactDetail, len(c.detail.items))
+	for i, it := range c.detail.items {
 		out[i] = it.d
 	}
 	return out

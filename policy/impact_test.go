@@ -463,3 +463,37 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestImpactSummaryBound: at most 1000 summary rows, the first ones in
+// order, each exact, when many more differ.
+func TestImpactSummaryBound(t *testing.T) {
+	const users = 4100 // enough to prune the rows collected
+	before := &Snapshot{Devices: []*Device{{ID: dev1}}}
+	for i := range users {
+		id := fmt.Sprintf("u%04d", i)
+		before.Subjects = append(before.Subjects, &Subject{ID: id, Kind: User})
+		before.Policies = append(before.Policies, pol("p"+id, func(p *Policy) { p.Subjects = Subjects{Users: []string{id}} }))
+	}
+	after := &Snapshot{Subjects: before.Subjects, Devices: before.Devices}
+	im, err := Compare(before, after, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Lost != users || len(im.Summary) != maxImpactSummary || !im.SummaryTruncated {
+		t.Fatalf("lost %d, %d rows (truncated %v)", im.Lost, len(im.Summary), im.SummaryTruncated)
+	}
+	// The rows collected stay bounded.
+	b, _ := snapshotView(before)
+	a, _ := snapshotView(after)
+	c := &impactCalc{views: [2]*view{b, a}, at: t0, rows: map[string]*impactRow{}, counts: map[ImpactChange]int64{}, detail: detailAcc{limit: 1}}
+	c.relevance()
+	c.classify()
+	if err := c.evaluate(); err != nil || len(c.rows) > 4*maxImpactSummary {
+		t.Fatalf("%d rows collected (%v), want at most %d", len(c.rows), err, 4*maxImpactSummary)
+	}
+	for i, s := range im.Summary {
+		if want := fmt.Sprintf("user u%04d", i); s.Subjects.Description != want || s.Grants != 1 || s.Subjects.Count != 1 || s.Devices.Description != "all devices" {
+			t.Fatalf("row %d: %+v, want %s", i, s, want)
+		}
+	}
+}

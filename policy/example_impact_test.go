@@ -53,3 +53,33 @@ func ExampleEngine_WhatIf() {
 	// gained alice hvac-2 configure
 	// more: true
 }
+
+// Compare two snapshots of a store, such as two export documents: what
+// did tightening a policy to one site take away?
+func ExampleCompare() {
+	subjects := []*policy.Subject{{ID: "alice", Kind: policy.User, Groups: []string{"technicians"}}}
+	devices := []*policy.Device{
+		{ID: "0123456789abcdef0123456789abcdef", EndpointName: "hvac-1", Attributes: map[string]string{"site": "roof"}},
+		{ID: "00000000000000000000000000000003", EndpointName: "pump-1", Attributes: map[string]string{"site": "cellar"}},
+	}
+	maintenance := func(sites ...string) *policy.Policy {
+		return &policy.Policy{
+			ID: "maintenance", Status: policy.Active, Effect: policy.Allow,
+			Subjects:      policy.Subjects{Groups: []string{"technicians"}},
+			Operations:    []policy.OperationRule{{Name: "update-firmware"}},
+			Devices:       policy.DeviceSelector{Attributes: map[string][]string{"site": sites}},
+			TokenLifetime: time.Hour,
+		}
+	}
+	before := &policy.Snapshot{Subjects: subjects, Devices: devices, Policies: []*policy.Policy{maintenance("roof", "cellar")}}
+	after := &policy.Snapshot{Subjects: subjects, Devices: devices, Policies: []*policy.Policy{maintenance("roof")}}
+	im, err := policy.Compare(before, after, time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC), nil)
+	if err != nil {
+		panic(err)
+	}
+	for _, d := range im.Details {
+		fmt.Println(d.Change, d.Subject, d.EndpointName, d.Operation)
+	}
+	// Output:
+	// lost alice pump-1 update-firmware
+}

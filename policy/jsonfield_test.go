@@ -48,6 +48,9 @@ func TestBodyErrorsNameTheField(t *testing.T) {
 		{"device wrong type in a map", "PUT", AdminPathPrefix + "devices/" + dev1, env.adminKey, `{"id":"` + dev1 + `","attributes":{"site":5}}`, "attributes.site", "must be a string"},
 		{"api key unknown field", "POST", AdminPathPrefix + "api-keys", env.adminKey, `{"id":"k9","subject":"alice","admn":true}`, "admn", "unknown field"},
 		{"api key wrong type", "POST", AdminPathPrefix + "api-keys", env.adminKey, `{"id":"k9","subject":"alice","admin":"yes"}`, "admin", "must be a boolean"},
+		{"what-if unknown field", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[],"limits":5}`, "limits", "unknown field"},
+		{"what-if unknown field in a change's record", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[{"kind":"policy","id":"p2","policy":` + sprintf(`,"userz":["bob"]`, "", "") + `}]}`, "changes[0].policy.subjects.userz", "unknown field"},
+		{"what-if wrong type", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[{"kind":"subject","id":"x","delete":"yes"}]}`, "changes[0].delete", "must be a boolean"},
 		{"revocation unknown field", "POST", AdminPathPrefix + "revocations", env.adminKey, `{"kind":"subject","subject":"alice","why":"x"}`, "why", "unknown field"},
 		{"revocation wrong type", "POST", AdminPathPrefix + "revocations", env.adminKey, `{"kind":"subject","subject":["alice"]}`, "subject", "must be a string"},
 	}

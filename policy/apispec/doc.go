@@ -4,8 +4,8 @@
 //
 // The tests start a real [policy.Service] behind an httptest server on
 // loopback and drive every route it serves (from [policy.Service.Routes]),
-// in success and in its main errors (400, 401, 403, 404, 405, 409, 413,
-// 415, 429, 503), validating each request and each response against the
+// in success and in its main errors (400, 401, 403, 404, 405, 409, 410,
+// 413, 415, 429, 503), validating each request and each response against the
 // document with getkin/kin-openapi's openapi3filter, the bearer security
 // scheme included. A request the tests mean to be malformed must fail the
 // document's validation too, and a well-formed one pass it, so that the

@@ -268,8 +268,12 @@ func (e *env) do(t *testing.T, c call) []byte {
 		if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s %s is not in the document: %v", c.method, c.path, routeErr)
 		}
-		// Answered before any operation: the error body alone.
+		// Answered before any operation: the error body alone, and for
+		// 405 the Allow header the document's conventions promise.
 		e.validateError(t, body)
+		if resp.StatusCode == http.StatusMethodNotAllowed && resp.Header.Get("Allow") == "" {
+			t.Errorf("405 without an Allow header")
+		}
 		return body
 	}
 	in.Request = e.newRequest(c) // the validated one's body is read

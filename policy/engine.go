@@ -38,6 +38,12 @@ type state struct {
 	pair   map[pairKey][]*compiled
 	bySubj map[string][]*compiled // verify the device
 	byDev  map[string][]*compiled // verify the subject
+
+	// Every policy by each of its subject keys, whatever its devices, and
+	// by each of its device keys, whatever its subjects: Explain looks up
+	// the policies that almost match with them (explain.go).
+	bySubjKey map[string][]*compiled
+	byDevKey  map[string][]*compiled
 }
 
 func newState() *state {
@@ -52,6 +58,8 @@ func newState() *state {
 		pair:       map[pairKey][]*compiled{},
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
+		bySubjKey:  map[string][]*compiled{},
+		byDevKey:   map[string][]*compiled{},
 	}
 }
 
@@ -200,6 +208,12 @@ func (c *compiled) matchesSubject(s *subjectEntry) bool {
 }
 
 func (st *state) index(c *compiled) {
+	for _, s := range c.subjKeys {
+		st.bySubjKey[s] = append(st.bySubjKey[s], c)
+	}
+	for _, d := range c.devKeys {
+		st.byDevKey[d] = append(st.byDevKey[d], c)
+	}
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
 	case n <= indexPairLimit:
@@ -237,6 +251,12 @@ func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled) {
 }
 
 func (st *state) unindex(c *compiled) {
+	for _, s := range c.subjKeys {
+		removeFrom(st.bySubjKey, s, c)
+	}
+	for _, d := range c.devKeys {
+		removeFrom(st.byDevKey, d, c)
+	}
 	switch {
 	case c.checkSubj:
 		for _, d := range c.devKeys {

@@ -52,3 +52,14 @@ const (
 	maxTokenIDBytes    = 64 // a cti in the ledger and in revocations
 	maxKeyIDBytes      = 64 // an anchor key id in the ledger and in revocations
 )
+
+// Limits of the owner's tools: explain, policy tests and groups
+// (docs/PROTOCOL.md section 9, "Explain and policy tests").
+const (
+	// maxNearMisses bounds the near misses Explain reports per denied pair.
+	maxNearMisses = 3
+	// maxNearMissCandidates bounds the policies Explain examines, per
+	// denied pair, when it looks for near misses: the cost of an
+	// explanation does not grow with the number of policies.
+	maxNearMissCandidates = 64
+)

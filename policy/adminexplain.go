@@ -20,7 +20,8 @@ const (
 // the group membership routes, which write one subject.
 func (s *Service) ownerToolRoutes() map[string]apiHandler {
 	return map[string]apiHandler{
-		"POST " + explainPath: s.admin(KindPolicy, s.adminExplain),
+		"POST " + explainPath:     s.admin(KindPolicy, s.adminExplain),
+		"POST " + policyTestsPath: s.admin(KindPolicy, s.adminPolicyTests),
 	}
 }
 
@@ -81,5 +82,44 @@ func (s *Service) adminExplain(w http.ResponseWriter, r *http.Request, _ *adminR
 		return err
 	}
 	writeJSON(w, http.StatusOK, x)
+	return nil
+}
+
+// decodeTestSuiteRequest decodes the body of POST /admin/v1/policy-tests
+// strictly and validates it, with the service's time and profile as the
+// suite's defaults.
+func decodeTestSuiteRequest(body []byte, now time.Time, profile token.Profile) (*TestSuite, error) {
+	var s TestSuite
+	if err := strictUnmarshal(body, &s); err != nil {
+		return nil, errBadJSON
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Time.IsZero() {
+		s.Time = now
+	}
+	if s.Profile == "" {
+		s.Profile = profileName(profile != token.ProfileV1)
+	}
+	return &s, nil
+}
+
+// adminPolicyTests answers POST /admin/v1/policy-tests: 200 with the
+// [TestReport], whether the tests pass or not.
+func (s *Service) adminPolicyTests(w http.ResponseWriter, r *http.Request, _ *adminRequest) error {
+	body, err := readBody(w, r, maxAdminBodyBytes)
+	if err != nil {
+		return err
+	}
+	suite, err := decodeTestSuiteRequest(body, s.now(), s.Profile)
+	if err != nil {
+		return err
+	}
+	rep, err := s.engine.RunTests(suite)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }

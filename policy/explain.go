@@ -215,7 +215,12 @@ func (e *Engine) Explain(r *Request) (*Explanation, error) {
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	st := e.state()
+	return e.state().explain(r, devKeys, ops, auds), nil
+}
+
+// explain explains the validated request r, whose distinct device keys,
+// operations and audiences are given, on st.
+func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	dec := st.decide(r, devKeys, ops, auds)
 	x := &Explanation{
 		Object: "explanation", Subject: r.Subject, Time: r.Time, Profile: profileName(r.Structured),
@@ -263,7 +268,7 @@ func (e *Engine) Explain(r *Request) (*Explanation, error) {
 			x.Pairs = append(x.Pairs, pe)
 		}
 	}
-	return x, nil
+	return x
 }
 
 // device returns the device with the given device key ("i\x00id" or

@@ -62,4 +62,13 @@ const (
 	// denied pair, when it looks for near misses: the cost of an
 	// explanation does not grow with the number of policies.
 	maxNearMissCandidates = 64
+
+	// maxPolicyTests bounds the tests of one policy test suite.
+	maxPolicyTests = 1000
+	// maxPolicyTestChecks bounds the (subject, device, operation) triples
+	// that one run of a test suite decides: about 2 µs each, with the
+	// engine's read lock held.
+	maxPolicyTestChecks = 100000
+	// maxTestFailures bounds the failures a test result lists.
+	maxTestFailures = 5
 )

@@ -22,6 +22,11 @@ func (s *Service) ownerToolRoutes() map[string]apiHandler {
 	return map[string]apiHandler{
 		"POST " + explainPath:     s.admin(KindPolicy, s.adminExplain),
 		"POST " + policyTestsPath: s.admin(KindPolicy, s.adminPolicyTests),
+
+		"GET " + groupsPath:                                  s.admin(KindSubject, s.adminGroups),
+		"GET " + groupsPath + "/{name}":                      s.admin(KindSubject, s.adminGroup),
+		"PUT " + groupsPath + "/{name}/members/{subject}":    s.admin(KindSubject, s.adminGroupMember),
+		"DELETE " + groupsPath + "/{name}/members/{subject}": s.admin(KindSubject, s.adminGroupMember),
 	}
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -353,10 +354,30 @@ func (st *state) check(changes []Change) error {
 		owner[neu] = id
 		return "", true
 	}
-	touched := map[recordKey]bool{} // records the batch has written so far
+	touched := map[recordKey]bool{}  // records the batch has written so far
+	var latest map[recordKey]*Change // the batch's last change of each record, when a change has IfMatch
+	for i := range changes {
+		if changes[i].IfMatch != nil {
+			latest = map[recordKey]*Change{}
+			break
+		}
+	}
 	for i := range changes {
 		c := &changes[i]
 		k := recordKey{c.Kind, c.ID}
+		if c.IfMatch != nil {
+			cur, seen := latest[k]
+			if !seen {
+				now := st.current(c.Kind, c.ID)
+				cur = &now
+			}
+			if !sameRecord(cur, c.IfMatch) {
+				return fmt.Errorf("%w: %s %q changed meanwhile", ErrConflict, c.Kind, c.ID)
+			}
+		}
+		if latest != nil {
+			latest[k] = c
+		}
 		if c.Create {
 			exists, seen := touched[k]
 			if !seen {
@@ -403,6 +424,17 @@ func (st *state) check(changes []Change) error {
 		}
 	}
 	return nil
+}
+
+// sameRecord reports whether the change cur (a put or a delete) puts the
+// record that the put want does, compared by JSON encoding.
+func sameRecord(cur, want *Change) bool {
+	if cur.Delete {
+		return false
+	}
+	a, err1 := cur.record()
+	b, err2 := want.record()
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
 
 // PrepareChanges validates a batch of changes and returns copies that share

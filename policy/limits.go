@@ -71,4 +71,8 @@ const (
 	maxPolicyTestChecks = 100000
 	// maxTestFailures bounds the failures a test result lists.
 	maxTestFailures = 5
+	// maxMembershipAttempts bounds the times a group membership change
+	// reads and writes its subject when the subject keeps changing
+	// meanwhile.
+	maxMembershipAttempts = 8
 )

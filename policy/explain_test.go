@@ -251,6 +251,12 @@ func TestExplainDenials(t *testing.T) {
 			if got := missIDs(p); !slices.Equal(got, tt.misses) {
 				t.Errorf("near misses %v, want %v", got, tt.misses)
 			}
+			// A constrained allow misses on the profile, or on the
+			// constraints the other devices allow.
+			want := map[error]string{ErrStructuredScopeRequired: condProfile, ErrConstraintsDiffer: condConstraints}[tt.reason]
+			if want != "" && (len(p.NearMisses) != 1 || !slices.Equal(missConds(p.NearMisses[0]), []string{want})) {
+				t.Errorf("near misses %+v, want one failing %s", p.NearMisses, want)
+			}
 		})
 	}
 }

@@ -63,6 +63,7 @@ func (s *Service) adminRoutes() map[string]apiHandler {
 	}
 	maps.Copy(routes, s.revocationRoutes())
 	maps.Copy(routes, s.impactRoutes())
+	maps.Copy(routes, s.ownerToolRoutes())
 	return routes
 }
 

@@ -32,6 +32,11 @@ var testRoutes = []testRoute{
 	{AdminPathPrefix + "subjects/alice", "GET, PUT, DELETE", true},
 	{AdminPathPrefix + "devices/" + dev2, "GET, PUT, DELETE", true},
 	{AdminPathPrefix + "api-keys/alice-key", "GET, DELETE", true},
+	{explainPath, "POST", true},
+	{policyTestsPath, "POST", true},
+	{groupsPath, "GET", true},
+	{groupsPath + "/techs", "GET", true},
+	{groupsPath + "/techs/members/alice", "PUT, DELETE", true},
 }
 
 // testHandlers returns the service's three handlers by name, and whether

@@ -45,7 +45,7 @@ type explainJSON struct {
 func decodeExplainRequest(body []byte, now time.Time, profile token.Profile) (*Request, error) {
 	var in explainJSON
 	if err := strictUnmarshal(body, &in); err != nil {
-		return nil, errBadJSON
+		return nil, badJSON(err)
 	}
 	r := &Request{Subject: in.Subject, Audience: in.Audience, Operations: in.Operations, Time: now}
 	if in.Time != nil {
@@ -96,7 +96,7 @@ func (s *Service) adminExplain(w http.ResponseWriter, r *http.Request, _ *adminR
 func decodeTestSuiteRequest(body []byte, now time.Time, profile token.Profile) (*TestSuite, error) {
 	var s TestSuite
 	if err := strictUnmarshal(body, &s); err != nil {
-		return nil, errBadJSON
+		return nil, badJSON(err)
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err

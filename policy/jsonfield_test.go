@@ -51,6 +51,10 @@ func TestBodyErrorsNameTheField(t *testing.T) {
 		{"what-if unknown field", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[],"limits":5}`, "limits", "unknown field"},
 		{"what-if unknown field in a change's record", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[{"kind":"policy","id":"p2","policy":` + sprintf(`,"userz":["bob"]`, "", "") + `}]}`, "changes[0].policy.subjects.userz", "unknown field"},
 		{"what-if wrong type", "POST", AdminPathPrefix + "what-if", env.adminKey, `{"changes":[{"kind":"subject","id":"x","delete":"yes"}]}`, "changes[0].delete", "must be a boolean"},
+		{"explain unknown field", "POST", AdminPathPrefix + "explain", env.adminKey, `{"subject":"alice","aud":["ep:hvac-1"],"operations":["read"],"operation":"x"}`, "operation", "unknown field"},
+		{"explain wrong type", "POST", AdminPathPrefix + "explain", env.adminKey, `{"subject":"alice","aud":["ep:hvac-1"],"operations":"read"}`, "operations", "must be an array"},
+		{"policy tests unknown field", "POST", AdminPathPrefix + "policy-tests", env.adminKey, `{"tests":[{"name":"a","subject":"alice","aud":["ep:hvac-1"],"operations":["read"],"expect":"allow","expected":"deny"}]}`, "tests[0].expected", "unknown field"},
+		{"policy tests unknown field in a selector", "POST", AdminPathPrefix + "policy-tests", env.adminKey, `{"tests":[{"name":"a","subject":"alice","devices":{"al":true},"operations":["read"],"expect":"allow"}]}`, "tests[0].devices.al", "unknown field"},
 		{"revocation unknown field", "POST", AdminPathPrefix + "revocations", env.adminKey, `{"kind":"subject","subject":"alice","why":"x"}`, "why", "unknown field"},
 		{"revocation wrong type", "POST", AdminPathPrefix + "revocations", env.adminKey, `{"kind":"subject","subject":["alice"]}`, "subject", "must be a string"},
 	}
@@ -139,6 +143,13 @@ func TestStrictUnmarshalErrors(t *testing.T) {
 		var je *JSONError
 		if !errors.As(err, &je) || je.Path != "policy.subjects.userz" || je.Problem != JSONUnknownField {
 			t.Fatalf("error %v, want unknown field policy.subjects.userz", err)
+		}
+	})
+	t.Run("test suite keeps the type", func(t *testing.T) {
+		_, err := ParseTestSuite([]byte(`{"tests":[{"name":"a","subject":"alice","aud":["ep:x"],"operations":["read"],"expect":"allow","exepct":"deny"}]}`))
+		var je *JSONError
+		if !errors.As(err, &je) || je.Path != "tests[0].exepct" || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("ParseTestSuite error %v, want a *JSONError naming tests[0].exepct matching ErrInvalid", err)
 		}
 	})
 	t.Run("decode change keeps the type", func(t *testing.T) {

@@ -95,7 +95,7 @@ type TestFailure struct {
 func ParseTestSuite(b []byte) (*TestSuite, error) {
 	var s TestSuite
 	if err := strictUnmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%w: test suite: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: test suite: %w", ErrInvalid, err)
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ type PrefixError struct {
 	Prefix string
 }
 
+// Error names the prefix.
 func (e *PrefixError) Error() string {
 	return "console: invalid options: prefix " + strconv.Quote(e.Prefix) + " must start and end with /"
 }

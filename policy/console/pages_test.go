@@ -209,6 +209,13 @@ func TestDirectoryPages(t *testing.T) {
 		if a := b.get("/console/api-keys/bob-key/edit"); a.status != http.StatusNotFound && a.status != http.StatusMethodNotAllowed {
 			t.Errorf("API keys have an edit page: %d", a.status)
 		}
+		wantBody(t, b.get("/console/api-keys"), `<a href="/console/api-keys/bob-key">bob-key</a>`, "<td>bob</td>")
+		wantBody(t, b.get("/console/api-keys?q=bob"), "/console/api-keys/bob-key")
+		wantStatus(t, b.get("/console/api-keys/bob-key/delete"), http.StatusOK)
+		wantStatus(t, b.post("/console/api-keys/bob-key/delete", nil), http.StatusSeeOther)
+		if f.apiStatus(t, "api-keys/bob-key") != http.StatusNotFound {
+			t.Error("the key was not deleted")
+		}
 	})
 }
 

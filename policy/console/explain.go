@@ -42,6 +42,7 @@ type pairExplanation struct {
 type policyMatch struct {
 	Policy      string          `json:"policy"`
 	Effect      string          `json:"effect"`
+	Rule        string          `json:"rule"`
 	ExpiresAt   string          `json:"expires_at"`
 	Constraints json.RawMessage `json:"constraints"`
 }

@@ -33,6 +33,7 @@ type impact struct {
 	Gained           int             `json:"gained"`
 	Lost             int             `json:"lost"`
 	Summary          []impactSummary `json:"summary"`
+	SummaryTruncated bool            `json:"summary_truncated"`
 	Details          []impactDetail  `json:"details"`
 	DetailsTruncated bool            `json:"details_truncated"`
 }

@@ -4,10 +4,19 @@ import (
 	"encoding/json"
 	"html/template"
 	"strings"
+	"time"
 )
 
 var templateFuncs = template.FuncMap{
 	"lower": strings.ToLower,
+	// when writes an RFC 3339 time of the API to the second.
+	"when": func(s string) string {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return s
+		}
+		return t.Format(time.RFC3339)
+	},
 	"join":  func(s []string) string { return strings.Join(s, ", ") },
 	// compact writes a JSON value on one line; empty when absent.
 	"compact": func(raw json.RawMessage) string {

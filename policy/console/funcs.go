@@ -17,7 +17,7 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.Format(time.RFC3339)
 	},
-	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"join": func(s []string) string { return strings.Join(s, ", ") },
 	// compact writes a JSON value on one line; empty when absent.
 	"compact": func(raw json.RawMessage) string {
 		if len(raw) == 0 || string(raw) == "null" || string(raw) == "[]" {

@@ -341,9 +341,17 @@ func (c *Console) createRecord(col *collection) signedIn {
 		}
 		// PUT would replace a record of that id: a new record must not.
 		if id := f.recordID(); id != "" {
-			if _, err := c.getRecord(r, s, col.Name, id); err == nil {
+			_, err := c.getRecord(r, s, col.Name, id)
+			var ae *apiError
+			switch {
+			case err == nil:
 				d.Errors = fieldErrors{byInput: map[string][]string{"id": {"a " + col.Singular + " with this id exists"}}}
 				c.renderForm(w, r, s, http.StatusConflict, d)
+				return
+			case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest):
+				// Free, or not a valid id: the write names the field.
+			default:
+				c.apiFailure(w, r, s, err)
 				return
 			}
 		}

@@ -123,6 +123,14 @@ func (c *chrome) waitTitle(want string) {
 	c.t.Fatalf("page title %q, want %q...; page:\n%s", got, want, run(c, chromedp.Text(chromedp.CSS("main"))))
 }
 
+// signIn signs in with key from the sign-in page.
+func (c *chrome) signIn(key string) {
+	c.t.Helper()
+	c.do(chromedp.Navigate(c.base+"/console/sign-in"), chromedp.SendKeys(chromedp.ID("api_key"), key),
+		chromedp.Click(chromedp.CSS("main button[type=submit]")))
+	c.waitTitle("Policies")
+}
+
 func (c *chrome) text(sel string) string {
 	c.t.Helper()
 	return run(c, chromedp.Text(chromedp.CSS(sel)))
@@ -178,8 +186,7 @@ func TestBrowser(t *testing.T) {
 		c.do(chromedp.Navigate(c.base + "/console/"))
 		c.waitTitle("Sign in")
 		c.shot("sign-in")
-		c.do(chromedp.SendKeys(chromedp.ID("api_key"), f.svc.AdminKey), chromedp.Click(chromedp.CSS("main button[type=submit]")))
-		c.waitTitle("Policies")
+		c.signIn(f.svc.AdminKey)
 		if got := c.text("main table"); !strings.Contains(got, "Rooftop technicians") {
 			t.Errorf("the policies page shows %q", got)
 		}

@@ -282,7 +282,7 @@ type formData struct {
 	New    bool
 	Form   recordForm
 	Errors fieldErrors
-	Impact *impact
+	Impact *policy.Impact
 	// ImpactError says why the preview could not be made.
 	ImpactError string
 	// Secret is a created API key's secret, shown once.
@@ -439,7 +439,7 @@ func (c *Console) createAPIKey(w http.ResponseWriter, r *http.Request, s *sessio
 type deleteData struct {
 	Col         *collection
 	ID          string
-	Impact      *impact
+	Impact      *policy.Impact
 	ImpactError string
 }
 

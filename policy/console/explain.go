@@ -1,60 +1,12 @@
 package console
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/securedeviceaccess/sda/policy"
 )
-
-// explanation is the answer of POST /admin/v1/explain.
-type explanation struct {
-	Subject   string          `json:"subject"`
-	Time      string          `json:"time"`
-	Profile   string          `json:"profile"`
-	Allowed   bool            `json:"allowed"`
-	ExpiresAt string          `json:"expires_at"`
-	Policies  []string        `json:"policies"`
-	Grants    json.RawMessage `json:"grants"`
-	Denied    *struct {
-		Aud       string `json:"aud"`
-		Operation string `json:"operation"`
-		Reason    string `json:"reason"`
-		Policy    string `json:"policy"`
-	} `json:"denied"`
-	Pairs []pairExplanation `json:"pairs"`
-}
-
-type pairExplanation struct {
-	Aud            string        `json:"aud"`
-	Device         string        `json:"device"`
-	EndpointName   string        `json:"endpoint_name"`
-	Operation      string        `json:"operation"`
-	Allowed        bool          `json:"allowed"`
-	Reason         string        `json:"reason"`
-	DenyPolicies   []string      `json:"deny_policies"`
-	LifetimePolicy string        `json:"lifetime_policy"`
-	ExpiresAt      string        `json:"expires_at"`
-	Matched        []policyMatch `json:"matched"`
-	NearMisses     []nearMiss    `json:"near_misses"`
-}
-
-type policyMatch struct {
-	Policy      string          `json:"policy"`
-	Effect      string          `json:"effect"`
-	Rule        string          `json:"rule"`
-	ExpiresAt   string          `json:"expires_at"`
-	Constraints json.RawMessage `json:"constraints"`
-}
-
-type nearMiss struct {
-	Policy string `json:"policy"`
-	Effect string `json:"effect"`
-	Failed []struct {
-		Condition string `json:"condition"`
-		Message   string `json:"message"`
-	} `json:"failed"`
-}
 
 // reasons says in words what each reason code of the API means.
 var reasons = map[string]string{
@@ -73,7 +25,7 @@ type explainForm struct {
 type explainData struct {
 	Form   explainForm
 	Errors fieldErrors
-	Result *explanation
+	Result *policy.Explanation
 }
 
 func (c *Console) explainRoutes() {
@@ -99,7 +51,7 @@ func (c *Console) explain(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Form.Profile != "" {
 		req["profile"] = d.Form.Profile
 	}
-	var out explanation
+	var out policy.Explanation
 	if err := c.call(r.Context(), r, s.apiKey, http.MethodPost, adminPath("explain"), nil, req, &out); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {

@@ -85,9 +85,7 @@ func TestBrowserAnalysis(t *testing.T) {
 	f, _ := analysisFixture(t)
 	f.clock.t = time.Now()
 	c := newChrome(t, f.srv.URL)
-	c.do(chromedp.Navigate(c.base+"/console/sign-in"), chromedp.SendKeys(chromedp.ID("api_key"), f.svc.AdminKey),
-		chromedp.Click(chromedp.CSS("main button[type=submit]")))
-	c.waitTitle("Policies")
+	c.signIn(f.svc.AdminKey)
 
 	t.Run("explain", func(t *testing.T) {
 		c.t = t

@@ -5,29 +5,32 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/securedeviceaccess/sda/policy"
 )
 
 var templateFuncs = template.FuncMap{
 	"lower": strings.ToLower,
-	// when writes an RFC 3339 time of the API to the second.
-	"when": func(s string) string {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return s
+	// when writes a time to the second; empty for the zero time.
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
 		}
 		return t.Format(time.RFC3339)
 	},
+	// code is the reason code of a denial's reason.
+	"code": policy.ReasonCode,
 	"join": func(s []string) string { return strings.Join(s, ", ") },
-	// compact writes a JSON value on one line; empty when absent.
-	"compact": func(raw json.RawMessage) string {
-		if len(raw) == 0 || string(raw) == "null" || string(raw) == "[]" {
+	// constraints writes argument constraints as JSON on one line; empty
+	// when there are none.
+	"constraints": func(c []policy.ArgConstraint) string {
+		if len(c) == 0 {
 			return ""
 		}
-		var v any
-		if json.Unmarshal(raw, &v) != nil {
-			return string(raw)
+		b, err := json.Marshal(c)
+		if err != nil {
+			return ""
 		}
-		b, _ := json.Marshal(v)
 		return string(b)
 	},
 	"reason": func(code string) string {

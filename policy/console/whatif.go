@@ -3,6 +3,8 @@ package console
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/securedeviceaccess/sda/policy"
 )
 
 // change is one change of a what-if request, in the JSON shape of
@@ -27,44 +29,9 @@ func (ch change) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// impact is the answer of POST /admin/v1/what-if.
-type impact struct {
-	Time             string          `json:"time"`
-	Gained           int             `json:"gained"`
-	Lost             int             `json:"lost"`
-	Summary          []impactSummary `json:"summary"`
-	SummaryTruncated bool            `json:"summary_truncated"`
-	Details          []impactDetail  `json:"details"`
-	DetailsTruncated bool            `json:"details_truncated"`
-}
-
-type impactSummary struct {
-	Change      string          `json:"change"`
-	Operation   string          `json:"operation"`
-	Constraints json.RawMessage `json:"constraints"`
-	Subjects    impactClass     `json:"subjects"`
-	Devices     impactClass     `json:"devices"`
-	Grants      int             `json:"grants"`
-}
-
-type impactClass struct {
-	Description string   `json:"description"`
-	Count       int      `json:"count"`
-	Sample      []string `json:"sample"`
-}
-
-type impactDetail struct {
-	Change       string          `json:"change"`
-	Subject      string          `json:"subject"`
-	Device       string          `json:"device"`
-	EndpointName string          `json:"endpoint_name"`
-	Operation    string          `json:"operation"`
-	Constraints  json.RawMessage `json:"constraints"`
-}
-
 // whatIf asks the API what the changes would change, writing nothing.
-func (c *Console) whatIf(r *http.Request, s *session, changes []change) (*impact, error) {
-	var imp impact
+func (c *Console) whatIf(r *http.Request, s *session, changes []change) (*policy.Impact, error) {
+	var imp policy.Impact
 	err := c.call(r.Context(), r, s.apiKey, http.MethodPost, adminPath("what-if"), nil,
 		map[string]any{"changes": changes, "limit": 100}, &imp)
 	if err != nil {

@@ -74,6 +74,25 @@ func TestGroupPages(t *testing.T) {
 		}
 		wantBody(t, a, `id="err-subject"`)
 	})
+	t.Run("create a group with its first member", func(t *testing.T) {
+		a := b.post("/console/groups", url.Values{"group": {"night-shift"}, "subject": {"bob"}})
+		wantStatus(t, a, http.StatusSeeOther)
+		if a.header.Get("Location") != "/console/groups/night-shift?msg=added" {
+			t.Errorf("redirect to %q", a.header.Get("Location"))
+		}
+		wantBody(t, b.get("/console/groups/night-shift"), `<a href="/console/subjects/bob">bob</a>`)
+		a = b.post("/console/groups", url.Values{"group": {"day-shift"}, "subject": {"nobody"}})
+		if a.status < 400 {
+			t.Fatalf("unknown subject: status %d", a.status)
+		}
+		wantBody(t, a, `id="err-subject"`)
+		a = b.post("/console/groups", url.Values{"group": {"bad group!"}, "subject": {"bob"}})
+		if a.status < 400 {
+			t.Fatalf("invalid name: status %d", a.status)
+		}
+		wantBody(t, a, `id="err-`)
+		wantStatus(t, b.post("/console/groups", url.Values{"group": {""}, "subject": {"bob"}}), http.StatusBadRequest)
+	})
 	t.Run("unknown group", func(t *testing.T) {
 		wantStatus(t, b.get("/console/groups/nobody-here"), http.StatusNotFound)
 	})

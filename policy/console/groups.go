@@ -23,6 +23,9 @@ type groupDetail struct {
 }
 
 type groupsData struct {
+	Errors    fieldErrors
+	Group     string // the new group form's values
+	Member    string
 	Groups    []groupSummary
 	Query     string
 	Next      string
@@ -41,14 +44,61 @@ func (c *Console) groupRoutes() {
 	c.mux.HandleFunc("GET "+p, c.auth(c.listGroups))
 	c.mux.HandleFunc("GET "+p+"/{name}", c.auth(c.showGroup))
 	c.mux.HandleFunc("POST "+p+"/{name}/members", c.auth(c.addMember))
+	c.mux.HandleFunc("POST "+p, c.auth(c.createGroup))
 	c.mux.HandleFunc("POST "+p+"/{name}/members/{subject}/remove", c.auth(c.removeMember))
 }
 
 // listGroups answers GET groups?q=&after=.
 func (c *Console) listGroups(w http.ResponseWriter, r *http.Request, s *session) {
+	c.renderGroups(w, r, s, http.StatusOK, &groupsData{})
+}
+
+// createGroup answers POST groups: a group exists through its members, so
+// creating one adds its first member.
+func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, s *session) {
+	d := &groupsData{Group: strings.TrimSpace(r.PostForm.Get("group")), Member: strings.TrimSpace(r.PostForm.Get("subject"))}
+	d.Errors = fieldErrors{byInput: map[string][]string{}}
+	if d.Group == "" {
+		d.Errors.byInput["group"] = []string{"required"}
+	}
+	if d.Member == "" {
+		d.Errors.byInput["subject"] = []string{"required"}
+	}
+	if d.Errors.Any() {
+		c.renderGroups(w, r, s, http.StatusBadRequest, d)
+		return
+	}
+	err := c.call(r.Context(), r, s.apiKey, http.MethodPut, adminPath("groups", d.Group, "members", d.Member), nil, nil, nil)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusConflict) {
+			d.Errors.General = []string{ae.Message}
+			for _, f := range ae.Fields {
+				in := inputFor(f.Name, []string{"name", "subject"})
+				if in == "name" {
+					in = "group"
+				}
+				if in == "" {
+					in = "subject"
+				}
+				d.Errors.byInput[in] = append(d.Errors.byInput[in], f.Name+": "+f.Message)
+			}
+			if len(ae.Fields) == 0 {
+				d.Errors.byInput["subject"] = []string{ae.Message}
+			}
+			c.renderGroups(w, r, s, ae.Status, d)
+			return
+		}
+		c.apiFailure(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, c.prefix+"groups/"+url.PathEscape(d.Group)+"?msg=added", http.StatusSeeOther)
+}
+
+func (c *Console) renderGroups(w http.ResponseWriter, r *http.Request, s *session, status int, d *groupsData) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	cursor := r.URL.Query().Get("after")
-	d := &groupsData{Query: q}
+	d.Query = q
 	limit := pageSize
 	if q != "" {
 		limit = searchPageSize
@@ -86,7 +136,7 @@ func (c *Console) listGroups(w http.ResponseWriter, r *http.Request, s *session)
 		d.Next = d.Groups[pageSize-1].Name
 		d.Groups = d.Groups[:pageSize]
 	}
-	c.render(w, r, http.StatusOK, "groups", &page{Title: "Groups", Nav: "groups", CSRF: s.csrf, Notice: notice(r), Data: d})
+	c.render(w, r, status, "groups", &page{Title: "Groups", Nav: "groups", CSRF: s.csrf, Notice: notice(r), Data: d})
 }
 
 // showGroup answers GET groups/{name}.

@@ -7,14 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for -postgres
 
 	"github.com/securedeviceaccess/sda/internal/certreload"
 	"github.com/securedeviceaccess/sda/policy"
+	"github.com/securedeviceaccess/sda/policy/console"
 	"github.com/securedeviceaccess/sda/policy/sqlstore"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -103,6 +106,15 @@ API. Its bodies are JSON and need "Content-Type: application/json" (curl's
 The last answer holds alice's API key secret ("secret"), shown only once, for
 "sdactl token fetch -credential-file". The store file (-store) is the
 service's own: do not send it or edit it while the service runs.
+
+Web console: beside the administration API (on -listen, or on -admin-listen
+when given), a web console for the device owner is served at /console/:
+open http://127.0.0.1:8080/console/ and sign in with an administrator API
+key (such as the one -init printed) to manage policies, subjects, groups,
+devices and API keys, explain decisions, preview changes and revoke tokens.
+Its forms are accepted only from its own origin: behind a TLS-terminating
+proxy, give the origin browsers use with -console-origin https://host[:port].
+-console=false turns it off.
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		storeFile := fs.String("store", "", "JSON store `file` (created on first write, in a directory that must exist)")
@@ -119,6 +131,8 @@ service's own: do not send it or edit it while the service runs.
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.Bool("kid", false, "v2: put the anchor key's RFC 9679 thumbprint in the tokens' kid header")
 		desc := fs.String("description", "sdactl authorization service", "trust anchor description published at /v3/trust-anchors")
+		consoleOn := fs.Bool("console", true, "serve the web console at /console/ on the listener of the administration API")
+		consoleOrigin := fs.String("console-origin", "", "the console's `origin` (https://host:port) as browsers see it, behind a TLS-terminating proxy; its forms are refused from any other origin")
 		serving := addServingFlags(fs) // serve.go
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
@@ -195,11 +209,20 @@ service's own: do not send it or edit it while the service runs.
 			if err != nil {
 				return inputErr(err)
 			}
-			listeners := []httpListener{{addr: *listen, handler: svc, tls: publicTLS}}
+			var main, admin http.Handler = svc, svc.AdminHandler()
+			if *consoleOn {
+				con, err := console.New(svc.AdminHandler(), &console.Options{Logger: logger, Now: e.now,
+					Origin: *consoleOrigin, SecureCookies: strings.HasPrefix(*consoleOrigin, "https:")})
+				if err != nil {
+					return usageErrorf("-console-origin: %v", err)
+				}
+				main, admin = withConsole(con, main), withConsole(con, admin)
+			}
+			listeners := []httpListener{{addr: *listen, handler: main, tls: publicTLS}}
 			if *adminListen != "" {
 				listeners = []httpListener{
 					{addr: *listen, handler: svc.PublicHandler(), tls: publicTLS},
-					{name: "administration API ", addr: *adminListen, handler: svc.AdminHandler(), tls: adminTLS},
+					{name: "administration API ", addr: *adminListen, handler: admin, tls: adminTLS},
 				}
 			}
 			listeners = append(listeners, metrics...)
@@ -207,6 +230,22 @@ service's own: do not send it or edit it while the service runs.
 				shutdownTimeout: serving.shutdownTimeout, tlsWatch: serving.tlsWatch, logger: logger})
 		}
 	},
+}
+
+// withConsole serves the web console under console.DefaultPrefix and
+// everything else with h, untouched (a mux would clean or redirect paths
+// the service answers itself).
+func withConsole(con *console.Console, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case strings.HasPrefix(p, console.DefaultPrefix):
+			con.ServeHTTP(w, r)
+		case p == strings.TrimSuffix(console.DefaultPrefix, "/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, console.DefaultPrefix, http.StatusMovedPermanently)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // openPolicyStore opens the JSON file store or the PostgreSQL store.

@@ -289,3 +289,57 @@ func mustNotStart(t *testing.T, dir string, args ...string) result {
 	err = cmd.Wait()
 	return result{stdout: first + string(rest), stderr: stderr.String(), code: exitStatus(t, args, err)}
 }
+
+// TestAuthServerConsole: the web console is served at /console/ on the
+// listener of the administration API, and not with -console=false.
+func TestAuthServerConsole(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "keys", "generate", "-o", "anchor.key")
+	adminSecret := strings.TrimSpace(ok(t, dir, "authserver", "-store", "store.json", "-init").stdout)
+	get := func(url string) (int, http.Header) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+
+	srv := start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
+	adminURL := adminListeningRE.FindStringSubmatch(srv.waitLine(adminListeningRE.String()))[1]
+	code, h := get(adminURL + "/console/sign-in")
+	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("GET /console/sign-in on the administration listener: %d %v", code, h)
+	}
+	if code, _ := get(srv.addr + "/console/sign-in"); code != http.StatusNotFound {
+		t.Errorf("GET /console/sign-in on the public listener: %d, want 404", code)
+	}
+	// Sign in with the administrator's key; the API still answers beside it.
+	req, err := http.NewRequest(http.MethodPost, adminURL+"/console/sign-in", strings.NewReader("api_key="+adminSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", adminURL)
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/policies" {
+		t.Errorf("sign-in: %d to %q, want 303 to /console/policies", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	(&admin{t: t, url: adminURL, secret: adminSecret}).do("GET", "/admin/v1/policies", nil, http.StatusOK)
+	if code, _ := get(adminURL + "/console"); code != http.StatusOK { // redirected to /console/, then sign-in
+		t.Errorf("GET /console: %d", code)
+	}
+	srv.stop()
+
+	srv = start(t, dir, "authserver", "-store", "store.json", "-key", "anchor.key", "-insecure-http", "-listen", "127.0.0.1:0", "-console=false")
+	if code, _ := get(srv.addr + "/console/sign-in"); code != http.StatusNotFound {
+		t.Errorf("-console=false: GET /console/sign-in: %d, want 404", code)
+	}
+	(&admin{t: t, url: srv.addr, secret: adminSecret}).do("GET", "/admin/v1/policies", nil, http.StatusOK)
+}

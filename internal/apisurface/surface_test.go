@@ -21,6 +21,7 @@ var packages = []string{
 	"device/deviceprom",
 	"device/devicetest",
 	"policy",
+	"policy/console",
 	"policy/policyprom",
 	"policy/policytest",
 	"policy/sqlstore",

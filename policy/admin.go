@@ -62,6 +62,7 @@ func (s *Service) adminRoutes() map[string]apiHandler {
 		}
 	}
 	maps.Copy(routes, s.revocationRoutes())
+	maps.Copy(routes, s.impactRoutes())
 	return routes
 }
 

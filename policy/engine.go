@@ -406,22 +406,8 @@ func PrepareChanges(changes []Change) ([]Change, error) {
 // invalid (an error matching [ErrInvalid]) or breaks a uniqueness rule
 // ([ErrConflict]).
 func (e *Engine) Apply(changes ...Change) error {
-	prepared, err := PrepareChanges(changes)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.st == nil {
-		e.st = newState()
-	}
-	if err := e.st.check(prepared); err != nil {
-		return err
-	}
-	for i := range prepared {
-		e.st.apply(&prepared[i])
-	}
-	return nil
+	_, err := e.applyRecording(changes) // history.go
+	return err
 }
 
 // Load replaces the whole content of the engine with the snapshot, or

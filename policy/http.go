@@ -38,6 +38,7 @@ const (
 	errTypeNotFound         = "not_found"              // 404
 	errTypeMethodNotAllowed = "method_not_allowed"     // 405
 	errTypeConflict         = "conflict"               // 409
+	errTypeGone             = "gone"                   // 410: older than the change history
 	errTypeTooLarge         = "payload_too_large"      // 413
 	errTypeMediaType        = "unsupported_media_type" // 415
 	errTypeTooManyRequests  = "too_many_requests"      // 429: see RateLimit
@@ -82,6 +83,7 @@ func toHTTPError(err error) *httpError {
 	var de *DeniedError
 	var be *RevocationBoundError
 	var rl *RateLimitError
+	var hg *HistoryGoneError
 	switch {
 	case errors.As(err, &he):
 		return he
@@ -103,6 +105,9 @@ func toHTTPError(err error) *httpError {
 		return &httpError{http.StatusForbidden, errTypeForbidden, "an administrator credential is required", nil}
 	case errors.Is(err, ErrNotFound):
 		return &httpError{http.StatusNotFound, errTypeNotFound, "not found", nil}
+	case errors.As(err, &hg):
+		msg := fmt.Sprintf("seq %d is older than the service's change history, which starts at seq %d", hg.Seq, hg.Oldest)
+		return &httpError{http.StatusGone, errTypeGone, msg, []FieldError{{Name: hg.param, Message: fmt.Sprintf("the oldest seq available is %d", hg.Oldest)}}}
 	case errors.As(err, &be):
 		return &httpError{http.StatusConflict, errTypeConflict, strings.TrimPrefix(be.Error(), "policy: conflict: "), nil}
 	case errors.Is(err, ErrConflict):

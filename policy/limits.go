@@ -52,3 +52,28 @@ const (
 	maxTokenIDBytes    = 64 // a cti in the ledger and in revocations
 	maxKeyIDBytes      = 64 // an anchor key id in the ledger and in revocations
 )
+
+// Limits of the what-if, diff and change history (docs/PROTOCOL.md
+// section 9, "What-if and diff").
+const (
+	// DefaultImpactDetails and MaxImpactDetails bound the (subject,
+	// device, operation) triples an [Impact] lists in Details; the counts
+	// and the summary cover all of them.
+	DefaultImpactDetails = 100
+	MaxImpactDetails     = 10000
+
+	// MaxImpactChanges bounds the changes of one [Engine.WhatIf].
+	MaxImpactChanges = 1000
+
+	// MaxHistory is the number of applied changes whose previous records
+	// a [Service] keeps, so that it can rebuild the state at an earlier
+	// sequence number for [Service.Diff]: the changes it applied itself
+	// and those it followed from its Store since it last loaded a
+	// snapshot. Each entry holds one record, so the history holds at most
+	// MaxHistory records.
+	MaxHistory = 10000
+
+	maxImpactSummary = 1000    // summary rows of an Impact
+	maxImpactPairs   = 1 << 22 // (subject class, device class) pairs one impact evaluates
+	maxChangeLog     = 1000    // entries of one page of GET /admin/v1/changes
+)

@@ -92,6 +92,7 @@ type Service struct {
 	syncMu   sync.Mutex
 	engine   Engine
 	seq      int64
+	hist     changeHistory // history.go
 	loaded   bool
 	lastSync time.Time
 	// monotonic is the clock MaxStaleness is measured on; nil means
@@ -200,7 +201,8 @@ func (s *Service) sync(ctx context.Context) error {
 				s.lastSync = now
 				return nil
 			}
-			if s.engine.Apply(changes...) == nil {
+			if undo, err := s.engine.applyRecording(changes); err == nil {
+				s.hist.record(changes, undo)
 				s.seq = changes[len(changes)-1].Seq
 				s.lastSync = now
 				if s.Metrics != nil {
@@ -230,6 +232,7 @@ func (s *Service) loadSnapshot(ctx context.Context, now time.Time, reason Snapsh
 		return fmt.Errorf("%w: loading store: %v", ErrUnavailable, err)
 	}
 	s.seq, s.loaded, s.lastSync = snap.Seq, true, now
+	s.hist.reset(snap.Seq)
 	if s.Metrics != nil {
 		s.Metrics.SnapshotLoaded(reason)
 	}

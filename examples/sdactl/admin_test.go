@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -363,6 +364,10 @@ func TestClean(t *testing.T) {
 	}
 }
 
+// exampleFileRE matches a file printed in a help text: "For example,
+// NAME:" and the lines indented by four spaces that follow.
+var exampleFileRE = regexp.MustCompile(`For example, ([\w.-]+):\n((?:    .*\n)+)`)
+
 // TestAdminHelpExamples runs the examples of the help of every admin
 // command as printed, in the order help lists the commands, against a
 // service seeded with alice, bob (a member of technicians), hvac-1, the
@@ -378,6 +383,10 @@ func TestAdminHelpExamples(t *testing.T) {
 			continue
 		}
 		help := ok(t, s.dir, append([]string{"help"}, strings.Fields(c.name)...)...).stdout
+		// The files the examples read are printed in the help too.
+		for _, m := range exampleFileRE.FindAllStringSubmatch(help, -1) {
+			writeFile(t, filepath.Join(s.dir, m[1]), strings.ReplaceAll(m[2], "\n    ", "\n")[4:])
+		}
 		cmds := exampleLines(help)
 		if len(cmds) == 0 {
 			t.Errorf("sdactl help %s has no example", c.name)

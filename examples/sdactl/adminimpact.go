@@ -26,9 +26,10 @@ type impactJSON struct {
 	Time             time.Time           `json:"time"`
 	From             *int64              `json:"from,omitempty"`
 	To               *int64              `json:"to,omitempty"`
-	Gained           int                 `json:"gained"`
-	Lost             int                 `json:"lost"`
+	Gained           int64               `json:"gained"`
+	Lost             int64               `json:"lost"`
 	Summary          []impactSummaryJSON `json:"summary"`
+	SummaryTruncated bool                `json:"summary_truncated"`
 	Details          []impactDetailJSON  `json:"details"`
 	DetailsTruncated bool                `json:"details_truncated"`
 }
@@ -39,7 +40,7 @@ type impactSummaryJSON struct {
 	Constraints []policy.ArgConstraint `json:"constraints"`
 	Subjects    impactClassJSON        `json:"subjects"`
 	Devices     impactClassJSON        `json:"devices"`
-	Grants      int                    `json:"grants"`
+	Grants      int64                  `json:"grants"`
 }
 
 type impactClassJSON struct {
@@ -142,6 +143,9 @@ func printImpact(w io.Writer, imp *impactJSON, details int) error {
 	if err := tw.Flush(); err != nil {
 		return ioErr(err)
 	}
+	if imp.SummaryTruncated {
+		fmt.Fprintln(w, "(the service listed only the first rows of the summary)")
+	}
 	if details <= 0 {
 		return nil
 	}
@@ -157,7 +161,7 @@ func printImpact(w io.Writer, imp *impactJSON, details int) error {
 	if err := tw.Flush(); err != nil {
 		return ioErr(err)
 	}
-	if listed := min(details, len(imp.Details)); imp.DetailsTruncated || listed < imp.Gained+imp.Lost {
+	if listed := min(details, len(imp.Details)); imp.DetailsTruncated || int64(listed) < imp.Gained+imp.Lost {
 		fmt.Fprintf(w, "(%d of %d grants listed)\n", listed, imp.Gained+imp.Lost)
 	}
 	return nil
@@ -185,7 +189,7 @@ func deviceText(id, ep string) string {
 }
 
 // plural is "1 grant", "2 grants".
-func plural(n int, what string) string {
+func plural[N int | int64](n N, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}

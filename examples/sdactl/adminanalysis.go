@@ -134,11 +134,13 @@ B, each a store file ("sdactl authserver -store") or a document of "sdactl
 store export"; no service is called. Stop the service that owns a store
 file first, or diff an export of it.
 
-Both print as "sdactl admin what-if" does, at -time (default: now).
+Both print as "sdactl admin what-if" does, at -time (default: now), for
+-profile (default: the service's; offline, v2, which counts the operations
+allowed only under argument constraints too).
 `, "  sdactl admin diff "+exampleService+" -from 2\n",
 	func(fs *flag.FlagSet) func(context.Context, *env, *adminAPI, []string) error {
-		from := fs.Int64("from", -1, "live: the `SEQ` to diff from")
-		to := fs.Int64("to", -1, "live: the `SEQ` to diff to (default: the current)")
+		fromFlag := fs.String("from", "", "live: the `SEQ` to diff from")
+		toFlag := fs.String("to", "", "live: the `SEQ` to diff to (default: the current)")
 		tp := addTimeProfileFlags(fs)
 		details := fs.Int("details", 0, "also list up to `N` of the grants gained and lost")
 		asJSON := fs.Bool("json", false, "print the impact as JSON")
@@ -153,19 +155,27 @@ Both print as "sdactl admin what-if" does, at -time (default: now).
 			if err != nil {
 				return err
 			}
+			from, err := seqFlag("from", *fromFlag)
+			if err != nil {
+				return err
+			}
+			to, err := seqFlag("to", *toFlag)
+			if err != nil {
+				return err
+			}
 			switch {
 			case len(args) == 1:
 				return usageErrorf("give two files A B, or -from SEQ")
-			case len(args) == 2 && (*from >= 0 || *to >= 0):
+			case len(args) == 2 && (from >= 0 || to >= 0):
 				return usageErrorf("-from and -to are for the live diff, not for two files")
 			case len(args) == 2:
 				return offlineDiff(e, args[0], args[1], at, profile, *details, *asJSON)
-			case *from < 0:
+			case from < 0:
 				return usageErrorf("-from is required (or two files A B)")
 			}
-			q := url.Values{"from": {strconv.FormatInt(*from, 10)}}
-			if *to >= 0 {
-				q.Set("to", strconv.FormatInt(*to, 10))
+			q := url.Values{"from": {strconv.FormatInt(from, 10)}}
+			if to >= 0 {
+				q.Set("to", strconv.FormatInt(to, 10))
 			}
 			if at != nil {
 				q.Set("time", at.Format(time.RFC3339))
@@ -220,22 +230,26 @@ API key's hash). The sequence numbers are those of "sdactl admin diff
 -from". With -json, a JSON array of the service's entries.
 `, "  sdactl admin changes "+exampleService+"\n",
 	func(fs *flag.FlagSet) func(context.Context, *env, *adminAPI, []string) error {
-		since := fs.Int64("since", -1, "list the changes after this `SEQ` (default: from the oldest the service keeps)")
+		sinceFlag := fs.String("since", "", "list the changes after this `SEQ` (default: from the oldest the service keeps)")
 		limit := fs.Int("limit", 0, "list at most `N` changes (0: all)")
 		asJSON := fs.Bool("json", false, "print a JSON array of the changes")
 		return func(ctx context.Context, e *env, api *adminAPI, args []string) error {
 			if err := wantArgs(args, 0, 0, ""); err != nil {
 				return err
 			}
-			if *limit < 0 || *since < -1 {
-				return usageErrorf("-since and -limit must not be negative")
+			if *limit < 0 {
+				return usageErrorf("-limit must not be negative")
+			}
+			since, err := seqFlag("since", *sinceFlag)
+			if err != nil {
+				return err
 			}
 			arr := &jsonArray{w: e.stdout}
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			if !*asJSON {
 				fmt.Fprintln(tw, "SEQ\tCHANGE\tKIND\tID")
 			}
-			after, n := *since, 0
+			after, n := since, 0
 			var current int64
 			for {
 				size := listPageSize
@@ -290,3 +304,15 @@ API key's hash). The sequence numbers are those of "sdactl admin diff
 			return nil
 		}
 	})
+
+// seqFlag parses a sequence number flag: -1 when not given.
+func seqFlag(name, v string) (int64, error) {
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, usageErrorf("-%s %q: want a sequence number (0 or more)", name, v)
+	}
+	return n, nil
+}

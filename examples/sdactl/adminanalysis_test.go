@@ -154,6 +154,8 @@ func TestAdminChangesDiff(t *testing.T) {
 	wantContains(t, "newer format", r.stderr, "newer")
 	expect(t, 4, s.dir, "", "admin", "diff", "before.json", "missing.json")
 	s.run(2, "", "diff")
+	s.run(2, "", "diff", "-from", "yesterday")
+	s.run(2, "", "changes", "-since", "-3")
 	s.run(2, "", "diff", "before.json")
 	s.run(2, "", "diff", "before.json", "after.json", "-from", "1")
 }

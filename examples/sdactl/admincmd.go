@@ -52,9 +52,14 @@ remove-member NAME SUBJECT.
 const adminServiceDetails = `The service is named by -url or SDA_URL, the administrator's API key file
 by -api-key-file or SDA_API_KEY_FILE ("sdactl help admin").
 
-` + serviceExitCodes + `A record that is not there (HTTP 404) exits with 3, a record that exists
-already (create), a write that the service refuses as a conflict (409), and
-a key that is not an administrator's (403) with 1.
+The service's answers map to exit codes: 1 for a key that is not an
+administrator's (HTTP 403) and a write the service refuses as a conflict
+(409, such as a second device with one endpoint name); 3 for a rejected
+credential (401) or request (400, 413, 415: the service's message names
+the fields), a record that is not there (404) and a diff from before the
+service's history (410), an answer that is not what was expected or a
+redirect to plain http; 4 for a service that cannot be reached, times out
+or is unavailable (5xx).
 `
 
 // adminCollection is one collection of the administration API.

@@ -97,7 +97,7 @@ func policyFlags(fs *flag.FlagSet) func(rec any, set map[string]bool, create boo
 	id := fs.String("id", "", "the policy's `id` (create)")
 	name := fs.String("name", "", "a short `name` for owners")
 	desc := fs.String("description", "", "a longer description")
-	effect := fs.String("effect", "", "`allow` or deny (create: allow); deny wins over allow")
+	effect := fs.String("effect", "", "`effect`: allow or deny (create: allow); deny wins over allow")
 	inactive := fs.Bool("inactive", false, "the policy takes no part in decisions (update: -inactive=false activates it)")
 	users := fs.String("users", "", "user subject `ids`, comma-separated")
 	groups := fs.String("groups", "", "group `names`, comma-separated")
@@ -224,7 +224,7 @@ var subjectsCollection = &adminCollection{
 		id: func(rec any) string { return rec.(*policy.Subject).ID },
 		flags: func(fs *flag.FlagSet) func(rec any, set map[string]bool, create bool) error {
 			id := fs.String("id", "", "the subject's `id` (create)")
-			kind := fs.String("kind", "", "`user` or application (create: user)")
+			kind := fs.String("kind", "", "`kind`: user or application (create: user)")
 			groups := fs.String("groups", "", "the `groups` the subject belongs to, comma-separated")
 			return func(rec any, set map[string]bool, _ bool) error {
 				s := rec.(*policy.Subject)

@@ -63,6 +63,7 @@ func (s *Service) adminRoutes() map[string]apiHandler {
 	}
 	maps.Copy(routes, s.revocationRoutes())
 	maps.Copy(routes, s.impactRoutes())
+	maps.Copy(routes, s.ownerToolRoutes())
 	return routes
 }
 
@@ -102,7 +103,7 @@ func (s *Service) adminCreateAPIKey(w http.ResponseWriter, r *http.Request, a *a
 	}
 	var in apiKeyCreateJSON
 	if err := strictUnmarshal(body, &in); err != nil {
-		return errBadJSON
+		return badJSON(err)
 	}
 	secret, key, err := NewAPIKey(nil, in.ID, in.Subject, in.Admin, s.now())
 	if err != nil {
@@ -174,7 +175,7 @@ func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminReque
 	}
 	c, err := DecodeChange(a.kind, body)
 	if err != nil {
-		return errBadJSON
+		return badJSON(err)
 	}
 	if c.ID != a.id {
 		return &ValidationError{Fields: []FieldError{{Name: "id", Message: "must equal the id in the path"}}}

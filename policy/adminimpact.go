@@ -66,7 +66,7 @@ func (s *Service) impactParams(f *fieldErrs, at *time.Time, profile *string, lim
 func decodeWhatIf(body []byte) (*whatIfJSON, *fieldErrs, error) {
 	var in whatIfJSON
 	if err := strictUnmarshal(body, &in); err != nil {
-		return nil, nil, errBadJSON
+		return nil, nil, badJSON(err)
 	}
 	f := new(fieldErrs)
 	if in.Changes == nil {

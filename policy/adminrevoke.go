@@ -44,7 +44,7 @@ func (s *Service) adminRevoke(w http.ResponseWriter, r *http.Request, a *adminRe
 	}
 	var in revokeJSON
 	if err := strictUnmarshal(body, &in); err != nil {
-		return errBadJSON
+		return badJSON(err)
 	}
 	req := RevokeRequest{Kind: in.Kind, TokenID: in.TokenID, Hash: in.Hash, Subject: in.Subject, Device: in.Device,
 		Anchor: in.Anchor, Reason: in.Reason, By: a.principal.Subject}

@@ -33,6 +33,17 @@ type Change struct {
 	// write, not part of the record: stores do not keep it, and
 	// [Store.Changes] returns the change as a plain put.
 	Create bool `json:"-"`
+	// IfMatch makes a put or a delete conditional on the present value of
+	// its record: the batch fails with [ErrConflict] unless the record of
+	// this kind and id exists (counting the batch's earlier changes) and
+	// equals IfMatch's record, a put of the same kind and id. Records are
+	// compared by their JSON encoding. It is how a read-modify-write (a
+	// group membership added to a subject) is kept from losing a
+	// concurrent write: read, change, write with IfMatch set to what was
+	// read, and read again on a conflict. Like Create it is a condition on
+	// the write, not part of the record, and [Store.Changes] returns the
+	// change without it.
+	IfMatch *Change `json:"-"`
 
 	Policy  *Policy  `json:"policy,omitempty"`
 	Subject *Subject `json:"subject,omitempty"`
@@ -70,6 +81,22 @@ func DeleteRecord(kind Kind, id string) Change { return Change{Kind: kind, ID: i
 func (c *Change) validate() (Change, error) {
 	out := Change{Seq: c.Seq, Kind: c.Kind, ID: c.ID, Delete: c.Delete, Create: c.Create}
 	var f fieldErrs
+	if c.IfMatch != nil {
+		m := c.IfMatch
+		switch {
+		case c.Create:
+			f.add("if_match", "a creation has no present value to match")
+		case m.Kind != c.Kind || m.ID != c.ID || m.Delete || m.Create || m.IfMatch != nil:
+			f.add("if_match", "must be a plain put of the same kind and id")
+		default:
+			mv, err := m.validate()
+			if err != nil {
+				f.prefixed("if_match.", err)
+			} else {
+				out.IfMatch = &mv
+			}
+		}
+	}
 	set := 0
 	for _, p := range []bool{c.Policy != nil, c.Subject != nil, c.Device != nil, c.APIKey != nil, c.Revocation != nil} {
 		if p {
@@ -192,7 +219,7 @@ func DecodeChange(kind Kind, body []byte) (Change, error) {
 		return Change{}, fmt.Errorf("%w: unknown kind %q", ErrInvalid, kind)
 	}
 	if err != nil {
-		return Change{}, fmt.Errorf("%w: %s record: %v", ErrInvalid, kind, err)
+		return Change{}, fmt.Errorf("%w: %s record: %w", ErrInvalid, kind, err)
 	}
 	return c, nil
 }

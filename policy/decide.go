@@ -48,8 +48,8 @@ type Decision struct {
 // operation is granted without constraints; otherwise the operation is
 // permitted when all constraints of at least one alternative hold.
 type Grant struct {
-	Operation    string
-	Alternatives [][]ArgConstraint
+	Operation    string            `json:"operation"`
+	Alternatives [][]ArgConstraint `json:"alternatives,omitempty"`
 }
 
 // Denial explains why a request was denied.
@@ -159,19 +159,29 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := r.Time
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	st := e.st
-	if st == nil {
-		st = emptyState
+	return e.state().decide(r, devKeys, ops, auds), nil
+}
+
+// state returns the engine's state, or an empty one. The caller holds mu.
+func (e *Engine) state() *state {
+	if e.st == nil {
+		return emptyState
 	}
-	deny := func(aud, op string, reason error, p *compiled) (*Decision, error) {
+	return e.st
+}
+
+// decide decides the validated request r, whose distinct device keys,
+// operations and audiences are given, on st.
+func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
+	now := r.Time
+	deny := func(aud, op string, reason error, p *compiled) *Decision {
 		d := &Denial{Audience: aud, Operation: op, Reason: reason}
 		if p != nil {
 			d.PolicyID = p.p.ID
 		}
-		return &Decision{Denied: d}, nil
+		return &Decision{Denied: d}
 	}
 
 	subj := st.subjects[r.Subject]
@@ -198,42 +208,8 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 	for i, d := range devs {
 		cands = st.candidates(cands[:0], subj, d)
 		res := results[i*len(ops) : (i+1)*len(ops)]
-		for _, c := range cands {
-			applies := c.p.appliesAt(now)
-			future := !applies && c.p.Effect == Deny && c.p.Status == Active && now.Before(c.p.ValidFrom)
-			if !applies && !future {
-				continue
-			}
-			b := c.bound(now)
-			for _, ru := range c.rules {
-				for j, op := range ops {
-					if ru.name != op && ru.name != AllOperations {
-						continue
-					}
-					pr := &res[j]
-					switch {
-					case future:
-						if denyStart.IsZero() || c.p.ValidFrom.Before(denyStart) {
-							denyStart = c.p.ValidFrom
-						}
-					case c.p.Effect == Deny:
-						if pr.deny == nil || c.p.ID < pr.deny.p.ID {
-							pr.deny = c
-						}
-					case ru.key == "":
-						if better(b, c, pr.uBound, pr.uPolicy) {
-							pr.uBound, pr.uPolicy = b, c
-						}
-					default:
-						k := pr.altIndex(ru.key)
-						if k < 0 {
-							pr.alts = append(pr.alts, altResult{key: ru.key, cons: ru.cons, bound: b, policy: c})
-						} else if better(b, c, pr.alts[k].bound, pr.alts[k].policy) {
-							pr.alts[k].bound, pr.alts[k].policy = b, c
-						}
-					}
-				}
-			}
+		if ds := evaluate(cands, ops, now, res); !ds.IsZero() && (denyStart.IsZero() || ds.Before(denyStart)) {
+			denyStart = ds
 		}
 		for j := range res {
 			if res[j].deny != nil {
@@ -331,7 +307,52 @@ func (e *Engine) Decide(r *Request) (*Decision, error) {
 		dec.Policies[i] = c.p.ID
 	}
 	slices.Sort(dec.Policies)
-	return dec, nil
+	return dec
+}
+
+// evaluate fills res (one entry per operation of ops) with what the
+// candidate policies of one (subject, device) say at now, and returns the
+// earliest start of an active deny policy that will apply later to one of
+// the pairs (zero: none).
+func evaluate(cands []*compiled, ops []string, now time.Time, res []pairResult) (denyStart time.Time) {
+	for _, c := range cands {
+		applies := c.p.appliesAt(now)
+		future := !applies && c.p.Effect == Deny && c.p.Status == Active && now.Before(c.p.ValidFrom)
+		if !applies && !future {
+			continue
+		}
+		b := c.bound(now)
+		for _, ru := range c.rules {
+			for j, op := range ops {
+				if ru.name != op && ru.name != AllOperations {
+					continue
+				}
+				pr := &res[j]
+				switch {
+				case future:
+					if denyStart.IsZero() || c.p.ValidFrom.Before(denyStart) {
+						denyStart = c.p.ValidFrom
+					}
+				case c.p.Effect == Deny:
+					if pr.deny == nil || c.p.ID < pr.deny.p.ID {
+						pr.deny = c
+					}
+				case ru.key == "":
+					if better(b, c, pr.uBound, pr.uPolicy) {
+						pr.uBound, pr.uPolicy = b, c
+					}
+				default:
+					k := pr.altIndex(ru.key)
+					if k < 0 {
+						pr.alts = append(pr.alts, altResult{key: ru.key, cons: ru.cons, bound: b, policy: c})
+					} else if better(b, c, pr.alts[k].bound, pr.alts[k].policy) {
+						pr.alts[k].bound, pr.alts[k].policy = b, c
+					}
+				}
+			}
+		}
+	}
+	return denyStart
 }
 
 var emptyState = newState()

@@ -88,6 +88,28 @@
 // compare the states at two sequence numbers; older ones are a
 // [HistoryGoneError].
 //
+// # Explain, policy tests and groups
+//
+// [Engine.Explain] decides a request as Decide does and says why: per
+// (device, operation) pair, the policy rules that matched and apply, the
+// deny policies that applied, the allow policy that bounds the lifetime
+// and, for a denied pair, up to three near misses, allow policies failing
+// one or two conditions (subject, device, operation, status, valid_from,
+// valid_until; profile and constraints for constrained allows), each
+// failed condition described. Near misses are found through two more
+// indexes, every policy by each subject key and by each device key (about
+// 50 bytes per policy), and at most 64 policies are examined per pair, so
+// an explanation does not grow with the number of policies (see
+// BenchmarkExplain and BenchmarkEngineMemory); a store where more than 64
+// policies share one key may hide some near misses. A [TestSuite] of
+// expectations ("no junior may update-firmware anywhere") runs with
+// [Engine.RunTests], each (subject, device, operation) triple decided
+// alone, failures explained. Groups have no record: they are memberships of
+// subjects, which [Service.AddGroupMember] and [Service.RemoveGroupMember]
+// change with a write conditional on the subject read ([Change].IfMatch),
+// retried when it changed meanwhile, so that concurrent changes are not
+// lost.
+//
 // # Sharing a store
 //
 // A [Service] applies the [Store]'s numbered changes ([Store.Changes]) to
@@ -150,7 +172,9 @@
 // directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown
-// fields and trailing data are rejected), and every list and string in a
+// fields, wrong types and trailing data are rejected, with a [JSONError]
+// naming the JSON path of the failing value, which the HTTP API returns in
+// the error body's fields), and every list and string in a
 // record is bounded (limits.go). With a [RateLimit], one address or one
 // API key cannot take more than its share of the token endpoint, and failed
 // logins count against the address. Denial reasons naming policies go to the

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -38,6 +39,12 @@ type state struct {
 	pair   map[pairKey][]*compiled
 	bySubj map[string][]*compiled // verify the device
 	byDev  map[string][]*compiled // verify the subject
+
+	// Every policy by each of its subject keys, whatever its devices, and
+	// by each of its device keys, whatever its subjects: Explain looks up
+	// the policies that almost match with them (explain.go).
+	bySubjKey map[string][]*compiled
+	byDevKey  map[string][]*compiled
 }
 
 func newState() *state {
@@ -52,6 +59,8 @@ func newState() *state {
 		pair:       map[pairKey][]*compiled{},
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
+		bySubjKey:  map[string][]*compiled{},
+		byDevKey:   map[string][]*compiled{},
 	}
 }
 
@@ -200,6 +209,12 @@ func (c *compiled) matchesSubject(s *subjectEntry) bool {
 }
 
 func (st *state) index(c *compiled) {
+	for _, s := range c.subjKeys {
+		st.bySubjKey[s] = append(st.bySubjKey[s], c)
+	}
+	for _, d := range c.devKeys {
+		st.byDevKey[d] = append(st.byDevKey[d], c)
+	}
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
 	case n <= indexPairLimit:
@@ -237,6 +252,12 @@ func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled) {
 }
 
 func (st *state) unindex(c *compiled) {
+	for _, s := range c.subjKeys {
+		removeFrom(st.bySubjKey, s, c)
+	}
+	for _, d := range c.devKeys {
+		removeFrom(st.byDevKey, d, c)
+	}
 	switch {
 	case c.checkSubj:
 		for _, d := range c.devKeys {
@@ -333,10 +354,30 @@ func (st *state) check(changes []Change) error {
 		owner[neu] = id
 		return "", true
 	}
-	touched := map[recordKey]bool{} // records the batch has written so far
+	touched := map[recordKey]bool{}  // records the batch has written so far
+	var latest map[recordKey]*Change // the batch's last change of each record, when a change has IfMatch
+	for i := range changes {
+		if changes[i].IfMatch != nil {
+			latest = map[recordKey]*Change{}
+			break
+		}
+	}
 	for i := range changes {
 		c := &changes[i]
 		k := recordKey{c.Kind, c.ID}
+		if c.IfMatch != nil {
+			cur, seen := latest[k]
+			if !seen {
+				now := st.current(c.Kind, c.ID)
+				cur = &now
+			}
+			if !sameRecord(cur, c.IfMatch) {
+				return fmt.Errorf("%w: %s %q changed meanwhile", ErrConflict, c.Kind, c.ID)
+			}
+		}
+		if latest != nil {
+			latest[k] = c
+		}
 		if c.Create {
 			exists, seen := touched[k]
 			if !seen {
@@ -383,6 +424,17 @@ func (st *state) check(changes []Change) error {
 		}
 	}
 	return nil
+}
+
+// sameRecord reports whether the change cur (a put or a delete) puts the
+// record that the put want does, compared by JSON encoding.
+func sameRecord(cur, want *Change) bool {
+	if cur.Delete {
+		return false
+	}
+	a, err1 := cur.record()
+	b, err2 := want.record()
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
 
 // PrepareChanges validates a batch of changes and returns copies that share

@@ -178,3 +178,88 @@ func (e *FormatVersionError) Error() string {
 
 // Is reports whether target is [ErrFormatTooNew].
 func (e *FormatVersionError) Is(target error) bool { return target == ErrFormatTooNew }
+
+// JSONProblem says what is wrong with JSON that a strict decoder refused.
+type JSONProblem int
+
+// JSON problems, in [JSONError].Problem.
+const (
+	// JSONSyntax: the input is not JSON (or is empty).
+	JSONSyntax JSONProblem = iota + 1
+	// JSONUnknownField: an object has a member the expected shape lacks.
+	JSONUnknownField
+	// JSONWrongType: a value is not of the expected JSON type (or not an
+	// RFC 3339 time, base64 or an integer in range where one is expected).
+	JSONWrongType
+	// JSONTrailingData: something follows the JSON value.
+	JSONTrailingData
+)
+
+// String names the problem as the HTTP API's error bodies do.
+func (p JSONProblem) String() string {
+	switch p {
+	case JSONSyntax:
+		return "not valid JSON"
+	case JSONUnknownField:
+		return "unknown field"
+	case JSONWrongType:
+		return "wrong type"
+	case JSONTrailingData:
+		return "data after the JSON value"
+	}
+	return "invalid JSON"
+}
+
+// JSONError reports JSON refused by a strict decoder of this package (the
+// HTTP API's request bodies, records, store files, export documents): a
+// syntax error, an unknown field, a value of the wrong type or data after
+// the value. Path names the failing value as a JSON path relative to the
+// document: members by name, separated by dots, and list entries by
+// 0-based index in brackets ("subjects.userz", "operations[0].name",
+// "aud[2]"); it is empty for the document itself and for syntax errors.
+// It matches [ErrInvalid].
+type JSONError struct {
+	Problem JSONProblem
+	Path    string
+	// Expected, for JSONWrongType, names what was expected: "string",
+	// "integer", "number", "boolean", "array", "object", "base64" or
+	// "RFC 3339 time".
+	Expected string
+	// Offset, for JSONSyntax, is the byte offset where the input stopped
+	// being JSON.
+	Offset int64
+}
+
+// Error describes the problem and where it is.
+func (e *JSONError) Error() string {
+	switch {
+	case e.Problem == JSONSyntax:
+		return fmt.Sprintf("policy: invalid input: not valid JSON (at byte %d)", e.Offset)
+	case e.Problem == JSONUnknownField:
+		return fmt.Sprintf("policy: invalid input: unknown field %q", e.Path)
+	case e.Problem == JSONWrongType && e.Path == "":
+		return "policy: invalid input: the document " + e.FieldMessage()
+	case e.Problem == JSONWrongType:
+		return fmt.Sprintf("policy: invalid input: field %q %s", e.Path, e.FieldMessage())
+	}
+	return "policy: invalid input: " + e.Problem.String()
+}
+
+// FieldMessage is the message the HTTP API gives with the field's path:
+// "unknown field", or for a wrong type "must be " and what was expected
+// ("must be an array").
+func (e *JSONError) FieldMessage() string {
+	if e.Problem != JSONWrongType {
+		return e.Problem.String()
+	}
+	switch e.Expected {
+	case "integer", "array", "object", "RFC 3339 time":
+		return "must be an " + e.Expected
+	case "base64":
+		return "must be a base64 string"
+	}
+	return "must be a " + e.Expected
+}
+
+// Unwrap returns [ErrInvalid].
+func (e *JSONError) Unwrap() error { return ErrInvalid }

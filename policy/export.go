@@ -101,7 +101,7 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	}
 	var doc exportFile
 	if err := strictUnmarshal(b, &doc); err != nil {
-		return st, fmt.Errorf("%w: import: %v", ErrInvalid, err)
+		return st, fmt.Errorf("%w: import: %w", ErrInvalid, err)
 	}
 	prepared, err := prepareSnapshot(&doc.Snapshot)
 	if err != nil {

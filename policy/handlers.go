@@ -35,6 +35,23 @@ func (s *Service) AdminHandler() http.Handler { return s.handlers().admin }
 // [Service.AdminHandler]: the convenience for a service on one listener.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handlers().all.ServeHTTP(w, r) }
 
+// Routes returns the routes of the HTTP API, as [http.ServeMux] patterns
+// ("POST /ace-auth/token", "GET /admin/v1/policies/{id}"), sorted: every
+// route [Service.ServeHTTP] serves, those of [Service.PublicHandler] and
+// of [Service.AdminHandler]. A GET route also answers HEAD. It is for
+// checking a description of the API, such as docs/openapi.yaml, against
+// the service.
+func (s *Service) Routes() []string {
+	var out []string
+	for _, m := range []map[string]apiHandler{s.publicRoutes(), s.adminRoutes(), s.probeRoutes()} {
+		for pattern := range m {
+			out = append(out, pattern)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // serviceHandlers are the Service's HTTP handlers, created on first use.
 type serviceHandlers struct {
 	public, admin, all *router

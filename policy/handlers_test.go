@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,6 +32,11 @@ var testRoutes = []testRoute{
 	{AdminPathPrefix + "subjects/alice", "GET, PUT, DELETE", true},
 	{AdminPathPrefix + "devices/" + dev2, "GET, PUT, DELETE", true},
 	{AdminPathPrefix + "api-keys/alice-key", "GET, DELETE", true},
+	{explainPath, "POST", true},
+	{policyTestsPath, "POST", true},
+	{groupsPath, "GET", true},
+	{groupsPath + "/techs", "GET", true},
+	{groupsPath + "/techs/members/alice", "PUT, DELETE", true},
 }
 
 // testHandlers returns the service's three handlers by name, and whether
@@ -309,4 +315,38 @@ func FuzzHandlerPaths(f *testing.F) {
 			decodeError(t, w)
 		}
 	})
+}
+
+// TestRoutesAreServed checks that Service.Routes lists routes the service
+// serves (a request to each is not answered 404 or 405 by the router), and
+// every route of the public, administration and probe maps.
+func TestRoutesAreServed(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1)
+	routes := env.svc.Routes()
+	if !slices.IsSorted(routes) {
+		t.Errorf("Routes() not sorted: %q", routes)
+	}
+	want := 0
+	for _, m := range []map[string]apiHandler{env.svc.publicRoutes(), env.svc.adminRoutes(), env.svc.probeRoutes()} {
+		want += len(m)
+		for p := range m {
+			if !slices.Contains(routes, p) {
+				t.Errorf("Routes() lacks %q", p)
+			}
+		}
+	}
+	if len(routes) != want {
+		t.Errorf("Routes() has %d routes, want %d", len(routes), want)
+	}
+	for _, r := range routes {
+		method, path, ok := strings.Cut(r, " ")
+		if !ok {
+			t.Fatalf("route %q is not METHOD PATH", r)
+		}
+		path = strings.NewReplacer("{id}", "x", "{name}", "x", "{subject}", "x").Replace(path)
+		w := env.do(method, path, "", "")
+		if w.Code == http.StatusNotFound && strings.Contains(w.Body.String(), errPathNotFound.msg) || w.Code == http.StatusMethodNotAllowed {
+			t.Errorf("%s %s: %d %s, want the route served", method, path, w.Code, w.Body)
+		}
+	}
 }

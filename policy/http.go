@@ -75,6 +75,43 @@ var (
 	errMethodNotAllow = &httpError{http.StatusMethodNotAllowed, errTypeMethodNotAllowed, "method not allowed", nil}
 )
 
+// badJSON maps an error of strictUnmarshal to the answer to a request body
+// it refused: a *JSONError naming the failing field, a *ValidationError
+// of a record's own decoder, else errBadJSON.
+func badJSON(err error) error {
+	var je *JSONError
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &je):
+		return je
+	case errors.As(err, &ve):
+		return ve
+	}
+	return errBadJSON
+}
+
+// jsonHTTPError is the answer to a request body refused by a strict
+// decoder: 400 bad_request, naming in fields the JSON path of an unknown
+// member or of a value of the wrong type.
+func jsonHTTPError(je *JSONError) *httpError {
+	he := &httpError{http.StatusBadRequest, errTypeBadRequest, errBadJSON.msg, nil}
+	switch {
+	case je.Problem == JSONSyntax:
+		he.msg = fmt.Sprintf("the request body is not valid JSON (at byte %d)", je.Offset)
+	case je.Problem == JSONTrailingData:
+		he.msg = "the request body has data after the JSON value"
+	case je.Path == "" && je.Problem == JSONWrongType:
+		he.msg = "the request body " + je.FieldMessage()
+	case je.Problem == JSONUnknownField:
+		he.msg = fmt.Sprintf("the request body has an unknown field %q", je.Path)
+		he.fields = []FieldError{{Name: je.Path, Message: je.FieldMessage()}}
+	default:
+		he.msg = fmt.Sprintf("field %q of the request body %s", je.Path, je.FieldMessage())
+		he.fields = []FieldError{{Name: je.Path, Message: je.FieldMessage()}}
+	}
+	return he
+}
+
 // toHTTPError maps an error to its status, type and public message. Internal
 // details (store errors, denial reasons naming policies) stay in the log.
 func toHTTPError(err error) *httpError {
@@ -83,10 +120,13 @@ func toHTTPError(err error) *httpError {
 	var de *DeniedError
 	var be *RevocationBoundError
 	var rl *RateLimitError
+	var je *JSONError
 	var hg *HistoryGoneError
 	switch {
 	case errors.As(err, &he):
 		return he
+	case errors.As(err, &je):
+		return jsonHTTPError(je)
 	case errors.As(err, &rl):
 		return &httpError{http.StatusTooManyRequests, errTypeTooManyRequests, "too many token requests; retry after the time in the Retry-After header", nil}
 	case errors.As(err, &ve):
@@ -204,7 +244,7 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 		return nil, errTooLarge
 	}
 	if err := strictUnmarshal(body, &j); err != nil {
-		return nil, errBadJSON
+		return nil, badJSON(err)
 	}
 	var f fieldErrs
 	if j.GrantType != "client_credentials" {

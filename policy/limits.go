@@ -77,3 +77,27 @@ const (
 	maxImpactPairs   = 1 << 22 // (subject class, device class) pairs one impact evaluates
 	maxChangeLog     = 1000    // entries of one page of GET /admin/v1/changes
 )
+
+// Limits of the owner's tools: explain, policy tests and groups
+// (docs/PROTOCOL.md section 9, "Explain and policy tests").
+const (
+	// maxNearMisses bounds the near misses Explain reports per denied pair.
+	maxNearMisses = 3
+	// maxNearMissCandidates bounds the policies Explain examines, per
+	// denied pair, when it looks for near misses: the cost of an
+	// explanation does not grow with the number of policies.
+	maxNearMissCandidates = 64
+
+	// maxPolicyTests bounds the tests of one policy test suite.
+	maxPolicyTests = 1000
+	// maxPolicyTestChecks bounds the (subject, device, operation) triples
+	// that one run of a test suite decides: about 2 µs each, with the
+	// engine's read lock held.
+	maxPolicyTestChecks = 100000
+	// maxTestFailures bounds the failures a test result lists.
+	maxTestFailures = 5
+	// maxMembershipAttempts bounds the times a group membership change
+	// reads and writes its subject when the subject keeps changing
+	// meanwhile.
+	maxMembershipAttempts = 8
+)

@@ -132,7 +132,7 @@ func openFile(path string) (*MemoryStore, error) {
 	}
 	var snap storeFile
 	if err := strictUnmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("%w: store file %s: %v", ErrInvalid, path, err)
+		return nil, fmt.Errorf("%w: store file %s: %w", ErrInvalid, path, err)
 	}
 	prepared, err := prepareSnapshot(&snap.Snapshot)
 	if err != nil {
@@ -190,7 +190,8 @@ func (s *MemoryStore) Apply(ctx context.Context, changes ...Change) (int64, erro
 	s.seq = seq
 	for i := range prepared {
 		prepared[i].Seq = seq
-		prepared[i].Create = false // a condition on the write, not logged
+		prepared[i].Create = false // conditions on the write, not logged
+		prepared[i].IfMatch = nil
 	}
 	s.log = append(s.log, prepared...)
 	if len(s.log) > memLogLimit {

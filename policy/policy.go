@@ -1,10 +1,9 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,36 +69,29 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 	}{plain(p), int64(p.TokenLifetime / time.Second)})
 }
 
+// policyJSON is the JSON shape [Policy.UnmarshalJSON] decodes.
+type policyJSON struct {
+	plainPolicy
+	TokenLifetime int64 `json:"token_lifetime_seconds"`
+}
+
+// plainPolicy is a Policy without its JSON methods.
+type plainPolicy Policy
+
+// jsonShape returns the type of policyJSON, for strictUnmarshal's errors.
+func (*Policy) jsonShape() reflect.Type { return reflect.TypeFor[policyJSON]() }
+
 // UnmarshalJSON decodes a policy strictly: unknown fields are an error.
 func (p *Policy) UnmarshalJSON(b []byte) error {
-	type plain Policy
-	var v struct {
-		plain
-		TokenLifetime int64 `json:"token_lifetime_seconds"`
-	}
+	var v policyJSON
 	if err := strictUnmarshal(b, &v); err != nil {
 		return err
 	}
 	if v.TokenLifetime < 0 || v.TokenLifetime > int64(MaxTokenLifetime/time.Second) {
 		return &ValidationError{Fields: []FieldError{{Name: "token_lifetime_seconds", Message: "out of range"}}}
 	}
-	*p = Policy(v.plain)
+	*p = Policy(v.plainPolicy)
 	p.TokenLifetime = time.Duration(v.TokenLifetime) * time.Second
-	return nil
-}
-
-// strictUnmarshal decodes exactly one JSON value, rejecting unknown fields
-// and trailing data.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	// More would miss a trailing ']' or '}': only the end of input may follow.
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
 	return nil
 }
 

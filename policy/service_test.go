@@ -779,7 +779,8 @@ func FuzzDecodeTokenRequest(f *testing.F) {
 		if err != nil {
 			var he *httpError
 			var ve *ValidationError
-			if !errors.As(err, &he) && !errors.As(err, &ve) {
+			var je *JSONError
+			if !errors.As(err, &he) && !errors.As(err, &ve) && !errors.As(err, &je) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
 			if toHTTPError(err).status != http.StatusBadRequest && toHTTPError(err).status != http.StatusRequestEntityTooLarge {

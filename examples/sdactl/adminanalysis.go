@@ -21,7 +21,7 @@ import (
 
 // adminAnalysisCmds are the commands that explain and compare the access
 // the policies give, in help order.
-var adminAnalysisCmds = []*command{adminWhatIfCmd, adminDiffCmd, adminChangesCmd}
+var adminAnalysisCmds = []*command{adminExplainCmd, adminWhatIfCmd, adminDiffCmd, adminTestCmd, adminChangesCmd}
 
 // Paths of the administration API that these commands call.
 const (

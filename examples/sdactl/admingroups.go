@@ -108,7 +108,7 @@ func membershipCommand(add bool) *command {
 administrator's change of the subject at the same time is not lost. A
 subject that is not a member exits with 3.
 `
-	ex := "  sdactl admin groups remove-member " + exampleService + " technicians bob\n"
+	ex := "  sdactl admin groups remove-member " + exampleService + " technicians alice\n"
 	if add {
 		verb, method, summary = "add-member", "PUT", "add a subject to a group"
 		details = `Adds SUBJECT to group NAME with PUT /admin/v1/groups/NAME/members/SUBJECT,
@@ -116,7 +116,7 @@ atomically on the service: another administrator's change of the subject at
 the same time is not lost. Adding a member again changes nothing. Prints the
 subject as written.
 `
-		ex = "  sdactl admin groups add-member " + exampleService + " technicians bob\n"
+		ex = "  sdactl admin groups add-member " + exampleService + " technicians alice\n"
 	}
 	details += `With -what-if nothing is written: the grants that the change would add and
 remove are printed instead.

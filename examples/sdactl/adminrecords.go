@@ -21,9 +21,9 @@ import (
 // The collections of the administration API, their flags, tables and
 // readable forms.
 
-// The example lines of the help texts use this service and key file; the
-// tests run them against a service seeded with alice, bob, hvac-1 and the
-// policy roof.
+// The example lines of the help texts use this service and key file;
+// TestEveryHelpExample runs them after the example of "sdactl help
+// authserver", which creates alice, hvac-1, the policy roof and alice's key.
 const exampleService = "-url http://127.0.0.1:8080 -api-key-file admin.apikey"
 
 var policiesCollection = &adminCollection{
@@ -249,9 +249,9 @@ var subjectsCollection = &adminCollection{
 	examples: map[string]string{
 		"list":   "  sdactl admin subjects list " + exampleService + "\n",
 		"show":   "  sdactl admin subjects show " + exampleService + " alice\n",
-		"create": "  sdactl admin subjects create " + exampleService + " -id carol -groups technicians\n",
-		"update": "  sdactl admin subjects update " + exampleService + " carol -groups technicians,juniors\n",
-		"delete": "  sdactl admin subjects delete " + exampleService + " carol\n",
+		"create": "  sdactl admin subjects create " + exampleService + " -id bob -groups technicians\n",
+		"update": "  sdactl admin subjects update " + exampleService + " bob -groups technicians,juniors\n",
+		"delete": "  sdactl admin subjects delete " + exampleService + " bob\n",
 	},
 }
 

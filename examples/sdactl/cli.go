@@ -25,7 +25,8 @@ const exitCodesHelp = `Exit codes:
      status (verification error, access denied, operation failed, busy, ...),
      or the authorization service denied the request (a token request its
      policies deny, an API key that is not an administrator's, a revocation
-     beyond a device's status update bound)
+     beyond a device's status update bound, a conflicting write), a record
+     to create exists, an explained request is denied, a policy test fails
   2  usage error: unknown command, bad flag or argument
   3  input or verification error: a key, token or store that cannot be
      read back, a wrong passphrase, a token or status update that does not

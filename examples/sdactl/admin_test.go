@@ -142,6 +142,10 @@ devices:
 		"subjects":{"users":["alice"]},"operations":[{"name":"read-data"}],"devices":{"ids":["0123456789abcdef0123456789abcdef"]},
 		"token_lifetime_seconds":600}`)
 	s.run(0, "", "policies", "create", "-f", "p.json", "-id", "from-json-2", "-lifetime", "20m")
+	// YAML in flow style, which starts as JSON does.
+	writeFile(t, filepath.Join(s.dir, "flow.yaml"), `{id: flow, status: active, effect: allow, subjects: {users: [alice]},
+  operations: [{name: read-data}], devices: {all: true}, token_lifetime_seconds: 60}`)
+	s.run(0, "", "policies", "create", "-f", "flow.yaml")
 	s.record("/admin/v1/policies/from-json-2", &q)
 	if q.TokenLifetime != 20*time.Minute || q.Devices.IDs[0] != "0123456789abcdef0123456789abcdef" {
 		t.Fatalf("created from JSON with flags: %+v", q)
@@ -162,7 +166,8 @@ devices:
 	s.run(2, "", "policies", "create", "-id", "x", "-effect", "maybe")
 	s.run(2, "", "policies", "create", "-id", "x", "-valid-until", "tomorrow")
 	s.run(2, "", "policies", "create", "-id", "x", "-attr", "site")
-	s.run(2, "", "policies", "update", "roof") // nothing to change
+	s.run(2, "", "policies", "update", "roof")                                       // nothing to change
+	s.run(2, "", "policies", "update", "roof", "-what-if", "-details", "3", "-json") // nor here
 	s.run(2, "", "policies", "update", "roof", "-id", "roof2")
 	s.run(3, "", "policies", "update", "nope", "-inactive")
 	s.run(3, "", "policies", "show", "nope")

@@ -309,7 +309,7 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 // commandFlags are the flags of the create and update commands that are
 // not record fields.
 var commandFlags = map[string]bool{"url": true, "api-key-file": true, "ca": true, "timeout": true,
-	"f": true, "json": true, "what-if": true}
+	"f": true, "json": true, "what-if": true, "details": true}
 
 func (c *adminCollection) createCmd() *command {
 	return adminCommand(c.name+" create", "", "create "+article(c.one)+" from flags or a JSON or YAML file",

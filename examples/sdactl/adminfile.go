@@ -29,7 +29,7 @@ func (e *env) readJSONOrYAML(path string) ([]byte, error) {
 	if len(trimmed) == 0 {
 		return nil, inputErr(fmt.Errorf("%s: empty", path))
 	}
-	if trimmed[0] == '{' || trimmed[0] == '[' {
+	if json.Valid(trimmed) {
 		return trimmed, nil // JSON, decoded as it is
 	}
 	j, err := yaml.YAMLToJSON(data)

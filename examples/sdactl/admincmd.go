@@ -120,8 +120,8 @@ func buildAdminCommands() []*command {
 	return append(cmds, adminAnalysisCmds...)
 }
 
-// adminCommand builds an admin command whose run function gets the opened
-// API.
+// adminCommand builds an admin command whose run function gets the
+// administration API, opened at its first call.
 func adminCommand(name, args, summary, details, example string,
 	flags func(fs *flag.FlagSet) func(ctx context.Context, e *env, api *adminAPI, args []string) error) *command {
 	if example != "" {

@@ -66,7 +66,8 @@ var adminWhatIfCmd = adminCommand("what-if", "", "show what changes of policies,
 triples, that they would add and remove at -time (default: now), grouped
 by operation and by the classes of subjects and devices that the policies
 treat alike; nothing is written. The file holds a list of changes, or an
-object with "changes" (and optionally "time", "profile", "limit"): each
+object with "changes" (and optionally "time", "profile", "limit", which the
+flags override): each
 change is {"kind": "policy"|"subject"|"device", "id": ID, and the record
 under its kind ("policy": {...}) or "delete": true}. -details N also lists
 up to N of the grants. With -json, the service's answer.
@@ -102,22 +103,25 @@ For example, changes.yaml:
 			if err != nil {
 				return err
 			}
-			var body whatIfBody
+			// The service decodes the changes strictly and names the
+			// field that fails ("changes[0].policy.subjects"): the file
+			// goes as it is, with the flags' time, profile and limit.
+			body := map[string]json.RawMessage{}
 			if data[0] == '[' {
-				err = strictJSON(data, &body.Changes)
-			} else {
-				err = strictJSON(data, &body)
-			}
-			if err != nil {
-				return inputErr(fmt.Errorf("%s: not a list of changes: %w", *file, err))
+				body["changes"] = data
+			} else if err := json.Unmarshal(data, &body); err != nil {
+				return inputErr(fmt.Errorf("%s: neither a list of changes nor an object with \"changes\": %w", *file, err))
 			}
 			if at != nil {
-				body.Time = at
+				body["time"], _ = json.Marshal(at)
 			}
 			if profile != "" {
-				body.Profile = profile
+				body["profile"], _ = json.Marshal(profile)
 			}
-			return whatIf(ctx, e, api, &body, *details, *asJSON)
+			if *details > 0 {
+				body["limit"], _ = json.Marshal(*details)
+			}
+			return whatIf(ctx, e, api, body, *details, *asJSON)
 		}
 	})
 

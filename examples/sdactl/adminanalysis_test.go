@@ -88,7 +88,7 @@ func TestAdminWhatIf(t *testing.T) {
 	wantContains(t, "what-if invalid", r.stderr, `"changes[0].policy.`)
 	writeFile(t, filepath.Join(s.dir, "typo.yaml"), "- kind: subject\n  id: bob\n  delete: true\n  deleted: true\n")
 	r = s.run(3, "", "what-if", "-f", "typo.yaml")
-	wantContains(t, "what-if typo", r.stderr, `unknown field "deleted"`)
+	wantContains(t, "what-if typo", r.stderr, `"changes[0].deleted": "unknown field"`)
 	s.run(2, "", "what-if")
 	s.run(2, "", "what-if", "-f", "changes.yaml", "-details", "-1")
 }

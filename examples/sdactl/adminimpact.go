@@ -87,15 +87,17 @@ func (w *whatIfFlags) run(ctx context.Context, e *env, api *adminAPI, changes []
 	if *w.details < 0 || *w.details > maxImpactDetails {
 		return usageErrorf("-details: want 0 to %d", maxImpactDetails)
 	}
-	return whatIf(ctx, e, api, &whatIfBody{Changes: changes}, *w.details, false)
+	body := &whatIfBody{Changes: changes}
+	if *w.details > 0 {
+		body.Limit = *w.details
+	}
+	return whatIf(ctx, e, api, body, *w.details, false)
 }
 
-// whatIf posts a what-if request and prints the impact: for an owner, or
-// the service's JSON answer.
-func whatIf(ctx context.Context, e *env, api *adminAPI, body *whatIfBody, details int, asJSON bool) error {
-	if details > 0 {
-		body.Limit = details
-	}
+// whatIf posts a what-if request (body: a whatIfBody, or its JSON) and
+// prints the impact: for an owner with up to details grants, or the
+// service's JSON answer.
+func whatIf(ctx context.Context, e *env, api *adminAPI, body any, details int, asJSON bool) error {
 	if asJSON {
 		var raw jsonRaw
 		if err := api.call(ctx, "POST", whatIfPath, nil, body, &raw); err != nil {

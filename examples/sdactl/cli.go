@@ -25,7 +25,8 @@ const exitCodesHelp = `Exit codes:
      status (verification error, access denied, operation failed, busy, ...),
      or the authorization service denied the request (a token request its
      policies deny, an API key that is not an administrator's, a revocation
-     beyond a device's status update bound)
+     beyond a device's status update bound, a conflicting write), a record
+     to create exists, an explained request is denied, a policy test fails
   2  usage error: unknown command, bad flag or argument
   3  input or verification error: a key, token or store that cannot be
      read back, a wrong passphrase, a token or status update that does not
@@ -103,13 +104,13 @@ type command struct {
 
 // commands returns every command, in the order help lists them.
 func commands() []*command {
-	return []*command{
+	return append([]*command{
 		keysGenerateCmd, keysShowCmd,
 		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
 		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
 		revocationsListCmd, statusShowCmd, statusPushCmd,
 		callCmd, deviceCmd, authserverCmd, storeExportCmd, storeImportCmd, versionCmd,
-	}
+	}, adminCmds...)
 }
 
 // run is sdactl: it runs the command in args and returns the exit code.
@@ -130,6 +131,10 @@ func (e *env) run(ctx context.Context, args []string) int {
 				printCommandHelp(e.stdout, c)
 				return exitOK
 			}
+			if g := groupOf(args[1:]); g == strings.Join(args[1:], " ") {
+				printGroupHelp(e.stdout, g)
+				return exitOK
+			}
 			fmt.Fprintf(e.stderr, "sdactl help: unknown command %q\n", strings.Join(args[1:], " "))
 			return exitUsage
 		}
@@ -138,13 +143,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	c, rest := findCommand(args)
 	if c == nil {
-		if group := groupOf(args[0]); group != "" {
-			fmt.Fprintf(e.stderr, "sdactl %s: expected a subcommand:\n", args[0])
-			for _, c := range commands() {
-				if strings.HasPrefix(c.name, group+" ") {
-					fmt.Fprintf(e.stderr, "  sdactl %-17s %s\n", c.name, c.summary)
-				}
-			}
+		if group := groupOf(args); group != "" {
+			fmt.Fprintf(e.stderr, "sdactl %s: expected a subcommand:\n", group)
+			printSubcommands(e.stderr, group)
 			return exitUsage
 		}
 		fmt.Fprintf(e.stderr, "sdactl: unknown command %q; run \"sdactl help\"\n", args[0])
@@ -211,15 +212,48 @@ func findCommand(args []string) (*command, []string) {
 	return nil, nil
 }
 
-// groupOf returns word if it names a group of subcommands ("keys", "token").
-func groupOf(word string) string {
-	for _, c := range commands() {
-		if g, _, ok := strings.Cut(c.name, " "); ok && g == word {
-			return g
+// groupOf returns the longest run of the first words of args that names a
+// group of subcommands ("keys", "token", "admin", "admin policies"), or "".
+func groupOf(args []string) string {
+	for n := len(args); n > 0; n-- {
+		prefix := strings.Join(args[:n], " ")
+		for _, c := range commands() {
+			if strings.HasPrefix(c.name, prefix+" ") {
+				return prefix
+			}
 		}
 	}
 	return ""
 }
+
+// printSubcommands lists the commands of a group.
+func printSubcommands(w io.Writer, group string) {
+	width := 17
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			width = max(width, len(c.name))
+		}
+	}
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			fmt.Fprintf(w, "  sdactl %-*s %s\n", width, c.name, c.summary)
+		}
+	}
+}
+
+// printGroupHelp prints the help of a group of subcommands: its
+// introduction, when it has one, and its commands.
+func printGroupHelp(w io.Writer, group string) {
+	if intro := groupIntro[group]; intro != "" {
+		fmt.Fprint(w, intro, "\n")
+	}
+	fmt.Fprintf(w, "Commands of sdactl %s (\"sdactl help <command>\" for each):\n", group)
+	printSubcommands(w, group)
+	fmt.Fprintf(w, "\n%s", exitCodesHelp)
+}
+
+// groupIntro introduces the groups that "sdactl help" lists as one line.
+var groupIntro = map[string]string{"admin": adminIntro}
 
 func (e *env) printHelp(w io.Writer) {
 	fmt.Fprint(w, `sdactl is a command-line tool for Secure Device Access (SDA): keys, access
@@ -232,6 +266,12 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
+		if g, _, _ := strings.Cut(c.name, " "); groupIntro[g] != "" {
+			if strings.HasPrefix(c.name, g+" ") && c == firstOfGroup(g) {
+				fmt.Fprintf(w, "  %-17s %s\n", g+" ...", groupSummary[g])
+			}
+			continue
+		}
 		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
@@ -241,6 +281,19 @@ Files sdactl writes are created with mode 0600 and never overwritten.
 Results go to standard output; errors and progress lines to standard error.
 
 `, exitCodesHelp)
+}
+
+// groupSummary is the line "sdactl help" prints for a group of groupIntro.
+var groupSummary = map[string]string{"admin": adminSummary}
+
+// firstOfGroup returns the first command of a group.
+func firstOfGroup(group string) *command {
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			return c
+		}
+	}
+	return nil
 }
 
 func printCommandHelp(w io.Writer, c *command) {

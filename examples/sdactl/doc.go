@@ -115,8 +115,55 @@
 //	    Print the module version recorded in the binary ("(devel)" when
 //	    none is known), the commit when recorded, and the Go version.
 //
+// The device owner's commands ("sdactl help admin") manage access through
+// the administration API with an administrator's API key; the service is
+// named by -url or SDA_URL, the key file by -api-key-file or
+// SDA_API_KEY_FILE (a file, never the key itself), and -ca names the CA
+// certificates of an https service the system does not trust:
+//
+//	admin COLLECTION list [-limit N] [-json]
+//	admin COLLECTION show [-json] ID
+//	admin COLLECTION create (record flags | -f FILE [record flags]) [-what-if [-details N]] [-json]
+//	admin COLLECTION update ID (record flags | -f FILE [record flags]) [-what-if [-details N]] [-json]
+//	admin COLLECTION delete ID [-what-if [-details N]]
+//	    COLLECTION is policies, subjects, devices or api-keys (which has no
+//	    update). Records come from flags (policies: -id -name -description
+//	    -effect -inactive -users -groups -apps -ops -all-devices -device-ids
+//	    -endpoint-names -attr key=v1,v2 -lifetime -valid-from -valid-until,
+//	    -ops in the scope text form such as 'read-data
+//	    set-temperature(arg0 in 16..28)'; subjects: -id -kind -groups;
+//	    devices: -id -endpoint-name -attr key=value) or from a JSON or YAML
+//	    file, decoded strictly (an unknown field is refused, naming it).
+//	    update changes the fields its flags name and keeps the others (GET
+//	    then PUT: a concurrent update in between is lost). create does not
+//	    replace an existing record (exit 1). -what-if writes nothing and
+//	    prints the grants the change would add and remove.
+//	admin api-keys create -id ID -subject S [-admin] [-json]
+//	    Print the new key's secret once, on stdout.
+//	admin groups list | show NAME | add-member NAME SUBJECT | remove-member NAME SUBJECT
+//	    Groups as the memberships of subjects, changed one at a time and
+//	    atomically on the service.
+//	admin explain  -subject S -aud AUD... -ops "OPS" [-time T] [-profile v1|v2] [-json]
+//	    The decision with its reasons: per device and operation the verdict,
+//	    the policies that matched, the deny policies, the policy that chose
+//	    the lifetime, and for a denial the near misses with their failed
+//	    conditions. Exits with 1 when the request would be denied.
+//	admin what-if  -f FILE [-time T] [-profile v1|v2] [-details N] [-json]
+//	    The grants (subject, device, operation) that the changes of FILE
+//	    would add and remove, summarised by group and device selector.
+//	admin diff     -from SEQ [-to SEQ] | A B  [-time T] [-details N] [-json]
+//	    The same between two points of the service's change log, or offline
+//	    between two store files or export documents.
+//	admin test     [-store FILE] [-json] TESTFILE
+//	    Run policy tests ("alice may configure rooftop-1", "no junior may
+//	    update-firmware anywhere") against the service or, offline, a store
+//	    file or export document; exit 1 when a test fails, each failure
+//	    explained.
+//	admin changes  [-since SEQ] [-limit N] [-json]
+//	    The change log: sequence number, kind, id, put or delete.
+//
 // The commands that call the authorization service (token fetch, tokens
-// list, revoke, revocations list, status show) send the API key only over
+// list, revoke, revocations list, status show, admin) send the API key only over
 // https, or plain http to a loopback host, and never follow a redirect
 // elsewhere.
 //
@@ -131,13 +178,16 @@
 //	   status (verification error, access denied, operation failed, busy),
 //	   the authorization service's policies denied the token request, the
 //	   administration API refused a key that is not an administrator's
-//	   (HTTP 403), or the service refused a revocation beyond a status
-//	   update bound (HTTP 409)
+//	   (HTTP 403), the service refused a revocation beyond a status
+//	   update bound or a write as a conflict (HTTP 409), "admin create"
+//	   found the record already there, "admin explain" explained a denial,
+//	   or "admin test" had a test fail
 //	2  usage error: unknown command, bad flag or argument
 //	3  input or verification error: a key, token or store file that cannot be
 //	   read back, a wrong passphrase, a token or status update that does not
 //	   verify, a token that does not belong to the -key given, a credential or
-//	   request the service rejects (HTTP 400, 401), an unknown device (404)
+//	   request the service rejects (HTTP 400, 401, 410), an unknown device
+//	   or record (404)
 //	4  I/O or network error: a file that is missing or already exists, a
 //	   device, service or database that cannot be reached, a timeout, a
 //	   service that is unavailable (5xx), an operation whose outcome is

@@ -83,9 +83,19 @@ func (r result) String() string {
 // its exit code.
 func sdactl(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
+	return sdactlEnv(t, dir, nil, stdin, args...)
+}
+
+// sdactlEnv is sdactl with the variables of environ ("NAME=value") added
+// to the environment.
+func sdactlEnv(t *testing.T, dir string, environ []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sdactlBin, args...)
+	if environ != nil {
+		cmd.Env = append(os.Environ(), environ...)
+	}
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.WaitDelay = 5 * time.Second

@@ -374,6 +374,10 @@ func newExampleRunner(t *testing.T, dir string, ran map[string]bool) *exampleRun
 	return &exampleRunner{t: t, dir: dir, vars: map[string]string{}, addrs: map[string]string{}, ran: ran}
 }
 
+// exampleFileRE matches a file printed in a help text: "For example,
+// NAME:" and the lines indented by four spaces that follow.
+var exampleFileRE = regexp.MustCompile(`For example, ([\w.-]+):\n((?:    .*\n)+)`)
+
 var assignRE = regexp.MustCompile(`^([A-Z_]+)=\$\(cat ([^ )]+)\)$`)
 
 // run runs one example line; the test fails if it fails.
@@ -486,6 +490,21 @@ func TestEveryHelpExample(t *testing.T) {
 	runAll(online, "device", "token fetch", "tokens list", "status show", "status push",
 		"revoke token", "revoke subject", "revoke device", "revoke anchor", "revocations list")
 	runAll(online, "store export")
+
+	// The owner's commands, on what the service's example created: bob
+	// is created first and deleted last. The files they read (a what-if's
+	// changes, a test suite) are printed in their help.
+	for _, c := range commands() {
+		for _, m := range exampleFileRE.FindAllStringSubmatch(helpText(c), -1) {
+			writeFile(t, filepath.Join(online.dir, m[1]), strings.ReplaceAll(m[2], "\n    ", "\n")[4:])
+		}
+	}
+	runAll(online, "admin subjects create", "admin subjects list", "admin subjects show", "admin subjects update",
+		"admin policies list", "admin policies show", "admin policies create", "admin policies update", "admin policies delete",
+		"admin devices list", "admin devices show", "admin devices create", "admin devices update", "admin devices delete",
+		"admin api-keys list", "admin api-keys show", "admin api-keys create", "admin api-keys delete",
+		"admin groups list", "admin groups show", "admin groups add-member", "admin groups remove-member",
+		"admin explain", "admin what-if", "admin diff", "admin test", "admin changes", "admin subjects delete")
 
 	for _, c := range commands() {
 		for _, cmd := range examples[c.name] {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +39,14 @@ var listPageSize = maxListPageSize
 type serviceFlags struct {
 	url, credFile *string
 	timeout       *time.Duration
+	// credFlag is the name of the credential file flag.
+	credFlag string
+	// caFile, when not nil, is the -ca flag: the CA certificates that an
+	// https service's certificate must chain to.
+	caFile *string
+	// fromEnv makes SDA_URL and SDA_API_KEY_FILE the defaults of -url and
+	// the credential file flag.
+	fromEnv bool
 }
 
 func addServiceFlags(fs *flag.FlagSet, what string) serviceFlags {
@@ -43,6 +54,31 @@ func addServiceFlags(fs *flag.FlagSet, what string) serviceFlags {
 		url:      fs.String("url", "", "authorization service base `URL`, https (http only on a loopback host) (required)"),
 		credFile: fs.String("credential-file", "", what+" API key `file`, one line (\"-\": stdin) (required)"),
 		timeout:  fs.Duration("timeout", client.DefaultHTTPTimeout, "bound on each request"),
+		credFlag: "credential-file",
+	}
+}
+
+// Environment variables that the "admin" commands read when their flags
+// are not given.
+const (
+	envURL        = "SDA_URL"
+	envAPIKeyFile = "SDA_API_KEY_FILE"
+)
+
+// maxCAFile bounds the -ca file: a bundle of CA certificates.
+const maxCAFile = 1 << 20
+
+// addAdminServiceFlags declares the service flags of the "admin" commands:
+// -url (default $SDA_URL), -api-key-file (default $SDA_API_KEY_FILE: a
+// file, never the key itself), -ca and -timeout.
+func addAdminServiceFlags(fs *flag.FlagSet) serviceFlags {
+	return serviceFlags{
+		url:      fs.String("url", "", "authorization service base `URL`, https (http only on a loopback host) (default $"+envURL+")"),
+		credFile: fs.String("api-key-file", "", "administrator's API key `file`, one line (\"-\": stdin) (default $"+envAPIKeyFile+")"),
+		caFile:   fs.String("ca", "", "PEM `file` of the CA certificates an https service's certificate must chain to (default: the system's)"),
+		timeout:  fs.Duration("timeout", client.DefaultHTTPTimeout, "bound on each request"),
+		credFlag: "api-key-file",
+		fromEnv:  true,
 	}
 }
 
@@ -58,11 +94,23 @@ type serviceAPI struct {
 
 // check validates the flags without touching files or the network.
 func (f serviceFlags) check() (*url.URL, error) {
+	if f.fromEnv {
+		if *f.url == "" {
+			*f.url = os.Getenv(envURL)
+		}
+		if *f.credFile == "" {
+			*f.credFile = os.Getenv(envAPIKeyFile)
+		}
+	}
 	switch {
+	case *f.url == "" && f.fromEnv:
+		return nil, usageErrorf("-url (or $%s) is required", envURL)
+	case *f.credFile == "" && f.fromEnv:
+		return nil, usageErrorf("-%s (or $%s) is required", f.credFlag, envAPIKeyFile)
 	case *f.url == "":
 		return nil, usageErrorf("-url is required")
 	case *f.credFile == "":
-		return nil, usageErrorf("-credential-file is required")
+		return nil, usageErrorf("-%s is required", f.credFlag)
 	case *f.timeout <= 0:
 		return nil, usageErrorf("-timeout must be positive")
 	}
@@ -87,6 +135,19 @@ func (f serviceFlags) open(e *env) (*serviceAPI, error) {
 		return nil, err
 	}
 	hc := &http.Client{Timeout: *f.timeout}
+	if f.caFile != nil && *f.caFile != "" {
+		pem, err := e.readFile(*f.caFile, maxCAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, inputErr(fmt.Errorf("-ca %s: no PEM certificate", *f.caFile))
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if !credentialMayGo(req.URL) {
 			return fmt.Errorf("%w to %q, which is not https (http only on a loopback host)", errInsecureRedirect, req.URL.Redacted())
@@ -114,8 +175,8 @@ func credentialMayGo(u *url.URL) bool {
 }
 
 // call sends a request to path (below the base URL's path) with query q and
-// JSON body in (nil: none), and decodes a 2xx answer into out. An error
-// answer is an *apiError.
+// JSON body in (nil: none), and decodes a 2xx answer into out (nil: the
+// body is not read as JSON). An error answer is an *apiError.
 func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	u := *a.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
@@ -158,6 +219,9 @@ func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values
 	}
 	if len(data) > maxAPIResponse {
 		return inputErr(fmt.Errorf("the answer of %s is larger than %d bytes", u.Redacted(), maxAPIResponse))
+	}
+	if out == nil { // an answer without a body, such as 204
+		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return inputErr(fmt.Errorf("the answer of %s is not the JSON expected: %w", u.Redacted(), err))

@@ -110,8 +110,14 @@ type compiled struct {
 	checkDev  bool
 	checkSubj bool // indexed by device only
 	rules     []rule
-	ids, eps  []string            // sorted copies of the device selector
-	attrs     map[string][]string // sorted values
+	ids, eps  []string   // sorted copies of the device selector
+	attrs     []attrVals // sorted by key
+}
+
+// attrVals is one attribute of a device selector and its values, sorted.
+type attrVals struct {
+	key  string
+	vals []string
 }
 
 type rule struct {
@@ -153,9 +159,9 @@ func compile(p *Policy) *compiled {
 			c.devKeys = append(c.devKeys, "k\x00"+k0+"\x00"+v)
 		}
 		c.checkDev = len(sel.Attributes) > 1
-		c.attrs = make(map[string][]string, len(sel.Attributes))
-		for k, vs := range sel.Attributes {
-			c.attrs[k] = slices.Sorted(slices.Values(vs))
+		c.attrs = make([]attrVals, len(keys))
+		for i, k := range keys {
+			c.attrs[i] = attrVals{key: k, vals: slices.Sorted(slices.Values(sel.Attributes[k]))}
 		}
 	}
 	c.ids = slices.Sorted(slices.Values(sel.IDs))
@@ -187,12 +193,12 @@ func (c *compiled) matchesDevice(d *deviceEntry) bool {
 	if len(c.attrs) == 0 {
 		return false
 	}
-	for k, vs := range c.attrs {
-		v, ok := d.d.Attributes[k]
+	for i := range c.attrs {
+		v, ok := d.d.Attributes[c.attrs[i].key]
 		if !ok {
 			return false
 		}
-		if _, ok := slices.BinarySearch(vs, v); !ok {
+		if _, ok := slices.BinarySearch(c.attrs[i].vals, v); !ok {
 			return false
 		}
 	}

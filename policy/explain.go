@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -219,9 +220,53 @@ func (e *Engine) Explain(r *Request) (*Explanation, error) {
 }
 
 // explain explains the validated request r, whose distinct device keys,
-// operations and audiences are given, on st.
+// operations and audiences are given, on st. It evaluates each known
+// device's candidate policies once, and decides from those results as
+// decide does.
 func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
-	dec := st.decide(r, devKeys, ops, auds)
+	subj := st.subjects[r.Subject]
+	devs := make([]*deviceEntry, len(devKeys))
+	for i, k := range devKeys {
+		devs[i] = st.device(k)
+	}
+	// The candidates of device i are cands[bounds[i]:bounds[i+1]], its
+	// results results[i*len(ops):(i+1)*len(ops)].
+	var cands []*compiled
+	bounds := make([]int, len(devs)+1)
+	results := make([]pairResult, len(devs)*len(ops))
+	denyStarts := make([]time.Time, len(devs))
+	var denyStart time.Time
+	for i, d := range devs {
+		if subj != nil && d != nil {
+			cands = st.candidates(cands, subj, d)
+			denyStarts[i] = evaluate(cands[bounds[i]:], ops, r.Time, results[i*len(ops):(i+1)*len(ops)])
+			denyStart = earliest(denyStart, denyStarts[i])
+		}
+		bounds[i+1] = len(cands)
+	}
+	// The same sorted by id, for the matched rules.
+	byID := slices.Clone(cands)
+	for i := range devs {
+		slices.SortStableFunc(byID[bounds[i]:bounds[i+1]], func(a, b *compiled) int { return strings.Compare(a.p.ID, b.p.ID) })
+	}
+
+	var dec *Decision
+	switch unknown := slices.Index(devs, nil); {
+	case subj == nil:
+		dec = denied(auds[0], ops[0], ErrUnknownSubject, nil)
+	case unknown >= 0:
+		dec = denied(auds[unknown], ops[0], ErrUnknownDevice, nil)
+	default:
+		for i := range devs {
+			if dec = firstDenial(results[i*len(ops):(i+1)*len(ops)], auds[i], ops); dec != nil {
+				break
+			}
+		}
+		if dec == nil {
+			dec = grant(r, len(devs), ops, auds, results, denyStart)
+		}
+	}
+
 	x := &Explanation{
 		Object: "explanation", Subject: r.Subject, Time: r.Time, Profile: profileName(r.Structured),
 		Allowed: dec.Allowed, ExpiresAt: dec.Expiry, Policies: dec.Policies, Grants: dec.Grants, Denied: dec.Denied,
@@ -233,19 +278,9 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	if x.Grants == nil {
 		x.Grants = []Grant{}
 	}
-	subj := st.subjects[r.Subject]
-	for i, k := range devKeys {
-		d := st.device(k)
-		var res []pairResult
-		var cands []*compiled
-		var denyStart time.Time
-		if subj != nil && d != nil {
-			res = make([]pairResult, len(ops))
-			cands = st.candidates(nil, subj, d)
-			denyStart = evaluate(cands, ops, r.Time, res)
-		}
+	for i, d := range devs {
 		for j, op := range ops {
-			pe := PairExplanation{Audience: auds[i], Operation: op, Matched: []PolicyMatch{}}
+			pe := PairExplanation{Audience: auds[i], Operation: op}
 			if d != nil {
 				pe.Device, pe.EndpointName = d.d.ID, d.d.EndpointName
 			}
@@ -255,15 +290,19 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			case d == nil:
 				pe.Reason = ReasonCode(ErrUnknownDevice)
 			default:
-				st.explainPair(&pe, r, subj, d, cands, &res[j], denyStart)
+				pr := &results[i*len(ops)+j]
+				st.explainPair(&pe, r, subj, d, cands[bounds[i]:bounds[i+1]], byID[bounds[i]:bounds[i+1]], pr, denyStarts[i])
 				if dec.Allowed {
-					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(&res[j], &dec.Grants[j], denyStart)
+					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(pr, &dec.Grants[j], denyStarts[i])
 				}
 				if dn := dec.Denied; dn != nil && dn.Audience == auds[i] && dn.Operation == op && errors.Is(dn.Reason, ErrConstraintsDiffer) {
 					pe.Allowed, pe.Reason = false, ReasonCode(ErrConstraintsDiffer)
-					pe.NearMisses = constrainedMisses(&res[j], condConstraints,
+					pe.NearMisses = constrainedMisses(pr, condConstraints,
 						fmt.Sprintf("allows %s only under constraints that the other requested devices do not all allow", op))
 				}
+			}
+			if pe.Matched == nil {
+				pe.Matched = []PolicyMatch{}
 			}
 			x.Pairs = append(x.Pairs, pe)
 		}
@@ -271,21 +310,27 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	return x
 }
 
-// device returns the device with the given device key ("i\x00id" or
-// "e\x00endpoint name"), or nil.
-func (st *state) device(key string) *deviceEntry {
-	if key[0] == 'i' {
-		return st.devices[key[2:]]
-	}
-	return st.byEndpoint[key[2:]]
-}
-
 // explainPair fills pe for a known subject and device from the candidate
-// policies of the pair and pr, what they say about it, as if the pair were
-// asked alone.
-func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry, d *deviceEntry, cands []*compiled, pr *pairResult, denyStart time.Time) {
+// policies of the pair (cands in index order, byID the same sorted by id,
+// stably) and pr, what they say about it, as if the pair were asked
+// alone.
+func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry, d *deviceEntry, cands, byID []*compiled, pr *pairResult, denyStart time.Time) {
 	now, op := r.Time, pe.Operation
-	for _, c := range cands {
+	n := 0
+	for _, c := range byID {
+		if c.p.appliesAt(now) {
+			for i := range c.rules {
+				if c.rules[i].name == op || c.rules[i].name == AllOperations {
+					n++
+				}
+			}
+		}
+	}
+	pe.Matched = make([]PolicyMatch, 0, n)
+	for _, c := range byID {
+		if n == 0 {
+			break
+		}
 		if !c.p.appliesAt(now) {
 			continue
 		}
@@ -293,21 +338,19 @@ func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry
 			if ru.name != op && ru.name != AllOperations {
 				continue
 			}
+			n--
 			m := PolicyMatch{Policy: c.p.ID, Effect: c.p.Effect, Rule: ru.name}
 			if c.p.Effect == Allow {
 				m.ExpiresAt = c.bound(now)
-				m.Constraints = cloneConstraints(ru.cons)
-				if len(m.Constraints) == 0 {
-					m.Constraints = nil
+				if len(ru.cons) > 0 {
+					m.Constraints = cloneConstraints(ru.cons)
 				}
 			} else if !slices.Contains(pe.DenyPolicies, c.p.ID) {
-				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID)
+				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID) // in id order
 			}
 			pe.Matched = append(pe.Matched, m)
 		}
 	}
-	slices.SortStableFunc(pe.Matched, func(a, b PolicyMatch) int { return strings.Compare(a.Policy, b.Policy) })
-	slices.Sort(pe.DenyPolicies)
 
 	// The lifetime the pair alone would get: its best unconstrained
 	// allow, else (v2) the earliest bound of its alternatives.
@@ -396,76 +439,79 @@ func constrainedMisses(pr *pairResult, cond, msg string) []NearMiss {
 // two of the conditions subject, device, operation, status, valid_from and
 // valid_until for the pair, fewest failures first, then by id. It examines
 // at most maxNearMissCandidates policies, found by index: those matching
-// both subject and device, then those naming one of the subject's keys,
-// then those selecting one of the device's keys. Only the policies kept
-// have their failed conditions described.
+// both subject and device (cands, in their order), then those naming one
+// of the subject's keys, then those selecting one of the device's keys.
+//
+// A policy is scored with one bit per failed condition, cheapest
+// conditions first, and dropped as soon as it cannot enter the near misses
+// kept so far; only the policies finally kept have their failed
+// conditions described. As cands holds every policy that matches both
+// subject and device, a policy found by one of them matches the other
+// when it is in cands: the selectors are evaluated only for a policy
+// found by one of several attributes that it selects.
 func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compiled, op string, now time.Time) []NearMiss {
-	type kept struct {
-		n int // failed conditions
-		c *compiled
-	}
-	var top []kept // sorted by (n, id), at most maxNearMisses
-	examined := 0
-	consider := func(c *compiled) bool {
-		if examined >= maxNearMissCandidates {
-			return false
-		}
-		examined++
-		if c.p.Effect != Allow {
-			return true
-		}
-		worst := 2 // a policy failing more conditions is no near miss, nor one failing more than the kept ones
-		if len(top) == maxNearMisses {
-			worst = top[len(top)-1].n
-		}
-		n := failedCount(c, subj, d, op, now, worst)
-		if n == 0 || n > worst {
-			return true
-		}
-		k := kept{n, c}
-		less := func(a, b kept) bool { return a.n < b.n || a.n == b.n && a.c.p.ID < b.c.p.ID }
-		if len(top) == maxNearMisses && !less(k, top[len(top)-1]) || slices.ContainsFunc(top, func(t kept) bool { return t.c == c }) {
-			return true
-		}
-		i := 0
-		for i < len(top) && less(top[i], k) {
-			i++
-		}
-		top = slices.Insert(top, i, k)
-		if len(top) > maxNearMisses {
-			top = top[:maxNearMisses]
-		}
-		return true
-	}
+	s := nearMissSearch{subj: subj, d: d, cands: cands, op: op, now: now}
 	func() {
 		for _, c := range cands {
-			if !consider(c) {
+			if !s.consider(c, foundByBoth) {
 				return
 			}
 		}
 		for _, k := range subj.keys {
 			for _, c := range st.bySubjKey[k] {
-				if !consider(c) {
+				if !s.consider(c, foundBySubject) {
 					return
 				}
 			}
 		}
 		for _, k := range d.keys {
+			how := foundByDevice
+			if k[0] == 'k' {
+				how = foundByAttribute
+			}
 			for _, c := range st.byDevKey[k] {
-				if !consider(c) {
+				if !s.consider(c, how) {
 					return
 				}
 			}
 		}
 	}()
-	out := make([]NearMiss, len(top))
-	for i, k := range top {
-		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: failedConditions(k.c, subj, d, op, now)}
+	out := make([]NearMiss, s.n)
+	for i, k := range s.top[:s.n] {
+		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: failedConditions(k.c, k.mask, subj, d, op)}
 	}
 	return out
 }
 
-// Bits of failedMask, one per condition.
+// How the near-miss search found a policy.
+const (
+	foundByBoth      = iota // in the candidates: matches subject and device
+	foundBySubject          // by one of the subject's keys: matches the subject
+	foundByDevice           // by the device's id, endpoint name or "*": matches the device
+	foundByAttribute        // by one of the device's attributes: matches it unless it selects several
+)
+
+// nearMissSearch is the state of one search of nearMisses.
+type nearMissSearch struct {
+	subj     *subjectEntry
+	d        *deviceEntry
+	cands    []*compiled
+	op       string
+	now      time.Time
+	examined int
+	n        int                     // near misses kept in top
+	top      [maxNearMisses]nearMiss // sorted by (failed, id)
+}
+
+// nearMiss is a policy that almost applies, with its failed conditions:
+// their number and one bit each (failSubject, ...).
+type nearMiss struct {
+	c      *compiled
+	failed int
+	mask   int
+}
+
+// Bits of a nearMiss's mask, one per condition.
 const (
 	failSubject = 1 << iota
 	failDevice
@@ -475,90 +521,125 @@ const (
 	failValidUntil
 )
 
-// failedMask returns the conditions on which policy c fails to apply to
-// the pair (subject, device, op) at now, one bit each.
-func failedMask(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time) int {
-	m := 0
+// consider examines policy c, found as how says, and keeps it when it is
+// one of the best near misses so far. It reports false, examining
+// nothing, once maxNearMissCandidates policies have been examined.
+func (s *nearMissSearch) consider(c *compiled, how int) bool {
+	if s.examined >= maxNearMissCandidates {
+		return false
+	}
+	s.examined++
 	p := c.p
-	if !c.matchesSubject(subj) {
-		m |= failSubject
+	if p.Effect != Allow {
+		return true
 	}
-	if !c.matchesDevice(d) {
-		m |= failDevice
-	}
-	if !slices.ContainsFunc(c.rules, func(ru rule) bool { return ru.name == op || ru.name == AllOperations }) {
-		m |= failOperation
-	}
-	if p.Status != Active {
-		m |= failStatus
-	}
-	if !p.ValidFrom.IsZero() && now.Before(p.ValidFrom) {
-		m |= failValidFrom
-	}
-	if !p.ValidUntil.IsZero() && !now.Before(p.ValidUntil) {
-		m |= failValidUntil
-	}
-	return m
-}
-
-// failedCount counts the conditions on which policy c fails to apply to
-// the pair (subject, device, op) at now, cheapest first, and stops
-// counting above limit.
-func failedCount(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time, limit int) int {
-	p := c.p
-	n := 0
-	if p.Status != Active {
-		n++
-	}
-	if !p.ValidFrom.IsZero() && now.Before(p.ValidFrom) {
-		n++
-	}
-	if !p.ValidUntil.IsZero() && !now.Before(p.ValidUntil) {
-		n++
-	}
-	if !slices.ContainsFunc(c.rules, func(ru rule) bool { return ru.name == op || ru.name == AllOperations }) {
-		n++
-	}
-	if n > limit {
-		return n
-	}
-	if !c.matchesSubject(subj) {
-		n++
-	}
-	if n > limit {
-		return n
-	}
-	if !c.matchesDevice(d) {
-		n++
-	}
-	return n
-}
-
-// failedConditions describes the conditions on which policy c fails to
-// apply to the pair (subject, device, op) at now.
-func failedConditions(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time) []FailedCondition {
-	m := failedMask(c, subj, d, op, now)
-	var out []FailedCondition
-	add := func(bit int, cond, format string, args ...any) {
-		if m&bit != 0 {
-			out = append(out, FailedCondition{Condition: cond, Message: fmt.Sprintf(format, args...)})
+	// limit is the most conditions c may fail and still be kept: two, or
+	// when the near misses are all found, fewer than the last one (as
+	// many, when c's id comes first).
+	limit := 2
+	if s.n == maxNearMisses {
+		last := &s.top[s.n-1]
+		limit = last.failed
+		if p.ID >= last.c.p.ID {
+			limit--
+		}
+		if limit == 0 {
+			return true
 		}
 	}
+	mask, n := 0, 0
+	fail := func(bit int) {
+		mask |= bit
+		n++
+	}
+	if p.Status != Active {
+		fail(failStatus)
+	}
+	if !p.ValidFrom.IsZero() && s.now.Before(p.ValidFrom) {
+		fail(failValidFrom)
+	}
+	if !p.ValidUntil.IsZero() && !s.now.Before(p.ValidUntil) {
+		fail(failValidUntil)
+	}
+	if !c.namesOperation(s.op) {
+		fail(failOperation)
+	}
+	if n > limit {
+		return true
+	}
+	switch {
+	case how == foundByBoth || slices.Contains(s.cands, c):
+	case how == foundBySubject:
+		fail(failDevice)
+	case how == foundByDevice || len(c.attrs) <= 1 || c.matchesDevice(s.d):
+		fail(failSubject)
+	default:
+		// Found by an attribute of the device, and fails the others.
+		fail(failDevice)
+		if n <= limit && !c.matchesSubject(s.subj) {
+			fail(failSubject)
+		}
+	}
+	if n == 0 || n > limit {
+		return true
+	}
+	for _, k := range s.top[:s.n] {
+		if k.c == c {
+			return true
+		}
+	}
+	i := s.n
+	for i > 0 && (n < s.top[i-1].failed || n == s.top[i-1].failed && p.ID < s.top[i-1].c.p.ID) {
+		i--
+	}
+	if s.n < maxNearMisses {
+		s.n++
+	}
+	copy(s.top[i+1:s.n], s.top[i:s.n-1])
+	s.top[i] = nearMiss{c: c, failed: n, mask: mask}
+	return true
+}
+
+// namesOperation reports whether one of c's rules names op or "*".
+func (c *compiled) namesOperation(op string) bool {
+	for i := range c.rules {
+		if c.rules[i].name == op || c.rules[i].name == AllOperations {
+			return true
+		}
+	}
+	return false
+}
+
+// failedConditions describes the conditions, one bit each in mask, on
+// which policy c fails to apply to the pair (subject, device, op).
+func failedConditions(c *compiled, mask int, subj *subjectEntry, d *deviceEntry, op string) []FailedCondition {
+	out := make([]FailedCondition, 0, bits.OnesCount(uint(mask)))
+	add := func(cond, msg string) { out = append(out, FailedCondition{Condition: cond, Message: msg}) }
 	p := c.p
-	add(failSubject, condSubject, "applies to %s, not to %s", describePolicySubjects(&p.Subjects), describeSubject(subj.s))
-	add(failDevice, condDevice, "selects %s, not %s", describeSelector(&p.Devices), describeDeviceRecord(d.d))
-	if m&failOperation != 0 {
+	if mask&failSubject != 0 {
+		add(condSubject, "applies to "+describePolicySubjects(&p.Subjects)+", not to "+describeSubject(subj.s))
+	}
+	if mask&failDevice != 0 {
+		add(condDevice, "selects "+describeSelector(&p.Devices)+", not "+describeDeviceRecord(d.d))
+	}
+	if mask&failOperation != 0 {
 		var names []string
 		for _, ru := range c.rules {
 			if !slices.Contains(names, ru.name) {
 				names = append(names, ru.name)
 			}
 		}
-		add(failOperation, condOperation, "names %s, not %s", shortList(names), op)
+		add(condOperation, "names "+shortList(names)+", not "+op)
 	}
-	add(failStatus, condStatus, "is %s", p.Status)
-	add(failValidFrom, condValidFrom, "valid from %s, after the time asked", p.ValidFrom.UTC().Format(time.RFC3339))
-	add(failValidUntil, condValidUntil, "valid until %s, not after the time asked", p.ValidUntil.UTC().Format(time.RFC3339))
+	if mask&failStatus != 0 {
+		add(condStatus, "is "+string(p.Status))
+	}
+	if mask&failValidFrom != 0 {
+		add(condValidFrom, "valid from "+p.ValidFrom.UTC().Format(time.RFC3339)+", after the time asked")
+	}
+	if mask&failValidUntil != 0 {
+		add(condValidUntil, "valid until "+p.ValidUntil.UTC().Format(time.RFC3339)+", not after the time asked")
+	}
 	return out
 }
 

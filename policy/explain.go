@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -611,93 +612,155 @@ func (c *compiled) namesOperation(op string) bool {
 }
 
 // failedConditions describes the conditions, one bit each in mask, on
-// which policy c fails to apply to the pair (subject, device, op).
+// which policy c fails to apply to the pair (subject, device, op). Each
+// message is built in one buffer and allocated once.
 func failedConditions(c *compiled, mask int, subj *subjectEntry, d *deviceEntry, op string) []FailedCondition {
 	out := make([]FailedCondition, 0, bits.OnesCount(uint(mask)))
-	add := func(cond, msg string) { out = append(out, FailedCondition{Condition: cond, Message: msg}) }
+	var buf [256]byte
+	add := func(cond string, msg []byte) { out = append(out, FailedCondition{Condition: cond, Message: string(msg)}) }
 	p := c.p
 	if mask&failSubject != 0 {
-		add(condSubject, "applies to "+describePolicySubjects(&p.Subjects)+", not to "+describeSubject(subj.s))
+		b := appendPolicySubjects(append(buf[:0], "applies to "...), &p.Subjects)
+		add(condSubject, appendSubject(append(b, ", not to "...), subj.s))
 	}
 	if mask&failDevice != 0 {
-		add(condDevice, "selects "+describeSelector(&p.Devices)+", not "+describeDeviceRecord(d.d))
+		b := appendSelector(append(buf[:0], "selects "...), &p.Devices)
+		add(condDevice, appendDeviceRecord(append(b, ", not "...), d.d))
 	}
 	if mask&failOperation != 0 {
-		var names []string
+		var nb [8]string
+		names := nb[:0]
 		for _, ru := range c.rules {
 			if !slices.Contains(names, ru.name) {
 				names = append(names, ru.name)
 			}
 		}
-		add(condOperation, "names "+shortList(names)+", not "+op)
+		b := appendShortList(append(buf[:0], "names "...), names)
+		add(condOperation, append(append(b, ", not "...), op...))
 	}
 	if mask&failStatus != 0 {
-		add(condStatus, "is "+string(p.Status))
+		add(condStatus, append(append(buf[:0], "is "...), p.Status...))
 	}
 	if mask&failValidFrom != 0 {
-		add(condValidFrom, "valid from "+p.ValidFrom.UTC().Format(time.RFC3339)+", after the time asked")
+		b := p.ValidFrom.UTC().AppendFormat(append(buf[:0], "valid from "...), time.RFC3339)
+		add(condValidFrom, append(b, ", after the time asked"...))
 	}
 	if mask&failValidUntil != 0 {
-		add(condValidUntil, "valid until "+p.ValidUntil.UTC().Format(time.RFC3339)+", not after the time asked")
+		b := p.ValidUntil.UTC().AppendFormat(append(buf[:0], "valid until "...), time.RFC3339)
+		add(condValidUntil, append(b, ", not after the time asked"...))
 	}
 	return out
 }
 
 // shortList joins up to five entries with commas, and says how many more.
-func shortList(list []string) string {
+func shortList(list []string) string { return string(appendShortList(nil, list)) }
+
+// appendShortList appends shortList(list) to b.
+func appendShortList(b []byte, list []string) []byte {
 	const show = 5
-	if len(list) <= show {
-		return strings.Join(list, ", ")
+	for i, s := range list[:min(len(list), show)] {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, s...)
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(list[:show], ", "), len(list)-show)
+	if len(list) > show {
+		b = append(b, " and "...)
+		b = strconv.AppendInt(b, int64(len(list)-show), 10)
+		b = append(b, " more"...)
+	}
+	return b
 }
 
-func describePolicySubjects(s *Subjects) string {
-	var parts []string
+// appendPart appends to b, which held n bytes before the first part, the
+// label of one more part of a description, after "; " when it is not the
+// first.
+func appendPart(b []byte, n int, label string) []byte {
+	if len(b) > n {
+		b = append(b, "; "...)
+	}
+	return append(b, label...)
+}
+
+// appendPolicySubjects appends to b the subjects a policy names: "users
+// ...; groups ...; applications ...".
+func appendPolicySubjects(b []byte, s *Subjects) []byte {
+	n := len(b)
 	if len(s.Users) > 0 {
-		parts = append(parts, "users "+shortList(s.Users))
+		b = appendShortList(appendPart(b, n, "users "), s.Users)
 	}
 	if len(s.Groups) > 0 {
-		parts = append(parts, "groups "+shortList(s.Groups))
+		b = appendShortList(appendPart(b, n, "groups "), s.Groups)
 	}
 	if len(s.Applications) > 0 {
-		parts = append(parts, "applications "+shortList(s.Applications))
+		b = appendShortList(appendPart(b, n, "applications "), s.Applications)
 	}
-	return strings.Join(parts, "; ")
+	return b
 }
 
-func describeSubject(s *Subject) string {
-	d := string(s.Kind) + " " + s.ID
+// appendSubject appends to b a subject's kind, id and groups.
+func appendSubject(b []byte, s *Subject) []byte {
+	b = append(append(append(b, s.Kind...), ' '), s.ID...)
 	if len(s.Groups) > 0 {
-		d += " (groups " + shortList(s.Groups) + ")"
+		b = append(appendShortList(append(b, " (groups "...), s.Groups), ')')
 	}
-	return d
+	return b
 }
 
-func describeSelector(s *DeviceSelector) string {
+// describeSelector describes a device selector: "all devices", or "ids
+// ...; endpoint names ...; attributes k=v1|v2, ...".
+func describeSelector(s *DeviceSelector) string { return string(appendSelector(nil, s)) }
+
+// appendSelector appends describeSelector(s) to b.
+func appendSelector(b []byte, s *DeviceSelector) []byte {
 	if s.All {
-		return "all devices"
+		return append(b, "all devices"...)
 	}
-	var parts []string
+	n := len(b)
 	if len(s.IDs) > 0 {
-		parts = append(parts, "ids "+shortList(s.IDs))
+		b = appendShortList(appendPart(b, n, "ids "), s.IDs)
 	}
 	if len(s.EndpointNames) > 0 {
-		parts = append(parts, "endpoint names "+shortList(s.EndpointNames))
+		b = appendShortList(appendPart(b, n, "endpoint names "), s.EndpointNames)
 	}
 	if len(s.Attributes) > 0 {
-		var attrs []string
-		for _, k := range slices.Sorted(mapsKeys(s.Attributes)) {
-			attrs = append(attrs, k+"="+strings.Join(s.Attributes[k], "|"))
+		b = appendPart(b, n, "attributes ")
+		var kb [1]string
+		keys := kb[:0]
+		if len(s.Attributes) == 1 {
+			for k := range s.Attributes {
+				keys = append(keys, k)
+			}
+		} else {
+			keys = slices.Sorted(mapsKeys(s.Attributes))
 		}
-		parts = append(parts, "attributes "+shortList(attrs))
+		const show = 5
+		for i, k := range keys[:min(len(keys), show)] {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(append(b, k...), '=')
+			for j, v := range s.Attributes[k] {
+				if j > 0 {
+					b = append(b, '|')
+				}
+				b = append(b, v...)
+			}
+		}
+		if len(keys) > show {
+			b = append(b, " and "...)
+			b = strconv.AppendInt(b, int64(len(keys)-show), 10)
+			b = append(b, " more"...)
+		}
 	}
-	return strings.Join(parts, "; ")
+	return b
 }
 
-func describeDeviceRecord(d *Device) string {
+// appendDeviceRecord appends to b a device's endpoint name and id.
+func appendDeviceRecord(b []byte, d *Device) []byte {
 	if d.EndpointName != "" {
-		return "ep:" + d.EndpointName + " (id " + d.ID + ")"
+		b = append(append(b, "ep:"...), d.EndpointName...)
+		return append(append(append(b, " (id "...), d.ID...), ')')
 	}
-	return "id " + d.ID
+	return append(append(b, "id "...), d.ID...)
 }

@@ -617,7 +617,9 @@ func (c *compiled) namesOperation(op string) bool {
 func failedConditions(c *compiled, mask int, subj *subjectEntry, d *deviceEntry, op string) []FailedCondition {
 	out := make([]FailedCondition, 0, bits.OnesCount(uint(mask)))
 	var buf [256]byte
-	add := func(cond string, msg []byte) { out = append(out, FailedCondition{Condition: cond, Message: string(msg)}) }
+	add := func(cond string, msg []byte) {
+		out = append(out, FailedCondition{Condition: cond, Message: string(msg)})
+	}
 	p := c.p
 	if mask&failSubject != 0 {
 		b := appendPolicySubjects(append(buf[:0], "applies to "...), &p.Subjects)

@@ -131,6 +131,11 @@ var reasonCodes = [...]struct {
 // "constraints_differ"), or "" when err matches none of them.
 func ReasonCode(err error) string {
 	for _, rc := range reasonCodes {
+		if err == rc.err {
+			return rc.code
+		}
+	}
+	for _, rc := range reasonCodes {
 		if errors.Is(err, rc.err) {
 			return rc.code
 		}
@@ -245,11 +250,28 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 		}
 		bounds[i+1] = len(cands)
 	}
-	// The same sorted by id, for the matched rules.
+	// The same sorted by id, for the matched rules, and the number of
+	// rules that match each pair.
 	byID := slices.Clone(cands)
+	matches := make([]int, len(devs)*len(ops))
+	total := 0
 	for i := range devs {
 		slices.SortStableFunc(byID[bounds[i]:bounds[i+1]], func(a, b *compiled) int { return strings.Compare(a.p.ID, b.p.ID) })
+		for _, c := range cands[bounds[i]:bounds[i+1]] {
+			if !c.p.appliesAt(r.Time) {
+				continue
+			}
+			for _, ru := range c.rules {
+				for j, op := range ops {
+					if ru.name == op || ru.name == AllOperations {
+						matches[i*len(ops)+j]++
+						total++
+					}
+				}
+			}
+		}
 	}
+	matched := make([]PolicyMatch, 0, total) // shared by the pairs
 
 	var dec *Decision
 	switch unknown := slices.Index(devs, nil); {
@@ -292,6 +314,8 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 				pe.Reason = ReasonCode(ErrUnknownDevice)
 			default:
 				pr := &results[i*len(ops)+j]
+				n := matches[i*len(ops)+j]
+				pe.Matched, matched = matched[:0:n], matched[n:n:cap(matched)]
 				st.explainPair(&pe, r, subj, d, cands[bounds[i]:bounds[i+1]], byID[bounds[i]:bounds[i+1]], pr, denyStarts[i])
 				if dec.Allowed {
 					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(pr, &dec.Grants[j], denyStarts[i])
@@ -314,22 +338,11 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 // explainPair fills pe for a known subject and device from the candidate
 // policies of the pair (cands in index order, byID the same sorted by id,
 // stably) and pr, what they say about it, as if the pair were asked
-// alone.
+// alone. pe.Matched is empty, with room for exactly the matched rules.
 func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry, d *deviceEntry, cands, byID []*compiled, pr *pairResult, denyStart time.Time) {
 	now, op := r.Time, pe.Operation
-	n := 0
 	for _, c := range byID {
-		if c.p.appliesAt(now) {
-			for i := range c.rules {
-				if c.rules[i].name == op || c.rules[i].name == AllOperations {
-					n++
-				}
-			}
-		}
-	}
-	pe.Matched = make([]PolicyMatch, 0, n)
-	for _, c := range byID {
-		if n == 0 {
+		if len(pe.Matched) == cap(pe.Matched) {
 			break
 		}
 		if !c.p.appliesAt(now) {
@@ -339,7 +352,6 @@ func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry
 			if ru.name != op && ru.name != AllOperations {
 				continue
 			}
-			n--
 			m := PolicyMatch{Policy: c.p.ID, Effect: c.p.Effect, Rule: ru.name}
 			if c.p.Effect == Allow {
 				m.ExpiresAt = c.bound(now)
@@ -477,11 +489,7 @@ func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compile
 			}
 		}
 	}()
-	out := make([]NearMiss, s.n)
-	for i, k := range s.top[:s.n] {
-		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: failedConditions(k.c, k.mask, subj, d, op)}
-	}
-	return out
+	return s.misses()
 }
 
 // How the near-miss search found a policy.
@@ -611,25 +619,55 @@ func (c *compiled) namesOperation(op string) bool {
 	return false
 }
 
-// failedConditions describes the conditions, one bit each in mask, on
-// which policy c fails to apply to the pair (subject, device, op). Each
-// message is built in one buffer and allocated once.
-func failedConditions(c *compiled, mask int, subj *subjectEntry, d *deviceEntry, op string) []FailedCondition {
-	out := make([]FailedCondition, 0, bits.OnesCount(uint(mask)))
-	var buf [256]byte
-	add := func(cond string, msg []byte) {
-		out = append(out, FailedCondition{Condition: cond, Message: string(msg)})
+// misses returns the near misses kept, their failed conditions described.
+// The conditions of all of them share one slice, and their messages,
+// built in one buffer, one string.
+func (s *nearMissSearch) misses() []NearMiss {
+	total := 0
+	for _, k := range s.top[:s.n] {
+		total += bits.OnesCount(uint(k.mask))
 	}
+	out := make([]NearMiss, s.n)
+	conds := make([]FailedCondition, total)
+	var buf [1024]byte
+	var ends [maxNearMisses * len(condNames)]int // of each message in b
+	b, j := buf[:0], 0
+	for i, k := range s.top[:s.n] {
+		n := bits.OnesCount(uint(k.mask))
+		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: conds[j : j+n : j+n]}
+		for bit, name := range condNames {
+			if k.mask&(1<<bit) != 0 {
+				conds[j].Condition = name
+				b = s.appendFailure(b, 1<<bit, k.c)
+				ends[j] = len(b)
+				j++
+			}
+		}
+	}
+	msgs, start := string(b), 0
+	for j := range conds {
+		conds[j].Message = msgs[start:ends[j]]
+		start = ends[j]
+	}
+	return out
+}
+
+// condNames are the conditions of the bits of a nearMiss's mask, in bit
+// order.
+var condNames = [...]string{condSubject, condDevice, condOperation, condStatus, condValidFrom, condValidUntil}
+
+// appendFailure appends to b the message saying why policy c fails the
+// condition bit of the pair searched.
+func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 	p := c.p
-	if mask&failSubject != 0 {
-		b := appendPolicySubjects(append(buf[:0], "applies to "...), &p.Subjects)
-		add(condSubject, appendSubject(append(b, ", not to "...), subj.s))
-	}
-	if mask&failDevice != 0 {
-		b := appendSelector(append(buf[:0], "selects "...), &p.Devices)
-		add(condDevice, appendDeviceRecord(append(b, ", not "...), d.d))
-	}
-	if mask&failOperation != 0 {
+	switch bit {
+	case failSubject:
+		b = appendPolicySubjects(append(b, "applies to "...), &p.Subjects)
+		return appendSubject(append(b, ", not to "...), s.subj.s)
+	case failDevice:
+		b = appendSelector(append(b, "selects "...), &p.Devices)
+		return appendDeviceRecord(append(b, ", not "...), s.d.d)
+	case failOperation:
 		var nb [8]string
 		names := nb[:0]
 		for _, ru := range c.rules {
@@ -637,21 +675,17 @@ func failedConditions(c *compiled, mask int, subj *subjectEntry, d *deviceEntry,
 				names = append(names, ru.name)
 			}
 		}
-		b := appendShortList(append(buf[:0], "names "...), names)
-		add(condOperation, append(append(b, ", not "...), op...))
+		b = appendShortList(append(b, "names "...), names)
+		return append(append(b, ", not "...), s.op...)
+	case failStatus:
+		return append(append(b, "is "...), p.Status...)
+	case failValidFrom:
+		b = p.ValidFrom.UTC().AppendFormat(append(b, "valid from "...), time.RFC3339)
+		return append(b, ", after the time asked"...)
+	default: // failValidUntil
+		b = p.ValidUntil.UTC().AppendFormat(append(b, "valid until "...), time.RFC3339)
+		return append(b, ", not after the time asked"...)
 	}
-	if mask&failStatus != 0 {
-		add(condStatus, append(append(buf[:0], "is "...), p.Status...))
-	}
-	if mask&failValidFrom != 0 {
-		b := p.ValidFrom.UTC().AppendFormat(append(buf[:0], "valid from "...), time.RFC3339)
-		add(condValidFrom, append(b, ", after the time asked"...))
-	}
-	if mask&failValidUntil != 0 {
-		b := p.ValidUntil.UTC().AppendFormat(append(buf[:0], "valid until "...), time.RFC3339)
-		add(condValidUntil, append(b, ", not after the time asked"...))
-	}
-	return out
 }
 
 // shortList joins up to five entries with commas, and says how many more.

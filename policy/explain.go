@@ -688,10 +688,8 @@ func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 	}
 }
 
-// shortList joins up to five entries with commas, and says how many more.
-func shortList(list []string) string { return string(appendShortList(nil, list)) }
-
-// appendShortList appends shortList(list) to b.
+// appendShortList appends to b up to five entries of list joined with
+// commas, and says how many more.
 func appendShortList(b []byte, list []string) []byte {
 	const show = 5
 	for i, s := range list[:min(len(list), show)] {

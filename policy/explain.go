@@ -293,7 +293,7 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	x := &Explanation{
 		Object: "explanation", Subject: r.Subject, Time: r.Time, Profile: profileName(r.Structured),
 		Allowed: dec.Allowed, ExpiresAt: dec.Expiry, Policies: dec.Policies, Grants: dec.Grants, Denied: dec.Denied,
-		Pairs: make([]PairExplanation, 0, len(auds)*len(ops)),
+		Pairs: make([]PairExplanation, len(auds)*len(ops)),
 	}
 	if x.Policies == nil {
 		x.Policies = []string{}
@@ -303,7 +303,8 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	}
 	for i, d := range devs {
 		for j, op := range ops {
-			pe := PairExplanation{Audience: auds[i], Operation: op}
+			pe := &x.Pairs[i*len(ops)+j] // filled in place
+			pe.Audience, pe.Operation = auds[i], op
 			if d != nil {
 				pe.Device, pe.EndpointName = d.d.ID, d.d.EndpointName
 			}
@@ -316,7 +317,7 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 				pr := &results[i*len(ops)+j]
 				n := matches[i*len(ops)+j]
 				pe.Matched, matched = matched[:0:n], matched[n:n:cap(matched)]
-				st.explainPair(&pe, r, subj, d, cands[bounds[i]:bounds[i+1]], byID[bounds[i]:bounds[i+1]], pr, denyStarts[i])
+				st.explainPair(pe, r, subj, d, cands[bounds[i]:bounds[i+1]], byID[bounds[i]:bounds[i+1]], pr, denyStarts[i])
 				if dec.Allowed {
 					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(pr, &dec.Grants[j], denyStarts[i])
 				}
@@ -329,7 +330,6 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			if pe.Matched == nil {
 				pe.Matched = []PolicyMatch{}
 			}
-			x.Pairs = append(x.Pairs, pe)
 		}
 	}
 	return x

@@ -691,19 +691,24 @@ func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 // appendShortList appends to b up to five entries of list joined with
 // commas, and says how many more.
 func appendShortList(b []byte, list []string) []byte {
-	const show = 5
-	for i, s := range list[:min(len(list), show)] {
+	for i, s := range list[:min(len(list), shortListLen)] {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
 		b = append(b, s...)
 	}
-	if len(list) > show {
-		b = append(b, " and "...)
-		b = strconv.AppendInt(b, int64(len(list)-show), 10)
-		b = append(b, " more"...)
+	return appendMore(b, len(list)-shortListLen)
+}
+
+// shortListLen is the number of entries appendShortList shows.
+const shortListLen = 5
+
+// appendMore appends " and n more" to b when n > 0.
+func appendMore(b []byte, n int) []byte {
+	if n <= 0 {
+		return b
 	}
-	return b
+	return append(strconv.AppendInt(append(b, " and "...), int64(n), 10), " more"...)
 }
 
 // appendPart appends to b, which held n bytes before the first part, the
@@ -768,8 +773,7 @@ func appendSelector(b []byte, s *DeviceSelector) []byte {
 		} else {
 			keys = slices.Sorted(mapsKeys(s.Attributes))
 		}
-		const show = 5
-		for i, k := range keys[:min(len(keys), show)] {
+		for i, k := range keys[:min(len(keys), shortListLen)] {
 			if i > 0 {
 				b = append(b, ", "...)
 			}
@@ -781,11 +785,7 @@ func appendSelector(b []byte, s *DeviceSelector) []byte {
 				b = append(b, v...)
 			}
 		}
-		if len(keys) > show {
-			b = append(b, " and "...)
-			b = strconv.AppendInt(b, int64(len(keys)-show), 10)
-			b = append(b, " more"...)
-		}
+		b = appendMore(b, len(keys)-shortListLen)
 	}
 	return b
 }

@@ -175,29 +175,15 @@ func (e *Engine) state() *state {
 // decide decides the validated request r, whose distinct device keys,
 // operations and audiences are given, on st.
 func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
-	now := r.Time
-	deny := func(aud, op string, reason error, p *compiled) *Decision {
-		d := &Denial{Audience: aud, Operation: op, Reason: reason}
-		if p != nil {
-			d.PolicyID = p.p.ID
-		}
-		return &Decision{Denied: d}
-	}
-
 	subj := st.subjects[r.Subject]
 	if subj == nil {
-		return deny(auds[0], ops[0], ErrUnknownSubject, nil)
+		return denied(auds[0], ops[0], ErrUnknownSubject, nil)
 	}
 	devs := make([]*deviceEntry, len(devKeys))
 	for i, k := range devKeys {
-		var d *deviceEntry
-		if k[0] == 'i' {
-			d = st.devices[k[2:]]
-		} else {
-			d = st.byEndpoint[k[2:]]
-		}
+		d := st.device(k)
 		if d == nil {
-			return deny(auds[i], ops[0], ErrUnknownDevice, nil)
+			return denied(auds[i], ops[0], ErrUnknownDevice, nil)
 		}
 		devs[i] = d
 	}
@@ -208,19 +194,61 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 	for i, d := range devs {
 		cands = st.candidates(cands[:0], subj, d)
 		res := results[i*len(ops) : (i+1)*len(ops)]
-		if ds := evaluate(cands, ops, now, res); !ds.IsZero() && (denyStart.IsZero() || ds.Before(denyStart)) {
-			denyStart = ds
-		}
-		for j := range res {
-			if res[j].deny != nil {
-				return deny(auds[i], ops[j], ErrDenyPolicy, res[j].deny)
-			}
-			if res[j].uPolicy == nil && len(res[j].alts) == 0 {
-				return deny(auds[i], ops[j], ErrNoAllowPolicy, nil)
-			}
+		denyStart = earliest(denyStart, evaluate(cands, ops, r.Time, res))
+		if dec := firstDenial(res, auds[i], ops); dec != nil {
+			return dec
 		}
 	}
+	return grant(r, len(devs), ops, auds, results, denyStart)
+}
 
+// device returns the device with the given device key ("i\x00id" or
+// "e\x00endpoint name"), or nil.
+func (st *state) device(key string) *deviceEntry {
+	if key[0] == 'i' {
+		return st.devices[key[2:]]
+	}
+	return st.byEndpoint[key[2:]]
+}
+
+// denied returns the decision that denies the pair (aud, op) for reason,
+// naming the deny policy p when not nil.
+func denied(aud, op string, reason error, p *compiled) *Decision {
+	d := &Denial{Audience: aud, Operation: op, Reason: reason}
+	if p != nil {
+		d.PolicyID = p.p.ID
+	}
+	return &Decision{Denied: d}
+}
+
+// earliest returns the earlier of two times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// firstDenial returns the decision denying the first pair of one device
+// (audience aud, results res for ops) that a deny policy applies to or
+// that no allow policy allows, or nil.
+func firstDenial(res []pairResult, aud string, ops []string) *Decision {
+	for j := range res {
+		if res[j].deny != nil {
+			return denied(aud, ops[j], ErrDenyPolicy, res[j].deny)
+		}
+		if res[j].uPolicy == nil && len(res[j].alts) == 0 {
+			return denied(aud, ops[j], ErrNoAllowPolicy, nil)
+		}
+	}
+	return nil
+}
+
+// grant decides r from the results of its nDevs devices (devices outer,
+// operations inner), none of whose pairs is denied by a deny policy or
+// lacks an allow policy; denyStart is the earliest start of a deny
+// policy that will apply later to one of them.
+func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, denyStart time.Time) *Decision {
 	dec := &Decision{Allowed: true, Grants: make([]Grant, len(ops))}
 	var used []*compiled
 	perms := 0 // permissions in the scope so far
@@ -236,7 +264,7 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 		dec.Grants[j].Operation = op
 		// Devices allowed only under constraints, in request order.
 		first := -1
-		for i := range devs {
+		for i := range nDevs {
 			if results[i*len(ops)+j].uPolicy == nil {
 				first = i
 				break
@@ -244,14 +272,14 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 		}
 		if first < 0 {
 			perms++
-			for i := range devs {
+			for i := range nDevs {
 				pr := &results[i*len(ops)+j]
 				use(pr.uBound, pr.uPolicy)
 			}
 			continue
 		}
 		if !r.Structured {
-			return deny(auds[first], op, ErrStructuredScopeRequired, nil)
+			return denied(auds[first], op, ErrStructuredScopeRequired, nil)
 		}
 		// An alternative goes into the token when every device allows it,
 		// unconstrained or under exactly these constraints.
@@ -266,7 +294,7 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 				break
 			}
 			ok := true
-			for i := range devs {
+			for i := range nDevs {
 				pr := &results[i*len(ops)+j]
 				if pr.uPolicy == nil && pr.altIndex(a.key) < 0 {
 					ok = false
@@ -277,7 +305,7 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 				continue
 			}
 			dec.Grants[j].Alternatives = append(dec.Grants[j].Alternatives, cloneConstraints(a.cons))
-			for i := range devs {
+			for i := range nDevs {
 				pr := &results[i*len(ops)+j]
 				b, c := pr.uBound, pr.uPolicy
 				if k := pr.altIndex(a.key); k >= 0 && better(pr.alts[k].bound, pr.alts[k].policy, b, c) {
@@ -290,13 +318,13 @@ func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
 		if len(dec.Grants[j].Alternatives) == 0 {
 			// Report the first device that lacks one of the first device's
 			// alternatives.
-			for i := range devs {
+			for i := range nDevs {
 				pr := &results[i*len(ops)+j]
 				if pr.uPolicy == nil && slices.ContainsFunc(alts, func(a altResult) bool { return pr.altIndex(a.key) < 0 }) {
-					return deny(auds[i], op, ErrConstraintsDiffer, nil)
+					return denied(auds[i], op, ErrConstraintsDiffer, nil)
 				}
 			}
-			return deny(auds[first], op, ErrConstraintsDiffer, nil)
+			return denied(auds[first], op, ErrConstraintsDiffer, nil)
 		}
 	}
 	if !denyStart.IsZero() && denyStart.Before(dec.Expiry) {

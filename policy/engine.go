@@ -110,8 +110,20 @@ type compiled struct {
 	checkDev  bool
 	checkSubj bool // indexed by device only
 	rules     []rule
-	ids, eps  []string            // sorted copies of the device selector
-	attrs     map[string][]string // sorted values
+	ids, eps  []string   // sorted copies of the device selector
+	attrs     []attrVals // sorted by key
+	// pos holds the policy's position in each index list it is in, so
+	// that removing it does not scan the list: in bySubjKey per subject
+	// key, in byDevKey per device key, then in pair per (subject key,
+	// device key), or in bySubj per subject key, or in byDev per device
+	// key (see slot).
+	pos []int32
+}
+
+// attrVals is one attribute of a device selector and its values, sorted.
+type attrVals struct {
+	key  string
+	vals []string
 }
 
 type rule struct {
@@ -153,9 +165,9 @@ func compile(p *Policy) *compiled {
 			c.devKeys = append(c.devKeys, "k\x00"+k0+"\x00"+v)
 		}
 		c.checkDev = len(sel.Attributes) > 1
-		c.attrs = make(map[string][]string, len(sel.Attributes))
-		for k, vs := range sel.Attributes {
-			c.attrs[k] = slices.Sorted(slices.Values(vs))
+		c.attrs = make([]attrVals, len(keys))
+		for i, k := range keys {
+			c.attrs[i] = attrVals{key: k, vals: slices.Sorted(slices.Values(sel.Attributes[k]))}
 		}
 	}
 	c.ids = slices.Sorted(slices.Values(sel.IDs))
@@ -187,12 +199,12 @@ func (c *compiled) matchesDevice(d *deviceEntry) bool {
 	if len(c.attrs) == 0 {
 		return false
 	}
-	for k, vs := range c.attrs {
-		v, ok := d.d.Attributes[k]
+	for i := range c.attrs {
+		v, ok := d.d.Attributes[c.attrs[i].key]
 		if !ok {
 			return false
 		}
-		if _, ok := slices.BinarySearch(vs, v); !ok {
+		if _, ok := slices.BinarySearch(c.attrs[i].vals, v); !ok {
 			return false
 		}
 	}
@@ -208,69 +220,124 @@ func (c *compiled) matchesSubject(s *subjectEntry) bool {
 	return false
 }
 
-func (st *state) index(c *compiled) {
-	for _, s := range c.subjKeys {
-		st.bySubjKey[s] = append(st.bySubjKey[s], c)
-	}
-	for _, d := range c.devKeys {
-		st.byDevKey[d] = append(st.byDevKey[d], c)
-	}
-	n := len(c.subjKeys) * len(c.devKeys)
-	switch {
-	case n <= indexPairLimit:
-		for _, s := range c.subjKeys {
-			for _, d := range c.devKeys {
-				k := pairKey{s, d}
-				st.pair[k] = append(st.pair[k], c)
-			}
-		}
-	case len(c.subjKeys) <= len(c.devKeys):
-		c.checkDev = true
-		for _, s := range c.subjKeys {
-			st.bySubj[s] = append(st.bySubj[s], c)
-		}
-	default:
-		c.checkSubj = true
-		for _, d := range c.devKeys {
-			st.byDev[d] = append(st.byDev[d], c)
-		}
+// Kinds of index lists, for slot.
+const (
+	inBySubjKey = iota
+	inByDevKey
+	inPair
+	inBySubj
+	inByDev
+)
+
+// slot returns the index in c.pos of c's position in the list of kind
+// kind for subject key sk and device key dk (one of them unused but for
+// inPair).
+func (c *compiled) slot(kind int, sk, dk string) int {
+	si := func() int { i, _ := slices.BinarySearch(c.subjKeys, sk); return i }
+	di := func() int { return slices.Index(c.devKeys, dk) }
+	base := len(c.subjKeys) + len(c.devKeys)
+	switch kind {
+	case inBySubjKey:
+		return si()
+	case inByDevKey:
+		return len(c.subjKeys) + di()
+	case inPair:
+		return base + si()*len(c.devKeys) + di()
+	case inBySubj:
+		return base + si()
+	default: // inByDev
+		return base + di()
 	}
 }
 
-func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled) {
+// addTo appends c to the list m[k], its slot-th index list, and records
+// its position.
+func addTo[K comparable](m map[K][]*compiled, k K, c *compiled, slot int) {
+	c.pos[slot] = int32(len(m[k]))
+	m[k] = append(m[k], c)
+}
+
+// removeFrom removes c from the list m[k], its index list of kind kind for
+// subject key sk and device key dk, in constant time: the last policy of
+// the list takes its place.
+func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled, kind int, sk, dk string) {
 	list := m[k]
-	if i := slices.Index(list, c); i >= 0 {
-		list[i] = list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
+	i, last := int(c.pos[c.slot(kind, sk, dk)]), len(list)-1
+	if i != last {
+		moved := list[last]
+		list[i] = moved
+		moved.pos[moved.slot(kind, sk, dk)] = int32(i)
 	}
-	if len(list) == 0 {
+	list[last] = nil
+	if list = list[:last]; len(list) == 0 {
 		delete(m, k)
 	} else {
 		m[k] = list
 	}
 }
 
-func (st *state) unindex(c *compiled) {
+func (st *state) index(c *compiled) {
+	n := len(c.subjKeys) * len(c.devKeys)
+	switch {
+	case n <= indexPairLimit:
+	case len(c.subjKeys) <= len(c.devKeys):
+		c.checkDev = true
+		n = len(c.subjKeys)
+	default:
+		c.checkSubj = true
+		n = len(c.devKeys)
+	}
+	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
+	slot := 0
 	for _, s := range c.subjKeys {
-		removeFrom(st.bySubjKey, s, c)
+		addTo(st.bySubjKey, s, c, slot)
+		slot++
 	}
 	for _, d := range c.devKeys {
-		removeFrom(st.byDevKey, d, c)
+		addTo(st.byDevKey, d, c, slot)
+		slot++
 	}
 	switch {
 	case c.checkSubj:
 		for _, d := range c.devKeys {
-			removeFrom(st.byDev, d, c)
+			addTo(st.byDev, d, c, slot)
+			slot++
 		}
 	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
 		for _, s := range c.subjKeys {
-			removeFrom(st.bySubj, s, c)
+			addTo(st.bySubj, s, c, slot)
+			slot++
 		}
 	default:
 		for _, s := range c.subjKeys {
 			for _, d := range c.devKeys {
-				removeFrom(st.pair, pairKey{s, d}, c)
+				addTo(st.pair, pairKey{s, d}, c, slot)
+				slot++
+			}
+		}
+	}
+}
+
+func (st *state) unindex(c *compiled) {
+	for _, s := range c.subjKeys {
+		removeFrom(st.bySubjKey, s, c, inBySubjKey, s, "")
+	}
+	for _, d := range c.devKeys {
+		removeFrom(st.byDevKey, d, c, inByDevKey, "", d)
+	}
+	switch {
+	case c.checkSubj:
+		for _, d := range c.devKeys {
+			removeFrom(st.byDev, d, c, inByDev, "", d)
+		}
+	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
+		for _, s := range c.subjKeys {
+			removeFrom(st.bySubj, s, c, inBySubj, s, "")
+		}
+	default:
+		for _, s := range c.subjKeys {
+			for _, d := range c.devKeys {
+				removeFrom(st.pair, pairKey{s, d}, c, inPair, s, d)
 			}
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -129,6 +131,11 @@ var reasonCodes = [...]struct {
 // "constraints_differ"), or "" when err matches none of them.
 func ReasonCode(err error) string {
 	for _, rc := range reasonCodes {
+		if err == rc.err {
+			return rc.code
+		}
+	}
+	for _, rc := range reasonCodes {
 		if errors.Is(err, rc.err) {
 			return rc.code
 		}
@@ -219,13 +226,74 @@ func (e *Engine) Explain(r *Request) (*Explanation, error) {
 }
 
 // explain explains the validated request r, whose distinct device keys,
-// operations and audiences are given, on st.
+// operations and audiences are given, on st. It evaluates each known
+// device's candidate policies once, and decides from those results as
+// decide does.
 func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
-	dec := st.decide(r, devKeys, ops, auds)
+	subj := st.subjects[r.Subject]
+	devs := make([]*deviceEntry, len(devKeys))
+	for i, k := range devKeys {
+		devs[i] = st.device(k)
+	}
+	// The candidates of device i are cands[bounds[i]:bounds[i+1]], its
+	// results results[i*len(ops):(i+1)*len(ops)].
+	var cands []*compiled
+	bounds := make([]int, len(devs)+1)
+	results := make([]pairResult, len(devs)*len(ops))
+	denyStarts := make([]time.Time, len(devs))
+	var denyStart time.Time
+	for i, d := range devs {
+		if subj != nil && d != nil {
+			cands = st.candidates(cands, subj, d)
+			denyStarts[i] = evaluate(cands[bounds[i]:], ops, r.Time, results[i*len(ops):(i+1)*len(ops)])
+			denyStart = earliest(denyStart, denyStarts[i])
+		}
+		bounds[i+1] = len(cands)
+	}
+	// The same sorted by id, for the matched rules, and the number of
+	// rules that match each pair.
+	byID := slices.Clone(cands)
+	matches := make([]int, len(devs)*len(ops))
+	total := 0
+	for i := range devs {
+		slices.SortStableFunc(byID[bounds[i]:bounds[i+1]], func(a, b *compiled) int { return strings.Compare(a.p.ID, b.p.ID) })
+		for _, c := range cands[bounds[i]:bounds[i+1]] {
+			if !c.p.appliesAt(r.Time) {
+				continue
+			}
+			for _, ru := range c.rules {
+				for j, op := range ops {
+					if ru.name == op || ru.name == AllOperations {
+						matches[i*len(ops)+j]++
+						total++
+					}
+				}
+			}
+		}
+	}
+	matched := make([]PolicyMatch, 0, total) // shared by the pairs
+
+	var dec *Decision
+	switch unknown := slices.Index(devs, nil); {
+	case subj == nil:
+		dec = denied(auds[0], ops[0], ErrUnknownSubject, nil)
+	case unknown >= 0:
+		dec = denied(auds[unknown], ops[0], ErrUnknownDevice, nil)
+	default:
+		for i := range devs {
+			if dec = firstDenial(results[i*len(ops):(i+1)*len(ops)], auds[i], ops); dec != nil {
+				break
+			}
+		}
+		if dec == nil {
+			dec = grant(r, len(devs), ops, auds, results, denyStart)
+		}
+	}
+
 	x := &Explanation{
 		Object: "explanation", Subject: r.Subject, Time: r.Time, Profile: profileName(r.Structured),
 		Allowed: dec.Allowed, ExpiresAt: dec.Expiry, Policies: dec.Policies, Grants: dec.Grants, Denied: dec.Denied,
-		Pairs: make([]PairExplanation, 0, len(auds)*len(ops)),
+		Pairs: make([]PairExplanation, len(auds)*len(ops)),
 	}
 	if x.Policies == nil {
 		x.Policies = []string{}
@@ -233,19 +301,10 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	if x.Grants == nil {
 		x.Grants = []Grant{}
 	}
-	subj := st.subjects[r.Subject]
-	for i, k := range devKeys {
-		d := st.device(k)
-		var res []pairResult
-		var cands []*compiled
-		var denyStart time.Time
-		if subj != nil && d != nil {
-			res = make([]pairResult, len(ops))
-			cands = st.candidates(nil, subj, d)
-			denyStart = evaluate(cands, ops, r.Time, res)
-		}
+	for i, d := range devs {
 		for j, op := range ops {
-			pe := PairExplanation{Audience: auds[i], Operation: op, Matched: []PolicyMatch{}}
+			pe := &x.Pairs[i*len(ops)+j] // filled in place
+			pe.Audience, pe.Operation = auds[i], op
 			if d != nil {
 				pe.Device, pe.EndpointName = d.d.ID, d.d.EndpointName
 			}
@@ -255,37 +314,37 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			case d == nil:
 				pe.Reason = ReasonCode(ErrUnknownDevice)
 			default:
-				st.explainPair(&pe, r, subj, d, cands, &res[j], denyStart)
+				pr := &results[i*len(ops)+j]
+				n := matches[i*len(ops)+j]
+				pe.Matched, matched = matched[:0:n], matched[n:n:cap(matched)]
+				st.explainPair(pe, r, subj, d, cands[bounds[i]:bounds[i+1]], byID[bounds[i]:bounds[i+1]], pr, denyStarts[i])
 				if dec.Allowed {
-					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(&res[j], &dec.Grants[j], denyStart)
+					pe.LifetimePolicy, pe.ExpiresAt = pairLifetime(pr, &dec.Grants[j], denyStarts[i])
 				}
 				if dn := dec.Denied; dn != nil && dn.Audience == auds[i] && dn.Operation == op && errors.Is(dn.Reason, ErrConstraintsDiffer) {
 					pe.Allowed, pe.Reason = false, ReasonCode(ErrConstraintsDiffer)
-					pe.NearMisses = constrainedMisses(&res[j], condConstraints,
+					pe.NearMisses = constrainedMisses(pr, condConstraints,
 						fmt.Sprintf("allows %s only under constraints that the other requested devices do not all allow", op))
 				}
 			}
-			x.Pairs = append(x.Pairs, pe)
+			if pe.Matched == nil {
+				pe.Matched = []PolicyMatch{}
+			}
 		}
 	}
 	return x
 }
 
-// device returns the device with the given device key ("i\x00id" or
-// "e\x00endpoint name"), or nil.
-func (st *state) device(key string) *deviceEntry {
-	if key[0] == 'i' {
-		return st.devices[key[2:]]
-	}
-	return st.byEndpoint[key[2:]]
-}
-
 // explainPair fills pe for a known subject and device from the candidate
-// policies of the pair and pr, what they say about it, as if the pair were
-// asked alone.
-func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry, d *deviceEntry, cands []*compiled, pr *pairResult, denyStart time.Time) {
+// policies of the pair (cands in index order, byID the same sorted by id,
+// stably) and pr, what they say about it, as if the pair were asked
+// alone. pe.Matched is empty, with room for exactly the matched rules.
+func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry, d *deviceEntry, cands, byID []*compiled, pr *pairResult, denyStart time.Time) {
 	now, op := r.Time, pe.Operation
-	for _, c := range cands {
+	for _, c := range byID {
+		if len(pe.Matched) == cap(pe.Matched) {
+			break
+		}
 		if !c.p.appliesAt(now) {
 			continue
 		}
@@ -296,18 +355,15 @@ func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry
 			m := PolicyMatch{Policy: c.p.ID, Effect: c.p.Effect, Rule: ru.name}
 			if c.p.Effect == Allow {
 				m.ExpiresAt = c.bound(now)
-				m.Constraints = cloneConstraints(ru.cons)
-				if len(m.Constraints) == 0 {
-					m.Constraints = nil
+				if len(ru.cons) > 0 {
+					m.Constraints = cloneConstraints(ru.cons)
 				}
 			} else if !slices.Contains(pe.DenyPolicies, c.p.ID) {
-				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID)
+				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID) // in id order
 			}
 			pe.Matched = append(pe.Matched, m)
 		}
 	}
-	slices.SortStableFunc(pe.Matched, func(a, b PolicyMatch) int { return strings.Compare(a.Policy, b.Policy) })
-	slices.Sort(pe.DenyPolicies)
 
 	// The lifetime the pair alone would get: its best unconstrained
 	// allow, else (v2) the earliest bound of its alternatives.
@@ -396,76 +452,75 @@ func constrainedMisses(pr *pairResult, cond, msg string) []NearMiss {
 // two of the conditions subject, device, operation, status, valid_from and
 // valid_until for the pair, fewest failures first, then by id. It examines
 // at most maxNearMissCandidates policies, found by index: those matching
-// both subject and device, then those naming one of the subject's keys,
-// then those selecting one of the device's keys. Only the policies kept
-// have their failed conditions described.
+// both subject and device (cands, in their order), then those naming one
+// of the subject's keys, then those selecting one of the device's keys.
+//
+// A policy is scored with one bit per failed condition, cheapest
+// conditions first, and dropped as soon as it cannot enter the near misses
+// kept so far; only the policies finally kept have their failed
+// conditions described. As cands holds every policy that matches both
+// subject and device, a policy found by one of them matches the other
+// when it is in cands: the selectors are evaluated only for a policy
+// found by one of several attributes that it selects.
 func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compiled, op string, now time.Time) []NearMiss {
-	type kept struct {
-		n int // failed conditions
-		c *compiled
-	}
-	var top []kept // sorted by (n, id), at most maxNearMisses
-	examined := 0
-	consider := func(c *compiled) bool {
-		if examined >= maxNearMissCandidates {
-			return false
-		}
-		examined++
-		if c.p.Effect != Allow {
-			return true
-		}
-		worst := 2 // a policy failing more conditions is no near miss, nor one failing more than the kept ones
-		if len(top) == maxNearMisses {
-			worst = top[len(top)-1].n
-		}
-		n := failedCount(c, subj, d, op, now, worst)
-		if n == 0 || n > worst {
-			return true
-		}
-		k := kept{n, c}
-		less := func(a, b kept) bool { return a.n < b.n || a.n == b.n && a.c.p.ID < b.c.p.ID }
-		if len(top) == maxNearMisses && !less(k, top[len(top)-1]) || slices.ContainsFunc(top, func(t kept) bool { return t.c == c }) {
-			return true
-		}
-		i := 0
-		for i < len(top) && less(top[i], k) {
-			i++
-		}
-		top = slices.Insert(top, i, k)
-		if len(top) > maxNearMisses {
-			top = top[:maxNearMisses]
-		}
-		return true
-	}
+	s := nearMissSearch{subj: subj, d: d, cands: cands, op: op, now: now}
 	func() {
 		for _, c := range cands {
-			if !consider(c) {
+			if !s.consider(c, foundByBoth) {
 				return
 			}
 		}
 		for _, k := range subj.keys {
 			for _, c := range st.bySubjKey[k] {
-				if !consider(c) {
+				if !s.consider(c, foundBySubject) {
 					return
 				}
 			}
 		}
 		for _, k := range d.keys {
+			how := foundByDevice
+			if k[0] == 'k' {
+				how = foundByAttribute
+			}
 			for _, c := range st.byDevKey[k] {
-				if !consider(c) {
+				if !s.consider(c, how) {
 					return
 				}
 			}
 		}
 	}()
-	out := make([]NearMiss, len(top))
-	for i, k := range top {
-		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: failedConditions(k.c, subj, d, op, now)}
-	}
-	return out
+	return s.misses()
 }
 
-// Bits of failedMask, one per condition.
+// How the near-miss search found a policy.
+const (
+	foundByBoth      = iota // in the candidates: matches subject and device
+	foundBySubject          // by one of the subject's keys: matches the subject
+	foundByDevice           // by the device's id, endpoint name or "*": matches the device
+	foundByAttribute        // by one of the device's attributes: matches it unless it selects several
+)
+
+// nearMissSearch is the state of one search of nearMisses.
+type nearMissSearch struct {
+	subj     *subjectEntry
+	d        *deviceEntry
+	cands    []*compiled
+	op       string
+	now      time.Time
+	examined int
+	n        int                     // near misses kept in top
+	top      [maxNearMisses]nearMiss // sorted by (failed, id)
+}
+
+// nearMiss is a policy that almost applies, with its failed conditions:
+// their number and one bit each (failSubject, ...).
+type nearMiss struct {
+	c      *compiled
+	failed int
+	mask   int
+}
+
+// Bits of a nearMiss's mask, one per condition.
 const (
 	failSubject = 1 << iota
 	failDevice
@@ -475,148 +530,271 @@ const (
 	failValidUntil
 )
 
-// failedMask returns the conditions on which policy c fails to apply to
-// the pair (subject, device, op) at now, one bit each.
-func failedMask(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time) int {
-	m := 0
+// consider examines policy c, found as how says, and keeps it when it is
+// one of the best near misses so far. It reports false, examining
+// nothing, once maxNearMissCandidates policies have been examined.
+func (s *nearMissSearch) consider(c *compiled, how int) bool {
+	if s.examined >= maxNearMissCandidates {
+		return false
+	}
+	s.examined++
 	p := c.p
-	if !c.matchesSubject(subj) {
-		m |= failSubject
+	if p.Effect != Allow {
+		return true
 	}
-	if !c.matchesDevice(d) {
-		m |= failDevice
-	}
-	if !slices.ContainsFunc(c.rules, func(ru rule) bool { return ru.name == op || ru.name == AllOperations }) {
-		m |= failOperation
-	}
-	if p.Status != Active {
-		m |= failStatus
-	}
-	if !p.ValidFrom.IsZero() && now.Before(p.ValidFrom) {
-		m |= failValidFrom
-	}
-	if !p.ValidUntil.IsZero() && !now.Before(p.ValidUntil) {
-		m |= failValidUntil
-	}
-	return m
-}
-
-// failedCount counts the conditions on which policy c fails to apply to
-// the pair (subject, device, op) at now, cheapest first, and stops
-// counting above limit.
-func failedCount(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time, limit int) int {
-	p := c.p
-	n := 0
-	if p.Status != Active {
-		n++
-	}
-	if !p.ValidFrom.IsZero() && now.Before(p.ValidFrom) {
-		n++
-	}
-	if !p.ValidUntil.IsZero() && !now.Before(p.ValidUntil) {
-		n++
-	}
-	if !slices.ContainsFunc(c.rules, func(ru rule) bool { return ru.name == op || ru.name == AllOperations }) {
-		n++
-	}
-	if n > limit {
-		return n
-	}
-	if !c.matchesSubject(subj) {
-		n++
-	}
-	if n > limit {
-		return n
-	}
-	if !c.matchesDevice(d) {
-		n++
-	}
-	return n
-}
-
-// failedConditions describes the conditions on which policy c fails to
-// apply to the pair (subject, device, op) at now.
-func failedConditions(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time) []FailedCondition {
-	m := failedMask(c, subj, d, op, now)
-	var out []FailedCondition
-	add := func(bit int, cond, format string, args ...any) {
-		if m&bit != 0 {
-			out = append(out, FailedCondition{Condition: cond, Message: fmt.Sprintf(format, args...)})
+	// limit is the most conditions c may fail and still be kept: two, or
+	// when the near misses are all found, fewer than the last one (as
+	// many, when c's id comes first).
+	limit := 2
+	if s.n == maxNearMisses {
+		last := &s.top[s.n-1]
+		limit = last.failed
+		if p.ID >= last.c.p.ID {
+			limit--
+		}
+		if limit == 0 {
+			return true
 		}
 	}
+	mask, n := 0, 0
+	fail := func(bit int) {
+		mask |= bit
+		n++
+	}
+	if p.Status != Active {
+		fail(failStatus)
+	}
+	if !p.ValidFrom.IsZero() && s.now.Before(p.ValidFrom) {
+		fail(failValidFrom)
+	}
+	if !p.ValidUntil.IsZero() && !s.now.Before(p.ValidUntil) {
+		fail(failValidUntil)
+	}
+	if !c.namesOperation(s.op) {
+		fail(failOperation)
+	}
+	if n > limit {
+		return true
+	}
+	switch {
+	case how == foundByBoth || slices.Contains(s.cands, c):
+	case how == foundBySubject:
+		fail(failDevice)
+	case how == foundByDevice || len(c.attrs) <= 1 || c.matchesDevice(s.d):
+		fail(failSubject)
+	default:
+		// Found by an attribute of the device, and fails the others.
+		fail(failDevice)
+		if n <= limit && !c.matchesSubject(s.subj) {
+			fail(failSubject)
+		}
+	}
+	if n == 0 || n > limit {
+		return true
+	}
+	for _, k := range s.top[:s.n] {
+		if k.c == c {
+			return true
+		}
+	}
+	i := s.n
+	for i > 0 && (n < s.top[i-1].failed || n == s.top[i-1].failed && p.ID < s.top[i-1].c.p.ID) {
+		i--
+	}
+	if s.n < maxNearMisses {
+		s.n++
+	}
+	copy(s.top[i+1:s.n], s.top[i:s.n-1])
+	s.top[i] = nearMiss{c: c, failed: n, mask: mask}
+	return true
+}
+
+// namesOperation reports whether one of c's rules names op or "*".
+func (c *compiled) namesOperation(op string) bool {
+	for i := range c.rules {
+		if c.rules[i].name == op || c.rules[i].name == AllOperations {
+			return true
+		}
+	}
+	return false
+}
+
+// misses returns the near misses kept, their failed conditions described.
+// The conditions of all of them share one slice, and their messages,
+// built in one buffer, one string.
+func (s *nearMissSearch) misses() []NearMiss {
+	total := 0
+	for _, k := range s.top[:s.n] {
+		total += bits.OnesCount(uint(k.mask))
+	}
+	out := make([]NearMiss, s.n)
+	conds := make([]FailedCondition, total)
+	var buf [1024]byte
+	var ends [maxNearMisses * len(condNames)]int // of each message in b
+	b, j := buf[:0], 0
+	for i, k := range s.top[:s.n] {
+		n := bits.OnesCount(uint(k.mask))
+		out[i] = NearMiss{Policy: k.c.p.ID, Effect: k.c.p.Effect, Failed: conds[j : j+n : j+n]}
+		for bit, name := range condNames {
+			if k.mask&(1<<bit) != 0 {
+				conds[j].Condition = name
+				b = s.appendFailure(b, 1<<bit, k.c)
+				ends[j] = len(b)
+				j++
+			}
+		}
+	}
+	msgs, start := string(b), 0
+	for j := range conds {
+		conds[j].Message = msgs[start:ends[j]]
+		start = ends[j]
+	}
+	return out
+}
+
+// condNames are the conditions of the bits of a nearMiss's mask, in bit
+// order.
+var condNames = [...]string{condSubject, condDevice, condOperation, condStatus, condValidFrom, condValidUntil}
+
+// appendFailure appends to b the message saying why policy c fails the
+// condition bit of the pair searched.
+func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 	p := c.p
-	add(failSubject, condSubject, "applies to %s, not to %s", describePolicySubjects(&p.Subjects), describeSubject(subj.s))
-	add(failDevice, condDevice, "selects %s, not %s", describeSelector(&p.Devices), describeDeviceRecord(d.d))
-	if m&failOperation != 0 {
-		var names []string
+	switch bit {
+	case failSubject:
+		b = appendPolicySubjects(append(b, "applies to "...), &p.Subjects)
+		return appendSubject(append(b, ", not to "...), s.subj.s)
+	case failDevice:
+		b = appendSelector(append(b, "selects "...), &p.Devices)
+		return appendDeviceRecord(append(b, ", not "...), s.d.d)
+	case failOperation:
+		var nb [8]string
+		names := nb[:0]
 		for _, ru := range c.rules {
 			if !slices.Contains(names, ru.name) {
 				names = append(names, ru.name)
 			}
 		}
-		add(failOperation, condOperation, "names %s, not %s", shortList(names), op)
+		b = appendShortList(append(b, "names "...), names)
+		return append(append(b, ", not "...), s.op...)
+	case failStatus:
+		return append(append(b, "is "...), p.Status...)
+	case failValidFrom:
+		b = p.ValidFrom.UTC().AppendFormat(append(b, "valid from "...), time.RFC3339)
+		return append(b, ", after the time asked"...)
+	default: // failValidUntil
+		b = p.ValidUntil.UTC().AppendFormat(append(b, "valid until "...), time.RFC3339)
+		return append(b, ", not after the time asked"...)
 	}
-	add(failStatus, condStatus, "is %s", p.Status)
-	add(failValidFrom, condValidFrom, "valid from %s, after the time asked", p.ValidFrom.UTC().Format(time.RFC3339))
-	add(failValidUntil, condValidUntil, "valid until %s, not after the time asked", p.ValidUntil.UTC().Format(time.RFC3339))
-	return out
 }
 
-// shortList joins up to five entries with commas, and says how many more.
-func shortList(list []string) string {
-	const show = 5
-	if len(list) <= show {
-		return strings.Join(list, ", ")
+// appendShortList appends to b up to five entries of list joined with
+// commas, and says how many more.
+func appendShortList(b []byte, list []string) []byte {
+	for i, s := range list[:min(len(list), shortListLen)] {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, s...)
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(list[:show], ", "), len(list)-show)
+	return appendMore(b, len(list)-shortListLen)
 }
 
-func describePolicySubjects(s *Subjects) string {
-	var parts []string
+// shortListLen is the number of entries appendShortList shows.
+const shortListLen = 5
+
+// appendMore appends " and n more" to b when n > 0.
+func appendMore(b []byte, n int) []byte {
+	if n <= 0 {
+		return b
+	}
+	return append(strconv.AppendInt(append(b, " and "...), int64(n), 10), " more"...)
+}
+
+// appendPart appends to b, which held n bytes before the first part, the
+// label of one more part of a description, after "; " when it is not the
+// first.
+func appendPart(b []byte, n int, label string) []byte {
+	if len(b) > n {
+		b = append(b, "; "...)
+	}
+	return append(b, label...)
+}
+
+// appendPolicySubjects appends to b the subjects a policy names: "users
+// ...; groups ...; applications ...".
+func appendPolicySubjects(b []byte, s *Subjects) []byte {
+	n := len(b)
 	if len(s.Users) > 0 {
-		parts = append(parts, "users "+shortList(s.Users))
+		b = appendShortList(appendPart(b, n, "users "), s.Users)
 	}
 	if len(s.Groups) > 0 {
-		parts = append(parts, "groups "+shortList(s.Groups))
+		b = appendShortList(appendPart(b, n, "groups "), s.Groups)
 	}
 	if len(s.Applications) > 0 {
-		parts = append(parts, "applications "+shortList(s.Applications))
+		b = appendShortList(appendPart(b, n, "applications "), s.Applications)
 	}
-	return strings.Join(parts, "; ")
+	return b
 }
 
-func describeSubject(s *Subject) string {
-	d := string(s.Kind) + " " + s.ID
+// appendSubject appends to b a subject's kind, id and groups.
+func appendSubject(b []byte, s *Subject) []byte {
+	b = append(append(append(b, s.Kind...), ' '), s.ID...)
 	if len(s.Groups) > 0 {
-		d += " (groups " + shortList(s.Groups) + ")"
+		b = append(appendShortList(append(b, " (groups "...), s.Groups), ')')
 	}
-	return d
+	return b
 }
 
-func describeSelector(s *DeviceSelector) string {
+// describeSelector describes a device selector: "all devices", or "ids
+// ...; endpoint names ...; attributes k=v1|v2, ...".
+func describeSelector(s *DeviceSelector) string { return string(appendSelector(nil, s)) }
+
+// appendSelector appends describeSelector(s) to b.
+func appendSelector(b []byte, s *DeviceSelector) []byte {
 	if s.All {
-		return "all devices"
+		return append(b, "all devices"...)
 	}
-	var parts []string
+	n := len(b)
 	if len(s.IDs) > 0 {
-		parts = append(parts, "ids "+shortList(s.IDs))
+		b = appendShortList(appendPart(b, n, "ids "), s.IDs)
 	}
 	if len(s.EndpointNames) > 0 {
-		parts = append(parts, "endpoint names "+shortList(s.EndpointNames))
+		b = appendShortList(appendPart(b, n, "endpoint names "), s.EndpointNames)
 	}
 	if len(s.Attributes) > 0 {
-		var attrs []string
-		for _, k := range slices.Sorted(mapsKeys(s.Attributes)) {
-			attrs = append(attrs, k+"="+strings.Join(s.Attributes[k], "|"))
+		b = appendPart(b, n, "attributes ")
+		var kb [1]string
+		keys := kb[:0]
+		if len(s.Attributes) == 1 {
+			for k := range s.Attributes {
+				keys = append(keys, k)
+			}
+		} else {
+			keys = slices.Sorted(mapsKeys(s.Attributes))
 		}
-		parts = append(parts, "attributes "+shortList(attrs))
+		for i, k := range keys[:min(len(keys), shortListLen)] {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(append(b, k...), '=')
+			for j, v := range s.Attributes[k] {
+				if j > 0 {
+					b = append(b, '|')
+				}
+				b = append(b, v...)
+			}
+		}
+		b = appendMore(b, len(keys)-shortListLen)
 	}
-	return strings.Join(parts, "; ")
+	return b
 }
 
-func describeDeviceRecord(d *Device) string {
+// appendDeviceRecord appends to b a device's endpoint name and id.
+func appendDeviceRecord(b []byte, d *Device) []byte {
 	if d.EndpointName != "" {
-		return "ep:" + d.EndpointName + " (id " + d.ID + ")"
+		b = append(append(b, "ep:"...), d.EndpointName...)
+		return append(append(append(b, " (id "...), d.ID...), ')')
 	}
-	return "id " + d.ID
+	return append(append(b, "id "...), d.ID...)
 }

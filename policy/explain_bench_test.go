@@ -75,3 +75,73 @@ func BenchmarkExplain(b *testing.B) {
 		}
 	}
 }
+
+// sharedKeyEngine returns an engine holding n policies that all name the
+// group "technicians", half of them selecting one device each and half
+// the devices with attribute site=roof, so that the indexes by subject
+// key, by device key and by (subject, device) key each hold lists of n/2
+// to n policies; and the changes that delete 1,000 of them, spread over
+// the lists, and that put them back.
+func sharedKeyEngine(b *testing.B, n int) (e *Engine, del, put []Change) {
+	b.Helper()
+	s := &Snapshot{Subjects: []*Subject{{ID: "tech", Kind: User, Groups: []string{"technicians"}}}}
+	for i := range n {
+		p := &Policy{ID: fmt.Sprintf("p%07d", i), Status: Active, Effect: Allow,
+			Subjects:   Subjects{Groups: []string{"technicians"}},
+			Operations: []OperationRule{{Name: "read"}}, TokenLifetime: time.Hour}
+		if i%2 == 0 {
+			p.Devices.IDs = []string{fmt.Sprintf("%032x", i)}
+		} else {
+			p.Devices.Attributes = map[string][]string{"site": {"roof"}}
+		}
+		s.Policies = append(s.Policies, p)
+	}
+	e = &Engine{}
+	if err := e.Load(s); err != nil {
+		b.Fatal(err)
+	}
+	const k = 1000
+	for i := range k {
+		p := s.Policies[i*(n/k)+n/(2*k)]
+		del = append(del, DeleteRecord(KindPolicy, p.ID))
+		put = append(put, PutPolicy(p))
+	}
+	return e, del, put
+}
+
+// BenchmarkDeleteSharedKey deletes 1,000 policies in one batch (and puts
+// them back in another) from an engine where 10,000, and one where
+// 100,000, policies name the same group, interleaved in one run, and
+// reports both costs and their ratio: about 1 when a deletion costs the
+// same whatever the length of the index lists it is removed from, about
+// 10 when it scans them.
+func BenchmarkDeleteSharedKey(b *testing.B) {
+	small, delS, putS := sharedKeyEngine(b, 10000)
+	large, delL, putL := sharedKeyEngine(b, 100000)
+	var tSmall, tLarge time.Duration
+	n := 0
+	for b.Loop() {
+		start := time.Now()
+		if err := small.Apply(delS...); err != nil {
+			b.Fatal(err)
+		}
+		if err := small.Apply(putS...); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := large.Apply(delL...); err != nil {
+			b.Fatal(err)
+		}
+		if err := large.Apply(putL...); err != nil {
+			b.Fatal(err)
+		}
+		tLarge += time.Since(mid)
+		tSmall += mid.Sub(start)
+		n++
+	}
+	nsS := float64(tSmall.Nanoseconds()) / float64(n)
+	nsL := float64(tLarge.Nanoseconds()) / float64(n)
+	b.ReportMetric(nsS/1e6, "ms-10k/batch")
+	b.ReportMetric(nsL/1e6, "ms-100k/batch")
+	b.ReportMetric(nsL/nsS, "ratio-100k/10k")
+}

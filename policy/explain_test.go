@@ -505,3 +505,29 @@ func TestExplainAgreesWithDecide(t *testing.T) {
 		}
 	}
 }
+
+// TestNearMissCandidateBound checks that the near-miss search examines
+// exactly maxNearMissCandidates policies, in index order: a near miss
+// examined last is reported, one just beyond the bound is not, though its
+// id comes first.
+func TestNearMissCandidateBound(t *testing.T) {
+	var ps []*Policy
+	// Not near misses of (alice, hvac-1, read): each fails the device,
+	// the operation and the status.
+	for i := range maxNearMissCandidates - 1 {
+		ps = append(ps, pol(fmt.Sprintf("m%03d", i), groups("techs"), ops("write"), inactive, devices(DeviceSelector{IDs: []string{dev2}})))
+	}
+	// Near misses failing the device only: the first is the last policy
+	// examined, the second the first one not examined.
+	ps = append(ps,
+		pol("z-last", groups("techs"), devices(DeviceSelector{IDs: []string{dev2}})),
+		pol("a-beyond", groups("techs"), devices(DeviceSelector{IDs: []string{dev2}})))
+	x := mustExplain(t, explainEngine(t, ps...), req("alice", []string{"ep:hvac-1"}, "read"))
+	p := pairOf(t, x, "ep:hvac-1", "read")
+	if got := missIDs(p); !slices.Equal(got, []string{"z-last"}) {
+		t.Fatalf("near misses %v, want [z-last]", got)
+	}
+	if got := missConds(p.NearMisses[0]); !slices.Equal(got, []string{condDevice}) {
+		t.Errorf("failed %v", got)
+	}
+}

@@ -470,13 +470,13 @@ func (c *impactCalc) relevance() {
 			for _, ep := range p.eps {
 				c.devEPs[ep] = true
 			}
-			for k, vs := range p.attrs {
-				m := c.attrs[k]
+			for _, a := range p.attrs {
+				m := c.attrs[a.key]
 				if m == nil {
 					m = map[string]bool{}
-					c.attrs[k] = m
+					c.attrs[a.key] = m
 				}
-				for _, v := range vs {
+				for _, v := range a.vals {
 					m[v] = true
 				}
 			}
@@ -861,8 +861,8 @@ func describeDevice(e *deviceEntry, involved []*compiled) string {
 			r = "ep:" + e.d.EndpointName
 		case len(p.attrs) > 0:
 			var kv []string
-			for _, k := range slices.Sorted(maps.Keys(p.attrs)) {
-				kv = append(kv, k+"="+e.d.Attributes[k])
+			for _, a := range p.attrs {
+				kv = append(kv, a.key+"="+e.d.Attributes[a.key])
 			}
 			r = "attributes " + strings.Join(kv, ", ")
 		}

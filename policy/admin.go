@@ -162,7 +162,7 @@ func (s *Service) adminDelete(w http.ResponseWriter, r *http.Request, a *adminRe
 	cur := s.engine.current(a.kind, a.id)
 	del := DeleteRecord(a.kind, a.id)
 	if pre != nil {
-		if _, del.IfMatch, err = pre.condition(cur); err != nil {
+		if cur, _, del.IfMatch, err = s.evaluate(r.Context(), pre, a.kind, a.id); err != nil {
 			return err
 		}
 	}
@@ -217,7 +217,7 @@ func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminReque
 		return &ValidationError{Fields: []FieldError{{Name: "id", Message: "must equal the id in the path"}}}
 	}
 	if pre != nil {
-		if c.Create, c.IfMatch, err = pre.condition(s.engine.current(a.kind, a.id)); err != nil {
+		if _, c.Create, c.IfMatch, err = s.evaluate(r.Context(), pre, a.kind, a.id); err != nil {
 			return err
 		}
 	}

@@ -135,6 +135,24 @@ func (p *preconditions) condition(cur Change) (create bool, ifMatch *Change, err
 	return false, &cur, nil
 }
 
+// evaluate evaluates p against the present record of kind and id, and
+// returns it with the write's condition. A failed precondition is checked
+// again after reading the store, so that an instance whose view lags
+// (MaxStaleness) does not refuse a tag that another instance sent for a
+// newer record.
+func (s *Service) evaluate(ctx context.Context, p *preconditions, kind Kind, id string) (cur Change, create bool, ifMatch *Change, err error) {
+	cur = s.engine.current(kind, id)
+	create, ifMatch, err = p.condition(cur)
+	if errors.Is(err, ErrPreconditionFailed) {
+		if serr := s.Sync(ctx); serr != nil {
+			return cur, false, nil, serr
+		}
+		cur = s.engine.current(kind, id)
+		create, ifMatch, err = p.condition(cur)
+	}
+	return cur, create, ifMatch, err
+}
+
 // conditionFailed reports whether a conflict of a conditional write came
 // from its condition: whether the record, read again, is no longer the
 // one the condition named (the conflict may also be a uniqueness rule,

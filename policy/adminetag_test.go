@@ -240,6 +240,25 @@ func TestHTTPAdminPreconditions(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an instance whose view is stale", func(t *testing.T) {
+		// svc reads its store at most once an hour; svc2 writes p1 and
+		// answers its ETag. A write to svc with that current tag
+		// succeeds: svc reads the store before refusing it.
+		env := newTestEnv(t, token.ProfileV2)
+		env.svc.MaxStaleness = time.Hour
+		if w := env.do("PUT", "/admin/v1/policies/p1", env.adminKey, p1); w.Code != http.StatusOK {
+			t.Fatalf("PUT: %d %s", w.Code, w.Body)
+		}
+		svc2 := &Service{Store: env.store, Now: env.svc.Now}
+		et := etagOf(t, env.doWith(svc2, "PUT", "/admin/v1/policies/p1", env.adminKey, p1b))
+		if w := env.do("PUT", "/admin/v1/policies/p1", env.adminKey, p1c, "If-Match", et); w.Code != http.StatusOK {
+			t.Fatalf("PUT with the current ETag to a stale instance: %d %s", w.Code, w.Body)
+		}
+		et = etagOf(t, env.doWith(svc2, "GET", "/admin/v1/policies/p1", env.adminKey, ""))
+		if w := env.do("DELETE", "/admin/v1/policies/p1", env.adminKey, "", "If-Match", et); w.Code != http.StatusNoContent {
+			t.Fatalf("DELETE with the current ETag: %d %s", w.Code, w.Body)
+		}
+	})
 	t.Run("without headers nothing changes", func(t *testing.T) {
 		env := newTestEnv(t, token.ProfileV2)
 		for _, b := range []string{p1, p1b, p1} {

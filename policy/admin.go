@@ -128,27 +128,50 @@ func (s *Service) adminCreateAPIKey(w http.ResponseWriter, r *http.Request, a *a
 	return nil
 }
 
-// adminGet answers GET /admin/v1/{kind}/{id}.
+// adminGet answers GET /admin/v1/{kind}/{id}, with the record's ETag.
 func (s *Service) adminGet(w http.ResponseWriter, _ *http.Request, a *adminRequest) error {
-	rec, err := s.engine.get(a.kind, a.id)
-	if err != nil {
-		return err
+	// One read gives the record and its tag, so that they agree.
+	cur := s.engine.current(a.kind, a.id)
+	if cur.Delete {
+		return fmt.Errorf("%w: %s %q", ErrNotFound, a.kind, a.id)
 	}
-	if k, ok := rec.(*APIKey); ok {
-		rec = showAPIKey(k)
+	var rec any
+	switch {
+	case cur.APIKey != nil:
+		rec = showAPIKey(cur.APIKey)
+	default:
+		b, err := cur.record()
+		if err != nil {
+			return err
+		}
+		rec = json.RawMessage(b)
 	}
+	setETag(w, &cur)
 	writeJSON(w, http.StatusOK, rec)
 	return nil
 }
 
-// adminDelete answers DELETE /admin/v1/{kind}/{id}.
+// adminDelete answers DELETE /admin/v1/{kind}/{id}. With If-Match or
+// If-None-Match, the deletion commits only if the record is still the
+// one the headers were evaluated against.
 func (s *Service) adminDelete(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
-	if _, err := s.engine.get(a.kind, a.id); err != nil {
+	pre, err := readPreconditions(r)
+	if err != nil {
 		return err
+	}
+	cur := s.engine.current(a.kind, a.id)
+	del := DeleteRecord(a.kind, a.id)
+	if pre != nil {
+		if cur, _, del.IfMatch, err = s.evaluate(r.Context(), pre, a.kind, a.id); err != nil {
+			return err
+		}
+	}
+	if cur.Delete {
+		return fmt.Errorf("%w: %s %q", ErrNotFound, a.kind, a.id)
 	}
 	// A subject goes with its API keys, in one batch: a key left behind
 	// would not authenticate, but would again if the id were reused.
-	changes := []Change{DeleteRecord(a.kind, a.id)}
+	changes := []Change{del}
 	var keys []string
 	if a.kind == KindSubject {
 		keys = s.engine.apiKeysOf(a.id)
@@ -157,6 +180,9 @@ func (s *Service) adminDelete(w http.ResponseWriter, r *http.Request, a *adminRe
 		}
 	}
 	if err := s.Apply(r.Context(), changes...); err != nil {
+		if pre != nil {
+			return s.conditionFailed(r.Context(), err, a.kind, a.id, false, del.IfMatch)
+		}
 		return err
 	}
 	s.auditAdmin(r, a.principal, a.requestID, "delete", a.kind, a.id)
@@ -167,8 +193,18 @@ func (s *Service) adminDelete(w http.ResponseWriter, r *http.Request, a *adminRe
 	return nil
 }
 
-// adminPut answers PUT /admin/v1/{kind}/{id}.
+// adminPut answers PUT /admin/v1/{kind}/{id}, with the ETag of the
+// record written. With If-Match or If-None-Match (RFC 9110 section
+// 13.1), the headers are evaluated against the present record and the
+// write commits only if the record is still that one (Change.IfMatch,
+// or Change.Create when there was none): a change made meanwhile, by
+// this instance or another sharing the store, fails the write with
+// ErrPreconditionFailed instead of being lost.
 func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminRequest) error {
+	pre, err := readPreconditions(r)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, maxAdminBodyBytes)
 	if err != nil {
 		return err
@@ -180,7 +216,15 @@ func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminReque
 	if c.ID != a.id {
 		return &ValidationError{Fields: []FieldError{{Name: "id", Message: "must equal the id in the path"}}}
 	}
+	if pre != nil {
+		if _, c.Create, c.IfMatch, err = s.evaluate(r.Context(), pre, a.kind, a.id); err != nil {
+			return err
+		}
+	}
 	if err := s.Apply(r.Context(), c); err != nil {
+		if pre != nil {
+			return s.conditionFailed(r.Context(), err, a.kind, a.id, c.Create, c.IfMatch)
+		}
 		return err
 	}
 	s.auditAdmin(r, a.principal, a.requestID, "put", a.kind, a.id)
@@ -190,6 +234,7 @@ func (s *Service) adminPut(w http.ResponseWriter, r *http.Request, a *adminReque
 	if err != nil {
 		return err
 	}
+	setETag(w, &c)
 	writeJSON(w, http.StatusOK, json.RawMessage(rec))
 	return nil
 }

@@ -150,6 +150,15 @@
 // carries an X-Request-Id, and every error is in the original service's
 // JSON error format (docs/PROTOCOL.md section 9).
 //
+// GET of one record of the administration API and the answer to its PUT
+// carry a strong ETag, a hash of the record's JSON as written that every
+// instance sharing a store computes alike. PUT and DELETE honour If-Match
+// and If-None-Match (RFC 9110 section 13.1): the service evaluates them
+// and writes on condition that the record is still the one it evaluated
+// ([Change].IfMatch, or [Change].Create when there was none), so a change
+// made meanwhile through any instance fails the write with
+// [ErrPreconditionFailed], answered 412, instead of being overwritten.
+//
 // # Metrics
 //
 // Service.Metrics, a [Metrics] hook, is told of tokens issued and denied

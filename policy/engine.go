@@ -736,3 +736,15 @@ func (e *Engine) get(kind Kind, id string) (any, error) {
 	}
 	return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, id)
 }
+
+// current returns the put of the present record of the given kind and
+// id, or its deletion when there is none. The record is the engine's own:
+// callers read it and never modify it.
+func (e *Engine) current(kind Kind, id string) Change {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.st == nil {
+		return DeleteRecord(kind, id)
+	}
+	return e.st.current(kind, id)
+}

@@ -44,6 +44,12 @@ var (
 	// promises that nothing was written, it does not match ErrUnavailable.
 	ErrOutcomeUnknown = errors.New("policy: write outcome unknown")
 
+	// ErrPreconditionFailed reports a conditional write of the
+	// administration API (If-Match, If-None-Match; RFC 9110 section 13)
+	// whose condition does not hold: the record changed, was created or
+	// was deleted since the caller read it. Nothing was written.
+	ErrPreconditionFailed = errors.New("policy: precondition failed")
+
 	// ErrRateLimited reports a request refused by the Service's
 	// [RateLimit]. Errors that match it are a *[RateLimitError] saying
 	// when to retry.

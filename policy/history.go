@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -104,7 +106,10 @@ type ChangeLogEntry struct {
 
 // ChangeLog returns up to limit (1 to 1000) changes the service applied
 // after sequence number since, in order, whether there are more, and the
-// current sequence number. Since must not be older than the history
+// current sequence number. The changes of one batch share a sequence
+// number, so that the next page is asked from the last one of this page:
+// a page holds whole batches, ending before a batch that does not fit,
+// except that a first batch larger than limit is returned whole. Since must not be older than the history
 // ([HistoryGoneError]); a negative since means the oldest the history
 // holds.
 func (s *Service) ChangeLog(ctx context.Context, since int64, limit int) (entries []ChangeLogEntry, more bool, seq int64, err error) {
@@ -131,19 +136,27 @@ func (s *Service) changeLog(since int64, limit int, param string) ([]ChangeLogEn
 	if since < h.base {
 		return nil, false, 0, &HistoryGoneError{Seq: since, Oldest: h.base, param: param}
 	}
-	out := []ChangeLogEntry{}
-	more := false
-	for _, e := range h.entries {
-		if e.seq <= since {
-			continue
+	// The changes of one batch share a seq, and the next page is asked
+	// from the last seq of this one: a page holds whole batches only. It
+	// ends before a batch that does not fit, and a first batch larger
+	// than limit comes whole (at most maxChangesPerApply entries).
+	start, _ := slices.BinarySearchFunc(h.entries, since+1, func(e historyEntry, seq int64) int { return cmp.Compare(e.seq, seq) })
+	end := start
+	for end < len(h.entries) {
+		next := end
+		for next < len(h.entries) && h.entries[next].seq == h.entries[end].seq {
+			next++
 		}
-		if len(out) == limit {
-			more = true
+		if next-start > limit && end > start {
 			break
 		}
+		end = next
+	}
+	out := make([]ChangeLogEntry, 0, end-start)
+	for _, e := range h.entries[start:end] {
 		out = append(out, ChangeLogEntry{Seq: e.seq, Kind: e.kind, ID: e.id, Delete: e.del})
 	}
-	return out, more, s.seq, nil
+	return out, end < len(h.entries), s.seq, nil
 }
 
 // Diff reports the [Impact], at time at, of the changes the service

@@ -317,3 +317,64 @@ func TestServiceDiffConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeLogPagesKeepBatchesWhole walks the change log page by page,
+// each page asked from the last seq of the previous one, as a client
+// does: every change is seen once, whatever the limit, although the
+// changes of one batch share a seq. A page ends before a batch that does
+// not fit in it; a first batch larger than the limit comes whole.
+func TestChangeLogPagesKeepBatchesWhole(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	if _, err := store.Apply(ctx, testDirectory()...); err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Store: store, Now: func() time.Time { return t0 }}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Batches of 1, 3, 2, 5 and 1 changes.
+	n := 0
+	for _, size := range []int{1, 3, 2, 5, 1} {
+		var batch []Change
+		for range size {
+			batch = append(batch, PutPolicy(pol(fmt.Sprintf("p%d", n))))
+			n++
+		}
+		if err := svc.Apply(ctx, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, more, _, err := svc.ChangeLog(ctx, -1, 1000)
+	if err != nil || more || len(all) != n {
+		t.Fatalf("whole log: %d entries, more %v, %v; want %d", len(all), more, err, n)
+	}
+	for limit := 1; limit <= n+1; limit++ {
+		var got []ChangeLogEntry
+		since := int64(-1)
+		for pages := 0; ; pages++ {
+			if pages > n {
+				t.Fatalf("limit %d: no end after %d pages", limit, pages)
+			}
+			page, more, _, err := svc.ChangeLog(ctx, since, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				t.Fatalf("limit %d: empty page with more %v", limit, more)
+			}
+			first := page[0].Seq
+			if len(page) > limit && slices.ContainsFunc(page, func(e ChangeLogEntry) bool { return e.Seq != first }) {
+				t.Fatalf("limit %d: page of %d entries holds more than its first batch: %v", limit, len(page), page)
+			}
+			got = append(got, page...)
+			since = page[len(page)-1].Seq
+			if !more {
+				break
+			}
+		}
+		if !slices.Equal(got, all) {
+			t.Errorf("limit %d: pages gave %v, want %v", limit, got, all)
+		}
+	}
+}

@@ -30,21 +30,22 @@ const (
 
 // Error types of the JSON error body, by HTTP status.
 const (
-	errTypeBadRequest       = "bad_request"            // 400: body is not the expected JSON
-	errTypeValidation       = "validation_error"       // 400: fields listed in "fields"
-	errTypeUnauthorized     = "unauthorized"           // 401
-	errTypeAccessDenied     = "access_denied"          // 403: the policies deny the token request
-	errTypeForbidden        = "forbidden"              // 403: not an administrator
-	errTypeNotFound         = "not_found"              // 404
-	errTypeMethodNotAllowed = "method_not_allowed"     // 405
-	errTypeConflict         = "conflict"               // 409
-	errTypeGone             = "gone"                   // 410: older than the change history
-	errTypeTooLarge         = "payload_too_large"      // 413
-	errTypeMediaType        = "unsupported_media_type" // 415
-	errTypeTooManyRequests  = "too_many_requests"      // 429: see RateLimit
-	errTypeInternal         = "internal_server_error"  // 500
-	errTypeUnavailable      = "service_unavailable"    // 503
-	errTypeOutcomeUnknown   = "outcome_unknown"        // 503: a write may or may not have been applied
+	errTypeBadRequest         = "bad_request"            // 400: body is not the expected JSON
+	errTypeValidation         = "validation_error"       // 400: fields listed in "fields"
+	errTypeUnauthorized       = "unauthorized"           // 401
+	errTypeAccessDenied       = "access_denied"          // 403: the policies deny the token request
+	errTypeForbidden          = "forbidden"              // 403: not an administrator
+	errTypeNotFound           = "not_found"              // 404
+	errTypeMethodNotAllowed   = "method_not_allowed"     // 405
+	errTypeConflict           = "conflict"               // 409
+	errTypePreconditionFailed = "precondition_failed"    // 412: If-Match or If-None-Match
+	errTypeGone               = "gone"                   // 410: older than the change history
+	errTypeTooLarge           = "payload_too_large"      // 413
+	errTypeMediaType          = "unsupported_media_type" // 415
+	errTypeTooManyRequests    = "too_many_requests"      // 429: see RateLimit
+	errTypeInternal           = "internal_server_error"  // 500
+	errTypeUnavailable        = "service_unavailable"    // 503
+	errTypeOutcomeUnknown     = "outcome_unknown"        // 503: a write may or may not have been applied
 )
 
 // errorBody is the original service's JSON error format.
@@ -148,6 +149,8 @@ func toHTTPError(err error) *httpError {
 	case errors.As(err, &hg):
 		msg := fmt.Sprintf("seq %d is older than the service's change history, which starts at seq %d", hg.Seq, hg.Oldest)
 		return &httpError{http.StatusGone, errTypeGone, msg, []FieldError{{Name: hg.param, Message: fmt.Sprintf("the oldest seq available is %d", hg.Oldest)}}}
+	case errors.Is(err, ErrPreconditionFailed):
+		return &httpError{http.StatusPreconditionFailed, errTypePreconditionFailed, "the record changed since the entity tag in If-Match was read, or If-None-Match: * names a record that exists; nothing was written", nil}
 	case errors.As(err, &be):
 		return &httpError{http.StatusConflict, errTypeConflict, strings.TrimPrefix(be.Error(), "policy: conflict: "), nil}
 	case errors.Is(err, ErrConflict):

@@ -53,8 +53,9 @@ const adminServiceDetails = `The service is named by -url or SDA_URL, the admini
 by -api-key-file or SDA_API_KEY_FILE ("sdactl help admin").
 
 The service's answers map to exit codes: 1 for a key that is not an
-administrator's (HTTP 403) and a write the service refuses as a conflict
-(409, such as a second device with one endpoint name); 3 for a rejected
+administrator's (HTTP 403), a write the service refuses as a conflict
+(409, such as a second device with one endpoint name) and a record changed
+or created by someone else meanwhile (412); 3 for a rejected
 credential (401) or request (400, 413, 415: the service's message names
 the fields), a record that is not there (404) and a diff from before the
 service's history (410), an answer that is not what was expected or a
@@ -167,6 +168,21 @@ func (a *adminAPI) call(ctx context.Context, method, path string, q url.Values, 
 	return a.api.call(ctx, method, path, q, in, out)
 }
 
+// callHeader is call with request headers, returning the answer's
+// headers (serviceAPI.callHeader).
+func (a *adminAPI) callHeader(ctx context.Context, method, path string, hdr http.Header, in, out any) (http.Header, error) {
+	if a.api == nil {
+		api, err := a.sf.open(a.e)
+		if err != nil {
+			return nil, err
+		}
+		a.api = api
+	}
+	ctx, cancel := context.WithTimeout(ctx, *a.sf.timeout)
+	defer cancel()
+	return a.api.callHeader(ctx, method, path, nil, hdr, in, out)
+}
+
 // listAll lists a collection page by page (serviceAPI.listAll).
 func (a *adminAPI) listAll(ctx context.Context, path string, q url.Values, limit int,
 	id func(json.RawMessage) (string, error), each func(page []json.RawMessage) error) error {
@@ -184,6 +200,13 @@ func (a *adminAPI) listAll(ctx context.Context, path string, q url.Values, limit
 func notFound(err error) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// preconditionFailed reports whether err is the service's 412: the record
+// changed, or was created, since it was read.
+func preconditionFailed(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Status == http.StatusPreconditionFailed
 }
 
 // recordID returns the "id" member of a record.
@@ -317,8 +340,9 @@ func (c *adminCollection) createCmd() *command {
 -f FILE (JSON or YAML; "-": stdin) with the flags given overriding the
 file's fields. The file is decoded strictly: a field the service does not
 know is refused, naming it. An existing `+c.one+` is not replaced (exit 1; use
-update); the check and the write are two requests, so a `+c.one+` created
-by someone else in between is replaced. Prints the `+c.one+` as written.
+update), even one created by someone else a moment before: the write is
+conditional on no `+c.one+` having the id (If-None-Match: *). Prints the
+`+c.one+` as written.
 With -what-if nothing is written: the grants that the creation would add
 and remove are printed instead.
 `, c.examples["create"],
@@ -348,23 +372,20 @@ and remove are printed instead.
 				if whatIf.on() {
 					return whatIf.run(ctx, e, api, []policy.Change{putChange(c.kind, id, rec)})
 				}
-				var cur json.RawMessage
-				err := api.call(ctx, "GET", c.recordPath(id), nil, nil, &cur)
-				switch {
-				case err == nil:
+				err := c.put(ctx, e, api, id, rec, *asJSON, "created", http.Header{"If-None-Match": {"*"}})
+				if preconditionFailed(err) {
 					return failedErr(fmt.Errorf("%s %q exists; change it with \"sdactl admin %s update\"", c.one, id, c.name))
-				case !notFound(err):
-					return err
 				}
-				return c.put(ctx, e, api, id, rec, *asJSON, "created")
+				return err
 			}
 		})
 }
 
-// put writes rec with PUT and prints the record as written.
-func (c *adminCollection) put(ctx context.Context, e *env, api *adminAPI, id string, rec any, asJSON bool, done string) error {
+// put writes rec with PUT, on the preconditions in hdr, and prints the
+// record as written.
+func (c *adminCollection) put(ctx context.Context, e *env, api *adminAPI, id string, rec any, asJSON bool, done string, hdr http.Header) error {
 	var out json.RawMessage
-	if err := api.call(ctx, "PUT", c.recordPath(id), nil, rec, &out); err != nil {
+	if _, err := api.callHeader(ctx, "PUT", c.recordPath(id), hdr, rec, &out); err != nil {
 		return err
 	}
 	e.status("%s %s %s", done, c.one, id)
@@ -389,9 +410,11 @@ func (c *adminCollection) updateCmd() *command {
 		`Reads the `+c.one+` (GET /admin/v1/`+c.name+`/ID), changes the fields that the
 flags name and writes it back (PUT): the other fields are kept. With -f FILE
 (JSON or YAML, "-": stdin) the file's record replaces the `+c.one+`, with the
-flags given overriding its fields. The read and the write are two requests
-and the service has no precondition on a write: an update made by someone
-else in between is lost. Prints the `+c.one+` as written. With -what-if
+flags given overriding its fields. The write is conditional on the `+c.one+`
+being the one read (If-Match with its ETag): when someone else changed it
+in between, nothing is written and the command exits with 1 ("changed
+meanwhile; run again"), so that no update is lost. Prints the `+c.one+` as
+written. With -what-if
 nothing is written: the grants that the change would add and remove are
 printed instead.
 `, c.examples["update"],
@@ -423,8 +446,13 @@ printed instead.
 					}
 				}
 				var cur json.RawMessage
-				if err := api.call(ctx, "GET", c.recordPath(id), nil, nil, &cur); err != nil {
+				got, err := api.callHeader(ctx, "GET", c.recordPath(id), nil, nil, &cur)
+				if err != nil {
 					return c.notFoundErr(id, err)
+				}
+				etag := got.Get("ETag")
+				if etag == "" {
+					return inputErr(fmt.Errorf("the service sent %s %q without an ETag, so the update could not be made conditional on it", c.one, id))
 				}
 				if rec == nil {
 					var err error
@@ -441,7 +469,11 @@ printed instead.
 				if whatIf.on() {
 					return whatIf.run(ctx, e, api, []policy.Change{putChange(c.kind, id, rec)})
 				}
-				return c.put(ctx, e, api, id, rec, *asJSON, "updated")
+				err = c.put(ctx, e, api, id, rec, *asJSON, "updated", http.Header{"If-Match": {etag}})
+				if preconditionFailed(err) {
+					return failedErr(fmt.Errorf("%s %q changed meanwhile; run again: nothing was written", c.one, id))
+				}
+				return err
 			}
 		})
 }

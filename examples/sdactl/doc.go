@@ -134,9 +134,11 @@
 //	    set-temperature(arg0 in 16..28)'; subjects: -id -kind -groups;
 //	    devices: -id -endpoint-name -attr key=value) or from a JSON or YAML
 //	    file, decoded strictly (an unknown field is refused, naming it).
-//	    update changes the fields its flags name and keeps the others (GET
-//	    then PUT: a concurrent update in between is lost). create does not
-//	    replace an existing record (exit 1). -what-if writes nothing and
+//	    update changes the fields its flags name and keeps the others (GET,
+//	    then PUT with If-Match: a record changed in between is not written,
+//	    exit 1, "changed meanwhile; run again"). create does not replace an
+//	    existing record, even one created meanwhile (PUT with
+//	    If-None-Match: *; exit 1). -what-if writes nothing and
 //	    prints the grants the change would add and remove.
 //	admin api-keys create -id ID -subject S [-admin] [-json]
 //	    Print the new key's secret once, on stdout.

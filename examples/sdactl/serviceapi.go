@@ -178,6 +178,13 @@ func credentialMayGo(u *url.URL) bool {
 // JSON body in (nil: none), and decodes a 2xx answer into out (nil: the
 // body is not read as JSON). An error answer is an *apiError.
 func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	_, err := a.callHeader(ctx, method, path, q, nil, in, out)
+	return err
+}
+
+// callHeader is call with request headers hdr added (such as If-Match),
+// returning the headers of a 2xx answer (such as its ETag).
+func (a *serviceAPI) callHeader(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) (http.Header, error) {
 	u := *a.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawPath = ""
@@ -186,13 +193,16 @@ func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return usageErrorf("-url: %v", err)
+		return nil, usageErrorf("-url: %v", err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+a.credential)
 	req.Header.Set("Accept", "application/json")
@@ -201,32 +211,32 @@ func (a *serviceAPI) call(ctx context.Context, method, path string, q url.Values
 	}
 	resp, err := a.hc.Do(req)
 	if errors.Is(err, errInsecureRedirect) {
-		return inputErr(err)
+		return nil, inputErr(err)
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			return ioErr(fmt.Errorf("no answer from %s within the timeout: %w", u.Redacted(), err))
+			return nil, ioErr(fmt.Errorf("no answer from %s within the timeout: %w", u.Redacted(), err))
 		}
-		return ioErr(err)
+		return nil, ioErr(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIResponse+1))
 	if err != nil {
-		return ioErr(fmt.Errorf("reading the answer of %s: %w", u.Redacted(), err))
+		return nil, ioErr(fmt.Errorf("reading the answer of %s: %w", u.Redacted(), err))
 	}
 	if resp.StatusCode/100 != 2 {
-		return apiFailure(decodeAPIError(resp.StatusCode, data))
+		return nil, apiFailure(decodeAPIError(resp.StatusCode, data))
 	}
 	if len(data) > maxAPIResponse {
-		return inputErr(fmt.Errorf("the answer of %s is larger than %d bytes", u.Redacted(), maxAPIResponse))
+		return nil, inputErr(fmt.Errorf("the answer of %s is larger than %d bytes", u.Redacted(), maxAPIResponse))
 	}
 	if out == nil { // an answer without a body, such as 204
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return inputErr(fmt.Errorf("the answer of %s is not the JSON expected: %w", u.Redacted(), err))
+		return nil, inputErr(fmt.Errorf("the answer of %s is not the JSON expected: %w", u.Redacted(), err))
 	}
-	return nil
+	return resp.Header, nil
 }
 
 func isTimeout(err error) bool {
@@ -296,7 +306,7 @@ func shortQuote(s string) string {
 // is 4.
 func apiFailure(e *apiError) error {
 	switch {
-	case e.Status == http.StatusForbidden, e.Status == http.StatusConflict:
+	case e.Status == http.StatusForbidden, e.Status == http.StatusConflict, e.Status == http.StatusPreconditionFailed:
 		return failedErr(e)
 	case e.Status >= 400 && e.Status < 500:
 		return inputErr(e)

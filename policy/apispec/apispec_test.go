@@ -116,7 +116,14 @@ type env struct {
 	popPEM string
 	// hits records, per route, the statuses answered and validated.
 	hits map[string][]int
+	// etag is the ETag of the last answer that had one, sent for the
+	// header value etagHere.
+	etag string
 }
+
+// etagHere in a call's header stands for the ETag of the last answer
+// that had one.
+const etagHere = "{etag}"
 
 func newEnv(t *testing.T, s *spec, configure func(*policy.Service)) *env {
 	t.Helper()
@@ -189,6 +196,8 @@ type call struct {
 	// malformed says that the request does not conform to the document,
 	// which its validation must then find.
 	malformed bool
+	// header holds request headers, such as If-Match.
+	header map[string]string
 }
 
 // authenticate is the check of the bearer security scheme: a credential
@@ -213,6 +222,9 @@ func (e *env) newRequest(c call) *http.Request {
 	}
 	if c.cred != "" {
 		r.Header.Set("Authorization", "Bearer "+c.cred)
+	}
+	for k, v := range c.header {
+		r.Header.Set(k, strings.ReplaceAll(v, etagHere, e.etag))
 	}
 	switch {
 	case c.contentType != "":
@@ -257,6 +269,9 @@ func (e *env) do(t *testing.T, c call) []byte {
 	}
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("no X-Request-Id")
+	}
+	if et := resp.Header.Get("ETag"); et != "" {
+		e.etag = et
 	}
 	if routeErr != nil {
 		if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
@@ -382,6 +397,11 @@ func TestServiceAgainstDocument(t *testing.T) {
 			base := A + coll.name
 			one := base + "/" + coll.id
 			calls := []call{
+				{name: "put if none", method: "PUT", path: one, cred: admin, body: coll.body, header: map[string]string{"If-None-Match": "*"}, status: 200},
+				{name: "put if none exists", method: "PUT", path: one, cred: admin, body: coll.body, header: map[string]string{"If-None-Match": "*"}, status: 412},
+				{name: "put if match", method: "PUT", path: one, cred: admin, body: coll.body, header: map[string]string{"If-Match": etagHere}, status: 200},
+				{name: "put if match stale", method: "PUT", path: one, cred: admin, body: coll.body, header: map[string]string{"If-Match": `"00000000000000000000000000000000"`}, status: 412},
+				{name: "put if match malformed", method: "PUT", path: one, cred: admin, body: coll.body, header: map[string]string{"If-Match": "abc"}, status: 400},
 				{name: "put", method: "PUT", path: one, cred: admin, body: coll.body, status: 200},
 				{name: "put unknown field", method: "PUT", path: one, cred: admin, body: strings.Replace(coll.body, `{`, `{"extra":1,`, 1), status: 400, malformed: true},
 				{name: "put id differs", method: "PUT", path: one, cred: admin, body: coll.bodyWrongID, status: 400},
@@ -396,7 +416,9 @@ func TestServiceAgainstDocument(t *testing.T) {
 				{name: "list no credential", method: "GET", path: base, status: 401, malformed: true},
 				{name: "get", method: "GET", path: one, cred: admin, status: 200},
 				{name: "get not admin", method: "GET", path: one, cred: alice, status: 403},
-				{name: "delete", method: "DELETE", path: one, cred: admin, status: 204},
+				{name: "delete if match stale", method: "DELETE", path: one, cred: admin, header: map[string]string{"If-Match": `"00000000000000000000000000000000"`}, status: 412},
+				{name: "delete if match malformed", method: "DELETE", path: one, cred: admin, header: map[string]string{"If-Match": `"x`}, status: 400},
+				{name: "delete", method: "DELETE", path: one, cred: admin, header: map[string]string{"If-Match": etagHere}, status: 204},
 				{name: "get deleted", method: "GET", path: one, cred: admin, status: 404},
 				{name: "delete deleted", method: "DELETE", path: one, cred: admin, status: 404},
 				{name: "delete no credential", method: "DELETE", path: one, status: 401, malformed: true},
@@ -424,7 +446,8 @@ func TestServiceAgainstDocument(t *testing.T) {
 			{name: "list bad limit", method: "GET", path: base + "?limit=x", cred: admin, status: 400, malformed: true},
 			{name: "get", method: "GET", path: base + "/bob-key", cred: admin, status: 200},
 			{name: "get unknown", method: "GET", path: base + "/nope", cred: admin, status: 404},
-			{name: "delete", method: "DELETE", path: base + "/bob-key", cred: admin, status: 204},
+			{name: "delete if match stale", method: "DELETE", path: base + "/bob-key", cred: admin, header: map[string]string{"If-Match": `"00000000000000000000000000000000"`}, status: 412},
+			{name: "delete", method: "DELETE", path: base + "/bob-key", cred: admin, header: map[string]string{"If-Match": etagHere}, status: 204},
 			{name: "delete not admin", method: "DELETE", path: base + "/bob-admin", cred: alice, status: 403},
 			{name: "put not allowed", method: "PUT", path: base + "/bob-admin", cred: admin, body: `{}`, status: 405},
 		})

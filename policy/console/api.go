@@ -58,11 +58,18 @@ func (w *recorder) Write(b []byte) (int, error) {
 // session's API key as its bearer credential, and decodes a 2xx answer's
 // JSON into out (when not nil). Another answer is an *apiError.
 func (c *Console) call(ctx context.Context, orig *http.Request, apiKey, method, path string, query url.Values, in, out any) error {
+	_, err := c.callHeader(ctx, orig, apiKey, method, path, query, nil, in, out)
+	return err
+}
+
+// callHeader is call with the request headers hdr (such as If-Match),
+// returning the headers of a 2xx answer (such as its ETag).
+func (c *Console) callHeader(ctx context.Context, orig *http.Request, apiKey, method, path string, query url.Values, hdr http.Header, in, out any) (http.Header, error) {
 	var body io.Reader = http.NoBody
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
@@ -72,7 +79,10 @@ func (c *Console) call(ctx context.Context, orig *http.Request, apiKey, method, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	if in != nil {
@@ -90,7 +100,7 @@ func (c *Console) call(ctx context.Context, orig *http.Request, apiKey, method, 
 		w.status = http.StatusOK
 	}
 	if w.truncated {
-		return fmt.Errorf("console: the administration API's answer to %s %s is larger than %d bytes", method, path, maxAPIResponse)
+		return nil, fmt.Errorf("console: the administration API's answer to %s %s is larger than %d bytes", method, path, maxAPIResponse)
 	}
 	if w.status < 200 || w.status > 299 {
 		e := &apiError{}
@@ -98,15 +108,15 @@ func (c *Console) call(ctx context.Context, orig *http.Request, apiKey, method, 
 			e.Message = http.StatusText(w.status)
 		}
 		e.Status = w.status
-		return e
+		return nil, e
 	}
 	if out == nil || w.status == http.StatusNoContent {
-		return nil
+		return w.header, nil
 	}
 	if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
-		return fmt.Errorf("console: decoding the administration API's answer to %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("console: decoding the administration API's answer to %s %s: %w", method, path, err)
 	}
-	return nil
+	return w.header, nil
 }
 
 // listPage is the administration API's list format.

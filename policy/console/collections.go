@@ -248,9 +248,18 @@ type field struct {
 
 // getRecord reads one record of the API.
 func (c *Console) getRecord(r *http.Request, s *session, coll, id string) (json.RawMessage, error) {
-	var raw json.RawMessage
-	err := c.call(r.Context(), r, s.apiKey, http.MethodGet, adminPath(coll, id), nil, nil, &raw)
+	raw, _, err := c.getRecordETag(r, s, coll, id)
 	return raw, err
+}
+
+// getRecordETag reads one record of the API and its entity tag.
+func (c *Console) getRecordETag(r *http.Request, s *session, coll, id string) (json.RawMessage, string, error) {
+	var raw json.RawMessage
+	h, err := c.callHeader(r.Context(), r, s.apiKey, http.MethodGet, adminPath(coll, id), nil, nil, nil, &raw)
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, h.Get("ETag"), nil
 }
 
 // show answers GET {collection}/{id}.
@@ -287,6 +296,13 @@ type formData struct {
 	ImpactError string
 	// Secret is a created API key's secret, shown once.
 	Secret string
+	// ETag is the entity tag of the record when its edit form was opened,
+	// carried in a hidden field: the save is conditional on it (If-Match),
+	// so that it never overwrites a change made meanwhile.
+	ETag string
+	// Stale says that the record changed since the form was opened: the
+	// save wrote nothing (412).
+	Stale bool
 }
 
 // newRecord answers GET new/{collection}: an empty form.
@@ -304,7 +320,7 @@ func (c *Console) newRecord(col *collection) signedIn {
 // editRecord answers GET {collection}/{id}/edit: the form with the record.
 func (c *Console) editRecord(col *collection) signedIn {
 	return func(w http.ResponseWriter, r *http.Request, s *session) {
-		raw, err := c.getRecord(r, s, col.Name, r.PathValue("id"))
+		raw, etag, err := c.getRecordETag(r, s, col.Name, r.PathValue("id"))
 		if err != nil {
 			c.apiFailure(w, r, s, err)
 			return
@@ -317,7 +333,7 @@ func (c *Console) editRecord(col *collection) signedIn {
 		if pf, ok := f.(*policyForm); ok {
 			pf.AsJSON = r.URL.Query().Get("as") == "json"
 		}
-		c.renderForm(w, r, s, http.StatusOK, &formData{Col: col, Form: f})
+		c.renderForm(w, r, s, http.StatusOK, &formData{Col: col, Form: f, ETag: etag})
 	}
 }
 
@@ -339,22 +355,9 @@ func (c *Console) createRecord(col *collection) signedIn {
 			c.createAPIKey(w, r, s, d)
 			return
 		}
-		// PUT would replace a record of that id: a new record must not.
-		if id := f.recordID(); id != "" {
-			_, err := c.getRecord(r, s, col.Name, id)
-			var ae *apiError
-			switch {
-			case err == nil:
-				d.Errors = fieldErrors{byInput: map[string][]string{"id": {"a " + col.Singular + " with this id exists"}}}
-				c.renderForm(w, r, s, http.StatusConflict, d)
-				return
-			case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest):
-				// Free, or not a valid id: the write names the field.
-			default:
-				c.apiFailure(w, r, s, err)
-				return
-			}
-		}
+		// The write is conditional on no record having the id
+		// (If-None-Match: *): a new record never replaces one, even one
+		// created a moment before.
 		c.writeRecord(w, r, s, d)
 	}
 }
@@ -370,7 +373,7 @@ func (c *Console) saveRecord(col *collection) signedIn {
 			c.renderForm(w, r, s, http.StatusBadRequest, d)
 			return
 		}
-		c.writeRecord(w, r, s, &formData{Col: col, Form: f})
+		c.writeRecord(w, r, s, &formData{Col: col, Form: f, ETag: r.PostForm.Get("etag")})
 	}
 }
 
@@ -403,8 +406,31 @@ func (c *Console) writeRecord(w http.ResponseWriter, r *http.Request, s *session
 		c.renderForm(w, r, s, http.StatusBadRequest, d)
 		return
 	}
-	if err := c.call(r.Context(), r, s.apiKey, http.MethodPut, adminPath(d.Col.Name, id), nil, rec, nil); err != nil {
+	// A new record is written if no record has the id, an edited one if
+	// it is still the one the form was opened with. A form without the
+	// tag cannot tell, and is treated as changed meanwhile.
+	hdr := http.Header{"If-Match": {d.ETag}}
+	if d.New {
+		hdr = http.Header{"If-None-Match": {"*"}}
+	}
+	var err error
+	if d.New || d.ETag != "" {
+		_, err = c.callHeader(r.Context(), r, s.apiKey, http.MethodPut, adminPath(d.Col.Name, id), nil, hdr, rec, nil)
+	} else {
+		err = &apiError{Status: http.StatusPreconditionFailed}
+	}
+	if err != nil {
 		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusPreconditionFailed {
+			if d.New {
+				d.Errors = fieldErrors{byInput: map[string][]string{"id": {"a " + d.Col.Singular + " with this id exists"}}}
+				c.renderForm(w, r, s, http.StatusConflict, d)
+				return
+			}
+			d.Stale = true
+			c.renderForm(w, r, s, http.StatusPreconditionFailed, d)
+			return
+		}
 		if errors.As(err, &ae) && ae.Status < 500 && ae.Status != http.StatusUnauthorized && ae.Status != http.StatusForbidden {
 			d.Errors = sortAPIErrors(ae, d.Form, d.Col.Kind+".")
 			c.renderForm(w, r, s, ae.Status, d)

@@ -10,7 +10,12 @@
 // calls the administration API in process with the session's API key, so
 // the console can do nothing the key could not, and every validation
 // message it shows is the API's own (field errors appear next to the input
-// of the field they name).
+// of the field they name). Saves are conditional, so that nobody's change
+// is lost: an edit form carries the record's ETag in a hidden field and
+// is saved with If-Match, and a record changed by someone else since the
+// form was opened is not overwritten (the page says so, keeps what was
+// typed and links to the record reloaded); a new record is saved with
+// If-None-Match: *, so that it never replaces one created meanwhile.
 //
 // # Why plain server-rendered HTML
 //

@@ -60,6 +60,7 @@ func TestPolicyPages(t *testing.T) {
 		wantBody(t, a, `configure [{&#34;arg&#34;:0,&#34;range&#34;:[16,28]}]`, "site=rooftop,roof", "2027-01-01T00:00:00Z")
 		form := policyForm1("roof")
 		form.Set("name", "Rooftop units")
+		form.Set("etag", formETag(t, a))
 		wantStatus(t, b.post("/console/policies/roof/edit", form), http.StatusSeeOther)
 		wantBody(t, b.get("/console/policies/roof"), "Rooftop units")
 	})
@@ -97,7 +98,7 @@ func TestPolicyPages(t *testing.T) {
 		wantBody(t, a, `<textarea id="json" name="json"`, "&#34;id&#34;: &#34;roof&#34;")
 		js := `{"id":"roof","name":"From JSON","status":"active","effect":"allow","subjects":{"users":["alice"]},` +
 			`"operations":[{"name":"read-data"}],"devices":{"all":true},"token_lifetime_seconds":60}`
-		a = b.post("/console/policies/roof/edit", url.Values{"as": {"json"}, "json": {js}, "action": {"save"}})
+		a = b.post("/console/policies/roof/edit", url.Values{"as": {"json"}, "json": {js}, "action": {"save"}, "etag": {formETag(t, a)}})
 		wantStatus(t, a, http.StatusSeeOther)
 		wantBody(t, b.get("/console/policies/roof"), "From JSON")
 	})
@@ -172,7 +173,8 @@ func TestDirectoryPages(t *testing.T) {
 		a = b.post("/console/new/subjects", url.Values{"id": {"carol"}, "kind": {"robot"}, "action": {"save"}})
 		wantStatus(t, a, http.StatusBadRequest)
 		wantBody(t, a, `id="err-kind"`)
-		wantStatus(t, b.post("/console/subjects/bob/edit", url.Values{"id": {"bob"}, "kind": {"user"}, "groups": {"technicians"}, "action": {"save"}}), http.StatusSeeOther)
+		etag := formETag(t, b.get("/console/subjects/bob/edit"))
+		wantStatus(t, b.post("/console/subjects/bob/edit", url.Values{"id": {"bob"}, "kind": {"user"}, "groups": {"technicians"}, "action": {"save"}, "etag": {etag}}), http.StatusSeeOther)
 		if a := b.get("/console/subjects/bob"); strings.Contains(a.body, "juniors") {
 			t.Error("the edit did not remove the group")
 		}

@@ -46,6 +46,11 @@ stdout. -what-if on create, update and delete prints the grants that the
 change would add and remove instead of writing it. Groups exist as the
 memberships of subjects: groups list, show NAME, add-member NAME SUBJECT,
 remove-member NAME SUBJECT.
+
+Issued tokens and revocations have commands of their own, which take the
+service's -url and the administrator's key file as -credential-file:
+"sdactl tokens list", "sdactl revoke token|subject|device|anchor",
+"sdactl revocations list".
 `
 
 // adminServiceDetails ends the help of every admin command.

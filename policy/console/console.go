@@ -21,7 +21,7 @@ const DefaultPrefix = "/console/"
 // contentSecurityPolicy is sent with every response: only the console's
 // own stylesheet and script load, forms post only to the console, and no
 // other site may frame it.
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+const contentSecurityPolicy = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Options configure a [Console]. The zero value is usable.

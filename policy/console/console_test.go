@@ -332,8 +332,8 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 		})
 	}
-	t.Run("CSP allows no inline script", func(t *testing.T) {
-		for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
+	t.Run("CSP allows no script", func(t *testing.T) {
+		for _, d := range []string{"default-src 'none'", "script-src 'none'", "style-src 'self'", "img-src 'self'",
 			"form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"} {
 			if !strings.Contains(contentSecurityPolicy, d) {
 				t.Errorf("CSP lacks %q", d)

@@ -26,8 +26,8 @@
 // assistive technology as plain HTML does (labels on every input, tables
 // with header cells, a skip link, visible focus). It also keeps the
 // security story short: html/template escapes every value for its context,
-// and a Content-Security-Policy that allows only the console's own
-// stylesheet leaves an injected script nowhere to run.
+// and a Content-Security-Policy that allows no script at all and only the
+// console's own stylesheet leaves an injected script nowhere to run.
 //
 // # Security considerations
 //
@@ -56,8 +56,9 @@
 //     (the request's scheme and Host, or [Options].Origin behind a proxy);
 //     a request with neither header is refused. GET pages change nothing.
 //   - Every response carries Content-Security-Policy "default-src 'none';
-//     script-src 'self'; style-src 'self'; img-src 'self'; form-action
-//     'self'; frame-ancestors 'none'; base-uri 'none'",
+//     script-src 'none'; style-src 'self'; img-src 'self'; form-action
+//     'self'; frame-ancestors 'none'; base-uri 'none'" (no page has a
+//     script, so none may run),
 //     X-Content-Type-Options nosniff, X-Frame-Options DENY, Referrer-Policy
 //     same-origin and Cache-Control no-store (so that a page with a created
 //     key's secret is not cached).
@@ -66,8 +67,4 @@
 //   - Searching reads the API's lists page by page and stops after
 //     20,000 records; each answer of the API is read into memory up to
 //     8 MiB.
-//   - Creating a record checks first that its id is free, then writes it
-//     with PUT: two administrators creating the same id at once can both
-//     succeed, the second replacing the first (the API has no create-only
-//     write for policies, subjects and devices).
 package console

@@ -84,7 +84,8 @@
 // that the change touches once, so that a change over 10,000 subjects and
 // 10,000 devices takes tens of milliseconds (see BenchmarkWhatIf). A
 // [Service] keeps the previous records of the last [MaxHistory] changes
-// it applied since it last loaded a snapshot, so that [Service.Diff] can
+// it applied since it last loaded a snapshot (at most [MaxHistoryBytes]
+// of them), so that [Service.Diff] can
 // compare the states at two sequence numbers; older ones are a
 // [HistoryGoneError].
 //

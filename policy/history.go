@@ -16,15 +16,18 @@ type historyEntry struct {
 	id   string
 	del  bool
 	undo Change // a put of the previous record, or a delete
+	size int    // bytes of the undo's record, as encoded, counted against MaxHistoryBytes
 }
 
 // changeHistory is the bounded undo history of a [Service]: for the last
 // [MaxHistory] changes it applied, the previous value of the record
-// changed. It can rebuild the state at any sequence number from base to
-// the current one. The Service's syncMu guards it.
+// changed, at most [MaxHistoryBytes] of them. It can rebuild the state at
+// any sequence number from base to the current one. The Service's syncMu
+// guards it.
 type changeHistory struct {
 	base    int64
 	entries []historyEntry // ascending seq
+	bytes   int            // the sum of the entries' sizes
 }
 
 // reset starts a new history at seq: after a snapshot is loaded, earlier
@@ -32,16 +35,32 @@ type changeHistory struct {
 func (h *changeHistory) reset(seq int64) {
 	h.base = seq
 	h.entries = nil
+	h.bytes = 0
 }
 
 // record adds applied changes and the changes that undo them, dropping
-// the oldest entries beyond MaxHistory.
+// the oldest entries beyond MaxHistory entries or MaxHistoryBytes.
 func (h *changeHistory) record(changes, undo []Change) {
 	for i := range changes {
 		c := &changes[i]
-		h.entries = append(h.entries, historyEntry{seq: c.Seq, kind: c.Kind, id: c.ID, del: c.Delete, undo: undo[i]})
+		e := historyEntry{seq: c.Seq, kind: c.Kind, id: c.ID, del: c.Delete, undo: undo[i]}
+		if !e.undo.Delete {
+			if b, err := e.undo.record(); err == nil {
+				e.size = len(b)
+			}
+		}
+		h.entries = append(h.entries, e)
+		h.bytes += e.size
 	}
-	if drop := len(h.entries) - MaxHistory; drop > 0 {
+	drop := max(len(h.entries)-MaxHistory, 0)
+	for i := range drop {
+		h.bytes -= h.entries[i].size
+	}
+	for drop < len(h.entries) && h.bytes > MaxHistoryBytes {
+		h.bytes -= h.entries[drop].size
+		drop++
+	}
+	if drop > 0 {
 		// States from the last dropped change's seq on stay rebuildable:
 		// they need only the changes after it.
 		h.base = h.entries[drop-1].seq

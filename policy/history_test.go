@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -376,5 +377,38 @@ func TestChangeLogPagesKeepBatchesWhole(t *testing.T) {
 		if !slices.Equal(got, all) {
 			t.Errorf("limit %d: pages gave %v, want %v", limit, got, all)
 		}
+	}
+}
+
+// TestHistoryBytesBound checks that the history is bounded by the size of
+// the records it holds as well as by their number: large policies
+// rewritten again and again must not pin unbounded memory.
+func TestHistoryBytesBound(t *testing.T) {
+	big := strings.Repeat("x", maxDescriptionLen)
+	var h changeHistory
+	const n = 2 * MaxHistoryBytes / maxDescriptionLen // twice the byte bound, under MaxHistory
+	for i := 1; i <= n; i++ {
+		p := &Policy{ID: "p", Description: big, Status: Active, Effect: Allow,
+			Subjects: Subjects{Users: []string{"alice"}}, Operations: []OperationRule{{Name: "read"}},
+			Devices: DeviceSelector{All: true}, TokenLifetime: time.Hour}
+		c := PutPolicy(p)
+		c.Seq = int64(i)
+		h.record([]Change{c}, []Change{PutPolicy(p)})
+	}
+	if h.bytes > MaxHistoryBytes {
+		t.Errorf("history holds %d bytes of records, want at most %d", h.bytes, MaxHistoryBytes)
+	}
+	if len(h.entries) == 0 || len(h.entries) >= n {
+		t.Fatalf("history holds %d of %d entries, want some dropped and some kept", len(h.entries), n)
+	}
+	if want := h.entries[0].seq - 1; h.base != want {
+		t.Errorf("base %d, want %d (the last dropped seq)", h.base, want)
+	}
+	sum := 0
+	for _, e := range h.entries {
+		sum += e.size
+	}
+	if sum != h.bytes {
+		t.Errorf("entries add up to %d bytes, history says %d", sum, h.bytes)
 	}
 }

@@ -72,6 +72,9 @@ const (
 	// snapshot. Each entry holds one record, so the history holds at most
 	// MaxHistory records.
 	MaxHistory = 10000
+	// MaxHistoryBytes bounds the size of the records the history holds,
+	// as encoded in JSON: the oldest entries are dropped beyond it too.
+	MaxHistoryBytes = 16 << 20
 
 	maxImpactSummary = 1000    // summary rows of an Impact
 	maxImpactPairs   = 1 << 22 // (subject class, device class) pairs one impact evaluates

@@ -245,6 +245,7 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	for i, d := range devs {
 		if subj != nil && d != nil {
 			cands = st.candidates(cands, subj, d)
+			cands = cands[:bounds[i]+len(uniqueCandidates(cands[bounds[i]:]))]
 			denyStarts[i] = evaluate(cands[bounds[i]:], ops, r.Time, results[i*len(ops):(i+1)*len(ops)])
 			denyStart = earliest(denyStart, denyStarts[i])
 		}
@@ -333,6 +334,30 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 		}
 	}
 	return x
+}
+
+// uniqueCandidates removes from cs, in place, the policies met before:
+// candidates returns a policy once per (subject key, device key) pair
+// through which it applies, which Decide tolerates but an explanation
+// must list, and the near-miss search count, once.
+func uniqueCandidates(cs []*compiled) []*compiled {
+	out := cs[:0]
+	if len(cs) <= 32 {
+		for _, c := range cs {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	seen := make(map[*compiled]struct{}, len(cs))
+	for _, c := range cs {
+		if _, ok := seen[c]; !ok {
+			seen[c] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // explainPair fills pe for a known subject and device from the candidate

@@ -52,7 +52,11 @@ func refExplain(e *Engine, r *Request, stats *refStats) (*Explanation, error) {
 		var denyStart time.Time
 		if subj != nil && d != nil {
 			res = make([]pairResult, len(ops))
-			cands = st.candidates(nil, subj, d)
+			for _, c := range st.candidates(nil, subj, d) {
+				if !slices.Contains(cands, c) {
+					cands = append(cands, c)
+				}
+			}
 			denyStart = evaluate(cands, ops, r.Time, res)
 		}
 		for j, op := range ops {

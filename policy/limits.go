@@ -97,6 +97,11 @@ const (
 	// that one run of a test suite decides: about 2 µs each, with the
 	// engine's read lock held.
 	maxPolicyTestChecks = 100000
+	// maxPolicyTestLookups bounds the directory entries (subjects scanned
+	// for a group's members, devices scanned or looked up for a selector
+	// or audience) that one run of a test suite examines to find what its
+	// tests decide, even when they select nothing: about 40 ns each.
+	maxPolicyTestLookups = 1000000
 	// maxTestFailures bounds the failures a test result lists.
 	maxTestFailures = 5
 	// maxMembershipAttempts bounds the times a group membership change

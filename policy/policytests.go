@@ -169,9 +169,11 @@ func (t *PolicyTest) validate(f *fieldErrs, n string) {
 // RunTests validates the suite and runs its tests on the engine's
 // present content: each triple is decided as [Engine.Decide] decides a
 // request for one audience and one operation. A suite that is invalid, that
-// gives no time for a test, or whose tests decide more than
-// maxPolicyTestChecks triples in all, is an error matching [ErrInvalid];
-// failed tests are not errors.
+// gives no time for a test, whose tests decide more than
+// maxPolicyTestChecks triples in all, or whose tests examine more than
+// maxPolicyTestLookups directory entries in all to find their subjects
+// and devices (even selecting none), is an error matching [ErrInvalid]
+// naming the first test over the bound; failed tests are not errors.
 func (e *Engine) RunTests(s *TestSuite) (*TestReport, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -188,12 +190,16 @@ func (e *Engine) RunTests(s *TestSuite) (*TestReport, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	st := e.state()
-	// Resolve every test's triples first: nothing runs if there are too many.
+	// Resolve every test's triples first: nothing runs if there are too
+	// many, or if finding them examines too many directory entries.
 	plans := make([]testPlan, len(s.Tests))
-	total := 0
+	total, lookups := 0, 0
 	for i := range s.Tests {
-		plans[i] = st.plan(&s.Tests[i])
-		total += len(plans[i].subjects) * len(plans[i].auds) * len(plans[i].ops)
+		if !st.plan(&s.Tests[i], &plans[i], &lookups) {
+			return nil, &ValidationError{Fields: []FieldError{{Name: fmt.Sprintf("tests[%d]", i),
+				Message: fmt.Sprintf("the tests up to this one look up more than %d subjects and devices", maxPolicyTestLookups)}}}
+		}
+		total += len(plans[i].subjects) * len(plans[i].devices) * len(plans[i].ops)
 		if total > maxPolicyTestChecks {
 			return nil, &ValidationError{Fields: []FieldError{{Name: fmt.Sprintf("tests[%d]", i),
 				Message: fmt.Sprintf("the tests up to this one decide more than %d (subject, device, operation) triples", maxPolicyTestChecks)}}}
@@ -228,49 +234,86 @@ func cmpOrString(a, b string) string {
 	return b
 }
 
-// testPlan is what a test decides: its subjects, its audiences (with their
-// device keys) and its distinct operations; msg says why there is nothing
-// to decide.
+// testPlan is what a test decides: its subjects, its devices (audiences
+// with their device keys) and its distinct operations; msg says why there
+// is nothing to decide, and then the plan holds nothing else.
 type testPlan struct {
-	subjects      []string
-	auds, devKeys []string
-	ops           []string
-	msg           string
+	subjects []string
+	devices  []testDevice
+	ops      []string
+	msg      string
 }
 
-// plan resolves the subjects, devices and operations of a valid test.
-func (st *state) plan(t *PolicyTest) testPlan {
-	var p testPlan
+// testDevice is one device of a test: the audience it is asked as, and
+// its device key; or, selected from the directory, only its id, the
+// audience and key built when the test runs.
+type testDevice struct {
+	id, aud, key string
+}
+
+// audience returns the audience and device key of the device.
+func (d *testDevice) audience() (aud, key string) {
+	if d.aud != "" {
+		return d.aud, d.key
+	}
+	return token.PrefixDeviceID + d.id, "i\x00" + d.id
+}
+
+// plan resolves into p the subjects, devices and operations of a valid
+// test, adding to *lookups the directory entries it examines. It stops at
+// the first reason there is nothing to decide, and reports false, before
+// examining them, when the entries would take *lookups over
+// maxPolicyTestLookups.
+func (st *state) plan(t *PolicyTest, p *testPlan, lookups *int) bool {
+	charge := func(n int) bool {
+		*lookups += n
+		return *lookups <= maxPolicyTestLookups
+	}
+	if t.Subject != "" {
+		p.subjects = []string{t.Subject}
+	} else {
+		if !charge(len(st.subjects)) {
+			return false
+		}
+		if p.subjects = st.members(t.Group); len(p.subjects) == 0 {
+			p.msg = fmt.Sprintf("group %q has no members", t.Group)
+			return true
+		}
+	}
+	if t.Devices == nil {
+		if !charge(len(t.Audience)) {
+			return false
+		}
+		for _, a := range t.Audience {
+			if slices.ContainsFunc(p.devices, func(d testDevice) bool { return d.aud == a }) {
+				continue
+			}
+			k, _ := parseAudience(a) // validated
+			p.devices = append(p.devices, testDevice{aud: a, key: k})
+		}
+	} else {
+		n := len(st.devices)
+		if sel := t.Devices; !sel.All && len(sel.Attributes) == 0 {
+			n = len(sel.IDs) + len(sel.EndpointNames)
+		}
+		if !charge(n) {
+			return false
+		}
+		for _, id := range st.selectDevices(t.Devices) {
+			p.devices = append(p.devices, testDevice{id: id})
+		}
+		if len(p.devices) == 0 {
+			p.subjects = nil
+			p.msg = fmt.Sprintf("the selector (%s) selects no device", describeSelector(t.Devices))
+			return true
+		}
+	}
 	for _, o := range t.Operations {
 		if !slices.Contains(p.ops, o) {
 			p.ops = append(p.ops, o)
 		}
 	}
-	if t.Subject != "" {
-		p.subjects = []string{t.Subject}
-	} else {
-		p.subjects = st.members(t.Group)
-		if len(p.subjects) == 0 {
-			p.msg = fmt.Sprintf("group %q has no members", t.Group)
-		}
-	}
-	if t.Devices == nil {
-		for _, a := range t.Audience {
-			if slices.Contains(p.auds, a) {
-				continue
-			}
-			k, _ := parseAudience(a) // validated
-			p.auds, p.devKeys = append(p.auds, a), append(p.devKeys, k)
-		}
-	} else {
-		for _, id := range st.selectDevices(t.Devices) {
-			p.auds, p.devKeys = append(p.auds, token.PrefixDeviceID+id), append(p.devKeys, "i\x00"+id)
-		}
-		if len(p.auds) == 0 && p.msg == "" {
-			p.msg = fmt.Sprintf("the selector (%s) selects no device", describeSelector(t.Devices))
-		}
-	}
-	return p
+	return true
 }
 
 // members returns the ids of the subjects in group, sorted.
@@ -320,11 +363,16 @@ func (st *state) runTest(t *PolicyTest, p *testPlan, at time.Time, structured bo
 		return res
 	}
 	want := t.Expect == ExpectAllow
+	// The audiences and device keys of this test only.
+	auds, devKeys := make([]string, len(p.devices)), make([]string, len(p.devices))
+	for i := range p.devices {
+		auds[i], devKeys[i] = p.devices[i].audience()
+	}
 	for _, subj := range p.subjects {
-		for i, aud := range p.auds {
+		for i, aud := range auds {
 			for _, op := range p.ops {
 				r := &Request{Subject: subj, Audience: []string{aud}, Operations: []string{op}, Time: at, Structured: structured}
-				keys, ops, auds := p.devKeys[i:i+1], []string{op}, []string{aud}
+				keys, ops, auds := devKeys[i:i+1], []string{op}, []string{aud}
 				res.Checked++
 				if st.decide(r, keys, ops, auds).Allowed == want {
 					continue

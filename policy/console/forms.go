@@ -115,7 +115,10 @@ func (f *policyForm) record() (any, []policy.FieldError) {
 		if err != nil || n < 0 {
 			errs = append(errs, policy.FieldError{Name: "token_lifetime_seconds", Message: "must be a whole number of seconds"})
 		}
-		p.TokenLifetime = time.Duration(n) * time.Second
+		// One second over the longest lifetime stands for any longer
+		// one: the API refuses it with its field error, where n seconds
+		// could overflow a Duration into a valid lifetime.
+		p.TokenLifetime = time.Duration(min(n, int64(policy.MaxTokenLifetime/time.Second)+1)) * time.Second
 	}
 	p.Subjects = policy.Subjects{Users: splitList(f.Users), Groups: splitList(f.Groups), Applications: splitList(f.Applications)}
 	for i, l := range splitLines(f.Operations) {

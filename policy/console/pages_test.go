@@ -84,6 +84,18 @@ func TestPolicyPages(t *testing.T) {
 			t.Error("the invalid policy was written")
 		}
 	})
+	t.Run("a lifetime too long for a duration is the API's field error", func(t *testing.T) {
+		// 2^55 + 3600 seconds is 3600 s modulo 2^64 ns: multiplied
+		// unchecked, it would save a one-hour lifetime.
+		form := policyForm1("huge")
+		form.Set("token_lifetime_seconds", "36028797018967568")
+		a := b.post("/console/new/policies", form)
+		wantStatus(t, a, http.StatusBadRequest)
+		wantBody(t, a, `id="err-token_lifetime_seconds"`, "out of range", "The record was not saved")
+		if f.apiStatus(t, "policies/huge") != http.StatusNotFound {
+			t.Error("the policy was written")
+		}
+	})
 	t.Run("form errors before the API", func(t *testing.T) {
 		form := policyForm1("bad")
 		form.Set("valid_from", "tomorrow")

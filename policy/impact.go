@@ -42,11 +42,14 @@ type ImpactOptions struct {
 // at Time, decided as [Engine.Decide] decides a request for that one
 // device and operation: for every pair of a subject and a device of the
 // directory, each operation named by a policy that applies at Time and
-// matches the pair, and [AllOperations] ("*") standing for every
-// operation that no such policy names. An operation allowed only under
-// argument constraints gives one grant per set of constraints, distinct
-// from the unconstrained grant of the same name: a constraint tightened is
-// the old grant lost and the new one gained.
+// matches the pair in either of the two states, and [AllOperations] ("*")
+// standing for every operation that no such policy names in either state.
+// An operation named in one state only is thus decided in both: under an
+// allow of "*", a deny of "read" added loses the grant of "read". An
+// operation allowed only under argument constraints gives one grant per
+// set of constraints, distinct from the unconstrained grant of the same
+// name: a constraint tightened is the old grant lost and the new one
+// gained.
 type Impact struct {
 	// Object is "impact".
 	Object string    `json:"object"`
@@ -261,17 +264,26 @@ func cmpGrant(a, b impactGrant) int {
 	return cmp.Or(strings.Compare(a.op, b.op), strings.Compare(a.key, b.key))
 }
 
-// pairGrants returns the grants, sorted, of a subject whose candidate
-// policies (those that apply and name the subject) are list, on device d;
-// and the policies of list that select d.
-func pairGrants(list []*compiled, d *deviceEntry, structured bool) ([]impactGrant, []*compiled) {
-	type opAcc struct {
-		deny, uncon bool
-		alts        []rule
-	}
-	var matched []*compiled
-	var acc map[string]*opAcc
-	var starAllow, starDeny bool
+// opAcc is what the policies matching a pair say of one operation they
+// name.
+type opAcc struct {
+	deny, uncon bool
+	alts        []rule
+}
+
+// pairRules is what the policies matching a (subject, device) pair in one
+// state say: per operation they name, and of AllOperations.
+type pairRules struct {
+	matched             []*compiled // the policies that select the device
+	acc                 map[string]*opAcc
+	starAllow, starDeny bool
+}
+
+// matchPair collects the rules of a subject whose candidate policies
+// (those that apply and name the subject) are list, on device d.
+func matchPair(list []*compiled, d *deviceEntry) pairRules {
+	var r pairRules
+	var matched []*compiled // a local, which append may start on the stack
 	for _, c := range list {
 		if !c.matchesDevice(d) {
 			continue
@@ -281,19 +293,19 @@ func pairGrants(list []*compiled, d *deviceEntry, structured bool) ([]impactGran
 		for _, ru := range c.rules {
 			if ru.name == AllOperations {
 				if deny {
-					starDeny = true
+					r.starDeny = true
 				} else {
-					starAllow = true
+					r.starAllow = true
 				}
 				continue
 			}
-			if acc == nil {
-				acc = map[string]*opAcc{}
+			if r.acc == nil {
+				r.acc = map[string]*opAcc{}
 			}
-			a := acc[ru.name]
+			a := r.acc[ru.name]
 			if a == nil {
 				a = &opAcc{}
-				acc[ru.name] = a
+				r.acc[ru.name] = a
 			}
 			switch {
 			case deny:
@@ -305,11 +317,23 @@ func pairGrants(list []*compiled, d *deviceEntry, structured bool) ([]impactGran
 			}
 		}
 	}
+	r.matched = matched
+	return r
+}
+
+// grants returns the pair's grants, sorted: for each operation that these
+// rules or other's name (the pair's in the other state, zero when that
+// state lacks the subject or the device), and AllOperations for the
+// operations neither names. An operation named only in the other state is
+// decided here by the AllOperations rules alone, so that a deny or an
+// allow of it added or removed is compared with what "*" decides of it
+// (docs/PROTOCOL.md section 9).
+func (r *pairRules) grants(other *pairRules, structured bool) []impactGrant {
 	var out []impactGrant
-	for name, a := range acc {
+	decide := func(name string, a *opAcc) {
 		switch {
-		case a.deny || starDeny:
-		case a.uncon || starAllow:
+		case a.deny || r.starDeny:
+		case a.uncon || r.starAllow:
 			out = append(out, impactGrant{op: name})
 		case structured:
 			// As Engine.Decide: the alternatives sorted by key, as many as
@@ -320,11 +344,20 @@ func pairGrants(list []*compiled, d *deviceEntry, structured bool) ([]impactGran
 			}
 		}
 	}
-	if starAllow && !starDeny {
+	for name, a := range r.acc {
+		decide(name, a)
+	}
+	var unnamed opAcc // what these rules say of an operation they do not name
+	for name := range other.acc {
+		if r.acc[name] == nil {
+			decide(name, &unnamed)
+		}
+	}
+	if r.starAllow && !r.starDeny {
 		out = append(out, impactGrant{op: AllOperations})
 	}
 	slices.SortFunc(out, cmpGrant)
-	return out, matched
+	return out
 }
 
 // subjClass is a set of subjects that every policy of both states that
@@ -736,17 +769,29 @@ func (c *impactCalc) evaluate() error {
 // records the differences.
 func (c *impactCalc) evalPair(si, di int) {
 	s, d := c.subjs[si], c.devs[di]
-	var grants [2][]impactGrant
+	var rules [2]pairRules
+	var present [2]bool // the subject and the device exist in the state
 	var matched [2][]*compiled
 	for i, v := range c.views {
 		if v.subjects[s.rep] == nil {
 			continue
 		}
 		if e := v.devices[d.rep]; e != nil {
-			grants[i], matched[i] = pairGrants(c.candidates(i, s), e, c.structured)
-			if c.ops != nil {
-				grants[i] = slices.DeleteFunc(grants[i], func(g impactGrant) bool { return !c.ops[g.op] })
-			}
+			rules[i], present[i] = matchPair(c.candidates(i, s), e), true
+			matched[i] = rules[i].matched
+		}
+	}
+	// Each state decides the operations named in either, so that one
+	// named in only one state is compared with what "*" decides of it in
+	// the other.
+	var grants [2][]impactGrant
+	for i := range rules {
+		if !present[i] {
+			continue
+		}
+		grants[i] = rules[i].grants(&rules[1-i], c.structured)
+		if c.ops != nil {
+			grants[i] = slices.DeleteFunc(grants[i], func(g impactGrant) bool { return !c.ops[g.op] })
 		}
 	}
 	n := int64(len(s.members)) * int64(len(d.members))

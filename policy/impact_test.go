@@ -12,26 +12,37 @@ import (
 )
 
 // bruteGrants returns the grants of every (subject, device) pair of the
-// engine's directory at t, triple by triple: for each operation named by
-// a policy that applies at t and matches the pair, Engine.Decide on that
-// one (device, operation); and "*" for an operation no such policy names.
-// Matching is done here from the records, not with the engine's indexes.
-func bruteGrants(t *testing.T, e *Engine, at time.Time, structured bool) map[string]bool {
+// engine's directory at t, triple by triple, as an impact between the
+// engine's state and the other one compares them: for each operation named
+// by a policy that applies at t and matches the pair in either state
+// (other's records of that subject and device, when it has them),
+// Engine.Decide on that one (device, operation); and "*" for an operation
+// no such policy names in either state. Matching is done here from the
+// records, not with the engine's indexes.
+func bruteGrants(t *testing.T, e *Engine, other *Snapshot, at time.Time, structured bool) map[string]bool {
 	t.Helper()
 	snap := e.Snapshot()
 	out := map[string]bool{}
 	for _, s := range snap.Subjects {
 		for _, d := range snap.Devices {
 			named := map[string]bool{}
-			for _, p := range snap.Policies {
-				if !p.appliesAt(at) || !bruteSubject(p, s) || !bruteDevice(p, d) {
-					continue
-				}
-				for _, r := range p.Operations {
-					if r.Name != AllOperations {
-						named[r.Name] = true
+			addNamed := func(st *Snapshot, s *Subject, d *Device) {
+				for _, p := range st.Policies {
+					if !p.appliesAt(at) || !bruteSubject(p, s) || !bruteDevice(p, d) {
+						continue
+					}
+					for _, r := range p.Operations {
+						if r.Name != AllOperations {
+							named[r.Name] = true
+						}
 					}
 				}
+			}
+			addNamed(snap, s, d)
+			os := slices.IndexFunc(other.Subjects, func(x *Subject) bool { return x.ID == s.ID })
+			od := slices.IndexFunc(other.Devices, func(x *Device) bool { return x.ID == d.ID })
+			if os >= 0 && od >= 0 {
+				addNamed(other, other.Subjects[os], other.Devices[od])
 			}
 			ops := slices.Sorted(mapsKeys(named))
 			unnamed := "zz-unnamed" // no test policy names it
@@ -182,6 +193,14 @@ func (w randomWorld) policy(id string) *Policy {
 	for _, op := range w.subset("read", "write", "configure", AllOperations) {
 		p.Operations = append(p.Operations, OperationRule{Name: op})
 	}
+	// Often a deny of one operation, and an allow of "*": the pair whose
+	// grant of that operation an impact must compare explicitly.
+	switch {
+	case p.Effect == Deny && w.r.IntN(2) == 0:
+		p.Operations = []OperationRule{{Name: w.pick("read", "write", "configure")}}
+	case p.Effect == Allow && w.r.IntN(3) == 0 && !slices.ContainsFunc(p.Operations, func(r OperationRule) bool { return r.Name == AllOperations }):
+		p.Operations = append(p.Operations, OperationRule{Name: AllOperations})
+	}
 	if p.Effect == Allow && w.r.IntN(2) == 0 {
 		lo := int64(w.r.IntN(3))
 		p.Operations = append(p.Operations, OperationRule{Name: w.pick("read", "configure"),
@@ -253,7 +272,7 @@ func TestWhatIfMatchesBruteForce(t *testing.T) {
 		}
 		structured := iter%3 != 0
 		opts := &ImpactOptions{Limit: MaxImpactDetails, Structured: structured}
-		gb, ga := bruteGrants(t, &before, t0, structured), bruteGrants(t, &after, t0, structured)
+		gb, ga := bruteGrants(t, &before, after.Snapshot(), t0, structured), bruteGrants(t, &after, before.Snapshot(), t0, structured)
 		want := map[string]bool{}
 		for k := range ga {
 			if !gb[k] {
@@ -317,6 +336,104 @@ func TestWhatIfMatchesBruteForce(t *testing.T) {
 	}
 	if checked < 100 {
 		t.Fatalf("only %d iterations had an impact; the generator is too tame", checked)
+	}
+}
+
+// TestWhatIfNamedInOneState: an operation that a policy relevant to the
+// pair names in only one of the two states is compared explicitly in
+// both: under an allow of "*", a deny of "read" loses read (Decide denies
+// it after), removing that deny gains it, and an allow of an operation
+// that "*" already grants changes nothing.
+func TestWhatIfNamedInOneState(t *testing.T) {
+	star := pol("star", func(p *Policy) { p.Operations = []OperationRule{{Name: AllOperations}} })
+	denyRead := pol("deny-read", denyEffect)
+	allowWrite := pol("allow-write", func(p *Policy) { p.Operations = []OperationRule{{Name: "write"}} })
+	dev4 := "44444444444444444444444444444444"
+	newDevice := PutDevice(&Device{ID: dev4, EndpointName: "hvac-4"})
+	type triple struct {
+		change    ImpactChange
+		device    string
+		operation string
+	}
+	for _, tc := range []struct {
+		name    string
+		before  []*Policy
+		changes []Change
+		want    []triple
+	}{
+		{"deny added", []*Policy{star}, []Change{PutPolicy(denyRead)},
+			[]triple{{ImpactLost, dev1, "read"}, {ImpactLost, dev2, "read"}, {ImpactLost, dev3, "read"}}},
+		{"deny removed", []*Policy{star, denyRead}, []Change{DeleteRecord(KindPolicy, "deny-read")},
+			[]triple{{ImpactGained, dev1, "read"}, {ImpactGained, dev2, "read"}, {ImpactGained, dev3, "read"}}},
+		{"deny added with a directory change", []*Policy{star}, []Change{PutPolicy(denyRead), newDevice},
+			[]triple{{ImpactGained, dev4, AllOperations}, {ImpactLost, dev1, "read"}, {ImpactLost, dev2, "read"}, {ImpactLost, dev3, "read"}}},
+		{"allow of an operation * grants", []*Policy{star}, []Change{PutPolicy(allowWrite)}, nil},
+		{"allow of an operation * granted removed", []*Policy{star, allowWrite}, []Change{DeleteRecord(KindPolicy, "allow-write")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before Engine
+			setup := testDirectory()
+			for _, p := range tc.before {
+				setup = append(setup, PutPolicy(p))
+			}
+			if err := before.Apply(setup...); err != nil {
+				t.Fatal(err)
+			}
+			var after Engine
+			if err := after.Load(before.Snapshot()); err != nil {
+				t.Fatal(err)
+			}
+			if err := after.Apply(tc.changes...); err != nil {
+				t.Fatal(err)
+			}
+			// The expectation agrees with Decide in both states.
+			for _, w := range tc.want {
+				if w.operation == AllOperations {
+					continue
+				}
+				for i, e := range []*Engine{&before, &after} {
+					dec, err := e.Decide(&Request{Subject: "alice", Audience: []string{"id:" + w.device}, Operations: []string{w.operation}, Time: t0})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if allowed := (i == 1) == (w.change == ImpactGained); dec.Allowed != allowed {
+						t.Fatalf("state %d: Decide(%s on %s) allowed %v, the test expects %v", i, w.operation, w.device, dec.Allowed, allowed)
+					}
+				}
+			}
+			whatIf, err := before.WhatIf(tc.changes, t0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compared, err := Compare(before.Snapshot(), after.Snapshot(), t0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, im := range map[string]*Impact{"WhatIf": whatIf, "Compare": compared} {
+				var got []triple
+				for _, d := range im.Details {
+					if d.Subject != "alice" {
+						t.Errorf("%s: detail %+v for a subject no policy names", name, d)
+					}
+					got = append(got, triple{d.Change, d.Device, d.Operation})
+				}
+				var gained, lost int64
+				for _, w := range tc.want {
+					if w.change == ImpactGained {
+						gained++
+					} else {
+						lost++
+					}
+				}
+				byKey := func(a, b triple) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }
+				slices.SortFunc(got, byKey)
+				want := slices.SortedFunc(slices.Values(tc.want), byKey)
+				if im.Gained != gained || im.Lost != lost || !slices.Equal(got, want) {
+					t.Errorf("%s: gained %d lost %d, details %v; want gained %d lost %d, details %v",
+						name, im.Gained, im.Lost, got, gained, lost, want)
+				}
+			}
+		})
 	}
 }
 

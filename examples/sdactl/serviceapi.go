@@ -299,11 +299,12 @@ func shortQuote(s string) string {
 }
 
 // apiFailure maps an error answer to its exit code: a denial (403, an API
-// key without the right) and a refusal by the service's rules (409, such
-// as a revocation beyond a status update bound) are 1; a rejected
-// credential (401), request (400, 413, 415) or unknown record or device
-// (404) are 3; a service that is unavailable (5xx), or any other answer,
-// is 4.
+// key without the right), a refusal by the service's rules (409, such
+// as a revocation beyond a status update bound) and a record changed or
+// created meanwhile (412) are 1; any other client error, such as a
+// rejected credential (401), request (400, 413, 415), unknown record or
+// device (404) or a diff from before the history (410), is 3; a service
+// that is unavailable (5xx), or any other answer, is 4.
 func apiFailure(e *apiError) error {
 	switch {
 	case e.Status == http.StatusForbidden, e.Status == http.StatusConflict, e.Status == http.StatusPreconditionFailed:

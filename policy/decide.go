@@ -142,7 +142,9 @@ func validateRequest(r *Request) (devKeys, ops []string, auds []string, err erro
 		f.add("scope", "1 to %d operations", token.MaxScopeItems)
 	} else {
 		for i, o := range r.Operations {
-			checkOperationName(&f, fmt.Sprintf("scope[%d]", i), o)
+			if token.ValidateName(o) != nil { // the field name is formatted only for a failure
+				checkOperationName(&f, fmt.Sprintf("scope[%d]", i), o)
+			}
 			if !slices.Contains(ops, o) {
 				ops = append(ops, o)
 			}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -209,7 +210,7 @@ func (e *Engine) RunTests(s *TestSuite) (*TestReport, error) {
 	for i := range s.Tests {
 		t := &s.Tests[i]
 		at := cmpOrTime(t.Time, s.Time)
-		structured := cmpOrString(t.Profile, s.Profile) == "v2"
+		structured := cmp.Or(t.Profile, s.Profile) == "v2"
 		rep.Results[i] = st.runTest(t, &plans[i], at, structured)
 		if rep.Results[i].Passed {
 			rep.Passed++
@@ -222,13 +223,6 @@ func (e *Engine) RunTests(s *TestSuite) (*TestReport, error) {
 
 func cmpOrTime(a, b time.Time) time.Time {
 	if !a.IsZero() {
-		return a
-	}
-	return b
-}
-
-func cmpOrString(a, b string) string {
-	if a != "" {
 		return a
 	}
 	return b

@@ -52,6 +52,10 @@ const (
 	claimCnfV1   = 25 // SDA v1
 	claimCnonce  = 39 // RFC 9200 section 5.3 (v2)
 	cnfCOSEKey   = 1  // RFC 8747 section 3.2
+
+	// claimDelegation is the SDK's delegation claim (v2): a private-use
+	// claim key, below -65536 (RFC 8392 section 9.1).
+	claimDelegation = -65537
 )
 
 // Claims are the claims of an access token (a CWT, RFC 8392).
@@ -75,6 +79,11 @@ type Claims struct {
 	// 1 to MaxCNonceLength bytes; SDA devices issue 8. v1 tokens have none.
 	CNonce []byte
 
+	// Delegation (v2, claim -65537, docs/PROTOCOL.md section 13) says
+	// whether and how far the holder may delegate the token: nil, not
+	// delegable. A v1 token never carries it.
+	Delegation *Delegation
+
 	// Profile is the claim-key profile the token was decoded from. Issue
 	// ignores it and uses IssueOptions.Profile.
 	Profile Profile
@@ -96,6 +105,8 @@ func claimSlot(key int64) int {
 		return slotCnfV1
 	case claimCnonce:
 		return slotCnonce
+	case claimDelegation:
+		return slotDelegation
 	}
 	return -1
 }
@@ -113,6 +124,7 @@ const (
 	slotScopeV1
 	slotCnfV1
 	slotCnonce
+	slotDelegation
 	numSlots
 )
 
@@ -205,6 +217,14 @@ func decodeClaims(data []byte) (*Claims, error) {
 		}
 		if len(c.CNonce) == 0 || len(c.CNonce) > MaxCNonceLength {
 			return nil, malformed(f+".cnonce", "%d bytes, want 1..%d", len(c.CNonce), MaxCNonceLength)
+		}
+	}
+	if raw[slotDelegation] != nil {
+		if c.Profile == ProfileV1 {
+			return nil, malformed(f+".delegation", "an SDA v1 token is never delegable")
+		}
+		if c.Delegation, err = decodeDelegation(f+".delegation", raw[slotDelegation]); err != nil {
+			return nil, err
 		}
 	}
 	if raw[slotScope] == nil {
@@ -352,6 +372,14 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	if c.Key == nil {
 		return nil, invalid("cnf key is required")
 	}
+	if c.Delegation != nil {
+		if p == ProfileV1 {
+			return nil, invalid("an SDA v1 token is never delegable")
+		}
+		if err := c.Delegation.validate(c.Scope); err != nil {
+			return nil, err
+		}
+	}
 	if p == ProfileV1 {
 		// The v1 cnf is an EC2 P-256 key, the only PoP key (and
 		// ES256 the only request algorithm) deployed devices know.
@@ -364,7 +392,7 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 	hasNbf, hasIat := !c.NotBefore.IsZero(), !c.IssuedAt.IsZero()
 
 	n := 5 // iss, aud, exp, scope, cnf
-	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil, c.CNonce != nil} {
+	for _, present := range []bool{c.Subject != "", hasNbf, hasIat, c.ID != nil, c.CNonce != nil, c.Delegation != nil} {
 		if present {
 			n++
 		}
@@ -409,6 +437,10 @@ func encodeClaims(c *Claims, p Profile) ([]byte, error) {
 		}
 		if c.CNonce != nil {
 			b = codec.AppendBytes(codec.AppendUint(b, claimCnonce), c.CNonce)
+		}
+		if c.Delegation != nil {
+			// -65537 (3a 00 01 00 00) sorts after every positive key.
+			b = c.Delegation.append(codec.AppendInt(b, claimDelegation))
 		}
 		return b, nil
 	}

@@ -134,3 +134,68 @@ func (e *ScopeError) Is(target error) bool { return target == ErrOutOfScope }
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
+
+// Delegation refusals (docs/PROTOCOL.md section 13). Each matches
+// [ErrDelegation] with errors.Is, and [Chain.Verify] and [Delegate] return
+// them inside a [*DelegationError] naming the link and the field.
+var (
+	// ErrDelegation matches every delegation refusal.
+	ErrDelegation = errors.New("token: delegation refused")
+
+	// ErrNotDelegable: the token carries no delegation claim (a v1 token
+	// never does), or a link passes on a permission whose operation the
+	// token's delegation claim does not list.
+	ErrNotDelegable error = delegationError("token: not delegable")
+
+	// ErrDelegationDepth: more links than the token's delegation depth, or
+	// than the link above allows.
+	ErrDelegationDepth error = delegationError("token: delegation too deep")
+
+	// ErrLinkSignature: a link does not verify with its parent's key over
+	// its parent's hash (a wrong key, a link moved under another parent,
+	// reordered or duplicated), or its algorithm is not the one the
+	// parent's key pins.
+	ErrLinkSignature error = delegationError("token: delegation link signature")
+
+	// ErrNotNarrower: a link widens the scope, the time window or the
+	// audience of its parent, or does not provably narrow them.
+	ErrNotNarrower error = delegationError("token: delegation not narrower")
+
+	// ErrDelegationLoop: a link delegates to a key already in the chain
+	// (the token's key or an earlier link's).
+	ErrDelegationLoop error = delegationError("token: delegation loop")
+)
+
+// delegationError is the type of the delegation sentinels: each also
+// matches ErrDelegation.
+type delegationError string
+
+func (e delegationError) Error() string { return string(e) }
+
+// Is reports whether target is ErrDelegation.
+func (e delegationError) Is(target error) bool { return target == ErrDelegation }
+
+// DelegationError reports why a delegation chain (or a new link) is
+// refused: which link, which of its fields, and the sentinel. It matches
+// [ErrDelegation] and, through Unwrap, its Err.
+type DelegationError struct {
+	Link   int    // index of the refused link, from 0
+	Field  string // "depth", "signature", "key", "scope", "exp", "nbf" or "aud"
+	Err    error  // ErrNotDelegable, ErrDelegationDepth, ErrLinkSignature, ErrNotNarrower or ErrDelegationLoop
+	Reason string // a readable detail
+}
+
+// Error names the link, the field and the reason.
+func (e *DelegationError) Error() string {
+	return fmt.Sprintf("%v: link %d %s: %s", e.Err, e.Link, e.Field, e.Reason)
+}
+
+// Unwrap returns Err.
+func (e *DelegationError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrDelegation.
+func (e *DelegationError) Is(target error) bool { return target == ErrDelegation }
+
+func refuse(link int, field string, err error, format string, args ...any) error {
+	return &DelegationError{Link: link, Field: field, Err: err, Reason: fmt.Sprintf(format, args...)}
+}

@@ -31,3 +31,19 @@ const (
 	// most four characters).
 	MaxScopeTextLength = 16 << 10
 )
+
+// Limits of delegation (docs/PROTOCOL.md section 13).
+const (
+	// MaxDelegationDepth is the most links below a token: the largest
+	// depth of a delegation claim, and the most links of a [Chain].
+	MaxDelegationDepth = 4
+	// MaxLinkSubjectLength is the most bytes of a link's sub.
+	MaxLinkSubjectLength = 256
+	// MaxLinkSize is the most bytes of one encoded link.
+	MaxLinkSize = MaxTokenSize
+	// MaxChainSize is the most bytes of an encoded [Chain].
+	MaxChainSize = 1 + MaxDelegationDepth*MaxLinkSize
+	// MaxDelegatedTokenSize is the most bytes of an encoded
+	// [DelegatedToken].
+	MaxDelegatedTokenSize = 1 + 3 + MaxTokenSize + MaxChainSize
+)

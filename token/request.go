@@ -7,6 +7,7 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
@@ -15,14 +16,19 @@ import (
 const operationFunctionCall = 1
 
 // Request is the signed bundle of docs/PROTOCOL.md section 6: the device's nonce, the operation
-// and the access token, signed by the technician's proof-of-possession key.
+// and the access token, signed by the technician's proof-of-possession key
+// (with a delegation chain, v2: by the chain's last key).
 //
-//	Bundle    = [nonce: uint, Operation, token: bstr]
+//	Bundle    = [nonce: uint, Operation, token: bstr, ? chain: Chain]
 //	Operation = [1, name: tstr, [* (int / tstr / bstr)]]
 type Request struct {
 	Nonce     uint64
 	Operation Operation
 	Token     []byte
+	// Chain is the encoded delegation chain ([Chain.Bytes]) of a delegated
+	// token, the bundle's 4th element; nil: none, and the bundle has the
+	// 3 elements of SDA v1.
+	Chain []byte
 }
 
 // SignOptions control [SignRequest].
@@ -54,7 +60,14 @@ func SignRequest(r *Request, key crypto.Signer, opts *SignOptions) ([]byte, erro
 	if args == nil {
 		args = []Arg{}
 	}
-	payload, err := codec.Marshal([]any{r.Nonce, []any{operationFunctionCall, r.Operation.Name, args}, r.Token})
+	bundle := []any{r.Nonce, []any{operationFunctionCall, r.Operation.Name, args}, r.Token}
+	if r.Chain != nil {
+		if _, err := ParseChain(r.Chain); err != nil {
+			return nil, invalid("request chain: %v", err)
+		}
+		bundle = append(bundle, cbor.RawMessage(r.Chain))
+	}
+	payload, err := codec.Marshal(bundle)
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -95,8 +108,9 @@ type SignedRequest struct {
 
 // ParseRequest parses a signed operation request strictly: tag 18 required,
 // a COSE_Sign1 whose payload is the bundle with exact array lengths and field
-// types. It does no cryptography, and it does not parse the embedded token
-// (see [SignedRequest.UnverifiedToken] and [Parse]).
+// types, and a delegation chain in a 4-element bundle parsed as
+// [ParseChain] does. It does no cryptography, and it does not parse the
+// embedded token (see [SignedRequest.UnverifiedToken] and [Parse]).
 func ParseRequest(data []byte) (*SignedRequest, error) {
 	if !bytes.HasPrefix(data, tagSign1Prefix) || bytes.HasPrefix(data, tagCWTPrefix) {
 		return nil, malformed("request", "must start with tag 18(")
@@ -110,13 +124,13 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 		return nil, err
 	}
 	const f = "request.bundle"
-	var buf [3][]byte
+	var buf [4][]byte
 	items, err := codec.ReadArray(m.payload, buf[:0])
 	if err != nil {
 		return nil, wrapMalformed(f, err)
 	}
-	if len(items) != 3 {
-		return nil, malformed(f, "%d elements, want 3", len(items))
+	if len(items) != 3 && len(items) != 4 {
+		return nil, malformed(f, "%d elements, want 3 (or 4 with a delegation chain)", len(items))
 	}
 	sr := &SignedRequest{msg: m}
 	if sr.req.Nonce, err = codec.ReadUint(items[0]); err != nil {
@@ -130,6 +144,15 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 	}
 	if sr.req.Operation, err = decodeOperation(items[1]); err != nil {
 		return nil, err
+	}
+	if len(items) == 4 {
+		if len(items[3]) > MaxChainSize {
+			return nil, malformed(f+".chain", "%d bytes exceed %d", len(items[3]), MaxChainSize)
+		}
+		if _, err := parseChainItem(items[3]); err != nil {
+			return nil, err
+		}
+		sr.req.Chain = items[3]
 	}
 	return sr, nil
 }
@@ -173,6 +196,12 @@ func decodeOperation(raw []byte) (Operation, error) {
 // that must have signed the request.
 func (r *SignedRequest) UnverifiedToken() []byte { return bytes.Clone(r.req.Token) }
 
+// UnverifiedChain returns the encoded delegation chain carried in the
+// request ([ParseChain] reads it), or nil when the bundle has 3 elements,
+// not yet verified: verify it with [Chain.Verify] below the verified token
+// to learn the key that must have signed the request.
+func (r *SignedRequest) UnverifiedChain() []byte { return bytes.Clone(r.req.Chain) }
+
 // UnverifiedNonce returns the nonce carried in the request, not yet verified.
 func (r *SignedRequest) UnverifiedNonce() uint64 { return r.req.Nonce }
 
@@ -189,5 +218,6 @@ func (r *SignedRequest) Verify(pub crypto.PublicKey) (*Request, error) {
 	out := r.req
 	out.Operation.Args = append([]Arg(nil), out.Operation.Args...)
 	out.Token = bytes.Clone(out.Token)
+	out.Chain = bytes.Clone(out.Chain)
 	return &out, nil
 }

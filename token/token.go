@@ -124,11 +124,7 @@ func (t *Token) Algorithm() Algorithm { return t.msg.alg }
 // token). Nothing read from them may be trusted or used to decide anything;
 // [Token.Verify] returns the same claims once the signature is checked.
 func (t *Token) UnverifiedClaims() *Claims {
-	c := *t.claims
-	c.Audience = append([]string(nil), c.Audience...)
-	c.ID = bytes.Clone(c.ID)
-	c.CNonce = bytes.Clone(c.CNonce)
-	return &c
+	return t.claims.clone()
 }
 
 // Bytes returns a copy of the token bytes as received.
@@ -141,11 +137,17 @@ func (t *Token) Verify(pub crypto.PublicKey) (*Claims, error) {
 	if err := t.msg.verify(pub, nil); err != nil {
 		return nil, err
 	}
-	c := *t.claims
-	c.Audience = append([]string(nil), c.Audience...)
-	c.ID = bytes.Clone(c.ID)
-	c.CNonce = bytes.Clone(c.CNonce)
-	return &c, nil
+	return t.claims.clone(), nil
+}
+
+// clone returns a deep copy of c.
+func (c *Claims) clone() *Claims {
+	out := *c
+	out.Audience = append([]string(nil), c.Audience...)
+	out.ID = bytes.Clone(c.ID)
+	out.CNonce = bytes.Clone(c.CNonce)
+	out.Delegation = c.Delegation.clone()
+	return &out
 }
 
 // Identity names a device as audiences do.

@@ -1,0 +1,354 @@
+package token_test
+
+import (
+	"crypto"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// delegFixture is a v2 token bound to pop, issued by anchor.
+type delegFixture struct {
+	anchor, pop crypto.Signer
+	claims      *token.Claims // as verified
+	tok         []byte
+	hash        [32]byte
+}
+
+func delegClaims(pop crypto.Signer, d *token.Delegation) *token.Claims {
+	scope, _ := token.ParseScope("read-data configure reboot")
+	return &token.Claims{
+		Issuer:     "mbed.ta.TEST",
+		Subject:    "alice",
+		Audience:   []string{"ep:a", "ep:b"},
+		Expiry:     testNow.Add(8 * time.Hour),
+		NotBefore:  testNow.Add(-time.Hour),
+		Scope:      scope,
+		Key:        pop.Public(),
+		Delegation: d,
+	}
+}
+
+func newDelegFixture(t testing.TB, popKind string, d *token.Delegation) *delegFixture {
+	t.Helper()
+	f := &delegFixture{anchor: newKey(t, "P-256"), pop: newKey(t, popKind)}
+	return f.issue(t, delegClaims(f.pop, d), token.ProfileV2)
+}
+
+func (f *delegFixture) issue(t testing.TB, c *token.Claims, p token.Profile) *delegFixture {
+	t.Helper()
+	tok, err := token.Issue(c, f.anchor, &token.IssueOptions{Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := token.Parse(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.claims, err = parsed.Verify(f.anchor.Public()); err != nil {
+		t.Fatal(err)
+	}
+	f.tok, f.hash = tok, parsed.RevocationHash()
+	return f
+}
+
+// verify parses a DelegatedToken and verifies its chain below f's token.
+func (f *delegFixture) verify(t testing.TB, dt []byte) (*token.VerifiedChain, error) {
+	t.Helper()
+	d, err := token.ParseDelegatedToken(dt)
+	if err != nil {
+		t.Fatalf("ParseDelegatedToken: %v", err)
+	}
+	return d.Chain.Verify(f.claims, f.hash)
+}
+
+// chainOf verifies the chain of the given encoded links below f's token.
+func (f *delegFixture) chainOf(t testing.TB, links ...[]byte) (*token.VerifiedChain, error) {
+	t.Helper()
+	c, err := token.NewChain(links...)
+	if err != nil {
+		t.Fatalf("NewChain: %v", err)
+	}
+	return c.Verify(f.claims, f.hash)
+}
+
+func signLink(t testing.TB, l *token.Link, parent [32]byte, key crypto.Signer) []byte {
+	t.Helper()
+	b, err := token.SignLink(l, parent, key, nil)
+	if err != nil {
+		t.Fatalf("SignLink: %v", err)
+	}
+	return b
+}
+
+// wantRefusal checks that err is a *DelegationError of sentinel want on
+// link at field.
+func wantRefusal(t *testing.T, err error, want error, link int, field string) {
+	t.Helper()
+	var de *token.DelegationError
+	if !errors.As(err, &de) || !errors.Is(err, want) || !errors.Is(err, token.ErrDelegation) {
+		t.Fatalf("error %v, want a *DelegationError of %v", err, want)
+	}
+	if de.Link != link || de.Field != field {
+		t.Fatalf("refused link %d field %q, want link %d field %q (%v)", de.Link, de.Field, link, field, err)
+	}
+}
+
+func readData() token.Operation { return token.Operation{Name: "read-data"} }
+
+func TestDelegateRoundTrip(t *testing.T) {
+	for _, kinds := range [][3]string{{"P-256", "P-256", "P-256"}, {"Ed25519", "P-384", "Ed25519"}, {"P-384", "Ed25519", "P-256"}} {
+		t.Run(kinds[0]+"-"+kinds[1]+"-"+kinds[2], func(t *testing.T) {
+			f := newDelegFixture(t, kinds[0], &token.Delegation{Depth: 2})
+			k1, k2 := newKey(t, kinds[1]), newKey(t, kinds[2])
+			one, err := token.Delegate(f.tok, f.pop, &token.DelegationSpec{
+				To: k1.Public(), Scope: mustScope(t, "read-data reboot"), Expiry: testNow.Add(2 * time.Hour),
+				Audience: []string{"ep:b"}, Depth: 1, Subject: "bob",
+			})
+			if err != nil {
+				t.Fatalf("Delegate: %v", err)
+			}
+			v, err := f.verify(t, one)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !token.EqualKeys(v.Claims.Key, k1.Public()) || v.Claims.Scope.String() != "read-data reboot" ||
+				!v.Claims.Expiry.Equal(testNow.Add(2*time.Hour)) || !v.Claims.NotBefore.Equal(f.claims.NotBefore) ||
+				len(v.Claims.Audience) != 1 || v.Claims.Audience[0] != "ep:b" || v.Claims.Delegation == nil || v.Claims.Delegation.Depth != 1 {
+				t.Fatalf("effective claims %+v", v.Claims)
+			}
+			if v.Links[0].Selection != 0b101 || v.Links[0].Subject != "bob" || v.Links[0].Hash == ([32]byte{}) {
+				t.Fatalf("link %+v", v.Links[0])
+			}
+			two, err := token.Delegate(one, k1, &token.DelegationSpec{
+				To: k2.Public(), Scope: mustScope(t, "read-data"), Expiry: testNow.Add(time.Hour), NotBefore: testNow,
+			})
+			if err != nil {
+				t.Fatalf("Delegate below a link: %v", err)
+			}
+			v, err = f.verify(t, two)
+			if err != nil {
+				t.Fatalf("Verify 2 links: %v", err)
+			}
+			if keys := v.Keys(); len(keys) != 3 || !token.EqualKeys(keys[0], f.pop.Public()) || !token.EqualKeys(keys[2], k2.Public()) {
+				t.Fatalf("keys %v", keys)
+			}
+			if v.Claims.Delegation != nil || !v.Claims.NotBefore.Equal(testNow) {
+				t.Fatalf("effective claims %+v", v.Claims)
+			}
+			if err := v.Check(readData()); err != nil {
+				t.Fatalf("Check read-data: %v", err)
+			}
+			if err := v.Check(token.Operation{Name: "reboot"}); !errors.Is(err, token.ErrOutOfScope) {
+				t.Fatalf("Check reboot: %v, want ErrOutOfScope", err)
+			}
+
+			// The request carries the chain and is signed by the last key.
+			d, err := token.ParseDelegatedToken(two)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := token.SignRequest(&token.Request{Nonce: 7, Operation: readData(), Token: d.Token, Chain: d.Chain.Bytes()}, k2, nil)
+			if err != nil {
+				t.Fatalf("SignRequest: %v", err)
+			}
+			sr, err := token.ParseRequest(req)
+			if err != nil {
+				t.Fatalf("ParseRequest: %v", err)
+			}
+			c, err := token.ParseChain(sr.UnverifiedChain())
+			if err != nil || c.Len() != 2 {
+				t.Fatalf("ParseChain of the request's chain: %v", err)
+			}
+			if _, err := sr.Verify(k1.Public()); err == nil {
+				t.Fatal("a request verified with an earlier key of the chain")
+			}
+			got, err := sr.Verify(k2.Public())
+			if err != nil || string(got.Chain) != string(d.Chain.Bytes()) {
+				t.Fatalf("Verify request: %v", err)
+			}
+			if string(d.Bytes()) != string(two) {
+				t.Fatal("DelegatedToken.Bytes does not round-trip")
+			}
+		})
+	}
+}
+
+func TestDelegateRefusals(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1, Operations: []string{"read-data", "reboot"}})
+	k1 := newKey(t, "Ed25519")
+	spec := func(edit func(*token.DelegationSpec)) *token.DelegationSpec {
+		s := &token.DelegationSpec{To: k1.Public(), Scope: mustScope(t, "read-data"), Expiry: testNow.Add(time.Hour)}
+		edit(s)
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		spec  *token.DelegationSpec
+		want  error
+		field string
+	}{
+		{"widening scope", spec(func(s *token.DelegationSpec) { s.Scope = mustScope(t, "read-data firmware") }), token.ErrNotNarrower, "scope"},
+		{"operation not listed", spec(func(s *token.DelegationSpec) { s.Scope = mustScope(t, "configure") }), token.ErrNotDelegable, "scope"},
+		{"exp after the token's", spec(func(s *token.DelegationSpec) { s.Expiry = testNow.Add(9 * time.Hour) }), token.ErrNotNarrower, "exp"},
+		{"nbf before the token's", spec(func(s *token.DelegationSpec) { s.NotBefore = testNow.Add(-2 * time.Hour) }), token.ErrNotNarrower, "nbf"},
+		{"nbf after exp", spec(func(s *token.DelegationSpec) { s.NotBefore = testNow.Add(2 * time.Hour) }), token.ErrNotNarrower, "nbf"},
+		{"audience widened", spec(func(s *token.DelegationSpec) { s.Audience = []string{"ep:a", "ep:c"} }), token.ErrNotNarrower, "aud"},
+		{"depth beyond the token's", spec(func(s *token.DelegationSpec) { s.Depth = 1 }), token.ErrDelegationDepth, "depth"},
+		{"to the token's own key", spec(func(s *token.DelegationSpec) { s.To = f.pop.Public() }), token.ErrDelegationLoop, "key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := token.Delegate(f.tok, f.pop, tc.spec)
+			wantRefusal(t, err, tc.want, 0, tc.field)
+		})
+	}
+	t.Run("signing key not the holder's", func(t *testing.T) {
+		_, err := token.Delegate(f.tok, k1, spec(func(*token.DelegationSpec) {}))
+		if !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("%v, want ErrInvalid", err)
+		}
+	})
+	t.Run("below a link of depth 0", func(t *testing.T) {
+		one, err := token.Delegate(f.tok, f.pop, spec(func(*token.DelegationSpec) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = token.Delegate(one, k1, spec(func(s *token.DelegationSpec) { s.To = newKey(t, "P-256").Public() }))
+		wantRefusal(t, err, token.ErrDelegationDepth, 1, "depth")
+	})
+	t.Run("weak delegate key", func(t *testing.T) {
+		_, err := token.Delegate(f.tok, f.pop, spec(func(s *token.DelegationSpec) { s.To = make([]byte, 32) }))
+		if !errors.Is(err, token.ErrUnsupportedKey) {
+			t.Fatalf("%v, want ErrUnsupportedKey", err)
+		}
+	})
+	t.Run("not delegable", func(t *testing.T) {
+		g := newDelegFixture(t, "P-256", nil)
+		_, err := token.Delegate(g.tok, g.pop, spec(func(*token.DelegationSpec) {}))
+		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
+	})
+}
+
+func TestChainVerifyRefusals(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 2, Operations: []string{"read-data", "reboot"}})
+	k1, k2, other := newKey(t, "P-256"), newKey(t, "Ed25519"), newKey(t, "P-256")
+	link := func(key crypto.PublicKey, edit func(*token.Link)) *token.Link {
+		l := &token.Link{Key: key, Selection: 1, Expiry: testNow.Add(time.Hour)}
+		if edit != nil {
+			edit(l)
+		}
+		return l
+	}
+	good := link(k1.Public(), func(l *token.Link) { l.Depth = 1 })
+	first := signLink(t, good, f.hash, f.pop)
+	v, err := f.chainOf(t, first)
+	if err != nil {
+		t.Fatalf("the good link: %v", err)
+	}
+	h1 := v.Links[0].Hash
+	second := signLink(t, link(k2.Public(), nil), h1, k1)
+	if _, err := f.chainOf(t, first, second); err != nil {
+		t.Fatalf("the good chain: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		links [][]byte
+		want  error
+		link  int
+		field string
+	}{
+		{"signed by the wrong key", [][]byte{signLink(t, good, f.hash, other)}, token.ErrLinkSignature, 0, "signature"},
+		{"for a different parent token", [][]byte{signLink(t, good, [32]byte{1}, f.pop)}, token.ErrLinkSignature, 0, "signature"},
+		{"reordered", [][]byte{second, first}, token.ErrLinkSignature, 0, "signature"},
+		// A duplicate never passes the depth rule (depth decreases
+		// strictly), nor the loop rule, nor its signature.
+		{"duplicated", [][]byte{first, first}, token.ErrDelegationDepth, 1, "depth"},
+		{"second link signed by the token key", [][]byte{first, signLink(t, link(k2.Public(), nil), h1, f.pop)}, token.ErrLinkSignature, 1, "signature"},
+		{"alg mismatch (P-256 parent, EdDSA link)", [][]byte{signLink(t, good, f.hash, newKey(t, "Ed25519"))}, token.ErrLinkSignature, 0, "signature"},
+		{"loop to the token's key", [][]byte{first, signLink(t, link(f.pop.Public(), nil), h1, k1)}, token.ErrDelegationLoop, 1, "key"},
+		{"loop to the link's own parent", [][]byte{first, signLink(t, link(k1.Public(), nil), h1, k1)}, token.ErrDelegationLoop, 1, "key"},
+		{"selection out of range", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Selection = 1 << 3 }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "scope"},
+		{"widening scope", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Selection, l.Scope = 0, mustScope(t, "read-data firmware") }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "scope"},
+		{"operation not delegable", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Selection = 0b10 }), f.hash, f.pop)}, token.ErrNotDelegable, 0, "scope"},
+		{"second link widens the first's selection", [][]byte{first, signLink(t, link(k2.Public(), func(l *token.Link) { l.Selection = 0b10 }), h1, k1)}, token.ErrNotNarrower, 1, "scope"},
+		{"exp widened", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Expiry = testNow.Add(9 * time.Hour) }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "exp"},
+		{"exp widened below a link", [][]byte{first, signLink(t, link(k2.Public(), func(l *token.Link) { l.Expiry = testNow.Add(2 * time.Hour) }), h1, k1)}, token.ErrNotNarrower, 1, "exp"},
+		{"nbf widened", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.NotBefore = testNow.Add(-2 * time.Hour) }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "nbf"},
+		{"audience widened", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Audience = []string{"ep:c"} }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "aud"},
+		{"audience by prefix only", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Audience = []string{"ep:aa"} }), f.hash, f.pop)}, token.ErrNotNarrower, 0, "aud"},
+		{"depth beyond the parent's", [][]byte{signLink(t, link(k1.Public(), func(l *token.Link) { l.Depth = 2 }), f.hash, f.pop)}, token.ErrDelegationDepth, 0, "depth"},
+		{"below a link of depth 0", [][]byte{signLink(t, link(k1.Public(), nil), f.hash, f.pop), signLink(t, link(k2.Public(), nil), [32]byte{}, k1)}, token.ErrDelegationDepth, 1, "depth"},
+		{"more links than the token allows", [][]byte{first, second, signLink(t, link(other.Public(), nil), [32]byte{}, k2)}, token.ErrDelegationDepth, 2, "depth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.chainOf(t, tc.links...)
+			wantRefusal(t, err, tc.want, tc.link, tc.field)
+		})
+	}
+
+	t.Run("token without the claim", func(t *testing.T) {
+		g := newDelegFixture(t, "P-256", nil)
+		_, err := g.chainOf(t, signLink(t, good, g.hash, g.pop))
+		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
+	})
+	t.Run("v1 token", func(t *testing.T) {
+		g := &delegFixture{anchor: newKey(t, "P-256"), pop: newKey(t, "P-256")}
+		g.issue(t, delegClaims(g.pop, nil), token.ProfileV1)
+		_, err := g.chainOf(t, signLink(t, good, g.hash, g.pop))
+		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
+	})
+}
+
+func TestDelegationClaim(t *testing.T) {
+	pop := newKey(t, "P-256")
+	anchor := newKey(t, "P-256")
+	t.Run("v1 refuses it", func(t *testing.T) {
+		_, err := token.Issue(delegClaims(pop, &token.Delegation{Depth: 1}), anchor, nil)
+		if !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("%v, want ErrInvalid", err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		d    *token.Delegation
+	}{
+		{"depth 0", &token.Delegation{Depth: 0}},
+		{"depth 5", &token.Delegation{Depth: token.MaxDelegationDepth + 1}},
+		{"empty operations", &token.Delegation{Depth: 1, Operations: []string{}}},
+		{"repeated operation", &token.Delegation{Depth: 1, Operations: []string{"read-data", "read-data"}}},
+		{"operation not in the scope", &token.Delegation{Depth: 1, Operations: []string{"firmware"}}},
+		{"invalid name", &token.Delegation{Depth: 1, Operations: []string{"9x"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := token.Issue(delegClaims(pop, tc.d), anchor, &token.IssueOptions{Profile: token.ProfileV2})
+			if !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("%v, want ErrInvalid", err)
+			}
+		})
+	}
+	t.Run("round trip", func(t *testing.T) {
+		d := &token.Delegation{Depth: 3, Operations: []string{"reboot", "read-data"}}
+		tok, err := token.Issue(delegClaims(pop, d), anchor, &token.IssueOptions{Profile: token.ProfileV2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := token.Parse(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.Verify(anchor.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Delegation == nil || c.Delegation.Depth != 3 || len(c.Delegation.Operations) != 2 || c.Delegation.Operations[1] != "read-data" {
+			t.Fatalf("delegation %+v", c.Delegation)
+		}
+		c.Delegation.Operations[0] = "x"
+		if again, _ := p.Verify(anchor.Public()); again.Delegation.Operations[0] != "reboot" {
+			t.Fatal("Verify returned claims sharing the token's delegation")
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -445,4 +446,61 @@ func orList(list []string, def string) []string {
 		return []string{def}
 	}
 	return list
+}
+
+// TestTokenEndpointDelegation: a v2 token carries the decision's
+// delegation claim, without the operation list when every operation of
+// its scope may be passed on; a v1 token and a non-delegable grant carry
+// none. The audit event says what the token lets its holder pass on.
+func TestTokenEndpointDelegation(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile token.Profile
+		policy  *Policy
+		want    *token.Delegation
+	}{
+		{"v2, some operations", token.ProfileV2, pol("p1", ops("read", "configure"), delegable(1, "read")), &token.Delegation{Depth: 1, Operations: []string{"read"}}},
+		{"v2, every operation", token.ProfileV2, pol("p1", ops("read", "configure"), delegable(3)), &token.Delegation{Depth: 3}},
+		{"v2, every operation listed", token.ProfileV2, pol("p1", ops("read", "configure"), delegable(2, "configure", "read")), &token.Delegation{Depth: 2}},
+		{"v2, not delegable", token.ProfileV2, pol("p1", ops("read", "configure")), nil},
+		{"v1, delegable policy", token.ProfileV1, pol("p1", ops("read", "configure"), delegable(3)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, tt.profile, tt.policy)
+			w := env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1", "id:" + dev2}, "read configure"))
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			var resp struct {
+				AccessToken []byte `json:"access_token"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := token.Parse(resp.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := tok.Verify(&env.anchor.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Profile != tt.profile {
+				t.Errorf("profile %v, want %v", c.Profile, tt.profile)
+			}
+			if diff := gocmp.Diff(tt.want, c.Delegation); diff != "" {
+				t.Errorf("delegation claim (-want +got):\n%s", diff)
+			}
+			ev := auditEvents(t, env.audit)
+			last := ev[len(ev)-1]
+			if tt.want == nil {
+				if _, ok := last["delegation_depth"]; ok {
+					t.Errorf("audit event %v names a delegation", last)
+				}
+			} else if last["delegation_depth"] != float64(tt.want.Depth) {
+				t.Errorf("audit event %v, want delegation_depth %d", last, tt.want.Depth)
+			}
+		})
+	}
 }

@@ -531,3 +531,35 @@ func TestMemoryStoreKeepsDelegation(t *testing.T) {
 		t.Errorf("a snapshot shares the stored delegation (-want +got):\n%s", diff)
 	}
 }
+
+// TestWhatIfIgnoresDelegation: a policy's delegation is not part of a
+// grant: adding, changing or removing it alone gains and loses nothing,
+// while the same change with a grant in it is reported.
+func TestWhatIfIgnoresDelegation(t *testing.T) {
+	var e Engine
+	if err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", ops("read", "write"))), PutPolicy(pol("p2", delegable(2))))...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		change       *Policy
+		gained, lost int64
+	}{
+		{"delegation added", pol("p1", ops("read", "write"), delegable(1, "read")), 0, 0},
+		{"delegation changed", pol("p2", delegable(4)), 0, 0},
+		{"delegation removed", pol("p2"), 0, 0},
+		{"delegation added with a grant", pol("p2", ops("read", "reboot"), delegable(1)), 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, structured := range []bool{false, true} {
+				im, err := e.WhatIf([]Change{PutPolicy(tc.change)}, t0, &ImpactOptions{Structured: structured})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if im.Gained != tc.gained || im.Lost != tc.lost {
+					t.Errorf("structured %v: gained %d, lost %d; want %d, %d", structured, im.Gained, im.Lost, tc.gained, tc.lost)
+				}
+			}
+		})
+	}
+}

@@ -331,24 +331,40 @@ func TestDelegationClaim(t *testing.T) {
 	}
 	t.Run("round trip", func(t *testing.T) {
 		d := &token.Delegation{Depth: 3, Operations: []string{"reboot", "read-data"}}
-		tok, err := token.Issue(delegClaims(pop, d), anchor, &token.IssueOptions{Profile: token.ProfileV2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := token.Parse(tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := p.Verify(anchor.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := (&delegFixture{anchor: anchor, pop: pop}).issue(t, delegClaims(pop, d), token.ProfileV2)
+		c := f.claims
 		if c.Delegation == nil || c.Delegation.Depth != 3 || len(c.Delegation.Operations) != 2 || c.Delegation.Operations[1] != "read-data" {
 			t.Fatalf("delegation %+v", c.Delegation)
 		}
 		c.Delegation.Operations[0] = "x"
+		p, err := token.Parse(f.tok)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if again, _ := p.Verify(anchor.Public()); again.Delegation.Operations[0] != "reboot" {
 			t.Fatal("Verify returned claims sharing the token's delegation")
 		}
 	})
+}
+
+// TestChainZeroValues: a nil or zero Chain, and a DelegatedToken without
+// one, never panic and never verify.
+func TestChainZeroValues(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1})
+	var nilChain *token.Chain
+	if nilChain.Len() != 0 || nilChain.Bytes() != nil || nilChain.UnverifiedLinks() != nil {
+		t.Fatal("a nil Chain is not empty")
+	}
+	for _, c := range []*token.Chain{nilChain, {}} {
+		if v, err := c.Verify(f.claims, f.hash); !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("Verify of an empty chain: %v, %v; want ErrInvalid", v, err)
+		}
+	}
+	d := &token.DelegatedToken{Token: f.tok}
+	if _, err := token.ParseDelegatedToken(d.Bytes()); !errors.Is(err, token.ErrMalformed) {
+		t.Fatalf("a DelegatedToken without a chain parsed back: %v", err)
+	}
+	if _, err := token.Delegate(f.tok, f.pop, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("Delegate with a nil spec: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -517,4 +518,23 @@ func TestChainVerifyBoundaries(t *testing.T) {
 		_, err = chain.Verify(&c, f.hash)
 		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
 	})
+}
+
+// TestDelegationClaimLimits: the operations list at 20 names (accepted)
+// and 21 (refused), with a "*" scope that any name is in.
+func TestDelegationClaimLimits(t *testing.T) {
+	pop, anchor := newKey(t, "P-256"), newKey(t, "P-256")
+	ops := make([]string, token.MaxScopeItems+1)
+	for i := range ops {
+		ops[i] = fmt.Sprintf("op-%d", i)
+	}
+	c := delegClaims(pop, &token.Delegation{Depth: token.MaxDelegationDepth, Operations: ops[:token.MaxScopeItems]})
+	c.Scope = newScope(t, token.Permission{Operation: token.AllOperations})
+	if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); err != nil {
+		t.Fatalf("20 operations, depth 4: %v", err)
+	}
+	c.Delegation.Operations = ops
+	if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("21 operations: %v, want ErrInvalid", err)
+	}
 }

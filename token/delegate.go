@@ -145,9 +145,6 @@ func Delegate(holder []byte, key crypto.Signer, spec *DelegationSpec) ([]byte, e
 		return nil, invalid("delegation: the signing key is not the key the holder is bound to")
 	}
 	l := &Link{Key: spec.To, Expiry: spec.Expiry, NotBefore: spec.NotBefore, Audience: spec.Audience, Depth: spec.Depth, Subject: spec.Subject}
-	if spec.Depth < 0 {
-		return nil, invalid("delegation: negative depth")
-	}
 	if l.Selection = selection(spec.Scope, end.scope); l.Selection == 0 {
 		l.Scope = spec.Scope
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -476,5 +477,64 @@ func TestVerifiedChainCheck(t *testing.T) {
 		if tc.ok && err != nil || !tc.ok && (!errors.As(err, &se) || se.Operation != tc.op) {
 			t.Errorf("Check(%s): %v, want permitted %v", tc.op, err, tc.ok)
 		}
+	}
+}
+
+// TestChainVerifyBoundaries: a link's exp may equal its parent's and its
+// nbf may equal its parent's; one second more (less) is refused.
+func TestChainVerifyBoundaries(t *testing.T) {
+	f := newDelegFixture(t, "Ed25519", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256").Public()
+	for _, tc := range []struct {
+		name     string
+		exp, nbf time.Time
+		field    string
+	}{
+		{"exp and nbf equal the token's", f.claims.Expiry, f.claims.NotBefore, ""},
+		{"exp one second after", f.claims.Expiry.Add(time.Second), f.claims.NotBefore, "exp"},
+		{"nbf one second before", f.claims.Expiry, f.claims.NotBefore.Add(-time.Second), "nbf"},
+		{"nbf equal to exp", f.claims.Expiry, f.claims.Expiry, ""},
+		{"nbf one second after exp", f.claims.Expiry.Add(-time.Second), f.claims.Expiry, "nbf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := f.chainOf(t, signLink(t, &token.Link{Key: k1, Selection: 1, Expiry: tc.exp, NotBefore: tc.nbf}, f.hash, f.pop))
+			if tc.field == "" {
+				if err != nil || !v.Claims.Expiry.Equal(tc.exp) || !v.Claims.NotBefore.Equal(tc.nbf) {
+					t.Fatalf("%v, claims %+v", err, v)
+				}
+				return
+			}
+			wantRefusal(t, err, token.ErrNotNarrower, 0, tc.field)
+		})
+	}
+	t.Run("claims of a v1 token given a delegation", func(t *testing.T) {
+		c := *f.claims
+		c.Profile = token.ProfileV1
+		c.Delegation = &token.Delegation{Depth: 1}
+		chain, err := token.NewChain(signLink(t, &token.Link{Key: k1, Selection: 1, Expiry: c.Expiry}, f.hash, f.pop))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = chain.Verify(&c, f.hash)
+		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
+	})
+}
+
+// TestDelegationClaimLimits: the operations list at 20 names (accepted)
+// and 21 (refused), with a "*" scope that any name is in.
+func TestDelegationClaimLimits(t *testing.T) {
+	pop, anchor := newKey(t, "P-256"), newKey(t, "P-256")
+	ops := make([]string, token.MaxScopeItems+1)
+	for i := range ops {
+		ops[i] = fmt.Sprintf("op-%d", i)
+	}
+	c := delegClaims(pop, &token.Delegation{Depth: token.MaxDelegationDepth, Operations: ops[:token.MaxScopeItems]})
+	c.Scope = newScope(t, token.Permission{Operation: token.AllOperations})
+	if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); err != nil {
+		t.Fatalf("20 operations, depth 4: %v", err)
+	}
+	c.Delegation.Operations = ops
+	if _, err := token.Issue(c, anchor, &token.IssueOptions{Profile: token.ProfileV2}); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("21 operations: %v, want ErrInvalid", err)
 	}
 }

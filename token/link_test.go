@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +260,78 @@ func TestDelegationClaimStrict(t *testing.T) {
 func shortSig(l []byte) []byte {
 	out := append([]byte{}, l[:len(l)-66]...)
 	return append(append(out, 0x58, 0x3f), l[len(l)-64:len(l)-1]...)
+}
+
+// TestLinkLimits: each bound of a link at exactly N (accepted) and N+1
+// (refused).
+func TestLinkLimits(t *testing.T) {
+	f := newDelegFixture(t, "Ed25519", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256")
+	key := compressed(t, k1.Public())
+	exp := uint64(testNow.Add(time.Hour).Unix())
+	parse := func(payload []byte) error {
+		l, err := token.ExportSignLinkRaw([]byte{0xa1, 0x01, 0x27}, emptyMap, payload, f.hash, f.pop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = token.ParseChain(append([]byte{0x81}, l...))
+		return err
+	}
+	for _, tc := range []struct {
+		name      string
+		ok, wrong []byte
+	}{
+		{"selection of 20 permissions", orderedMap(t, 1, key, 2, 1<<20-1, 3, exp), orderedMap(t, 1, key, 2, 1<<20, 3, exp)},
+		{"sub", orderedMap(t, 1, key, 2, 1, 3, exp, 7, strings.Repeat("s", token.MaxLinkSubjectLength)), orderedMap(t, 1, key, 2, 1, 3, exp, 7, strings.Repeat("s", token.MaxLinkSubjectLength+1))},
+		{"depth", orderedMap(t, 1, key, 2, 1, 3, exp, 6, token.MaxDelegationDepth), orderedMap(t, 1, key, 2, 1, 3, exp, 6, token.MaxDelegationDepth+1)},
+		{"aud entries", orderedMap(t, 1, key, 2, 1, 3, exp, 5, slices.Repeat([]string{"ep:a"}, token.MaxAudiences)), orderedMap(t, 1, key, 2, 1, 3, exp, 5, slices.Repeat([]string{"ep:a"}, token.MaxAudiences+1))},
+		{"aud entry length", orderedMap(t, 1, key, 2, 1, 3, exp, 5, []string{strings.Repeat("a", token.MaxAudienceLength)}), orderedMap(t, 1, key, 2, 1, 3, exp, 5, []string{strings.Repeat("a", token.MaxAudienceLength+1)})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := parse(tc.ok); err != nil {
+				t.Fatalf("at the bound: %v", err)
+			}
+			if err := parse(tc.wrong); !errors.Is(err, token.ErrMalformed) {
+				t.Fatalf("beyond the bound: %v, want ErrMalformed", err)
+			}
+		})
+	}
+	t.Run("link size", func(t *testing.T) {
+		// Pad with aud entries to a link of exactly MaxLinkSize bytes,
+		// which SignLink makes and ParseChain accepts; one byte more is
+		// refused by both.
+		sized := func(n int) *token.Link {
+			for entries := 1; entries <= token.MaxAudiences; entries++ {
+				for last := 1; last <= token.MaxAudienceLength; last++ {
+					aud := slices.Repeat([]string{strings.Repeat("a", token.MaxAudienceLength)}, entries-1)
+					l := &token.Link{Key: k1.Public(), Selection: 1, Expiry: testNow.Add(time.Hour), Subject: strings.Repeat("s", 200),
+						Audience: append(aud, strings.Repeat("b", last))}
+					p, err := token.ExportLinkPayload(l)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// 84 43 a1 01 27 a0 59 <2> payload 58 40 <64>
+					if 1+4+1+3+len(p)+2+64 == n {
+						return l
+					}
+				}
+			}
+			t.Fatalf("no link of %d bytes", n)
+			return nil
+		}
+		at, err := token.SignLink(sized(token.MaxLinkSize), f.hash, f.pop, nil)
+		if err != nil || len(at) != token.MaxLinkSize {
+			t.Fatalf("SignLink at the bound: %d bytes, %v", len(at), err)
+		}
+		if _, err := token.ParseChain(append([]byte{0x81}, at...)); err != nil {
+			t.Fatalf("ParseChain at the bound: %v", err)
+		}
+		if _, err := token.SignLink(sized(token.MaxLinkSize+1), f.hash, f.pop, nil); !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("SignLink beyond the bound: %v, want ErrInvalid", err)
+		}
+		p, _ := token.ExportLinkPayload(sized(token.MaxLinkSize + 1))
+		if err := parse(p); !errors.Is(err, token.ErrMalformed) {
+			t.Fatalf("ParseChain beyond the bound: %v, want ErrMalformed", err)
+		}
+	})
 }

@@ -146,9 +146,6 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 		return nil, err
 	}
 	if len(items) == 4 {
-		if len(items[3]) > MaxChainSize {
-			return nil, malformed(f+".chain", "%d bytes exceed %d", len(items[3]), MaxChainSize)
-		}
 		if _, err := parseChainItem(items[3]); err != nil {
 			return nil, err
 		}

@@ -66,11 +66,13 @@ func implies(cb, ca Constraint) bool {
 				return false
 			}
 		}
-		return len(cb.Values) > 0
+		return true // a valid set or equal constraint has values
 	case ConstraintOneOf, ConstraintEqual:
 		if cb.Kind == ConstraintRange {
-			// cb.Max - cb.Min < MaxSetValues, without overflow.
-			if cb.Min > cb.Max || uint64(cb.Max)-uint64(cb.Min) >= MaxSetValues {
+			// At most MaxSetValues integers (cb.Max - cb.Min < MaxSetValues,
+			// without overflow): no more can all be in a set, and the loop
+			// below stays short.
+			if uint64(cb.Max)-uint64(cb.Min) >= MaxSetValues {
 				return false
 			}
 			for n := cb.Min; ; n++ {
@@ -87,7 +89,7 @@ func implies(cb, ca Constraint) bool {
 				return false
 			}
 		}
-		return len(cb.Values) > 0
+		return true // a valid set or equal constraint has values
 	}
 	return false
 }

@@ -77,9 +77,13 @@ type DelegationSpec struct {
 	// the parent's scope ([Scope.Within]).
 	Scope Scope
 	// Expiry is the end of the delegation (required), at most the
-	// parent's.
+	// parent's. [Delegate] truncates it to whole seconds, the precision
+	// of the wire's NumericDate (RFC 8392 section 2), before it checks
+	// and encodes it: an Expiry within the parent's last second, such as
+	// now.Add(d) landing on it, is the parent's exp.
 	Expiry time.Time
-	// NotBefore is the start; zero: the parent's.
+	// NotBefore is the start; zero: the parent's. Truncated to whole
+	// seconds as Expiry is.
 	NotBefore time.Time
 	// Audience restricts the devices to some of the parent's; nil: the
 	// parent's.
@@ -144,7 +148,9 @@ func Delegate(holder []byte, key crypto.Signer, spec *DelegationSpec) ([]byte, e
 	if !EqualKeys(key.Public(), end.key) {
 		return nil, invalid("delegation: the signing key is not the key the holder is bound to")
 	}
-	l := &Link{Key: spec.To, Expiry: spec.Expiry, NotBefore: spec.NotBefore, Audience: spec.Audience, Depth: spec.Depth, Subject: spec.Subject}
+	// Whole seconds, as encoded (Time.Unix floors, and so does Truncate):
+	// the checks below compare what the device will compare.
+	l := &Link{Key: spec.To, Expiry: spec.Expiry.Truncate(time.Second), NotBefore: spec.NotBefore.Truncate(time.Second), Audience: spec.Audience, Depth: spec.Depth, Subject: spec.Subject}
 	if l.Selection = selection(spec.Scope, end.scope); l.Selection == 0 {
 		l.Scope = spec.Scope
 	}

@@ -538,3 +538,28 @@ func TestDelegationClaimLimits(t *testing.T) {
 		t.Fatalf("21 operations: %v, want ErrInvalid", err)
 	}
 }
+
+// TestDelegateSubSecondTimes: Delegate truncates the spec's Expiry and
+// NotBefore to whole seconds, the wire's precision, before it checks and
+// encodes them, so an Expiry in the last second of the parent's exp (say,
+// now.Add(d) landing on it) is the parent's exp, not a widening.
+func TestDelegateSubSecondTimes(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256")
+	exp := f.claims.Expiry.Add(999 * time.Millisecond) // within the parent's exp second
+	nbf := f.claims.NotBefore.Add(500 * time.Millisecond)
+	dt, err := token.Delegate(f.tok, f.pop, &token.DelegationSpec{To: k1.Public(), Scope: mustScope(t, "read-data"), Expiry: exp, NotBefore: nbf})
+	if err != nil {
+		t.Fatalf("Delegate with exp %v (the parent's %v) refused: %v", exp, f.claims.Expiry, err)
+	}
+	v, err := f.verify(t, dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := v.Links[0]; !l.Expiry.Equal(f.claims.Expiry) || !l.NotBefore.Equal(f.claims.NotBefore) {
+		t.Fatalf("link exp %v nbf %v, want the whole seconds %v and %v", l.Expiry, l.NotBefore, f.claims.Expiry, f.claims.NotBefore)
+	}
+	// A second after the parent's exp is still refused.
+	_, err = token.Delegate(f.tok, f.pop, &token.DelegationSpec{To: k1.Public(), Scope: mustScope(t, "read-data"), Expiry: f.claims.Expiry.Add(time.Second)})
+	wantRefusal(t, err, token.ErrNotNarrower, 0, "exp")
+}

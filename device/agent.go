@@ -522,11 +522,9 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	if err != nil {
 		return reject(d, token.StatusInvalidRequest, CheckParse, err)
 	}
-	// The bundle's delegation chain (v2), parsed strictly with the bundle.
-	chain, err := parseChain(sr)
-	if err != nil {
-		return reject(d, token.StatusInvalidRequest, CheckParse, err)
-	}
+	// The bundle's delegation chain (v2), parsed strictly with the bundle
+	// (nil when none).
+	chain := sr.Chain()
 	d.Nonce = sr.UnverifiedNonce()
 	tokBytes := sr.UnverifiedToken()
 	hash := sha256.Sum256(tokBytes)

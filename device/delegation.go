@@ -37,16 +37,6 @@ func cloneChain(links []ChainLink) []ChainLink {
 	return out
 }
 
-// parseChain parses the chain a signed request carries, strictly; nil
-// when the bundle has none (3 elements).
-func parseChain(sr *token.SignedRequest) (*token.Chain, error) {
-	raw := sr.UnverifiedChain()
-	if raw == nil {
-		return nil, nil
-	}
-	return token.ParseChain(raw)
-}
-
 // chainLinks returns what the audit names of a verified chain: the
 // thumbprint of the token's key and the links. A key whose thumbprint
 // cannot be computed (none the token package accepts) is named by nil.

@@ -162,7 +162,7 @@ func TestDelegateRoundTrip(t *testing.T) {
 				t.Fatalf("ParseRequest: %v", err)
 			}
 			c, err := token.ParseChain(sr.UnverifiedChain())
-			if err != nil || c.Len() != 2 {
+			if err != nil || c.Len() != 2 || sr.Chain().Len() != 2 {
 				t.Fatalf("ParseChain of the request's chain: %v", err)
 			}
 			if _, err := sr.Verify(k1.Public()); err == nil {

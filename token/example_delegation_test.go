@@ -57,11 +57,8 @@ func ExampleDelegate() {
 	if err != nil {
 		panic(err)
 	}
-	chain, err := token.ParseChain(sr.UnverifiedChain())
-	if err != nil {
-		panic(err)
-	}
-	v, err := chain.Verify(claims, t.RevocationHash())
+	// The chain was parsed with the request (sr.Chain: nil when none).
+	v, err := sr.Chain().Verify(claims, t.RevocationHash())
 	if err != nil {
 		panic(err)
 	}

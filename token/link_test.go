@@ -187,8 +187,15 @@ func TestRequestBundleChain(t *testing.T) {
 	if got := sr.UnverifiedChain(); !bytes.Equal(got, append([]byte{0x81}, l...)) {
 		t.Fatalf("UnverifiedChain %x", got)
 	}
+	// The chain as parsed with the request: the same links, verifiable.
+	if c := sr.Chain(); c.Len() != 1 || !bytes.Equal(c.Bytes(), append([]byte{0x81}, l...)) {
+		t.Fatalf("Chain: %d links, %x", c.Len(), c.Bytes())
+	}
+	if v, err := sr.Chain().Verify(f.claims, f.hash); err != nil || !token.EqualKeys(v.Claims.Key, k1.Public()) {
+		t.Fatalf("Chain().Verify: %v", err)
+	}
 	sr, err = token.ParseRequest(bundle(uint64(1), op, f.tok))
-	if err != nil || sr.UnverifiedChain() != nil {
+	if err != nil || sr.UnverifiedChain() != nil || sr.Chain() != nil {
 		t.Fatalf("3 elements: %v, chain %x", err, sr.UnverifiedChain())
 	}
 	for _, tc := range []struct {

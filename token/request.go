@@ -102,8 +102,9 @@ func validateOperation(op Operation) error {
 // SignedRequest is an operation request that has been parsed strictly but
 // whose proof-of-possession signature has not been verified.
 type SignedRequest struct {
-	msg *sign1
-	req Request
+	msg   *sign1
+	req   Request
+	chain *Chain // req.Chain parsed; nil when none
 }
 
 // ParseRequest parses a signed operation request strictly: tag 18 required,
@@ -146,7 +147,7 @@ func ParseRequest(data []byte) (*SignedRequest, error) {
 		return nil, err
 	}
 	if len(items) == 4 {
-		if _, err := parseChainItem(items[3]); err != nil {
+		if sr.chain, err = parseChainItem(items[3]); err != nil {
 			return nil, err
 		}
 		sr.req.Chain = items[3]
@@ -198,6 +199,14 @@ func (r *SignedRequest) UnverifiedToken() []byte { return bytes.Clone(r.req.Toke
 // not yet verified: verify it with [Chain.Verify] below the verified token
 // to learn the key that must have signed the request.
 func (r *SignedRequest) UnverifiedChain() []byte { return bytes.Clone(r.req.Chain) }
+
+// Chain returns the delegation chain carried in the request as
+// [ParseRequest] parsed it (strictly, as [ParseChain] does), or nil when
+// the bundle has 3 elements. It is not verified: verify it with
+// [Chain.Verify] below the verified token to learn the key that must have
+// signed the request. A Chain is never modified, so each call returns the
+// same one, and parsing it again is unnecessary.
+func (r *SignedRequest) Chain() *Chain { return r.chain }
 
 // UnverifiedNonce returns the nonce carried in the request, not yet verified.
 func (r *SignedRequest) UnverifiedNonce() uint64 { return r.req.Nonce }

@@ -47,3 +47,8 @@ const (
 	// [DelegatedToken].
 	MaxDelegatedTokenSize = 1 + 3 + MaxTokenSize + MaxChainSize
 )
+
+// pointMemoSize bounds the process-wide memo of decompressed points
+// (pointmemo.go): the link keys and compressed cnf keys of the last 256
+// distinct keys parsed.
+const pointMemoSize = 256

@@ -127,25 +127,9 @@ func parseLinkKey(f string, k []byte) (crypto.PublicKey, error) {
 }
 
 // decompressPoint decodes a SEC1 compressed point (0x02 or 0x03, then x)
-// on curve.
+// on curve, through the package's memo of decompressed points.
 func decompressPoint(curve elliptic.Curve, k []byte) (*ecdsa.PublicKey, error) {
-	n := len(k) - 1
-	if n < 1 || k[0] != 2 && k[0] != 3 {
-		return nil, fmt.Errorf("%w: not a compressed point", ErrUnsupportedKey)
-	}
-	x, y := elliptic.UnmarshalCompressed(curve, k)
-	if x == nil {
-		return nil, fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)
-	}
-	point := make([]byte, 1+2*n)
-	point[0] = 4
-	x.FillBytes(point[1 : 1+n])
-	y.FillBytes(point[1+n:])
-	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
-	}
-	return pub, nil
+	return points.decompress(curve, k)
 }
 
 // encodeLinkClaims returns the deterministic encoding of l's payload.

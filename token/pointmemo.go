@@ -1,0 +1,100 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"fmt"
+	"sync"
+)
+
+// points is the process-wide memo of decompressed points, shared by the
+// keys of delegation links and the compressed cnf keys of v2 tokens (as
+// crypto/tls shares parsed certificates between connections): a device
+// sees the same few keys again and again, and decompressing one (a square
+// root and an inversion in the field) costs about a tenth of a signature
+// verification.
+var points = newPointMemo(pointMemoSize)
+
+// pointKey names a compressed point on a curve.
+type pointKey struct {
+	curve elliptic.Curve
+	point string // SEC1 compressed: 0x02 or 0x03, then x
+}
+
+// pointMemo maps compressed points to their uncompressed encoding. It
+// holds at most size points, the oldest evicted first, and only points
+// that decoded on their curve. Safe for concurrent use.
+type pointMemo struct {
+	mu    sync.Mutex
+	m     map[pointKey][]byte // 0x04 || x || y
+	order []pointKey          // ring of the keys of m, oldest at next
+	next  int
+}
+
+func newPointMemo(size int) *pointMemo {
+	return &pointMemo{m: make(map[pointKey][]byte, size), order: make([]pointKey, size)}
+}
+
+// decompress decodes the SEC1 compressed point k (0x02 or 0x03, then x) on
+// curve, as elliptic.UnmarshalCompressed and ecdsa.ParseUncompressedPublicKey
+// do, through the memo. Every call returns a new *ecdsa.PublicKey (its
+// big.Ints are the caller's), checked on the curve again by
+// ecdsa.ParseUncompressedPublicKey whether the point came from the memo or
+// not.
+func (p *pointMemo) decompress(curve elliptic.Curve, k []byte) (*ecdsa.PublicKey, error) {
+	n := len(k) - 1
+	if n < 1 || k[0] != 2 && k[0] != 3 {
+		return nil, fmt.Errorf("%w: not a compressed point", ErrUnsupportedKey)
+	}
+	key := pointKey{curve: curve, point: string(k)}
+	p.mu.Lock()
+	point := p.m[key] // never modified once stored
+	p.mu.Unlock()
+	if point == nil {
+		x, y := elliptic.UnmarshalCompressed(curve, k)
+		if x == nil {
+			return nil, fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)
+		}
+		point = make([]byte, 1+2*n)
+		point[0] = 4
+		x.FillBytes(point[1 : 1+n])
+		y.FillBytes(point[1+n:])
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	p.put(key, point)
+	return pub, nil
+}
+
+// put stores point under key unless it is there already, evicting the
+// oldest point when the memo is full.
+func (p *pointMemo) put(key pointKey, point []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.m[key]; ok || len(p.order) == 0 {
+		return
+	}
+	if len(p.m) == len(p.order) {
+		delete(p.m, p.order[p.next])
+	}
+	p.m[key] = point
+	p.order[p.next] = key
+	p.next = (p.next + 1) % len(p.order)
+}
+
+// len returns the number of points held.
+func (p *pointMemo) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}
+
+// holds reports whether the memo holds the compressed point k on curve.
+func (p *pointMemo) holds(curve elliptic.Curve, k []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.m[pointKey{curve: curve, point: string(k)}]
+	return ok
+}

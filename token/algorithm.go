@@ -160,12 +160,19 @@ func sign(signer crypto.Signer, alg Algorithm, tbs []byte, rnd io.Reader) ([]byt
 
 // verifySignature checks sig over tbs with pub, which pins the algorithm;
 // alg is what the message claims and must agree. It is the one verification
-// path of the package: tokens, requests and the test vectors go through it.
+// path of the package: tokens, requests, links (through
+// verifySignatureDigest) and the test vectors go through it.
 // A weak Ed25519 key is refused before any verification; an invalid ECDSA
 // point fails crypto/ecdsa's verification, and is then reported as the
 // key's fault (ErrUnsupportedKey) rather than the signature's, at no cost
 // to a valid key.
 func verifySignature(pub crypto.PublicKey, alg Algorithm, tbs, sig []byte) error {
+	return verifySignatureDigest(pub, alg, tbs, nil, sig)
+}
+
+// verifySignatureDigest is verifySignature with the digest of tbs under
+// alg already computed (nil: not yet), for a caller that needs it too.
+func verifySignatureDigest(pub crypto.PublicKey, alg Algorithm, tbs, digest, sig []byte) error {
 	want, err := keyAlgorithm(pub)
 	if err != nil {
 		return err
@@ -186,7 +193,9 @@ func verifySignature(pub crypto.PublicKey, alg Algorithm, tbs, sig []byte) error
 	}
 	var buf [2*(2+1+48) + 2]byte
 	der := rawToDER(buf[:0], sig[:n], sig[n:])
-	digest, _ := alg.digest(tbs)
+	if digest == nil {
+		digest, _ = alg.digest(tbs)
+	}
 	if !ecdsa.VerifyASN1(k, digest, der) {
 		if err := checkECDSAPoint(k); err != nil {
 			return err

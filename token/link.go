@@ -355,10 +355,15 @@ func (p *parsedLink) verify(parentKey crypto.PublicKey, parentHash [32]byte) ([3
 	var aad [14 + 32]byte
 	var buf [MaxLinkSize + 64]byte
 	tbs := appendSigStructure(buf[:0], p.protected, linkAAD(&aad, parentHash), p.payload)
-	if err := verifySignature(parentKey, p.alg, tbs, p.signature); err != nil {
+	h := sha256.Sum256(tbs)
+	var digest []byte // ES256 signs the link's hash: hash the ToBeSigned once
+	if p.alg == AlgES256 {
+		digest = h[:]
+	}
+	if err := verifySignatureDigest(parentKey, p.alg, tbs, digest, p.signature); err != nil {
 		return [32]byte{}, err
 	}
-	return sha256.Sum256(tbs), nil
+	return h, nil
 }
 
 // SignLink encodes l deterministically and signs it with key under the

@@ -49,6 +49,6 @@ const (
 )
 
 // pointMemoSize bounds the process-wide memo of decompressed points
-// (pointmemo.go): the link keys and compressed cnf keys of the last 256
-// distinct keys parsed.
+// (pointmemo.go): the 256 link keys and compressed cnf keys used most
+// recently, some 64 KiB at most.
 const pointMemoSize = 256

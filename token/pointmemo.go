@@ -1,6 +1,7 @@
 package token
 
 import (
+	"container/list"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"fmt"
@@ -22,17 +23,22 @@ type pointKey struct {
 }
 
 // pointMemo maps compressed points to their uncompressed encoding. It
-// holds at most size points, the oldest evicted first, and only points
-// that decoded on their curve. Safe for concurrent use.
+// holds at most size points, the least recently used evicted first, and
+// only points that decoded on their curve. Safe for concurrent use.
 type pointMemo struct {
-	mu    sync.Mutex
-	m     map[pointKey][]byte // 0x04 || x || y
-	order []pointKey          // ring of the keys of m, oldest at next
-	next  int
+	mu   sync.Mutex
+	size int
+	m    map[pointKey]*list.Element // of *memoPoint
+	lru  list.List                  // most recently used at the front
+}
+
+type memoPoint struct {
+	key   pointKey
+	point []byte // 0x04 || x || y, never modified once stored
 }
 
 func newPointMemo(size int) *pointMemo {
-	return &pointMemo{m: make(map[pointKey][]byte, size), order: make([]pointKey, size)}
+	return &pointMemo{size: size, m: make(map[pointKey]*list.Element, size)}
 }
 
 // decompress decodes the SEC1 compressed point k (0x02 or 0x03, then x) on
@@ -48,9 +54,15 @@ func (p *pointMemo) decompress(curve elliptic.Curve, k []byte) (*ecdsa.PublicKey
 	}
 	key := pointKey{curve: curve, point: string(k)}
 	p.mu.Lock()
-	point := p.m[key] // never modified once stored
+	var point []byte
+	e := p.m[key]
+	hit := e != nil
+	if hit {
+		p.lru.MoveToFront(e)
+		point = e.Value.(*memoPoint).point
+	}
 	p.mu.Unlock()
-	if point == nil {
+	if !hit {
 		x, y := elliptic.UnmarshalCompressed(curve, k)
 		if x == nil {
 			return nil, fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)
@@ -64,24 +76,26 @@ func (p *pointMemo) decompress(curve elliptic.Curve, k []byte) (*ecdsa.PublicKey
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
-	p.put(key, point)
+	if !hit {
+		p.put(key, point)
+	}
 	return pub, nil
 }
 
 // put stores point under key unless it is there already, evicting the
-// oldest point when the memo is full.
+// least recently used point when the memo is full.
 func (p *pointMemo) put(key pointKey, point []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.m[key]; ok || len(p.order) == 0 {
+	if _, ok := p.m[key]; ok || p.size <= 0 {
 		return
 	}
-	if len(p.m) == len(p.order) {
-		delete(p.m, p.order[p.next])
+	if len(p.m) >= p.size {
+		old := p.lru.Back()
+		p.lru.Remove(old)
+		delete(p.m, old.Value.(*memoPoint).key)
 	}
-	p.m[key] = point
-	p.order[p.next] = key
-	p.next = (p.next + 1) % len(p.order)
+	p.m[key] = p.lru.PushFront(&memoPoint{key: key, point: point})
 }
 
 // len returns the number of points held.

@@ -69,6 +69,18 @@ func TestPointMemo(t *testing.T) {
 			t.Fatal("the memo does not hold the latest point, or still holds the first")
 		}
 	})
+	t.Run("the least recently used point is evicted", func(t *testing.T) {
+		m := newPointMemo(2)
+		pts, _ := compressedPoints(t, p256, 3)
+		for _, i := range []int{0, 1, 0, 2} {
+			if _, err := m.decompress(p256, pts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !m.holds(p256, pts[0]) || m.holds(p256, pts[1]) || !m.holds(p256, pts[2]) {
+			t.Fatal("want the memo to hold points 0 and 2, used last")
+		}
+	})
 	t.Run("the package's memo is bounded", func(t *testing.T) {
 		pts, _ := compressedPoints(t, p256, pointMemoSize+10)
 		for _, k := range pts {

@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/securedeviceaccess/sda/device"
+	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/internal/wire"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -202,15 +204,20 @@ func BenchmarkInstallStatus(b *testing.B) {
 }
 
 // BenchmarkProcessDelegated: the cost of a delegation link on the device.
-// Each round times Process on a small batch of valid requests with no
-// chain, a chain of one link and a chain of two (ES256 throughout), and as
-// many bare ES256 verifications, so all run under the same conditions; the
-// nonces and signatures are prepared with the timer stopped. It reports
-// verifications/link, (T(n) - T(0)) / n / T(verify) for n = 1 and 2, the
-// median over the rounds (a shared machine's load spikes hit single
-// rounds; target: at most 1.05), the same ratio for token.ParseChain of a
-// one-link chain, and the bytes a link adds to the request (B/link(1): one
-// link of depth 0, B/link(2): the chain of two, per link).
+// Each round times Process on a small batch of valid requests of each
+// kind, ES256 throughout, and as many bare ES256 verifications, so all run
+// under the same conditions; the nonces and signatures are prepared with
+// the timer stopped. The kinds: no chain; warm chains of one and two links
+// (the same delegated tokens every time, so token's memo of decompressed
+// points holds their keys); and cold chains of one and two links (a new
+// delegated token each request, cycling through pools of more distinct
+// delegate keys than the memo's 256, so every link key misses). It reports
+// verifications/link, (T(n) - T(0)) / n / T(verify) for n = 1 and 2, warm
+// and cold, each the median over the rounds (a shared machine's load
+// spikes hit single rounds; target: at most 1.05), the same ratio for
+// token.ParseChain of a warm one-link chain (the parse ParseRequest makes
+// of a request's chain), and the bytes a link adds to the request
+// (B/link(1): one link of depth 0, B/link(2): the chain of two, per link).
 func BenchmarkProcessDelegated(b *testing.B) {
 	w := newWorld(b, func(c *device.Config) {
 		c.MaxNonces = device.MaxMaxNonces
@@ -220,21 +227,60 @@ func BenchmarkProcessDelegated(b *testing.B) {
 	ctx := context.Background()
 	bob, carol := newKey(b, "P-256"), newKey(b, "P-256")
 	tok := w.delegable(2, nil, nil)
-	dt1 := w.delegate(tok, w.pop, bob, "read-data", func(s *token.DelegationSpec) { s.Depth = 1; s.Subject = "" })
-	dt2 := w.delegate(dt1, bob, carol, "read-data", func(s *token.DelegationSpec) { s.Subject = "" })
-	build := [3]func() []byte{
+	noSub := func(s *token.DelegationSpec) { s.Subject = "" }
+	depth1 := func(s *token.DelegationSpec) { s.Depth = 1; s.Subject = "" }
+	dt1 := w.delegate(tok, w.pop, bob, "read-data", depth1)
+	dt2 := w.delegate(dt1, bob, carol, "read-data", noSub)
+	// The cold pools: the token, chain and signing key of a delegated
+	// token, every link to a new key, more keys in each pool than the
+	// memo holds (cycling through them, each key has been evicted by the
+	// time it comes round again). Their requests are signed by hand
+	// (rawRequest): token.SignRequest parses the chain it signs, which
+	// would put its keys in the memo.
+	type held struct {
+		tok, chain []byte
+		key        *ecdsa.PrivateKey
+	}
+	hold := func(dt []byte, key crypto.Signer) held {
+		d, err := token.ParseDelegatedToken(dt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return held{d.Token, d.Chain.Bytes(), key.(*ecdsa.PrivateKey)}
+	}
+	const pool = 320
+	cold1, cold2 := make([]held, pool), make([]held, pool)
+	for i := range pool {
+		k := newKey(b, "P-256")
+		cold1[i] = hold(w.delegate(tok, w.pop, k, "read-data", noSub), k)
+		k1, k2 := newKey(b, "P-256"), newKey(b, "P-256")
+		cold2[i] = hold(w.delegate(w.delegate(tok, w.pop, k1, "read-data", depth1), k1, k2, "read-data", noSub), k2)
+	}
+	// rawRequest is w.delegatedRequest of h for read-data, built without
+	// the token package.
+	rawRequest := func(nonce uint64, h held) []byte {
+		payload := codec.AppendUint(codec.AppendHead(nil, 4, 4), nonce) // [nonce, [1, "read-data", []], token, chain]
+		payload = codec.AppendHead(codec.AppendText(codec.AppendUint(codec.AppendHead(payload, 4, 3), 1), "read-data"), 4, 0)
+		payload = append(codec.AppendBytes(payload, h.tok), h.chain...)
+		return wire.EncodeOperationRequest(rawSign1(b, []byte{0xd2}, []byte{0xa1, 0x01, 0x26}, []byte{0xa0}, payload, h.key))
+	}
+	next := 0 // the cold pools' next entry
+	const kinds = 5
+	build := [kinds]func() []byte{
 		func() []byte { return w.request(w.nonce(), tok, w.pop, "read-data") },
 		func() []byte { return w.delegatedRequest(w.nonce(), dt1, bob, "read-data") },
 		func() []byte { return w.delegatedRequest(w.nonce(), dt2, carol, "read-data") },
+		func() []byte { return rawRequest(w.nonce(), cold1[next%pool]) },
+		func() []byte { return rawRequest(w.nonce(), cold2[next%pool]) },
 	}
+	links := [kinds]int{0, 1, 2, 1, 2}
 	var size [3]int
-	for i, f := range build {
-		size[i] = len(f())
+	for i := range 3 {
+		size[i] = len(build[i]())
 	}
 	// A link that allows none below it (dt1's allows one: 2 bytes more),
 	// with a selection and no nbf, aud or sub: the size the issue bounds.
-	last := w.delegate(tok, w.pop, bob, "read-data", func(s *token.DelegationSpec) { s.Subject = "" })
-	size[1] = len(w.delegatedRequest(w.nonce(), last, bob, "read-data"))
+	size[1] = len(rawRequest(w.nonce(), cold1[0]))
 	base := newTwoVerifies(b) // its first verification is the bare one
 	d1, err := token.ParseDelegatedToken(dt1)
 	if err != nil {
@@ -242,32 +288,33 @@ func BenchmarkProcessDelegated(b *testing.B) {
 	}
 	chain1 := d1.Chain.Bytes()
 	const batch = 16
-	var reqs [3][batch][]byte
-	var perLink [2][]float64 // per round, for 1 and 2 links
-	var parse []float64      // per round, token.ParseChain of one link
-	var total [3]time.Duration
+	var reqs [kinds][batch][]byte
+	var perLink [kinds][]float64 // per round, for each kind with links
+	var parse []float64          // per round, token.ParseChain of one link
+	var total [kinds]time.Duration
 	var verifyTotal time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(batch, b.N-done)
 		b.StopTimer()
-		for links := range 3 {
-			for i := range n {
-				reqs[links][i] = build[links]()
+		for i := range n {
+			for k := range kinds {
+				reqs[k][i] = build[k]()
 			}
+			next++
 		}
 		b.StartTimer()
-		var dur [3]time.Duration
-		for links := range 3 {
+		var dur [kinds]time.Duration
+		for k := range kinds {
 			t0 := time.Now()
 			for i := range n {
-				if out := w.agent.Process(ctx, reqs[links][i]); len(out) < 16 {
-					b.Fatalf("request with %d links failed: %x", links, out)
+				if out := w.agent.Process(ctx, reqs[k][i]); len(out) < 16 {
+					b.Fatalf("request of kind %d failed: %x", k, out)
 				}
 			}
-			dur[links] = time.Since(t0)
-			total[links] += dur[links]
+			dur[k] = time.Since(t0)
+			total[k] += dur[k]
 		}
 		b.StopTimer()
 		t1 := time.Now()
@@ -286,8 +333,9 @@ func BenchmarkProcessDelegated(b *testing.B) {
 		}
 		parse = append(parse, float64(time.Since(t2))/float64(v))
 		b.StartTimer()
-		perLink[0] = append(perLink[0], float64(dur[1]-dur[0])/float64(v))
-		perLink[1] = append(perLink[1], float64(dur[2]-dur[0])/2/float64(v))
+		for k := 1; k < kinds; k++ {
+			perLink[k] = append(perLink[k], float64(dur[k]-dur[0])/float64(links[k])/float64(v))
+		}
 		done += n
 	}
 	b.StopTimer()
@@ -297,11 +345,11 @@ func BenchmarkProcessDelegated(b *testing.B) {
 	}
 	b.ReportMetric(float64(verifyTotal)/float64(b.N), "ns/verify")
 	b.ReportMetric(float64(total[0])/float64(verifyTotal), "verifications/request")
-	b.ReportMetric(median(perLink[0]), "verifications/link(1)")
-	b.ReportMetric(median(perLink[1]), "verifications/link(2)")
-	// Part of a link's cost: parsing it (the agent parses a request's chain
-	// with token.ParseChain after token.ParseRequest has checked it).
-	b.ReportMetric(median(parse), "verifications/ParseChain(1)")
+	b.ReportMetric(median(perLink[1]), "verifications/link(1,warm)")
+	b.ReportMetric(median(perLink[2]), "verifications/link(2,warm)")
+	b.ReportMetric(median(perLink[3]), "verifications/link(1,cold)")
+	b.ReportMetric(median(perLink[4]), "verifications/link(2,cold)")
+	b.ReportMetric(median(parse), "verifications/ParseChain(1,warm)")
 	b.ReportMetric(float64(size[1]-size[0]), "B/link(1)")
 	b.ReportMetric(float64(size[2]-size[0])/2, "B/link(2)")
 }

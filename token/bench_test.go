@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -216,9 +217,13 @@ func BenchmarkEdDSARequestVsBareVerify(b *testing.B) {
 // ecdsa.VerifyASN1 hashing a message as long as a link's ToBeSigned;
 // EdDSA: ed25519.Verify), and reports the cost per link in bare
 // verifications (the median over iterations). Target (issue 16): each
-// link adds at most 1.05 verifications. A P-256 link's key is a compressed point, which the
-// parser decompresses (a square root in the field): ES256 links pay for
-// their 32 saved bytes there.
+// link adds at most 1.05 verifications. A P-256 link's key is a compressed
+// point, which the parser decompresses (a square root and an inversion in
+// the field) unless the package's memo of decompressed points holds it:
+// "warm" verifies the same chain again and again (the memo hits), "cold" a
+// new chain each time from a pool of chains whose delegate keys are all
+// distinct and more than the memo holds, so that every key misses (checked
+// before each timed iteration).
 func BenchmarkChainVerifyVsBareVerify(b *testing.B) {
 	for _, kind := range []string{"P-256", "Ed25519"} {
 		benchChainVerify(b, kind)
@@ -227,7 +232,6 @@ func BenchmarkChainVerifyVsBareVerify(b *testing.B) {
 
 func benchChainVerify(b *testing.B, kind string) {
 	anchor, pop := newKey(b, "P-256"), newKey(b, kind)
-	k1, k2 := newKey(b, kind), newKey(b, kind)
 	tok, err := token.Issue(&token.Claims{
 		Issuer: "sda.example", Audience: []string{"ep:hvac-1"}, Expiry: testNow.Add(time.Hour), NotBefore: testNow,
 		Scope: mustScope(b, "read-data configure update-firmware"), Key: pop.Public(), Delegation: &token.Delegation{Depth: 2},
@@ -241,17 +245,47 @@ func benchChainVerify(b *testing.B, kind string) {
 		b.Fatal(err)
 	}
 	hash := p.RevocationHash()
-	one, err := token.Delegate(tok, pop, &token.DelegationSpec{To: k1.Public(), Scope: mustScope(b, "read-data configure"), Expiry: testNow.Add(time.Hour), Depth: 1})
-	if err != nil {
-		b.Fatal(err)
+	// chains returns n chains of 1 and of 2 links, each link to a new key,
+	// and the chains' keys.
+	type pooled struct {
+		chain []byte
+		keys  []crypto.PublicKey
 	}
-	two, err := token.Delegate(one, k1, &token.DelegationSpec{To: k2.Public(), Scope: mustScope(b, "read-data"), Expiry: testNow.Add(time.Hour)})
-	if err != nil {
-		b.Fatal(err)
+	chains := func(n int) (one, two []pooled) {
+		for range n {
+			k1, k2 := newKey(b, kind), newKey(b, kind)
+			dt1, err := token.Delegate(tok, pop, &token.DelegationSpec{To: k1.Public(), Scope: mustScope(b, "read-data configure"), Expiry: testNow.Add(time.Hour), Depth: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			dt2, err := token.Delegate(dt1, k1, &token.DelegationSpec{To: k2.Public(), Scope: mustScope(b, "read-data"), Expiry: testNow.Add(time.Hour)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []struct {
+				dt   []byte
+				keys []crypto.PublicKey
+				out  *[]pooled
+			}{{dt1, []crypto.PublicKey{k1.Public()}, &one}, {dt2, []crypto.PublicKey{k1.Public(), k2.Public()}, &two}} {
+				d, err := token.ParseDelegatedToken(c.dt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				*c.out = append(*c.out, pooled{d.Chain.Bytes(), c.keys})
+			}
+		}
+		return one, two
 	}
+	warm1, warm2 := chains(1)
+	// A 1-link chain from its own pool, a 2-link one from another: every
+	// key of a cold pool is new, and the pool's keys outnumber the memo's
+	// room, so that cycling through it always misses.
+	cold1, _ := chains(token.PointMemoSize + 64)
+	_, cold2 := chains(token.PointMemoSize/2 + 64)
 	msg := make([]byte, 180) // about a link's ToBeSigned
+	bk := newKey(b, kind)
 	var bareVerify func() bool
-	switch k := k1.(type) {
+	switch k := bk.(type) {
 	case *ecdsa.PrivateKey:
 		digest := sha256.Sum256(msg)
 		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
@@ -265,28 +299,41 @@ func benchChainVerify(b *testing.B, kind string) {
 		bareVerify = func() bool { return ed25519.Verify(pub, msg, sig) }
 	}
 	for _, tc := range []struct {
-		links int
-		dt    []byte
-	}{{1, one}, {2, two}} {
-		d, err := token.ParseDelegatedToken(tc.dt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		chain := d.Chain.Bytes()
+		name   string
+		links  int
+		chains []pooled
+	}{{"warm", 1, warm1}, {"warm", 2, warm2}, {"cold", 1, cold1}, {"cold", 2, cold2}} {
+		next := 0
 		verify := func() {
-			c, err := token.ParseChain(chain)
+			c, err := token.ParseChain(tc.chains[next%len(tc.chains)].chain)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if _, err := c.Verify(claims, hash); err != nil {
 				b.Fatal(err)
 			}
+			next++
 		}
-		b.Run(fmt.Sprintf("%s/links=%d", kind, tc.links), func(b *testing.B) {
+		// cold reports whether none of the keys of the chain about to be
+		// verified is in the memo.
+		cold := func() bool {
+			for _, k := range tc.chains[next%len(tc.chains)].keys {
+				if k, ok := k.(*ecdsa.PublicKey); ok && token.PointMemoHolds(k) {
+					return false
+				}
+			}
+			return true
+		}
+		b.Run(fmt.Sprintf("%s/%s/links=%d", kind, tc.name, tc.links), func(b *testing.B) {
 			allocs := testing.AllocsPerRun(20, verify)
 			var full, bare time.Duration
 			var ratios []float64
 			for b.Loop() {
+				// Outside the timed span (b.StopTimer would read the
+				// memory statistics, stopping the world, every time).
+				if tc.name == "cold" && !cold() {
+					b.Fatal("a cold chain's key is in the memo")
+				}
 				t0 := time.Now()
 				verify()
 				t1 := time.Now()

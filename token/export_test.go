@@ -1,6 +1,10 @@
 package token
 
-import "crypto"
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+)
 
 // SignedRequestAlgorithm gives the external tests the algorithm named in a
 // request's protected header.
@@ -41,3 +45,12 @@ func ExportSignLinkRaw(protected, unprotected, payload []byte, parentHash [32]by
 
 // ExportLinkPayload returns the encoded payload of l, as SignLink signs it.
 func ExportLinkPayload(l *Link) ([]byte, error) { return encodeLinkClaims(l) }
+
+// PointMemoSize is how many decompressed points the package's memo holds.
+const PointMemoSize = pointMemoSize
+
+// PointMemoHolds reports whether the package's memo of decompressed points
+// holds pub's point: the benchmarks check that their cold keys miss it.
+func PointMemoHolds(pub *ecdsa.PublicKey) bool {
+	return points.holds(pub.Curve, elliptic.MarshalCompressed(pub.Curve, pub.X, pub.Y))
+}

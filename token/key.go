@@ -184,7 +184,8 @@ func appendCOSEKey(b []byte, pub crypto.PublicKey, compact bool) ([]byte, error)
 // hash of the deterministic encoding of the key's required parameters. It is
 // the recommended key id (kid) for anchors and PoP keys.
 func Thumbprint(pub crypto.PublicKey) ([]byte, error) {
-	b, err := MarshalCOSEKey(pub)
+	var buf [2 * (8 + 48)]byte // room for a P-384 COSE_Key: no allocation
+	b, err := appendCOSEKey(buf[:0], pub, false)
 	if err != nil {
 		return nil, err
 	}

@@ -43,12 +43,12 @@
 // hash. The delegate holds a [DelegatedToken] (the token and the [Chain] of
 // links down to its key), may delegate further as deep as the chain
 // allows, and signs its requests with its own key, the chain going in
-// [Request.Chain]. A device parses the chain ([ParseChain],
-// [SignedRequest.UnverifiedChain]), verifies it below the verified token
-// with [Chain.Verify], validates the effective claims of the
-// [VerifiedChain], verifies the request with the chain's last key and
-// decides with [VerifiedChain.Check], which requires the token's scope and
-// every link's to permit the operation. Each link must narrow its parent:
+// [Request.Chain]. A device takes the chain [ParseRequest] parsed
+// ([SignedRequest.Chain]; [ParseChain] parses one alone), verifies it
+// below the verified token with [Chain.Verify], validates the effective
+// claims of the [VerifiedChain], verifies the request with the chain's
+// last key and decides with [VerifiedChain.Check], which requires the
+// token's scope and every link's to permit the operation. Each link must narrow its parent:
 // a selection of its permissions or a scope [Scope.Within] it, a time
 // window and audience inside its, a smaller depth, a new key. Every
 // refusal is a [*DelegationError] matching [ErrDelegation] and one of
@@ -102,7 +102,13 @@
 // chain's last key. [Chain.Verify] checks each link's depth, key, scope,
 // time window and audience before its signature, so a malformed or
 // widening link costs no verification. [Scope.Within] is sound, not
-// complete: what it cannot prove narrower it refuses. A link's hash is
+// complete: what it cannot prove narrower it refuses. The compressed
+// points of link keys and v2 cnf keys are decompressed (a square root and
+// an inversion in the field, about a tenth of a verification) through a
+// process-wide memo of the 256 points used most recently: only points
+// that decoded on their curve are stored, every parse gets a key of its
+// own, and a flood of new keys costs no more than it would without the
+// memo. A link's hash is
 // what a revoker lists to revoke it and everything below it. A delegated
 // token cannot meet a cnonce freshness requirement (its cnonce is the
 // delegator's), and a link's sub is the delegator's say-so.

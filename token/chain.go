@@ -194,7 +194,7 @@ func checkLink(i int, parent *linkParent, l *Link, keys []crypto.PublicKey, ops 
 	}
 	// c. loops.
 	for j, k := range keys {
-		if equalCheckedKeys(k, l.Key) {
+		if equalKeys(keyAlgorithm, k, l.Key) { // keys that passed AlgorithmFor
 			return linkParent{}, Scope{}, refuse(i, "key", ErrDelegationLoop, "the key is already key %d of the chain", j)
 		}
 	}
@@ -314,20 +314,4 @@ func (c *Chain) walk(parent *Claims, parentHash [32]byte, verify bool) (*Verifie
 	}
 	v.Claims = claims
 	return v, nil
-}
-
-// equalCheckedKeys is [EqualKeys] for keys that passed [AlgorithmFor]
-// already (the parsers' and Delegate's): it skips AlgorithmFor's ECDSA
-// point check, which allocates, and keeps keyAlgorithm's refusal of a key
-// of no supported type or without coordinates.
-func equalCheckedKeys(a, b crypto.PublicKey) bool {
-	if _, err := keyAlgorithm(a); err != nil {
-		return false
-	}
-	if _, err := keyAlgorithm(b); err != nil {
-		return false
-	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	ea, ok := a.(equaler)
-	return ok && ea.Equal(b)
 }

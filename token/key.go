@@ -274,11 +274,18 @@ func AnchorName(pub crypto.PublicKey) (string, error) {
 }
 
 // EqualKeys reports whether two public keys are the same supported key.
-func EqualKeys(a, b crypto.PublicKey) bool {
-	if _, err := AlgorithmFor(a); err != nil {
+func EqualKeys(a, b crypto.PublicKey) bool { return equalKeys(AlgorithmFor, a, b) }
+
+// equalKeys reports whether a and b are the same key, both accepted by
+// check: AlgorithmFor, or, for keys that passed it already (the parsers'
+// and Delegate's), keyAlgorithm, which skips the ECDSA point check (it
+// allocates) but still refuses a key of no supported type or without
+// coordinates.
+func equalKeys(check func(crypto.PublicKey) (Algorithm, error), a, b crypto.PublicKey) bool {
+	if _, err := check(a); err != nil {
 		return false
 	}
-	if _, err := AlgorithmFor(b); err != nil {
+	if _, err := check(b); err != nil {
 		return false
 	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }

@@ -144,6 +144,10 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			return
 		}
+		// The chain handed out is the one carried, parsed.
+		if c := sr.Chain(); (c == nil) != (sr.req.Chain == nil) || !bytes.Equal(c.Bytes(), sr.req.Chain) {
+			t.Fatalf("Chain() %x, the bundle carries %x", c.Bytes(), sr.req.Chain)
+		}
 		signed, err := SignRequest(&sr.req, key, nil)
 		if err != nil {
 			t.Fatalf("accepted request does not re-encode: %v", err)

@@ -110,8 +110,9 @@
 // own, and a flood of new keys costs no more than it would without the
 // memo. (Whether a key was seen lately shows in the time a parse takes;
 // the keys are public.) A link's hash is what a revoker lists to revoke
-// it and everything below it. A delegated token cannot meet a cnonce freshness requirement (its cnonce is the
-// delegator's), and a link's sub is the delegator's say-so.
+// it and everything below it. A delegated token cannot meet a cnonce
+// freshness requirement (its cnonce is the delegator's), and a link's sub
+// is the delegator's say-so.
 //
 // # Compatibility
 //

@@ -52,6 +52,24 @@
 // is fresh: the session gets the nonce, fetches a token carrying it through
 // [FreshTokens], and signs the request with the same nonce.
 //
+// # Delegation (v2)
+//
+// A technician whose token allows it (the owner's policy puts a delegation
+// claim in v2 tokens; v1 tokens never have one) passes on, offline, a
+// narrower part of the access to a colleague's key with [Delegate]: a
+// link signed with the technician's own key names the token by its hash,
+// the colleague's key, a scope within the token's, a time window and
+// audiences within the token's, and how many further links may follow
+// (docs/PROTOCOL.md "Delegation"). The colleague receives the delegated
+// token ([AccessToken.Bytes]: the token and its chain), checks it with
+// [CheckToken], which verifies the chain and reports its effective scope,
+// audience and expiry, and uses it with [StaticToken] in a [Session]
+// signing with their own key: the session sends the chain in every
+// request, and refuses, before sending, a delegated token whose last key
+// is not the session's. Proof of possession is never weakened: the
+// device accepts a request only when it is signed by the last key of the
+// chain.
+//
 // # Sessions
 //
 // A [Session] performs operations on one device over a transport.Conn:
@@ -87,7 +105,8 @@
 // never written to a key file, and a [Session.DeviceKey] like it verifies
 // no response (token.ErrWeakKey, token.ErrUnsupportedKey).
 //
-// Received tokens are checked before use: the cnf key must be the client's
+// Received tokens are checked before use: the cnf key (for a delegated
+// token, the chain's last key, after the chain verifies) must be the client's
 // own, the audience and the scope must be exactly those asked for, a
 // cnonce asked for must be carried, and the token must not have expired;
 // with [TokenCheck.Anchors] (or [TokenClient.Anchors]) the signature is

@@ -20,7 +20,7 @@ import (
 // Bounds of what sdactl reads.
 const (
 	maxPEMFile        = 16 << 10 // public keys, anchors
-	maxTokenFile      = 16 << 10 // a token, base64 or raw (tokens are at most token.MaxTokenSize bytes)
+	maxTokenFile      = 32 << 10 // a token or a delegated token, base64 or raw (a request bundle holding either is at most 16 KiB)
 	maxPassphraseFile = 1 << 10
 	maxCredentialFile = 1 << 10
 )
@@ -162,9 +162,10 @@ func (e *env) readToken(path string) ([]byte, error) {
 }
 
 // decodeToken returns the token bytes of data: raw when it starts with a
-// CBOR tag (0xd8 for tag 61, 0xd2 for tag 18), else base64.
+// CBOR tag (0xd8 for tag 61, 0xd2 for tag 18) or, for a delegated token
+// [token, chain], with the head of a two-element array (0x82), else base64.
 func decodeToken(data []byte) ([]byte, error) {
-	if len(data) > 0 && (data[0] == 0xd8 || data[0] == 0xd2) {
+	if len(data) > 0 && (data[0] == 0xd8 || data[0] == 0xd2 || data[0] == 0x82) {
 		return data, nil
 	}
 	s := strings.TrimSpace(string(data))

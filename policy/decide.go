@@ -42,6 +42,17 @@ type Decision struct {
 	// Denied describes the first denied pair, in request order (devices
 	// outer, operations inner), when not allowed.
 	Denied *Denial
+	// Delegation, when allowed, says which of the granted operations the
+	// token's holder may pass on and to what depth (nil: none). An
+	// operation is delegable when, on every requested device, each
+	// permission the token carries for it is granted by an allow policy
+	// whose [DelegationRule] names it and that allows a token until
+	// Expiry; Depth is the least, over the delegable operations and
+	// their devices, of the greatest MaxDepth of such policies.
+	// Operations lists the delegable operations in request order. A
+	// policy's delegation changes nothing else in a decision. The
+	// [Service] puts it into v2 tokens only.
+	Delegation *token.Delegation
 }
 
 // Grant is one operation of a token's scope. Alternatives is nil when the
@@ -77,6 +88,29 @@ type pairResult struct {
 	uBound  time.Time // best expiry among unconstrained allows; zero: none
 	uPolicy *compiled
 	alts    []altResult
+	// uDel lists the unconstrained allows that let the operation be
+	// passed on; nil: none. A pointer keeps pairResult, allocated per
+	// decision, as small as without delegation.
+	uDel *[]delegator
+}
+
+// delegator is an allow policy that lets a pair's grant be passed on:
+// its delegation depth and the latest expiry it allows.
+type delegator struct {
+	depth int
+	bound time.Time
+}
+
+// delegationDepth returns the greatest depth of the delegators in ds
+// that allow a token until exp, or 0.
+func delegationDepth(ds []delegator, exp time.Time) int {
+	best := 0
+	for _, d := range ds {
+		if d.depth > best && !d.bound.Before(exp) {
+			best = d.depth
+		}
+	}
+	return best
 }
 
 // altIndex returns the index of the alternative with the given key in
@@ -90,6 +124,7 @@ type altResult struct {
 	cons   []ArgConstraint
 	bound  time.Time
 	policy *compiled
+	del    []delegator // policies with exactly these constraints that let them be passed on
 }
 
 // bound is the latest expiry a policy allows for a token issued at t.
@@ -253,6 +288,12 @@ func firstDenial(res []pairResult, aud string, ops []string) *Decision {
 func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, denyStart time.Time) *Decision {
 	dec := &Decision{Allowed: true, Grants: make([]Grant, len(ops))}
 	var used []*compiled
+	// chosen holds, when some policy delegates, the keys of the
+	// alternatives granted per operation (nil: unconstrained).
+	var chosen [][]string
+	if hasDelegators(results) {
+		chosen = make([][]string, len(ops))
+	}
 	perms := 0 // permissions in the scope so far
 	use := func(b time.Time, c *compiled) {
 		if dec.Expiry.IsZero() || b.Before(dec.Expiry) {
@@ -307,6 +348,9 @@ func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, deny
 				continue
 			}
 			dec.Grants[j].Alternatives = append(dec.Grants[j].Alternatives, cloneConstraints(a.cons))
+			if chosen != nil {
+				chosen[j] = append(chosen[j], a.key)
+			}
 			for i := range nDevs {
 				pr := &results[i*len(ops)+j]
 				b, c := pr.uBound, pr.uPolicy
@@ -332,12 +376,63 @@ func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, deny
 	if !denyStart.IsZero() && denyStart.Before(dec.Expiry) {
 		dec.Expiry = denyStart
 	}
+	if chosen != nil {
+		dec.Delegation = delegation(nDevs, ops, results, chosen, dec.Expiry)
+	}
 	dec.Policies = make([]string, len(used))
 	for i, c := range used {
 		dec.Policies[i] = c.p.ID
 	}
 	slices.Sort(dec.Policies)
 	return dec
+}
+
+// hasDelegators reports whether some result has a delegating policy.
+func hasDelegators(results []pairResult) bool {
+	for i := range results {
+		if results[i].uDel != nil || slices.ContainsFunc(results[i].alts, func(a altResult) bool { return a.del != nil }) {
+			return true
+		}
+	}
+	return false
+}
+
+// delegation returns what a token granted from results (nDevs devices
+// outer, ops inner) with the alternatives chosen per operation (nil:
+// unconstrained) and expiring at exp may pass on (see
+// [Decision].Delegation), or nil.
+func delegation(nDevs int, ops []string, results []pairResult, chosen [][]string, exp time.Time) *token.Delegation {
+	var d *token.Delegation
+	for j, op := range ops {
+		depth := maxDelegationDepth
+		for i := 0; i < nDevs && depth > 0; i++ {
+			pr := &results[i*len(ops)+j]
+			var u int
+			if pr.uDel != nil {
+				u = delegationDepth(*pr.uDel, exp)
+			}
+			if chosen[j] == nil {
+				depth = min(depth, u)
+				continue
+			}
+			for _, key := range chosen[j] {
+				a := u
+				if k := pr.altIndex(key); k >= 0 {
+					a = max(a, delegationDepth(pr.alts[k].del, exp))
+				}
+				depth = min(depth, a)
+			}
+		}
+		if depth == 0 {
+			continue
+		}
+		if d == nil {
+			d = &token.Delegation{Depth: depth}
+		}
+		d.Depth = min(d.Depth, depth)
+		d.Operations = append(d.Operations, op)
+	}
+	return d
 }
 
 // evaluate fills res (one entry per operation of ops) with what the
@@ -371,12 +466,22 @@ func evaluate(cands []*compiled, ops []string, now time.Time, res []pairResult) 
 					if better(b, c, pr.uBound, pr.uPolicy) {
 						pr.uBound, pr.uPolicy = b, c
 					}
+					if c.p.Delegation != nil && c.p.delegates(op) {
+						if pr.uDel == nil {
+							pr.uDel = new([]delegator)
+						}
+						*pr.uDel = append(*pr.uDel, delegator{c.p.Delegation.MaxDepth, b})
+					}
 				default:
 					k := pr.altIndex(ru.key)
 					if k < 0 {
 						pr.alts = append(pr.alts, altResult{key: ru.key, cons: ru.cons, bound: b, policy: c})
+						k = len(pr.alts) - 1
 					} else if better(b, c, pr.alts[k].bound, pr.alts[k].policy) {
 						pr.alts[k].bound, pr.alts[k].policy = b, c
+					}
+					if c.p.Delegation != nil && c.p.delegates(op) {
+						pr.alts[k].del = append(pr.alts[k].del, delegator{c.p.Delegation.MaxDepth, b})
 					}
 				}
 			}

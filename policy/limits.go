@@ -49,8 +49,9 @@ const (
 	maxCnfPEMBytes     = 8 << 10
 	maxBearerLen       = 512 // bytes of a bearer credential
 	maxChangesPerApply = 10000
-	maxTokenIDBytes    = 64 // a cti in the ledger and in revocations
-	maxKeyIDBytes      = 64 // an anchor key id in the ledger and in revocations
+	maxDelegationDepth = token.MaxDelegationDepth // a policy's delegation max_depth
+	maxTokenIDBytes    = 64                       // a cti in the ledger and in revocations
+	maxKeyIDBytes      = 64                       // an anchor key id in the ledger and in revocations
 )
 
 // Limits of the what-if, diff and change history (docs/PROTOCOL.md

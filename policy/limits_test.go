@@ -112,6 +112,13 @@ func TestLimits(t *testing.T) {
 			policy(fixed("devices.endpoint_names"), func(p *Policy, n int) { p.Devices = DeviceSelector{EndpointNames: names("ep-", n)} })},
 		{"operation rules per policy", []int{1, maxRules}, []int{0, maxRules + 1},
 			policy(fixed("operations"), func(p *Policy, n int) { ops(names("op", n)...)(p) })},
+		{"delegation depth", []int{1, maxDelegationDepth}, []int{0, maxDelegationDepth + 1},
+			policy(fixed("delegation.max_depth"), func(p *Policy, n int) { p.Delegation = &DelegationRule{MaxDepth: n} })},
+		{"operations a delegation names", []int{1, maxRules}, []int{0, maxRules + 1},
+			policy(fixed("delegation.operations"), func(p *Policy, n int) {
+				ops("*")(p)
+				p.Delegation = &DelegationRule{MaxDepth: 1, Operations: names("op", n)}
+			})},
 		{"operation name length in a rule", []int{1, token.MaxNameLength}, []int{token.MaxNameLength + 1},
 			policy(fixed("operations[0].name"), func(p *Policy, n int) { ops("o" + strings.Repeat("p", n-1))(p) })},
 		{"constraints per rule", []int{1, token.MaxConstraints}, []int{token.MaxConstraints + 1},

@@ -53,6 +53,12 @@ type Policy struct {
 	Operations []OperationRule `json:"operations"`
 	Devices    DeviceSelector  `json:"devices"`
 
+	// Delegation, in an allow policy, lets the holder of a v2 token that
+	// this policy grants pass the granted operations on, offline, to
+	// other keys (docs/PROTOCOL.md section 9, "Delegation"). Nil: the
+	// grant may not be delegated. Deny policies may not carry it.
+	Delegation *DelegationRule `json:"delegation,omitempty"`
+
 	// TokenLifetime is the longest lifetime of a token this policy allows,
 	// between [MinTokenLifetime] and [MaxTokenLifetime]. Deny policies ignore
 	// it and may leave it zero.
@@ -274,6 +280,7 @@ func (p *Policy) Validate() error {
 	}
 	p.validateOperations(&f)
 	p.Devices.validate(&f)
+	p.validateDelegation(&f)
 	switch {
 	case p.Effect == Deny && p.TokenLifetime == 0:
 	case p.TokenLifetime < MinTokenLifetime || p.TokenLifetime > MaxTokenLifetime:
@@ -437,6 +444,11 @@ func (p *Policy) clone() *Policy {
 				c.Operations[i].Constraints[j] = k.clone()
 			}
 		}
+	}
+	if p.Delegation != nil {
+		d := *p.Delegation
+		d.Operations = slices.Clone(d.Operations)
+		c.Delegation = &d
 	}
 	c.Devices.IDs = slices.Clone(p.Devices.IDs)
 	c.Devices.EndpointNames = slices.Clone(p.Devices.EndpointNames)

@@ -519,17 +519,33 @@ func (s *Service) claims(subject string, req *token.AccessRequest, dec *Decision
 		}
 	}
 	return &token.Claims{
-		Issuer:    iss,
-		Subject:   subject,
-		Audience:  aud,
-		Expiry:    dec.Expiry.Truncate(time.Second),
-		NotBefore: now.Truncate(time.Second),
-		IssuedAt:  now.Truncate(time.Second),
-		ID:        id,
-		Scope:     scope,
-		Key:       req.Key,
-		CNonce:    bytes.Clone(req.CNonce),
+		Issuer:     iss,
+		Subject:    subject,
+		Audience:   aud,
+		Expiry:     dec.Expiry.Truncate(time.Second),
+		NotBefore:  now.Truncate(time.Second),
+		IssuedAt:   now.Truncate(time.Second),
+		ID:         id,
+		Scope:      scope,
+		Key:        req.Key,
+		CNonce:     bytes.Clone(req.CNonce),
+		Delegation: s.delegationClaim(dec),
 	}, nil
+}
+
+// delegationClaim returns the delegation claim of a token granted by dec:
+// in the v2 profile, what dec lets the holder pass on, without the list
+// of operations when every operation of the scope is on it; in the v1
+// profile, whose tokens are never delegable, nil.
+func (s *Service) delegationClaim(dec *Decision) *token.Delegation {
+	if s.Profile == token.ProfileV1 || dec.Delegation == nil {
+		return nil
+	}
+	d := &token.Delegation{Depth: dec.Delegation.Depth}
+	if len(dec.Delegation.Operations) < len(dec.Grants) {
+		d.Operations = slices.Clone(dec.Delegation.Operations)
+	}
+	return d
 }
 
 func contains(list []string, s string) bool {
@@ -592,6 +608,12 @@ func (s *Service) audit(ctx context.Context, subject string, req *token.AccessRe
 			slog.Time("expiry", tok.Claims.Expiry),
 			slog.String("granted_scope", tok.Claims.Scope.String()),
 			slog.String("policies", strings.Join(tok.Decision.Policies, ",")))
+		if d := tok.Claims.Delegation; d != nil {
+			attrs = append(attrs, slog.Int("delegation_depth", d.Depth))
+			if d.Operations != nil {
+				attrs = append(attrs, slog.String("delegation_operations", strings.Join(d.Operations, " ")))
+			}
+		}
 		l.LogAttrs(ctx, slog.LevelInfo, "sda.token.issued", attrs...)
 		return
 	}

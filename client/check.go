@@ -14,7 +14,7 @@ import (
 // AccessToken is an access token as the client holds it: the bytes to present to
 // devices and what the client learned from them.
 //
-// A delegated token (v2, docs/PROTOCOL.md "Delegation") is the token as
+// A delegated token (v2, docs/PROTOCOL.md section 13) is the token as
 // issued, in Raw, and the chain of delegation links below it, in Chain.
 // Its Audience, Scope, Expiry and Key are then the chain's effective ones:
 // those of its last link, which the holder signs with.
@@ -45,7 +45,7 @@ type AccessToken struct {
 }
 
 // Bytes returns what holds the token: Raw, or for a delegated token the
-// encoded DelegatedToken [token, chain] (docs/PROTOCOL.md "Delegation"),
+// encoded DelegatedToken [token, chain] (docs/PROTOCOL.md section 13),
 // which [StaticToken], [CheckToken] and [token.ParseDelegatedToken] read.
 func (t *AccessToken) Bytes() []byte {
 	if t.Chain == nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // Delegate passes on, offline, a narrower part of the access of holder to
-// the key spec.To (v2, docs/PROTOCOL.md "Delegation"): it adds a
+// the key spec.To (v2, docs/PROTOCOL.md section 13): it adds a
 // delegation link below holder's token (or below its chain, when holder
 // is itself delegated), signed with key, which must be the key holder is
 // bound to (its last key). The result is the delegate's token: hand its

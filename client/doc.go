@@ -60,7 +60,7 @@
 // link signed with the technician's own key names the token by its hash,
 // the colleague's key, a scope within the token's, a time window and
 // audiences within the token's, and how many further links may follow
-// (docs/PROTOCOL.md "Delegation"). The colleague receives the delegated
+// (docs/PROTOCOL.md section 13). The colleague receives the delegated
 // token ([AccessToken.Bytes]: the token and its chain), checks it with
 // [CheckToken], which verifies the chain and reports its effective scope,
 // audience and expiry, and uses it with [StaticToken] in a [Session]

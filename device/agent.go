@@ -478,8 +478,10 @@ func (a *Agent) addSequences(r *wire.Response) {
 // device a signature verification, the failures that count toward
 // throttling: status 4 from the token signature check on, that is, for a
 // token naming an issuer the device trusts, unless no anchor of the issuer
-// pins the token's algorithm (then nothing was verified). Failures before
-// (an unknown issuer, a malformed request) cost nothing.
+// pins the token's algorithm (then nothing was verified). Every refusal of
+// a delegation chain counts: the token's signature was verified before
+// (or its verification cached), and a forged link cost one more. Failures
+// before (an unknown issuer, a malformed request or chain) cost nothing.
 func costlyFailure(d *Outcome) bool {
 	return d.Status == token.StatusVerificationError && d.Check >= CheckTokenSignature &&
 		!(d.Check == CheckTokenSignature && errors.Is(d.Err, token.ErrAlgorithmMismatch))
@@ -517,6 +519,11 @@ func reject(d *Outcome, st token.Status, c Check, err error) wire.Response {
 // the package documentation) and then the handler.
 func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.Response {
 	sr, err := token.ParseRequest(signed)
+	if err != nil {
+		return reject(d, token.StatusInvalidRequest, CheckParse, err)
+	}
+	// The bundle's delegation chain (v2), parsed strictly with the bundle.
+	chain, err := parseChain(sr)
 	if err != nil {
 		return reject(d, token.StatusInvalidRequest, CheckParse, err)
 	}
@@ -566,14 +573,31 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
 		}
 	}
-	if !a.audienceOK(claims) {
+	// eff are the claims the request is checked against from here on: the
+	// token's, or a delegated request's effective claims at the end of its
+	// chain (key, scope, audience, exp, nbf). Issuer, subject, id and
+	// issue time stay the token's: revocation, freshness and the lower
+	// bound of time go by the token the issuer signed.
+	eff := claims
+	var vc *token.VerifiedChain
+	if chain != nil {
+		if !haveRevHash {
+			revHash, haveRevHash = tok.RevocationHash(), true
+		}
+		if vc, err = chain.Verify(claims, revHash); err != nil {
+			return reject(d, token.StatusVerificationError, CheckDelegation, err)
+		}
+		eff = vc.Claims
+		d.KeyThumbprint, d.Chain = chainLinks(claims.Key, vc.Links)
+	}
+	if !a.audienceOK(eff) {
 		return reject(d, token.StatusVerificationError, CheckAudience, token.ErrWrongAudience)
 	}
-	if err := a.clock.check(claims, now, known); err != nil {
+	if err := a.clock.check(eff, now, known); err != nil {
 		return reject(d, token.StatusVerificationError, CheckTime, err)
 	}
 	d.TimeUnknown = !known
-	req, err := sr.Verify(claims.Key)
+	req, err := sr.Verify(eff.Key)
 	if err != nil {
 		return reject(d, token.StatusVerificationError, CheckProofOfPossession, err)
 	}
@@ -590,14 +614,18 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		}
 		return &revHash
 	}
-	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh); err != nil {
+	var links []token.Link
+	if vc != nil {
+		links = vc.Links
+	}
+	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh, links); err != nil {
 		return reject(d, token.StatusVerificationError, CheckRevocation, err)
 	}
 	h, opFresh := a.revoke, Freshness{}
 	if req.Operation.Name != RevokeOperation {
 		h, opFresh = a.ops.lookup(req.Operation.Name)
 	}
-	if err := a.checkFreshness(claims, req.Nonce, opFresh, rh); err != nil {
+	if err := a.checkFreshness(claims, req.Nonce, opFresh, rh, vc != nil); err != nil {
 		return reject(d, token.StatusVerificationError, CheckFreshness, err)
 	}
 	// Only a token that is not revoked counts as verified: a revoked one
@@ -605,7 +633,12 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	if err := a.clock.observe(claims, now); err != nil && a.log != nil {
 		a.log.LogAttrs(ctx, slog.LevelError, "sda: persisting the time lower bound failed", slog.String("error", err.Error()))
 	}
-	if err := claims.Scope.Check(req.Operation); err != nil {
+	if vc != nil {
+		err = vc.Check(req.Operation) // the token's scope and every link's
+	} else {
+		err = claims.Scope.Check(req.Operation)
+	}
+	if err != nil {
 		return reject(d, token.StatusAccessDenied, CheckScope, err)
 	}
 	if h == nil {
@@ -613,7 +646,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	}
 	call := &Call{
 		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: bytes.Clone(claims.ID),
-		Scope: claims.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce,
+		Scope: eff.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce, Chain: cloneChain(d.Chain),
 	}
 	data, panicked, err := runHandler(ctx, h, call)
 	switch {
@@ -631,20 +664,28 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 
 // checkRevoked is the revocation check (step 11) of a verified token:
 // the device's revocation list, looked up by the token's id and, when the
-// list holds hashes, the hashes of tokenHashes, and the status update
-// installed from the token's issuer. tokBytes and hash are the token as
-// received and its SHA-256, anchor the anchor that verified it, rh its
-// revocation hash, computed on demand.
-func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte) error {
+// list holds hashes, the hashes of tokenHashes and the hashes of links,
+// the verified delegation chain of the request (nil when none), and the
+// status update installed from the token's issuer. tokBytes and hash are
+// the token as received and its SHA-256, anchor the anchor that verified
+// it, rh its revocation hash, computed on demand. A revoked token revokes
+// every chain below it; a revoked link every link below it.
+func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte, links []token.Link) error {
 	var hashes [maxTokenHashes][32]byte
 	var hs [][32]byte
-	if a.revocations.holdsHashes() {
+	holdsHashes := a.revocations.holdsHashes()
+	if holdsHashes {
 		hs = tokenHashes(hashes[:0], rh(), hash, tokBytes, anchor.Key)
 	}
 	if err := a.revocations.revoked(claims.ID, hs); err != nil {
 		return err
 	}
-	return a.statusRevoked(claims, anchor, rh)
+	if holdsHashes && len(links) > 0 {
+		if err := a.revocations.revokedLinks(links); err != nil {
+			return err
+		}
+	}
+	return a.statusRevoked(claims, anchor, rh, links)
 }
 
 // verifyToken verifies tok with the first anchor whose key verifies it.

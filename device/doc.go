@@ -23,16 +23,41 @@
 // in v2 tokens, kid (trust.LookupToken; in a v1 token, as in deployed v1
 // devices, the kid never causes a refusal) (unknown or revoked: 4); token signature with the anchor's key, which
 // pins the algorithm (4); profile; anchor validity, retirement and
-// constraints (4); audience (4); time (4); proof-of-possession signature
-// with the token's cnf key (4); nonce: outstanding and unexpired, consumed
-// only now (4); revocation of the token's cti or hash, by the device's list
-// or the status update of its issuer (4); freshness requirements (v2, 4);
-// scope: the agent
+// constraints (4); delegation chain (v2, see below, 4); audience (4); time
+// (4); proof-of-possession signature with the token's cnf key, or the last
+// link's key (4); nonce: outstanding and unexpired, consumed
+// only now (4); revocation of the token's cti or hash and of the chain's
+// link hashes, by the device's list or the status update of its issuer
+// (4); freshness requirements (v2, 4); scope: the agent
 // itself checks that the scope permits the operation and its arguments (5);
 // then the handler (error: 0x0FFFFFFF, panic: 3). The original device
 // library consumed the nonce first, so a forged request could burn a
 // technician's nonce; here nothing an unauthenticated sender does touches
 // the nonce set except asking for nonces.
+//
+// Delegation (v2, docs/PROTOCOL.md section 13). A token whose issuer
+// made it delegable may come with a chain of links, each signed by the key
+// of its parent (the token's cnf key, then the previous link's) over the
+// parent's hash, each passing a narrower part of the token on to another
+// key. The chain is parsed strictly with the bundle (malformed: status 2)
+// and verified after the anchor constraints, on every request, a cached
+// token's too ([CheckDelegation], token.Chain.Verify; a refusal matches
+// token.ErrDelegation and is a *token.DelegationError). From there on the
+// request is checked against the end of the chain: its audience, time
+// window and key (the request must be signed by the last link's key: a
+// request signed by the token's key or an earlier delegate's fails the
+// proof of possession), and the scope check requires the token's scope and
+// every link's to permit the operation. Revocation goes by the token (its
+// cti, its hashes, the subject and anchor cut-offs of its sub, iat and
+// anchor), which revokes every chain below it, and by each link's hash,
+// which revokes the link and every link below it; link subjects are only
+// the delegator's say-so and are not subject to cut-offs. The lower bound
+// of time moves only by the token's issue time, never by a link's times,
+// which the issuer did not sign. A delegated token cannot meet a cnonce
+// freshness requirement (its cnonce is its holder's session nonce), only
+// a recent status update. [Outcome].Chain, [Call].Chain and the audit
+// event ("chain": the key thumbprints, the token's first) name every key
+// of the chain; Call.Scope is the end of the chain's.
 //
 // Keys. A token whose cnf is a degenerate key (an Ed25519 point of small
 // order, with which a request "signed" without any private key would
@@ -68,7 +93,10 @@
 // refuses that source new nonces with token.StatusBusy ([ErrThrottled]) for
 // Throttle.Lockout (default 1 minute). Only failures that cost the device a
 // signature verification count: status 4 from the token signature check on,
-// for a token naming an issuer the device trusts. A request naming an
+// for a token naming an issuer the device trusts; every refusal of a
+// delegation chain among them (the token's signature was verified, or
+// taken from the cache of verified tokens, and a forged link costs one
+// more verification). A request naming an
 // unknown issuer, a malformed request or a scope denial costs nothing,
 // reveals nothing about keys and locks no one out. For throttling, a source
 // is the peer's address when the transport tells it (an IPv4 address, the
@@ -172,7 +200,7 @@
 //
 // Every decision is an audit event: at Info for allowed requests, at Warn
 // for rejections, with the check, the reason, issuer, subject, token id,
-// operation and nonce. The wire carries only the status number. Logging is
+// operation and nonce, and for a delegated request every key of its chain. The wire carries only the status number. Logging is
 // skipped entirely when the logger is not enabled at the level.
 //
 // Resources are bounded: message and response sizes, nonces (per
@@ -196,7 +224,9 @@
 // COSE_Sign1 over status, data, the request's nonce and the device's
 // identity, see token.SignResponse), Config.TokenCacheSize,
 // Config.StatusUpdates (response key 7 and a third envelope element) and
-// the freshness requirements. token.StatusBusy
+// the freshness requirements. Delegation chains (a fourth element of the
+// signed bundle) need no option: they verify only below v2 tokens whose
+// issuer made them delegable. token.StatusBusy
 // (8) is new in v2; a v1 technician app treats it as an error. The
 // revocation operation is [RevokeOperation]. docs/PROTOCOL.md documents the
 // device's protocol.

@@ -14,7 +14,11 @@ import (
 // for a MACed, encrypted or nested token, token.ErrWeakKey for a token
 // whose cnf is a degenerate key), token.ErrSignature,
 // token.ErrAlgorithmMismatch, token.ErrCritical, token.ErrWrongAudience,
-// token.ErrExpired, token.ErrNotYetValid and token.ErrOutOfScope.
+// token.ErrExpired, token.ErrNotYetValid and token.ErrOutOfScope; and, for
+// a refused delegation chain ([CheckDelegation]), token.ErrDelegation with
+// one of token.ErrNotDelegable, token.ErrDelegationDepth,
+// token.ErrLinkSignature, token.ErrNotNarrower and token.ErrDelegationLoop
+// (a *token.DelegationError names the link and the field).
 var (
 	// ErrMessageTooLarge: the request exceeds Config.MaxMessageSize. Nothing
 	// of it was parsed.
@@ -58,8 +62,9 @@ var (
 	// oldest.
 	ErrNonceReleased = fmt.Errorf("%w: released by its connection", ErrNonce)
 
-	// ErrRevoked: the token's id (cti) or hash is on the device's
-	// revocation list.
+	// ErrRevoked: the token's id (cti) or hash, or the hash of a link of
+	// the request's delegation chain, is on the device's revocation list
+	// (or a status update revokes the token or the link: [RevocationError]).
 	ErrRevoked = errors.New("device: token revoked")
 
 	// ErrStatusUpdate is matched by every reason a status update (v2) was

@@ -117,8 +117,9 @@ func (f *freshTokens) add(h *[32]byte, exp time.Time) {
 
 // checkFreshness applies the freshness requirements of the device, of the
 // token's issuer and of the operation (op) to a request whose nonce was
-// just consumed. revHash returns the token's revocation hash.
-func (a *Agent) checkFreshness(c *token.Claims, nonce uint64, op Freshness, revHash func() *[32]byte) error {
+// just consumed. revHash returns the token's revocation hash; delegated
+// says the request came with a delegation chain.
+func (a *Agent) checkFreshness(c *token.Claims, nonce uint64, op Freshness, revHash func() *[32]byte, delegated bool) error {
 	reqs := [3]struct {
 		name string
 		f    Freshness
@@ -133,7 +134,7 @@ func (a *Agent) checkFreshness(c *token.Claims, nonce uint64, op Freshness, revH
 		e := &FreshnessError{Requirement: r.name, Freshness: r.f}
 		if r.f.CNonce {
 			if !cnonceDone {
-				cnonceErr, cnonceDone = a.cnonceFresh(c, nonce, revHash), true
+				cnonceErr, cnonceDone = a.cnonceFresh(c, nonce, revHash, delegated), true
 			}
 			if cnonceErr == nil {
 				continue
@@ -178,8 +179,13 @@ func statusAgeWithin(err error, max, age time.Duration) error {
 
 // cnonceFresh reports whether the token is proven fresh by its cnonce:
 // now (its cnonce is nonce, the request's nonce, just consumed) or
-// earlier (remembered).
-func (a *Agent) cnonceFresh(c *token.Claims, nonce uint64, revHash func() *[32]byte) error {
+// earlier (remembered). A delegated request never is: the token's cnonce
+// is the nonce of its holder's session, not the delegate's, and a token
+// remembered fresh is remembered for that session.
+func (a *Agent) cnonceFresh(c *token.Claims, nonce uint64, revHash func() *[32]byte, delegated bool) error {
+	if delegated {
+		return fmt.Errorf("%w: a delegated token cannot be proven fresh by its cnonce", ErrCNonce)
+	}
 	rh := revHash()
 	now, known := a.clock.now()
 	if a.fresh.has(rh, now, known) {

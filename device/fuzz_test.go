@@ -12,9 +12,11 @@ import (
 
 // FuzzProcess feeds arbitrary bytes to Process: it must never panic (not
 // even a panic Process recovers from), and its answer must always be a
-// well-formed response of a type that fits the request.
+// well-formed response of a type that fits the request. Its seeds include
+// delegated requests (v2), whose chains mutate too.
 func FuzzProcess(f *testing.F) {
 	w := newWorld(f, func(c *device.Config) {
+		c.MaxNonces = 32 // room for the seeds' nonces and those kept outstanding
 		c.TokenCacheSize = 4
 		c.NextNonce = true
 		c.SigningKey = newKey(f, "P-256")
@@ -26,7 +28,19 @@ func FuzzProcess(f *testing.F) {
 		f.Fatal(err)
 	}
 	tok2 := w.tokenWith(w.anchorKey, &token.IssueOptions{Profile: token.ProfileV2}, func(c *token.Claims) { c.Scope = v2 })
+	// Delegated tokens (v2): chains of one and two links, and a link
+	// signed by a key that is not its parent's.
+	bob, carol := newKey(f, "P-256"), newKey(f, "Ed25519")
+	tok3 := w.delegable(2, nil, nil)
+	dt1 := w.delegate(tok3, w.pop, bob, "read-data configure", func(s *token.DelegationSpec) { s.Depth = 1 })
+	dt2 := w.delegate(dt1, bob, carol, "read-data", nil)
+	_, rh := w.parent(tok3)
+	forged := w.chainOf(tok3, w.link(&token.Link{Key: carol.Public(), Selection: 1, Expiry: testNow.Add(time.Hour)}, rh, bob))
 	seeds := [][]byte{
+		w.delegatedRequest(w.nonce(), dt1, bob, "configure"),
+		w.delegatedRequest(w.nonce(), dt2, carol, "read-data", token.Int(3)),
+		w.delegatedRequest(w.nonce(), dt2, bob, "read-data"),
+		w.delegatedRequest(w.nonce(), forged, carol, "read-data"),
 		wire.NonceRequest,
 		w.request(w.nonce(), tok, w.pop, "read-data", token.Int(1), token.Text("x")),
 		w.request(w.nonce(), tok2, w.pop, "set-temperature", token.Int(20)),
@@ -62,6 +76,11 @@ func FuzzProcess(f *testing.F) {
 		}
 		if (d.Err == nil) != (d.Status == token.StatusSuccess) {
 			t.Fatalf("status %v with error %v", d.Status, d.Err)
+		}
+		// A chain is named only once verified, and is never longer than
+		// a token may allow.
+		if d.Chain != nil && (d.Check != device.CheckNone && d.Check <= device.CheckDelegation || len(d.Chain) > token.MaxDelegationDepth || d.KeyThumbprint == nil) {
+			t.Fatalf("chain of %d links named with check %v", len(d.Chain), d.Check)
 		}
 	})
 }

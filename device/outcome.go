@@ -48,11 +48,12 @@ const (
 	CheckTokenSignature                 // token signature with the anchor's key
 	CheckProfile                        // token profile accepted (Config.RejectV1)
 	CheckAnchorConstraints              // anchor validity, retirement and constraints
+	CheckDelegation                     // delegation chain: every link signed by its parent's key and narrowing it
 	CheckAudience                       // the token names this device
 	CheckTime                           // exp and nbf, with the clock policy
-	CheckProofOfPossession              // request signature with the token's cnf key
+	CheckProofOfPossession              // request signature with the token's cnf key (a delegated request's: the last link's key)
 	CheckNonce                          // nonce outstanding and unexpired; consumed here
-	CheckRevocation                     // token id and hash not revoked, by the list or a status update
+	CheckRevocation                     // token id and hash (and link hashes) not revoked, by the list or a status update
 	CheckFreshness                      // freshness requirements (v2)
 	CheckScope                          // scope permits the operation and its arguments
 	CheckOperation                      // handler found, ran and succeeded
@@ -63,7 +64,7 @@ const (
 var checkNames = [...]string{
 	CheckNone: "none", CheckSize: "size", CheckEnvelope: "envelope", CheckNonceIssue: "nonce-issue",
 	CheckParse: "parse", CheckAnchor: "anchor", CheckTokenSignature: "token-signature",
-	CheckProfile: "profile", CheckAnchorConstraints: "anchor-constraints", CheckAudience: "audience",
+	CheckProfile: "profile", CheckAnchorConstraints: "anchor-constraints", CheckDelegation: "delegation", CheckAudience: "audience",
 	CheckTime: "time", CheckProofOfPossession: "proof-of-possession", CheckNonce: "nonce",
 	CheckRevocation: "revocation", CheckFreshness: "freshness", CheckScope: "scope", CheckOperation: "operation",
 	CheckResponse: "response", CheckInternal: "internal",
@@ -83,7 +84,9 @@ func (c Check) String() string {
 //
 // Issuer, Subject and TokenID come from the token. They are verified when
 // Check is later than CheckTokenSignature (or zero), and otherwise what the
-// request claimed, recorded for the audit trail only.
+// request claimed, recorded for the audit trail only. For a delegated
+// request they are the token's, that is the delegator's at the head of the
+// chain; Chain names the delegates.
 type Outcome struct {
 	Request RequestKind
 	Status  token.Status
@@ -100,6 +103,16 @@ type Outcome struct {
 	Subject   string
 	TokenID   []byte
 	Operation string // set once the proof-of-possession signature verified
+
+	// Chain names the links of a delegated request's verified delegation
+	// chain (docs/PROTOCOL.md section 13), in order; nil for a request
+	// that is not delegated, or whose chain was refused (then Err says
+	// why). Set from [CheckDelegation] on, so a request refused later (by
+	// its proof of possession, say) names the chain it presented.
+	Chain []ChainLink
+	// KeyThumbprint is the thumbprint (RFC 9679) of the token's cnf key,
+	// the first key of the chain, set with Chain.
+	KeyThumbprint []byte
 
 	// Remote is the peer's address on a connection served by
 	// [Agent.Serve] or [Agent.ServeListener] whose transport tells it
@@ -132,6 +145,7 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 			defer func() { _ = recover() }()
 			c := *d
 			c.TokenID = bytes.Clone(d.TokenID) // the hook must not reach cached claims
+			c.Chain, c.KeyThumbprint = cloneChain(d.Chain), bytes.Clone(d.KeyThumbprint)
 			a.onOutcome(c)
 		}()
 	}
@@ -165,6 +179,9 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 	if d.Operation != "" {
 		attrs = append(attrs, slog.String("operation", d.Operation))
 	}
+	if d.Chain != nil {
+		attrs = chainAttrs(attrs, d)
+	}
 	if d.Remote != nil {
 		attrs = append(attrs, slog.String("remote", d.Remote.String()))
 	}
@@ -180,4 +197,24 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 		msg = "sda: request rejected"
 	}
 	a.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// chainAttrs appends the audit attributes of a delegated request: chain,
+// the thumbprints of every key of the chain in hex, the token's first,
+// and chain_subjects, the delegates' names (when one has a name).
+func chainAttrs(attrs []slog.Attr, d *Outcome) []slog.Attr {
+	keys := make([]string, 0, len(d.Chain)+1)
+	keys = append(keys, hex.EncodeToString(d.KeyThumbprint))
+	subjects := make([]string, len(d.Chain))
+	named := false
+	for i := range d.Chain {
+		keys = append(keys, hex.EncodeToString(d.Chain[i].Key))
+		subjects[i] = d.Chain[i].Subject
+		named = named || subjects[i] != ""
+	}
+	attrs = append(attrs, slog.Any("chain", keys))
+	if named {
+		attrs = append(attrs, slog.Any("chain_subjects", subjects))
+	}
+	return attrs
 }

@@ -15,11 +15,15 @@ type Call struct {
 	// Operation is the operation with its typed arguments (token.Arg:
 	// Int, Text, Bytes).
 	Operation token.Operation
-	// Issuer, Subject and TokenID are the token's iss, sub and cti.
+	// Issuer, Subject and TokenID are the token's iss, sub and cti. For
+	// a delegated request they are the token's, that is the first
+	// delegator's; Chain names the delegates.
 	Issuer  string
 	Subject string
 	TokenID []byte
-	// Scope is the token's scope, which permits Operation.
+	// Scope is the effective scope, which permits Operation: the token's,
+	// or for a delegated request the scope of the last link of its chain
+	// (every link's scope and the token's permit Operation).
 	Scope token.Scope
 	// Profile is the token's profile (v1 or v2).
 	Profile token.Profile
@@ -27,7 +31,16 @@ type Call struct {
 	Device token.Identity
 	// Nonce is the nonce the request consumed.
 	Nonce uint64
+	// Chain names the links of the verified delegation chain of a
+	// delegated request (docs/PROTOCOL.md section 13), in order: the
+	// request was signed by the last link's key. nil when the request
+	// was not delegated.
+	Chain []ChainLink
 }
+
+// Delegated reports whether the request came with a delegation chain:
+// signed not by the token's holder but by the last delegate of Chain.
+func (c *Call) Delegated() bool { return len(c.Chain) > 0 }
 
 // Handler runs one operation. It returns the data for the response (nil
 // for none), or an error, which the technician sees as

@@ -29,7 +29,8 @@ import (
 // kind is "cti" (id is a token id) or "hash" (id is the token's revocation
 // hash, 32 bytes: token.RevocationHash, which every encoding of the same
 // signed token shares; for compatibility the SHA-256 of the token's bytes
-// as issued is matched too, see docs/PROTOCOL.md section 8). id is a byte
+// as issued is matched too, see docs/PROTOCOL.md section 8; or the hash of
+// a delegation link, which revokes the link and every link below it). id is a byte
 // string (v2) or, for v1 tokens, whose arguments are integers and text
 // only, a hex text string. until, optional, is the revoked token's exp in
 // seconds since the epoch: once the device's time is past it (plus the

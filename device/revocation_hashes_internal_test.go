@@ -265,7 +265,7 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 	installUpdate(t, a, u)
 	hash, rh := sha256.Sum256(tokBytes), tok.RevocationHash()
 	check := func() {
-		if err := a.checkRevoked(claims, anchor, tokBytes, &hash, func() *[32]byte { return &rh }); err != nil {
+		if err := a.checkRevoked(claims, anchor, tokBytes, &hash, func() *[32]byte { return &rh }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +311,7 @@ func TestAnchorCutoffByRememberedThumbprint(t *testing.T) {
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
 			var re *RevocationError
-			if err := a.statusRevoked(claims, anchor, nil); !errors.As(err, &re) || re.Entry != "anchor cut-off" {
+			if err := a.statusRevoked(claims, anchor, nil, nil); !errors.As(err, &re) || re.Entry != "anchor cut-off" {
 				t.Fatalf("token of the cut-off anchor: %v", err)
 			}
 			// An ECDSA key equal to the anchor's but another value: found by
@@ -319,11 +319,11 @@ func TestAnchorCutoffByRememberedThumbprint(t *testing.T) {
 			cp := *anchor.Key.(*ecdsa.PublicKey)
 			other := *anchor
 			other.Key = &cp
-			if err := a.statusRevoked(claims, &other, nil); !errors.As(err, &re) {
+			if err := a.statusRevoked(claims, &other, nil, nil); !errors.As(err, &re) {
 				t.Fatalf("the same key as another value: %v", err)
 			}
 			for i := range others {
-				if err := a.statusRevoked(claims, &others[i], nil); err != nil {
+				if err := a.statusRevoked(claims, &others[i], nil, nil); err != nil {
 					t.Fatalf("token of another anchor %d: %v", i, err)
 				}
 				got, err := a.thumbprints.get(others[i].Key)

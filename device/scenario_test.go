@@ -362,6 +362,52 @@ func TestAttacksAreRejectedForTheirOwnReason(t *testing.T) {
 			t.Fatalf("nonce lost to a malformed request: %v", r.Status)
 		}
 	})
+	// Delegation (v2): a chain is only as good as every link of it
+	// (TestDelegationRefusals has every rule).
+	t.Run("delegated: link signed by a key that is not its parent's", func(t *testing.T) {
+		w := newWorld(t)
+		thief := newKey(t, "P-256")
+		tok := w.delegable(1, nil, nil)
+		_, rh := w.parent(tok)
+		dt := w.chainOf(tok, w.link(&token.Link{Key: thief.Public(), Selection: 1, Expiry: testNow.Add(time.Hour)}, rh, thief))
+		r, d := w.doDelegated(dt, thief, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckDelegation, token.ErrLinkSignature)
+	})
+	t.Run("delegated: link widening the scope", func(t *testing.T) {
+		w := newWorld(t)
+		bob := newKey(t, "P-256")
+		tok := w.delegable(1, nil, nil)
+		_, rh := w.parent(tok)
+		wide, _ := token.ParseScope("read-data configure set-temperature")
+		dt := w.chainOf(tok, w.link(&token.Link{Key: bob.Public(), Scope: wide, Expiry: testNow.Add(time.Hour)}, rh, w.pop))
+		r, d := w.doDelegated(dt, bob, "set-temperature", token.Int(20))
+		expect(t, r, d, wire.StatusVerificationError, device.CheckDelegation, token.ErrNotNarrower)
+	})
+	t.Run("delegated: chain moved below another token", func(t *testing.T) {
+		w := newWorld(t)
+		bob := newKey(t, "P-256")
+		small := w.delegable(1, []string{"read-data"}, func(c *token.Claims) { c.Scope, _ = token.ParseScope("read-data") })
+		big := w.delegable(1, nil, func(c *token.Claims) { c.ID = []byte{0xc7, 0x02} })
+		d1, _ := token.ParseDelegatedToken(w.delegate(small, w.pop, bob, "read-data", nil))
+		r, d := w.doDelegated((&token.DelegatedToken{Token: big, Chain: d1.Chain}).Bytes(), bob, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckDelegation, token.ErrLinkSignature)
+	})
+	t.Run("delegated: the delegator signs with the delegate's chain", func(t *testing.T) {
+		w := newWorld(t)
+		bob := newKey(t, "P-256")
+		dt := w.delegate(w.delegable(1, nil, nil), w.pop, bob, "read-data", nil)
+		r, d := w.doDelegated(dt, w.pop, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckProofOfPossession, token.ErrSignature)
+	})
+	t.Run("delegated: a v1 token with a chain", func(t *testing.T) {
+		w := newWorld(t)
+		bob := newKey(t, "P-256")
+		tok := w.token(nil)
+		_, rh := w.parent(tok)
+		dt := w.chainOf(tok, w.link(&token.Link{Key: bob.Public(), Selection: 1, Expiry: testNow.Add(time.Hour)}, rh, w.pop))
+		r, d := w.doDelegated(dt, bob, "read-data")
+		expect(t, r, d, wire.StatusVerificationError, device.CheckDelegation, token.ErrNotDelegable)
+	})
 	if testing.Verbose() {
 		t.Log("every attack rejected at its own check")
 	}

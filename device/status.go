@@ -344,10 +344,11 @@ func KeepStatusFresh(ctx context.Context, a *Agent, fetch func(ctx context.Conte
 }
 
 // statusRevoked reports whether the update installed from the token's
-// issuer revokes the token with verified claims c, verified by anchor.
-// revHash returns the token's revocation hash, computed only when the
-// update lists hashes.
-func (a *Agent) statusRevoked(c *token.Claims, anchor *trust.Anchor, revHash func() *[32]byte) error {
+// issuer revokes the token with verified claims c, verified by anchor, or
+// one of links, the verified delegation chain of the request (nil when
+// none), by its hash. revHash returns the token's revocation hash,
+// computed only when the update lists hashes.
+func (a *Agent) statusRevoked(c *token.Claims, anchor *trust.Anchor, revHash func() *[32]byte, links []token.Link) error {
 	h := a.status.get(c.Issuer)
 	if h == nil {
 		return nil
@@ -366,6 +367,9 @@ func (a *Agent) statusRevoked(c *token.Claims, anchor *trust.Anchor, revHash fun
 	if entry, ok := u.Revokes(c, rh, kid); ok {
 		return &RevocationError{Entry: entry, Issuer: u.Issuer, Sequence: u.Sequence}
 	}
+	if i := linkRevoked(u, links); i > 0 {
+		return &RevocationError{Entry: token.EntryTokenHash, Issuer: u.Issuer, Sequence: u.Sequence, Link: i}
+	}
 	return nil
 }
 
@@ -381,10 +385,18 @@ type RevocationError struct {
 	// Issuer and Sequence identify the installed update.
 	Issuer   string
 	Sequence uint64
+	// Link is, for an entry that revoked a link of the request's
+	// delegation chain by its hash (Entry token.EntryTokenHash), the
+	// link's position, 1 for the first; 0 when the entry revoked the
+	// token itself (and with it every chain below it).
+	Link int
 }
 
 // Error describes the revocation.
 func (e *RevocationError) Error() string {
+	if e.Link > 0 {
+		return fmt.Sprintf("%v: %s of delegation link %d in the status update of %q, sequence %d", ErrRevoked, e.Entry, e.Link, e.Issuer, e.Sequence)
+	}
 	return fmt.Sprintf("%v: %s in the status update of %q, sequence %d", ErrRevoked, e.Entry, e.Issuer, e.Sequence)
 }
 

@@ -256,6 +256,7 @@ var (
 type request struct {
 	nonce uint64
 	token []byte
+	chain []byte // the encoded delegation chain (v2), nil for none
 	pop   string // the key that signs the request
 	op    string
 	args  []token.Arg
@@ -263,7 +264,7 @@ type request struct {
 
 // encode signs the request and wraps it in the envelope.
 func (b *builder) encode(r request) ([]byte, *Built) {
-	signed := must(token.SignRequest(&token.Request{Nonce: r.nonce, Operation: token.Operation{Name: r.op, Args: r.args}, Token: r.token}, b.g.key(r.pop).signer, nil))
+	signed := must(token.SignRequest(&token.Request{Nonce: r.nonce, Operation: token.Operation{Name: r.op, Args: r.args}, Token: r.token, Chain: r.chain}, b.g.key(r.pop).signer, nil))
 	args := make([]string, len(r.args))
 	for i, a := range r.args {
 		args[i] = a.String()
@@ -271,7 +272,7 @@ func (b *builder) encode(r request) ([]byte, *Built) {
 	return wire.EncodeOperationRequest(signed), &Built{
 		Nonce: nonceHex(r.nonce), Operation: r.op,
 		Args: hex.EncodeToString(must(codec.Marshal(append([]token.Arg{}, r.args...)))), ArgsDiagnostic: "[" + strings.Join(args, ", ") + "]",
-		Token: hex.EncodeToString(r.token), PoPKey: r.pop,
+		Token: hex.EncodeToString(r.token), Chain: hex.EncodeToString(r.chain), PoPKey: r.pop,
 	}
 }
 

@@ -151,8 +151,12 @@ func TestBuiltRequestsCanBeMadeAgain(t *testing.T) {
 				if !ok {
 					t.Fatalf("%s step %d: PoP key %q is not in %s", c.Name, i+1, s.Built.PoPKey, KeysFile)
 				}
+				var chain []byte
+				if s.Built.Chain != "" {
+					chain = unhex(t, s.Built.Chain)
+				}
 				signed, err := token.SignRequest(&token.Request{
-					Nonce: nonce, Operation: token.Operation{Name: s.Built.Operation, Args: args}, Token: unhex(t, s.Built.Token),
+					Nonce: nonce, Operation: token.Operation{Name: s.Built.Operation, Args: args}, Token: unhex(t, s.Built.Token), Chain: chain,
 				}, signer, nil)
 				if err != nil {
 					t.Fatalf("%s step %d: %v", c.Name, i+1, err)

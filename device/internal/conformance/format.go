@@ -179,7 +179,10 @@ type Built struct {
 	Args           string `json:"args"`
 	ArgsDiagnostic string `json:"args_diagnostic"`
 	Token          string `json:"token"`
-	PoPKey         string `json:"pop_key"`
+	// Chain is the delegation chain (v2) the bundle carries as its fourth
+	// element, encoded; omitted for none.
+	Chain  string `json:"chain,omitempty"`
+	PoPKey string `json:"pop_key"`
 }
 
 // Keys is the content of keys.json.

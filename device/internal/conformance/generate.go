@@ -18,6 +18,7 @@ var groups = []func(*gen){
 	tokenSignature,
 	profile,
 	anchorConstraints,
+	delegation,
 	audience,
 	timeChecks,
 	proofOfPossession,

@@ -26,6 +26,8 @@ var keySpecs = []struct{ name, role, alg string }{
 	{"stranger-p256", "attacker: a key no device trusts", "ES256"},
 	{"stranger-p384", "attacker: a key no device trusts", "ES384"},
 	{"thief-p256", "attacker: signs requests with a stolen token", "ES256"},
+	{"delegate-p256", "technician a token is delegated to (v2)", "ES256"},
+	{"delegate-ed25519", "technician a delegated token is delegated on to (v2)", "EdDSA"},
 }
 
 // key is a key pair of the vectors.

@@ -40,12 +40,20 @@ func TestDelegation(t *testing.T) {
 	dev := start(t, dir, "device", "-listen", "127.0.0.1:0", "-anchor", "anchor.pem", "-endpoint", "hvac-1")
 	r = ok(t, dir, "call", "-token", "sub.token", "-key", "sub.key", dev.addr, "read-data")
 	wantContains(t, "call read-data", r.stdout, "status: success", "hvac-1")
+	// The device's audit line names every key of the chain, alice's first.
+	techTP := field(t, ok(t, dir, "keys", "show", "tech.pem").stdout, "thumbprint")
+	subTP := field(t, ok(t, dir, "keys", "show", "sub.pem").stdout, "thumbprint")
+	dev.waitLine(`allowed request=operation op=read-data sub="alice" .*chain=` + techTP + "," + subTP + ` delegate="subcontractor"`)
 	r = expect(t, 1, dir, "", "call", "-token", "sub.token", "-key", "sub.key", dev.addr, "configure", "int:1")
 	wantContains(t, "call configure", r.stdout, "status: access denied")
 	r = expect(t, 3, dir, "", "call", "-token", "sub.token", "-key", "tech.key", dev.addr, "read-data")
 	wantContains(t, "call with the delegator's key", r.stderr, "does not fit -key")
 
 	// Refusals, each with its reason.
+	ok(t, dir, "keys", "generate", "-o", "third.key", "-pub", "third.pem")
+	r = expect(t, 3, dir, "", "token", "delegate", "-token", "alice.token", "-key", "tech.key", "-to", "tech.pem",
+		"-scope", "read-data", "-lifetime", "1h", "-o", "x.token")
+	wantContains(t, "token delegate to the holder's own key", r.stderr, "(delegation-loop)")
 	for _, tc := range []struct {
 		name, reason string
 		args         []string
@@ -54,7 +62,7 @@ func TestDelegation(t *testing.T) {
 		{"outliving", "(not-narrower, exp)", []string{"-token", "alice.token", "-key", "tech.key", "-scope", "read-data", "-lifetime", "9h"}},
 		{"too deep", "(delegation-depth", []string{"-token", "sub.token", "-key", "sub.key", "-scope", "read-data", "-lifetime", "1h"}},
 	} {
-		args := append([]string{"token", "delegate", "-to", "tech.pem", "-o", "x.token"}, tc.args...)
+		args := append([]string{"token", "delegate", "-to", "third.pem", "-o", "x.token"}, tc.args...)
 		r = expect(t, 3, dir, "", args...)
 		wantContains(t, "token delegate "+tc.name, r.stderr, tc.reason)
 	}

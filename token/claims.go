@@ -236,6 +236,11 @@ func decodeClaims(data []byte) (*Claims, error) {
 	if c.Scope, err = decodeScope(raw[slotScope]); err != nil {
 		return nil, err
 	}
+	if c.Delegation != nil {
+		if err := c.Delegation.checkScope(c.Scope); err != nil {
+			return nil, malformed(f+".delegation", "%v", err)
+		}
+	}
 	if raw[slotCnf] == nil {
 		return nil, malformed(f+".cnf", "missing")
 	}

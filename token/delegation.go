@@ -51,13 +51,22 @@ func (d *Delegation) validate(s Scope) error {
 	if err := checkOperationList(d.Operations); err != nil {
 		return invalid("delegation operations: %v", err)
 	}
+	if err := d.checkScope(s); err != nil {
+		return invalid("delegation operations: %v", err)
+	}
+	return nil
+}
+
+// checkScope reports an operation of d's list that is not the name of a
+// permission of s, when s holds no AllOperations permission.
+func (d *Delegation) checkScope(s Scope) error {
 	names := s.Names()
 	if slices.Contains(names, AllOperations) {
 		return nil
 	}
 	for _, op := range d.Operations {
 		if !slices.Contains(names, op) {
-			return invalid("delegation operation %q is not in the scope %v", op, s)
+			return fmt.Errorf("operation %q is not in the scope %v", op, s)
 		}
 	}
 	return nil

@@ -18,3 +18,26 @@ func ExportSignSign1(payload []byte, key crypto.Signer) ([]byte, error) {
 func ExportSignStatusPayload(payload []byte, key crypto.Signer) ([]byte, error) {
 	return signSign1AAD(tagSign1Prefix, payload, key, nil, nil, 0, statusAAD)
 }
+
+// ExportSignLinkRaw builds a link from the given raw header bytes and
+// payload, signed with key under parentHash as SignLink signs (so that only
+// the structure is at fault): the tests use it for links SignLink would not
+// make.
+func ExportSignLinkRaw(protected, unprotected, payload []byte, parentHash [32]byte, key crypto.Signer) ([]byte, error) {
+	alg, err := AlgorithmFor(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	var aad [14 + 32]byte
+	sig, err := sign(key, alg, sigStructure(protected, linkAAD(&aad, parentHash), payload), nil)
+	if err != nil {
+		return nil, err
+	}
+	out := appendBstr([]byte{0x84}, protected)
+	out = append(out, unprotected...)
+	out = appendBstr(out, payload)
+	return appendBstr(out, sig), nil
+}
+
+// ExportLinkPayload returns the encoded payload of l, as SignLink signs it.
+func ExportLinkPayload(l *Link) ([]byte, error) { return encodeLinkClaims(l) }

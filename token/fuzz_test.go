@@ -12,6 +12,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func fuzzSeeds(f *testing.F) (tokens, requests [][]byte) {
 // survive an encode -> decode round trip, and the encoding is a fixed point.
 func FuzzParseToken(f *testing.F) {
 	tokens, _ := fuzzSeeds(f)
-	for _, s := range tokens {
+	for _, s := range append(tokens, newDelegationSeeds(f).toks...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -120,7 +121,8 @@ func FuzzParseToken(f *testing.F) {
 		if err != nil || !bytes.Equal(enc1, enc2) {
 			t.Fatalf("encoding is not a fixed point: %v\n%x\n%x", err, enc1, enc2)
 		}
-		if !c2.Scope.Equal(c.Scope) || !EqualKeys(c2.Key, c.Key) || c2.Issuer != c.Issuer || !c2.Expiry.Equal(c.Expiry) {
+		if !c2.Scope.Equal(c.Scope) || !EqualKeys(c2.Key, c.Key) || c2.Issuer != c.Issuer || !c2.Expiry.Equal(c.Expiry) ||
+			(c2.Delegation == nil) != (c.Delegation == nil) || c.Delegation != nil && (c2.Delegation.Depth != c.Delegation.Depth || !slices.Equal(c2.Delegation.Operations, c.Delegation.Operations)) {
 			t.Fatalf("round trip changed the claims: %+v -> %+v", c, c2)
 		}
 	})
@@ -130,7 +132,7 @@ func FuzzParseToken(f *testing.F) {
 // survives a round trip through SignRequest.
 func FuzzParseRequest(f *testing.F) {
 	_, requests := fuzzSeeds(f)
-	for _, s := range requests {
+	for _, s := range append(requests, newDelegationSeeds(f).reqs...) {
 		f.Add(s)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -154,7 +156,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r2.Nonce != sr.req.Nonce || r2.Operation.Name != sr.req.Operation.Name || len(r2.Operation.Args) != len(sr.req.Operation.Args) || !bytes.Equal(r2.Token, sr.req.Token) {
+		if r2.Nonce != sr.req.Nonce || r2.Operation.Name != sr.req.Operation.Name || len(r2.Operation.Args) != len(sr.req.Operation.Args) || !bytes.Equal(r2.Token, sr.req.Token) || !bytes.Equal(r2.Chain, sr.req.Chain) || (r2.Chain == nil) != (sr.req.Chain == nil) {
 			t.Fatalf("round trip changed the request")
 		}
 		for i, a := range r2.Operation.Args {

@@ -30,9 +30,11 @@ func (s Scope) Within(parent Scope) bool {
 	return true
 }
 
-// covers reports whether permission a provably permits everything b does.
+// covers reports whether permission a provably permits everything b does
+// (b an AllOperations permission needs an AllOperations a: only then do
+// the names agree).
 func covers(a, b Permission) bool {
-	if a.Operation != AllOperations && (a.Operation != b.Operation || b.Operation == AllOperations) {
+	if a.Operation != AllOperations && a.Operation != b.Operation {
 		return false
 	}
 	for _, ca := range a.Constraints {

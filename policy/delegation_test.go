@@ -504,3 +504,30 @@ func TestTokenEndpointDelegation(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryStoreKeepsDelegation: a MemoryStore returns a policy's
+// delegation as written, and a caller changing its own copy afterwards
+// changes nothing in the store.
+func TestMemoryStoreKeepsDelegation(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	p := pol("p1", ops("read", "write"), delegable(2, "read"))
+	if _, err := s.Apply(ctx, PutPolicy(p)); err != nil {
+		t.Fatal(err)
+	}
+	p.Delegation.Operations[0] = "write"
+	p.Delegation.MaxDepth = 4
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &DelegationRule{MaxDepth: 2, Operations: []string{"read"}}
+	if diff := gocmp.Diff(want, snap.Policies[0].Delegation); diff != "" {
+		t.Errorf("stored delegation (-want +got):\n%s", diff)
+	}
+	snap.Policies[0].Delegation.Operations[0] = "write"
+	again, _ := s.Snapshot(ctx)
+	if diff := gocmp.Diff(want, again.Policies[0].Delegation); diff != "" {
+		t.Errorf("a snapshot shares the stored delegation (-want +got):\n%s", diff)
+	}
+}

@@ -57,7 +57,8 @@ func fillStore(t *testing.T, s Store, now time.Time) {
 		PutSubject(&Subject{ID: "bob", Kind: User}),
 		PutDevice(&Device{ID: dev1, EndpointName: "hvac-1", Attributes: map[string]string{"site": "roof"}}),
 		PutPolicy(&Policy{ID: "p1", Status: Active, Effect: Allow, Subjects: Subjects{Users: []string{"alice"}},
-			Operations: []OperationRule{{Name: "read"}}, Devices: DeviceSelector{All: true}, TokenLifetime: 2 * time.Hour}),
+			Operations: []OperationRule{{Name: "read"}}, Devices: DeviceSelector{All: true}, TokenLifetime: 2 * time.Hour,
+			Delegation: &DelegationRule{MaxDepth: 2, Operations: []string{"read"}}}),
 		PutAPIKey(key),
 	); err != nil {
 		t.Fatal(err)

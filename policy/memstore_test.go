@@ -21,7 +21,7 @@ func TestFileStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes := append(testDirectory(), PutPolicy(pol("p1", constrained("set", rangeArg(0, 1, 5)))), PutPolicy(pol("d", denyEffect)))
+	changes := append(testDirectory(), PutPolicy(pol("p1", constrained("set", rangeArg(0, 1, 5)), delegable(2, "set"))), PutPolicy(pol("d", denyEffect)))
 	seq, err := s.Apply(ctx, changes...)
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,9 @@ var policiesCollection = &adminCollection{
 		if p.Effect == policy.Allow {
 			line("lifetime", p.TokenLifetime.String())
 		}
+		if d := p.Delegation; d != nil {
+			line("delegation", delegationText(d))
+		}
 		line("valid", validText(&p))
 		_, err := io.WriteString(w, b.String())
 		return ioErr(err)
@@ -83,7 +86,8 @@ var policiesCollection = &adminCollection{
 		"show": "  sdactl admin policies show " + exampleService + " roof\n",
 		"create": "  sdactl admin policies create " + exampleService + ` \
       -id rooftop-techs -groups technicians -attr site=rooftop \
-      -ops 'read-data set-temperature(arg0 in 16..28)' -lifetime 2h
+      -ops 'read-data set-temperature(arg0 in 16..28)' -lifetime 2h \
+      -delegate-depth 1 -delegate-ops read-data
 `,
 		"update": "  sdactl admin policies update " + exampleService + ` rooftop-techs \
       -ops read-data -valid-until 2030-01-01T00:00:00Z
@@ -111,6 +115,8 @@ func policyFlags(fs *flag.FlagSet) func(rec any, set map[string]bool, create boo
 	lifetime := fs.Duration("lifetime", 0, "longest lifetime of a token the policy allows (create: 1h for allow policies)")
 	from := fs.String("valid-from", "", "RFC 3339 `time` from which the policy applies (\"\": no bound)")
 	until := fs.String("valid-until", "", "RFC 3339 `time` until which the policy applies (\"\": no bound)")
+	delegDepth := fs.Int("delegate-depth", 0, "let the holder of a v2 token this policy grants delegate it, offline, to `N` links\n(1 to 4: 1 lets the holder delegate, 2 also the delegate, ...); 0: not delegable")
+	delegOps := fs.String("delegate-ops", "", "the `operations` of the policy that may be passed on, comma-separated\n(\"\": every operation it grants); needs a delegation depth")
 	return func(rec any, set map[string]bool, create bool) error {
 		p := rec.(*policy.Policy)
 		if set["id"] {
@@ -179,6 +185,9 @@ func policyFlags(fs *flag.FlagSet) func(rec any, set map[string]bool, create boo
 		case create && p.TokenLifetime == 0 && p.Effect == policy.Allow:
 			p.TokenLifetime = time.Hour
 		}
+		if err := applyDelegationFlags(p, set, *delegDepth, *delegOps); err != nil {
+			return err
+		}
 		for _, f := range []struct {
 			name string
 			v    string
@@ -195,6 +204,46 @@ func policyFlags(fs *flag.FlagSet) func(rec any, set map[string]bool, create boo
 		}
 		return nil
 	}
+}
+
+// applyDelegationFlags applies -delegate-depth and -delegate-ops (named
+// in set) to p: a depth of 0 removes the delegation, another sets it,
+// keeping the operations unless -delegate-ops names them; -delegate-ops
+// alone changes the operations of a delegable policy.
+func applyDelegationFlags(p *policy.Policy, set map[string]bool, depth int, ops string) error {
+	switch {
+	case set["delegate-depth"] && depth < 0:
+		return usageErrorf("-delegate-depth %d: want 0 (not delegable) or a number of links", depth)
+	case set["delegate-depth"] && depth == 0:
+		if set["delegate-ops"] && ops != "" {
+			return usageErrorf("-delegate-ops with -delegate-depth 0: a policy that is not delegable passes nothing on")
+		}
+		p.Delegation = nil
+		return nil
+	case set["delegate-depth"]:
+		if p.Delegation == nil {
+			p.Delegation = &policy.DelegationRule{}
+		}
+		p.Delegation.MaxDepth = depth
+	case set["delegate-ops"] && p.Delegation == nil:
+		return usageErrorf("-delegate-ops: the policy is not delegable; give -delegate-depth too")
+	}
+	if set["delegate-ops"] {
+		p.Delegation.Operations = nil
+		if l := splitList(ops); len(l) > 0 {
+			p.Delegation.Operations = l
+		}
+	}
+	return nil
+}
+
+// delegationText describes a policy's delegation: "depth 2, operations
+// read-data" or "depth 1, every operation".
+func delegationText(d *policy.DelegationRule) string {
+	if d.Operations == nil {
+		return fmt.Sprintf("depth %d, every operation", d.MaxDepth)
+	}
+	return fmt.Sprintf("depth %d, operations %s", d.MaxDepth, clean(strings.Join(d.Operations, ",")))
 }
 
 var subjectsCollection = &adminCollection{

@@ -142,9 +142,11 @@
 //	    COLLECTION is policies, subjects, devices or api-keys (which has no
 //	    update). Records come from flags (policies: -id -name -description
 //	    -effect -inactive -users -groups -apps -ops -all-devices -device-ids
-//	    -endpoint-names -attr key=v1,v2 -lifetime -valid-from -valid-until,
-//	    -ops in the scope text form such as 'read-data
-//	    set-temperature(arg0 in 16..28)'; subjects: -id -kind -groups;
+//	    -endpoint-names -attr key=v1,v2 -lifetime -valid-from -valid-until
+//	    -delegate-depth N -delegate-ops a,b, -ops in the scope text form
+//	    such as 'read-data set-temperature(arg0 in 16..28)'; -delegate-depth
+//	    lets the holder of a v2 token the policy grants delegate it, 0
+//	    removes the delegation; subjects: -id -kind -groups;
 //	    devices: -id -endpoint-name -attr key=value) or from a JSON or YAML
 //	    file, decoded strictly (an unknown field is refused, naming it).
 //	    update changes the fields its flags name and keeps the others (GET,

@@ -168,7 +168,8 @@ func newEnv(t *testing.T, s *spec, configure func(*policy.Service)) *env {
 			Subjects:      policy.Subjects{Groups: []string{"technicians"}},
 			Operations:    []policy.OperationRule{{Name: "read"}, {Name: "reboot"}},
 			Devices:       policy.DeviceSelector{All: true},
-			TokenLifetime: time.Hour}),
+			TokenLifetime: time.Hour,
+			Delegation:    &policy.DelegationRule{MaxDepth: 1, Operations: []string{"read"}}}),
 		policy.PutPolicy(&policy.Policy{ID: "d1", Status: policy.Active, Effect: policy.Deny,
 			Subjects:   policy.Subjects{Users: []string{"alice"}},
 			Operations: []policy.OperationRule{{Name: "reboot"}},
@@ -352,7 +353,7 @@ func TestServiceAgainstDocument(t *testing.T) {
 	e := newEnv(t, s, nil)
 	admin, alice := e.admin, e.alice
 	const A = policy.AdminPathPrefix
-	policyBody := `{"id":"p2","status":"active","effect":"allow","subjects":{"users":["bob"]},"operations":[{"name":"configure","constraints":[{"arg":0,"range":[16,28]}]}],"devices":{"attributes":{"site":["roof"]}},"token_lifetime_seconds":600,"valid_from":"2029-01-01T00:00:00Z"}`
+	policyBody := `{"id":"p2","status":"active","effect":"allow","subjects":{"users":["bob"]},"operations":[{"name":"configure","constraints":[{"arg":0,"range":[16,28]}]}],"devices":{"attributes":{"site":["roof"]}},"token_lifetime_seconds":600,"valid_from":"2029-01-01T00:00:00Z","delegation":{"max_depth":2}}`
 
 	t.Run("probes", func(t *testing.T) {
 		e.run(t, []call{

@@ -29,15 +29,16 @@ func (e fieldErrors) All() []string { return e.General }
 var formInputs = map[string][]string{
 	"policies": {"id", "name", "description", "status", "effect", "valid_from", "valid_until", "token_lifetime_seconds",
 		"subjects.users", "subjects.groups", "subjects.applications", "operations", "devices.all", "devices.ids",
-		"devices.endpoint_names", "devices.attributes", "json"},
+		"devices.endpoint_names", "devices.attributes", "delegation.max_depth", "delegation.operations", "json"},
 	"subjects": {"id", "kind", "groups"},
 	"devices":  {"id", "endpoint_name", "attributes"},
 	"api-keys": {"id", "subject", "admin"},
 }
 
 var inputAliases = map[string]string{
-	"subjects": "subjects.users",
-	"devices":  "devices.ids",
+	"subjects":   "subjects.users",
+	"devices":    "devices.ids",
+	"delegation": "delegation.max_depth",
 }
 
 func formCollection(f recordForm) string {

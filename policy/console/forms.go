@@ -57,7 +57,9 @@ func splitLines(s string) []string {
 // policyForm is the structured form of a policy. Operations are one a
 // line, a name optionally followed by its constraints as JSON
 // ("configure [{"arg":0,"range":[16,28]}]"); attributes of the device
-// selector are one a line, "key=value1,value2".
+// selector are one a line, "key=value1,value2". The delegation is its
+// depth (empty: not delegable) and the operations that may be passed on
+// (empty: every operation of the policy).
 type policyForm struct {
 	ID, Name, Description       string
 	Status, Effect              string
@@ -68,6 +70,7 @@ type policyForm struct {
 	AllDevices                  bool
 	DeviceIDs, EndpointNames    string
 	Attributes                  string
+	DelegateDepth, DelegateOps  string
 	AsJSON                      bool
 	JSON                        string
 }
@@ -84,6 +87,7 @@ func (f *policyForm) parse(v url.Values) {
 	f.Operations = v.Get("operations")
 	f.AllDevices = v.Get("devices.all") != ""
 	f.DeviceIDs, f.EndpointNames, f.Attributes = v.Get("devices.ids"), v.Get("devices.endpoint_names"), v.Get("devices.attributes")
+	f.DelegateDepth, f.DelegateOps = strings.TrimSpace(v.Get("delegation.max_depth")), v.Get("delegation.operations")
 	f.AsJSON = v.Get("as") == "json"
 	f.JSON = v.Get("json")
 	if f.AsJSON {
@@ -145,6 +149,16 @@ func (f *policyForm) record() (any, []policy.FieldError) {
 		}
 		p.Devices.Attributes[k] = append(p.Devices.Attributes[k], splitList(vals)...)
 	}
+	switch ops := splitList(f.DelegateOps); {
+	case f.DelegateDepth != "":
+		n, err := strconv.Atoi(f.DelegateDepth)
+		if err != nil {
+			errs = append(errs, policy.FieldError{Name: "delegation.max_depth", Message: "must be a whole number of links, or empty for no delegation"})
+		}
+		p.Delegation = &policy.DelegationRule{MaxDepth: n, Operations: ops}
+	case len(ops) > 0:
+		errs = append(errs, policy.FieldError{Name: "delegation.max_depth", Message: "set the depth to let the listed operations be passed on"})
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -186,6 +200,10 @@ func (f *policyForm) fill(raw json.RawMessage) error {
 		attrs = append(attrs, k+"="+strings.Join(p.Devices.Attributes[k], ","))
 	}
 	f.Attributes = strings.Join(attrs, "\n")
+	if d := p.Delegation; d != nil {
+		f.DelegateDepth = strconv.Itoa(d.MaxDepth)
+		f.DelegateOps = strings.Join(d.Operations, "\n")
+	}
 	f.JSON = indentJSON(p)
 	return nil
 }

@@ -12,13 +12,14 @@ import (
 // panics, and a policy the form yields that validates reads back the same
 // after filling the form from it (what the edit page does).
 func FuzzPolicyForm(f *testing.F) {
-	f.Add("p1", "n", "alice, bob", "tech", "read-data\nconfigure [{\"arg\":0,\"range\":[16,28]}]", "hvac-1", "site=a,b\nmodel=x", "3600", "2026-01-01T00:00:00Z", "")
-	f.Add("p1", "", "", "", "x [", "", "=", "-1", "yesterday", `{"id":"p1"}`)
-	f.Add("p1", "", "u", "", "* []", "", "k=", "60", "", "")
-	f.Fuzz(func(t *testing.T, id, name, users, groups, ops, eps, attrs, lifetime, until, js string) {
+	f.Add("p1", "n", "alice, bob", "tech", "read-data\nconfigure [{\"arg\":0,\"range\":[16,28]}]", "hvac-1", "site=a,b\nmodel=x", "3600", "2026-01-01T00:00:00Z", "", "2", "read-data")
+	f.Add("p1", "", "", "", "x [", "", "=", "-1", "yesterday", `{"id":"p1"}`, "x", "a,")
+	f.Add("p1", "", "u", "", "* []", "", "k=", "60", "", "", "", "read")
+	f.Add("p1", "", "u", "", "*", "", "", "60", "", "", "1", "")
+	f.Fuzz(func(t *testing.T, id, name, users, groups, ops, eps, attrs, lifetime, until, js, depth, delegOps string) {
 		v := url.Values{"id": {id}, "name": {name}, "status": {"active"}, "effect": {"allow"}, "subjects.users": {users},
 			"subjects.groups": {groups}, "operations": {ops}, "devices.endpoint_names": {eps}, "devices.attributes": {attrs},
-			"token_lifetime_seconds": {lifetime}, "valid_until": {until}}
+			"token_lifetime_seconds": {lifetime}, "valid_until": {until}, "delegation.max_depth": {depth}, "delegation.operations": {delegOps}}
 		if js != "" {
 			v.Set("as", "json")
 			v.Set("json", js)

@@ -36,7 +36,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		policy.PutSubject(&policy.Subject{ID: "bob", Kind: policy.User}),
 		policy.PutDevice(&policy.Device{ID: dev1, EndpointName: "hvac-1", Attributes: map[string]string{"site": "roof"}}),
 		policy.PutDevice(&policy.Device{ID: dev2}),
-		policy.PutPolicy(allowAll("p1", "alice")),
+		policy.PutPolicy(delegable(allowAll("p1", "alice"))),
 		policy.PutAPIKey(key),
 	); err != nil {
 		t.Fatal(err)
@@ -108,4 +108,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if after, _ := pg.Snapshot(ctx); after.Seq != before.Seq {
 		t.Fatalf("refused import wrote batches %d..%d", before.Seq, after.Seq)
 	}
+}
+
+// delegable returns p letting its grant be delegated to depth 3.
+func delegable(p *policy.Policy) *policy.Policy {
+	p.Delegation = &policy.DelegationRule{MaxDepth: 3}
+	return p
 }

@@ -92,6 +92,7 @@ func TestCRUD(t *testing.T) {
 	p := allowAll("p1", "alice")
 	p.Operations = append(p.Operations, policy.OperationRule{Name: "set", Constraints: []policy.ArgConstraint{{Arg: 0, Equals: &policy.ArgValue{Int: &seven}}}})
 	p.ValidUntil = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.Delegation = &policy.DelegationRule{MaxDepth: 2, Operations: []string{"set"}}
 	_, k, _ := policy.NewAPIKey(nil, "k1", "alice", false, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	seq1, err := s.Apply(ctx,
 		policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User, Groups: []string{"techs"}}),

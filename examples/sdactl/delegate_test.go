@@ -32,10 +32,10 @@ func TestDelegation(t *testing.T) {
 			t.Errorf("token inspect: link %s %q, want %q", strings.TrimSpace(name), got, want)
 		}
 	}
-	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pem", "-key", "sub.pem", "-aud", "ep:hvac-1", "sub.token")
+	r = ok(t, dir, "token", "verify", "-anchor", "anchor.pem", "-pop", "sub.pem", "-aud", "ep:hvac-1", "sub.token")
 	wantContains(t, "token verify", r.stdout, "delegation: 1 link verified", "scope: read-data")
-	r = expect(t, 3, dir, "", "token", "verify", "-anchor", "anchor.pem", "-key", "tech.pem", "sub.token")
-	wantContains(t, "token verify with the delegator's key", r.stderr, "(wrong-key)")
+	r = expect(t, 3, dir, "", "token", "verify", "-anchor", "anchor.pem", "-pop", "tech.pem", "sub.token")
+	wantContains(t, "token verify with the delegator's key", r.stderr, "(wrong-pop)")
 
 	dev := start(t, dir, "device", "-listen", "127.0.0.1:0", "-anchor", "anchor.pem", "-endpoint", "hvac-1")
 	r = ok(t, dir, "call", "-token", "sub.token", "-key", "sub.key", dev.addr, "read-data")

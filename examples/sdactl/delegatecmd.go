@@ -48,7 +48,7 @@ subcontractor's key for two hours; the subcontractor checks it and reads:
   sdactl token delegate -token alice-delegable.token -key tech.key -passphrase-file pass.txt \
       -to sub.pem -scope read-data -lifetime 2h -sub subcontractor -o sub.token
   sdactl token inspect sub.token
-  sdactl token verify -anchor anchor.pem -key sub.pem -aud ep:hvac-1 sub.token
+  sdactl token verify -anchor anchor.pem -pop sub.pem -aud ep:hvac-1 sub.token
   sdactl call -token sub.token -key sub.key tcp://127.0.0.1:7301 read-data
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {

@@ -40,13 +40,13 @@
 //	    Decode and print a token WITHOUT verifying it (the output says so):
 //	    header alg and kid, claims, scope, cnf thumbprint, RFC 3339 times;
 //	    for a delegated token, its chain, link by link.
-//	token verify   -anchor FILE|DIR... [-aud AUD] [-key FILE] [-now TIME] [-leeway D] TOKENFILE
+//	token verify   -anchor FILE|DIR... [-aud AUD] [-pop FILE] [-now TIME] [-leeway D] TOKENFILE
 //	    Verify as a device does: anchor, signature, anchor constraints,
 //	    a delegated token's chain, audience (with -aud) and time. A failure
 //	    prints its reason in parentheses (malformed, unknown-anchor,
 //	    anchor-revoked, signature, algorithm-mismatch, anchor-constraint,
 //	    not-delegable, delegation-depth, link-signature, not-narrower,
-//	    delegation-loop, wrong-audience, expired, not-yet-valid, wrong-key)
+//	    delegation-loop, wrong-audience, expired, not-yet-valid, wrong-pop)
 //	    and exits with 3.
 //	token fetch    -url URL -credential-file FILE -aud AUD... -scope "OPS" -pop FILE
 //	               [-anchor FILE|DIR...] [-timeout D] [-o FILE] [-raw]

@@ -319,8 +319,8 @@ after the anchor's constraints, its chain (each link signed by its parent's
 key over its parent's hash, narrowing scope, window and audience, within the
 depth, no key twice; reasons not-delegable, delegation-depth, link-signature,
 not-narrower, delegation-loop), then the audience and the time on the chain's
-effective values (its last link's). With -key, the token (the chain's last
-link, for a delegated token) must be bound to that key (reason wrong-key).
+effective values (its last link's). With -pop, the token (the chain's last
+link, for a delegated token) must be bound to that key (reason wrong-pop).
 
 -anchor takes a public key PEM file (or an unencrypted private key file) or a
 trust anchor store directory (package trust, file anchors.json); repeatable.
@@ -331,7 +331,7 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 		aud := fs.String("aud", "", "device `identity` the token must name, e.g. ep:hvac-1 or id:<32 hex>")
 		nowFlag := fs.String("now", "", "check the time at this RFC 3339 `time` instead of now")
 		leeway := fs.Duration("leeway", device.DefaultLeeway, "clock skew tolerated on exp and nbf")
-		keyFile := fs.String("key", "", "the key `file` the token must be bound to: public key PEM, or an unencrypted private key")
+		popFile := fs.String("pop", "", "proof-of-possession key `file` the token must be bound to: public key PEM, or an unencrypted private key")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 1, 1, "TOKENFILE"); err != nil {
 				return err
@@ -362,8 +362,8 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 				return err
 			}
 			var pop crypto.PublicKey
-			if *keyFile != "" {
-				if pop, err = e.loadPublicKey(*keyFile); err != nil {
+			if *popFile != "" {
+				if pop, err = e.loadPublicKey(*popFile); err != nil {
 					return err
 				}
 			}
@@ -380,14 +380,14 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 				return err
 			}
 			if pop != nil && !token.EqualKeys(pop, claims.Key) {
-				return invalidToken("wrong-key", fmt.Errorf("bound to %s, not to -key", keyDescription(claims.Key)))
+				return invalidToken("wrong-pop", fmt.Errorf("bound to %s, not to -pop", keyDescription(claims.Key)))
 			}
 			fmt.Fprintf(e.stdout, "valid: signature verified with anchor %s\n", anchor.Issuer)
 			if chain != nil {
 				fmt.Fprintf(e.stdout, "delegation: %s verified; the values below are the last link's\n", links(chain.Len()))
 			}
 			if pop != nil {
-				fmt.Fprintf(e.stdout, "key: bound to -key\n")
+				fmt.Fprintf(e.stdout, "pop: bound to -pop\n")
 			}
 			if id != nil {
 				fmt.Fprintf(e.stdout, "audience: names %s\n", *aud)

@@ -12,26 +12,11 @@ import (
 	"github.com/securedeviceaccess/sda/trust"
 )
 
-// delegable returns a v2 token for pop, signed by anchor, that lets its
-// holder pass on up to depth links of the whole scope.
+// delegable returns a v2 token for pop on ep:hvac-1, signed by anchor,
+// that lets its holder pass on up to depth links of the whole scope.
 func delegable(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, scope string, exp time.Time, depth int) []byte {
 	t.Helper()
-	sc, err := token.ParseScope(scope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := token.AnchorName(anchor.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := token.Issue(&token.Claims{
-		Issuer: iss, Subject: "alice", Audience: []string{"ep:hvac-1"}, Scope: sc, Key: pop,
-		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp, Delegation: &token.Delegation{Depth: depth},
-	}, anchor, &token.IssueOptions{Profile: token.ProfileV2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return issueDelegation(t, anchor, pop, []string{"ep:hvac-1"}, scope, exp, token.ProfileV2, nil, &token.Delegation{Depth: depth})
 }
 
 func mustScope(t testing.TB, s string) token.Scope {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -129,10 +128,7 @@ subcontractor's key for two hours; the subcontractor checks it and reads:
 			case err != nil:
 				return inputErr(err)
 			}
-			if !*rawOut {
-				raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
-			}
-			if err := e.writeNewFile(*out, raw); err != nil {
+			if err := e.writeEncoded(*out, raw, *rawOut); err != nil {
 				return err
 			}
 			if *out != "-" {

@@ -66,6 +66,16 @@ func (e *env) writeNewFile(path string, data []byte) error {
 	return nil
 }
 
+// writeEncoded writes CBOR bytes (a token, a delegated token, a status
+// update) with writeNewFile: raw when rawOut is set, else in base64 on
+// one line, as the commands that read them accept either.
+func (e *env) writeEncoded(path string, raw []byte, rawOut bool) error {
+	if !rawOut {
+		raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
+	}
+	return e.writeNewFile(path, raw)
+}
+
 // readPassphrase reads a passphrase from the first line of a file ("-":
 // stdin). An empty passphrase is refused.
 func (e *env) readPassphrase(path string) ([]byte, error) {

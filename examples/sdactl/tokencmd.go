@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -161,10 +160,7 @@ authorization service puts in tokens when the owner's policy allows it.
 			if err != nil {
 				return inputErr(err)
 			}
-			if !*rawOut {
-				raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
-			}
-			if err := e.writeNewFile(*out, raw); err != nil {
+			if err := e.writeEncoded(*out, raw, *rawOut); err != nil {
 				return err
 			}
 			if *out != "-" {

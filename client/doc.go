@@ -114,6 +114,16 @@
 // the claims are read unverified, only to catch a token that is not the one
 // asked for; the device verifies the signature in any case.
 //
+// A delegated token carries no secret: the chain names the delegate's
+// public key, and a device runs a delegated request only when it is
+// signed by the chain's last key, so a copied delegated token is as
+// useless as a copied token. [Delegate] signs with the holder's key
+// without verifying the holder's token; a delegate checks what it
+// receives with [CheckToken] (with anchors, to authenticate the token and
+// so the chain). A link's sub is the delegator's word only. A delegated
+// token cannot satisfy a device that requires freshness by cnonce: its
+// cnonce is the delegator's.
+//
 // Status updates are read strictly and must name the device asked for;
 // with [TokenClient.Anchors] their signature is verified with an anchor of
 // their issuer, and without it they are read unverified. The session

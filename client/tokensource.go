@@ -45,7 +45,7 @@ func (s staticToken) Token(context.Context) (*AccessToken, error) {
 	if err != nil {
 		return nil, &TokenCheckError{Check: "parse", Reason: "not a well-formed delegated token", Err: err}
 	}
-	return &AccessToken{Raw: d.Token, Chain: d.Chain}, nil
+	return &AccessToken{Raw: bytes.Clone(d.Token), Chain: d.Chain}, nil
 }
 
 // DefaultRefreshBefore is how long before its expiry a [TokenSource]

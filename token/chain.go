@@ -83,11 +83,19 @@ func NewChain(links ...[]byte) (*Chain, error) {
 	return newChain(items)
 }
 
-// Len returns the number of links.
-func (c *Chain) Len() int { return len(c.links) }
+// Len returns the number of links; 0 for a nil Chain.
+func (c *Chain) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.links)
+}
 
-// Bytes returns the encoded chain, [+ Link].
+// Bytes returns the encoded chain, [+ Link]; nil for a nil Chain.
 func (c *Chain) Bytes() []byte {
+	if c == nil {
+		return nil
+	}
 	n := 1
 	for _, l := range c.links {
 		n += len(l.raw)
@@ -101,8 +109,11 @@ func (c *Chain) Bytes() []byte {
 
 // UnverifiedLinks returns copies of the links as decoded, not verified:
 // for display and for choosing what to verify with only. Hash is zero, and
-// so is Scope for a selection.
+// so is Scope for a selection. nil for a nil Chain.
 func (c *Chain) UnverifiedLinks() []Link {
+	if c == nil {
+		return nil
+	}
 	out := make([]Link, len(c.links))
 	for i, l := range c.links {
 		out[i] = cloneLink(l.claims)
@@ -262,8 +273,8 @@ func (c *Chain) Verify(parent *Claims, parentHash [32]byte) (*VerifiedChain, err
 
 // walk checks the chain below parent; with verify, the signatures too.
 func (c *Chain) walk(parent *Claims, parentHash [32]byte, verify bool) (*VerifiedChain, error) {
-	if c == nil || parent == nil {
-		return nil, invalid("nil chain or claims")
+	if c == nil || len(c.links) == 0 || parent == nil {
+		return nil, invalid("a nil or empty chain, or nil claims")
 	}
 	d := parent.Delegation
 	if d == nil || parent.Profile == ProfileV1 {

@@ -55,9 +55,13 @@ func ParseDelegatedToken(data []byte) (*DelegatedToken, error) {
 	return &DelegatedToken{Token: bytes.Clone(tok), Chain: chain}, nil
 }
 
-// Bytes returns the encoded delegated token.
+// Bytes returns the encoded delegated token. A nil Chain is written as an
+// empty array, which ParseDelegatedToken refuses.
 func (d *DelegatedToken) Bytes() []byte {
 	chain := d.Chain.Bytes()
+	if chain == nil {
+		chain = []byte{0x80}
+	}
 	b := make([]byte, 0, 1+bstrSize(len(d.Token))+len(chain))
 	b = appendBstr(append(b, 0x82), d.Token)
 	return append(b, chain...)

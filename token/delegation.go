@@ -105,27 +105,9 @@ func (d *Delegation) append(b []byte) []byte {
 // decodeDelegation decodes the claim strictly: keys 1 and 2 only, in
 // order, each once, depth 1..MaxDelegationDepth, a valid operation list.
 func decodeDelegation(f string, raw []byte) (*Delegation, error) {
-	if len(raw) == 0 || raw[0]>>5 != 5 {
-		return nil, malformed(f, "not a map")
-	}
-	var vals [3][]byte
-	last := int64(0)
-	err := codec.ReadMap(raw, func(k, v []byte) error {
-		key, err := codec.ReadInt(k)
-		if err != nil || key < delegationDepth || key > delegationOperations {
-			return malformed(f, "unknown key")
-		}
-		if key <= last {
-			return malformed(f, "key %d repeated or out of order", key)
-		}
-		last, vals[key] = key, v
-		return nil
-	})
-	if err != nil {
-		if _, ok := err.(*ParseError); ok {
-			return nil, err
-		}
-		return nil, wrapMalformed(f, err)
+	var vals [delegationOperations + 1][]byte
+	if err := readIntKeyMap(f, raw, vals[:]); err != nil {
+		return nil, err
 	}
 	if vals[delegationDepth] == nil {
 		return nil, malformed(f+".depth", "missing")

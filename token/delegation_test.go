@@ -2,7 +2,9 @@ package token_test
 
 import (
 	"crypto"
+	"crypto/ed25519"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,24 +333,148 @@ func TestDelegationClaim(t *testing.T) {
 	}
 	t.Run("round trip", func(t *testing.T) {
 		d := &token.Delegation{Depth: 3, Operations: []string{"reboot", "read-data"}}
-		tok, err := token.Issue(delegClaims(pop, d), anchor, &token.IssueOptions{Profile: token.ProfileV2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := token.Parse(tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := p.Verify(anchor.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := (&delegFixture{anchor: anchor, pop: pop}).issue(t, delegClaims(pop, d), token.ProfileV2)
+		c := f.claims
 		if c.Delegation == nil || c.Delegation.Depth != 3 || len(c.Delegation.Operations) != 2 || c.Delegation.Operations[1] != "read-data" {
 			t.Fatalf("delegation %+v", c.Delegation)
 		}
 		c.Delegation.Operations[0] = "x"
+		p, err := token.Parse(f.tok)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if again, _ := p.Verify(anchor.Public()); again.Delegation.Operations[0] != "reboot" {
 			t.Fatal("Verify returned claims sharing the token's delegation")
 		}
 	})
+}
+
+// TestChainZeroValues: a nil or zero Chain, and a DelegatedToken without
+// one, never panic and never verify.
+func TestChainZeroValues(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1})
+	var nilChain *token.Chain
+	if nilChain.Len() != 0 || nilChain.Bytes() != nil || nilChain.UnverifiedLinks() != nil {
+		t.Fatal("a nil Chain is not empty")
+	}
+	for _, c := range []*token.Chain{nilChain, {}} {
+		if v, err := c.Verify(f.claims, f.hash); !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("Verify of an empty chain: %v, %v; want ErrInvalid", v, err)
+		}
+	}
+	d := &token.DelegatedToken{Token: f.tok}
+	if _, err := token.ParseDelegatedToken(d.Bytes()); !errors.Is(err, token.ErrMalformed) {
+		t.Fatalf("a DelegatedToken without a chain parsed back: %v", err)
+	}
+	if _, err := token.Delegate(f.tok, f.pop, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("Delegate with a nil spec: %v", err)
+	}
+}
+
+// TestSignLinkInvalid: SignLink refuses, with ErrInvalid (or the key's
+// error), a link it cannot encode, before the key is asked to sign.
+func TestSignLinkInvalid(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256").Public()
+	exp := testNow.Add(time.Hour)
+	for _, tc := range []struct {
+		name string
+		l    *token.Link
+		want error
+	}{
+		{"nil link", nil, token.ErrInvalid},
+		{"no key", &token.Link{Selection: 1, Expiry: exp}, token.ErrInvalid},
+		{"weak key", &token.Link{Key: ed25519.PublicKey(make([]byte, 32)), Selection: 1, Expiry: exp}, token.ErrWeakKey},
+		{"no scope", &token.Link{Key: k1, Expiry: exp}, token.ErrInvalid},
+		{"selection beyond 20 permissions", &token.Link{Key: k1, Selection: 1 << 20, Expiry: exp}, token.ErrInvalid},
+		{"no exp", &token.Link{Key: k1, Selection: 1}, token.ErrInvalid},
+		{"nbf before 1970", &token.Link{Key: k1, Selection: 1, Expiry: exp, NotBefore: time.Unix(-1, 0)}, token.ErrInvalid},
+		{"empty aud", &token.Link{Key: k1, Selection: 1, Expiry: exp, Audience: []string{}}, token.ErrInvalid},
+		{"aud not UTF-8", &token.Link{Key: k1, Selection: 1, Expiry: exp, Audience: []string{"ep:\xff"}}, token.ErrInvalid},
+		{"negative depth", &token.Link{Key: k1, Selection: 1, Expiry: exp, Depth: -1}, token.ErrInvalid},
+		{"depth 5", &token.Link{Key: k1, Selection: 1, Expiry: exp, Depth: token.MaxDelegationDepth + 1}, token.ErrInvalid},
+		{"sub too long", &token.Link{Key: k1, Selection: 1, Expiry: exp, Subject: strings.Repeat("x", token.MaxLinkSubjectLength+1)}, token.ErrInvalid},
+		{"sub not UTF-8", &token.Link{Key: k1, Selection: 1, Expiry: exp, Subject: "\xff"}, token.ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &countingSigner{Signer: f.pop}
+			if _, err := token.SignLink(tc.l, f.hash, s, nil); !errors.Is(err, tc.want) {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+			if s.calls != 0 {
+				t.Fatal("the key was asked to sign")
+			}
+		})
+	}
+	if _, err := token.SignLink(&token.Link{Key: k1, Selection: 1, Expiry: exp}, f.hash, nil, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("nil key: %v, want ErrInvalid", err)
+	}
+}
+
+// TestDelegateInvalid: arguments Delegate cannot work with.
+func TestDelegateInvalid(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 2})
+	to := newKey(t, "P-256").Public()
+	good := func() *token.DelegationSpec {
+		return &token.DelegationSpec{To: to, Scope: mustScope(t, "read-data"), Expiry: testNow.Add(time.Hour)}
+	}
+	for _, tc := range []struct {
+		name   string
+		holder []byte
+		key    crypto.Signer
+		spec   *token.DelegationSpec
+		want   error
+	}{
+		{"nil key", f.tok, nil, good(), token.ErrInvalid},
+		{"no To", f.tok, f.pop, func() *token.DelegationSpec { s := good(); s.To = nil; return s }(), token.ErrInvalid},
+		{"no Scope", f.tok, f.pop, func() *token.DelegationSpec { s := good(); s.Scope = token.Scope{}; return s }(), token.ErrInvalid},
+		{"no Expiry", f.tok, f.pop, func() *token.DelegationSpec { s := good(); s.Expiry = time.Time{}; return s }(), token.ErrInvalid},
+		{"negative depth", f.tok, f.pop, func() *token.DelegationSpec { s := good(); s.Depth = -1; return s }(), token.ErrInvalid},
+		{"sub too long", f.tok, f.pop, func() *token.DelegationSpec { s := good(); s.Subject = strings.Repeat("x", 300); return s }(), token.ErrInvalid},
+		{"holder not a token", []byte{0xa0}, f.pop, good(), token.ErrMalformed},
+		{"holder a malformed delegated token", []byte{0x82, 0x40, 0x80}, f.pop, good(), token.ErrMalformed},
+		{"empty holder", nil, f.pop, good(), token.ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := token.Delegate(tc.holder, tc.key, tc.spec); !errors.Is(err, tc.want) {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("holder with a chain that does not narrow", func(t *testing.T) {
+		k1 := newKey(t, "P-256")
+		bad := signLink(t, &token.Link{Key: k1.Public(), Selection: 1, Expiry: testNow.Add(99 * time.Hour), Depth: 1}, f.hash, f.pop)
+		c, err := token.NewChain(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holder := (&token.DelegatedToken{Token: f.tok, Chain: c}).Bytes()
+		_, err = token.Delegate(holder, k1, good())
+		wantRefusal(t, err, token.ErrNotNarrower, 0, "exp")
+	})
+}
+
+// TestVerifiedChainCheck: an operation must be in the token's scope and in
+// every link's.
+func TestVerifiedChainCheck(t *testing.T) {
+	f := newDelegFixture(t, "P-256", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256")
+	dt, err := token.Delegate(f.tok, f.pop, &token.DelegationSpec{To: k1.Public(), Scope: mustScope(t, "read-data reboot"), Expiry: testNow.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.verify(t, dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		op string
+		ok bool
+	}{{"read-data", true}, {"reboot", true}, {"configure", false}, {"firmware", false}, {"read", false}} {
+		err := v.Check(token.Operation{Name: tc.op})
+		var se *token.ScopeError
+		if tc.ok && err != nil || !tc.ok && (!errors.As(err, &se) || se.Operation != tc.op) {
+			t.Errorf("Check(%s): %v, want permitted %v", tc.op, err, tc.ok)
+		}
+	}
 }

@@ -35,6 +35,26 @@
 // [Scope] then decides with [Scope.Check] whether the operation with its
 // arguments is permitted.
 //
+// # Delegation (v2)
+//
+// The holder of a v2 token whose [Claims.Delegation] allows it passes a
+// narrower part of it to another public key, offline, with [Delegate]: a
+// [Link] signed with the key the token is bound to, naming its parent by
+// hash. The delegate holds a [DelegatedToken] (the token and the [Chain] of
+// links down to its key), may delegate further as deep as the chain
+// allows, and signs its requests with its own key, the chain going in
+// [Request.Chain]. A device parses the chain ([ParseChain],
+// [SignedRequest.UnverifiedChain]), verifies it below the verified token
+// with [Chain.Verify], validates the effective claims of the
+// [VerifiedChain], verifies the request with the chain's last key and
+// decides with [VerifiedChain.Check], which requires the token's scope and
+// every link's to permit the operation. Each link must narrow its parent:
+// a selection of its permissions or a scope [Scope.Within] it, a time
+// window and audience inside its, a smaller depth, a new key. Every
+// refusal is a [*DelegationError] matching [ErrDelegation] and one of
+// [ErrNotDelegable], [ErrDelegationDepth], [ErrLinkSignature],
+// [ErrNotNarrower] and [ErrDelegationLoop]. v1 tokens are never delegable.
+//
 // # Security considerations
 //
 // The key decides the algorithm: a P-256 key verifies ES256 only, a P-384 key
@@ -73,6 +93,19 @@
 //
 // Scope names match exactly, never by prefix: "c" does not permit
 // "configure".
+//
+// Delegation keeps proof of possession: every link names its delegate's
+// key and is verified with its parent's key (which pins the algorithm)
+// over its parent's hash, with external AAD "SDA delegation", so a link
+// cannot be moved under another token or link, reordered, duplicated or
+// taken for another kind of signature; the request must be signed by the
+// chain's last key. [Chain.Verify] checks each link's depth, key, scope,
+// time window and audience before its signature, so a malformed or
+// widening link costs no verification. [Scope.Within] is sound, not
+// complete: what it cannot prove narrower it refuses. A link's hash is
+// what a revoker lists to revoke it and everything below it. A delegated
+// token cannot meet a cnonce freshness requirement (its cnonce is the
+// delegator's), and a link's sub is the delegator's say-so.
 //
 // # Compatibility
 //

@@ -105,27 +105,25 @@ func parseCOSEKey(field string, data []byte) (crypto.PublicKey, error) {
 		if len(x) != n || y == nil {
 			return nil, malformed(field, "EC2 key needs a %d-byte x and a y", n)
 		}
-		point := make([]byte, 1+2*n)
-		point[0] = 4
+		var ek *ecdsa.PublicKey
 		switch y[0] {
 		case 0xf4, 0xf5: // compressed point: y is its sign bit (RFC 9053 section 7.1.1)
-			cx, cy := elliptic.UnmarshalCompressed(curve, append([]byte{2 + y[0] - 0xf4}, x...))
-			if cx == nil {
-				return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: compressed point not on the curve", ErrUnsupportedKey)}
-			}
-			cx.FillBytes(point[1 : 1+n])
-			cy.FillBytes(point[1+n:])
+			ek, err = decompressPoint(curve, append([]byte{2 + y[0] - 0xf4}, x...))
 		default:
-			yb, err := codec.ReadBytes(y)
-			if err != nil || len(yb) != n {
+			yb, rerr := codec.ReadBytes(y)
+			if rerr != nil || len(yb) != n {
 				return nil, malformed(field, "EC2 y must be a %d-byte string or a bool", n)
 			}
+			point := make([]byte, 1+2*n)
+			point[0] = 4
 			copy(point[1:], x)
 			copy(point[1+n:], yb)
+			if ek, err = ecdsa.ParseUncompressedPublicKey(curve, point); err != nil {
+				err = fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+			}
 		}
-		ek, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 		if err != nil {
-			return nil, &ParseError{Field: field, Err: fmt.Errorf("%w: %v", ErrUnsupportedKey, err)}
+			return nil, &ParseError{Field: field, Err: err}
 		}
 		pub = ek
 	case kty == ktyOKP && crv == crvEd25519:

@@ -129,8 +129,8 @@ func parseLinkKey(f string, k []byte) (crypto.PublicKey, error) {
 // decompressPoint decodes a SEC1 compressed point (0x02 or 0x03, then x)
 // on curve.
 func decompressPoint(curve elliptic.Curve, k []byte) (*ecdsa.PublicKey, error) {
-	n := (len(k) - 1)
-	if k[0] != 2 && k[0] != 3 {
+	n := len(k) - 1
+	if n < 1 || k[0] != 2 && k[0] != 3 {
 		return nil, fmt.Errorf("%w: not a compressed point", ErrUnsupportedKey)
 	}
 	x, y := elliptic.UnmarshalCompressed(curve, k)
@@ -229,27 +229,9 @@ func encodeLinkClaims(l *Link) ([]byte, error) {
 // decodeLinkClaims decodes a link's payload strictly: integer keys 1..7,
 // ascending, each once, exact types, every bound.
 func decodeLinkClaims(f string, data []byte) (*Link, error) {
-	if len(data) == 0 || data[0]>>5 != 5 {
-		return nil, malformed(f, "not a map")
-	}
 	var raw [linkSub + 1][]byte
-	last := int64(0)
-	err := codec.ReadMap(data, func(k, v []byte) error {
-		key, err := codec.ReadInt(k)
-		if err != nil || key < linkKey || key > linkSub {
-			return malformed(f, "unknown key")
-		}
-		if key <= last {
-			return malformed(f, "key %d repeated or out of order", key)
-		}
-		last, raw[key] = key, v
-		return nil
-	})
-	if err != nil {
-		if _, ok := err.(*ParseError); ok {
-			return nil, err
-		}
-		return nil, wrapMalformed(f, err)
+	if err := readIntKeyMap(f, data, raw[:]); err != nil {
+		return nil, err
 	}
 	for _, k := range []int{linkKey, linkScope, linkExp} {
 		if raw[k] == nil {

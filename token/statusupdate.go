@@ -313,27 +313,9 @@ func ParseStatus(data []byte) (*SignedStatus, error) {
 
 func decodeStatus(data []byte) (*StatusUpdate, error) {
 	const f = "status.payload"
-	if len(data) == 0 || data[0]>>5 != 5 {
-		return nil, malformed(f, "not a map")
-	}
-	var raw [9][]byte
-	last := int64(0)
-	err := codec.ReadMap(data, func(k, v []byte) error {
-		key, err := codec.ReadInt(k)
-		if err != nil || key < statusIss || key > statusAnchors {
-			return malformed(f, "unknown key")
-		}
-		if key <= last {
-			return malformed(f, "key %d repeated or out of order", key)
-		}
-		last, raw[key] = key, v
-		return nil
-	})
-	if err != nil {
-		if _, ok := err.(*ParseError); ok {
-			return nil, err
-		}
-		return nil, wrapMalformed(f, err)
+	var raw [statusAnchors + 1][]byte
+	if err := readIntKeyMap(f, data, raw[:]); err != nil {
+		return nil, err
 	}
 	for k := statusIss; k <= statusAud; k++ {
 		if raw[k] == nil {
@@ -341,6 +323,7 @@ func decodeStatus(data []byte) (*StatusUpdate, error) {
 		}
 	}
 	u := &StatusUpdate{}
+	var err error
 	if u.Issuer, err = codec.ReadText(raw[statusIss]); err != nil || u.Issuer == "" {
 		return nil, malformed(f+".iss", "must be a non-empty text string")
 	}

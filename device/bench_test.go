@@ -208,7 +208,8 @@ func BenchmarkInstallStatus(b *testing.B) {
 // nonces and signatures are prepared with the timer stopped. It reports
 // verifications/link, (T(n) - T(0)) / n / T(verify) for n = 1 and 2, the
 // median over the rounds (a shared machine's load spikes hit single
-// rounds; target: at most 1.05), and the bytes a link adds to the request.
+// rounds; target: at most 1.05), and the bytes a link adds to the request
+// (B/link(1): one link of depth 0, B/link(2): the chain of two, per link).
 func BenchmarkProcessDelegated(b *testing.B) {
 	w := newWorld(b, func(c *device.Config) {
 		c.MaxNonces = device.MaxMaxNonces
@@ -229,6 +230,10 @@ func BenchmarkProcessDelegated(b *testing.B) {
 	for i, f := range build {
 		size[i] = len(f())
 	}
+	// A link that allows none below it (dt1's allows one: 2 bytes more),
+	// with a selection and no nbf, aud or sub: the size the issue bounds.
+	last := w.delegate(tok, w.pop, bob, "read-data", func(s *token.DelegationSpec) { s.Subject = "" })
+	size[1] = len(w.delegatedRequest(w.nonce(), last, bob, "read-data"))
 	base := newTwoVerifies(b) // its first verification is the bare one
 	const batch = 16
 	var reqs [3][batch][]byte

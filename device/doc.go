@@ -209,8 +209,9 @@
 // refuses more), the throttled addresses, concurrent connections of
 // ServeListener and the time each may hold a slot, the status updates
 // (MaxStatusIssuers of at most token.MaxStatusUpdateSize bytes), the
-// tokens remembered fresh and the anchor key thumbprints remembered for
-// anchor cut-offs (16). Process recovers from
+// tokens remembered fresh, the anchor key thumbprints remembered for
+// anchor cut-offs (16) and delegation chains (token.MaxDelegationDepth
+// links, within the message size). Process recovers from
 // panics as a last resort and always answers with a well-formed response.
 //
 // # Compatibility

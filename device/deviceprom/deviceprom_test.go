@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -116,5 +117,74 @@ func TestRegisterTwice(t *testing.T) {
 	var are prometheus.AlreadyRegisteredError
 	if _, err := deviceprom.New(reg); !errors.As(err, &are) {
 		t.Fatalf("second New: %v, want an AlreadyRegisteredError", err)
+	}
+}
+
+// A refused delegation chain (v2) is counted under its own check,
+// "delegation"; a delegated request allowed under "none".
+func TestScrapeDelegation(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := deviceprom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := trusttest.NewIssuer(t)
+	dev := devicetest.NewDevice(t, devicetest.Options{
+		TrustAnchors: []trust.Anchor{iss.Anchor},
+		Operations:   map[string]device.HandlerFunc{"read-data": devicetest.Reply("21.5 C")},
+		Config:       device.Config{OnOutcome: m.OnOutcome},
+	})
+	agent := dev.Agent()
+	ctx := context.Background()
+	holder, delegate := trusttest.NewPoPKey(t), trusttest.NewPoPKey(t)
+	scope, _ := token.ParseScope("read-data")
+	now := time.Now().Truncate(time.Second) // a token's times are whole seconds
+	tok, err := token.Issue(&token.Claims{
+		Issuer: iss.Anchor.Issuer, Subject: "alice", Audience: []string{dev.Audience()},
+		Expiry: now.Add(time.Hour), NotBefore: now, Scope: scope, Key: holder.Public(), Delegation: &token.Delegation{Depth: 1},
+	}, iss.Key, &token.IssueOptions{Profile: token.ProfileV2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := token.Delegate(tok, holder, &token.DelegationSpec{To: delegate.Public(), Scope: scope, Expiry: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same link signed by the delegate itself, not by the holder.
+	parsed, _ := token.Parse(tok)
+	link, err := token.SignLink(&token.Link{Key: delegate.Public(), Selection: 1, Expiry: now.Add(time.Hour)}, parsed.RevocationHash(), delegate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := token.NewChain(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := (&token.DelegatedToken{Token: tok, Chain: chain}).Bytes()
+	for _, dt := range [][]byte{good, forged} {
+		d, err := token.ParseDelegatedToken(dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, n := agent.Handle(ctx, wire.NonceRequest)
+		signed, err := token.SignRequest(&token.Request{Nonce: n.Nonce, Operation: token.Operation{Name: "read-data"}, Token: d.Token, Chain: d.Chain.Bytes()}, delegate, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent.Handle(ctx, wire.EncodeOperationRequest(signed))
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	f := promtest.Scrape(t, nil, srv.URL)
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"request", "operation", "result", "allowed", "check", "none"}, 1},
+		{[]string{"request", "operation", "result", "rejected", "check", "delegation"}, 1},
+	} {
+		if got := f.Value(t, "sda_device_requests_total", c.labels...); got != c.want {
+			t.Errorf("sda_device_requests_total%v = %v, want %v", c.labels, got, c.want)
+		}
 	}
 }

@@ -13,7 +13,8 @@
 //
 // Adding a case is a few lines in the file of its group: start it with
 // group.add (the default setup changed by edits), then add its steps with
-// builder.once, builder.call, builder.raw or builder.nonceRequest, each
+// builder.once, builder.call, builder.delegatedOnce (a delegated request),
+// builder.raw or builder.nonceRequest, each
 // with the outcome the device must reach (ok, or rejected with the status,
 // the check and the SDK's sentinel). The expected response bytes follow
 // from the outcome and the setup.

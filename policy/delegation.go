@@ -57,3 +57,12 @@ func (p *Policy) validateDelegation(f *fieldErrs) {
 func (p *Policy) delegates(op string) bool {
 	return p.Delegation != nil && (p.Delegation.Operations == nil || slices.Contains(p.Delegation.Operations, op))
 }
+
+// delegationOf returns a copy of the policy's delegation when it lets
+// its grant of op be passed on, or nil.
+func (p *Policy) delegationOf(op string) *DelegationRule {
+	if !p.delegates(op) {
+		return nil
+	}
+	return &DelegationRule{MaxDepth: p.Delegation.MaxDepth, Operations: slices.Clone(p.Delegation.Operations)}
+}

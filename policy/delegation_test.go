@@ -373,6 +373,14 @@ func TestDecideDelegationMatchesReference(t *testing.T) {
 	delegated, partly := 0, 0
 	for round := range 200 {
 		puts, _ := randomExplainStore(rng)
+		// plain has the policies without delegation.
+		for i, c := range puts {
+			if c.Kind == KindPolicy && c.Policy.Delegation != nil {
+				p := c.Policy.clone()
+				p.Delegation = nil
+				puts[i] = PutPolicy(p)
+			}
+		}
 		var plain Engine
 		if err := plain.Apply(puts...); err != nil {
 			t.Fatal(err)
@@ -529,5 +537,78 @@ func TestMemoryStoreKeepsDelegation(t *testing.T) {
 	again, _ := s.Snapshot(ctx)
 	if diff := gocmp.Diff(want, again.Policies[0].Delegation); diff != "" {
 		t.Errorf("a snapshot shares the stored delegation (-want +got):\n%s", diff)
+	}
+}
+
+// TestWhatIfIgnoresDelegation: a policy's delegation is not part of a
+// grant: adding, changing or removing it alone gains and loses nothing,
+// while the same change with a grant in it is reported.
+func TestWhatIfIgnoresDelegation(t *testing.T) {
+	var e Engine
+	if err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", ops("read", "write"))), PutPolicy(pol("p2", delegable(2))))...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		change       *Policy
+		gained, lost int64
+	}{
+		{"delegation added", pol("p1", ops("read", "write"), delegable(1, "read")), 0, 0},
+		{"delegation changed", pol("p2", delegable(4)), 0, 0},
+		{"delegation removed", pol("p2"), 0, 0},
+		{"delegation added with a grant", pol("p2", ops("read", "reboot"), delegable(1)), 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, structured := range []bool{false, true} {
+				im, err := e.WhatIf([]Change{PutPolicy(tc.change)}, t0, &ImpactOptions{Structured: structured})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if im.Gained != tc.gained || im.Lost != tc.lost {
+					t.Errorf("structured %v: gained %d, lost %d; want %d, %d", structured, im.Gained, im.Lost, tc.gained, tc.lost)
+				}
+			}
+		})
+	}
+}
+
+// TestExplainDelegation: an explanation shows what the token's
+// delegation claim would allow (v2 only), and each matched allow rule of
+// a policy that lets the pair's operation be passed on shows the
+// policy's delegation.
+func TestExplainDelegation(t *testing.T) {
+	var e Engine
+	if err := e.Apply(append(testDirectory(),
+		PutPolicy(pol("p1", ops("read", "write"), delegable(2, "read"))),
+		PutPolicy(pol("p2", ops("*"))))...); err != nil {
+		t.Fatal(err)
+	}
+	for _, structured := range []bool{false, true} {
+		x, err := e.Explain(&Request{Subject: "alice", Audience: []string{"ep:hvac-1"}, Operations: []string{"read", "write"}, Time: t0, Structured: structured})
+		if err != nil || !x.Allowed {
+			t.Fatalf("Explain = %+v, %v", x, err)
+		}
+		var want *DelegationRule
+		if structured {
+			want = &DelegationRule{MaxDepth: 2, Operations: []string{"read"}}
+		}
+		if diff := gocmp.Diff(want, x.Delegation); diff != "" {
+			t.Errorf("structured %v: delegation (-want +got):\n%s", structured, diff)
+		}
+		got := map[string]*DelegationRule{}
+		for _, p := range x.Pairs {
+			for _, m := range p.Matched {
+				got[p.Operation+" "+m.Policy] = m.Delegation
+			}
+		}
+		wantMatched := map[string]*DelegationRule{
+			"read p1":  {MaxDepth: 2, Operations: []string{"read"}},
+			"read p2":  nil,
+			"write p1": nil, // p1 does not let write be passed on
+			"write p2": nil,
+		}
+		if diff := gocmp.Diff(wantMatched, got); diff != "" {
+			t.Errorf("structured %v: matched rules' delegation (-want +got):\n%s", structured, diff)
+		}
 	}
 }

@@ -12,7 +12,8 @@
 // name, or [AllOperations]; in the v2 profile with [ArgConstraint] values that bound
 // their arguments), devices (a [DeviceSelector]: all, by device id, by
 // endpoint name, or by custom attribute values), a token lifetime, a
-// validity window, a status and an [Effect]. The directories map each
+// validity window, a status, an [Effect] and, for an allow policy,
+// optionally a [DelegationRule]. The directories map each
 // [Subject] to its groups and each [Device] to its identity and attributes.
 // An [Engine] holds all of them in memory, indexed, and decides token
 // requests ([Engine.Decide]); a [Store] keeps them durably ([MemoryStore],
@@ -58,6 +59,15 @@
 // most 20 permissions; surplus alternatives are dropped, which grants
 // less, never more.
 //
+// Delegation: a granted operation is delegable ([Decision].Delegation)
+// when, on every requested device, each permission the token carries for
+// it is granted by an allow policy that applies, whose [DelegationRule]
+// lets the operation be passed on, and that allows a token until the
+// token's expiry; the depth is the least, over the delegable operations
+// and devices, of the greatest MaxDepth of such policies. Delegation
+// changes nothing else in a decision, and a [Service] puts it into v2
+// tokens only (the delegation claim): a v1 token is never delegable.
+//
 // A denial carries its reason: the first denied pair in request order
 // (devices outer, operations inner), an error such as [ErrDenyPolicy] and
 // the deny policy's id ([Denial]). [Decision.Err] returns a
@@ -83,10 +93,11 @@
 // by classes, evaluating each pair of a subject class and a device class
 // that the change touches once, so that a change over 10,000 subjects and
 // 10,000 devices takes tens of milliseconds (see BenchmarkWhatIf). A
-// [Service] keeps the previous records of the last [MaxHistory] changes
-// it applied since it last loaded a snapshot (at most [MaxHistoryBytes]
-// of them), so that [Service.Diff] can
-// compare the states at two sequence numbers; older ones are a
+// policy's delegation is not part of a grant: a change of it alone gains
+// and loses nothing. A [Service] keeps the previous records of the last
+// [MaxHistory] changes it applied since it last loaded a snapshot (at most
+// [MaxHistoryBytes] of them), so that [Service.Diff] can compare the
+// states at two sequence numbers; older ones are a
 // [HistoryGoneError].
 //
 // # Explain, policy tests and groups
@@ -194,6 +205,14 @@
 // audit log, not to the caller. Audit events are logged through
 // Service.Logger: sda.token.issued, sda.token.denied, sda.token.revoked,
 // sda.admin.put, sda.admin.create, sda.admin.delete.
+//
+// A delegable token lets its holder hand part of it on, offline, to keys
+// the service never sees: the [Ledger] records the token, not its links,
+// and the audit event of its issue names the delegation it allows.
+// Revoking the token revokes every link below it on the devices. Only a
+// policy that grants what the token carries, for the token's whole
+// lifetime, makes an operation delegable, so that a delegation never
+// outlasts or outgrows the owner's grant of it.
 //
 // # Ledger and revocation
 //

@@ -31,6 +31,11 @@ type Explanation struct {
 	Policies  []string  `json:"policies"`
 	Grants    []Grant   `json:"grants"`
 	Denied    *Denial   `json:"denied,omitempty"`
+	// Delegation is, when allowed in the v2 profile, what the token's
+	// delegation claim would allow ([Decision].Delegation): the depth, and
+	// the delegable operations in request order, all of them listed. Nil
+	// when nothing is delegable, and in the v1 profile.
+	Delegation *DelegationRule `json:"delegation,omitempty"`
 	// Pairs explains each distinct (audience, operation) pair of the
 	// request in request order, devices outer.
 	Pairs []PairExplanation `json:"pairs"`
@@ -81,6 +86,9 @@ type PolicyMatch struct {
 	// Constraints are the rule's argument constraints, all of which must
 	// hold; none means the rule allows the operation without constraints.
 	Constraints []ArgConstraint `json:"constraints,omitempty"`
+	// Delegation is, for an allow policy that lets the pair's operation
+	// be passed on, the policy's delegation (see [DelegationRule]).
+	Delegation *DelegationRule `json:"delegation,omitempty"`
 }
 
 // NearMiss is a policy that almost applies to a denied pair, and the
@@ -302,6 +310,9 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	if x.Grants == nil {
 		x.Grants = []Grant{}
 	}
+	if d := dec.Delegation; d != nil && r.Structured {
+		x.Delegation = &DelegationRule{MaxDepth: d.Depth, Operations: slices.Clone(d.Operations)}
+	}
 	for i, d := range devs {
 		for j, op := range ops {
 			pe := &x.Pairs[i*len(ops)+j] // filled in place
@@ -383,6 +394,7 @@ func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry
 				if len(ru.cons) > 0 {
 					m.Constraints = cloneConstraints(ru.cons)
 				}
+				m.Delegation = c.p.delegationOf(op)
 			} else if !slices.Contains(pe.DenyPolicies, c.p.ID) {
 				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID) // in id order
 			}

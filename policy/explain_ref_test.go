@@ -44,6 +44,9 @@ func refExplain(e *Engine, r *Request, stats *refStats) (*Explanation, error) {
 	if x.Grants == nil {
 		x.Grants = []Grant{}
 	}
+	if dec.Delegation != nil && r.Structured {
+		x.Delegation = &DelegationRule{MaxDepth: dec.Delegation.Depth, Operations: dec.Delegation.Operations}
+	}
 	subj := st.subjects[r.Subject]
 	for i, k := range devKeys {
 		d := st.device(k)
@@ -101,6 +104,9 @@ func refExplainPair(st *state, pe *PairExplanation, r *Request, subj *subjectEnt
 				m.ExpiresAt = c.bound(now)
 				if len(ru.cons) > 0 {
 					m.Constraints = cloneConstraints(ru.cons)
+				}
+				if d := c.p.Delegation; d != nil && (d.Operations == nil || slices.Contains(d.Operations, op)) {
+					m.Delegation = &DelegationRule{MaxDepth: d.MaxDepth, Operations: slices.Clone(d.Operations)}
 				}
 			} else if !slices.Contains(pe.DenyPolicies, c.p.ID) {
 				pe.DenyPolicies = append(pe.DenyPolicies, c.p.ID)
@@ -424,6 +430,14 @@ func randomExplainStore(rng *rand.Rand) (puts, later []Change) {
 			seen[r.Name] = true
 			return dup
 		})
+		// Some allow policies are delegable, chosen by id so that the
+		// random sequence is the same as without delegation.
+		if h := int(id[len(id)-1] - '0'); p.Effect == Allow && h%3 == 0 {
+			p.Delegation = &DelegationRule{MaxDepth: 1 + h%4}
+			if h%2 == 0 && p.Operations[0].Name != AllOperations {
+				p.Delegation.Operations = []string{p.Operations[0].Name}
+			}
+		}
 		return p
 	}
 	n := 1 + rng.IntN(100)

@@ -213,6 +213,7 @@ func (f *ledgerFailsAtSecond) RecordIssued(ctx context.Context, rec *IssuedRecor
 func FuzzImport(f *testing.F) {
 	f.Add([]byte(`{"format":"sda-policy-export/1","seq":1,"policies":[],"subjects":[{"id":"a","kind":"user"}],"devices":[],"api_keys":[]}`))
 	f.Add([]byte(`{"format":"sda-policy-export/9"}`))
+	f.Add([]byte(`{"format":"sda-policy-export/1","seq":1,"policies":[{"id":"p","status":"active","effect":"allow","subjects":{"users":["a"]},"operations":[{"name":"r"}],"devices":{"all":true},"token_lifetime_seconds":60,"delegation":{"max_depth":2,"operations":["r"]}}],"subjects":[],"devices":[],"api_keys":[]}`))
 	f.Add([]byte(`{"format":"sda-policy-export/1","seq":1,"policies":[],"subjects":[],"devices":[],"api_keys":[],"issued":[{"cti":"01"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dst := NewMemoryStore()

@@ -174,6 +174,7 @@ func FuzzStrictUnmarshal(f *testing.F) {
 		`{"id":"k","subject":"s","admin":1}`,
 		`{"ID":"p","Status":"active"}`,
 		`{"operations":[{"name":"a","constraints":[{"arg":1.5,"one_of":[{"bytes":"!"}]}]}]}`,
+		`{"id":"p","status":"active","effect":"allow","subjects":{"users":["a"]},"operations":[{"name":"r"}],"devices":{"all":true},"token_lifetime_seconds":60,"delegation":{"max_depth":1,"operations":["r",2],"x":1}}`,
 		`[] `, `{} {}`, `{"a":`,
 	} {
 		for i := range 5 {

@@ -34,6 +34,16 @@ func TestAdminPolicyDelegation(t *testing.T) {
 	s.run(0, "", "policies", "update", "sub", "-name", "Subcontracting")
 	want("an update of another field", &policy.DelegationRule{MaxDepth: 2, Operations: []string{"read-data"}})
 
+	// explain shows what a v2 token would let alice pass on, and which
+	// matched policy lets it; a v1 token is never delegable.
+	r = s.run(0, "", "explain", "-subject", "alice", "-aud", "ep:hvac-1", "-ops", "read-data configure", "-profile", "v2")
+	wantContains(t, "explain v2", r.stdout, "delegable: depth 2, operations read-data\n",
+		"matched:   sub (allow, until ", ", delegable depth 2)\n")
+	r = s.run(0, "", "explain", "-subject", "alice", "-aud", "ep:hvac-1", "-ops", "read-data", "-profile", "v1")
+	if strings.Contains(r.stdout, "delegable: ") {
+		t.Errorf("explain v1 names a delegation:\n%s", r.stdout)
+	}
+
 	r = s.run(0, "", "policies", "update", "sub", "-delegate-ops", "")
 	wantContains(t, "update stdout", r.stdout, "delegation:  depth 2, every operation\n")
 	want("-delegate-ops \"\"", &policy.DelegationRule{MaxDepth: 2})

@@ -33,16 +33,18 @@ type explainRequest struct {
 
 // explanationJSON is the service's explanation of a decision.
 type explanationJSON struct {
-	Object    string         `json:"object"`
-	Subject   string         `json:"subject"`
-	Time      time.Time      `json:"time"`
-	Profile   string         `json:"profile"`
-	Allowed   bool           `json:"allowed"`
-	ExpiresAt time.Time      `json:"expires_at"`
-	Policies  []string       `json:"policies"`
-	Grants    []grantJSON    `json:"grants"`
-	Denied    *denialJSON    `json:"denied"`
-	Pairs     []pairExplJSON `json:"pairs"`
+	Object    string      `json:"object"`
+	Subject   string      `json:"subject"`
+	Time      time.Time   `json:"time"`
+	Profile   string      `json:"profile"`
+	Allowed   bool        `json:"allowed"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	Policies  []string    `json:"policies"`
+	Grants    []grantJSON `json:"grants"`
+	Denied    *denialJSON `json:"denied"`
+	// Delegation is what a v2 token's delegation claim would allow.
+	Delegation *policy.DelegationRule `json:"delegation"`
+	Pairs      []pairExplJSON         `json:"pairs"`
 }
 
 type grantJSON struct {
@@ -77,6 +79,7 @@ type policyMatch struct {
 	Rule        string                 `json:"rule"`
 	ExpiresAt   time.Time              `json:"expires_at"`
 	Constraints []policy.ArgConstraint `json:"constraints"`
+	Delegation  *policy.DelegationRule `json:"delegation"`
 }
 
 type nearMissJSON struct {
@@ -110,7 +113,8 @@ var adminExplainCmd = adminCommand("explain", "", "explain a decision: the polic
 -subject for the devices -aud (repeatable) and the operations -ops at -time
 (default: now), without issuing anything, and prints the decision and, per
 device and operation: the verdict, the allow policies that matched (with
-their expiry bounds and constraints), the deny policies that applied, the
+their expiry bounds, constraints and, for a policy that lets the operation
+be passed on, its delegation depth), the deny policies that applied, the
 policy that chose the token's lifetime, and for a denial up to 3 near
 misses: policies that match all but one or two conditions, each failed
 condition named (subject, device, operation, status, valid_from,
@@ -172,6 +176,9 @@ func printExplanation(w io.Writer, ex *explanationJSON) error {
 		fmt.Fprintf(w, "decision: ALLOWED until %s\n", fmtTime(ex.ExpiresAt))
 		fmt.Fprintf(w, "policies: %s\n", orDash(strings.Join(ex.Policies, ", ")))
 		fmt.Fprintf(w, "scope:    %s\n", grantsText(ex.Grants))
+		if d := ex.Delegation; d != nil {
+			fmt.Fprintf(w, "delegable: %s\n", delegationText(d))
+		}
 	} else {
 		fmt.Fprintln(w, "decision: DENIED")
 		if d := ex.Denied; d != nil {
@@ -216,6 +223,9 @@ func printPair(w io.Writer, p *pairExplJSON, indent string) {
 		}
 		if !m.ExpiresAt.IsZero() {
 			s += ", until " + fmtTime(m.ExpiresAt)
+		}
+		if m.Delegation != nil {
+			s += fmt.Sprintf(", delegable depth %d", m.Delegation.MaxDepth)
 		}
 		fmt.Fprintf(w, "%s  matched:   %s)\n", indent, s)
 	}

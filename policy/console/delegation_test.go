@@ -141,3 +141,16 @@ func TestPolicyFormKeepsDelegation(t *testing.T) {
 		wantBody(t, a, `id="err-delegation.operations"`)
 	})
 }
+
+// TestExplainPageShowsDelegation: the explain page says what the token's
+// holder could pass on, and which matched policy lets it.
+func TestExplainPageShowsDelegation(t *testing.T) {
+	f, b := analysisFixture(t)
+	f.svc.Apply(t, policy.PutPolicy(&policy.Policy{ID: "roof-deleg", Status: policy.Active, Effect: policy.Allow,
+		Subjects: policy.Subjects{Users: []string{"alice"}}, Operations: []policy.OperationRule{{Name: "read-data"}},
+		Devices: policy.DeviceSelector{All: true}, TokenLifetime: 2 * time.Hour,
+		Delegation: &policy.DelegationRule{MaxDepth: 1}}))
+	a := b.get("/console/explain?" + url.Values{"subject": {"alice"}, "aud": {"ep:hvac-1"}, "operations": {"read-data"}, "profile": {"v2"}}.Encode())
+	wantStatus(t, a, http.StatusOK)
+	wantBody(t, a, "The token's holder could pass on read-data, 1 link deep.", "roof-deleg (allow", ", delegable depth 1)")
+}

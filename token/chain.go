@@ -187,12 +187,10 @@ func tokenHolder(c *Claims, hash [32]byte) linkParent {
 // values (hash unset) and its resolved scope. keys are the keys of the
 // chain above it; ops is the token's list of delegable operations.
 func checkLink(i int, parent *linkParent, l *Link, keys []crypto.PublicKey, ops []string) (linkParent, Scope, error) {
-	// a. depth.
-	if parent.depth < 1 {
-		return linkParent{}, Scope{}, refuse(i, "depth", ErrDelegationDepth, "the parent allows no further link")
-	}
+	// a. depth: the parent allows a further link (parent.depth >= 1, as
+	// l.Depth >= 0) with at most parent.depth-1 below it.
 	if l.Depth > parent.depth-1 {
-		return linkParent{}, Scope{}, refuse(i, "depth", ErrDelegationDepth, "depth %d, the parent allows at most %d", l.Depth, parent.depth-1)
+		return linkParent{}, Scope{}, refuse(i, "depth", ErrDelegationDepth, "depth %d, the parent allows %d further links", l.Depth, parent.depth)
 	}
 	// c. loops.
 	for j, k := range keys {
@@ -221,8 +219,10 @@ func checkLink(i int, parent *linkParent, l *Link, keys []crypto.PublicKey, ops 
 		scope = l.Scope
 	}
 	if ops != nil {
+		// The list never names AllOperations (not an operation name), so a
+		// "*" permission is never passed on with a list.
 		for _, p := range scope.perms {
-			if p.Operation == AllOperations || !slices.Contains(ops, p.Operation) {
+			if !slices.Contains(ops, p.Operation) {
 				return linkParent{}, Scope{}, refuse(i, "scope", ErrNotDelegable, "%q may not be passed on", p.Operation)
 			}
 		}

@@ -478,3 +478,43 @@ func TestVerifiedChainCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestChainVerifyBoundaries: a link's exp may equal its parent's and its
+// nbf may equal its parent's; one second more (less) is refused.
+func TestChainVerifyBoundaries(t *testing.T) {
+	f := newDelegFixture(t, "Ed25519", &token.Delegation{Depth: 1})
+	k1 := newKey(t, "P-256").Public()
+	for _, tc := range []struct {
+		name     string
+		exp, nbf time.Time
+		field    string
+	}{
+		{"exp and nbf equal the token's", f.claims.Expiry, f.claims.NotBefore, ""},
+		{"exp one second after", f.claims.Expiry.Add(time.Second), f.claims.NotBefore, "exp"},
+		{"nbf one second before", f.claims.Expiry, f.claims.NotBefore.Add(-time.Second), "nbf"},
+		{"nbf equal to exp", f.claims.Expiry, f.claims.Expiry, ""},
+		{"nbf one second after exp", f.claims.Expiry.Add(-time.Second), f.claims.Expiry, "nbf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := f.chainOf(t, signLink(t, &token.Link{Key: k1, Selection: 1, Expiry: tc.exp, NotBefore: tc.nbf}, f.hash, f.pop))
+			if tc.field == "" {
+				if err != nil || !v.Claims.Expiry.Equal(tc.exp) || !v.Claims.NotBefore.Equal(tc.nbf) {
+					t.Fatalf("%v, claims %+v", err, v)
+				}
+				return
+			}
+			wantRefusal(t, err, token.ErrNotNarrower, 0, tc.field)
+		})
+	}
+	t.Run("claims of a v1 token given a delegation", func(t *testing.T) {
+		c := *f.claims
+		c.Profile = token.ProfileV1
+		c.Delegation = &token.Delegation{Depth: 1}
+		chain, err := token.NewChain(signLink(t, &token.Link{Key: k1, Selection: 1, Expiry: c.Expiry}, f.hash, f.pop))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = chain.Verify(&c, f.hash)
+		wantRefusal(t, err, token.ErrNotDelegable, 0, "depth")
+	})
+}

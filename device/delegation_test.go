@@ -396,12 +396,19 @@ func TestDelegatedRequestSignedByAnEarlierKey(t *testing.T) {
 func TestMalformedChain(t *testing.T) {
 	w := newWorld(t)
 	tok := w.delegable(1, nil, nil)
+	_, rh := w.parent(tok)
+	link := w.link(&token.Link{Key: newKey(t, "P-256").Public(), Selection: 1, Expiry: testNow.Add(time.Hour)}, rh, w.pop)
+	five := []byte{0x80 + token.MaxDelegationDepth + 1}
+	for range token.MaxDelegationDepth + 1 {
+		five = append(five, link...)
+	}
 	n := w.nonce()
 	for name, chain := range map[string][]byte{
-		"empty array":        {0x80},
-		"not an array":       {0x40},
-		"a link that is not": {0x81, 0x80},
-		"five links":         {0x85, 0x80, 0x80, 0x80, 0x80, 0x80},
+		"empty array":                      {0x80},
+		"not an array":                     {0x40},
+		"a link that is not":               {0x81, 0x80},
+		"a link in a byte string":          append([]byte{0x81, 0x58, byte(len(link))}, link...),
+		"more links than any token allows": five,
 	} {
 		t.Run(name, func(t *testing.T) {
 			payload := appendUint([]byte{0x84}, n)
@@ -412,6 +419,10 @@ func TestMalformedChain(t *testing.T) {
 			expect(t, r, d, wire.StatusInvalidRequest, device.CheckParse, token.ErrMalformed)
 		})
 	}
+	// The link alone is well formed: the chain gets past parsing (and is
+	// refused later, its delegate not having signed the request).
+	r, d := w.send(w.delegatedRequest(n, w.chainOf(tok, link), w.pop, "read-data"))
+	expect(t, r, d, wire.StatusVerificationError, device.CheckProofOfPossession, token.ErrSignature)
 	if r, d := w.send(w.request(n, tok, w.pop, "read-data")); r.Status != wire.StatusSuccess {
 		t.Fatalf("nonce lost to malformed chains: %v %v", d.Check, d.Err)
 	}

@@ -110,7 +110,8 @@ var (
 	ErrStatusTooOld = errors.New("device: no recent status update of the issuer")
 	// ErrCNonce: the token's cnonce is absent (a v1 token, or none asked
 	// for) or not the nonce of the request, and the token was not proven
-	// fresh by its cnonce earlier.
+	// fresh by its cnonce earlier; or the request is delegated, which a
+	// cnonce never proves fresh.
 	ErrCNonce = errors.New("device: token cnonce is not the request's nonce")
 
 	// ErrThrottled: a nonce request refused because of repeated

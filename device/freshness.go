@@ -26,7 +26,9 @@ type Freshness struct {
 	// CNonce accepts a token whose cnonce (claim 39) is the nonce of the
 	// request, which the device issued and consumes now; the device then
 	// remembers the token as fresh (at most MaxFreshTokens, in memory) for
-	// the session's later requests. v1 tokens carry no cnonce.
+	// the session's later requests. v1 tokens carry no cnonce, and a
+	// delegated request (one with a delegation chain) never meets it: the
+	// token's cnonce is its holder's, not the delegate's.
 	CNonce bool
 }
 

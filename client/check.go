@@ -13,24 +13,45 @@ import (
 
 // AccessToken is an access token as the client holds it: the bytes to present to
 // devices and what the client learned from them.
+//
+// A delegated token (v2, docs/PROTOCOL.md section 13) is the token as
+// issued, in Raw, and the chain of delegation links below it, in Chain.
+// Its Audience, Scope, Expiry and Key are then the chain's effective ones:
+// those of its last link, which the holder signs with.
 type AccessToken struct {
 	// Raw is the token as issued (61(18(COSE_Sign1)) or 18(COSE_Sign1)).
 	Raw []byte
+	// Chain is the delegation chain below the token, or nil when the
+	// token is not delegated. A [Session] sends it with every request.
+	Chain *token.Chain
 	// Expiry is when the client stops using the token: the earlier of the
-	// token's exp claim and the service's granted_until. The zero time
-	// means unknown (a token given with [StaticToken]).
+	// token's exp claim and the service's granted_until (for a delegated
+	// token, the last link's exp). The zero time means unknown (a token
+	// given with [StaticToken]).
 	Expiry time.Time
 	// Issuer, Audience, Scope and Key are the token's iss, aud, scope and
-	// cnf claims. They are verified only when Verified is true; otherwise
-	// they were checked against what the client asked for, but not
-	// authenticated.
+	// cnf claims, or, for a delegated token, the effective audience, scope
+	// and key of the chain's last link. They are verified only when
+	// Verified is true; otherwise they were checked against what the
+	// client asked for, but not authenticated.
 	Issuer   string
 	Audience []string
 	Scope    token.Scope
 	Key      crypto.PublicKey
 	// Verified reports that the token's signature was checked with a key
-	// from [TokenCheck.Anchors].
+	// from [TokenCheck.Anchors] (and, for a delegated token, the chain
+	// with it).
 	Verified bool
+}
+
+// Bytes returns what holds the token: Raw, or for a delegated token the
+// encoded DelegatedToken [token, chain] (docs/PROTOCOL.md section 13),
+// which [StaticToken], [CheckToken] and [token.ParseDelegatedToken] read.
+func (t *AccessToken) Bytes() []byte {
+	if t.Chain == nil {
+		return bytes.Clone(t.Raw)
+	}
+	return (&token.DelegatedToken{Token: t.Raw, Chain: t.Chain}).Bytes()
 }
 
 // TokenCheck says what [CheckToken] compares a token with.
@@ -66,15 +87,27 @@ type TokenCheck struct {
 // anchor's key, and with c.CNonce set, the token carries that cnonce.
 // Failures are [*TokenCheckError] values matching
 // [ErrTokenMismatch].
+//
+// raw may also be a delegated token (a DelegatedToken, [AccessToken.Bytes]).
+// Its chain is then verified against the token's claims as a device does
+// ([token.Chain.Verify]: every link's signature, narrowing, depth and
+// loops; a refusal is a TokenCheckError with Check "delegation" that
+// unwraps to a [*token.DelegationError]), and the checks above apply to
+// the chain's effective values: its last key must be c.Key, and the
+// audience, scope and expiry are those of its last link. The chain needs
+// no anchor to verify, so it is verified with or without c.Anchors; only
+// with them are the token's own claims, and so the whole chain,
+// authenticated. c.CNonce is compared with the token's cnonce, which is
+// the delegator's: a device requiring freshness refuses delegated tokens.
 func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 	if c == nil || c.Key == nil {
 		return nil, invalid("token check without the client's key")
 	}
-	t, err := token.Parse(raw)
+	t, chain, err := parseHeld(raw)
 	if err != nil {
 		return nil, &TokenCheckError{Check: "parse", Reason: "not a well-formed access token", Err: err}
 	}
-	out := &AccessToken{Raw: t.Bytes()}
+	out := &AccessToken{Raw: t.Bytes(), Chain: chain}
 	var exp time.Time
 	var cnonce []byte
 	if c.Anchors != nil {
@@ -91,12 +124,18 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 		if err != nil {
 			return nil, &TokenCheckError{Check: "signature", Reason: "does not verify with the trust anchor", Err: err}
 		}
+		if claims, err = effectiveClaims(t, chain, claims); err != nil {
+			return nil, err
+		}
 		out.Issuer, out.Audience, out.Scope, out.Key, exp, cnonce = claims.Issuer, claims.Audience, claims.Scope, claims.Key, claims.Expiry, claims.CNonce
 		out.Verified = true
 	} else {
 		// Not authenticated: these only serve to refuse a token that is
 		// not the one asked for.
-		u := t.UnverifiedClaims()
+		u, err := effectiveClaims(t, chain, t.UnverifiedClaims())
+		if err != nil {
+			return nil, err
+		}
 		out.Issuer, out.Audience, out.Scope, out.Key, exp, cnonce = u.Issuer, u.Audience, u.Scope, u.Key, u.Expiry, u.CNonce
 	}
 	out.Expiry = exp
@@ -120,6 +159,38 @@ func CheckToken(raw []byte, c *TokenCheck) (*AccessToken, error) {
 		return nil, &TokenCheckError{Check: "expiry", Reason: fmt.Sprintf("expired at %v", exp.UTC().Format(time.RFC3339))}
 	}
 	return out, nil
+}
+
+// parseHeld parses raw strictly as a token or, when it is a CBOR array
+// (tokens are tagged), as a delegated token, and returns the token and
+// the chain (nil for a token).
+func parseHeld(raw []byte) (*token.Token, *token.Chain, error) {
+	if len(raw) == 0 || raw[0]>>5 != 4 { // not a CBOR array: a token
+		t, err := token.Parse(raw)
+		return t, nil, err
+	}
+	d, err := token.ParseDelegatedToken(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := token.Parse(d.Token)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, d.Chain, nil
+}
+
+// effectiveClaims returns claims, the token's, or with a chain the claims
+// at its end, after verifying the chain against them.
+func effectiveClaims(t *token.Token, chain *token.Chain, claims *token.Claims) (*token.Claims, error) {
+	if chain == nil {
+		return claims, nil
+	}
+	v, err := chain.Verify(claims, t.RevocationHash())
+	if err != nil {
+		return nil, &TokenCheckError{Check: "delegation", Reason: "the delegation chain does not verify", Err: err}
+	}
+	return v.Claims, nil
 }
 
 // sameSet reports whether a and b hold the same strings, ignoring order and

@@ -52,6 +52,24 @@
 // is fresh: the session gets the nonce, fetches a token carrying it through
 // [FreshTokens], and signs the request with the same nonce.
 //
+// # Delegation (v2)
+//
+// A technician whose token allows it (the owner's policy puts a delegation
+// claim in v2 tokens; v1 tokens never have one) passes on, offline, a
+// narrower part of the access to a colleague's key with [Delegate]: a
+// link signed with the technician's own key names the token by its hash,
+// the colleague's key, a scope within the token's, a time window and
+// audiences within the token's, and how many further links may follow
+// (docs/PROTOCOL.md section 13). The colleague receives the delegated
+// token ([AccessToken.Bytes]: the token and its chain), checks it with
+// [CheckToken], which verifies the chain and reports its effective scope,
+// audience and expiry, and uses it with [StaticToken] in a [Session]
+// signing with their own key: the session sends the chain in every
+// request, and refuses, before sending, a delegated token whose last key
+// is not the session's. Proof of possession is never weakened: the
+// device accepts a request only when it is signed by the last key of the
+// chain.
+//
 // # Sessions
 //
 // A [Session] performs operations on one device over a transport.Conn:
@@ -87,13 +105,24 @@
 // never written to a key file, and a [Session.DeviceKey] like it verifies
 // no response (token.ErrWeakKey, token.ErrUnsupportedKey).
 //
-// Received tokens are checked before use: the cnf key must be the client's
+// Received tokens are checked before use: the cnf key (for a delegated
+// token, the chain's last key, after the chain verifies) must be the client's
 // own, the audience and the scope must be exactly those asked for, a
 // cnonce asked for must be carried, and the token must not have expired;
 // with [TokenCheck.Anchors] (or [TokenClient.Anchors]) the signature is
 // verified too. Without anchors
 // the claims are read unverified, only to catch a token that is not the one
 // asked for; the device verifies the signature in any case.
+//
+// A delegated token carries no secret: the chain names the delegate's
+// public key, and a device runs a delegated request only when it is
+// signed by the chain's last key, so a copied delegated token is as
+// useless as a copied token. [Delegate] signs with the holder's key
+// without verifying the holder's token; a delegate checks what it
+// receives with [CheckToken] (with anchors, to authenticate the token and
+// so the chain). A link's sub is the delegator's word only. A delegated
+// token cannot satisfy a device that requires freshness by cnonce: its
+// cnonce is the delegator's.
 //
 // Status updates are read strictly and must name the device asked for;
 // with [TokenClient.Anchors] their signature is verified with an anchor of

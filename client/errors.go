@@ -195,8 +195,10 @@ func quoteShort(s string) string {
 // [CheckToken]. It matches [ErrTokenMismatch] with errors.Is, and unwraps to
 // its cause when there is one (a token parse or signature error).
 type TokenCheckError struct {
-	// Check is what failed: "parse", "signature", "cnf", "aud", "scope",
-	// "cnonce" or "expiry".
+	// Check is what failed: "parse", "signature", "delegation" (the
+	// chain of a delegated token does not verify; Err is then a
+	// [*token.DelegationError]), "cnf", "aud", "scope", "cnonce" or
+	// "expiry".
 	Check  string
 	Reason string
 	Err    error

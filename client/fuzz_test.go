@@ -61,14 +61,24 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	})
 }
 
-// FuzzCheckToken: checking a received token never panics, fails only with
-// ErrTokenMismatch, and accepts only tokens bound to the client's key.
+// FuzzCheckToken: checking a received token or delegated token never
+// panics, fails only with ErrTokenMismatch, and accepts only tokens bound
+// to the client's key (for a delegated token, chains ending with it), in
+// the encoding it was given.
 func FuzzCheckToken(f *testing.F) {
 	pop, anchor := fixedKey(f, 1), fixedKey(f, 2)
 	f.Add(issue(f, anchor, pop.Public(), []string{"ep:a"}, "read-data configure", testNow.Add(time.Hour)))
 	f.Add(issue(f, anchor, pop.Public(), []string{"id:0123456789abcdef0123456789abcdef", "ep:b"}, "xy", testNow.Add(time.Hour)))
 	f.Add(issue(f, anchor, mustKey(f, KeyEd25519).Public(), []string{"ep:a"}, "read-data", testNow.Add(time.Hour)))
 	f.Add([]byte{0xd8, 0x3d, 0xd2, 0x84, 0x43, 0xa1, 0x01, 0x26, 0xa0, 0x41, 0xa0, 0x40})
+	// A delegated token whose chain ends with pop.
+	holder := fixedKey(f, 3)
+	delegated, err := Delegate(&AccessToken{Raw: delegable(f, anchor, holder.Public(), "read-data configure", testNow.Add(time.Hour), 2)}, holder,
+		&token.DelegationSpec{To: pop.Public(), Scope: mustScope(f, "read-data"), Expiry: testNow.Add(time.Minute), Subject: "sub"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(delegated.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tok, err := CheckToken(data, &TokenCheck{Key: pop.Public(), Now: testNow})
 		if err != nil {
@@ -77,7 +87,7 @@ func FuzzCheckToken(f *testing.F) {
 			}
 			return
 		}
-		if !token.EqualKeys(tok.Key, pop.Public()) || !tok.Expiry.After(testNow) || !bytes.Equal(tok.Raw, data) {
+		if !token.EqualKeys(tok.Key, pop.Public()) || !tok.Expiry.After(testNow) || !bytes.Equal(tok.Bytes(), data) {
 			t.Fatalf("accepted %+v", tok)
 		}
 	})

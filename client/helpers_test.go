@@ -60,6 +60,12 @@ func issueV2(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []str
 
 func issueProfile(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, p token.Profile, cnonce []byte) []byte {
 	t.Helper()
+	return issueDelegation(t, anchor, pop, aud, scope, exp, p, cnonce, nil)
+}
+
+// issueDelegation is issueProfile with the delegation claim d (v2).
+func issueDelegation(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud []string, scope string, exp time.Time, p token.Profile, cnonce []byte, d *token.Delegation) []byte {
+	t.Helper()
 	sc, err := token.ParseScope(scope)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +76,7 @@ func issueProfile(t testing.TB, anchor crypto.Signer, pop crypto.PublicKey, aud 
 	}
 	raw, err := token.Issue(&token.Claims{
 		Issuer: iss, Audience: aud, Scope: sc, Key: pop, CNonce: cnonce,
-		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp,
+		NotBefore: exp.Add(-2 * time.Hour), Expiry: exp, Delegation: d,
 	}, anchor, &token.IssueOptions{Profile: p})
 	if err != nil {
 		t.Fatal(err)

@@ -127,13 +127,14 @@ type Session struct {
 	// operation, bound to the device's nonce (v2).
 	Fresh *FreshTokens
 
-	once       sync.Once
-	sem        chan struct{} // held during an operation; guards the fields below
-	nextNonce  uint64        // a nonce offered by the device's last response
-	checked    []byte        // the token whose cnf key was last checked
-	checkedAud []string      // its audience
-	device     deviceStatus  // what the device's last response said of its updates
-	pushed     map[string]seqTime
+	once         sync.Once
+	sem          chan struct{} // held during an operation; guards the fields below
+	nextNonce    uint64        // a nonce offered by the device's last response
+	checked      []byte        // the token whose cnf key was last checked
+	checkedChain []byte        // its delegation chain, or nil
+	checkedAud   []string      // its audience
+	device       deviceStatus  // what the device's last response said of its updates
+	pushed       map[string]seqTime
 }
 
 // Result is the outcome of a successful operation.
@@ -227,7 +228,7 @@ func (s *Session) run(ctx context.Context, op token.Operation, fresh *FreshToken
 			return nil, err
 		}
 	}
-	signed, err := token.SignRequest(&token.Request{Nonce: nonce, Operation: op, Token: tok.Raw}, s.Key, &token.SignOptions{Rand: s.Rand})
+	signed, err := token.SignRequest(&token.Request{Nonce: nonce, Operation: op, Token: tok.Raw, Chain: chainBytes(tok.Chain)}, s.Key, &token.SignOptions{Rand: s.Rand})
 	if err != nil {
 		s.nextNonce = nonce // never sent: the next operation may use it
 		if errors.Is(err, token.ErrInvalid) {
@@ -255,33 +256,68 @@ func durationOr(d, def time.Duration) time.Duration {
 }
 
 // checkToken refuses a token bound to another key before it is used: the
-// device would refuse it anyway, with a less precise status.
+// device would refuse it anyway, with a less precise status. For a
+// delegated token the key is the chain's last key, which signs the
+// request.
 func (s *Session) checkToken(tok *AccessToken) error {
 	if tok == nil || len(tok.Raw) == 0 {
 		return invalid("empty token")
 	}
-	if bytes.Equal(tok.Raw, s.checked) {
+	if bytes.Equal(tok.Raw, s.checked) && bytes.Equal(chainBytes(tok.Chain), s.checkedChain) {
 		return nil
 	}
-	key := tok.Key
-	if key == nil {
-		t, err := token.Parse(tok.Raw)
-		if err != nil {
+	key, aud := tok.Key, tok.Audience
+	if key == nil || aud == nil {
+		k, a, err := unverifiedKeyAudience(tok)
+		switch {
+		case err != nil && key == nil:
 			return &TokenCheckError{Check: "parse", Reason: "not a well-formed access token", Err: err}
+		case key == nil:
+			key, aud = k, a
+		case aud == nil:
+			aud = a
 		}
-		key = t.UnverifiedClaims().Key
 	}
 	if !token.EqualKeys(key, s.Key.Public()) {
-		return &TokenCheckError{Check: "cnf", Reason: "the token is bound to another key than the session's"}
+		what := "the token is bound to another key than the session's"
+		if tok.Chain != nil {
+			what = "the delegation chain ends with another key than the session's"
+		}
+		return &TokenCheckError{Check: "cnf", Reason: what}
 	}
-	s.checked = bytes.Clone(tok.Raw)
-	s.checkedAud = slices.Clone(tok.Audience)
-	if tok.Audience == nil {
-		if t, err := token.Parse(tok.Raw); err == nil {
-			s.checkedAud = t.UnverifiedClaims().Audience
+	s.checked, s.checkedChain = bytes.Clone(tok.Raw), chainBytes(tok.Chain)
+	s.checkedAud = slices.Clone(aud)
+	return nil
+}
+
+// unverifiedKeyAudience reads, without verifying anything, the key that
+// signs requests with tok and the audience they go to: the token's cnf
+// and aud or, with a chain, its last link's key and the last audience a
+// link narrowed to. The device verifies them.
+func unverifiedKeyAudience(tok *AccessToken) (crypto.PublicKey, []string, error) {
+	t, err := token.Parse(tok.Raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := t.UnverifiedClaims()
+	key, aud := u.Key, u.Audience
+	if tok.Chain != nil {
+		for _, l := range tok.Chain.UnverifiedLinks() {
+			key = l.Key
+			if l.Audience != nil {
+				aud = l.Audience
+			}
 		}
 	}
-	return nil
+	return key, aud, nil
+}
+
+// chainBytes returns the encoded chain, or nil for none.
+func chainBytes(c *token.Chain) []byte {
+	if c == nil {
+		return nil
+	}
+	return c.Bytes()
 }
 
 // requestNonce performs one nonce exchange. retry reports whether a new

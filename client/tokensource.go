@@ -24,6 +24,12 @@ type TokenFetcher interface {
 // StaticToken returns a TokenProvider that always supplies the token raw
 // (for example a token provisioned out of band). Its expiry is unknown; the
 // [Session] still checks that its cnf key is the session's key.
+//
+// raw may also be a delegated token ([AccessToken.Bytes], what
+// [Delegate] and "sdactl token delegate" make): the session then sends
+// its chain with every request and checks that the chain's last key is
+// the session's key. A delegated token that does not parse is reported by
+// Token as a [*TokenCheckError] ("parse").
 func StaticToken(raw []byte) TokenProvider {
 	return staticToken{raw: bytes.Clone(raw)}
 }
@@ -32,7 +38,14 @@ type staticToken struct{ raw []byte }
 
 // Token implements TokenProvider.
 func (s staticToken) Token(context.Context) (*AccessToken, error) {
-	return &AccessToken{Raw: bytes.Clone(s.raw)}, nil
+	if len(s.raw) == 0 || s.raw[0]>>5 != 4 { // not a CBOR array: a token
+		return &AccessToken{Raw: bytes.Clone(s.raw)}, nil
+	}
+	d, err := token.ParseDelegatedToken(s.raw)
+	if err != nil {
+		return nil, &TokenCheckError{Check: "parse", Reason: "not a well-formed delegated token", Err: err}
+	}
+	return &AccessToken{Raw: bytes.Clone(d.Token), Chain: d.Chain}, nil
 }
 
 // DefaultRefreshBefore is how long before its expiry a [TokenSource]

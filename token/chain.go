@@ -139,8 +139,11 @@ type VerifiedChain struct {
 // Check reports whether the chain permits op: the token's scope and the
 // scope of every link must permit it (so that soundness does not rest on
 // [Scope.Within] alone). A nil error means permitted; otherwise the error
-// is a [*ScopeError].
+// is a [*ScopeError]. A nil VerifiedChain permits nothing.
 func (v *VerifiedChain) Check(op Operation) error {
+	if v == nil {
+		return &ScopeError{Operation: op.Name, Arg: -1, Reason: "no verified chain"}
+	}
 	if err := v.tokenScope.Check(op); err != nil {
 		return err
 	}
@@ -153,8 +156,11 @@ func (v *VerifiedChain) Check(op Operation) error {
 }
 
 // Keys returns the keys of the chain: the token's cnf key, then each
-// link's key. The last one signs requests.
+// link's key. The last one signs requests. nil for a nil VerifiedChain.
 func (v *VerifiedChain) Keys() []crypto.PublicKey {
+	if v == nil {
+		return nil
+	}
 	out := make([]crypto.PublicKey, 0, 1+len(v.Links))
 	out = append(out, v.tokenKey)
 	for i := range v.Links {

@@ -56,8 +56,12 @@ func ParseDelegatedToken(data []byte) (*DelegatedToken, error) {
 }
 
 // Bytes returns the encoded delegated token. A nil Chain is written as an
-// empty array, which ParseDelegatedToken refuses.
+// empty array, which ParseDelegatedToken refuses. nil for a nil
+// DelegatedToken.
 func (d *DelegatedToken) Bytes() []byte {
+	if d == nil {
+		return nil
+	}
 	chain := d.Chain.Bytes()
 	if chain == nil {
 		chain = []byte{0x80}

@@ -372,6 +372,23 @@ func TestChainZeroValues(t *testing.T) {
 	}
 }
 
+// TestNilResults: the nil results of a failed Verify or parse do not
+// panic when used: a nil VerifiedChain permits nothing and has no keys, a
+// nil DelegatedToken has no bytes.
+func TestNilResults(t *testing.T) {
+	var v *token.VerifiedChain
+	if err := v.Check(token.Operation{Name: "read-data"}); !errors.Is(err, token.ErrOutOfScope) {
+		t.Fatalf("nil VerifiedChain Check: %v, want ErrOutOfScope", err)
+	}
+	if k := v.Keys(); k != nil {
+		t.Fatalf("nil VerifiedChain Keys: %v", k)
+	}
+	var d *token.DelegatedToken
+	if b := d.Bytes(); b != nil {
+		t.Fatalf("nil DelegatedToken Bytes: %x", b)
+	}
+}
+
 // TestSignLinkInvalid: SignLink refuses, with ErrInvalid (or the key's
 // error), a link it cannot encode, before the key is asked to sign.
 func TestSignLinkInvalid(t *testing.T) {

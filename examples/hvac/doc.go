@@ -12,6 +12,18 @@
 // bounding set-temperature to 16..28 C, and responses signed by the
 // controller.
 //
+// Then offline delegation on rooftop-2 (v2): the owner's policy lets
+// service-co technicians pass read-data on, one link deep, and the service
+// puts that into alice's v2 token. alice delegates read-data for two hours
+// to the key of sam, a subcontractor, without the service (client.Delegate);
+// sam checks the delegated token with the trust anchor, reads the data with
+// it and his own key (the controller's audit names the chain of keys), and
+// is refused configure (scope). alice's attempt to pass on more than her
+// scope is refused by client.Delegate, and the same widening link signed by
+// hand (token.SignLink) is refused by the controller's delegation check; a
+// junior's token, whose policy allows no delegation, cannot be delegated
+// (token.ErrNotDelegable).
+//
 // The last section is a stolen phone. rooftop-2 takes status updates and
 // never goes online. jim reads data on it with a v2 token; his phone is
 // stolen; the owner revokes every token of jim through the administration

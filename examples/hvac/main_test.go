@@ -225,3 +225,40 @@ func goroutineCheck(t *testing.T) func() {
 		t.Errorf("%d goroutines before, %d after:\n%s", before, now, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestDelegationChecksTheChain: the delegation story plays on its own on a
+// v2 controller, and a success is unexpected when the controller's audit
+// does not name the expected chain of keys (a request that is not
+// delegated, or another chain).
+func TestDelegationChecksTheChain(t *testing.T) {
+	ctx, svc, ctrl, stop := startOne(t, rooftop2, true, false)
+	var out bytes.Buffer
+	d := &demo{w: &out, svc: svc, r2: ctrl}
+	alice, err := newTechnician("alice", "service-co", svc.secrets["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	jim, err := newTechnician("jim", "service-co junior", svc.secrets["jim"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.delegation(ctx, alice, jim); err != nil {
+		t.Fatalf("delegation: %v\n%s", err, out.String())
+	}
+	tokens, err := d.askToken(ctx, jim, token.ProfileV2, rooftop2.Endpoint, "read-data", granted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := d.session(ctx, jim, ctrl, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.operate(ctx, jim, s, ctrl, op("read-data"), delegatedBy(jim.key.Public(), alice.key.Public())); err == nil {
+		t.Error("a request that is not delegated expected delegated: no error")
+	}
+	if got := strings.Count(out.String(), "UNEXPECTED"); got != 1 {
+		t.Errorf("%d steps marked UNEXPECTED, want 1:\n%s", got, out.String())
+	}
+	d.closeConns()
+	stop()
+}

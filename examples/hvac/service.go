@@ -99,12 +99,15 @@ func (s *authService) story() ([]policy.Change, error) {
 	changes = append(changes,
 		// The service company maintains the rooftop units: reading,
 		// configuring, and setpoints between 16 and 28 C (v2 tokens only).
+		// Its technicians may pass read-data on to a subcontractor, who
+		// may not pass it further (v2 tokens only).
 		policy.PutPolicy(&policy.Policy{
 			ID: "service-co-maintenance", Status: policy.Active, Effect: policy.Allow,
 			Subjects: policy.Subjects{Groups: []string{"service-co"}},
 			Operations: []policy.OperationRule{{Name: "read-data"}, {Name: "configure"},
 				{Name: "set-temperature", Constraints: []policy.ArgConstraint{{Arg: 0, Range: &comfort}}}},
 			Devices: rooftops, TokenLifetime: 8 * time.Hour,
+			Delegation: &policy.DelegationRule{MaxDepth: 1, Operations: []string{"read-data"}},
 		}),
 		// Its junior technicians may only read.
 		policy.PutPolicy(&policy.Policy{

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +38,8 @@ func (d *demo) play(ctx context.Context) error {
 	for _, c := range []*controller{d.r1, d.r2} {
 		d.printf("  controller %-11s tcp %s  (%s)\n", c.id.Endpoint, c.addr, c.profile)
 	}
-	d.printf("  policies: service-co may read-data, configure, set-temperature 16..28 C (v2);\n")
+	d.printf("  policies: service-co may read-data, configure, set-temperature 16..28 C (v2),\n")
+	d.printf("            and pass read-data on, one link deep (v2);\n")
 	d.printf("            service-co juniors may read-data; the manufacturer (hvac-maker) may\n")
 	d.printf("            read-data, configure, update-firmware\n")
 
@@ -159,6 +162,10 @@ func (d *demo) play(ctx context.Context) error {
 		return err
 	}
 	if err := d.operate(ctx, alice, aliceR2, d.r2, op("read-data"), success); err != nil {
+		return err
+	}
+
+	if err := d.delegation(ctx, alice, jim); err != nil {
 		return err
 	}
 
@@ -403,6 +410,10 @@ type expectation struct {
 	// update, with sequence number seq, must have revoked the token.
 	revokedBy string
 	seq       uint64
+
+	// chain, on a success, is every key of a delegated request's chain,
+	// the token's first, which the controller's audit must name.
+	chain []crypto.PublicKey
 }
 
 var success = expectation{}
@@ -415,6 +426,12 @@ func refused(err error, check device.Check, reason error) expectation {
 // the controller installed.
 func installs(rec *recorder, u *token.StatusUpdate) expectation {
 	return expectation{carried: rec, update: u}
+}
+
+// delegatedBy expects a success of a delegated request whose chain holds
+// keys, the token's first.
+func delegatedBy(keys ...crypto.PublicKey) expectation {
+	return expectation{chain: keys}
 }
 
 // revokedBy expects a refusal of the token by the status update of issuer
@@ -469,14 +486,50 @@ func (d *demo) success(c *controller, res *client.Result, dec device.Outcome, wa
 		}
 		added = len(want.carried.captured()) - len(wire.EncodeOperationRequest(m.Signed))
 	}
+	if err := sameChain(dec, want.chain); err != nil {
+		return d.unexpected("%s's audit: %v", c.id.Endpoint, err)
+	}
 	signed := ""
 	if res.Verified {
 		signed = fmt.Sprintf(" [signed by %s, verified]", res.Device.Endpoint)
 	}
 	d.printf("ok: %s%s\n", res.Data, signed)
+	if len(dec.Chain) > 0 {
+		// A delegated request: the audit names every key of the chain.
+		keys := []string{fmt.Sprintf("%x (%s's token)", dec.KeyThumbprint, dec.Subject)}
+		for _, l := range dec.Chain {
+			keys = append(keys, fmt.Sprintf("%x (%s)", l.Key, l.Subject))
+		}
+		d.printf("      %s's audit log names the chain of keys: %s\n", c.id.Endpoint, strings.Join(keys, " -> "))
+	}
 	if want.carried != nil {
 		d.printf("      %s installed the status update the request carried: seq %d, which added %d bytes to the request\n",
 			c.id.Endpoint, dec.Update.Sequence, added)
+	}
+	return nil
+}
+
+// sameChain reports whether the audit decision names exactly the chain
+// of keys (none for a request that is not delegated).
+func sameChain(dec device.Outcome, keys []crypto.PublicKey) error {
+	if len(keys) == 0 {
+		if dec.Chain != nil {
+			return fmt.Errorf("a chain of %d links, want none", len(dec.Chain))
+		}
+		return nil
+	}
+	got := [][]byte{dec.KeyThumbprint}
+	for _, l := range dec.Chain {
+		got = append(got, l.Key)
+	}
+	if len(got) != len(keys) {
+		return fmt.Errorf("%d keys in the chain, want %d", len(got), len(keys))
+	}
+	for i, k := range keys {
+		tp, err := token.Thumbprint(k)
+		if err != nil || !bytes.Equal(tp, got[i]) {
+			return fmt.Errorf("key %d of the chain is %x, want %x", i, got[i], tp)
+		}
 	}
 	return nil
 }

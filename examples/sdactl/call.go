@@ -46,6 +46,9 @@ token) with -key and prints the device's answer on stdout:
 A failure status is printed the same way and exits with 1. A request sent
 without an answer exits with 4: the operation may or may not have run.
 
+-token may hold a delegated token ("sdactl token delegate"): -key is then the
+key of its last link, and the request carries the chain.
+
 Before connecting, the token's claims are read (not verified): a token that
 has expired, or is not yet valid, by this computer's clock is reported on
 stderr as a warning, and the call is still made, since the device's clock and
@@ -206,11 +209,24 @@ func checkTargetExists(target string) error {
 // device's default leeway): the device would then refuse it. The call is
 // made anyway; the device's clock decides.
 func (e *env) warnTokenTime(raw []byte) {
-	t, err := token.Parse(raw)
+	raw, chain, err := splitHeld(raw)
 	if err != nil {
 		return // the device reports a malformed token
 	}
+	t, err := token.Parse(raw)
+	if err != nil {
+		return
+	}
 	c := t.UnverifiedClaims()
+	if chain != nil {
+		// The last link's window: a link without nbf keeps its parent's.
+		for _, l := range chain.UnverifiedLinks() {
+			c.Expiry = l.Expiry
+			if !l.NotBefore.IsZero() {
+				c.NotBefore = l.NotBefore
+			}
+		}
+	}
 	now := e.now()
 	switch {
 	case !c.Expiry.IsZero() && now.After(c.Expiry.Add(device.DefaultLeeway)):

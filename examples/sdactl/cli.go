@@ -106,7 +106,7 @@ type command struct {
 func commands() []*command {
 	return append([]*command{
 		keysGenerateCmd, keysShowCmd,
-		tokenIssueCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
+		tokenIssueCmd, tokenDelegateCmd, tokenInspectCmd, tokenVerifyCmd, tokenFetchCmd,
 		tokensListCmd, revokeTokenCmd, revokeSubjectCmd, revokeDeviceCmd, revokeAnchorCmd,
 		revocationsListCmd, statusShowCmd, statusPushCmd,
 		callCmd, deviceCmd, authserverCmd, storeExportCmd, storeImportCmd, versionCmd,

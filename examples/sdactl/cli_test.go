@@ -51,15 +51,17 @@ func TestParseArg(t *testing.T) {
 }
 
 func TestDecodeToken(t *testing.T) {
-	raw := []byte{0xd8, 0x3d, 0xd2, 0x84}
-	for _, in := range [][]byte{
-		raw,
-		[]byte(base64.StdEncoding.EncodeToString(raw) + "\n"),
-		[]byte("  " + base64.RawURLEncoding.EncodeToString(raw) + "\r\n"),
-	} {
-		got, err := decodeToken(in)
-		if err != nil || !bytes.Equal(got, raw) {
-			t.Errorf("decodeToken(%q) = %x, %v", in, got, err)
+	// A token, and a delegated token [token, chain].
+	for _, raw := range [][]byte{{0xd8, 0x3d, 0xd2, 0x84}, {0x82, 0x58, 0x20, 0xd8, 0x3d}} {
+		for _, in := range [][]byte{
+			raw,
+			[]byte(base64.StdEncoding.EncodeToString(raw) + "\n"),
+			[]byte("  " + base64.RawURLEncoding.EncodeToString(raw) + "\r\n"),
+		} {
+			got, err := decodeToken(in)
+			if err != nil || !bytes.Equal(got, raw) {
+				t.Errorf("decodeToken(%q) = %x, %v", in, got, err)
+			}
 		}
 	}
 	for _, in := range []string{"", " \n", "not base64!"} {

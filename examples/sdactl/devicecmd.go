@@ -29,7 +29,9 @@ possession, nonce, scope. Its first line on stdout is
 (use -listen 127.0.0.1:0 for a free port); then one line per request:
   <time> allowed request=operation op=read-data sub=alice status="success" remote=127.0.0.1:50311
   <time> denied request=operation op=update-firmware sub=alice status="access denied" check=scope reason="..." remote=127.0.0.1:50311
-(with -status-updates, a request that carried a status update adds
+(a delegated request adds "chain=" and the RFC 9679 thumbprints of every
+key of its chain, the token's first, and "delegate=" and the last link's sub;
+with -status-updates, a request that carried a status update adds
 "update=installed update-seq=N" or "update=ignored update-reason=..."),
 and one line per connection the device closes of its own accord (silent
 longer than -idle-timeout, a request begun and not finished within
@@ -246,6 +248,17 @@ func decisionLine(now time.Time, d *device.Outcome) string {
 			fmt.Fprintf(&b, " update=installed update-seq=%d", u.Sequence)
 		} else {
 			fmt.Fprintf(&b, " update=ignored update-reason=%s", strconv.Quote(fmt.Sprint(u.Err)))
+		}
+	}
+	if d.Chain != nil {
+		// A delegated request: every key of the chain, the token's first.
+		keys := []string{hex.EncodeToString(d.KeyThumbprint)}
+		for _, l := range d.Chain {
+			keys = append(keys, hex.EncodeToString(l.Key))
+		}
+		fmt.Fprintf(&b, " chain=%s", strings.Join(keys, ","))
+		if sub := d.Chain[len(d.Chain)-1].Subject; sub != "" {
+			fmt.Fprintf(&b, " delegate=%s", strconv.Quote(sub))
 		}
 	}
 	if d.Remote != nil {

@@ -22,20 +22,32 @@
 //	    public key), RFC 9679 thumbprint (hex) and public key PEM; -pem prints
 //	    the PEM only.
 //	token issue    -key FILE -aud AUD... -scope "OPS" -pop FILE [-sub S] [-lifetime D]
-//	               [-profile v1|v2] [-kid HEX|thumbprint] [-o FILE] [-raw] [-passphrase-file FILE]
+//	               [-profile v1|v2] [-kid HEX|thumbprint] [-delegate-depth N [-delegate-ops OPS]]
+//	               [-o FILE] [-raw] [-passphrase-file FILE]
 //	    Issue a token signed by a trust anchor key, bound to the -pop key
 //	    (public key PEM or private key file); base64 unless -raw. With
 //	    -profile v2, -scope also takes argument constraints in the form
-//	    "token inspect" prints, e.g. 'set-temperature(arg0 in 16..28)'.
+//	    "token inspect" prints, e.g. 'set-temperature(arg0 in 16..28)', and
+//	    -delegate-depth makes the token delegable.
+//	token delegate -token FILE -key FILE -to FILE -scope "OPS" (-lifetime D | -until TIME)
+//	               [-nbf TIME] [-aud AUD...] [-depth N] [-sub S] [-o FILE] [-raw] [-passphrase-file FILE]
+//	    Pass on, offline, a narrower part of a (delegable, v2) token or
+//	    delegated token to the -to key: a delegation link signed with -key.
+//	    Whatever a device would refuse is refused with its reason
+//	    (not-delegable, delegation-depth, not-narrower, delegation-loop),
+//	    exit 3.
 //	token inspect  TOKENFILE
 //	    Decode and print a token WITHOUT verifying it (the output says so):
-//	    header alg and kid, claims, scope, cnf thumbprint, RFC 3339 times.
-//	token verify   -anchor FILE|DIR... [-aud AUD] [-now TIME] [-leeway D] TOKENFILE
+//	    header alg and kid, claims, scope, cnf thumbprint, RFC 3339 times;
+//	    for a delegated token, its chain, link by link.
+//	token verify   -anchor FILE|DIR... [-aud AUD] [-pop FILE] [-now TIME] [-leeway D] TOKENFILE
 //	    Verify as a device does: anchor, signature, anchor constraints,
-//	    audience (with -aud) and time. A failure prints its reason in
-//	    parentheses (malformed, unknown-anchor, anchor-revoked, signature,
-//	    algorithm-mismatch, anchor-constraint, wrong-audience, expired,
-//	    not-yet-valid) and exits with 3.
+//	    a delegated token's chain, audience (with -aud) and time. A failure
+//	    prints its reason in parentheses (malformed, unknown-anchor,
+//	    anchor-revoked, signature, algorithm-mismatch, anchor-constraint,
+//	    not-delegable, delegation-depth, link-signature, not-narrower,
+//	    delegation-loop, wrong-audience, expired, not-yet-valid, wrong-pop)
+//	    and exits with 3.
 //	token fetch    -url URL -credential-file FILE -aud AUD... -scope "OPS" -pop FILE
 //	               [-anchor FILE|DIR...] [-timeout D] [-o FILE] [-raw]
 //	    Fetch a token from an authorization service's token endpoint.
@@ -69,7 +81,8 @@
 //	    whether it was carried and what the device holds afterwards.
 //	call           -token FILE -key FILE [-passphrase-file FILE] [-timeout D] [-data-out FILE]
 //	               [-baud N] TARGET OPERATION [ARG...]
-//	    Run an operation on a device. TARGET is tcp://host:port or the path
+//	    Run an operation on a device (-token may be a delegated token, -key
+//	    then its last link's key). TARGET is tcp://host:port or the path
 //	    of a serial device (SDA serial framing; a serial port, such as
 //	    /dev/ttyUSB0, /dev/cu.usbserial-1410 on macOS or COM3 on Windows, is
 //	    set to raw mode, 8N1, at -baud, default 115200); a bare host:port
@@ -331,7 +344,9 @@
 // sdactl writes is created new with mode 0600; existing files are never
 // overwritten. Every read is bounded. "token inspect" shows a token's
 // claims without trusting them and says so; only "token verify" and the
-// device decide. The simulated device and the authorization service are
+// device decide. "token delegate" reads the token it delegates without
+// verifying it: it refuses what a device would refuse, but a token that is
+// not genuine makes a delegation no device accepts. The simulated device and the authorization service are
 // for development and tests: the service speaks plain HTTP, so run it on
 // loopback or behind TLS. A PostgreSQL password belongs in PGPASSWORD or
 // ~/.pgpass, not in the DSN on the command line.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,10 +90,7 @@ Example:
 				return fetchError(err)
 			}
 			raw := tok.Raw
-			if !*rawOut {
-				raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
-			}
-			if err := e.writeNewFile(*out, raw); err != nil {
+			if err := e.writeEncoded(*out, raw, *rawOut); err != nil {
 				return err
 			}
 			e.status("token granted until %s", fmtTime(tok.Expiry))

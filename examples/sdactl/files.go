@@ -20,7 +20,7 @@ import (
 // Bounds of what sdactl reads.
 const (
 	maxPEMFile        = 16 << 10 // public keys, anchors
-	maxTokenFile      = 16 << 10 // a token, base64 or raw (tokens are at most token.MaxTokenSize bytes)
+	maxTokenFile      = 32 << 10 // a token or a delegated token, base64 or raw (a request bundle holding either is at most 16 KiB)
 	maxPassphraseFile = 1 << 10
 	maxCredentialFile = 1 << 10
 )
@@ -64,6 +64,16 @@ func (e *env) writeNewFile(path string, data []byte) error {
 		return ioErr(err)
 	}
 	return nil
+}
+
+// writeEncoded writes CBOR bytes (a token, a delegated token, a status
+// update) with writeNewFile: raw when rawOut is set, else in base64 on
+// one line, as the commands that read them accept either.
+func (e *env) writeEncoded(path string, raw []byte, rawOut bool) error {
+	if !rawOut {
+		raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
+	}
+	return e.writeNewFile(path, raw)
 }
 
 // readPassphrase reads a passphrase from the first line of a file ("-":
@@ -162,9 +172,10 @@ func (e *env) readToken(path string) ([]byte, error) {
 }
 
 // decodeToken returns the token bytes of data: raw when it starts with a
-// CBOR tag (0xd8 for tag 61, 0xd2 for tag 18), else base64.
+// CBOR tag (0xd8 for tag 61, 0xd2 for tag 18) or, for a delegated token
+// [token, chain], with the head of a two-element array (0x82), else base64.
 func decodeToken(data []byte) ([]byte, error) {
-	if len(data) > 0 && (data[0] == 0xd8 || data[0] == 0xd2) {
+	if len(data) > 0 && (data[0] == 0xd8 || data[0] == 0xd2 || data[0] == 0x82) {
 		return data, nil
 	}
 	s := strings.TrimSpace(string(data))

@@ -473,7 +473,7 @@ func TestEveryHelpExample(t *testing.T) {
 
 	offline := newExampleRunner(t, t.TempDir(), ran)
 	writeFile(t, filepath.Join(offline.dir, "pass.txt"), passphrase)
-	runAll(offline, "keys generate", "token issue", "device", "call")
+	runAll(offline, "keys generate", "token issue", "device", "call", "token delegate")
 
 	online := newExampleRunner(t, t.TempDir(), ran)
 	for _, f := range []string{"anchor.key", "anchor.pem", "tech.key", "tech.pem", "pass.txt"} {

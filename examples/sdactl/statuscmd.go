@@ -116,10 +116,7 @@ Example:
 			if *out == "" {
 				return nil
 			}
-			if !*rawOut {
-				raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
-			}
-			if err := e.writeNewFile(*out, raw); err != nil {
+			if err := e.writeEncoded(*out, raw, *rawOut); err != nil {
 				return err
 			}
 			if *out != "-" {

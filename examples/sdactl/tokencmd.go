@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -42,6 +42,11 @@ only to eco or boost:
   sdactl token issue -key anchor.key -aud ep:hvac-1 -profile v2 -sub alice -pop tech.pem \
       -scope 'read-data set-temperature(arg0 in 16..28) set-mode(arg0 in {"eco", "boost"})' \
       -o alice-v2.token
+
+-delegate-depth N (v2) lets the token's holder pass on, offline, parts of it
+through up to N links ("sdactl token delegate"), of every operation of the
+scope or, with -delegate-ops, of those listed only: the delegation claim an
+authorization service puts in tokens when the owner's policy allows it.
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		keyFile := fs.String("key", "", "trust anchor private key `file` (required)")
@@ -54,6 +59,8 @@ only to eco or boost:
 		pop := fs.String("pop", "", "proof-of-possession key `file`: public key PEM, or an unencrypted private key (required)")
 		profile := fs.String("profile", "v1", "token profile: v1 (deployed SDA devices) or v2")
 		kid := fs.String("kid", "", "v2 key id in the header: hex bytes, or \"thumbprint\" for the anchor key's RFC 9679 thumbprint")
+		delegateDepth := fs.Int("delegate-depth", 0, fmt.Sprintf("v2: links of delegation the holder may add, 1..%d (default: none)", token.MaxDelegationDepth))
+		delegateOps := fs.String("delegate-ops", "", "v2, with -delegate-depth: the operations that may be passed on, comma-separated (default: all of -scope)")
 		out := fs.String("o", "-", "output `file` (\"-\": stdout)")
 		rawOut := fs.Bool("raw", false, "write the raw CBOR bytes instead of base64")
 		return func(ctx context.Context, e *env, args []string) error {
@@ -61,6 +68,10 @@ only to eco or boost:
 				return err
 			}
 			switch {
+			case *delegateDepth < 0 || *delegateDepth > token.MaxDelegationDepth:
+				return usageErrorf("-delegate-depth %d outside 1..%d", *delegateDepth, token.MaxDelegationDepth)
+			case *delegateOps != "" && *delegateDepth == 0:
+				return usageErrorf("-delegate-ops needs -delegate-depth")
 			case *keyFile == "":
 				return usageErrorf("-key is required")
 			case len(aud) == 0:
@@ -90,6 +101,16 @@ only to eco or boost:
 			}
 			if *kid != "" && prof != token.ProfileV2 {
 				return usageErrorf("-kid needs -profile v2")
+			}
+			var deleg *token.Delegation
+			if *delegateDepth > 0 {
+				if prof != token.ProfileV2 {
+					return usageErrorf("-delegate-depth needs -profile v2 (v1 tokens are never delegable)")
+				}
+				deleg = &token.Delegation{Depth: *delegateDepth}
+				if *delegateOps != "" {
+					deleg.Operations = strings.Split(*delegateOps, ",")
+				}
 			}
 			key, err := e.loadPrivateKey(*keyFile, *passFile)
 			if err != nil {
@@ -131,7 +152,7 @@ only to eco or boost:
 			raw, err := token.Issue(&token.Claims{
 				Issuer: iss, Subject: *sub, Audience: aud,
 				Expiry: now.Add(*lifetime), NotBefore: now, IssuedAt: now,
-				ID: cti, Scope: sc, Key: popKey,
+				ID: cti, Scope: sc, Key: popKey, Delegation: deleg,
 			}, key, opts)
 			if errors.Is(err, token.ErrInvalid) {
 				return usageErrorf("%v", err)
@@ -139,10 +160,7 @@ only to eco or boost:
 			if err != nil {
 				return inputErr(err)
 			}
-			if !*rawOut {
-				raw = []byte(base64.StdEncoding.EncodeToString(raw) + "\n")
-			}
-			if err := e.writeNewFile(*out, raw); err != nil {
+			if err := e.writeEncoded(*out, raw, *rawOut); err != nil {
 				return err
 			}
 			if *out != "-" {
@@ -186,6 +204,13 @@ var tokenInspectCmd = &command{
 parsed strictly, but its signature is not checked: everything printed is what
 the token claims, not what is true. Use "sdactl token verify" to check it.
 Times are RFC 3339, in UTC.
+
+A delegated token ("sdactl token delegate") is printed as its token, then its
+chain: whether the links' signatures and narrowing check out against the
+token's (unverified) claims, and for each link the delegate's key and its
+RFC 9679 thumbprint, sub, scope, window (nbf "the parent's" when the link
+does not narrow it), aud, depth (links that may follow) and the link's hash
+(what a revocation of the link, and everything below it, lists).
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		return func(ctx context.Context, e *env, args []string) error {
@@ -196,11 +221,18 @@ Times are RFC 3339, in UTC.
 			if err != nil {
 				return err
 			}
+			raw, chain, err := splitHeld(raw)
+			if err != nil {
+				return inputErr(err)
+			}
 			t, err := token.Parse(raw)
 			if err != nil {
 				return inputErr(err)
 			}
 			printUnverified(e.stdout, t, e.now())
+			if chain != nil {
+				printChain(e.stdout, t, t.UnverifiedClaims(), chain)
+			}
 			return nil
 		}
 	},
@@ -237,6 +269,14 @@ func printUnverified(w io.Writer, t *token.Token, now time.Time) {
 		cti = hex.EncodeToString(c.ID)
 	}
 	fmt.Fprintf(w, "cti:        %s\n", cti)
+	deleg := "-"
+	if d := c.Delegation; d != nil {
+		deleg = fmt.Sprintf("depth %d", d.Depth)
+		if d.Operations != nil {
+			deleg += ", operations " + strings.Join(d.Operations, " ")
+		}
+	}
+	fmt.Fprintf(w, "delegation: %s\n", deleg)
 	cnf := keyDescription(c.Key)
 	if tp, err := token.Thumbprint(c.Key); err == nil {
 		cnf += ", thumbprint " + hex.EncodeToString(tp)
@@ -270,6 +310,14 @@ reason in parentheses, one of: malformed, unknown-anchor, anchor-revoked,
 signature, algorithm-mismatch, anchor-constraint, wrong-audience, expired,
 not-yet-valid; the exit code is 3.
 
+A delegated token ("sdactl token delegate") is checked as a device checks it:
+after the anchor's constraints, its chain (each link signed by its parent's
+key over its parent's hash, narrowing scope, window and audience, within the
+depth, no key twice; reasons not-delegable, delegation-depth, link-signature,
+not-narrower, delegation-loop), then the audience and the time on the chain's
+effective values (its last link's). With -pop, the token (the chain's last
+link, for a delegated token) must be bound to that key (reason wrong-pop).
+
 -anchor takes a public key PEM file (or an unencrypted private key file) or a
 trust anchor store directory (package trust, file anchors.json); repeatable.
 `,
@@ -279,6 +327,7 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 		aud := fs.String("aud", "", "device `identity` the token must name, e.g. ep:hvac-1 or id:<32 hex>")
 		nowFlag := fs.String("now", "", "check the time at this RFC 3339 `time` instead of now")
 		leeway := fs.Duration("leeway", device.DefaultLeeway, "clock skew tolerated on exp and nbf")
+		popFile := fs.String("pop", "", "proof-of-possession key `file` the token must be bound to: public key PEM, or an unencrypted private key")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := wantArgs(args, 1, 1, "TOKENFILE"); err != nil {
 				return err
@@ -308,15 +357,34 @@ trust anchor store directory (package trust, file anchors.json); repeatable.
 			if err != nil {
 				return err
 			}
+			var pop crypto.PublicKey
+			if *popFile != "" {
+				if pop, err = e.loadPublicKey(*popFile); err != nil {
+					return err
+				}
+			}
 			raw, err := e.readToken(args[0])
 			if err != nil {
 				return err
 			}
-			claims, anchor, err := verifyToken(raw, store, id, now, *leeway)
+			raw, chain, err := splitHeld(raw)
+			if err != nil {
+				return invalidToken("malformed", err)
+			}
+			claims, anchor, err := verifyToken(raw, chain, store, id, now, *leeway)
 			if err != nil {
 				return err
 			}
+			if pop != nil && !token.EqualKeys(pop, claims.Key) {
+				return invalidToken("wrong-pop", fmt.Errorf("bound to %s, not to -pop", keyDescription(claims.Key)))
+			}
 			fmt.Fprintf(e.stdout, "valid: signature verified with anchor %s\n", anchor.Issuer)
+			if chain != nil {
+				fmt.Fprintf(e.stdout, "delegation: %s verified; the values below are the last link's\n", links(chain.Len()))
+			}
+			if pop != nil {
+				fmt.Fprintf(e.stdout, "pop: bound to -pop\n")
+			}
 			if id != nil {
 				fmt.Fprintf(e.stdout, "audience: names %s\n", *aud)
 			} else {
@@ -351,8 +419,10 @@ func invalidToken(reason string, err error) error {
 	return inputErr(&verifyError{reason: reason, err: err})
 }
 
-// verifyToken checks raw as a device does; id nil skips the audience.
-func verifyToken(raw []byte, store trust.Store, id *token.Identity, now time.Time, leeway time.Duration) (*token.Claims, *trust.Anchor, error) {
+// verifyToken checks raw, and its delegation chain when it is not nil, as
+// a device does; id nil skips the audience. The claims returned are the
+// chain's effective ones.
+func verifyToken(raw []byte, chain *token.Chain, store trust.Store, id *token.Identity, now time.Time, leeway time.Duration) (*token.Claims, *trust.Anchor, error) {
 	t, err := token.Parse(raw)
 	if err != nil {
 		return nil, nil, invalidToken("malformed", err)
@@ -383,6 +453,13 @@ func verifyToken(raw []byte, store trust.Store, id *token.Identity, now time.Tim
 			return nil, nil, invalidToken("anchor-revoked", err)
 		}
 		return nil, nil, invalidToken("anchor-constraint", err)
+	}
+	if chain != nil {
+		v, err := chain.Verify(claims, t.RevocationHash())
+		if err != nil {
+			return nil, nil, invalidToken(delegationReason(err), err)
+		}
+		claims = v.Claims
 	}
 	if id != nil {
 		err = claims.Validate(token.Validation{Identity: *id, Now: now, Leeway: leeway})

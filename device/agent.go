@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -586,7 +587,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 			return reject(d, token.StatusVerificationError, CheckDelegation, err)
 		}
 		eff = vc.Claims
-		d.KeyThumbprint, d.Chain = chainLinks(claims.Key, vc.Links)
+		d.tokenKey, d.Chain = claims.Key, chainLinks(vc.Links)
 	}
 	if !a.audienceOK(eff) {
 		return reject(d, token.StatusVerificationError, CheckAudience, token.ErrWrongAudience)
@@ -644,7 +645,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	}
 	call := &Call{
 		Operation: req.Operation, Issuer: claims.Issuer, Subject: claims.Subject, TokenID: bytes.Clone(claims.ID),
-		Scope: eff.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce, Chain: cloneChain(d.Chain),
+		Scope: eff.Scope, Profile: claims.Profile, Device: a.identity, Nonce: req.Nonce, Chain: slices.Clone(d.Chain),
 	}
 	data, panicked, err := runHandler(ctx, h, call)
 	switch {

@@ -12,10 +12,10 @@ import (
 // ChainLink names one link of the delegation chain of a delegated request
 // (docs/PROTOCOL.md section 13) in an [Outcome] and a [Call].
 type ChainLink struct {
-	// Key is the COSE Key Thumbprint (RFC 9679 section 3,
-	// token.Thumbprint) of the delegate's key, the key the link passes the
-	// token's power on to.
-	Key []byte
+	// Key is the delegate's public key, verified: the key the link passes
+	// the token's power on to. It is the request's own (parsed from it,
+	// shared with no cache); do not modify it.
+	Key crypto.PublicKey
 	// Subject is the name the delegator gave the delegate (the link's
 	// sub), "" when none. Only the delegator vouches for it.
 	Subject string
@@ -25,29 +25,22 @@ type ChainLink struct {
 	Hash [32]byte
 }
 
-// clone returns a copy of links that shares no bytes with it.
-func cloneChain(links []ChainLink) []ChainLink {
-	if links == nil {
-		return nil
-	}
-	out := slices.Clone(links)
-	for i := range out {
-		out[i].Key = bytes.Clone(out[i].Key)
-	}
-	return out
+// Thumbprint returns the COSE Key Thumbprint (RFC 9679 section 3,
+// token.Thumbprint) of the delegate's key, as the audit log names it, or
+// nil for a zero ChainLink. It is computed on each call: a device names
+// keys only when something reads them.
+func (l ChainLink) Thumbprint() []byte {
+	tp, _ := token.Thumbprint(l.Key)
+	return tp
 }
 
-// chainLinks returns what the audit names of a verified chain: the
-// thumbprint of the token's key and the links. A key whose thumbprint
-// cannot be computed (none the token package accepts) is named by nil.
-func chainLinks(tokenKey crypto.PublicKey, links []token.Link) ([]byte, []ChainLink) {
-	tp, _ := token.Thumbprint(tokenKey)
+// chainLinks returns what an outcome names of a verified chain's links.
+func chainLinks(links []token.Link) []ChainLink {
 	out := make([]ChainLink, len(links))
 	for i := range links {
-		out[i].Key, _ = token.Thumbprint(links[i].Key)
-		out[i].Subject, out[i].Hash = links[i].Subject, links[i].Hash
+		out[i] = ChainLink{Key: links[i].Key, Subject: links[i].Subject, Hash: links[i].Hash}
 	}
-	return tp, out
+	return out
 }
 
 // revokedLinks reports whether the revocation list holds the hash of one

@@ -137,8 +137,8 @@ func (w *world) expectChain(chain []device.ChainLink, dt []byte, keys ...crypto.
 		w.t.Fatalf("chain of %d links, want %d", len(chain), len(keys))
 	}
 	for i, k := range keys {
-		if !bytes.Equal(chain[i].Key, thumb(w.t, k)) || chain[i].Hash != vc.Links[i].Hash || chain[i].Subject != vc.Links[i].Subject {
-			w.t.Fatalf("link %d: %x %q %x, want %x %q %x", i, chain[i].Key, chain[i].Subject, chain[i].Hash, thumb(w.t, k), vc.Links[i].Subject, vc.Links[i].Hash)
+		if !token.EqualKeys(chain[i].Key, k.Public()) || !bytes.Equal(chain[i].Thumbprint(), thumb(w.t, k)) || chain[i].Hash != vc.Links[i].Hash || chain[i].Subject != vc.Links[i].Subject {
+			w.t.Fatalf("link %d: %x %q %x, want %x %q %x", i, chain[i].Thumbprint(), chain[i].Subject, chain[i].Hash, thumb(w.t, k), vc.Links[i].Subject, vc.Links[i].Hash)
 		}
 	}
 }
@@ -156,8 +156,8 @@ func TestDelegatedRequest(t *testing.T) {
 			t.Fatalf("status %v: %v %v", r.Status, d.Check, d.Err)
 		}
 		w.expectChain(d.Chain, dt, bob)
-		if !bytes.Equal(d.KeyThumbprint, thumb(t, w.pop)) || d.Subject != "alice" {
-			t.Fatalf("outcome names key %x subject %q, want the token's", d.KeyThumbprint, d.Subject)
+		if !bytes.Equal(d.KeyThumbprint(), thumb(t, w.pop)) || d.Subject != "alice" {
+			t.Fatalf("outcome names key %x subject %q, want the token's", d.KeyThumbprint(), d.Subject)
 		}
 		call := w.calls[0]
 		w.expectChain(call.Chain, dt, bob)
@@ -213,7 +213,7 @@ func TestDelegatedRequest(t *testing.T) {
 	t.Run("a request without the chain is the delegator's", func(t *testing.T) {
 		w := newWorld(t)
 		tok := w.delegable(1, nil, nil)
-		if r, d := w.do(tok, "configure"); r.Status != wire.StatusSuccess || d.Chain != nil || d.KeyThumbprint != nil {
+		if r, d := w.do(tok, "configure"); r.Status != wire.StatusSuccess || d.Chain != nil || d.KeyThumbprint() != nil {
 			t.Fatalf("the token alone: %v %v chain %v", d.Check, d.Err, d.Chain)
 		}
 		if w.calls[0].Delegated() || w.calls[0].Chain != nil {

@@ -79,7 +79,7 @@ func FuzzProcess(f *testing.F) {
 		}
 		// A chain is named only once verified, and is never longer than
 		// a token may allow.
-		if d.Chain != nil && (d.Check != device.CheckNone && d.Check <= device.CheckDelegation || len(d.Chain) > token.MaxDelegationDepth || d.KeyThumbprint == nil) {
+		if d.Chain != nil && (d.Check != device.CheckNone && d.Check <= device.CheckDelegation || len(d.Chain) > token.MaxDelegationDepth || d.KeyThumbprint() == nil) {
 			t.Fatalf("chain of %d links named with check %v", len(d.Chain), d.Check)
 		}
 	})

@@ -3,10 +3,12 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -110,9 +112,9 @@ type Outcome struct {
 	// why). Set from [CheckDelegation] on, so a request refused later (by
 	// its proof of possession, say) names the chain it presented.
 	Chain []ChainLink
-	// KeyThumbprint is the thumbprint (RFC 9679) of the token's cnf key,
-	// the first key of the chain, set with Chain.
-	KeyThumbprint []byte
+	// tokenKey is the token's cnf key, the first key of the chain, set
+	// with Chain. It may be the verified-token cache's: read only.
+	tokenKey crypto.PublicKey
 
 	// Remote is the peer's address on a connection served by
 	// [Agent.Serve] or [Agent.ServeListener] whose transport tells it
@@ -132,6 +134,17 @@ type Outcome struct {
 	Update UpdateOutcome
 }
 
+// KeyThumbprint returns the thumbprint (RFC 9679, token.Thumbprint) of
+// the token's cnf key, the first key of a delegated request's chain, or
+// nil when Chain is nil. The audit log names it first in "chain".
+func (d Outcome) KeyThumbprint() []byte {
+	if d.Chain == nil {
+		return nil
+	}
+	tp, _ := token.Thumbprint(d.tokenKey)
+	return tp
+}
+
 // Allowed reports whether the request succeeded. The zero Outcome (no
 // request) is not allowed.
 func (d Outcome) Allowed() bool {
@@ -145,7 +158,7 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 			defer func() { _ = recover() }()
 			c := *d
 			c.TokenID = bytes.Clone(d.TokenID) // the hook must not reach cached claims
-			c.Chain, c.KeyThumbprint = cloneChain(d.Chain), bytes.Clone(d.KeyThumbprint)
+			c.Chain = slices.Clone(d.Chain)
 			a.onOutcome(c)
 		}()
 	}
@@ -204,11 +217,11 @@ func (a *Agent) record(ctx context.Context, d *Outcome) {
 // and chain_subjects, the delegates' names (when one has a name).
 func chainAttrs(attrs []slog.Attr, d *Outcome) []slog.Attr {
 	keys := make([]string, 0, len(d.Chain)+1)
-	keys = append(keys, hex.EncodeToString(d.KeyThumbprint))
+	keys = append(keys, hex.EncodeToString(d.KeyThumbprint()))
 	subjects := make([]string, len(d.Chain))
 	named := false
 	for i := range d.Chain {
-		keys = append(keys, hex.EncodeToString(d.Chain[i].Key))
+		keys = append(keys, hex.EncodeToString(d.Chain[i].Thumbprint()))
 		subjects[i] = d.Chain[i].Subject
 		named = named || subjects[i] != ""
 	}

@@ -496,9 +496,9 @@ func (d *demo) success(c *controller, res *client.Result, dec device.Outcome, wa
 	d.printf("ok: %s%s\n", res.Data, signed)
 	if len(dec.Chain) > 0 {
 		// A delegated request: the audit names every key of the chain.
-		keys := []string{fmt.Sprintf("%x (%s's token)", dec.KeyThumbprint, dec.Subject)}
+		keys := []string{fmt.Sprintf("%x (%s's token)", dec.KeyThumbprint(), dec.Subject)}
 		for _, l := range dec.Chain {
-			keys = append(keys, fmt.Sprintf("%x (%s)", l.Key, l.Subject))
+			keys = append(keys, fmt.Sprintf("%x (%s)", l.Thumbprint(), l.Subject))
 		}
 		d.printf("      %s's audit log names the chain of keys: %s\n", c.id.Endpoint, strings.Join(keys, " -> "))
 	}
@@ -518,9 +518,9 @@ func sameChain(dec device.Outcome, keys []crypto.PublicKey) error {
 		}
 		return nil
 	}
-	got := [][]byte{dec.KeyThumbprint}
+	got := [][]byte{dec.KeyThumbprint()}
 	for _, l := range dec.Chain {
-		got = append(got, l.Key)
+		got = append(got, l.Thumbprint())
 	}
 	if len(got) != len(keys) {
 		return fmt.Errorf("%d keys in the chain, want %d", len(got), len(keys))

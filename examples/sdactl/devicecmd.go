@@ -252,9 +252,9 @@ func decisionLine(now time.Time, d *device.Outcome) string {
 	}
 	if d.Chain != nil {
 		// A delegated request: every key of the chain, the token's first.
-		keys := []string{hex.EncodeToString(d.KeyThumbprint)}
+		keys := []string{hex.EncodeToString(d.KeyThumbprint())}
 		for _, l := range d.Chain {
-			keys = append(keys, hex.EncodeToString(l.Key))
+			keys = append(keys, hex.EncodeToString(l.Thumbprint()))
 		}
 		fmt.Fprintf(&b, " chain=%s", strings.Join(keys, ","))
 		if sub := d.Chain[len(d.Chain)-1].Subject; sub != "" {

@@ -7,14 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,98 +224,4 @@ func BenchmarkIssue(b *testing.B) {
 	b.ReportMetric(float64(tIssue.Nanoseconds())/float64(n), "ns-issue")
 	b.ReportMetric(float64(tSign.Nanoseconds())/float64(n), "ns-sign")
 	b.ReportMetric(float64(tIssue)/float64(tSign), "ratio-issue/sign")
-}
-
-// BenchmarkHTTPIssue measures token issuance over HTTP on loopback with
-// several concurrent clients, then bare ecdsa.SignASN1 with as many
-// goroutines on the same cores, and reports tokens/s, signs/s and their ratio.
-//
-// The store is memory (the ledger in memory) or file (the ledger appended
-// to a file, fsynced, group-committed).
-func BenchmarkHTTPIssue(b *testing.B) {
-	b.Run("store=memory", func(b *testing.B) { benchHTTPIssue(b, NewMemoryStore()) })
-	b.Run("store=file", func(b *testing.B) {
-		fs, err := OpenFileStore(filepath.Join(b.TempDir(), "store.json"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer fs.Close()
-		benchHTTPIssue(b, fs)
-	})
-}
-
-func benchHTTPIssue(b *testing.B, st Store) {
-	svc, anchor, req := benchServiceOn(b, 1000, st)
-	secret, key, err := NewAPIKey(nil, "bench", "u0", false, t0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.Apply(context.Background(), PutAPIKey(key)); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(svc)
-	defer srv.Close()
-	pemBytes, _ := token.MarshalPublicKeyPEM(req.Key)
-	body := fmt.Sprintf(`{"grant_type":"client_credentials","aud":["ep:ep-0"],"scope":"read op1","cnf":%q}`, pemBytes)
-	workers := 4 * runtime.GOMAXPROCS(0)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
-	defer client.CloseIdleConnections()
-
-	run := func(total int, f func() error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var failed atomic.Value
-		start := time.Now()
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(total) {
-					if err := f(); err != nil {
-						failed.Store(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err, ok := failed.Load().(error); ok {
-			b.Fatal(err)
-		}
-		return time.Since(start)
-	}
-	post := func() error {
-		r, err := http.NewRequest("POST", srv.URL+TokenPath, strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		r.Header.Set("Authorization", "Bearer "+secret)
-		r.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(r)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
-	digest := sha256.Sum256([]byte("benchmark"))
-	sign := func() error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
-
-	total := 0
-	var tHTTP, tSign time.Duration
-	for b.Loop() {
-		const batch = 64
-		tHTTP += run(batch, post)
-		tSign += run(batch, sign)
-		total += batch
-	}
-	tokensPerSec := float64(total) / tHTTP.Seconds()
-	signsPerSec := float64(total) / tSign.Seconds()
-	b.ReportMetric(tokensPerSec, "tokens/s")
-	b.ReportMetric(signsPerSec, "signs/s")
-	b.ReportMetric(tokensPerSec/signsPerSec, "ratio-http/sign")
 }

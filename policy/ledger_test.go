@@ -414,6 +414,59 @@ func TestFileStoreLedger(t *testing.T) {
 			t.Errorf("%d records after reopening, want %d", list.Total, n)
 		}
 	})
+	t.Run("a writer answers once its own batch is committed", func(t *testing.T) {
+		// The writer of the first batch must not go on to write the
+		// batches that gathered meanwhile before it answers: under
+		// steady load there always is one, and its caller would wait
+		// without bound. The second batch's write waits until the first
+		// writer has answered.
+		path := filepath.Join(t.TempDir(), "s.json")
+		s := openTestFileStore(t, path)
+		var writes atomic.Int32
+		release := make(chan struct{})
+		firstDone := make(chan error, 1)
+		secondWrite := make(chan bool, 1)
+		var firstErr error
+		s.issued.hook = func(lines int) error {
+			switch writes.Add(1) {
+			case 1:
+				<-release
+			case 2:
+				select {
+				case firstErr = <-firstDone:
+					secondWrite <- true
+				case <-time.After(10 * time.Second):
+					secondWrite <- false
+				}
+			}
+			return nil
+		}
+		go func() { firstDone <- s.RecordIssued(ctx, testRecord(0, base), base, 100) }()
+		for !s.issued.flushing() {
+			time.Sleep(time.Millisecond)
+		}
+		secondDone := make(chan error, 1)
+		go func() { secondDone <- s.RecordIssued(ctx, testRecord(1, base), base, 100) }()
+		for s.issued.queued() < 1 {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		if !<-secondWrite {
+			t.Fatal("the first writer had not answered while the second batch was written")
+		}
+		if firstErr != nil {
+			t.Fatal(firstErr)
+		}
+		if err := <-secondDone; err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = openTestFileStore(t, path)
+		list, _ := s.Issued(ctx, &IssuedFilter{Limit: 10})
+		if got := recordIDs(list); !slices.Equal(got, []string{ctiOf(0), ctiOf(1)}) {
+			t.Fatalf("records %v", got)
+		}
+	})
 	t.Run("compaction while open", func(t *testing.T) {
 		defer func(n int) { minCompactLines = n }(minCompactLines)
 		minCompactLines = 4

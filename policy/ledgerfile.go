@@ -42,8 +42,13 @@ type issuedLog struct {
 type logBatch struct {
 	buf  []byte
 	recs []*IssuedRecord
-	done chan struct{}
+	done chan struct{} // closed once the batch is written or has failed, err set
 	err  error
+	// turn is closed when the writer of the previous batch hands this one
+	// to its callers; the first to wake sets claimed (under the log's mu)
+	// and writes it.
+	turn    chan struct{}
+	claimed bool
 }
 
 // issuedSuffix names the ledger file: the store file's path plus it.
@@ -190,11 +195,16 @@ func (l *issuedLog) rewrite() error {
 	return nil
 }
 
-func newLogBatch() *logBatch { return &logBatch{done: make(chan struct{})} }
+func newLogBatch() *logBatch {
+	return &logBatch{done: make(chan struct{}), turn: make(chan struct{})}
+}
 
 // append commits rec to the file and then to memory. Concurrent calls
-// share one write and one fsync: the first caller writes the batch of
-// lines that gathered while the previous fsync ran, the others wait.
+// share one write and one fsync: the lines that gather while one batch is
+// written go in the next. One caller at a time is the writer; once its
+// batch is committed it hands the next batch, if lines gathered, to one of
+// that batch's callers and answers, so that no caller waits for more than
+// the write under way and its own.
 func (l *issuedLog) append(rec *IssuedRecord, now time.Time, max int) error {
 	line, err := json.Marshal(rec)
 	if err != nil {
@@ -212,41 +222,44 @@ func (l *issuedLog) append(rec *IssuedRecord, now time.Time, max int) error {
 	b.recs = append(b.recs, rec.clone())
 	if l.writing {
 		l.mu.Unlock()
-		<-b.done // the writer of the running batch writes this one next
-		return b.err
+		select {
+		case <-b.done:
+			return b.err
+		case <-b.turn: // the previous writer handed this batch over
+		}
+		l.mu.Lock()
+		if b.claimed { // another caller of the batch writes it
+			l.mu.Unlock()
+			<-b.done
+			return b.err
+		}
+		b.claimed = true
 	}
 	l.writing = true
-	compacted := false
-	for {
-		if len(l.cur.recs) > 0 {
-			batch := l.cur
-			l.cur = newLogBatch()
-			l.mu.Unlock()
-			batch.err = l.write(batch)
-			if batch.err == nil {
-				l.mem.commit(batch.recs...)
-			} else {
-				l.mem.release(len(batch.recs))
-			}
-			l.mu.Lock()
-			close(batch.done)
-			continue
-		}
-		// Compact when more than half the lines are of records pruned
-		// from memory. writing is still set, so no batch is written
-		// meanwhile, and every record written is in memory.
-		if !compacted && l.broken == nil && l.lines >= minCompactLines && l.lines > 2*l.mem.len() {
-			compacted = true
-			// On failure the old file is intact and appends go on, or
-			// rewrite has marked the log broken.
-			_ = l.rewrite()
-			continue
-		}
-		break
-	}
-	l.writing = false
+	batch := l.cur // b, or the batch handed over, which is b
+	l.cur = newLogBatch()
 	l.mu.Unlock()
-	<-b.done
+	batch.err = l.write(batch)
+	if batch.err == nil {
+		l.mem.commit(batch.recs...)
+	} else {
+		l.mem.release(len(batch.recs))
+	}
+	l.mu.Lock()
+	close(batch.done)
+	// Compact when more than half the lines are of records pruned from
+	// memory. writing is still set, so no batch is written meanwhile, and
+	// every record written is in memory. On failure the old file is intact
+	// and appends go on, or rewrite has marked the log broken.
+	if l.broken == nil && l.lines >= minCompactLines && l.lines > 2*l.mem.len() {
+		_ = l.rewrite()
+	}
+	if len(l.cur.recs) > 0 {
+		close(l.cur.turn) // writing stays set: the batch's first caller to wake writes it
+	} else {
+		l.writing = false
+	}
+	l.mu.Unlock()
 	return b.err
 }
 

@@ -447,7 +447,8 @@ func evaluate(cands []*compiled, ops []string, now time.Time, res []pairResult) 
 			continue
 		}
 		b := c.bound(now)
-		for _, ru := range c.rules {
+		for i := range c.p.Operations {
+			ru := c.rule(i)
 			for j, op := range ops {
 				if ru.name != op && ru.name != AllOperations {
 					continue

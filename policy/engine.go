@@ -109,7 +109,10 @@ type compiled struct {
 	// selector (several attribute keys, or indexed by subject only).
 	checkDev  bool
 	checkSubj bool // indexed by device only
-	rules     []rule
+	// keys holds, for each of p.Operations, the canonical JSON of its
+	// constraints ("" when unconstrained); nil when no rule has any. The
+	// rules themselves are p's (see rule), not copied.
+	keys      []string
 	ids, eps  []string   // sorted copies of the device selector
 	attrs     []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
@@ -173,15 +176,25 @@ func compile(p *Policy) *compiled {
 	c.ids = slices.Sorted(slices.Values(sel.IDs))
 	c.eps = slices.Sorted(slices.Values(sel.EndpointNames))
 
-	c.rules = make([]rule, len(p.Operations))
 	for i, r := range p.Operations {
-		c.rules[i] = rule{name: r.Name, cons: r.Constraints}
 		if len(r.Constraints) > 0 {
+			if c.keys == nil {
+				c.keys = make([]string, len(p.Operations))
+			}
 			b, _ := json.Marshal(r.Constraints) // plain data: cannot fail
-			c.rules[i].key = string(b)
+			c.keys[i] = string(b)
 		}
 	}
 	return c
+}
+
+// rule returns c's i-th operation rule, 0 <= i < len(c.p.Operations).
+func (c *compiled) rule(i int) rule {
+	r := rule{name: c.p.Operations[i].Name, cons: c.p.Operations[i].Constraints}
+	if c.keys != nil {
+		r.key = c.keys[i]
+	}
+	return r
 }
 
 func (c *compiled) matchesDevice(d *deviceEntry) bool {

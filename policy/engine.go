@@ -112,9 +112,9 @@ type compiled struct {
 	// keys holds, for each of p.Operations, the canonical JSON of its
 	// constraints ("" when unconstrained); nil when no rule has any. The
 	// rules themselves are p's (see rule), not copied.
-	keys      []string
-	ids, eps  []string   // sorted copies of the device selector
-	attrs     []attrVals // sorted by key
+	keys     []string
+	ids, eps []string   // sorted copies of the device selector
+	attrs    []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
 	// that removing it does not scan the list: in bySubjKey per subject
 	// key, in byDevKey per device key, then in pair per (subject key,

@@ -170,11 +170,11 @@ func compile(p *Policy) *compiled {
 		c.checkDev = len(sel.Attributes) > 1
 		c.attrs = make([]attrVals, len(keys))
 		for i, k := range keys {
-			c.attrs[i] = attrVals{key: k, vals: slices.Sorted(slices.Values(sel.Attributes[k]))}
+			c.attrs[i] = attrVals{key: k, vals: sortedView(sel.Attributes[k])}
 		}
 	}
-	c.ids = slices.Sorted(slices.Values(sel.IDs))
-	c.eps = slices.Sorted(slices.Values(sel.EndpointNames))
+	c.ids = sortedView(sel.IDs)
+	c.eps = sortedView(sel.EndpointNames)
 
 	for i, r := range p.Operations {
 		if len(r.Constraints) > 0 {
@@ -195,6 +195,16 @@ func (c *compiled) rule(i int) rule {
 		r.key = c.keys[i]
 	}
 	return r
+}
+
+// sortedView returns s when it is sorted, and a sorted copy otherwise:
+// compiled policies only read their selectors' lists, so most of them (in
+// a store, names are often listed in order) share the policy's own.
+func sortedView(s []string) []string {
+	if slices.IsSorted(s) {
+		return s
+	}
+	return slices.Sorted(slices.Values(s))
 }
 
 func (c *compiled) matchesDevice(d *deviceEntry) bool {

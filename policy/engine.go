@@ -47,20 +47,27 @@ type state struct {
 	byDevKey  map[string][]*compiled
 }
 
-func newState() *state {
+func newState() *state { return newStateFor(&Snapshot{}) }
+
+// newStateFor returns an empty state whose maps are sized for the
+// snapshot s, so that loading it does not grow them step by step (each
+// step rehashes the whole map). The index maps are sized for one entry per
+// policy, their usual order of magnitude.
+func newStateFor(s *Snapshot) *state {
+	n := len(s.Policies)
 	return &state{
-		policies:   map[string]*compiled{},
-		subjects:   map[string]*subjectEntry{},
-		devices:    map[string]*deviceEntry{},
-		byEndpoint: map[string]*deviceEntry{},
-		apiKeys:    map[string]*APIKey{},
-		byHash:     map[string]*APIKey{},
-		revs:       map[string]*Revocation{},
-		pair:       map[pairKey][]*compiled{},
+		policies:   make(map[string]*compiled, n),
+		subjects:   make(map[string]*subjectEntry, len(s.Subjects)),
+		devices:    make(map[string]*deviceEntry, len(s.Devices)),
+		byEndpoint: make(map[string]*deviceEntry, len(s.Devices)),
+		apiKeys:    make(map[string]*APIKey, len(s.APIKeys)),
+		byHash:     make(map[string]*APIKey, len(s.APIKeys)),
+		revs:       make(map[string]*Revocation, len(s.Revocations)),
+		pair:       make(map[pairKey][]*compiled, n),
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
-		bySubjKey:  map[string][]*compiled{},
-		byDevKey:   map[string][]*compiled{},
+		bySubjKey:  make(map[string][]*compiled, n/8),
+		byDevKey:   make(map[string][]*compiled, n/8),
 	}
 }
 
@@ -444,12 +451,14 @@ func (st *state) check(changes []Change) error {
 		owner[neu] = id
 		return "", true
 	}
-	touched := map[recordKey]bool{}  // records the batch has written so far
+	var touched map[recordKey]bool   // records the batch has written so far, when a change is a creation
 	var latest map[recordKey]*Change // the batch's last change of each record, when a change has IfMatch
 	for i := range changes {
-		if changes[i].IfMatch != nil {
+		if changes[i].IfMatch != nil && latest == nil {
 			latest = map[recordKey]*Change{}
-			break
+		}
+		if changes[i].Create && touched == nil {
+			touched = map[recordKey]bool{}
 		}
 	}
 	for i := range changes {
@@ -477,7 +486,9 @@ func (st *state) check(changes []Change) error {
 				return fmt.Errorf("%w: %s %q exists", ErrConflict, c.Kind, c.ID)
 			}
 		}
-		touched[k] = !c.Delete
+		if touched != nil {
+			touched[k] = !c.Delete
+		}
 		switch c.Kind {
 		case KindDevice:
 			var old, neu string
@@ -559,7 +570,7 @@ func (e *Engine) Load(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	st := newState()
+	st := newStateFor(s)
 	if err := st.check(prepared); err != nil {
 		return err
 	}
@@ -575,19 +586,22 @@ func (e *Engine) Load(s *Snapshot) error {
 func prepareSnapshot(s *Snapshot) ([]Change, error) {
 	changes := s.changes()
 	out := make([]Change, len(changes))
-	seen := map[Kind]map[string]bool{}
+	seen := map[Kind]map[string]struct{}{
+		KindPolicy:     make(map[string]struct{}, len(s.Policies)),
+		KindSubject:    make(map[string]struct{}, len(s.Subjects)),
+		KindDevice:     make(map[string]struct{}, len(s.Devices)),
+		KindAPIKey:     make(map[string]struct{}, len(s.APIKeys)),
+		KindRevocation: make(map[string]struct{}, len(s.Revocations)),
+	}
 	for i := range changes {
 		c, err := changes[i].validate()
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
 		}
-		if seen[c.Kind] == nil {
-			seen[c.Kind] = map[string]bool{}
-		}
-		if seen[c.Kind][c.ID] {
+		if _, dup := seen[c.Kind][c.ID]; dup {
 			return nil, fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
 		}
-		seen[c.Kind][c.ID] = true
+		seen[c.Kind][c.ID] = struct{}{}
 		out[i] = c
 	}
 	return out, nil

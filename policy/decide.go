@@ -498,10 +498,12 @@ var emptyState = newState()
 // here; the caller checks time, effect and operations.
 func (st *state) candidates(out []*compiled, s *subjectEntry, d *deviceEntry) []*compiled {
 	for _, sk := range s.keys {
-		for _, dk := range d.keys {
-			for _, c := range st.pair[pairKey{sk, dk}] {
-				if !c.checkDev || c.matchesDevice(d) {
-					out = append(out, c)
+		if m := st.pair[sk]; m != nil {
+			for _, dk := range d.keys {
+				for _, c := range m[dk] {
+					if !c.checkDev || c.matchesDevice(d) {
+						out = append(out, c)
+					}
 				}
 			}
 		}

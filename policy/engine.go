@@ -25,8 +25,6 @@ type Engine struct {
 // checked against the other.
 const indexPairLimit = 64
 
-type pairKey struct{ s, d string }
-
 type state struct {
 	policies   map[string]*compiled
 	subjects   map[string]*subjectEntry
@@ -36,7 +34,14 @@ type state struct {
 	byHash     map[string]*APIKey
 	revs       map[string]*Revocation
 
-	pair   map[pairKey][]*compiled
+	// pair holds the policies indexed by (subject key, device key): by
+	// subject key, then by device key. A decision looks each of the
+	// subject's keys up once in the large map and each device key in the
+	// subject key's small one, which stays in cache across the device
+	// keys, instead of looking every (subject, device) key pair up in a
+	// map as large as the policies: its cost grows less with their number.
+	// A subject key is present only while its map is not empty.
+	pair   map[string]map[string][]*compiled
 	bySubj map[string][]*compiled // verify the device
 	byDev  map[string][]*compiled // verify the subject
 
@@ -63,7 +68,7 @@ func newStateFor(s *Snapshot) *state {
 		apiKeys:    make(map[string]*APIKey, len(s.APIKeys)),
 		byHash:     make(map[string]*APIKey, len(s.APIKeys)),
 		revs:       make(map[string]*Revocation, len(s.Revocations)),
-		pair:       make(map[pairKey][]*compiled, n),
+		pair:       make(map[string]map[string][]*compiled, n/8),
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
 		bySubjKey:  make(map[string][]*compiled, n/8),
@@ -340,8 +345,13 @@ func (st *state) index(c *compiled) {
 		}
 	default:
 		for _, s := range c.subjKeys {
+			m := st.pair[s]
+			if m == nil {
+				m = make(map[string][]*compiled, len(c.devKeys))
+				st.pair[s] = m
+			}
 			for _, d := range c.devKeys {
-				addTo(st.pair, pairKey{s, d}, c, slot)
+				addTo(m, d, c, slot)
 				slot++
 			}
 		}
@@ -366,8 +376,12 @@ func (st *state) unindex(c *compiled) {
 		}
 	default:
 		for _, s := range c.subjKeys {
+			m := st.pair[s]
 			for _, d := range c.devKeys {
-				removeFrom(st.pair, pairKey{s, d}, c, inPair, s, d)
+				removeFrom(m, d, c, inPair, s, d)
+			}
+			if len(m) == 0 {
+				delete(st.pair, s)
 			}
 		}
 	}

@@ -130,8 +130,13 @@ func TestIndexRemoval(t *testing.T) {
 		for k, list := range st.byDevKey {
 			check("devkey\x00", k, list, inByDevKey, "", k)
 		}
-		for k, list := range st.pair {
-			check("pair\x00", k.s+"\x00"+k.d, list, inPair, k.s, k.d)
+		for s, m := range st.pair {
+			if len(m) == 0 {
+				t.Fatalf("pair index holds subject key %q with no device key", s)
+			}
+			for d, list := range m {
+				check("pair\x00", s+"\x00"+d, list, inPair, s, d)
+			}
 		}
 		for k, list := range st.bySubj {
 			check("bysubj\x00", k, list, inBySubj, k, "")

@@ -50,6 +50,12 @@ type state struct {
 	// the policies that almost match with them (explain.go).
 	bySubjKey map[string][]*compiled
 	byDevKey  map[string][]*compiled
+
+	// keyNames holds one copy of each key of bySubjKey and byDevKey: the
+	// policies, subjects and devices that name a key share it (a million
+	// policies name a few hundred thousand keys). A key leaves it with its
+	// last policy.
+	keyNames map[string]string
 }
 
 func newState() *state { return newStateFor(&Snapshot{}) }
@@ -73,6 +79,27 @@ func newStateFor(s *Snapshot) *state {
 		byDev:      map[string][]*compiled{},
 		bySubjKey:  make(map[string][]*compiled, n/8),
 		byDevKey:   make(map[string][]*compiled, n/8),
+		keyNames:   make(map[string]string, n/4),
+	}
+}
+
+// internKey returns the state's copy of the index key k, making k that
+// copy when it has none.
+func (st *state) internKey(k string) string {
+	if s, ok := st.keyNames[k]; ok {
+		return s
+	}
+	st.keyNames[k] = k
+	return k
+}
+
+// shareKeys replaces the keys of a subject or device entry with the
+// state's copies of them, where it has one.
+func (st *state) shareKeys(keys []string) {
+	for i, k := range keys {
+		if s, ok := st.keyNames[k]; ok {
+			keys[i] = s
+		}
 	}
 }
 
@@ -323,6 +350,12 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
+	for i, k := range c.subjKeys {
+		c.subjKeys[i] = st.internKey(k)
+	}
+	for i, k := range c.devKeys {
+		c.devKeys[i] = st.internKey(k)
+	}
 	slot := 0
 	for _, s := range c.subjKeys {
 		addTo(st.bySubjKey, s, c, slot)
@@ -361,9 +394,15 @@ func (st *state) index(c *compiled) {
 func (st *state) unindex(c *compiled) {
 	for _, s := range c.subjKeys {
 		removeFrom(st.bySubjKey, s, c, inBySubjKey, s, "")
+		if st.bySubjKey[s] == nil {
+			delete(st.keyNames, s)
+		}
 	}
 	for _, d := range c.devKeys {
 		removeFrom(st.byDevKey, d, c, inByDevKey, "", d)
+		if st.byDevKey[d] == nil {
+			delete(st.keyNames, d)
+		}
 	}
 	switch {
 	case c.checkSubj:
@@ -404,7 +443,9 @@ func (st *state) apply(c *Change) {
 	case KindSubject:
 		delete(st.subjects, c.ID)
 		if !c.Delete {
-			st.subjects[c.ID] = &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
+			e := &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
+			st.shareKeys(e.keys)
+			st.subjects[c.ID] = e
 		}
 	case KindDevice:
 		if old := st.devices[c.ID]; old != nil {
@@ -415,6 +456,7 @@ func (st *state) apply(c *Change) {
 		}
 		if !c.Delete {
 			e := &deviceEntry{d: c.Device, keys: deviceKeys(c.Device)}
+			st.shareKeys(e.keys)
 			st.devices[c.ID] = e
 			if c.Device.EndpointName != "" {
 				st.byEndpoint[c.Device.EndpointName] = e

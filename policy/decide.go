@@ -447,7 +447,8 @@ func evaluate(cands []*compiled, ops []string, now time.Time, res []pairResult) 
 			continue
 		}
 		b := c.bound(now)
-		for _, ru := range c.rules {
+		for i := range c.p.Operations {
+			ru := c.rule(i)
 			for j, op := range ops {
 				if ru.name != op && ru.name != AllOperations {
 					continue
@@ -497,10 +498,12 @@ var emptyState = newState()
 // here; the caller checks time, effect and operations.
 func (st *state) candidates(out []*compiled, s *subjectEntry, d *deviceEntry) []*compiled {
 	for _, sk := range s.keys {
-		for _, dk := range d.keys {
-			for _, c := range st.pair[pairKey{sk, dk}] {
-				if !c.checkDev || c.matchesDevice(d) {
-					out = append(out, c)
+		if m := st.pair[sk]; m != nil {
+			for _, dk := range d.keys {
+				for _, c := range m[dk] {
+					if !c.checkDev || c.matchesDevice(d) {
+						out = append(out, c)
+					}
 				}
 			}
 		}

@@ -25,8 +25,6 @@ type Engine struct {
 // checked against the other.
 const indexPairLimit = 64
 
-type pairKey struct{ s, d string }
-
 type state struct {
 	policies   map[string]*compiled
 	subjects   map[string]*subjectEntry
@@ -36,7 +34,14 @@ type state struct {
 	byHash     map[string]*APIKey
 	revs       map[string]*Revocation
 
-	pair   map[pairKey][]*compiled
+	// pair holds the policies indexed by (subject key, device key): by
+	// subject key, then by device key. A decision looks each of the
+	// subject's keys up once in the large map and each device key in the
+	// subject key's small one, which stays in cache across the device
+	// keys, instead of looking every (subject, device) key pair up in a
+	// map as large as the policies: its cost grows less with their number.
+	// A subject key is present only while its map is not empty.
+	pair   map[string]map[string][]*compiled
 	bySubj map[string][]*compiled // verify the device
 	byDev  map[string][]*compiled // verify the subject
 
@@ -45,22 +50,56 @@ type state struct {
 	// the policies that almost match with them (explain.go).
 	bySubjKey map[string][]*compiled
 	byDevKey  map[string][]*compiled
+
+	// keyNames holds one copy of each key of bySubjKey and byDevKey: the
+	// policies, subjects and devices that name a key share it (a million
+	// policies name a few hundred thousand keys). A key leaves it with its
+	// last policy.
+	keyNames map[string]string
 }
 
-func newState() *state {
+func newState() *state { return newStateFor(&Snapshot{}) }
+
+// newStateFor returns an empty state whose maps are sized for the
+// snapshot s, so that loading it does not grow them step by step (each
+// step rehashes the whole map). The index maps are sized for one entry per
+// policy, their usual order of magnitude.
+func newStateFor(s *Snapshot) *state {
+	n := len(s.Policies)
 	return &state{
-		policies:   map[string]*compiled{},
-		subjects:   map[string]*subjectEntry{},
-		devices:    map[string]*deviceEntry{},
-		byEndpoint: map[string]*deviceEntry{},
-		apiKeys:    map[string]*APIKey{},
-		byHash:     map[string]*APIKey{},
-		revs:       map[string]*Revocation{},
-		pair:       map[pairKey][]*compiled{},
+		policies:   make(map[string]*compiled, n),
+		subjects:   make(map[string]*subjectEntry, len(s.Subjects)),
+		devices:    make(map[string]*deviceEntry, len(s.Devices)),
+		byEndpoint: make(map[string]*deviceEntry, len(s.Devices)),
+		apiKeys:    make(map[string]*APIKey, len(s.APIKeys)),
+		byHash:     make(map[string]*APIKey, len(s.APIKeys)),
+		revs:       make(map[string]*Revocation, len(s.Revocations)),
+		pair:       make(map[string]map[string][]*compiled, n/8),
 		bySubj:     map[string][]*compiled{},
 		byDev:      map[string][]*compiled{},
-		bySubjKey:  map[string][]*compiled{},
-		byDevKey:   map[string][]*compiled{},
+		bySubjKey:  make(map[string][]*compiled, n/8),
+		byDevKey:   make(map[string][]*compiled, n/8),
+		keyNames:   make(map[string]string, n/4),
+	}
+}
+
+// internKey returns the state's copy of the index key k, making k that
+// copy when it has none.
+func (st *state) internKey(k string) string {
+	if s, ok := st.keyNames[k]; ok {
+		return s
+	}
+	st.keyNames[k] = k
+	return k
+}
+
+// shareKeys replaces the keys of a subject or device entry with the
+// state's copies of them, where it has one.
+func (st *state) shareKeys(keys []string) {
+	for i, k := range keys {
+		if s, ok := st.keyNames[k]; ok {
+			keys[i] = s
+		}
 	}
 }
 
@@ -109,9 +148,12 @@ type compiled struct {
 	// selector (several attribute keys, or indexed by subject only).
 	checkDev  bool
 	checkSubj bool // indexed by device only
-	rules     []rule
-	ids, eps  []string   // sorted copies of the device selector
-	attrs     []attrVals // sorted by key
+	// keys holds, for each of p.Operations, the canonical JSON of its
+	// constraints ("" when unconstrained); nil when no rule has any. The
+	// rules themselves are p's (see rule), not copied.
+	keys     []string
+	ids, eps []string   // sorted copies of the device selector
+	attrs    []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
 	// that removing it does not scan the list: in bySubjKey per subject
 	// key, in byDevKey per device key, then in pair per (subject key,
@@ -167,21 +209,41 @@ func compile(p *Policy) *compiled {
 		c.checkDev = len(sel.Attributes) > 1
 		c.attrs = make([]attrVals, len(keys))
 		for i, k := range keys {
-			c.attrs[i] = attrVals{key: k, vals: slices.Sorted(slices.Values(sel.Attributes[k]))}
+			c.attrs[i] = attrVals{key: k, vals: sortedView(sel.Attributes[k])}
 		}
 	}
-	c.ids = slices.Sorted(slices.Values(sel.IDs))
-	c.eps = slices.Sorted(slices.Values(sel.EndpointNames))
+	c.ids = sortedView(sel.IDs)
+	c.eps = sortedView(sel.EndpointNames)
 
-	c.rules = make([]rule, len(p.Operations))
 	for i, r := range p.Operations {
-		c.rules[i] = rule{name: r.Name, cons: r.Constraints}
 		if len(r.Constraints) > 0 {
+			if c.keys == nil {
+				c.keys = make([]string, len(p.Operations))
+			}
 			b, _ := json.Marshal(r.Constraints) // plain data: cannot fail
-			c.rules[i].key = string(b)
+			c.keys[i] = string(b)
 		}
 	}
 	return c
+}
+
+// rule returns c's i-th operation rule, 0 <= i < len(c.p.Operations).
+func (c *compiled) rule(i int) rule {
+	r := rule{name: c.p.Operations[i].Name, cons: c.p.Operations[i].Constraints}
+	if c.keys != nil {
+		r.key = c.keys[i]
+	}
+	return r
+}
+
+// sortedView returns s when it is sorted, and a sorted copy otherwise:
+// compiled policies only read their selectors' lists, so most of them (in
+// a store, names are often listed in order) share the policy's own.
+func sortedView(s []string) []string {
+	if slices.IsSorted(s) {
+		return s
+	}
+	return slices.Sorted(slices.Values(s))
 }
 
 func (c *compiled) matchesDevice(d *deviceEntry) bool {
@@ -288,6 +350,12 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
+	for i, k := range c.subjKeys {
+		c.subjKeys[i] = st.internKey(k)
+	}
+	for i, k := range c.devKeys {
+		c.devKeys[i] = st.internKey(k)
+	}
 	slot := 0
 	for _, s := range c.subjKeys {
 		addTo(st.bySubjKey, s, c, slot)
@@ -310,8 +378,13 @@ func (st *state) index(c *compiled) {
 		}
 	default:
 		for _, s := range c.subjKeys {
+			m := st.pair[s]
+			if m == nil {
+				m = make(map[string][]*compiled, len(c.devKeys))
+				st.pair[s] = m
+			}
 			for _, d := range c.devKeys {
-				addTo(st.pair, pairKey{s, d}, c, slot)
+				addTo(m, d, c, slot)
 				slot++
 			}
 		}
@@ -321,9 +394,15 @@ func (st *state) index(c *compiled) {
 func (st *state) unindex(c *compiled) {
 	for _, s := range c.subjKeys {
 		removeFrom(st.bySubjKey, s, c, inBySubjKey, s, "")
+		if st.bySubjKey[s] == nil {
+			delete(st.keyNames, s)
+		}
 	}
 	for _, d := range c.devKeys {
 		removeFrom(st.byDevKey, d, c, inByDevKey, "", d)
+		if st.byDevKey[d] == nil {
+			delete(st.keyNames, d)
+		}
 	}
 	switch {
 	case c.checkSubj:
@@ -336,8 +415,12 @@ func (st *state) unindex(c *compiled) {
 		}
 	default:
 		for _, s := range c.subjKeys {
+			m := st.pair[s]
 			for _, d := range c.devKeys {
-				removeFrom(st.pair, pairKey{s, d}, c, inPair, s, d)
+				removeFrom(m, d, c, inPair, s, d)
+			}
+			if len(m) == 0 {
+				delete(st.pair, s)
 			}
 		}
 	}
@@ -360,7 +443,9 @@ func (st *state) apply(c *Change) {
 	case KindSubject:
 		delete(st.subjects, c.ID)
 		if !c.Delete {
-			st.subjects[c.ID] = &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
+			e := &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
+			st.shareKeys(e.keys)
+			st.subjects[c.ID] = e
 		}
 	case KindDevice:
 		if old := st.devices[c.ID]; old != nil {
@@ -371,6 +456,7 @@ func (st *state) apply(c *Change) {
 		}
 		if !c.Delete {
 			e := &deviceEntry{d: c.Device, keys: deviceKeys(c.Device)}
+			st.shareKeys(e.keys)
 			st.devices[c.ID] = e
 			if c.Device.EndpointName != "" {
 				st.byEndpoint[c.Device.EndpointName] = e
@@ -421,12 +507,14 @@ func (st *state) check(changes []Change) error {
 		owner[neu] = id
 		return "", true
 	}
-	touched := map[recordKey]bool{}  // records the batch has written so far
+	var touched map[recordKey]bool   // records the batch has written so far, when a change is a creation
 	var latest map[recordKey]*Change // the batch's last change of each record, when a change has IfMatch
 	for i := range changes {
-		if changes[i].IfMatch != nil {
+		if changes[i].IfMatch != nil && latest == nil {
 			latest = map[recordKey]*Change{}
-			break
+		}
+		if changes[i].Create && touched == nil {
+			touched = map[recordKey]bool{}
 		}
 	}
 	for i := range changes {
@@ -454,7 +542,9 @@ func (st *state) check(changes []Change) error {
 				return fmt.Errorf("%w: %s %q exists", ErrConflict, c.Kind, c.ID)
 			}
 		}
-		touched[k] = !c.Delete
+		if touched != nil {
+			touched[k] = !c.Delete
+		}
 		switch c.Kind {
 		case KindDevice:
 			var old, neu string
@@ -536,7 +626,7 @@ func (e *Engine) Load(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	st := newState()
+	st := newStateFor(s)
 	if err := st.check(prepared); err != nil {
 		return err
 	}
@@ -552,19 +642,22 @@ func (e *Engine) Load(s *Snapshot) error {
 func prepareSnapshot(s *Snapshot) ([]Change, error) {
 	changes := s.changes()
 	out := make([]Change, len(changes))
-	seen := map[Kind]map[string]bool{}
+	seen := map[Kind]map[string]struct{}{
+		KindPolicy:     make(map[string]struct{}, len(s.Policies)),
+		KindSubject:    make(map[string]struct{}, len(s.Subjects)),
+		KindDevice:     make(map[string]struct{}, len(s.Devices)),
+		KindAPIKey:     make(map[string]struct{}, len(s.APIKeys)),
+		KindRevocation: make(map[string]struct{}, len(s.Revocations)),
+	}
 	for i := range changes {
 		c, err := changes[i].validate()
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
 		}
-		if seen[c.Kind] == nil {
-			seen[c.Kind] = map[string]bool{}
-		}
-		if seen[c.Kind][c.ID] {
+		if _, dup := seen[c.Kind][c.ID]; dup {
 			return nil, fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
 		}
-		seen[c.Kind][c.ID] = true
+		seen[c.Kind][c.ID] = struct{}{}
 		out[i] = c
 	}
 	return out, nil

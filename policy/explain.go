@@ -270,9 +270,9 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			if !c.p.appliesAt(r.Time) {
 				continue
 			}
-			for _, ru := range c.rules {
+			for _, ru := range c.p.Operations {
 				for j, op := range ops {
-					if ru.name == op || ru.name == AllOperations {
+					if ru.Name == op || ru.Name == AllOperations {
 						matches[i*len(ops)+j]++
 						total++
 					}
@@ -384,7 +384,8 @@ func (st *state) explainPair(pe *PairExplanation, r *Request, subj *subjectEntry
 		if !c.p.appliesAt(now) {
 			continue
 		}
-		for _, ru := range c.rules {
+		for i := range c.p.Operations {
+			ru := c.rule(i)
 			if ru.name != op && ru.name != AllOperations {
 				continue
 			}
@@ -648,8 +649,8 @@ func (s *nearMissSearch) consider(c *compiled, how int) bool {
 
 // namesOperation reports whether one of c's rules names op or "*".
 func (c *compiled) namesOperation(op string) bool {
-	for i := range c.rules {
-		if c.rules[i].name == op || c.rules[i].name == AllOperations {
+	for i := range c.p.Operations {
+		if c.p.Operations[i].Name == op || c.p.Operations[i].Name == AllOperations {
 			return true
 		}
 	}
@@ -707,9 +708,9 @@ func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 	case failOperation:
 		var nb [8]string
 		names := nb[:0]
-		for _, ru := range c.rules {
-			if !slices.Contains(names, ru.name) {
-				names = append(names, ru.name)
+		for _, ru := range c.p.Operations {
+			if !slices.Contains(names, ru.Name) {
+				names = append(names, ru.Name)
 			}
 		}
 		b = appendShortList(append(b, "names "...), names)

@@ -95,7 +95,8 @@ func refExplainPair(st *state, pe *PairExplanation, r *Request, subj *subjectEnt
 		if !c.p.appliesAt(now) {
 			continue
 		}
-		for _, ru := range c.rules {
+		for i := range c.p.Operations {
+			ru := c.rule(i)
 			if ru.name != op && ru.name != AllOperations {
 				continue
 			}
@@ -258,7 +259,8 @@ func refFailedConditions(c *compiled, m int, subj *subjectEntry, d *deviceEntry,
 	add(failSubject, condSubject, "applies to %s, not to %s", refDescribePolicySubjects(&p.Subjects), refDescribeSubject(subj.s))
 	add(failDevice, condDevice, "selects %s, not %s", refDescribeSelector(&p.Devices), refDescribeDeviceRecord(d.d))
 	var names []string
-	for _, ru := range c.rules {
+	for i := range c.p.Operations {
+		ru := c.rule(i)
 		if !slices.Contains(names, ru.name) {
 			names = append(names, ru.name)
 		}

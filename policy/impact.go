@@ -290,7 +290,8 @@ func matchPair(list []*compiled, d *deviceEntry) pairRules {
 		}
 		matched = append(matched, c)
 		deny := c.p.Effect == Deny
-		for _, ru := range c.rules {
+		for i := range c.p.Operations {
+			ru := c.rule(i)
 			if ru.name == AllOperations {
 				if deny {
 					r.starDeny = true
@@ -475,11 +476,11 @@ func (c *impactCalc) relevance() {
 		c.ops = map[string]bool{}
 		for _, list := range c.changed {
 			for _, p := range list {
-				for _, ru := range p.rules {
-					if ru.name == AllOperations {
+				for _, ru := range p.p.Operations {
+					if ru.Name == AllOperations {
 						c.ops = nil
 					} else if c.ops != nil {
-						c.ops[ru.name] = true
+						c.ops[ru.Name] = true
 					}
 				}
 			}
@@ -542,7 +543,7 @@ func (c *impactCalc) directoryChanged() bool {
 // matters reports whether a policy can change a grant that the impact
 // compares: it names one of c.ops or AllOperations.
 func (c *impactCalc) matters(p *compiled) bool {
-	return c.ops == nil || slices.ContainsFunc(p.rules, func(r rule) bool { return r.name == AllOperations || c.ops[r.name] })
+	return c.ops == nil || slices.ContainsFunc(p.p.Operations, func(r OperationRule) bool { return r.Name == AllOperations || c.ops[r.Name] })
 }
 
 // samePolicy reports whether two versions of a policy (nil: absent or not
@@ -801,7 +802,7 @@ func (c *impactCalc) evalPair(si, di int) {
 		var involved []*compiled
 		for _, list := range matched {
 			for _, p := range list {
-				if slices.ContainsFunc(p.rules, func(r rule) bool { return r.name == g.op || r.name == AllOperations }) &&
+				if slices.ContainsFunc(p.p.Operations, func(r OperationRule) bool { return r.Name == g.op || r.Name == AllOperations }) &&
 					!slices.Contains(involved, p) {
 					involved = append(involved, p)
 				}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -130,8 +131,13 @@ func TestIndexRemoval(t *testing.T) {
 		for k, list := range st.byDevKey {
 			check("devkey\x00", k, list, inByDevKey, "", k)
 		}
-		for k, list := range st.pair {
-			check("pair\x00", k.s+"\x00"+k.d, list, inPair, k.s, k.d)
+		for s, m := range st.pair {
+			if len(m) == 0 {
+				t.Fatalf("pair index holds subject key %q with no device key", s)
+			}
+			for d, list := range m {
+				check("pair\x00", s+"\x00"+d, list, inPair, s, d)
+			}
 		}
 		for k, list := range st.bySubj {
 			check("bysubj\x00", k, list, inBySubj, k, "")
@@ -148,5 +154,35 @@ func TestIndexRemoval(t *testing.T) {
 	}
 	if allKinds < 100 {
 		t.Errorf("only %d rounds with the three kinds of index", allKinds)
+	}
+}
+
+// TestIndexKeysShared: policies that name the same subject or device share
+// one copy of its index key, rather than each holding its own, and the
+// engine keeps no key once no policy names it.
+func TestIndexKeysShared(t *testing.T) {
+	id := fmt.Sprintf("%032x", 7)
+	var e Engine
+	var changes []Change
+	for i := range 3 {
+		changes = append(changes, PutPolicy(pol(fmt.Sprintf("p%d", i), users("alice"), devices(DeviceSelector{IDs: []string{id}}))))
+	}
+	if err := e.Apply(changes...); err != nil {
+		t.Fatal(err)
+	}
+	p0, p1, p2 := e.st.policies["p0"], e.st.policies["p1"], e.st.policies["p2"]
+	for _, c := range []*compiled{p1, p2} {
+		if unsafe.StringData(c.subjKeys[0]) != unsafe.StringData(p0.subjKeys[0]) {
+			t.Errorf("policy %s holds its own copy of subject key %q", c.p.ID, c.subjKeys[0])
+		}
+		if unsafe.StringData(c.devKeys[0]) != unsafe.StringData(p0.devKeys[0]) {
+			t.Errorf("policy %s holds its own copy of device key %q", c.p.ID, c.devKeys[0])
+		}
+	}
+	if err := e.Apply(DeleteRecord(KindPolicy, "p0"), DeleteRecord(KindPolicy, "p1"), DeleteRecord(KindPolicy, "p2")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.st.keyNames); n != 0 {
+		t.Errorf("%d index keys kept after every policy was deleted", n)
 	}
 }

@@ -301,6 +301,10 @@ func (p *Policy) validateOperations(f *fieldErrs) {
 		return
 	}
 	for i, r := range p.Operations {
+		if r.Name != AllOperations && len(r.Constraints) == 0 && token.ValidateName(r.Name) == nil &&
+			!slices.ContainsFunc(p.Operations[:i], func(o OperationRule) bool { return o.Name == r.Name && len(o.Constraints) == 0 }) {
+			continue // valid: spare building the field's name
+		}
 		n := "operations[" + strconv.Itoa(i) + "]"
 		if r.Name != AllOperations {
 			checkOperationName(f, n+".name", r.Name)

@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"flag"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// million enables the benchmarks at 1,000,000 policies, which take about a
+// minute and a few GiB each: go test ./policy -run '^$' -bench Million
+// -policy.million.
+var million = flag.Bool("policy.million", false, "run the benchmarks at 1,000,000 policies (BenchmarkMillion)")
+
+// millionSnapshot builds benchSnapshot(1,000,000) once per process.
+var millionSnapshot = sync.OnceValue(func() *Snapshot { return benchSnapshot(1000000) })
+
+// BenchmarkMillion measures the engine at 1,000,000 policies (with
+// -policy.million only; skipped otherwise), each figure with the ratio
+// that its target is stated in, measured in the same run:
+//
+//   - decide: one decision at 10 and at 1,000,000 policies, interleaved
+//     (targets: ns-1m/decision <= 2000, ratio-1m/10 <= 1.3);
+//   - load: Engine.Load of the snapshot (target: s/load <= 10);
+//   - memory: the heap the loaded engine holds per policy, its copies of
+//     the policies and directory, their compiled forms and the indexes
+//     (target: bytes/policy < 1024);
+//   - explain: Explain against Decide on the allowed benchmark request
+//     and on a denied one, interleaved (target: explain/decide <= 5).
+func BenchmarkMillion(b *testing.B) {
+	if !*million {
+		b.Skip("run with -policy.million")
+	}
+	const n = 1000000
+	snap := millionSnapshot()
+	var large *Engine
+	loadOnce := func(b *testing.B) *Engine {
+		if large == nil {
+			large = &Engine{}
+			if err := large.Load(snap); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return large
+	}
+
+	b.Run("load", func(b *testing.B) {
+		var total time.Duration
+		k := 0
+		for b.Loop() {
+			start := time.Now()
+			var e Engine
+			if err := e.Load(snap); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+			k++
+		}
+		b.ReportMetric(total.Seconds()/float64(k), "s/load")
+	})
+
+	b.Run("memory", func(b *testing.B) {
+		large = nil
+		var perPolicy float64
+		for b.Loop() {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			var e Engine
+			if err := e.Load(snap); err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perPolicy = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+			large = &e
+		}
+		b.ReportMetric(perPolicy, "bytes/policy")
+	})
+
+	b.Run("decide", func(b *testing.B) {
+		small, large := benchEngine(b, 10), loadOnce(b)
+		req := benchRequest()
+		if d, err := large.Decide(req); err != nil || !d.Allowed {
+			b.Fatalf("benchmark request not allowed: %+v %v", d, err)
+		}
+		var tSmall, tLarge time.Duration
+		const batch = 256
+		k := 0
+		for b.Loop() {
+			start := time.Now()
+			for range batch {
+				small.Decide(req)
+			}
+			mid := time.Now()
+			for range batch {
+				large.Decide(req)
+			}
+			tLarge += time.Since(mid)
+			tSmall += mid.Sub(start)
+			k += batch
+		}
+		ns10 := float64(tSmall.Nanoseconds()) / float64(k)
+		ns1m := float64(tLarge.Nanoseconds()) / float64(k)
+		b.ReportMetric(ns10, "ns-10/decision")
+		b.ReportMetric(ns1m, "ns-1m/decision")
+		b.ReportMetric(ns1m/ns10, "ratio-1m/10")
+	})
+
+	b.Run("explain", func(b *testing.B) {
+		e := loadOnce(b)
+		denied := benchRequest()
+		denied.Operations = []string{"read", "op-none"}
+		for _, c := range []struct {
+			name string
+			r    *Request
+		}{{"allowed", benchRequest()}, {"denied", denied}} {
+			b.Run(c.name, func(b *testing.B) {
+				if d, _ := e.Decide(c.r); d.Allowed != (c.name == "allowed") {
+					b.Fatalf("decision %+v", d)
+				}
+				var tDecide, tExplain time.Duration
+				const batch = 64
+				k := 0
+				for b.Loop() {
+					start := time.Now()
+					for range batch {
+						e.Decide(c.r)
+					}
+					mid := time.Now()
+					for range batch {
+						if _, err := e.Explain(c.r); err != nil {
+							b.Fatal(err)
+						}
+					}
+					tExplain += time.Since(mid)
+					tDecide += mid.Sub(start)
+					k += batch
+				}
+				nsD := float64(tDecide.Nanoseconds()) / float64(k)
+				nsX := float64(tExplain.Nanoseconds()) / float64(k)
+				b.ReportMetric(nsD, "ns/decide")
+				b.ReportMetric(nsX, "ns/explain")
+				b.ReportMetric(nsX/nsD, "explain/decide")
+			})
+		}
+	})
+}

@@ -335,7 +335,7 @@ func refDelegation(e *Engine, r *Request, dec *Decision) *token.Delegation {
 			for _, piece := range pieces {
 				best := 0
 				for _, c := range st.policies {
-					p := c.p
+					p := c.policy() // with its device attributes (see compiled.shed)
 					if p.Effect != Allow || !p.appliesAt(r.Time) || !p.delegates(g.Operation) || c.bound(r.Time).Before(dec.Expiry) ||
 						!slices.ContainsFunc(subj.keys, func(k string) bool { return slices.Contains(c.subjKeys, k) }) ||
 						!refMatchesDevice(&p.Devices, d.d) {

@@ -166,6 +166,10 @@ type compiled struct {
 type attrVals struct {
 	key  string
 	vals []string
+	// orig holds the values in the policy's order when that is not
+	// sorted (vals is then a sorted copy), so that policy can rebuild the
+	// selector exactly; nil otherwise.
+	orig []string
 }
 
 type rule struct {
@@ -209,7 +213,11 @@ func compile(p *Policy) *compiled {
 		c.checkDev = len(sel.Attributes) > 1
 		c.attrs = make([]attrVals, len(keys))
 		for i, k := range keys {
-			c.attrs[i] = attrVals{key: k, vals: sortedView(sel.Attributes[k])}
+			v := sel.Attributes[k]
+			c.attrs[i] = attrVals{key: k, vals: sortedView(v)}
+			if !slices.IsSorted(v) {
+				c.attrs[i].orig = v
+			}
 		}
 	}
 	c.ids = sortedView(sel.IDs)
@@ -225,6 +233,40 @@ func compile(p *Policy) *compiled {
 		}
 	}
 	return c
+}
+
+// shed replaces c's policy with a shallow copy without its map of device
+// attributes: c.attrs holds the same keys and values, and a map costs
+// hundreds of bytes per policy. The policy compiled is left as it was (an
+// undo record or a history entry may hold it). Whatever hands c's policy
+// out, or reads its selector, goes through policy, which rebuilds the map.
+func (c *compiled) shed() {
+	if c.p.Devices.Attributes == nil {
+		return
+	}
+	p := *c.p
+	p.Devices.Attributes = nil
+	c.p = &p
+}
+
+// policy returns c's policy as it was compiled: c.p itself, or when shed
+// dropped its map of device attributes, a shallow copy with the map
+// rebuilt from c.attrs. The result shares its slices with c: callers that
+// hand it out clone it.
+func (c *compiled) policy() *Policy {
+	if len(c.attrs) == 0 || c.p.Devices.Attributes != nil {
+		return c.p
+	}
+	p := *c.p
+	p.Devices.Attributes = make(map[string][]string, len(c.attrs))
+	for _, a := range c.attrs {
+		v := a.vals
+		if a.orig != nil {
+			v = a.orig
+		}
+		p.Devices.Attributes[a.key] = v
+	}
+	return &p
 }
 
 // rule returns c's i-th operation rule, 0 <= i < len(c.p.Operations).
@@ -437,6 +479,7 @@ func (st *state) apply(c *Change) {
 		}
 		if !c.Delete {
 			pc := compile(c.Policy)
+			pc.shed()
 			st.policies[c.ID] = pc
 			st.index(pc)
 		}
@@ -670,7 +713,7 @@ func (e *Engine) lookupPolicy(id string) (*Policy, error) {
 	defer e.mu.RUnlock()
 	if e.st != nil {
 		if c := e.st.policies[id]; c != nil {
-			return c.p.clone(), nil
+			return c.policy().clone(), nil
 		}
 	}
 	return nil, fmt.Errorf("%w: policy %q", ErrNotFound, id)
@@ -699,7 +742,7 @@ func (st *state) snapshot() *Snapshot {
 	}
 	sort.Slice(s.Revocations, func(i, j int) bool { return s.Revocations[i].ID < s.Revocations[j].ID })
 	for _, c := range st.policies {
-		s.Policies = append(s.Policies, c.p.clone())
+		s.Policies = append(s.Policies, c.policy().clone())
 	}
 	for _, x := range st.subjects {
 		s.Subjects = append(s.Subjects, x.s.clone())
@@ -746,7 +789,7 @@ func (st *state) current(kind Kind, id string) Change {
 	switch kind {
 	case KindPolicy:
 		if c := st.policies[id]; c != nil {
-			return PutPolicy(c.p)
+			return PutPolicy(c.policy())
 		}
 	case KindSubject:
 		if x := st.subjects[id]; x != nil {
@@ -807,7 +850,7 @@ func (e *Engine) get(kind Kind, id string) (any, error) {
 		switch kind {
 		case KindPolicy:
 			if c := e.st.policies[id]; c != nil {
-				return c.p.clone(), nil
+				return c.policy().clone(), nil
 			}
 		case KindSubject:
 			if x := e.st.subjects[id]; x != nil {

@@ -377,3 +377,47 @@ func TestCreate(t *testing.T) {
 		})
 	}
 }
+
+// TestEnginePolicyAttributesReadBack: a policy selecting devices by
+// attributes (several keys, values out of order) reads back from the
+// engine equal to what was applied, through every way out: lookup,
+// Snapshot, the undo record (current) and a reload of the snapshot.
+func TestEnginePolicyAttributesReadBack(t *testing.T) {
+	newPolicy := func() *Policy {
+		return pol("p1", constrained("set", rangeArg(0, 1, 2)), devices(DeviceSelector{
+			Attributes: map[string][]string{"site": {"roof", "basement"}, "model": {"x"}},
+		}))
+	}
+	var e Engine
+	if err := e.Apply(append(testDirectory(), PutPolicy(newPolicy()))...); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, e *Engine) {
+		t.Helper()
+		want := newPolicy()
+		got, err := e.lookupPolicy("p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("lookup:\n%s", diff)
+		}
+		cur := e.current(KindPolicy, "p1")
+		if diff := cmp.Diff(want, cur.Policy); diff != "" {
+			t.Errorf("current:\n%s", diff)
+		}
+		s := e.Snapshot()
+		if len(s.Policies) != 1 {
+			t.Fatalf("snapshot holds %d policies", len(s.Policies))
+		}
+		if diff := cmp.Diff(want, s.Policies[0]); diff != "" {
+			t.Errorf("snapshot:\n%s", diff)
+		}
+	}
+	check(t, &e)
+	var e2 Engine
+	if err := e2.Load(e.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &e2)
+}

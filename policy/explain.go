@@ -703,7 +703,7 @@ func (s *nearMissSearch) appendFailure(b []byte, bit int, c *compiled) []byte {
 		b = appendPolicySubjects(append(b, "applies to "...), &p.Subjects)
 		return appendSubject(append(b, ", not to "...), s.subj.s)
 	case failDevice:
-		b = appendSelector(append(b, "selects "...), &p.Devices)
+		b = appendSelector(append(b, "selects "...), &c.policy().Devices)
 		return appendDeviceRecord(append(b, ", not "...), s.d.d)
 	case failOperation:
 		var nb [8]string

@@ -208,7 +208,7 @@ func refNearMisses(st *state, subj *subjectEntry, d *deviceEntry, cands []*compi
 // one bit each (failSubject, ...).
 func refFailedMask(c *compiled, subj *subjectEntry, d *deviceEntry, op string, now time.Time) int {
 	m := 0
-	p := c.p
+	p := c.policy() // with its device attributes (see compiled.shed)
 	if !slices.ContainsFunc(subj.keys, func(k string) bool { return slices.Contains(c.subjKeys, k) }) {
 		m |= failSubject
 	}
@@ -255,7 +255,7 @@ func refFailedConditions(c *compiled, m int, subj *subjectEntry, d *deviceEntry,
 			out = append(out, FailedCondition{Condition: cond, Message: fmt.Sprintf(format, args...)})
 		}
 	}
-	p := c.p
+	p := c.policy()
 	add(failSubject, condSubject, "applies to %s, not to %s", refDescribePolicySubjects(&p.Subjects), refDescribeSubject(subj.s))
 	add(failDevice, condDevice, "selects %s, not %s", refDescribeSelector(&p.Devices), refDescribeDeviceRecord(d.d))
 	var names []string

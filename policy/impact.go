@@ -555,8 +555,8 @@ func samePolicy(a, b *compiled) bool {
 	if a == nil || b == nil {
 		return false
 	}
-	ja, err1 := json.Marshal(a.p)
-	jb, err2 := json.Marshal(b.p)
+	ja, err1 := json.Marshal(a.policy())
+	jb, err2 := json.Marshal(b.policy())
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 

@@ -151,15 +151,38 @@ type compiled struct {
 	// keys holds, for each of p.Operations, the canonical JSON of its
 	// constraints ("" when unconstrained); nil when no rule has any. The
 	// rules themselves are p's (see rule), not copied.
-	keys     []string
-	ids, eps []string   // sorted copies of the device selector
-	attrs    []attrVals // sorted by key
+	keys []string
+	// sorted holds sorted copies of the device selector's ids and
+	// endpoint names when the policy does not list them in order; nil
+	// otherwise (the common case), when c reads the policy's own lists
+	// (see sortedIDs).
+	sorted *sortedLists
+	attrs  []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
 	// that removing it does not scan the list: in bySubjKey per subject
 	// key, in byDevKey per device key, then in pair per (subject key,
 	// device key), or in bySubj per subject key, or in byDev per device
 	// key (see slot).
 	pos []int32
+}
+
+// sortedLists holds a device selector's ids and endpoint names, sorted.
+type sortedLists struct{ ids, eps []string }
+
+// sortedIDs returns the device ids c's policy selects, sorted.
+func (c *compiled) sortedIDs() []string {
+	if c.sorted != nil {
+		return c.sorted.ids
+	}
+	return c.p.Devices.IDs
+}
+
+// sortedEPs returns the endpoint names c's policy selects, sorted.
+func (c *compiled) sortedEPs() []string {
+	if c.sorted != nil {
+		return c.sorted.eps
+	}
+	return c.p.Devices.EndpointNames
 }
 
 // attrVals is one attribute of a device selector and its values, sorted.
@@ -220,8 +243,9 @@ func compile(p *Policy) *compiled {
 			}
 		}
 	}
-	c.ids = sortedView(sel.IDs)
-	c.eps = sortedView(sel.EndpointNames)
+	if !slices.IsSorted(sel.IDs) || !slices.IsSorted(sel.EndpointNames) {
+		c.sorted = &sortedLists{ids: sortedView(sel.IDs), eps: sortedView(sel.EndpointNames)}
+	}
 
 	for i, r := range p.Operations {
 		if len(r.Constraints) > 0 {
@@ -292,11 +316,11 @@ func (c *compiled) matchesDevice(d *deviceEntry) bool {
 	if c.p.Devices.All {
 		return true
 	}
-	if _, ok := slices.BinarySearch(c.ids, d.d.ID); ok {
+	if _, ok := slices.BinarySearch(c.sortedIDs(), d.d.ID); ok {
 		return true
 	}
 	if d.d.EndpointName != "" {
-		if _, ok := slices.BinarySearch(c.eps, d.d.EndpointName); ok {
+		if _, ok := slices.BinarySearch(c.sortedEPs(), d.d.EndpointName); ok {
 			return true
 		}
 	}

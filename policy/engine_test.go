@@ -421,3 +421,30 @@ func TestEnginePolicyAttributesReadBack(t *testing.T) {
 	}
 	check(t, &e2)
 }
+
+// TestSelectorListsOutOfOrder: a policy whose device ids or endpoint
+// names are not listed in order selects every device it names, as one
+// listing them in order does (the compiled policy searches sorted lists),
+// also when the lists are too long for the pair index, so that the policy
+// is indexed by subject and its devices checked.
+func TestSelectorListsOutOfOrder(t *testing.T) {
+	many := names("ep-", indexPairLimit)
+	for _, sel := range []DeviceSelector{
+		{EndpointNames: []string{"pump-1", "hvac-2", "hvac-1"}},
+		{EndpointNames: []string{"hvac-1", "hvac-2", "pump-1"}},
+		{IDs: []string{dev2, dev1}, EndpointNames: []string{"pump-1", "hvac-2"}},
+		{EndpointNames: append(slices.Clone(many), "pump-1", "hvac-2", "hvac-1")},
+		{EndpointNames: slices.Sorted(slices.Values(append(slices.Clone(many), "pump-1", "hvac-2", "hvac-1")))},
+		{IDs: []string{dev2, dev1}, EndpointNames: append(slices.Clone(many), "pump-1", "hvac-2")},
+	} {
+		var e Engine
+		if err := e.Apply(append(testDirectory(), PutPolicy(pol("p1", devices(sel))))...); err != nil {
+			t.Fatal(err)
+		}
+		for _, aud := range []string{"ep:hvac-1", "ep:hvac-2", "ep:pump-1"} {
+			if err := decide(t, &e, aud, "read"); err != nil {
+				t.Errorf("%v %v, %s: %v", sel.IDs, sel.EndpointNames[len(sel.EndpointNames)-2:], aud, err)
+			}
+		}
+	}
+}

@@ -498,10 +498,10 @@ func (c *impactCalc) relevance() {
 				c.subjRel[k] = true
 				c.byKey[i][k] = append(c.byKey[i][k], p)
 			}
-			for _, id := range p.ids {
+			for _, id := range p.p.Devices.IDs {
 				c.devIDs[id] = true
 			}
-			for _, ep := range p.eps {
+			for _, ep := range p.p.Devices.EndpointNames {
 				c.devEPs[ep] = true
 			}
 			for _, a := range p.attrs {
@@ -901,9 +901,9 @@ func describeDevice(e *deviceEntry, involved []*compiled) string {
 		switch {
 		case p.p.Devices.All:
 			r = "all devices"
-		case slices.Contains(p.ids, e.d.ID):
+		case slices.Contains(p.p.Devices.IDs, e.d.ID):
 			r = "id:" + e.d.ID
-		case e.d.EndpointName != "" && slices.Contains(p.eps, e.d.EndpointName):
+		case e.d.EndpointName != "" && slices.Contains(p.p.Devices.EndpointNames, e.d.EndpointName):
 			r = "ep:" + e.d.EndpointName
 		case len(p.attrs) > 0:
 			var kv []string

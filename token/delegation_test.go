@@ -161,7 +161,7 @@ func TestDelegateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRequest: %v", err)
 			}
-			c, err := token.ParseChain(sr.UnverifiedChain())
+			c, err := token.ParseChain(sr.Chain().Bytes())
 			if err != nil || c.Len() != 2 || sr.Chain().Len() != 2 {
 				t.Fatalf("ParseChain of the request's chain: %v", err)
 			}

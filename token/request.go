@@ -194,12 +194,6 @@ func decodeOperation(raw []byte) (Operation, error) {
 // that must have signed the request.
 func (r *SignedRequest) UnverifiedToken() []byte { return bytes.Clone(r.req.Token) }
 
-// UnverifiedChain returns the encoded delegation chain carried in the
-// request ([ParseChain] reads it), or nil when the bundle has 3 elements,
-// not yet verified: verify it with [Chain.Verify] below the verified token
-// to learn the key that must have signed the request.
-func (r *SignedRequest) UnverifiedChain() []byte { return bytes.Clone(r.req.Chain) }
-
 // Chain returns the delegation chain carried in the request as
 // [ParseRequest] parsed it (strictly, as [ParseChain] does), or nil when
 // the bundle has 3 elements. It is not verified: verify it with

@@ -109,41 +109,6 @@ func BenchmarkMillion(b *testing.B) {
 	})
 
 	b.Run("explain", func(b *testing.B) {
-		e := loadOnce(b)
-		denied := benchRequest()
-		denied.Operations = []string{"read", "op-none"}
-		for _, c := range []struct {
-			name string
-			r    *Request
-		}{{"allowed", benchRequest()}, {"denied", denied}} {
-			b.Run(c.name, func(b *testing.B) {
-				if d, _ := e.Decide(c.r); d.Allowed != (c.name == "allowed") {
-					b.Fatalf("decision %+v", d)
-				}
-				var tDecide, tExplain time.Duration
-				const batch = 64
-				k := 0
-				for b.Loop() {
-					start := time.Now()
-					for range batch {
-						e.Decide(c.r)
-					}
-					mid := time.Now()
-					for range batch {
-						if _, err := e.Explain(c.r); err != nil {
-							b.Fatal(err)
-						}
-					}
-					tExplain += time.Since(mid)
-					tDecide += mid.Sub(start)
-					k += batch
-				}
-				nsD := float64(tDecide.Nanoseconds()) / float64(k)
-				nsX := float64(tExplain.Nanoseconds()) / float64(k)
-				b.ReportMetric(nsD, "ns/decide")
-				b.ReportMetric(nsX, "ns/explain")
-				b.ReportMetric(nsX/nsD, "explain/decide")
-			})
-		}
+		benchExplainVsDecide(b, loadOnce(b), "")
 	})
 }

@@ -36,43 +36,51 @@ func BenchmarkEngineMemory(b *testing.B) {
 // one, whose pairs look for near misses. It reports both and their ratio
 // (target: a few times a decision).
 func BenchmarkExplain(b *testing.B) {
-	denied := benchRequest()
-	denied.Operations = []string{"read", "op-none"}
 	for _, n := range []int{1000, 100000} {
 		e := benchEngine(b, n)
-		for _, c := range []struct {
-			name string
-			r    *Request
-		}{{"allowed", benchRequest()}, {"denied", denied}} {
-			b.Run(fmt.Sprintf("policies=%d/%s", n, c.name), func(b *testing.B) {
-				if d, _ := e.Decide(c.r); d.Allowed != (c.name == "allowed") {
-					b.Fatalf("decision %+v", d)
+		benchExplainVsDecide(b, e, fmt.Sprintf("policies=%d/", n))
+	}
+}
+
+// benchExplainVsDecide runs, as sub-benchmarks prefix+"allowed" and
+// prefix+"denied", Explain against Decide on e, interleaved in batches:
+// for the benchmark's allowed request and for a denied one, whose pairs
+// look for near misses. It reports both costs and their ratio.
+func benchExplainVsDecide(b *testing.B, e *Engine, prefix string) {
+	denied := benchRequest()
+	denied.Operations = []string{"read", "op-none"}
+	for _, c := range []struct {
+		name string
+		r    *Request
+	}{{"allowed", benchRequest()}, {"denied", denied}} {
+		b.Run(prefix+c.name, func(b *testing.B) {
+			if d, _ := e.Decide(c.r); d.Allowed != (c.name == "allowed") {
+				b.Fatalf("decision %+v", d)
+			}
+			var tDecide, tExplain time.Duration
+			const batch = 64
+			k := 0
+			for b.Loop() {
+				start := time.Now()
+				for range batch {
+					e.Decide(c.r)
 				}
-				var tDecide, tExplain time.Duration
-				const batch = 64
-				k := 0
-				for b.Loop() {
-					start := time.Now()
-					for range batch {
-						e.Decide(c.r)
+				mid := time.Now()
+				for range batch {
+					if _, err := e.Explain(c.r); err != nil {
+						b.Fatal(err)
 					}
-					mid := time.Now()
-					for range batch {
-						if _, err := e.Explain(c.r); err != nil {
-							b.Fatal(err)
-						}
-					}
-					tExplain += time.Since(mid)
-					tDecide += mid.Sub(start)
-					k += batch
 				}
-				nsD := float64(tDecide.Nanoseconds()) / float64(k)
-				nsX := float64(tExplain.Nanoseconds()) / float64(k)
-				b.ReportMetric(nsD, "ns/decide")
-				b.ReportMetric(nsX, "ns/explain")
-				b.ReportMetric(nsX/nsD, "explain/decide")
-			})
-		}
+				tExplain += time.Since(mid)
+				tDecide += mid.Sub(start)
+				k += batch
+			}
+			nsD := float64(tDecide.Nanoseconds()) / float64(k)
+			nsX := float64(tExplain.Nanoseconds()) / float64(k)
+			b.ReportMetric(nsD, "ns/decide")
+			b.ReportMetric(nsX, "ns/explain")
+			b.ReportMetric(nsX/nsD, "explain/decide")
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package policy_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,15 +12,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/securedeviceaccess/sda/internal/loadgen"
 	"github.com/securedeviceaccess/sda/policy"
 	"github.com/securedeviceaccess/sda/policy/policyprom"
 	"github.com/securedeviceaccess/sda/token"
@@ -108,41 +104,31 @@ func benchHTTPIssue(b *testing.B, st policy.Store) {
 	raw := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		policy.TokenPath, ln.Addr(), secret, len(body), body))
 
-	conns := make([]*benchConn, httpBenchClients)
+	conns := make([]*loadgen.Conn, httpBenchClients)
 	for i := range conns {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := loadgen.Dial(ln.Addr().String())
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		conns[i] = &benchConn{c: c, r: bufio.NewReaderSize(c, 4096)}
+		conns[i] = c
 	}
 
 	digest := sha256.Sum256([]byte("benchmark"))
 	run := func(total int, f func(i int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var failed atomic.Value
-		start := time.Now()
-		for i := range httpBenchClients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(total) {
-					if err := f(i); err != nil {
-						failed.Store(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err, ok := failed.Load().(error); ok {
+		d, err := loadgen.Run(httpBenchClients, total, f)
+		if err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(start)
+		return d
 	}
-	post := func(i int) error { return conns[i].roundTrip(raw) }
+	post := func(i int) error {
+		status, body, err := conns[i].RoundTrip(raw)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", status, body)
+		}
+		return err
+	}
 	sign := func(int) error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
 	if err := post(0); err != nil { // check the set-up before measuring
 		b.Fatal(err)
@@ -161,45 +147,4 @@ func benchHTTPIssue(b *testing.B, st policy.Store) {
 	b.ReportMetric(tokensPerSec, "tokens/s")
 	b.ReportMetric(signsPerSec, "signs/s")
 	b.ReportMetric(tokensPerSec/signsPerSec, "ratio-http/sign")
-}
-
-// benchConn is one persistent client connection of BenchmarkHTTPIssue.
-type benchConn struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-// roundTrip writes the pre-encoded request raw and reads one response,
-// which must be 200 with a Content-Length (the service's token answer).
-func (bc *benchConn) roundTrip(raw []byte) error {
-	if _, err := bc.c.Write(raw); err != nil {
-		return err
-	}
-	status, err := bc.r.ReadSlice('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(string(status), "HTTP/1.1 200 ") {
-		return fmt.Errorf("status line %q", status)
-	}
-	length := -1
-	for {
-		line, err := bc.r.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(line) <= 2 {
-			break
-		}
-		if name, value, ok := strings.Cut(string(line), ":"); ok && strings.EqualFold(name, "Content-Length") {
-			if length, err = strconv.Atoi(strings.TrimSpace(value)); err != nil {
-				return err
-			}
-		}
-	}
-	if length < 0 {
-		return fmt.Errorf("no Content-Length in the answer")
-	}
-	_, err = bc.r.Discard(length)
-	return err
 }

@@ -391,7 +391,7 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 		return nil, err
 	}
 	start = s.metricsStart()
-	b, err := token.Issue(claims, s.Signer, &token.IssueOptions{Profile: s.Profile, KeyID: s.KeyID, Rand: s.Rand})
+	b, rh, err := token.IssueWithRevocationHash(claims, s.Signer, &token.IssueOptions{Profile: s.Profile, KeyID: s.KeyID, Rand: s.Rand})
 	if s.Metrics != nil {
 		s.Metrics.Signing(time.Since(start))
 	}
@@ -400,7 +400,7 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	}
 	// The owner must see every token handed out: the record is committed
 	// before the token leaves, or the token is dropped.
-	rec, err := s.issuedRecord(b, claims)
+	rec, err := s.issuedRecord(b, rh, claims)
 	if err != nil {
 		return nil, err
 	}
@@ -413,12 +413,9 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 	return &IssuedToken{Token: b, Claims: claims, Decision: dec}, nil
 }
 
-// issuedRecord returns the ledger's record of the token b with claims.
-func (s *Service) issuedRecord(b []byte, claims *token.Claims) (*IssuedRecord, error) {
-	rh, err := token.RevocationHash(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: revocation hash of the issued token: %v", ErrUnavailable, err)
-	}
+// issuedRecord returns the ledger's record of the token b with claims and
+// revocation hash rh.
+func (s *Service) issuedRecord(b []byte, rh [32]byte, claims *token.Claims) (*IssuedRecord, error) {
 	kid, err := s.anchorKeyID()
 	if err != nil {
 		return nil, err

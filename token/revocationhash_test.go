@@ -212,3 +212,50 @@ func ExampleRevocationHash() {
 	// id: 64 hex digits
 	// same hash: true
 }
+
+// IssueWithRevocationHash returns the token Issue would and, with it, the
+// hash RevocationHash computes from it, for every algorithm and profile,
+// with and without a kid; an error is Issue's.
+func TestIssueWithRevocationHash(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		curve   string
+		profile token.Profile
+		kid     []byte
+	}{
+		{"v1 ES256", "P-256", token.ProfileV1, nil},
+		{"v2 ES256 kid", "P-256", token.ProfileV2, []byte("k1")},
+		{"v2 ES384", "P-384", token.ProfileV2, nil},
+		{"v2 EdDSA kid", "Ed25519", token.ProfileV2, []byte("k2")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			anchor, claims := revocationClaims(t)
+			anchor = newKey(t, tc.curve)
+			claims.ID = []byte{1, 2, 3, 4}
+			opts := &token.IssueOptions{Profile: tc.profile, KeyID: tc.kid}
+			tok, hash, err := token.IssueWithRevocationHash(claims, anchor, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := token.RevocationHash(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hash != want {
+				t.Fatalf("hash %x, want RevocationHash of the token %x", hash, want)
+			}
+			if _, err := token.Parse(tok); err != nil {
+				t.Fatalf("the token does not parse: %v", err)
+			}
+		})
+	}
+	t.Run("error", func(t *testing.T) {
+		anchor, claims := revocationClaims(t)
+		opts := &token.IssueOptions{Profile: token.ProfileV1, KeyID: []byte("k")}
+		_, errIssue := token.Issue(claims, anchor, opts)
+		tok, hash, err := token.IssueWithRevocationHash(claims, anchor, opts)
+		if !errors.Is(err, token.ErrInvalid) || !errors.Is(errIssue, token.ErrInvalid) || tok != nil || hash != [32]byte{} {
+			t.Fatalf("got %x %x %v, want nothing and ErrInvalid as Issue (%v)", tok, hash, err, errIssue)
+		}
+	})
+}

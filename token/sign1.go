@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"strings"
@@ -256,6 +257,13 @@ func signSign1(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.
 // signSign1AAD is signSign1 with external additional data (RFC 9052
 // section 4.3) in the signed structure.
 func signSign1AAD(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader, limit int, externalAAD []byte) ([]byte, error) {
+	return signSign1Hash(prefix, payload, signer, kid, rnd, limit, externalAAD, nil)
+}
+
+// signSign1Hash is signSign1AAD that, when tbsHash is not nil, sets it to
+// the SHA-256 of the ToBeSigned it signs (for a token, whose external
+// data is empty, its revocation hash) once the message is signed.
+func signSign1Hash(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd io.Reader, limit int, externalAAD []byte, tbsHash *[32]byte) ([]byte, error) {
 	if signer == nil {
 		return nil, invalid("nil signer")
 	}
@@ -271,9 +279,13 @@ func signSign1AAD(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd 
 	if limit > 0 && size > limit {
 		return nil, invalid("a message of %d bytes exceeds %d", size, limit)
 	}
-	sig, err := sign(signer, alg, sigStructure(protected, externalAAD, payload), rnd)
+	tbs := sigStructure(protected, externalAAD, payload)
+	sig, err := sign(signer, alg, tbs, rnd)
 	if err != nil {
 		return nil, err
+	}
+	if tbsHash != nil {
+		*tbsHash = sha256.Sum256(tbs)
 	}
 	out := make([]byte, 0, size)
 	out = append(out, prefix...)

@@ -28,6 +28,25 @@ type IssueOptions struct {
 // found before the key is asked to sign (a signature has the fixed size of
 // its algorithm).
 func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
+	return issue(c, key, opts, nil)
+}
+
+// IssueWithRevocationHash is [Issue] that also returns the token's
+// revocation hash (see [RevocationHash]), computed from the ToBeSigned it
+// signs rather than by parsing the token again: for an issuer that
+// records every token by that hash. On error it returns Issue's error and
+// neither a token nor a hash.
+func IssueWithRevocationHash(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, [32]byte, error) {
+	var hash [32]byte
+	tok, err := issue(c, key, opts, &hash)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	return tok, hash, nil
+}
+
+// issue is Issue; when hash is not nil it receives the revocation hash.
+func issue(c *Claims, key crypto.Signer, opts *IssueOptions, hash *[32]byte) ([]byte, error) {
 	if c == nil {
 		return nil, invalid("nil claims")
 	}
@@ -55,7 +74,7 @@ func Issue(c *Claims, key crypto.Signer, opts *IssueOptions) ([]byte, error) {
 	}
 	// A token over MaxTokenSize, which Parse (and so every device) would
 	// reject, is refused before the key is asked to sign it.
-	return signSign1(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand, MaxTokenSize)
+	return signSign1Hash(tagCWTPrefix, payload, key, opts.KeyID, opts.Rand, MaxTokenSize, nil, hash)
 }
 
 // Token is an access token that has been parsed strictly but whose

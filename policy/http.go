@@ -242,6 +242,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // (unknown fields, trailing data and wrong types are rejected) and parses
 // the cnf key. Audience and scope limits are checked by [Service.Issue].
 func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
+	return decodeTokenRequestKeys(body, nil)
+}
+
+// decodeTokenRequestKeys is decodeTokenRequest with the cnf key parsed
+// through keys (nil: parsed every time).
+func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessRequest, error) {
 	var j wire.TokenRequest
 	if len(body) > maxTokenBodyBytes {
 		return nil, errTooLarge
@@ -268,7 +274,7 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 	case len(j.Cnf) > maxCnfPEMBytes:
 		f.add("cnf", "longer than %d bytes", maxCnfPEMBytes)
 	default:
-		key, err := token.ParsePublicKeyPEM([]byte(j.Cnf))
+		key, err := keys.parsePEM(j.Cnf)
 		switch {
 		case errors.Is(err, token.ErrWeakKey):
 			f.add("cnf", "%v", cnfKeyError(err))
@@ -315,7 +321,7 @@ func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*tok
 	if err != nil {
 		return nil, Principal{}, err
 	}
-	req, err := decodeTokenRequest(body)
+	req, err := decodeTokenRequestKeys(body, &s.cnfKeys)
 	if err != nil {
 		return nil, Principal{}, err
 	}

@@ -88,6 +88,7 @@ type Service struct {
 
 	httpOnce sync.Once
 	http     *serviceHandlers
+	cnfKeys  cnfKeyCache // tokenreqkeys.go
 
 	syncMu   sync.Mutex
 	engine   Engine

@@ -1,0 +1,151 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// TestCnfKeyCache: the cache of parsed cnf keys returns what
+// token.ParsePublicKeyPEM returns for the same bytes, the same key for
+// the same bytes once cached, the same errors for bad keys (which it does
+// not keep), and holds at most its bound.
+func TestCnfKeyCache(t *testing.T) {
+	newPEM := func(t *testing.T) []byte {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := token.MarshalPublicKeyPEM(&k.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Run("hit", func(t *testing.T) {
+		c := newCnfKeyCache(4)
+		p := newPEM(t)
+		want, err := token.ParsePublicKeyPEM(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k1, err := c.parsePEM(string(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := c.parsePEM(string(append([]byte(nil), p...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want.(*ecdsa.PublicKey).Equal(k1) || k1 != k2 {
+			t.Fatalf("got %v and %v, want the same key %v twice", k1, k2, want)
+		}
+		if c.len() != 1 {
+			t.Fatalf("%d keys cached, want 1", c.len())
+		}
+		// Other bytes for the same key (a trailing newline) are another
+		// entry: the key is the exact bytes.
+		if _, err := c.parsePEM(string(p) + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		if c.len() != 2 {
+			t.Fatalf("%d keys cached, want 2", c.len())
+		}
+	})
+	t.Run("bad keys", func(t *testing.T) {
+		weakDER, err := x509.MarshalPKIXPublicKey(ed25519.PublicKey(append([]byte{1}, make([]byte, 31)...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		weak := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: weakDER})
+		good := newPEM(t)
+		for name, bad := range map[string][]byte{
+			"weak":       weak,
+			"not pem":    []byte("x"),
+			"two blocks": append(append([]byte(nil), good...), good...),
+			"private":    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: weakDER}),
+		} {
+			t.Run(name, func(t *testing.T) {
+				c := newCnfKeyCache(4)
+				_, want := token.ParsePublicKeyPEM(bad)
+				if want == nil {
+					t.Fatal("token.ParsePublicKeyPEM accepts it")
+				}
+				for range 2 {
+					k, err := c.parsePEM(string(bad))
+					if k != nil || err == nil {
+						t.Fatalf("got %v, %v, want an error", k, err)
+					}
+					for _, target := range []error{token.ErrMalformed, token.ErrWeakKey, token.ErrUnsupportedKey} {
+						if errors.Is(err, target) != errors.Is(want, target) {
+							t.Fatalf("errors.Is(%v, %v) = %v, token.ParsePublicKeyPEM's error %v says %v", err, target, !errors.Is(want, target), want, errors.Is(want, target))
+						}
+					}
+				}
+				if c.len() != 0 {
+					t.Fatalf("%d bad keys cached", c.len())
+				}
+			})
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		c := newCnfKeyCache(3)
+		pems := make([][]byte, 10)
+		for i := range pems {
+			pems[i] = newPEM(t)
+			if _, err := c.parsePEM(string(pems[i])); err != nil {
+				t.Fatal(err)
+			}
+			if c.len() > 3 {
+				t.Fatalf("%d keys cached, bound 3", c.len())
+			}
+		}
+		// Evicted or not, every key still parses to itself.
+		for _, p := range pems {
+			want, _ := token.ParsePublicKeyPEM(p)
+			if k, err := c.parsePEM(string(p)); err != nil || !want.(*ecdsa.PublicKey).Equal(k) {
+				t.Fatalf("got %v, %v, want %v", k, err, want)
+			}
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) { // run with -race
+		c := newCnfKeyCache(4)
+		pems := make([][]byte, 8)
+		for i := range pems {
+			pems[i] = newPEM(t)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 50 {
+					p := pems[(g+i)%len(pems)]
+					want, _ := token.ParsePublicKeyPEM(p)
+					if k, err := c.parsePEM(string(p)); err != nil || !want.(*ecdsa.PublicKey).Equal(k) {
+						errs <- fmt.Errorf("got %v, %v, want %v", k, err, want)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if c.len() > 4 {
+			t.Fatalf("%d keys cached, bound 4", c.len())
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string) {
 	if err := svc.Apply(ctx, policy.PutAPIKey(key)); err != nil {
 		b.Fatal(err)
 	}
-	addr := serveBench(b, svc)
+	addr := serveBench(b, "service", svc)
 
 	pemBytes, err := token.MarshalPublicKeyPEM(&pop.PublicKey)
 	if err != nil {
@@ -157,7 +158,7 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string) {
 	if err != nil || status != http.StatusOK {
 		b.Fatalf("set-up request: status %d, %v: %s", status, err, answer)
 	}
-	floorAddr := serveBench(b, floorHandler(answer))
+	floorAddr := serveBench(b, "floor", floorHandler(answer))
 	floor := roundTrip(dialBench(b, floorAddr, clients))
 	digest := sha256.Sum256([]byte("benchmark"))
 	sign := func(int) error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
@@ -210,14 +211,16 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string) {
 }
 
 // serveBench serves h on a loopback port until the benchmark ends and
-// returns its address.
-func serveBench(b *testing.B, h http.Handler) string {
+// returns its address. The server's goroutines carry the profiler label
+// server=name, so that a CPU profile tells the servers apart (go tool
+// pprof -tagfocus server=service).
+func serveBench(b *testing.B, name string, h http.Handler) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
+	go pprof.Do(context.Background(), pprof.Labels("server", name), func(context.Context) { srv.Serve(ln) })
 	b.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }

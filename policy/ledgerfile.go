@@ -81,10 +81,26 @@ func openIssuedLog(path string, now time.Time) (*issuedLog, error) {
 		if err := l.rewrite(); err != nil {
 			return nil, err
 		}
-	} else if l.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
-		return nil, fmt.Errorf("policy: open ledger: %w", err)
+	} else if err = l.openAppend(); err != nil {
+		return nil, err
 	}
 	return l, nil
+}
+
+// openAppend opens the file, as load left it, for appending: l.size is
+// its size, which a failed write cuts the file back to.
+func (l *issuedLog) openAppend() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("policy: open ledger: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("policy: open ledger: %w", err)
+	}
+	l.f, l.size = f, fi.Size()
+	return nil
 }
 
 // load reads the file into l.mem and reports whether it must be rewritten:

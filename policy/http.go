@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,6 +178,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"object":"error","code":500,"type":"internal_server_error","message":"internal error","fields":[],"request_id":""}`, http.StatusInternalServerError)
 		return
 	}
+	writeJSONBytes(w, status, b)
+}
+
+// writeJSONBytes answers with status and the JSON document b.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -297,11 +303,25 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID s
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wire.TokenResponse{
-		AccessToken:  base64.StdEncoding.EncodeToString(tok.Token),
-		GrantedUntil: tok.Claims.Expiry.UTC().Format(time.RFC3339),
-	})
+	writeJSONBytes(w, http.StatusOK, appendTokenResponse(nil, tok.Token, tok.Claims.Expiry))
 	return nil
+}
+
+// appendTokenResponse appends to dst the JSON of wire.TokenResponse for
+// the token tok granted until until, as encoding/json writes it, in one
+// buffer: the base64 alphabet and RFC 3339 times need no escaping.
+func appendTokenResponse(dst, tok []byte, until time.Time) []byte {
+	const (
+		head = `{"access_token":"`
+		mid  = `","granted_until":"`
+		tail = `"}`
+	)
+	dst = slices.Grow(dst, len(head)+base64.StdEncoding.EncodedLen(len(tok))+len(mid)+len(time.RFC3339)+len(tail))
+	dst = append(dst, head...)
+	dst = base64.StdEncoding.AppendEncode(dst, tok)
+	dst = append(dst, mid...)
+	dst = until.UTC().AppendFormat(dst, time.RFC3339)
+	return append(dst, tail...)
 }
 
 // readTokenRequest authenticates the caller of the token endpoint and

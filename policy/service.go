@@ -592,17 +592,18 @@ func (s *Service) audit(ctx context.Context, subject string, req *token.AccessRe
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	// Room for every attribute of an event, allocated once.
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
 		slog.String("subject", subject),
 		slog.Any("aud", req.Audience),
-		slog.String("scope", strings.Join(req.Scope, " ")),
-	}
+		slog.String("scope", strings.Join(req.Scope, " ")))
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))
 	}
 	if err == nil {
 		attrs = append(attrs,
-			slog.String("token_id", fmt.Sprintf("%x", tok.Claims.ID)),
+			slog.String("token_id", hex.EncodeToString(tok.Claims.ID)),
 			slog.Time("expiry", tok.Claims.Expiry),
 			slog.String("granted_scope", tok.Claims.Scope.String()),
 			slog.String("policies", strings.Join(tok.Decision.Policies, ",")))

@@ -1054,8 +1054,17 @@ func TestAuditEvents(t *testing.T) {
 	want(ev, map[string]any{"msg": "sda.token.issued", "level": "INFO", "subject": "alice", "aud": []any{"ep:hvac-1", "ep:hvac-1"},
 		"scope": "read", "request_id": w.Header().Get("X-Request-Id"), "granted_scope": "read", "policies": "p1",
 		"expiry": t0.Add(24 * time.Hour).Format(time.RFC3339)}, "error")
-	if id, _ := ev["token_id"].(string); len(id) != 32 {
-		t.Errorf("token_id = %v, want 16 bytes in hex", ev["token_id"])
+	var answer wire.TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(answer.AccessToken)
+	issued, err := token.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := ev["token_id"].(string); id != hex.EncodeToString(issued.UnverifiedClaims().ID) {
+		t.Errorf("token_id = %v, want the token's cti %x in hex", ev["token_id"], issued.UnverifiedClaims().ID)
 	}
 
 	w = env.do("POST", TokenPath, env.aliceKey, env.tokenBody([]string{"ep:hvac-1"}, "read reboot"))
@@ -1069,7 +1078,7 @@ func TestAuditEvents(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	_, err := env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-2"}, Scope: []string{"write"}, Key: &env.pop.PublicKey})
+	_, err = env.svc.Issue(ctx, "alice", &token.AccessRequest{Audience: []string{"ep:hvac-2"}, Scope: []string{"write"}, Key: &env.pop.PublicKey})
 	if !errors.Is(err, ErrNoAllowPolicy) {
 		t.Fatalf("Issue: %v", err)
 	}

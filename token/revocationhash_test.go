@@ -229,8 +229,8 @@ func TestIssueWithRevocationHash(t *testing.T) {
 		{"v2 EdDSA kid", "Ed25519", token.ProfileV2, []byte("k2")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			anchor, claims := revocationClaims(t)
-			anchor = newKey(t, tc.curve)
+			_, claims := revocationClaims(t)
+			anchor := newKey(t, tc.curve)
 			claims.ID = []byte{1, 2, 3, 4}
 			opts := &token.IssueOptions{Profile: tc.profile, KeyID: tc.kid}
 			tok, hash, err := token.IssueWithRevocationHash(claims, anchor, opts)

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -774,8 +775,29 @@ func FuzzDecodeTokenRequest(f *testing.F) {
 	f.Add([]byte(`{"aud":[1,2]}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"grant_type":"client_credentials","grant_type":"x"}`))
+	keys := newCnfKeyCache(4)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeTokenRequest(body)
+		// Through the cache of cnf keys, twice (the second time from the
+		// cache when the first kept the key): the same outcome.
+		for range 2 {
+			cached, cerr := decodeTokenRequestKeys(body, keys)
+			if fmt.Sprint(cerr) != fmt.Sprint(err) || fmt.Sprintf("%#v", toHTTPError(cerr)) != fmt.Sprintf("%#v", toHTTPError(err)) {
+				t.Fatalf("with the key cache: %v, without: %v", cerr, err)
+			}
+			if (req == nil) != (cached == nil) {
+				t.Fatalf("with the key cache: %+v, without: %+v", cached, req)
+			}
+			if req != nil {
+				a, b := *req, *cached
+				sameKey := a.Key == nil && b.Key == nil ||
+					a.Key != nil && b.Key != nil && a.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(b.Key)
+				a.Key, b.Key = nil, nil
+				if !sameKey || fmt.Sprint(a) != fmt.Sprint(b) {
+					t.Fatalf("with the key cache: %+v, without: %+v", cached, req)
+				}
+			}
+		}
 		if err != nil {
 			var he *httpError
 			var ve *ValidationError

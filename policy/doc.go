@@ -196,7 +196,9 @@
 // directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1); the service keeps up to 1,024 keys
 // it accepted, by their exact PEM bytes, so that a client's key is not
-// parsed again, and parses and checks any other bytes in full. Request bodies are capped (64 KiB for
+// parsed again, and parses and checks any other bytes in full (whether a
+// key was used lately shows in the time a request takes; the keys are
+// public). Request bodies are capped (64 KiB for
 // tokens, 1 MiB for administration), JSON is decoded strictly (unknown
 // fields, wrong types and trailing data are rejected, with a [JSONError]
 // naming the JSON path of the failing value, which the HTTP API returns in

@@ -24,4 +24,9 @@ const (
 	// pruneEvery is how often a Store that adds records deletes the
 	// expired ones.
 	pruneEvery = time.Minute
+	// maxIssuedBatch bounds the records of one batch, one INSERT of
+	// 9 parameters each (PostgreSQL takes at most 65,535).
+	maxIssuedBatch = 256
+	// issuedWriteTimeout bounds the INSERT of one batch of records.
+	issuedWriteTimeout = 30 * time.Second
 )

@@ -21,10 +21,15 @@ type Store struct {
 	q     queries
 	table string // the ledger's table, qualified
 
-	issuedMu    sync.Mutex // guards the fields below
-	issuedCount int64      // records in the ledger when last counted, plus those added since
-	sinceCount  int        // records this Store added since it last counted; -1: not counted yet
-	lastPrune   time.Time
+	issuedMu      sync.Mutex // guards the fields below
+	issuedCount   int64      // records in the ledger when last counted, plus those added since
+	issuedPending int64      // records reserved and not yet written or given up
+	sinceCount    int        // records this Store added since it last counted; -1: not counted yet
+	lastPrune     time.Time
+
+	batchMu sync.Mutex     // guards the fields below
+	queue   []*issuedEntry // records waiting for the next batch of the ledger, oldest first
+	writing bool           // writeIssued runs
 
 	// hook, when set by a test, is called inside Apply's transaction at
 	// the named step: "bumped" after the sequence number was taken,
@@ -40,7 +45,7 @@ type queries struct {
 	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
 	match                                                                  string
 	xactStatus, terminate                                                  string
-	recordIssued, countIssued, pruneIssued                                 string
+	recordIssuedHead, recordIssuedTail, countIssued, pruneIssued           string
 }
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -92,9 +97,9 @@ func newStore(db *sql.DB, schema string) *Store {
 		// terminate ends the server process $1 if it still runs the
 		// transaction whose 32-bit id is $2, and no other.
 		terminate: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid::text = $2`,
-		recordIssued: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
+		// recordIssuedHead, rows of 9 values, then recordIssuedTail.
+		recordIssuedHead: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash) VALUES `,
+		recordIssuedTail: ` ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
 			issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body`,
 		countIssued: `SELECT count(*) FROM ` + t + `sda_issued`,
 		pruneIssued: `DELETE FROM ` + t + `sda_issued WHERE expires_at < $1`,

@@ -15,11 +15,14 @@ import (
 var _ policy.Ledger = (*Store)(nil)
 
 // RecordIssued implements [policy.Ledger]: the record is committed when
-// it returns. Concurrent calls share commits: the records that arrive
-// while one batch is being written gather, in order of arrival, and are
-// written together as the next batch, one multi-row INSERT (at most
-// [maxIssuedBatch] records) committed on its own. So no call waits for
-// more than the batch under way and its own, however many keep arriving.
+// it returns. Concurrent calls share commits: records are written in
+// batches, each one multi-row INSERT (at most [maxIssuedBatch] records)
+// committed on its own, up to [maxIssuedWriters] batches at once, on
+// connections of their own; the records that arrive while that many are
+// being written gather, in order of arrival, and the next free writer
+// takes the oldest. So no call waits for more than the batches under way
+// and its own, however many keep arriving, and a batch that waits (for a
+// lock, say) does not hold the others.
 //
 // A call returns nil only once the server has answered its batch's
 // commit. A batch that fails fails every call in it with an error matching
@@ -54,8 +57,8 @@ func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now 
 	}
 	s.batchMu.Lock()
 	s.queue = append(s.queue, e)
-	if !s.writing {
-		s.writing = true
+	if s.writers < s.maxWriters() {
+		s.writers++
 		go s.writeIssued()
 	}
 	s.batchMu.Unlock()
@@ -89,9 +92,17 @@ type issuedEntry struct {
 	err            error
 }
 
+// maxWriters returns how many batches may be written at once.
+func (s *Store) maxWriters() int {
+	if s.issuedWriters > 0 {
+		return s.issuedWriters
+	}
+	return maxIssuedWriters
+}
+
 // writeIssued writes the queued records, batch after batch, each taking
-// the oldest queued records, until none is left. One runs at a time
-// (Store.writing).
+// the oldest queued records, until none is left. Up to maxWriters run at
+// once (Store.writers), each writing its batch on a connection of its own.
 func (s *Store) writeIssued() {
 	for {
 		s.batchMu.Lock()
@@ -113,7 +124,7 @@ func (s *Store) writeIssued() {
 			s.queue = nil // let the array go
 		}
 		if len(batch) == 0 {
-			s.writing = false
+			s.writers--
 			s.batchMu.Unlock()
 			return
 		}

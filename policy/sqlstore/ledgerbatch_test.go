@@ -19,7 +19,8 @@ import (
 // it back lets them through.
 
 // openLedger opens a store on a fresh schema and records one token in it,
-// so that its first count and pruning are done.
+// so that its first count and pruning are done. The store writes one
+// batch at a time, so that calls gather behind a blocked one.
 func openLedger(t *testing.T) (*sql.DB, *Store, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -31,6 +32,7 @@ func openLedger(t *testing.T) (*sql.DB, *Store, string) {
 	if err := s.RecordIssued(ctx, ledgerRecord(200, "alice", lt0), lt0, 1000); err != nil {
 		t.Fatal(err)
 	}
+	s.issuedWriters = 1
 	return db, s, schema
 }
 
@@ -168,6 +170,27 @@ func TestRecordIssuedGroupCommit(t *testing.T) {
 		}
 		if sub != "bob" && sub != "carol" {
 			t.Fatalf("subject %q", sub)
+		}
+	})
+	t.Run("a blocked batch does not hold the next", func(t *testing.T) {
+		_, s, schema := openLedger(t)
+		s.issuedWriters = 0 // the default
+		admin := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+		release := lockIssued(t, schema)
+		first := make(chan error, 1)
+		go func() { first <- s.RecordIssued(ctx, ledgerRecord(0, "alice", lt0), lt0, 1000) }()
+		waitFor(t, "the first INSERT to wait for the lock", func() bool { return lockWaiters(t, admin, schema) >= 1 })
+		if err := s.RecordIssued(ctx, ledgerRecord(1, "alice", lt0), lt0, 1000); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-first:
+			t.Fatalf("the blocked call returned %v", err)
+		default:
+		}
+		release()
+		if err := <-first; err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("a failed batch fails every caller in it", func(t *testing.T) {

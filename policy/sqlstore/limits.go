@@ -27,6 +27,8 @@ const (
 	// maxIssuedBatch bounds the records of one batch, one INSERT of
 	// 9 parameters each (PostgreSQL takes at most 65,535).
 	maxIssuedBatch = 256
+	// maxIssuedWriters bounds the batches of records written at once.
+	maxIssuedWriters = 4
 	// issuedWriteTimeout bounds the INSERT of one batch of records.
 	issuedWriteTimeout = 30 * time.Second
 )

@@ -29,7 +29,10 @@ type Store struct {
 
 	batchMu sync.Mutex     // guards the fields below
 	queue   []*issuedEntry // records waiting for the next batch of the ledger, oldest first
-	writing bool           // writeIssued runs
+	writers int            // writeIssued goroutines running
+
+	// issuedWriters, when set by a test, replaces maxIssuedWriters.
+	issuedWriters int
 
 	// hook, when set by a test, is called inside Apply's transaction at
 	// the named step: "bumped" after the sequence number was taken,

@@ -32,3 +32,7 @@ const (
 	// issuedWriteTimeout bounds the INSERT of one batch of records.
 	issuedWriteTimeout = 30 * time.Second
 )
+
+// snapshotChunkRecords is how many records Snapshot hands to one decoding
+// goroutine at a time.
+const snapshotChunkRecords = 512

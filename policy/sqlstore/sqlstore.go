@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
+	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -93,7 +96,10 @@ func newStore(db *sql.DB, schema string) *Store {
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
 		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
 		changes:  `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
-		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted ORDER BY kind, id`,
+		// snapshot reads in the table's order, without a sort on the
+		// server (which spills to disk at a million records):
+		// readSnapshot sorts by id.
+		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted`,
 		// xactStatus is "committed", "aborted", "in progress" or NULL (a
 		// transaction too old to be known).
 		xactStatus: `SELECT pg_xact_status($1::xid8)`,
@@ -353,41 +359,138 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 	if err := tx.QueryRowContext(ctx, s.q.metaSeq).Scan(&snap.Seq); err != nil {
 		return nil, mapErr(err)
 	}
-	rows, err := tx.QueryContext(ctx, s.q.snapshot)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var kind string
-		var body []byte
-		if err := rows.Scan(&kind, &body); err != nil {
-			return nil, mapErr(err)
-		}
-		c, err := policy.DecodeChange(policy.Kind(kind), body)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: stored record: %w", err)
-		}
-		switch {
-		case c.Policy != nil:
-			snap.Policies = append(snap.Policies, c.Policy)
-		case c.Subject != nil:
-			snap.Subjects = append(snap.Subjects, c.Subject)
-		case c.Device != nil:
-			snap.Devices = append(snap.Devices, c.Device)
-		case c.APIKey != nil:
-			snap.APIKeys = append(snap.APIKeys, c.APIKey)
-		case c.Revocation != nil:
-			snap.Revocations = append(snap.Revocations, c.Revocation)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+	if err := s.readSnapshot(ctx, tx, snap); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, mapErr(err)
 	}
 	return snap, nil
+}
+
+// snapshotChunk is a run of records read for Snapshot, decoded by a
+// goroutine of its own.
+type snapshotChunk struct {
+	kinds  []policy.Kind
+	ends   []int  // the end of each record's body in buf
+	buf    []byte // the bodies, one after the other
+	out    []policy.Change
+	err    error
+	n      int // records in the chunk
+	decode sync.WaitGroup
+}
+
+// readSnapshot reads the live records into snap, each kind sorted by id.
+// It reads rows on this
+// goroutine and hands them in chunks of [snapshotChunkRecords] to up to
+// GOMAXPROCS goroutines that decode them (strictly, as DecodeChange does),
+// so that decoding runs alongside reading and on every core; the records
+// keep the query's order.
+func (s *Store) readSnapshot(ctx context.Context, tx *sql.Tx, snap *policy.Snapshot) error {
+	rows, err := tx.QueryContext(ctx, s.q.snapshot)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer rows.Close()
+	var (
+		chunks  []*snapshotChunk
+		workers = make(chan struct{}, runtime.GOMAXPROCS(0))
+		cur     = &snapshotChunk{}
+	)
+	// Every decoding goroutine ends before readSnapshot returns.
+	defer func() {
+		for _, c := range chunks {
+			c.decode.Wait()
+		}
+	}()
+	dispatch := func(c *snapshotChunk) {
+		chunks = append(chunks, c)
+		c.decode.Add(1)
+		workers <- struct{}{}
+		go func() {
+			defer c.decode.Done()
+			defer func() { <-workers }()
+			c.decodeAll()
+		}()
+	}
+	for rows.Next() {
+		var kind, body sql.RawBytes
+		if err := rows.Scan(&kind, &body); err != nil {
+			return mapErr(err)
+		}
+		cur.kinds = append(cur.kinds, kindOf(kind))
+		cur.buf = append(cur.buf, body...)
+		cur.ends = append(cur.ends, len(cur.buf))
+		if cur.n++; cur.n == snapshotChunkRecords {
+			dispatch(cur)
+			cur = &snapshotChunk{}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return mapErr(err)
+	}
+	if cur.n > 0 {
+		dispatch(cur)
+	}
+	for _, c := range chunks {
+		c.decode.Wait()
+		if c.err != nil {
+			return fmt.Errorf("sqlstore: stored record: %w", c.err)
+		}
+		for i := range c.out {
+			switch ch := &c.out[i]; {
+			case ch.Policy != nil:
+				snap.Policies = append(snap.Policies, ch.Policy)
+			case ch.Subject != nil:
+				snap.Subjects = append(snap.Subjects, ch.Subject)
+			case ch.Device != nil:
+				snap.Devices = append(snap.Devices, ch.Device)
+			case ch.APIKey != nil:
+				snap.APIKeys = append(snap.APIKeys, ch.APIKey)
+			case ch.Revocation != nil:
+				snap.Revocations = append(snap.Revocations, ch.Revocation)
+			}
+		}
+		c.out = nil
+	}
+	// By id, bytewise, as the other stores list them, whatever the
+	// database's collation.
+	slices.SortFunc(snap.Policies, func(a, b *policy.Policy) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(snap.Subjects, func(a, b *policy.Subject) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(snap.Devices, func(a, b *policy.Device) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(snap.APIKeys, func(a, b *policy.APIKey) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(snap.Revocations, func(a, b *policy.Revocation) int { return strings.Compare(a.ID, b.ID) })
+	return nil
+}
+
+// decodeAll decodes the chunk's records into out, stopping at the first
+// that fails (err).
+func (c *snapshotChunk) decodeAll() {
+	c.out = make([]policy.Change, c.n)
+	start := 0
+	for i := range c.n {
+		ch, err := policy.DecodeChange(c.kinds[i], c.buf[start:c.ends[i]])
+		if err != nil {
+			c.err, c.out = err, nil
+			return
+		}
+		c.out[i] = ch
+		start = c.ends[i]
+	}
+	c.buf, c.ends, c.kinds = nil, nil, nil
+}
+
+// kinds are the record kinds, which kindOf returns without allocating.
+var kinds = []policy.Kind{policy.KindPolicy, policy.KindSubject, policy.KindDevice, policy.KindAPIKey, policy.KindRevocation}
+
+// kindOf returns the Kind named b.
+func kindOf(b []byte) policy.Kind {
+	for _, k := range kinds {
+		if string(k) == string(b) {
+			return k
+		}
+	}
+	return policy.Kind(b) // unknown: DecodeChange refuses it
 }
 
 // Changes implements [policy.Store]. When nothing changed it costs one

@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,8 +94,8 @@ func newStore(db *sql.DB, schema string) *Store {
 		match: `SELECT 1 FROM ` + t + `sda_records WHERE kind = $1 AND id = $2 AND NOT deleted AND body = $3::jsonb`,
 		tombstone: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, true, NULL, NULL)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
-		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
-		changes:  `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
+		metaSeq: `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
+		changes: `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
 		// snapshot reads in the table's order, without a sort on the
 		// server (which spills to disk at a million records):
 		// readSnapshot sorts by id.

@@ -393,9 +393,17 @@ func (s *Store) readSnapshot(ctx context.Context, tx *sql.Tx, snap *policy.Snaps
 	}
 	defer rows.Close()
 	var (
-		chunks  []*snapshotChunk
-		workers = make(chan struct{}, runtime.GOMAXPROCS(0))
-		cur     = &snapshotChunk{}
+		chunks   []*snapshotChunk
+		workers  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		bufSize  = 64 << 10
+		newChunk = func() *snapshotChunk {
+			return &snapshotChunk{
+				kinds: make([]policy.Kind, 0, snapshotChunkRecords),
+				ends:  make([]int, 0, snapshotChunkRecords),
+				buf:   make([]byte, 0, bufSize),
+			}
+		}
+		cur = newChunk()
 	)
 	// Every decoding goroutine ends before readSnapshot returns.
 	defer func() {
@@ -422,8 +430,9 @@ func (s *Store) readSnapshot(ctx context.Context, tx *sql.Tx, snap *policy.Snaps
 		cur.buf = append(cur.buf, body...)
 		cur.ends = append(cur.ends, len(cur.buf))
 		if cur.n++; cur.n == snapshotChunkRecords {
+			bufSize = max(bufSize, len(cur.buf)+len(cur.buf)/8) // the next chunk's bodies are likely of the same size
 			dispatch(cur)
-			cur = &snapshotChunk{}
+			cur = newChunk()
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -193,6 +193,47 @@ func TestRecordIssuedGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("batches take the oldest calls first", func(t *testing.T) {
+		_, s, schema := openLedger(t)
+		other := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+		admin := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+		release := lockIssued(t, schema)
+		const queued = maxIssuedBatch + 10
+		errs := make(chan error, queued+1)
+		go func() { errs <- s.RecordIssued(ctx, ledgerRecord(0, "alice", lt0), lt0, 1000) }()
+		waitFor(t, "the first INSERT to wait for the lock", func() bool { return lockWaiters(t, admin, schema) >= 1 })
+		// One at a time, so that the order of arrival is known.
+		for i := 1; i <= queued; i++ {
+			go func() { errs <- s.RecordIssued(ctx, ledgerRecord(i, "alice", lt0), lt0, 1000) }()
+			waitFor(t, fmt.Sprintf("call %d to queue", i), func() bool { return s.issuedQueued() == i })
+		}
+		release()
+		for range queued + 1 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		xmin := func(i int) string {
+			var x string
+			if err := other.QueryRow(`SELECT xmin::text FROM "`+schema+`".sda_issued WHERE cti = $1`, ledgerRecord(i, "", lt0).TokenID).Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		first, second := xmin(1), xmin(maxIssuedBatch+1)
+		for i := 1; i <= queued; i++ {
+			want := first
+			if i > maxIssuedBatch {
+				want = second
+			}
+			if got := xmin(i); got != want {
+				t.Fatalf("call %d committed in transaction %s, want %s: batches did not take the oldest calls", i, got, want)
+			}
+		}
+		if first == second {
+			t.Fatalf("%d calls in one batch", queued)
+		}
+	})
 	t.Run("a failed batch fails every caller in it", func(t *testing.T) {
 		db, s, schema := openLedger(t)
 		other := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))

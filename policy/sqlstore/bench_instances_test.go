@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -119,15 +118,6 @@ func benchInstances(b *testing.B, n int, staleness time.Duration) {
 			b.Fatal(err)
 		}
 	}
-	digest := sha256.Sum256([]byte("benchmark"))
-	sign := func(int) error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
-	run := func(total int, f func(i int) error) time.Duration {
-		d, err := loadgen.Run(httpBenchClients, total, f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return d
-	}
 
 	// The admin writes and the instances' attempts to see them.
 	var (
@@ -200,25 +190,16 @@ func benchInstances(b *testing.B, n int, staleness time.Duration) {
 		}
 	}()
 
-	total := 0
-	var tHTTP, tSign time.Duration
-	for b.Loop() {
-		const batch = 64
-		tHTTP += run(batch, post)
-		tSign += run(batch, sign)
-		total += batch
-	}
+	err = measureIssue(b, anchor, post)
 	close(stop)
 	<-stopped
 	polls.Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if firstErr != nil {
 		b.Fatal(firstErr)
 	}
-	tokensPerSec := float64(total) / tHTTP.Seconds()
-	signsPerSec := float64(total) / tSign.Seconds()
-	b.ReportMetric(tokensPerSec, "tokens/s")
-	b.ReportMetric(signsPerSec, "signs/s")
-	b.ReportMetric(tokensPerSec/signsPerSec, "ratio-http/sign")
 	if len(effect) > 0 {
 		slices.Sort(effect)
 		q := func(f float64) float64 {

@@ -144,6 +144,25 @@ func serve(b *testing.B, h http.Handler) string {
 	return ln.Addr().String()
 }
 
+// measureIssue calls post from httpBenchClients goroutines and, in turn
+// with it in batches of 64, ecdsa.SignASN1 with anchor, until the
+// benchmark ends; it reports tokens/s, signs/s and their ratio
+// ratio-http/sign.
+func measureIssue(b *testing.B, anchor *ecdsa.PrivateKey, post func(client int) error) error {
+	digest := sha256.Sum256([]byte("benchmark"))
+	sign := func(int) error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
+	tHTTP, tSign, total, err := loadgen.Interleave(httpBenchClients, 64, b.Loop, post, sign)
+	if err != nil {
+		return err
+	}
+	tokensPerSec := float64(total) / tHTTP.Seconds()
+	signsPerSec := float64(total) / tSign.Seconds()
+	b.ReportMetric(tokensPerSec, "tokens/s")
+	b.ReportMetric(signsPerSec, "signs/s")
+	b.ReportMetric(tokensPerSec/signsPerSec, "ratio-http/sign")
+	return nil
+}
+
 // BenchmarkHTTPIssue measures token issuance over HTTP on loopback with
 // the PostgreSQL store as the Service's Store and Ledger, served the way
 // sdactl authserver serves it and as policy's BenchmarkHTTPIssue does:
@@ -205,31 +224,12 @@ func BenchmarkHTTPIssue(b *testing.B) {
 				}
 				return err
 			}
-			digest := sha256.Sum256([]byte("benchmark"))
-			sign := func(int) error { _, err := ecdsa.SignASN1(rand.Reader, anchor, digest[:]); return err }
-			run := func(total int, f func(i int) error) time.Duration {
-				d, err := loadgen.Run(httpBenchClients, total, f)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return d
-			}
 			if err := post(0); err != nil { // check the set-up before measuring
 				b.Fatal(err)
 			}
-			total := 0
-			var tHTTP, tSign time.Duration
-			for b.Loop() {
-				const batch = 64
-				tHTTP += run(batch, post)
-				tSign += run(batch, sign)
-				total += batch
+			if err := measureIssue(b, anchor, post); err != nil {
+				b.Fatal(err)
 			}
-			tokensPerSec := float64(total) / tHTTP.Seconds()
-			signsPerSec := float64(total) / tSign.Seconds()
-			b.ReportMetric(tokensPerSec, "tokens/s")
-			b.ReportMetric(signsPerSec, "signs/s")
-			b.ReportMetric(tokensPerSec/signsPerSec, "ratio-http/sign")
 		})
 	}
 }

@@ -464,12 +464,21 @@ func (s *Store) readSnapshot(ctx context.Context, tx *sql.Tx, snap *policy.Snaps
 	}
 	// By id, bytewise, as the other stores list them, whatever the
 	// database's collation.
-	slices.SortFunc(snap.Policies, func(a, b *policy.Policy) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(snap.Subjects, func(a, b *policy.Subject) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(snap.Devices, func(a, b *policy.Device) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(snap.APIKeys, func(a, b *policy.APIKey) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(snap.Revocations, func(a, b *policy.Revocation) int { return strings.Compare(a.ID, b.ID) })
+	sortByID(snap.Policies, func(p *policy.Policy) string { return p.ID })
+	sortByID(snap.Subjects, func(x *policy.Subject) string { return x.ID })
+	sortByID(snap.Devices, func(x *policy.Device) string { return x.ID })
+	sortByID(snap.APIKeys, func(x *policy.APIKey) string { return x.ID })
+	sortByID(snap.Revocations, func(x *policy.Revocation) string { return x.ID })
 	return nil
+}
+
+// sortByID sorts s by id, bytewise, unless it is sorted already (as the
+// table's order often is: rows are stored in the order they were written).
+func sortByID[T any](s []T, id func(T) string) {
+	cmp := func(a, b T) int { return strings.Compare(id(a), id(b)) }
+	if !slices.IsSortedFunc(s, cmp) {
+		slices.SortFunc(s, cmp)
+	}
 }
 
 // decodeAll decodes the chunk's records into out, stopping at the first

@@ -125,3 +125,26 @@ func Run(clients, total int, f func(client int) error) (time.Duration, error) {
 	wg.Wait()
 	return time.Since(start), first
 }
+
+// Interleave calls a batch times and then b batch times, each spread over
+// clients goroutines by [Run], for as long as more returns true, and
+// returns the time the calls of a and of b took in all and the number of
+// calls of each. Taking the two in turn, batch by batch, exposes them to
+// the same load from the rest of the machine, so that the ratio of their
+// rates holds on shared cores. It stops at the first error and returns it.
+func Interleave(clients, batch int, more func() bool, a, b func(client int) error) (ta, tb time.Duration, calls int, err error) {
+	for more() {
+		d, err := Run(clients, batch, a)
+		ta += d
+		if err != nil {
+			return ta, tb, calls, err
+		}
+		d, err = Run(clients, batch, b)
+		tb += d
+		if err != nil {
+			return ta, tb, calls, err
+		}
+		calls += batch
+	}
+	return ta, tb, calls, nil
+}

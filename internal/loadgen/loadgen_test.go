@@ -114,3 +114,36 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestInterleave(t *testing.T) {
+	t.Run("in turn, batch by batch", func(t *testing.T) {
+		var inA, inB, a, b atomic.Int64
+		side := func(in, other, n *atomic.Int64) func(int) error {
+			return func(int) error {
+				in.Add(1)
+				defer in.Add(-1)
+				if other.Load() != 0 {
+					return errors.New("the two sides ran at once")
+				}
+				n.Add(1)
+				return nil
+			}
+		}
+		rounds := 0
+		ta, tb, calls, err := Interleave(3, 10, func() bool { rounds++; return rounds <= 4 },
+			side(&inA, &inB, &a), side(&inB, &inA, &b))
+		if err != nil || calls != 40 || a.Load() != 40 || b.Load() != 40 || ta <= 0 || tb <= 0 {
+			t.Fatalf("Interleave = %v, %v, %d, %v; a ran %d times, b %d", ta, tb, calls, err, a.Load(), b.Load())
+		}
+	})
+	t.Run("stops at an error", func(t *testing.T) {
+		boom := errors.New("boom")
+		rounds := 0
+		_, _, _, err := Interleave(2, 5, func() bool { rounds++; return rounds < 100 },
+			func(int) error { return nil },
+			func(int) error { return boom })
+		if !errors.Is(err, boom) || rounds != 1 {
+			t.Fatalf("err %v after %d rounds; want boom after 1", err, rounds)
+		}
+	})
+}

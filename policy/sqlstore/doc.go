@@ -24,6 +24,24 @@
 // a partial unique index; a violation is reported as [policy.ErrConflict].
 // It needs PostgreSQL 13 or later.
 //
+// # Ledger of issued tokens
+//
+// [Store.RecordIssued] group-commits: concurrent calls queue in order of
+// arrival, and up to four batches at once, each the oldest queued records
+// (at most 256) in one multi-row INSERT committed on its own, are written
+// on connections of their own. A call returns only once its batch is
+// committed; a batch that fails fails every call in it with an error
+// matching [policy.ErrUnavailable] (its records may then exist, but the
+// service returns no token for them). Calls are answered in order of
+// arrival, so none waits for more than the batches under way and its own.
+//
+// # Snapshots
+//
+// [Store.Snapshot] reads the live records in one repeatable-read
+// transaction, in the table's order, and decodes them on several
+// goroutines as they arrive; each kind is then sorted by id, bytewise, as
+// the other stores list them.
+//
 // # Schema versions and migrations
 //
 // The schema's version is recorded in a table of its own,

@@ -14,16 +14,31 @@ import (
 
 var _ policy.Ledger = (*Store)(nil)
 
-// RecordIssued implements [policy.Ledger]: one INSERT, committed when it
-// returns. A failure to reach the database matches [policy.ErrUnavailable];
-// the record may then exist or not, which costs nothing, as the service
-// does not return a token whose record is not known to be committed.
+// RecordIssued implements [policy.Ledger]: the record is committed when
+// it returns. Concurrent calls share commits: records are written in
+// batches, each one multi-row INSERT (at most [maxIssuedBatch] records)
+// committed on its own, up to [maxIssuedWriters] batches at once, on
+// connections of their own; the records that arrive while that many are
+// being written gather, in order of arrival, and the next free writer
+// takes the oldest. So no call waits for more than the batches under way
+// and its own, however many keep arriving, and a batch that waits (for a
+// lock, say) does not hold the others.
+//
+// A call returns nil only once the server has answered its batch's
+// commit. A batch that fails fails every call in it with an error matching
+// [policy.ErrUnavailable], and then its records may exist or not (a commit
+// whose answer was lost), which costs nothing, as the service does not
+// return a token whose record is not known to be committed. A call whose
+// ctx ends returns at once with ctx's error, which also matches
+// ErrUnavailable: its record is left out if its batch was not yet being
+// written, and may be committed otherwise. A batch's INSERT is bounded by
+// [issuedWriteTimeout], not by its callers' contexts.
 //
 // The bound max is checked against a count of the table that this Store
 // refreshes every [recountEvery] records it adds (and once a minute, when
 // it also deletes the records expired more than [policy.IssuedRetention]
-// ago): several instances sharing the database may together exceed it by
-// up to recountEvery records each.
+// ago), plus the records it is writing: several instances sharing the
+// database may together exceed it by up to recountEvery records each.
 func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now time.Time, max int) error {
 	if err := rec.Validate(); err != nil {
 		return err
@@ -35,19 +50,149 @@ func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now 
 	if err := s.reserveIssued(ctx, now, max); err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, s.q.recordIssued, rec.TokenID, rec.Subject, rec.Audience, rec.AnchorKeyID,
-		rec.IssuedAt, rec.Expiry, string(body), rec.TokenHash, rec.RevocationHash); err != nil {
+	e := &issuedEntry{
+		args: [issuedColumns]any{rec.TokenID, rec.Subject, rec.Audience, rec.AnchorKeyID,
+			rec.IssuedAt, rec.Expiry, string(body), rec.TokenHash, rec.RevocationHash},
+		done: make(chan struct{}),
+	}
+	s.batchMu.Lock()
+	s.queue = append(s.queue, e)
+	if s.writers < s.maxWriters() {
+		s.writers++
+		go s.writeIssued()
+	}
+	s.batchMu.Unlock()
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+	}
+	s.batchMu.Lock()
+	if !e.taken {
+		// Still queued: leave it out of the next batch.
+		e.dropped = true
+		s.batchMu.Unlock()
+		s.releaseIssued(1, false)
+	} else {
+		s.batchMu.Unlock()
+	}
+	return fmt.Errorf("%w: sqlstore: %w", policy.ErrUnavailable, ctx.Err())
+}
+
+// issuedColumns is the number of columns of a ledger record's row.
+const issuedColumns = 9
+
+// issuedEntry is one RecordIssued call's record, queued for a batch.
+type issuedEntry struct {
+	args [issuedColumns]any
+	// taken, dropped (guarded by Store.batchMu): the writer took the
+	// record into a batch; its caller left before that.
+	taken, dropped bool
+	done           chan struct{} // closed once err is set
+	err            error
+}
+
+// maxWriters returns how many batches may be written at once.
+func (s *Store) maxWriters() int {
+	if s.issuedWriters > 0 {
+		return s.issuedWriters
+	}
+	return maxIssuedWriters
+}
+
+// writeIssued writes the queued records, batch after batch, each taking
+// the oldest queued records, until none is left. Up to maxWriters run at
+// once (Store.writers), each writing its batch on a connection of its own.
+func (s *Store) writeIssued() {
+	for {
+		s.batchMu.Lock()
+		var batch []*issuedEntry
+		n := 0
+		for _, e := range s.queue {
+			n++
+			if e.dropped {
+				continue
+			}
+			e.taken = true
+			batch = append(batch, e)
+			if len(batch) == maxIssuedBatch {
+				break
+			}
+		}
+		s.queue = s.queue[n:]
+		if len(s.queue) == 0 {
+			s.queue = nil // let the array go
+		}
+		if len(batch) == 0 {
+			s.writers--
+			s.batchMu.Unlock()
+			return
+		}
+		s.batchMu.Unlock()
+		err := s.insertIssued(batch)
+		s.releaseIssued(len(batch), err == nil)
+		for _, e := range batch {
+			e.err = err
+			close(e.done)
+		}
+	}
+}
+
+// insertIssued writes the batch's records in one INSERT, committed on its
+// own. A record whose cti comes again later in the batch is left out: the
+// later one replaces it, as it would if they were written in turn.
+func (s *Store) insertIssued(batch []*issuedEntry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), issuedWriteTimeout)
+	defer cancel()
+	last := make(map[any]int, len(batch))
+	for i, e := range batch {
+		last[e.args[0]] = i
+	}
+	var q strings.Builder
+	q.WriteString(s.q.recordIssuedHead)
+	args := make([]any, 0, len(last)*issuedColumns)
+	for i, e := range batch {
+		if last[e.args[0]] != i {
+			continue
+		}
+		if len(args) > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		for j := range issuedColumns {
+			if j > 0 {
+				q.WriteByte(',')
+			}
+			args = append(args, e.args[j])
+			q.WriteByte('$')
+			q.WriteString(strconv.Itoa(len(args)))
+		}
+		q.WriteByte(')')
+	}
+	q.WriteString(s.q.recordIssuedTail)
+	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
 		return mapErr(err)
 	}
-	s.issuedMu.Lock()
-	s.issuedCount++
-	s.sinceCount++
-	s.issuedMu.Unlock()
 	return nil
 }
 
-// reserveIssued prunes and counts the ledger when it is due, and fails
-// with ErrLedgerFull when the count is at max after pruning.
+// issuedQueued returns the number of records waiting for a batch.
+func (s *Store) issuedQueued() int {
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	n := 0
+	for _, e := range s.queue {
+		if !e.dropped {
+			n++
+		}
+	}
+	return n
+}
+
+// reserveIssued prunes and counts the ledger when it is due, fails with
+// ErrLedgerFull when the count and the records being written reach max
+// after pruning, and otherwise takes a place for one record, which
+// releaseIssued gives back.
 func (s *Store) reserveIssued(ctx context.Context, now time.Time, max int) error {
 	s.issuedMu.Lock()
 	defer s.issuedMu.Unlock()
@@ -61,18 +206,31 @@ func (s *Store) reserveIssued(ctx context.Context, now time.Time, max int) error
 			return err
 		}
 	}
-	if s.issuedCount >= int64(max) {
+	if s.issuedCount+s.issuedPending >= int64(max) {
 		if err := s.pruneLocked(ctx, now); err != nil {
 			return err
 		}
 		if err := s.countLocked(ctx); err != nil {
 			return err
 		}
-		if s.issuedCount >= int64(max) {
+		if s.issuedCount+s.issuedPending >= int64(max) {
 			return policy.ErrLedgerFull
 		}
 	}
+	s.issuedPending++
 	return nil
+}
+
+// releaseIssued gives back the places of n records, which were added to
+// the table if added.
+func (s *Store) releaseIssued(n int, added bool) {
+	s.issuedMu.Lock()
+	defer s.issuedMu.Unlock()
+	s.issuedPending -= int64(n)
+	if added {
+		s.issuedCount += int64(n)
+		s.sinceCount += n
+	}
 }
 
 func (s *Store) countLocked(ctx context.Context) error {

@@ -24,4 +24,15 @@ const (
 	// pruneEvery is how often a Store that adds records deletes the
 	// expired ones.
 	pruneEvery = time.Minute
+	// maxIssuedBatch bounds the records of one batch, one INSERT of
+	// 9 parameters each (PostgreSQL takes at most 65,535).
+	maxIssuedBatch = 256
+	// maxIssuedWriters bounds the batches of records written at once.
+	maxIssuedWriters = 4
+	// issuedWriteTimeout bounds the INSERT of one batch of records.
+	issuedWriteTimeout = 30 * time.Second
 )
+
+// snapshotChunkRecords is how many records Snapshot hands to one decoding
+// goroutine at a time.
+const snapshotChunkRecords = 512

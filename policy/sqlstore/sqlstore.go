@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,10 +24,18 @@ type Store struct {
 	q     queries
 	table string // the ledger's table, qualified
 
-	issuedMu    sync.Mutex // guards the fields below
-	issuedCount int64      // records in the ledger when last counted, plus those added since
-	sinceCount  int        // records this Store added since it last counted; -1: not counted yet
-	lastPrune   time.Time
+	issuedMu      sync.Mutex // guards the fields below
+	issuedCount   int64      // records in the ledger when last counted, plus those added since
+	issuedPending int64      // records reserved and not yet written or given up
+	sinceCount    int        // records this Store added since it last counted; -1: not counted yet
+	lastPrune     time.Time
+
+	batchMu sync.Mutex     // guards the fields below
+	queue   []*issuedEntry // records waiting for the next batch of the ledger, oldest first
+	writers int            // writeIssued goroutines running
+
+	// issuedWriters, when set by a test, replaces maxIssuedWriters.
+	issuedWriters int
 
 	// hook, when set by a test, is called inside Apply's transaction at
 	// the named step: "bumped" after the sequence number was taken,
@@ -40,7 +51,7 @@ type queries struct {
 	bump, clearUniq, upsert, create, tombstone, metaSeq, changes, snapshot string
 	match                                                                  string
 	xactStatus, terminate                                                  string
-	recordIssued, countIssued, pruneIssued                                 string
+	recordIssuedHead, recordIssuedTail, countIssued, pruneIssued           string
 }
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -83,18 +94,21 @@ func newStore(db *sql.DB, schema string) *Store {
 		match: `SELECT 1 FROM ` + t + `sda_records WHERE kind = $1 AND id = $2 AND NOT deleted AND body = $3::jsonb`,
 		tombstone: `INSERT INTO ` + t + `sda_records (kind, id, seq, deleted, body, uniq) VALUES ($1, $2, $3, true, NULL, NULL)
 			ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, deleted = true, body = NULL, uniq = NULL`,
-		metaSeq:  `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
-		changes:  `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
-		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted ORDER BY kind, id`,
+		metaSeq: `SELECT seq FROM ` + t + `sda_meta WHERE id = 1`,
+		changes: `SELECT seq, kind, id, deleted, body::text FROM ` + t + `sda_records WHERE seq > $1 ORDER BY seq, kind, id`,
+		// snapshot reads in the table's order, without a sort on the
+		// server (which spills to disk at a million records):
+		// readSnapshot sorts by id.
+		snapshot: `SELECT kind, body::text FROM ` + t + `sda_records WHERE NOT deleted`,
 		// xactStatus is "committed", "aborted", "in progress" or NULL (a
 		// transaction too old to be known).
 		xactStatus: `SELECT pg_xact_status($1::xid8)`,
 		// terminate ends the server process $1 if it still runs the
 		// transaction whose 32-bit id is $2, and no other.
 		terminate: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid::text = $2`,
-		recordIssued: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
+		// recordIssuedHead, rows of 9 values, then recordIssuedTail.
+		recordIssuedHead: `INSERT INTO ` + t + `sda_issued (cti, subject, aud, anchor, issued_at, expires_at, body, token_hash, revocation_hash) VALUES `,
+		recordIssuedTail: ` ON CONFLICT (cti) DO UPDATE SET token_hash = excluded.token_hash, revocation_hash = excluded.revocation_hash, subject = excluded.subject, aud = excluded.aud, anchor = excluded.anchor,
 			issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body`,
 		countIssued: `SELECT count(*) FROM ` + t + `sda_issued`,
 		pruneIssued: `DELETE FROM ` + t + `sda_issued WHERE expires_at < $1`,
@@ -345,41 +359,156 @@ func (s *Store) Snapshot(ctx context.Context) (*policy.Snapshot, error) {
 	if err := tx.QueryRowContext(ctx, s.q.metaSeq).Scan(&snap.Seq); err != nil {
 		return nil, mapErr(err)
 	}
-	rows, err := tx.QueryContext(ctx, s.q.snapshot)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var kind string
-		var body []byte
-		if err := rows.Scan(&kind, &body); err != nil {
-			return nil, mapErr(err)
-		}
-		c, err := policy.DecodeChange(policy.Kind(kind), body)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: stored record: %w", err)
-		}
-		switch {
-		case c.Policy != nil:
-			snap.Policies = append(snap.Policies, c.Policy)
-		case c.Subject != nil:
-			snap.Subjects = append(snap.Subjects, c.Subject)
-		case c.Device != nil:
-			snap.Devices = append(snap.Devices, c.Device)
-		case c.APIKey != nil:
-			snap.APIKeys = append(snap.APIKeys, c.APIKey)
-		case c.Revocation != nil:
-			snap.Revocations = append(snap.Revocations, c.Revocation)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+	if err := s.readSnapshot(ctx, tx, snap); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, mapErr(err)
 	}
 	return snap, nil
+}
+
+// snapshotChunk is a run of records read for Snapshot, decoded by a
+// goroutine of its own.
+type snapshotChunk struct {
+	kinds  []policy.Kind
+	ends   []int  // the end of each record's body in buf
+	buf    []byte // the bodies, one after the other
+	out    []policy.Change
+	err    error
+	n      int // records in the chunk
+	decode sync.WaitGroup
+}
+
+// readSnapshot reads the live records into snap, each kind sorted by id.
+// It reads rows on this
+// goroutine and hands them in chunks of [snapshotChunkRecords] to up to
+// GOMAXPROCS goroutines that decode them (strictly, as DecodeChange does),
+// so that decoding runs alongside reading and on every core; the records
+// keep the query's order.
+func (s *Store) readSnapshot(ctx context.Context, tx *sql.Tx, snap *policy.Snapshot) error {
+	rows, err := tx.QueryContext(ctx, s.q.snapshot)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer rows.Close()
+	var (
+		chunks   []*snapshotChunk
+		workers  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		bufSize  = 64 << 10
+		newChunk = func() *snapshotChunk {
+			return &snapshotChunk{
+				kinds: make([]policy.Kind, 0, snapshotChunkRecords),
+				ends:  make([]int, 0, snapshotChunkRecords),
+				buf:   make([]byte, 0, bufSize),
+			}
+		}
+		cur = newChunk()
+	)
+	// Every decoding goroutine ends before readSnapshot returns.
+	defer func() {
+		for _, c := range chunks {
+			c.decode.Wait()
+		}
+	}()
+	dispatch := func(c *snapshotChunk) {
+		chunks = append(chunks, c)
+		c.decode.Add(1)
+		workers <- struct{}{}
+		go func() {
+			defer c.decode.Done()
+			defer func() { <-workers }()
+			c.decodeAll()
+		}()
+	}
+	for rows.Next() {
+		var kind, body sql.RawBytes
+		if err := rows.Scan(&kind, &body); err != nil {
+			return mapErr(err)
+		}
+		cur.kinds = append(cur.kinds, kindOf(kind))
+		cur.buf = append(cur.buf, body...)
+		cur.ends = append(cur.ends, len(cur.buf))
+		if cur.n++; cur.n == snapshotChunkRecords {
+			bufSize = max(bufSize, len(cur.buf)+len(cur.buf)/8) // the next chunk's bodies are likely of the same size
+			dispatch(cur)
+			cur = newChunk()
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return mapErr(err)
+	}
+	if cur.n > 0 {
+		dispatch(cur)
+	}
+	for _, c := range chunks {
+		c.decode.Wait()
+		if c.err != nil {
+			return fmt.Errorf("sqlstore: stored record: %w", c.err)
+		}
+		for i := range c.out {
+			switch ch := &c.out[i]; {
+			case ch.Policy != nil:
+				snap.Policies = append(snap.Policies, ch.Policy)
+			case ch.Subject != nil:
+				snap.Subjects = append(snap.Subjects, ch.Subject)
+			case ch.Device != nil:
+				snap.Devices = append(snap.Devices, ch.Device)
+			case ch.APIKey != nil:
+				snap.APIKeys = append(snap.APIKeys, ch.APIKey)
+			case ch.Revocation != nil:
+				snap.Revocations = append(snap.Revocations, ch.Revocation)
+			}
+		}
+		c.out = nil
+	}
+	// By id, bytewise, as the other stores list them, whatever the
+	// database's collation.
+	sortByID(snap.Policies, func(p *policy.Policy) string { return p.ID })
+	sortByID(snap.Subjects, func(x *policy.Subject) string { return x.ID })
+	sortByID(snap.Devices, func(x *policy.Device) string { return x.ID })
+	sortByID(snap.APIKeys, func(x *policy.APIKey) string { return x.ID })
+	sortByID(snap.Revocations, func(x *policy.Revocation) string { return x.ID })
+	return nil
+}
+
+// sortByID sorts s by id, bytewise, unless it is sorted already (as the
+// table's order often is: rows are stored in the order they were written).
+func sortByID[T any](s []T, id func(T) string) {
+	cmp := func(a, b T) int { return strings.Compare(id(a), id(b)) }
+	if !slices.IsSortedFunc(s, cmp) {
+		slices.SortFunc(s, cmp)
+	}
+}
+
+// decodeAll decodes the chunk's records into out, stopping at the first
+// that fails (err).
+func (c *snapshotChunk) decodeAll() {
+	c.out = make([]policy.Change, c.n)
+	start := 0
+	for i := range c.n {
+		ch, err := policy.DecodeChange(c.kinds[i], c.buf[start:c.ends[i]])
+		if err != nil {
+			c.err, c.out = err, nil
+			return
+		}
+		c.out[i] = ch
+		start = c.ends[i]
+	}
+	c.buf, c.ends, c.kinds = nil, nil, nil
+}
+
+// kinds are the record kinds, which kindOf returns without allocating.
+var kinds = []policy.Kind{policy.KindPolicy, policy.KindSubject, policy.KindDevice, policy.KindAPIKey, policy.KindRevocation}
+
+// kindOf returns the Kind named b.
+func kindOf(b []byte) policy.Kind {
+	for _, k := range kinds {
+		if string(k) == string(b) {
+			return k
+		}
+	}
+	return policy.Kind(b) // unknown: DecodeChange refuses it
 }
 
 // Changes implements [policy.Store]. When nothing changed it costs one

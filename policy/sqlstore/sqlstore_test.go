@@ -659,3 +659,49 @@ func TestConditionalPutAcrossServices(t *testing.T) {
 		oneWins(t, race([]string{path, path}, []string{policyJSON(id, "x"), policyJSON(id, "y")}, "If-None-Match", "*"))
 	}
 }
+
+// TestSnapshotManyRecords: a snapshot of more records than one decoding
+// chunk holds lists every record once, each kind sorted by id whatever
+// order the rows come in, and fails closed on a corrupt record in any
+// chunk.
+func TestSnapshotManyRecords(t *testing.T) {
+	ctx := context.Background()
+	db, schema := testDB(t)
+	s, err := Open(ctx, db, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*snapshotChunkRecords + 7
+	var changes []policy.Change
+	for i := range n {
+		// Written in an order that is not the ids' order.
+		changes = append(changes, policy.PutPolicy(allowAll(fmt.Sprintf("p%05d", (i*7919)%n), "alice")))
+	}
+	changes = append(changes, policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User}))
+	if _, err := s.Apply(ctx, changes...); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Policies) != n || len(snap.Subjects) != 1 {
+		t.Fatalf("%d policies and %d subjects, want %d and 1", len(snap.Policies), len(snap.Subjects), n)
+	}
+	for i, p := range snap.Policies {
+		if want := fmt.Sprintf("p%05d", i); p.ID != want {
+			t.Fatalf("policy %d is %q, want %q", i, p.ID, want)
+		}
+	}
+	for _, id := range []string{"p00000", fmt.Sprintf("p%05d", 2*snapshotChunkRecords+1), fmt.Sprintf("p%05d", n-1)} {
+		t.Run("corrupt "+id, func(t *testing.T) {
+			if _, err := db.ExecContext(ctx, `UPDATE "`+schema+`".sda_records SET body = body || '{"extra":1}' WHERE kind = 'policy' AND id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+			defer db.ExecContext(ctx, `UPDATE "`+schema+`".sda_records SET body = body - 'extra' WHERE kind = 'policy' AND id = $1`, id)
+			if _, err := s.Snapshot(ctx); !errors.Is(err, policy.ErrInvalid) {
+				t.Fatalf("Snapshot = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}

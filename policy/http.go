@@ -294,6 +294,9 @@ func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessReques
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
+	// Authentication and the decision need the Store as of the request's
+	// arrival, which one read gives them both (synccoalesce.go).
+	r = r.WithContext(s.withArrival(r.Context()))
 	req, p, err := s.readTokenRequest(w, r)
 	if err != nil {
 		s.tokenOutcome(err) // Issue reports the others

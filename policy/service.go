@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/securedeviceaccess/sda/token"
@@ -68,7 +69,8 @@ type Service struct {
 	// MaxStaleness bounds how old the service's view of the Store may be
 	// when it decides. Zero means the Store is asked for new changes (one
 	// cheap query) before every decision, so that changes made through
-	// other instances take effect at once.
+	// other instances take effect at once; decisions arriving while one
+	// such query is in flight share the next.
 	MaxStaleness time.Duration
 	// RateLimit limits the token endpoint per client address and per API
 	// key (HTTP 429); nil means no limit.
@@ -90,12 +92,18 @@ type Service struct {
 	http     *serviceHandlers
 	cnfKeys  cnfKeyCache // tokenreqkeys.go
 
-	syncMu   sync.Mutex
-	engine   Engine
-	seq      int64
-	hist     changeHistory // history.go
-	loaded   bool
-	lastSync time.Time
+	syncMu sync.Mutex
+	// syncStarts counts the reads of the Store that sync started; it
+	// changes under syncMu. syncedFrom (under syncMu) is the number of the
+	// last one that succeeded: a caller that arrived when syncStarts was
+	// n is up to date once syncedFrom > n (synccoalesce.go).
+	syncStarts atomic.Uint64
+	syncedFrom uint64
+	engine     Engine
+	seq        int64
+	hist       changeHistory // history.go
+	loaded     bool
+	lastSync   time.Time
 	// monotonic is the clock MaxStaleness is measured on; nil means
 	// time.Now. Tests set it.
 	monotonic func() time.Time
@@ -171,8 +179,15 @@ func (s *Service) maxIssued() int {
 // instead.
 var ErrUnavailable = errors.New("policy: service unavailable")
 
-// sync brings the engine up to date with the store, at most MaxStaleness old.
+// sync brings the engine up to date with the store, at most MaxStaleness
+// old: with what the Store had committed when the caller arrived, which is
+// when ctx's request arrived if it carries one (synccoalesce.go).
 func (s *Service) sync(ctx context.Context) error {
+	return s.syncAfter(ctx, s.arrival(ctx))
+}
+
+// syncAfter is sync for a caller that arrived at mark (see syncMark).
+func (s *Service) syncAfter(ctx context.Context, mark uint64) error {
 	if s.Store == nil {
 		return fmt.Errorf("%w: no store configured", ErrUnavailable)
 	}
@@ -185,6 +200,22 @@ func (s *Service) sync(ctx context.Context) error {
 	if s.loaded && s.MaxStaleness > 0 && now.Sub(s.lastSync) < s.MaxStaleness {
 		return nil
 	}
+	if s.loaded && s.syncedFrom > mark {
+		// A read of the Store that started after the caller arrived has
+		// succeeded: it saw everything committed before the caller came.
+		return nil
+	}
+	started := s.syncStarts.Add(1)
+	if err := s.syncLocked(ctx, now); err != nil {
+		return err
+	}
+	s.syncedFrom = started
+	return nil
+}
+
+// syncLocked reads the Store's changes, or a snapshot, into the engine.
+// The caller holds syncMu.
+func (s *Service) syncLocked(ctx context.Context, now time.Time) error {
 	if s.loaded {
 		start := s.metricsStart()
 		changes, err := s.Store.Changes(ctx, s.seq)

@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/securedeviceaccess/sda/token"
+)
+
+// gatedStore is a countingStore whose next Changes call, once gate is
+// set, signals entered and waits for release.
+type gatedStore struct {
+	*countingStore
+	mu      sync.Mutex
+	gate    bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *gatedStore) Changes(ctx context.Context, since int64) ([]Change, error) {
+	s.mu.Lock()
+	gated := s.gate
+	s.gate = false
+	s.mu.Unlock()
+	if gated {
+		close(s.entered)
+		<-s.release
+	}
+	return s.countingStore.Changes(ctx, since)
+}
+
+// TestSyncCoalesces: callers that arrive while a sync is reading the
+// Store share the one sync that starts after them (MaxStaleness 0): the
+// Store is read twice for nine callers, not nine times, and every caller
+// sees what was committed before it arrived.
+func TestSyncCoalesces(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnv(t, token.ProfileV1)
+	store := &gatedStore{countingStore: &countingStore{MemoryStore: env.store}, entered: make(chan struct{}), release: make(chan struct{})}
+	env.svc.Store = store
+	if err := env.svc.sync(ctx); err != nil { // loads the snapshot
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	store.gate = true
+	store.mu.Unlock()
+	first := make(chan error, 1)
+	go func() { first <- env.svc.sync(ctx) }()
+	<-store.entered // the first sync is reading the Store
+	if _, err := env.store.Apply(ctx, PutPolicy(pol("late"))); err != nil {
+		t.Fatal(err)
+	}
+	before := store.changes.Load()
+	const waiters = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, waiters)
+	for range waiters {
+		// Each waiter arrives now, after the write and after the first
+		// sync started (syncMark is what sync records on arrival).
+		mark := env.svc.syncMark()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- env.svc.syncAfter(ctx, mark)
+		}()
+	}
+	close(store.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first sync counts its read once released.
+	if got := store.changes.Load() - before; got != 2 {
+		t.Errorf("the first sync and %d waiters read the Store's changes %d times; want twice", waiters, got)
+	}
+	if _, err := env.svc.engine.lookupPolicy("late"); err != nil {
+		t.Error("the policy committed before the waiters arrived is not in the engine")
+	}
+}
+
+// TestTokenRequestSyncsOnce: one token request over HTTP reads the Store's
+// changes once (MaxStaleness 0), although both its authentication and its
+// decision need an up-to-date view.
+func TestTokenRequestSyncsOnce(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	store := &countingStore{MemoryStore: env.store}
+	env.svc.Store = store
+	body := env.tokenBody([]string{"ep:hvac-1"}, "read")
+	if w := env.do("POST", TokenPath, env.aliceKey, body); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	before := store.changes.Load()
+	if w := env.do("POST", TokenPath, env.aliceKey, body); w.Code != http.StatusOK {
+		t.Fatalf("second request: %d %s", w.Code, w.Body)
+	}
+	if got := store.changes.Load() - before; got != 1 {
+		t.Errorf("a token request read the Store's changes %d times; want once", got)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,4 +135,73 @@ func BenchmarkOperationPipe(b *testing.B) {
 	b.ReportMetric(float64(cryptoTime.Nanoseconds())/float64(b.N), "crypto-ns/op")
 	b.ReportMetric(float64(opTime)/float64(cryptoTime), "x-crypto")
 	b.ReportMetric(float64(directTime)/float64(cryptoTime), "x-crypto(direct)")
+}
+
+// BenchmarkOperationConns measures how the device agent's throughput
+// grows with concurrent connections: one agent serves 40 pipe
+// connections, each with Agent.Serve and a session of its own (its own key
+// and token). Each round performs 120 operations as in
+// BenchmarkOperationPipe one after another on one connection, then 120
+// spread over 4 connections at once (30 each), then over 40 (3 each), and
+// reports the throughput of each (ops/s(1), ops/s(4), ops/s(40)), that
+// with 4 and with 40 connections over that with one (x1(4), x1(40); on 2
+// cores at most about 2), and that with 40 over that with 4 (x4(40):
+// target close to 1, nothing in the agent serialises its connections).
+// b.N counts operations of each setting; ns/op and allocs/op are of the
+// three settings together.
+func BenchmarkOperationConns(b *testing.B) {
+	const round, most = 120, 40
+	d := newE2EDevice(b, false)
+	sessions := make([]*Session, most)
+	for i := range sessions {
+		tech, _, teardown := connect(b, d, links[0], nil)
+		defer teardown()
+		sessions[i] = d.session(b, tech)
+	}
+	ctx := context.Background()
+	op := configure(1)
+	run := func(ss []*Session) time.Duration {
+		var wg sync.WaitGroup
+		errs := make(chan error, len(ss))
+		start := time.Now()
+		for _, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range round / len(ss) {
+					if _, err := s.Do(ctx, op); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		select {
+		case err := <-errs:
+			b.Fatal(err)
+		default:
+		}
+		return elapsed
+	}
+	run(sessions) // every connection's first operation, outside the timing
+	conns := []int{1, 4, most}
+	took := make([]time.Duration, len(conns))
+	b.ReportAllocs()
+	b.ResetTimer()
+	ops := 0
+	for ; ops < b.N; ops += round {
+		for i, n := range conns {
+			took[i] += run(sessions[:n])
+		}
+	}
+	b.StopTimer()
+	perSecond := func(i int) float64 { return float64(ops) / took[i].Seconds() }
+	for i, n := range conns {
+		b.ReportMetric(perSecond(i), fmt.Sprintf("ops/s(%d)", n))
+	}
+	b.ReportMetric(perSecond(1)/perSecond(0), "x1(4)")
+	b.ReportMetric(perSecond(2)/perSecond(0), "x1(40)")
+	b.ReportMetric(perSecond(2)/perSecond(1), "x4(40)")
 }

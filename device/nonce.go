@@ -27,7 +27,10 @@ const (
 //
 // Consumed and expired nonces are remembered in a ring of 2*max entries so
 // that a rejection can say "replayed" or "expired" rather than "unknown",
-// and so that a recently used value is never issued again.
+// and so that a recently used value is never issued again. The index seen
+// holds every value in live and in the ring, so that neither issuing nor
+// rejecting a nonce scans the ring (3*max entries at most): the lock is
+// held for about as long whatever max is.
 type nonceStore struct {
 	mu   sync.Mutex
 	max  int
@@ -36,6 +39,7 @@ type nonceStore struct {
 	live []liveNonce
 	gone []goneNonce // ring
 	next int         // next write position in gone
+	seen map[uint64]error
 	buf  [8]byte
 }
 
@@ -58,12 +62,20 @@ type goneNonce struct {
 }
 
 func newNonceStore(max int, life time.Duration, rand io.Reader) *nonceStore {
-	return &nonceStore{max: max, life: life, rand: rand, live: make([]liveNonce, 0, max), gone: make([]goneNonce, 2*max)}
+	return &nonceStore{max: max, life: life, rand: rand, live: make([]liveNonce, 0, max), gone: make([]goneNonce, 2*max), seen: make(map[uint64]error, 3*max)}
 }
 
+// forget moves n, a nonce taken out of live, to the ring, and drops from
+// the index the value the ring forgets to make room. seen maps each value
+// to nil while it is live and to why once it is in the ring. The caller
+// holds mu.
 func (s *nonceStore) forget(n uint64, why error) {
+	if old := s.gone[s.next].n; old != 0 {
+		delete(s.seen, old)
+	}
 	s.gone[s.next] = goneNonce{n, why}
 	s.next = (s.next + 1) % len(s.gone)
+	s.seen[n] = why
 }
 
 // prune moves expired nonces to the ring. The caller holds mu.
@@ -81,18 +93,10 @@ func (s *nonceStore) prune(now time.Time) {
 	s.live = kept
 }
 
+// known reports whether n is live or in the ring. The caller holds mu.
 func (s *nonceStore) known(n uint64) bool {
-	for _, e := range s.live {
-		if e.n == n {
-			return true
-		}
-	}
-	for _, g := range s.gone {
-		if g.n == n {
-			return true
-		}
-	}
-	return false
+	_, ok := s.seen[n]
+	return ok
 }
 
 // issue returns a fresh nonce for src (nil: the shared source): 64 random
@@ -116,6 +120,7 @@ func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 			continue
 		}
 		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life), owner: src})
+		s.seen[n] = nil
 		if src != nil {
 			src.held.Add(1)
 		}
@@ -144,12 +149,8 @@ func (s *nonceStore) consume(n uint64, now time.Time) error {
 		s.forget(n, ErrNonceReplayed)
 		return nil
 	}
-	if n != 0 {
-		for _, g := range s.gone {
-			if g.n == n {
-				return g.why
-			}
-		}
+	if why := s.seen[n]; why != nil {
+		return why
 	}
 	return ErrNonceUnknown
 }

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// The nonce store's index (seen) holds exactly the live nonces, as nil,
-// and those in the ring of forgotten ones, with the reason they went,
+// The nonce store's index (seen) holds exactly the live nonces, with their
+// place in live, and those in the ring of forgotten ones, with the reason
+// they went,
 // through any sequence of issues, uses, replays, expiries, quota releases
 // and closed connections; and it answers as a scan would.
 func TestNonceIndex(t *testing.T) {
@@ -46,17 +47,17 @@ func TestNonceIndex(t *testing.T) {
 		default:
 			s.release(srcs[1+rng.IntN(len(srcs)-1)])
 		}
-		want := map[uint64]error{}
+		want := map[uint64]seenNonce{}
 		for _, g := range s.gone {
 			if g.n != 0 {
-				want[g.n] = g.why
+				want[g.n] = seenNonce{why: g.why}
 			}
 		}
-		for _, e := range s.live {
+		for i, e := range s.live {
 			if _, dup := want[e.n]; dup {
 				t.Fatalf("step %d: %x both live and forgotten", step, e.n)
 			}
-			want[e.n] = nil
+			want[e.n] = seenNonce{at: i}
 		}
 		if len(s.seen) != len(want) {
 			t.Fatalf("step %d: index of %d values, live and ring hold %d", step, len(s.seen), len(want))

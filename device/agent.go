@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -690,15 +692,29 @@ func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokByte
 // verifyToken verifies tok with the first anchor whose key verifies it.
 // Anchors whose key pins another algorithm than the token's are not tried;
 // when none is left the error matches token.ErrAlgorithmMismatch.
+//
+// An ECDSA key pins the algorithm of its curve when it is a point of the
+// curve (trust.Anchor.PinnedAlgorithm). Checking that costs about 1% of a
+// verification, which checks it again: so an anchor is tried when its
+// curve is the token's, and only when the verification fails is the point
+// checked, an anchor whose key is not a point of its curve being then
+// passed over as one that pins no algorithm.
 func verifyToken(tok *token.Token, anchors []trust.Anchor) (*token.Claims, trust.Anchor, error) {
 	var firstErr error
 	for i := range anchors {
-		if anchors[i].PinnedAlgorithm() != tok.Algorithm() {
+		alg := curveAlgorithm(anchors[i].Key)
+		if alg == 0 {
+			alg = anchors[i].PinnedAlgorithm()
+		}
+		if alg != tok.Algorithm() {
 			continue
 		}
 		c, err := tok.Verify(anchors[i].Key)
 		if err == nil {
 			return c, anchors[i], nil
+		}
+		if alg = anchors[i].PinnedAlgorithm(); alg != tok.Algorithm() {
+			continue // not a point of its curve
 		}
 		if firstErr == nil {
 			firstErr = err
@@ -708,6 +724,24 @@ func verifyToken(tok *token.Token, anchors []trust.Anchor) (*token.Claims, trust
 		firstErr = fmt.Errorf("%w: token signed with %v, no anchor of the issuer pins it", token.ErrAlgorithmMismatch, tok.Algorithm())
 	}
 	return nil, trust.Anchor{}, firstErr
+}
+
+// curveAlgorithm returns the algorithm of an ECDSA key's curve, without
+// checking the point; 0 for other keys and for an ECDSA key without a
+// point or on another curve.
+func curveAlgorithm(pub crypto.PublicKey) token.Algorithm {
+	k, ok := pub.(*ecdsa.PublicKey)
+	//lint:ignore SA1019 only reading the coordinates to reject a key without them
+	if !ok || k == nil || k.X == nil || k.Y == nil {
+		return 0
+	}
+	switch k.Curve {
+	case elliptic.P256():
+		return token.AlgES256
+	case elliptic.P384():
+		return token.AlgES384
+	}
+	return 0
 }
 
 func (a *Agent) audienceOK(c *token.Claims) bool {

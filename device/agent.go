@@ -530,7 +530,16 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	chain := sr.Chain()
 	d.Nonce = sr.UnverifiedNonce()
 	tokBytes := sr.UnverifiedToken()
-	hash := sha256.Sum256(tokBytes)
+	// The SHA-256 of the token bytes, computed when needed: by the token
+	// cache, and by the revocation check when the list holds hashes.
+	var hash [32]byte
+	haveHash := false
+	th := func() *[32]byte {
+		if !haveHash {
+			hash, haveHash = sha256.Sum256(tokBytes), true
+		}
+		return &hash
+	}
 	now, known := a.clock.now()
 	anchorNow := now // zero when unknown: the anchor window cannot be checked
 
@@ -540,10 +549,12 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	var tok *token.Token // nil when the token comes from the cache
 	var revHash [32]byte // token.RevocationHash, once computed
 	haveRevHash := false
+	var cached *cacheEntry
 	if a.cache != nil {
 		version = a.anchorsVer.Version()
+		cached = a.cache.get(th(), version, now)
 	}
-	if e := a.cache.get(&hash, version, now); e != nil {
+	if e := cached; e != nil {
 		claims, anchor, revHash, haveRevHash = e.claims, e.anchor, e.revocationHash, true
 		d.CachedToken = true
 		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
@@ -571,7 +582,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		}
 		if a.cache != nil && a.audienceOK(claims) {
 			revHash, haveRevHash = tok.RevocationHash(), true
-			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
+			a.cache.put(th(), &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
 		}
 	}
 	// eff are the claims the request is checked against from here on: the
@@ -619,7 +630,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	if vc != nil {
 		links = vc.Links
 	}
-	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh, links); err != nil {
+	if err := a.checkRevoked(claims, &anchor, tokBytes, th, rh, links); err != nil {
 		return reject(d, token.StatusVerificationError, CheckRevocation, err)
 	}
 	h, opFresh := a.revoke, Freshness{}
@@ -667,16 +678,16 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 // the device's revocation list, looked up by the token's id and, when the
 // list holds hashes, the hashes of tokenHashes and the hashes of links,
 // the verified delegation chain of the request (nil when none), and the
-// status update installed from the token's issuer. tokBytes and hash are
-// the token as received and its SHA-256, anchor the anchor that verified
-// it, rh its revocation hash, computed on demand. A revoked token revokes
+// status update installed from the token's issuer. tokBytes and th are
+// the token as received and its SHA-256, computed on demand, anchor the
+// anchor that verified it, rh its revocation hash, computed on demand. A revoked token revokes
 // every chain below it; a revoked link every link below it.
-func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte, links []token.Link) error {
+func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, th, rh func() *[32]byte, links []token.Link) error {
 	var hashes [maxTokenHashes][32]byte
 	var hs [][32]byte
 	holdsHashes := a.revocations.holdsHashes()
 	if holdsHashes {
-		hs = tokenHashes(hashes[:0], rh(), hash, tokBytes, anchor.Key)
+		hs = tokenHashes(hashes[:0], rh(), th(), tokBytes, anchor.Key)
 	}
 	if err := a.revocations.revoked(claims.ID, hs); err != nil {
 		return err

@@ -392,7 +392,9 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 	if limit := a.MaxRequestSize(); len(request) > limit {
 		return a.tooLarge(&d, len(request), limit), d
 	}
-	msg, err := wire.DecodeMessage(request)
+	// Signed and Status alias request: token.ParseRequest and
+	// token.ParseStatus copy what the agent keeps.
+	msg, err := wire.DecodeMessageView(request)
 	if err == nil && msg.Status != nil && !a.statusUpdates {
 		// [3, bundle, status update] is for devices that take status
 		// updates (v2); this one refuses it as the reference refuses any

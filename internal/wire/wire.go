@@ -89,6 +89,17 @@ type Message struct {
 // answers every such envelope with an operation response. Otherwise Type
 // is 0 with the error.
 func DecodeMessage(data []byte) (Message, error) {
+	m, err := DecodeMessageView(data)
+	if err == nil {
+		m.Signed, m.Status = bytes.Clone(m.Signed), bytes.Clone(m.Status)
+	}
+	return m, err
+}
+
+// DecodeMessageView is [DecodeMessage] without copies: Signed and Status
+// alias data, for a caller done with them before data changes (the device
+// agent, whose token.ParseRequest copies what it keeps).
+func DecodeMessageView(data []byte) (Message, error) {
 	m, err := decodeMessage(data)
 	if err != nil {
 		m = Message{}
@@ -142,7 +153,7 @@ func decodeMessage(data []byte) (Message, error) {
 		return Message{}, malformed("envelope is not an array")
 	}
 	// Read without reflection, as the device reads every request: the
-	// elements alias data, and only the byte strings kept are copied.
+	// elements alias data.
 	var buf [3][]byte
 	items, err := codec.ReadArray(data, buf[:0])
 	if err != nil {
@@ -169,7 +180,7 @@ func decodeMessage(data []byte) (Message, error) {
 				return Message{}, malformed("operation request carries a status update that is not a byte string")
 			}
 		}
-		m.Signed, m.Status = bytes.Clone(signed), bytes.Clone(status)
+		m.Signed, m.Status = signed, status
 		return m, nil
 	case m.Type == TypeNonceRequest || m.Type == TypeOperationRequest:
 		return Message{}, malformed("message type %d with %d elements", m.Type, len(items))

@@ -208,8 +208,15 @@ func TestDecodeMessageTypeOfMalformed(t *testing.T) {
 
 // Decoding an envelope allocates only the copies of its byte strings (the
 // device decodes one per request): Signed and Status do not alias the
-// input.
+// input. DecodeMessageView decodes the same without copies.
 func TestDecodeMessageAllocs(t *testing.T) {
+	m := func(b []byte) Message {
+		m, err := DecodeMessage(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
 	for _, tc := range []struct {
 		name string
 		msg  []byte
@@ -226,6 +233,17 @@ func TestDecodeMessageAllocs(t *testing.T) {
 				}
 			}); n > tc.max {
 				t.Errorf("%v allocations, want at most %v", n, tc.max)
+			}
+			if n := testing.AllocsPerRun(100, func() {
+				if _, err := DecodeMessageView(tc.msg); err != nil {
+					t.Fatal(err)
+				}
+			}); n > 0 {
+				t.Errorf("DecodeMessageView: %v allocations, want none", n)
+			}
+			v, _ := DecodeMessageView(tc.msg)
+			if !bytes.Equal(v.Signed, m(tc.msg).Signed) || !bytes.Equal(v.Status, m(tc.msg).Status) || v.Type != m(tc.msg).Type {
+				t.Errorf("DecodeMessageView: %+v, DecodeMessage: %+v", v, m(tc.msg))
 			}
 			m, _ := DecodeMessage(tc.msg)
 			signed, status := bytes.Clone(m.Signed), bytes.Clone(m.Status)

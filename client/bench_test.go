@@ -141,8 +141,9 @@ func BenchmarkOperationPipe(b *testing.B) {
 // grows with concurrent connections: one agent serves 40 pipe
 // connections, each with Agent.Serve and a session of its own (its own key
 // and token). Each round performs 120 operations as in
-// BenchmarkOperationPipe one after another on one connection, then 120
-// spread over 4 connections at once (30 each), then over 40 (3 each), and
+// BenchmarkOperationPipe one after another on one connection, 120 spread
+// over 4 connections at once (30 each) and 120 over 40 (3 each), the
+// settings taking turns at going first, and
 // reports the throughput of each (ops/s(1), ops/s(4), ops/s(40)), that
 // with 4 and with 40 connections over that with one (x1(4), x1(40); on 2
 // cores at most about 2), and that with 40 over that with 4 (x4(40):
@@ -191,9 +192,10 @@ func BenchmarkOperationConns(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	ops := 0
-	for ; ops < b.N; ops += round {
-		for i, n := range conns {
-			took[i] += run(sessions[:n])
+	for r := 0; ops < b.N; r, ops = r+1, ops+round {
+		for j := range conns {
+			i := (j + r) % len(conns) // each setting first in turn
+			took[i] += run(sessions[:conns[i]])
 		}
 	}
 	b.StopTimer()

@@ -170,7 +170,8 @@
 // operation, nonce attempts ([MaxAttempts]), and time (Session.Timeout
 // and Session.NonceTimeout, on top of the caller's context). A Session
 // starts one goroutine per exchange, to receive while it sends, and waits
-// for it before returning.
+// for it before returning; on a Conn that takes a message at once
+// (transport.TrySender, as transport.Pipe does) it starts none.
 //
 // # Compatibility
 //

@@ -369,9 +369,21 @@ func isStatusOrBad(err error) bool {
 // each to accept until accept reports done or fails. Receiving while
 // sending matters on links without buffering (net.Pipe, some serial
 // adapters): a device blocked writing an earlier answer would otherwise
-// never read the request. sendErr is the error of Send; err is the error of
-// Receive or of accept. transact returns only once Send has returned.
+// never read the request. On a Conn that can hand msg over at once
+// (transport.TrySender) it does so and then only receives; otherwise Send
+// runs on a goroutine of its own. sendErr is the error of Send; err is the
+// error of Receive or of accept. transact returns only once Send has
+// returned.
 func (s *Session) transact(ctx context.Context, msg []byte, accept func([]byte) (bool, error)) (sendErr, err error) {
+	if ts, ok := s.Conn.(transport.TrySender); ok && ctx.Err() == nil {
+		sent, serr := ts.TrySend(msg)
+		if serr != nil {
+			return serr, nil
+		}
+		if sent {
+			return nil, s.receive(ctx, accept)
+		}
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sent := make(chan error, 1)
@@ -400,6 +412,20 @@ func (s *Session) transact(ctx context.Context, msg []byte, accept func([]byte) 
 				return serr, nil
 			}
 			return nil, aerr
+		}
+	}
+}
+
+// receive passes the messages received to accept until accept reports
+// done or fails, or Receive fails: transact once its message is sent.
+func (s *Session) receive(ctx context.Context, accept func([]byte) (bool, error)) error {
+	for {
+		b, err := s.Conn.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		if done, err := accept(b); done || err != nil {
+			return err
 		}
 	}
 }

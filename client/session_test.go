@@ -623,3 +623,66 @@ func TestSessionRefusedRequestHasNoResult(t *testing.T) {
 		t.Errorf("%d operation requests reached the device", ops)
 	}
 }
+
+// trySendConn is a fixture's Conn with the transport.TrySender
+// capability: try decides what TrySend does (nil: hand the message to the
+// pipe at once). It counts the calls of Send and TrySend.
+type trySendConn struct {
+	transport.Conn
+	pipe        transport.TrySender
+	try         func(msg []byte) (bool, error)
+	sends, trys atomic.Int32
+}
+
+func (c *trySendConn) Send(ctx context.Context, msg []byte) error {
+	c.sends.Add(1)
+	return c.Conn.Send(ctx, msg)
+}
+
+func (c *trySendConn) TrySend(msg []byte) (bool, error) {
+	c.trys.Add(1)
+	if c.try != nil {
+		return c.try(msg)
+	}
+	return c.pipe.TrySend(msg)
+}
+
+// On a Conn that can take a message at once, a session hands it over with
+// TrySend and needs no Send (nor the goroutine that runs it); when TrySend
+// would wait it falls back to Send; a TrySend failure ends the operation
+// before anything is sent.
+func TestSessionTrySend(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		try          func([]byte) (bool, error)
+		sends, trys  int32
+		err          error
+		nonces, runs int
+	}{
+		{"taken at once", nil, 0, 2, nil, 1, 1},
+		{"would wait", func([]byte) (bool, error) { return false, nil }, 2, 2, nil, 1, 1},
+		{"fails", func([]byte) (bool, error) { return false, transport.ErrClosed }, 0, 1, transport.ErrClosed, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaks := goroutineCheck(t)
+			anchor := mustP256(t)
+			dev := newTestDevice(anchor.Public())
+			a, b := transport.Pipe()
+			stop := dev.serve(b)
+			defer func() { a.Close(); stop(); leaks() }()
+			conn := &trySendConn{Conn: a, pipe: a.(transport.TrySender), try: tc.try}
+			pop := mustKey(t, KeyP256)
+			s := &Session{Conn: conn, Key: pop, Tokens: StaticToken(issue(t, anchor, pop.Public(), []string{"ep:hvac-1"}, "read-data", time.Now().Add(time.Hour)))}
+			_, err := s.Do(context.Background(), readData)
+			if tc.err == nil && err != nil || tc.err != nil && (!errors.Is(err, tc.err) || errors.Is(err, ErrOutcomeUnknown)) {
+				t.Fatalf("got %v, want %v", err, tc.err)
+			}
+			if sends, trys := conn.sends.Load(), conn.trys.Load(); sends != tc.sends || trys != tc.trys {
+				t.Errorf("Send called %d times, TrySend %d; want %d, %d", sends, trys, tc.sends, tc.trys)
+			}
+			if nonces, _, runs := dev.counts(); nonces != tc.nonces || runs != tc.runs {
+				t.Errorf("nonce requests %d, runs %d; want %d, %d", nonces, runs, tc.nonces, tc.runs)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -390,7 +392,9 @@ func (a *Agent) handle(ctx context.Context, request []byte, src *source) (resp [
 	if limit := a.MaxRequestSize(); len(request) > limit {
 		return a.tooLarge(&d, len(request), limit), d
 	}
-	msg, err := wire.DecodeMessage(request)
+	// Signed and Status alias request: token.ParseRequest and
+	// token.ParseStatus copy what the agent keeps.
+	msg, err := wire.DecodeMessageView(request)
 	if err == nil && msg.Status != nil && !a.statusUpdates {
 		// [3, bundle, status update] is for devices that take status
 		// updates (v2); this one refuses it as the reference refuses any
@@ -528,7 +532,16 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	chain := sr.Chain()
 	d.Nonce = sr.UnverifiedNonce()
 	tokBytes := sr.UnverifiedToken()
-	hash := sha256.Sum256(tokBytes)
+	// The SHA-256 of the token bytes, computed when needed: by the token
+	// cache, and by the revocation check when the list holds hashes.
+	var hash [32]byte
+	haveHash := false
+	th := func() *[32]byte {
+		if !haveHash {
+			hash, haveHash = sha256.Sum256(tokBytes), true
+		}
+		return &hash
+	}
 	now, known := a.clock.now()
 	anchorNow := now // zero when unknown: the anchor window cannot be checked
 
@@ -538,10 +551,12 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	var tok *token.Token // nil when the token comes from the cache
 	var revHash [32]byte // token.RevocationHash, once computed
 	haveRevHash := false
+	var cached *cacheEntry
 	if a.cache != nil {
 		version = a.anchorsVer.Version()
+		cached = a.cache.get(th(), version, now)
 	}
-	if e := a.cache.get(&hash, version, now); e != nil {
+	if e := cached; e != nil {
 		claims, anchor, revHash, haveRevHash = e.claims, e.anchor, e.revocationHash, true
 		d.CachedToken = true
 		d.Issuer, d.Subject, d.TokenID = claims.Issuer, claims.Subject, claims.ID
@@ -569,7 +584,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 		}
 		if a.cache != nil && a.audienceOK(claims) {
 			revHash, haveRevHash = tok.RevocationHash(), true
-			a.cache.put(&hash, &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
+			a.cache.put(th(), &cacheEntry{claims: claims, anchor: anchor, revocationHash: revHash, version: version, expires: claims.Expiry.Add(a.leeway)})
 		}
 	}
 	// eff are the claims the request is checked against from here on: the
@@ -617,7 +632,7 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 	if vc != nil {
 		links = vc.Links
 	}
-	if err := a.checkRevoked(claims, &anchor, tokBytes, &hash, rh, links); err != nil {
+	if err := a.checkRevoked(claims, &anchor, tokBytes, th, rh, links); err != nil {
 		return reject(d, token.StatusVerificationError, CheckRevocation, err)
 	}
 	h, opFresh := a.revoke, Freshness{}
@@ -665,16 +680,16 @@ func (a *Agent) operation(ctx context.Context, signed []byte, d *Outcome) wire.R
 // the device's revocation list, looked up by the token's id and, when the
 // list holds hashes, the hashes of tokenHashes and the hashes of links,
 // the verified delegation chain of the request (nil when none), and the
-// status update installed from the token's issuer. tokBytes and hash are
-// the token as received and its SHA-256, anchor the anchor that verified
-// it, rh its revocation hash, computed on demand. A revoked token revokes
+// status update installed from the token's issuer. tokBytes and th are
+// the token as received and its SHA-256, computed on demand, anchor the
+// anchor that verified it, rh its revocation hash, computed on demand. A revoked token revokes
 // every chain below it; a revoked link every link below it.
-func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, hash *[32]byte, rh func() *[32]byte, links []token.Link) error {
+func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokBytes []byte, th, rh func() *[32]byte, links []token.Link) error {
 	var hashes [maxTokenHashes][32]byte
 	var hs [][32]byte
 	holdsHashes := a.revocations.holdsHashes()
 	if holdsHashes {
-		hs = tokenHashes(hashes[:0], rh(), hash, tokBytes, anchor.Key)
+		hs = tokenHashes(hashes[:0], rh(), th(), tokBytes, anchor.Key)
 	}
 	if err := a.revocations.revoked(claims.ID, hs); err != nil {
 		return err
@@ -690,15 +705,29 @@ func (a *Agent) checkRevoked(claims *token.Claims, anchor *trust.Anchor, tokByte
 // verifyToken verifies tok with the first anchor whose key verifies it.
 // Anchors whose key pins another algorithm than the token's are not tried;
 // when none is left the error matches token.ErrAlgorithmMismatch.
+//
+// An ECDSA key pins the algorithm of its curve when it is a point of the
+// curve (trust.Anchor.PinnedAlgorithm). Checking that costs about 1% of a
+// verification, which checks it again: so an anchor is tried when its
+// curve is the token's, and only when the verification fails is the point
+// checked, an anchor whose key is not a point of its curve being then
+// passed over as one that pins no algorithm.
 func verifyToken(tok *token.Token, anchors []trust.Anchor) (*token.Claims, trust.Anchor, error) {
 	var firstErr error
 	for i := range anchors {
-		if anchors[i].PinnedAlgorithm() != tok.Algorithm() {
+		alg := curveAlgorithm(anchors[i].Key)
+		if alg == 0 {
+			alg = anchors[i].PinnedAlgorithm()
+		}
+		if alg != tok.Algorithm() {
 			continue
 		}
 		c, err := tok.Verify(anchors[i].Key)
 		if err == nil {
 			return c, anchors[i], nil
+		}
+		if alg = anchors[i].PinnedAlgorithm(); alg != tok.Algorithm() {
+			continue // not a point of its curve
 		}
 		if firstErr == nil {
 			firstErr = err
@@ -708,6 +737,24 @@ func verifyToken(tok *token.Token, anchors []trust.Anchor) (*token.Claims, trust
 		firstErr = fmt.Errorf("%w: token signed with %v, no anchor of the issuer pins it", token.ErrAlgorithmMismatch, tok.Algorithm())
 	}
 	return nil, trust.Anchor{}, firstErr
+}
+
+// curveAlgorithm returns the algorithm of an ECDSA key's curve, without
+// checking the point; 0 for other keys and for an ECDSA key without a
+// point or on another curve.
+func curveAlgorithm(pub crypto.PublicKey) token.Algorithm {
+	k, ok := pub.(*ecdsa.PublicKey)
+	//lint:ignore SA1019 only reading the coordinates to reject a key without them
+	if !ok || k == nil || k.X == nil || k.Y == nil {
+		return 0
+	}
+	switch k.Curve {
+	case elliptic.P256():
+		return token.AlgES256
+	case elliptic.P384():
+		return token.AlgES384
+	}
+	return 0
 }
 
 func (a *Agent) audienceOK(c *token.Claims) bool {

@@ -73,7 +73,9 @@
 // invalidate a nonce a technician already holds. Consumed and expired
 // nonces are remembered in a bounded ring so a rejection says
 // [ErrNonceReplayed] or [ErrNonceExpired] rather than [ErrNonceUnknown],
-// and so a value is never issued twice in a short time.
+// and so a value is never issued twice in a short time; an index of the
+// values held keeps issuing and using a nonce from searching them, so its
+// cost does not grow with Config.MaxNonces.
 //
 // Sources. What one sender does must not deny service to another, so
 // [Agent.Serve] and [Agent.ServeListener] treat each connection as a

@@ -27,7 +27,10 @@ const (
 //
 // Consumed and expired nonces are remembered in a ring of 2*max entries so
 // that a rejection can say "replayed" or "expired" rather than "unknown",
-// and so that a recently used value is never issued again.
+// and so that a recently used value is never issued again. The index seen
+// holds every value in live and in the ring, so that neither issuing,
+// using nor rejecting a nonce searches live or the ring (3*max entries at
+// most): the lock is held for about as long whatever max is.
 type nonceStore struct {
 	mu   sync.Mutex
 	max  int
@@ -36,7 +39,15 @@ type nonceStore struct {
 	live []liveNonce
 	gone []goneNonce // ring
 	next int         // next write position in gone
+	seen map[uint64]seenNonce
 	buf  [8]byte
+}
+
+// seenNonce is what the index knows of a value: live at live[at] (why is
+// nil), or in the ring, forgotten for why.
+type seenNonce struct {
+	why error
+	at  int
 }
 
 type liveNonce struct {
@@ -58,41 +69,64 @@ type goneNonce struct {
 }
 
 func newNonceStore(max int, life time.Duration, rand io.Reader) *nonceStore {
-	return &nonceStore{max: max, life: life, rand: rand, live: make([]liveNonce, 0, max), gone: make([]goneNonce, 2*max)}
+	return &nonceStore{max: max, life: life, rand: rand, live: make([]liveNonce, 0, max), gone: make([]goneNonce, 2*max), seen: make(map[uint64]seenNonce, 3*max)}
 }
 
+// forget moves n, a nonce taken out of live, to the ring (why is not nil),
+// and drops from the index the value the ring forgets to make room. The
+// caller holds mu.
 func (s *nonceStore) forget(n uint64, why error) {
+	if old := s.gone[s.next].n; old != 0 {
+		delete(s.seen, old)
+	}
 	s.gone[s.next] = goneNonce{n, why}
 	s.next = (s.next + 1) % len(s.gone)
+	s.seen[n] = seenNonce{why: why}
 }
 
-// prune moves expired nonces to the ring. The caller holds mu.
-func (s *nonceStore) prune(now time.Time) {
+// keep keeps the live nonces for which keep reports true, in their order,
+// and forgets the others for why. The caller holds mu.
+func (s *nonceStore) keep(keep func(*liveNonce) bool, why error) {
 	kept := s.live[:0]
-	for _, e := range s.live {
-		if now.Before(e.expires) {
+	for i, e := range s.live {
+		if keep(&e) {
+			if at := len(kept); at != i { // moved down
+				s.seen[e.n] = seenNonce{at: at}
+			}
 			kept = append(kept, e)
 		} else {
 			e.drop()
-			s.forget(e.n, ErrNonceExpired)
+			s.forget(e.n, why)
 		}
 	}
 	clear(s.live[len(kept):])
 	s.live = kept
 }
 
+// removeLive takes live[i] out of live, moving the last one in its place,
+// and returns it. The caller holds mu and forgets it.
+func (s *nonceStore) removeLive(i int) liveNonce {
+	e := s.live[i]
+	last := len(s.live) - 1
+	if i != last {
+		s.live[i] = s.live[last]
+		s.seen[s.live[i].n] = seenNonce{at: i}
+	}
+	s.live[last] = liveNonce{}
+	s.live = s.live[:last]
+	e.drop()
+	return e
+}
+
+// prune moves expired nonces to the ring. The caller holds mu.
+func (s *nonceStore) prune(now time.Time) {
+	s.keep(func(e *liveNonce) bool { return now.Before(e.expires) }, ErrNonceExpired)
+}
+
+// known reports whether n is live or in the ring. The caller holds mu.
 func (s *nonceStore) known(n uint64) bool {
-	for _, e := range s.live {
-		if e.n == n {
-			return true
-		}
-	}
-	for _, g := range s.gone {
-		if g.n == n {
-			return true
-		}
-	}
-	return false
+	_, ok := s.seen[n]
+	return ok
 }
 
 // issue returns a fresh nonce for src (nil: the shared source): 64 random
@@ -115,6 +149,7 @@ func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 		if n == 0 || s.known(n) {
 			continue
 		}
+		s.seen[n] = seenNonce{at: len(s.live)}
 		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life), owner: src})
 		if src != nil {
 			src.held.Add(1)
@@ -128,30 +163,20 @@ func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 func (s *nonceStore) consume(n uint64, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, e := range s.live {
-		if e.n != n {
-			continue
-		}
-		last := len(s.live) - 1
-		s.live[i] = s.live[last]
-		s.live[last] = liveNonce{}
-		s.live = s.live[:last]
-		e.drop()
-		if !now.Before(e.expires) {
-			s.forget(n, ErrNonceExpired)
-			return ErrNonceExpired
-		}
-		s.forget(n, ErrNonceReplayed)
-		return nil
+	seen, ok := s.seen[n]
+	switch {
+	case !ok:
+		return ErrNonceUnknown
+	case seen.why != nil:
+		return seen.why
 	}
-	if n != 0 {
-		for _, g := range s.gone {
-			if g.n == n {
-				return g.why
-			}
-		}
+	e := s.removeLive(seen.at)
+	if !now.Before(e.expires) {
+		s.forget(n, ErrNonceExpired)
+		return ErrNonceExpired
 	}
-	return ErrNonceUnknown
+	s.forget(n, ErrNonceReplayed)
+	return nil
 }
 
 // releaseOldest forgets the oldest nonce issued to src, to make room in its
@@ -166,13 +191,7 @@ func (s *nonceStore) releaseOldest(src *source) {
 	if oldest < 0 {
 		return
 	}
-	e := s.live[oldest]
-	last := len(s.live) - 1
-	s.live[oldest] = s.live[last]
-	s.live[last] = liveNonce{}
-	s.live = s.live[:last]
-	e.drop()
-	s.forget(e.n, ErrNonceReleased)
+	s.forget(s.removeLive(oldest).n, ErrNonceReleased)
 }
 
 // release forgets the nonces issued to src, whose connection has closed.
@@ -182,17 +201,7 @@ func (s *nonceStore) release(src *source) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := s.live[:0]
-	for _, e := range s.live {
-		if e.owner == src {
-			e.drop()
-			s.forget(e.n, ErrNonceReleased)
-		} else {
-			kept = append(kept, e)
-		}
-	}
-	clear(s.live[len(kept):])
-	s.live = kept
+	s.keep(func(e *liveNonce) bool { return e.owner != src }, ErrNonceReleased)
 }
 
 // outstanding returns the number of nonces held, expired ones not yet

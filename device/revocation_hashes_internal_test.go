@@ -265,7 +265,7 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 	installUpdate(t, a, u)
 	hash, rh := sha256.Sum256(tokBytes), tok.RevocationHash()
 	check := func() {
-		if err := a.checkRevoked(claims, anchor, tokBytes, &hash, func() *[32]byte { return &rh }, nil); err != nil {
+		if err := a.checkRevoked(claims, anchor, tokBytes, func() *[32]byte { return &hash }, func() *[32]byte { return &rh }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

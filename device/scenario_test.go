@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -493,5 +495,51 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	_, err := device.New(device.Config{Identity: hvac, Anchors: store, SigningKey: ed25519.PrivateKey(weak)})
 	if !errors.Is(err, device.ErrConfig) || !errors.Is(err, token.ErrWeakKey) {
 		t.Errorf("weak signing key: %v, want ErrConfig and token.ErrWeakKey", err)
+	}
+}
+
+// rawStore is a trust.Store that returns its anchors as they are, without
+// the validation trust's stores make.
+type rawStore []trust.Anchor
+
+func (s rawStore) Lookup(string, []byte) ([]trust.Anchor, error) { return s, nil }
+
+// An anchor whose key is not a point of its curve pins no algorithm: the
+// device does not try it, and when no other anchor of the issuer pins the
+// token's algorithm the token is refused for a mismatch (which nothing was
+// verified for and does not count toward throttling), not for its
+// signature.
+func TestAnchorKeyOffCurve(t *testing.T) {
+	//lint:ignore SA1019 building a key off its curve, which the supported ways refuse
+	off := &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
+	other := newKey(t, "P-256").Public()
+	for _, tc := range []struct {
+		name    string
+		anchors func(good, bad trust.Anchor) rawStore
+		want    error
+	}{
+		{"alone", func(_, bad trust.Anchor) rawStore { return rawStore{bad} }, token.ErrAlgorithmMismatch},
+		{"before the anchor", func(good, bad trust.Anchor) rawStore { return rawStore{bad, good} }, nil},
+		{"after another key", func(good, bad trust.Anchor) rawStore {
+			return rawStore{{Issuer: good.Issuer, Key: other}, bad}
+		}, token.ErrSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, func(c *device.Config) { c.Throttle.Failures = 1 })
+			w.cfg.Anchors = tc.anchors(*w.anchor, trust.Anchor{Issuer: w.anchor.Issuer, Key: off})
+			w.restart()
+			r, d := w.do(w.token(nil), "read-data")
+			if tc.want == nil {
+				if r.Status != wire.StatusSuccess || !d.Allowed() {
+					t.Fatalf("response %+v, decision %+v", r, d)
+				}
+				return
+			}
+			expect(t, r, d, wire.StatusVerificationError, device.CheckTokenSignature, tc.want)
+			// One costly failure locks the source out; a mismatch is not one.
+			if nr, _ := w.send(wire.NonceRequest); (nr.Status == wire.StatusSuccess) != errors.Is(tc.want, token.ErrAlgorithmMismatch) {
+				t.Errorf("nonce request after the refusal: status %v", nr.Status)
+			}
+		})
 	}
 }

@@ -124,8 +124,15 @@ func (a *Agent) serve(ctx context.Context, conn transport.Conn, src *source, s *
 	}
 }
 
-// send sends a response, within the frame timeout.
+// send sends a response, within the frame timeout: at once when the
+// Conn can take it without waiting (transport.TrySender), so that no
+// timer is set.
 func (a *Agent) send(ctx context.Context, conn transport.Conn, resp []byte) error {
+	if ts, ok := conn.(transport.TrySender); ok && ctx.Err() == nil {
+		if sent, err := ts.TrySend(resp); sent || err != nil {
+			return err
+		}
+	}
 	if a.frameTimeout <= 0 {
 		return conn.Send(ctx, resp)
 	}

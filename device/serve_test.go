@@ -3,7 +3,9 @@ package device_test
 import (
 	"context"
 	"errors"
+	"io"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,5 +108,81 @@ func TestServeListenerOverTCP(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before+1 {
 		t.Fatalf("%d goroutines before, %d after", before, n)
+	}
+}
+
+// trySendConn is a Conn with the transport.TrySender capability: try
+// decides what TrySend does (nil: hand the message to the pipe at once).
+// It counts the calls of Send and TrySend.
+type trySendConn struct {
+	transport.Conn
+	pipe        transport.TrySender
+	try         func(msg []byte) (bool, error)
+	sends, trys atomic.Int32
+}
+
+func (c *trySendConn) Send(ctx context.Context, msg []byte) error {
+	c.sends.Add(1)
+	return c.Conn.Send(ctx, msg)
+}
+
+func (c *trySendConn) TrySend(msg []byte) (bool, error) {
+	c.trys.Add(1)
+	if c.try != nil {
+		return c.try(msg)
+	}
+	return c.pipe.TrySend(msg)
+}
+
+// Serve hands a response to a Conn that can take it at once with TrySend,
+// without Send and its timer; when TrySend would wait it sends with Send;
+// when TrySend fails as Send would, Serve ends as after a failed Send.
+func TestServeTrySend(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		try         func([]byte) (bool, error)
+		sends, trys int32
+	}{
+		{"taken at once", nil, 0, 2},
+		{"would wait", func([]byte) (bool, error) { return false, nil }, 2, 2},
+		{"fails", func([]byte) (bool, error) { return false, io.ErrClosedPipe }, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tech, dev := transport.Pipe()
+			defer tech.Close()
+			conn := &trySendConn{Conn: dev, pipe: dev.(transport.TrySender), try: tc.try}
+			done := make(chan error, 1)
+			go func() { done <- w.agent.Serve(ctx, conn) }()
+			if err := tech.Send(ctx, wire.NonceRequest); err != nil {
+				t.Fatal(err)
+			}
+			if tc.trys == 1 {
+				if err := <-done; err != nil {
+					t.Fatalf("Serve after TrySend failed: %v", err)
+				}
+			} else {
+				out, err := tech.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nr, err := wire.DecodeResponse(out)
+				if err != nil || nr.Status != wire.StatusSuccess {
+					t.Fatalf("nonce response %+v, %v", nr, err)
+				}
+				if r := roundTrip(t, ctx, tech, w.request(nr.Nonce, w.token(nil), w.pop, "read-data")); r.Status != wire.StatusSuccess || string(r.Data) != "ok:read-data" {
+					t.Fatalf("%+v", r)
+				}
+				tech.Close()
+				if err := <-done; err != nil {
+					t.Fatalf("Serve after the peer closed: %v", err)
+				}
+			}
+			if sends, trys := conn.sends.Load(), conn.trys.Load(); sends != tc.sends || trys != tc.trys {
+				t.Errorf("Send called %d times, TrySend %d; want %d, %d", sends, trys, tc.sends, tc.trys)
+			}
+		})
 	}
 }

@@ -127,7 +127,7 @@ func BenchmarkRevocationCheck(b *testing.B) {
 					}
 					return &revHash
 				}
-				if err := a.checkRevoked(claims, anchor, tokBytes, &hash, rh, nil); err != nil {
+				if err := a.checkRevoked(claims, anchor, tokBytes, func() *[32]byte { return &hash }, rh, nil); err != nil {
 					b.Fatal(err)
 				}
 			})

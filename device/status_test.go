@@ -634,3 +634,35 @@ func TestKeepStatusFresh(t *testing.T) {
 		t.Errorf("KeepStatusFresh returned %v", err)
 	}
 }
+
+// The agent keeps no part of a request's buffer: a status update carried
+// by a request and held by the device stays as it was verified when the
+// caller reuses the buffer, and persists as such with the next update.
+func TestCarriedStatusNotAliased(t *testing.T) {
+	other := newKey(t, "P-256")
+	otherAnchor, err := trust.NewAnchor(other.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, statusUpdates, func(c *device.Config) { c.State = &device.MemoryState{} })
+	if w.cfg.Anchors, err = trust.NewMemoryStore(*w.anchor, *otherAnchor); err != nil {
+		t.Fatal(err)
+	}
+	w.restart()
+	req := w.carry(w.nonce(), w.token(nil), w.status(nil), "read-data")
+	if r, d := w.send(req); r.Status != wire.StatusSuccess || d.Update.Err != nil || !d.Update.Installed {
+		t.Fatalf("carried update: %+v, %+v", r, d.Update)
+	}
+	for i := range req {
+		req[i] = 0xff // the caller reuses its buffer
+	}
+	// Installing another issuer's update persists the held ones again.
+	if err := w.agent.InstallStatus(w.statusWith(other, func(u *token.StatusUpdate) { u.Issuer = otherAnchor.Issuer })); err != nil {
+		t.Fatal(err)
+	}
+	w.restart() // the persisted updates must decode
+	nr, _ := w.send(wire.NonceRequest)
+	if len(nr.Sequences) != 2 {
+		t.Errorf("sequences after restart %+v", nr.Sequences)
+	}
+}

@@ -80,6 +80,28 @@ type FrameReceiver interface {
 	ReceiveFrame(ctx context.Context, timeout time.Duration, started func()) ([]byte, error)
 }
 
+// TrySender is an optional capability of a [Conn]: sending a message only
+// when that needs no wait for the peer. A caller that must keep receiving
+// while a Send waits (on a link without buffering the peer may be blocked
+// sending to it, and would never take the message) needs a second
+// goroutine for Send; when TrySend succeeds it needs none, and a message
+// costs no hand-over between goroutines. The pipe Conns of this package
+// implement it; use it through a type assertion:
+//
+//	if ts, ok := conn.(transport.TrySender); ok {
+//		if sent, err = ts.TrySend(msg); !sent && err == nil {
+//			// fall back to Send
+//		}
+//	}
+type TrySender interface {
+	// TrySend sends msg as Send does when it can do so at once, and
+	// reports whether it did. It returns false and a nil error, having
+	// sent nothing, when Send would have to wait; and false with the error
+	// Send would return when Send would fail at once (a closed Conn, a
+	// message too large). Like Send, it does not retain msg.
+	TrySend(msg []byte) (bool, error)
+}
+
 // RemoteAddresser is an optional capability of a [Conn]: the network
 // address of its peer. Stream Conns implement it, returning the address of
 // the underlying stream when it is a network connection (those of [Dial]

@@ -52,7 +52,10 @@
 // fragmentation and pipe Conns) tells when a message has begun and bounds
 // the time its rest may take, so that a server can tell an idle peer from a
 // slow one. [RemoteAddresser] (stream Conns) tells the peer's network
-// address, so that a server can tell sources apart.
+// address, so that a server can tell sources apart. [TrySender] (pipe
+// Conns) sends a message only when that needs no wait for the peer, so
+// that a peer that must keep receiving while it sends (client.Session, the
+// device's Serve) needs no second goroutine, nor a timer, for the send.
 //
 // # Errors
 //

@@ -61,6 +61,7 @@ type pipeEnd struct {
 var (
 	_ Conn          = (*pipeEnd)(nil)
 	_ FrameReceiver = (*pipeEnd)(nil)
+	_ TrySender     = (*pipeEnd)(nil)
 )
 
 func newPipePair(buffer, limit int) (*pipeEnd, *pipeEnd) {
@@ -75,15 +76,8 @@ func newPipePair(buffer, limit int) (*pipeEnd, *pipeEnd) {
 
 // Send implements [Conn].
 func (p *pipeEnd) Send(ctx context.Context, msg []byte) error {
-	if len(msg) > p.limit {
-		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: p.limit}
-	}
-	select {
-	case <-p.local.done:
-		return fmt.Errorf("transport: send: %w", ErrClosed)
-	case <-p.remote.done:
-		return fmt.Errorf("transport: send: %w", io.ErrClosedPipe)
-	default:
+	if err := p.sendable(msg); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("transport: send: %w", err)
@@ -98,6 +92,39 @@ func (p *pipeEnd) Send(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("transport: send: %w", io.ErrClosedPipe)
 	case <-ctx.Done():
 		return fmt.Errorf("transport: send: %w", ctx.Err())
+	}
+}
+
+// sendable returns the error Send returns at once for msg: too large, or
+// an end closed.
+func (p *pipeEnd) sendable(msg []byte) error {
+	if len(msg) > p.limit {
+		return &MessageTooLargeError{Size: uint64(len(msg)), Limit: p.limit}
+	}
+	select {
+	case <-p.local.done:
+		return fmt.Errorf("transport: send: %w", ErrClosed)
+	case <-p.remote.done:
+		return fmt.Errorf("transport: send: %w", io.ErrClosedPipe)
+	default:
+	}
+	return nil
+}
+
+// TrySend implements [TrySender]: it sends when the direction's buffer
+// has room.
+func (p *pipeEnd) TrySend(msg []byte) (bool, error) {
+	if err := p.sendable(msg); err != nil {
+		return false, err
+	}
+	if len(p.out) == cap(p.out) {
+		return false, nil // full: no copy made
+	}
+	select {
+	case p.out <- append(make([]byte, 0, len(msg)), msg...):
+		return true, nil
+	default:
+		return false, nil
 	}
 }
 

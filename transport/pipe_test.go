@@ -152,3 +152,66 @@ func TestPacketPipeMTU(t *testing.T) {
 		t.Fatalf("PacketPipe(1).MTU() = %d, want %d", a.MTU(), MinMTU)
 	}
 }
+
+func TestPipeTrySend(t *testing.T) {
+	checkGoroutines(t)
+	a, b := Pipe()
+	defer b.Close()
+	ts, ok := a.(TrySender)
+	if !ok {
+		t.Fatal("a Pipe end is not a TrySender")
+	}
+	ctx := context.Background()
+	t.Run("sends while the buffer has room, then refuses without sending", func(t *testing.T) {
+		msg := []byte("m0")
+		for i := range pipeBuffer {
+			msg[1] = byte('0' + i)
+			if sent, err := ts.TrySend(msg); !sent || err != nil {
+				t.Fatalf("TrySend %d: %v, %v", i, sent, err)
+			}
+		}
+		msg[1] = 'x' // TrySend must not have retained msg
+		if sent, err := ts.TrySend([]byte("full")); sent || err != nil {
+			t.Fatalf("TrySend on a full buffer: %v, %v; want false, nil", sent, err)
+		}
+		for i := range pipeBuffer {
+			got, err := b.Receive(ctx)
+			if err != nil || string(got) != "m"+string(rune('0'+i)) {
+				t.Fatalf("message %d: %q, %v", i, got, err)
+			}
+		}
+	})
+	t.Run("keeps the order of Send", func(t *testing.T) {
+		if err := a.Send(ctx, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		if sent, err := ts.TrySend([]byte("two")); !sent || err != nil {
+			t.Fatalf("TrySend: %v, %v", sent, err)
+		}
+		for _, want := range []string{"one", "two"} {
+			if got, err := b.Receive(ctx); err != nil || string(got) != want {
+				t.Fatalf("got %q, %v; want %q", got, err, want)
+			}
+		}
+	})
+	t.Run("refuses a message too large", func(t *testing.T) {
+		sent, err := ts.TrySend(make([]byte, DefaultMaxMessageSize+1))
+		if sent || !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("got %v, %v; want false, ErrMessageTooLarge", sent, err)
+		}
+	})
+	t.Run("fails once the peer has closed", func(t *testing.T) {
+		c, d := Pipe()
+		defer c.Close()
+		d.Close()
+		if sent, err := c.(TrySender).TrySend([]byte("x")); sent || !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("got %v, %v; want false, io.ErrClosedPipe", sent, err)
+		}
+	})
+	t.Run("fails once closed", func(t *testing.T) {
+		a.Close()
+		if sent, err := ts.TrySend([]byte("x")); sent || !errors.Is(err, ErrClosed) {
+			t.Fatalf("got %v, %v; want false, ErrClosed", sent, err)
+		}
+	})
+}

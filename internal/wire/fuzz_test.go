@@ -97,13 +97,18 @@ func TestResponseSeeds(t *testing.T) {
 
 // FuzzDecodeMessage: DecodeMessage accepts only [1], [3, non-empty bstr]
 // and [3, non-empty bstr, non-empty bstr]; a malformed envelope reports type 0, or 3 when it starts as an
-// operation request, and never a bundle.
+// operation request, and never a bundle. DecodeMessageView answers the
+// same.
 func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range []string{"81 01", "82 03 42 d2 84", "82 03 01", "81 03", "9f 03 41 00 ff", "83 03 41 00 00", "82 18 03 41 00", "80", "83 03 41 00 41 01"} {
 		f.Add(h(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeMessage(data)
+		if v, verr := DecodeMessageView(data); (verr == nil) != (err == nil) || v.Type != m.Type ||
+			!bytes.Equal(v.Signed, m.Signed) || !bytes.Equal(v.Status, m.Status) || (v.Status == nil) != (m.Status == nil) {
+			t.Fatalf("%x: DecodeMessageView %+v %v, DecodeMessage %+v %v", data, v, verr, m, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) || m.Type != 0 && m.Type != TypeOperationRequest || m.Signed != nil || m.Status != nil {
 				t.Fatalf("malformed %x: %+v %v", data, m, err)

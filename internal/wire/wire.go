@@ -1,13 +1,13 @@
 package wire
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/securedeviceaccess/sda/internal/codec"
 	"github.com/securedeviceaccess/sda/token"
 )
@@ -89,6 +89,17 @@ type Message struct {
 // answers every such envelope with an operation response. Otherwise Type
 // is 0 with the error.
 func DecodeMessage(data []byte) (Message, error) {
+	m, err := DecodeMessageView(data)
+	if err == nil {
+		m.Signed, m.Status = bytes.Clone(m.Signed), bytes.Clone(m.Status)
+	}
+	return m, err
+}
+
+// DecodeMessageView is [DecodeMessage] without copies: Signed and Status
+// alias data, for a caller done with them before data changes (the device
+// agent, whose token.ParseRequest copies what it keeps).
+func DecodeMessageView(data []byte) (Message, error) {
 	m, err := decodeMessage(data)
 	if err != nil {
 		m = Message{}
@@ -141,27 +152,35 @@ func decodeMessage(data []byte) (Message, error) {
 	if data[0]>>5 != 4 {
 		return Message{}, malformed("envelope is not an array")
 	}
-	var items []cbor.RawMessage
-	if err := codec.Unmarshal(data, &items); err != nil {
+	// Read without reflection, as the device reads every request: the
+	// elements alias data.
+	var buf [3][]byte
+	items, err := codec.ReadArray(data, buf[:0])
+	if err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(items) == 0 {
 		return Message{}, malformed("empty envelope")
 	}
 	var m Message
-	if items[0][0]>>5 != 0 || codec.Unmarshal(items[0], &m.Type) != nil {
+	if m.Type, err = codec.ReadUint(items[0]); err != nil {
 		return Message{}, malformed("message type is not an unsigned integer")
 	}
 	switch {
 	case m.Type == TypeNonceRequest && len(items) == 1:
 		return m, nil
 	case m.Type == TypeOperationRequest && (len(items) == 2 || len(items) == 3):
-		if items[1][0]>>5 != 2 || codec.Unmarshal(items[1], &m.Signed) != nil || len(m.Signed) == 0 {
+		signed, err := codec.ReadBytes(items[1])
+		if err != nil || len(signed) == 0 {
 			return Message{}, malformed("operation request does not carry a byte string")
 		}
-		if len(items) == 3 && (items[2][0]>>5 != 2 || codec.Unmarshal(items[2], &m.Status) != nil || len(m.Status) == 0) {
-			return Message{}, malformed("operation request carries a status update that is not a byte string")
+		var status []byte
+		if len(items) == 3 {
+			if status, err = codec.ReadBytes(items[2]); err != nil || len(status) == 0 {
+				return Message{}, malformed("operation request carries a status update that is not a byte string")
+			}
 		}
+		m.Signed, m.Status = signed, status
 		return m, nil
 	case m.Type == TypeNonceRequest || m.Type == TypeOperationRequest:
 		return Message{}, malformed("message type %d with %d elements", m.Type, len(items))

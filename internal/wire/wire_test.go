@@ -205,3 +205,54 @@ func TestDecodeMessageTypeOfMalformed(t *testing.T) {
 		}
 	}
 }
+
+// Decoding an envelope allocates only the copies of its byte strings (the
+// device decodes one per request): Signed and Status do not alias the
+// input. DecodeMessageView decodes the same without copies.
+func TestDecodeMessageAllocs(t *testing.T) {
+	m := func(b []byte) Message {
+		m, err := DecodeMessage(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		max  float64
+	}{
+		{"nonce request", NonceRequest, 0},
+		{"operation request", EncodeOperationRequest(bytes.Repeat([]byte{0xd2}, 400)), 1},
+		{"with a status update", EncodeOperationRequestWithStatus(bytes.Repeat([]byte{0xd2}, 400), bytes.Repeat([]byte{0xd3}, 300)), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if n := testing.AllocsPerRun(100, func() {
+				if _, err := DecodeMessage(tc.msg); err != nil {
+					t.Fatal(err)
+				}
+			}); n > tc.max {
+				t.Errorf("%v allocations, want at most %v", n, tc.max)
+			}
+			if n := testing.AllocsPerRun(100, func() {
+				if _, err := DecodeMessageView(tc.msg); err != nil {
+					t.Fatal(err)
+				}
+			}); n > 0 {
+				t.Errorf("DecodeMessageView: %v allocations, want none", n)
+			}
+			v, _ := DecodeMessageView(tc.msg)
+			if !bytes.Equal(v.Signed, m(tc.msg).Signed) || !bytes.Equal(v.Status, m(tc.msg).Status) || v.Type != m(tc.msg).Type {
+				t.Errorf("DecodeMessageView: %+v, DecodeMessage: %+v", v, m(tc.msg))
+			}
+			m, _ := DecodeMessage(tc.msg)
+			signed, status := bytes.Clone(m.Signed), bytes.Clone(m.Status)
+			for i := range tc.msg {
+				tc.msg[i] ^= 0xff
+			}
+			if !bytes.Equal(m.Signed, signed) || !bytes.Equal(m.Status, status) {
+				t.Error("the message aliases the envelope")
+			}
+		})
+	}
+}

@@ -1,0 +1,71 @@
+package device
+
+import (
+	"crypto/rand"
+	"errors"
+	mrand "math/rand/v2"
+	"testing"
+	"time"
+)
+
+// The nonce store's index (seen) holds exactly the live nonces, with their
+// place in live, and those in the ring of forgotten ones, with the reason
+// they went,
+// through any sequence of issues, uses, replays, expiries, quota releases
+// and closed connections; and it answers as a scan would.
+func TestNonceIndex(t *testing.T) {
+	const max = 4
+	s := newNonceStore(max, time.Minute, rand.Reader)
+	srcs := []*source{nil, {quota: 2}, {quota: 1}}
+	now := time.Unix(1700000000, 0)
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var issued []uint64
+	for step := range 5000 {
+		switch k := rng.IntN(10); {
+		case k < 4:
+			if n, err := s.issue(now, srcs[rng.IntN(len(srcs))]); err == nil {
+				issued = append(issued, n)
+			} else if !errors.Is(err, ErrNoncesExhausted) {
+				t.Fatal(err)
+			}
+		case k < 8 && len(issued) > 0:
+			n := issued[rng.IntN(len(issued))]
+			err := s.consume(n, now)
+			// What a scan of live and the ring says.
+			want := ErrNonceUnknown
+			for i := len(s.gone) - 1; i >= 0; i-- {
+				if g := s.gone[(s.next+i)%len(s.gone)]; g.n == n {
+					want = g.why
+					break
+				}
+			}
+			if err != nil && !errors.Is(err, want) {
+				t.Fatalf("step %d: consume: %v, the ring says %v", step, err, want)
+			}
+		case k == 8:
+			now = now.Add(time.Duration(rng.IntN(40)) * time.Second)
+		default:
+			s.release(srcs[1+rng.IntN(len(srcs)-1)])
+		}
+		want := map[uint64]seenNonce{}
+		for _, g := range s.gone {
+			if g.n != 0 {
+				want[g.n] = seenNonce{why: g.why}
+			}
+		}
+		for i, e := range s.live {
+			if _, dup := want[e.n]; dup {
+				t.Fatalf("step %d: %x both live and forgotten", step, e.n)
+			}
+			want[e.n] = seenNonce{at: i}
+		}
+		if len(s.seen) != len(want) {
+			t.Fatalf("step %d: index of %d values, live and ring hold %d", step, len(s.seen), len(want))
+		}
+		for n, why := range want {
+			if got, ok := s.seen[n]; !ok || got != why {
+				t.Fatalf("step %d: index has %x as %v (%v), want %v", step, n, got, ok, why)
+			}
+		}
+	}
+}

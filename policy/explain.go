@@ -295,7 +295,7 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			}
 		}
 		if dec == nil {
-			dec = grant(r, len(devs), ops, auds, results, denyStart)
+			dec = grant(r, len(devs), ops, auds, results, denyStart, nil)
 		}
 	}
 

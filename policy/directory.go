@@ -66,9 +66,15 @@ func (d *Device) Validate() error {
 	if len(d.Attributes) > maxAttributes {
 		f.add("attributes", "more than %d attributes", maxAttributes)
 	} else {
-		for _, k := range slices.Sorted(maps.Keys(d.Attributes)) {
-			checkAttrKey(&f, "attributes."+k, k)
-			checkAttrValue(&f, "attributes."+k, d.Attributes[k])
+		var buf [4]string
+		for _, k := range sortedKeys(buf[:0], d.Attributes) {
+			// The field's name is built only for a report.
+			m := len(f.list)
+			checkAttrKey(&f, "", k)
+			checkAttrValue(&f, "", d.Attributes[k])
+			for i := m; i < len(f.list); i++ {
+				f.list[i].Name = "attributes." + k
+			}
 		}
 	}
 	return f.err()

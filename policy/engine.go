@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -83,14 +84,24 @@ func newStateFor(s *Snapshot) *state {
 	}
 }
 
-// internKey returns the state's copy of the index key k, making k that
-// copy when it has none.
-func (st *state) internKey(k string) string {
-	if s, ok := st.keyNames[k]; ok {
+// key returns the index key made of parts: st's copy of it, made when st
+// has none, or when st is nil a new string. Looking the key up builds it
+// in a buffer, without allocating.
+func (st *state) key(parts ...string) string {
+	if st == nil {
+		return strings.Join(parts, "")
+	}
+	var buf [96]byte
+	b := buf[:0]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	if s, ok := st.keyNames[string(b)]; ok {
 		return s
 	}
-	st.keyNames[k] = k
-	return k
+	s := string(b)
+	st.keyNames[s] = s
+	return s
 }
 
 // shareKeys replaces the keys of a subject or device entry with the
@@ -133,7 +144,8 @@ func deviceKeys(d *Device) []string {
 	if d.EndpointName != "" {
 		keys = append(keys, "e\x00"+d.EndpointName)
 	}
-	for _, k := range slices.Sorted(mapsKeys(d.Attributes)) {
+	var buf [4]string
+	for _, k := range sortedKeys(buf[:0], d.Attributes) {
 		keys = append(keys, "k\x00"+k+"\x00"+d.Attributes[k])
 	}
 	return keys
@@ -201,47 +213,69 @@ type rule struct {
 	key  string // canonical JSON of cons; "" when unconstrained
 }
 
-func compile(p *Policy) *compiled {
-	c := &compiled{p: p}
-	for _, u := range p.Subjects.Users {
-		c.subjKeys = append(c.subjKeys, "u\x00"+u)
-	}
-	for _, a := range p.Subjects.Applications {
-		c.subjKeys = append(c.subjKeys, "a\x00"+a)
-	}
-	for _, g := range p.Subjects.Groups {
-		c.subjKeys = append(c.subjKeys, "g\x00"+g)
-	}
-	slices.Sort(c.subjKeys)
+func compile(p *Policy) *compiled { return compileIn(p, nil) }
 
+// compileIn compiles p. When st is not nil, p's index keys are st's
+// copies of them (see state.key), made when st has none: loading a
+// million policies then builds a key string only for the keys not seen
+// before, instead of one per key and policy.
+func compileIn(p *Policy, st *state) *compiled {
+	c := &compiled{p: p}
 	sel := &p.Devices
-	if sel.All {
-		c.devKeys = []string{"*"}
-	}
-	for _, id := range sel.IDs {
-		c.devKeys = append(c.devKeys, "i\x00"+id)
-	}
-	for _, ep := range sel.EndpointNames {
-		c.devKeys = append(c.devKeys, "e\x00"+ep)
-	}
+	var attrKeys []string // sorted
+	var k0 string         // the attribute indexed
 	if len(sel.Attributes) > 0 {
 		// Index by the attribute with the fewest values; check the others.
-		keys := slices.Sorted(mapsKeys(sel.Attributes))
-		k0 := slices.MinFunc(keys, func(a, b string) int {
+		var buf [4]string
+		attrKeys = sortedKeys(buf[:0], sel.Attributes)
+		k0 = slices.MinFunc(attrKeys, func(a, b string) int {
 			return cmp.Or(cmp.Compare(len(sel.Attributes[a]), len(sel.Attributes[b])), cmp.Compare(a, b))
 		})
+	}
+	// The subject and device keys share one array.
+	ns := len(p.Subjects.Users) + len(p.Subjects.Applications) + len(p.Subjects.Groups)
+	nd := len(sel.IDs) + len(sel.EndpointNames) + len(sel.Attributes[k0])
+	if sel.All {
+		nd++
+	}
+	keys := make([]string, 0, ns+nd)
+	for _, u := range p.Subjects.Users {
+		keys = append(keys, st.key("u\x00", u))
+	}
+	for _, a := range p.Subjects.Applications {
+		keys = append(keys, st.key("a\x00", a))
+	}
+	for _, g := range p.Subjects.Groups {
+		keys = append(keys, st.key("g\x00", g))
+	}
+	c.subjKeys = keys[:ns:ns]
+	slices.Sort(c.subjKeys)
+
+	if sel.All {
+		keys = append(keys, "*")
+	}
+	for _, id := range sel.IDs {
+		keys = append(keys, st.key("i\x00", id))
+	}
+	for _, ep := range sel.EndpointNames {
+		keys = append(keys, st.key("e\x00", ep))
+	}
+	if len(sel.Attributes) > 0 {
 		for _, v := range sel.Attributes[k0] {
-			c.devKeys = append(c.devKeys, "k\x00"+k0+"\x00"+v)
+			keys = append(keys, st.key("k\x00", k0, "\x00", v))
 		}
 		c.checkDev = len(sel.Attributes) > 1
-		c.attrs = make([]attrVals, len(keys))
-		for i, k := range keys {
+		c.attrs = make([]attrVals, len(attrKeys))
+		for i, k := range attrKeys {
 			v := sel.Attributes[k]
 			c.attrs[i] = attrVals{key: k, vals: sortedView(v)}
 			if !slices.IsSorted(v) {
 				c.attrs[i].orig = v
 			}
 		}
+	}
+	if c.devKeys = keys[ns:]; len(c.devKeys) == 0 {
+		c.devKeys = nil
 	}
 	if !slices.IsSorted(sel.IDs) || !slices.IsSorted(sel.EndpointNames) {
 		c.sorted = &sortedLists{ids: sortedView(sel.IDs), eps: sortedView(sel.EndpointNames)}
@@ -259,13 +293,20 @@ func compile(p *Policy) *compiled {
 	return c
 }
 
-// shed replaces c's policy with a shallow copy without its map of device
-// attributes: c.attrs holds the same keys and values, and a map costs
-// hundreds of bytes per policy. The policy compiled is left as it was (an
-// undo record or a history entry may hold it). Whatever hands c's policy
-// out, or reads its selector, goes through policy, which rebuilds the map.
-func (c *compiled) shed() {
+// shed drops the map of device attributes from c's policy: c.attrs holds
+// the same keys and values, and a map costs hundreds of bytes per policy.
+// Unless owned, c's policy is replaced with a shallow copy without the
+// map, and the policy compiled is left as it was (an undo record or a
+// history entry may hold it); when owned (nothing but c refers to the
+// policy, as when Load compiles its own copies), the map is dropped in
+// place. Whatever hands c's policy out, or reads its selector, goes
+// through policy, which rebuilds the map.
+func (c *compiled) shed(owned bool) {
 	if c.p.Devices.Attributes == nil {
+		return
+	}
+	if owned {
+		c.p.Devices.Attributes = nil
 		return
 	}
 	p := *c.p
@@ -404,6 +445,8 @@ func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled, kind int, s
 	}
 }
 
+// index adds c, compiled by compileIn with st (its keys are st's
+// copies), to st's indexes.
 func (st *state) index(c *compiled) {
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
@@ -416,12 +459,6 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
-	for i, k := range c.subjKeys {
-		c.subjKeys[i] = st.internKey(k)
-	}
-	for i, k := range c.devKeys {
-		c.devKeys[i] = st.internKey(k)
-	}
 	slot := 0
 	for _, s := range c.subjKeys {
 		addTo(st.bySubjKey, s, c, slot)
@@ -492,9 +529,14 @@ func (st *state) unindex(c *compiled) {
 	}
 }
 
-// apply applies validated changes. It never fails: conflicts are checked
-// beforehand by check.
-func (st *state) apply(c *Change) {
+// apply applies a validated change. It never fails: conflicts are
+// checked beforehand by check.
+func (st *state) apply(c *Change) { st.applyChange(c, false) }
+
+// applyChange applies a validated change. When owned, c's record belongs
+// to st alone (nothing else refers to it, as with Load's copies), so that
+// st may modify it.
+func (st *state) applyChange(c *Change, owned bool) {
 	switch c.Kind {
 	case KindPolicy:
 		if old := st.policies[c.ID]; old != nil {
@@ -502,8 +544,8 @@ func (st *state) apply(c *Change) {
 			delete(st.policies, c.ID)
 		}
 		if !c.Delete {
-			pc := compile(c.Policy)
-			pc.shed()
+			pc := compileIn(c.Policy, st)
+			pc.shed(owned)
 			st.policies[c.ID] = pc
 			st.index(pc)
 		}
@@ -698,7 +740,7 @@ func (e *Engine) Load(s *Snapshot) error {
 		return err
 	}
 	for i := range prepared {
-		st.apply(&prepared[i])
+		st.applyChange(&prepared[i], true) // prepared holds copies of s's records
 	}
 	e.mu.Lock()
 	e.st = st

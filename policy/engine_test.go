@@ -416,10 +416,15 @@ func TestEnginePolicyAttributesReadBack(t *testing.T) {
 	}
 	check(t, &e)
 	var e2 Engine
-	if err := e2.Load(e.Snapshot()); err != nil {
+	snap := e.Snapshot()
+	if err := e2.Load(snap); err != nil {
 		t.Fatal(err)
 	}
 	check(t, &e2)
+	// Load drops the map from its own copy, not from the caller's.
+	if diff := cmp.Diff(newPolicy(), snap.Policies[0]); diff != "" {
+		t.Errorf("snapshot loaded:\n%s", diff)
+	}
 }
 
 // TestSelectorListsOutOfOrder: a policy whose device ids or endpoint

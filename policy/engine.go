@@ -533,13 +533,15 @@ func (st *state) unindex(c *compiled) {
 // checked beforehand by check.
 func (st *state) apply(c *Change) { st.applyChange(c, false) }
 
-// applyChange applies a validated change. When owned, c's record belongs
-// to st alone (nothing else refers to it, as with Load's copies), so that
-// st may modify it.
-func (st *state) applyChange(c *Change, owned bool) {
+// applyChange applies a validated change, and reports whether it
+// replaced or deleted a record. When owned, c's record belongs to st
+// alone (nothing else refers to it, as with Load's copies), so that st may
+// modify it.
+func (st *state) applyChange(c *Change, owned bool) (existed bool) {
 	switch c.Kind {
 	case KindPolicy:
 		if old := st.policies[c.ID]; old != nil {
+			existed = true
 			st.unindex(old)
 			delete(st.policies, c.ID)
 		}
@@ -550,7 +552,10 @@ func (st *state) applyChange(c *Change, owned bool) {
 			st.index(pc)
 		}
 	case KindSubject:
-		delete(st.subjects, c.ID)
+		if st.subjects[c.ID] != nil {
+			existed = true
+			delete(st.subjects, c.ID)
+		}
 		if !c.Delete {
 			e := &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
 			st.shareKeys(e.keys)
@@ -558,6 +563,7 @@ func (st *state) applyChange(c *Change, owned bool) {
 		}
 	case KindDevice:
 		if old := st.devices[c.ID]; old != nil {
+			existed = true
 			delete(st.devices, c.ID)
 			if old.d.EndpointName != "" {
 				delete(st.byEndpoint, old.d.EndpointName)
@@ -573,6 +579,7 @@ func (st *state) applyChange(c *Change, owned bool) {
 		}
 	case KindAPIKey:
 		if old := st.apiKeys[c.ID]; old != nil {
+			existed = true
 			delete(st.apiKeys, c.ID)
 			delete(st.byHash, string(old.Hash))
 		}
@@ -581,11 +588,15 @@ func (st *state) applyChange(c *Change, owned bool) {
 			st.byHash[string(c.APIKey.Hash)] = c.APIKey
 		}
 	case KindRevocation:
-		delete(st.revs, c.ID)
+		if st.revs[c.ID] != nil {
+			existed = true
+			delete(st.revs, c.ID)
+		}
 		if !c.Delete {
 			st.revs[c.ID] = c.Revocation
 		}
 	}
+	return existed
 }
 
 // check validates a batch against the state it would apply to, without
@@ -731,7 +742,7 @@ func (e *Engine) Apply(changes ...Change) error {
 // Load replaces the whole content of the engine with the snapshot, or
 // leaves it unchanged when the snapshot is invalid.
 func (e *Engine) Load(s *Snapshot) error {
-	prepared, err := prepareSnapshot(s)
+	prepared, err := validateSnapshot(s)
 	if err != nil {
 		return err
 	}
@@ -739,8 +750,14 @@ func (e *Engine) Load(s *Snapshot) error {
 	if err := st.check(prepared); err != nil {
 		return err
 	}
+	// A record given twice is found as it is applied, by the look-up that
+	// applying makes anyway, instead of in a set of every id beforehand:
+	// st is new, and is dropped.
 	for i := range prepared {
-		st.applyChange(&prepared[i], true) // prepared holds copies of s's records
+		c := &prepared[i]
+		if st.applyChange(c, true) { // prepared holds copies of s's records
+			return duplicateRecord(c)
+		}
 	}
 	e.mu.Lock()
 	e.st = st
@@ -748,9 +765,33 @@ func (e *Engine) Load(s *Snapshot) error {
 	return nil
 }
 
-func prepareSnapshot(s *Snapshot) ([]Change, error) {
+// validateSnapshot validates the records of s and returns puts of copies
+// of them that share nothing with s.
+func validateSnapshot(s *Snapshot) ([]Change, error) {
 	changes := s.changes()
-	out := make([]Change, len(changes))
+	for i := range changes {
+		c, err := changes[i].validate()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
+		}
+		changes[i] = c
+	}
+	return changes, nil
+}
+
+// duplicateRecord returns the error for a snapshot that holds the record
+// of c twice.
+func duplicateRecord(c *Change) error {
+	return fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
+}
+
+// prepareSnapshot validates the records of s, checks that no id is given
+// twice, and returns puts of copies of them that share nothing with s.
+func prepareSnapshot(s *Snapshot) ([]Change, error) {
+	out, err := validateSnapshot(s)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[Kind]map[string]struct{}{
 		KindPolicy:     make(map[string]struct{}, len(s.Policies)),
 		KindSubject:    make(map[string]struct{}, len(s.Subjects)),
@@ -758,16 +799,12 @@ func prepareSnapshot(s *Snapshot) ([]Change, error) {
 		KindAPIKey:     make(map[string]struct{}, len(s.APIKeys)),
 		KindRevocation: make(map[string]struct{}, len(s.Revocations)),
 	}
-	for i := range changes {
-		c, err := changes[i].validate()
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
-		}
+	for i := range out {
+		c := &out[i]
 		if _, dup := seen[c.Kind][c.ID]; dup {
-			return nil, fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
+			return nil, duplicateRecord(c)
 		}
 		seen[c.Kind][c.ID] = struct{}{}
-		out[i] = c
 	}
 	return out, nil
 }

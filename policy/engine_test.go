@@ -246,6 +246,8 @@ func TestEngineLoad(t *testing.T) {
 	for name, snap := range map[string]*Snapshot{
 		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(59*time.Second))}},
 		"one id twice":            {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}},
+		"one policy twice":        {Subjects: []*Subject{{ID: "alice", Kind: User}}, Policies: []*Policy{pol("p1"), pol("p2"), pol("p1", users("bob"))}},
+		"one device twice":        {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev1, EndpointName: "y"}}},
 		"one endpoint name twice": {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}},
 	} {
 		t.Run(name, func(t *testing.T) {

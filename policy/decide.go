@@ -588,24 +588,32 @@ var emptyState = newState()
 // here; the caller checks time, effect and operations.
 func (st *state) candidates(out []*compiled, s *subjectEntry, d *deviceEntry) []*compiled {
 	for _, sk := range s.keys {
-		if m := st.pair[sk]; m != nil {
+		ki := st.keys[sk]
+		if ki == nil {
+			continue
+		}
+		if ki.pair != nil {
 			for _, dk := range d.keys {
-				for _, c := range m[dk] {
+				for _, c := range ki.pair[dk] {
 					if !c.checkDev || c.matchesDevice(d) {
 						out = append(out, c)
 					}
 				}
 			}
 		}
-		for _, c := range st.bySubj[sk] {
+		for _, c := range ki.check {
 			if c.matchesDevice(d) {
 				out = append(out, c)
 			}
 		}
 	}
-	if len(st.byDev) > 0 {
+	if st.byDevCount > 0 {
 		for _, dk := range d.keys {
-			for _, c := range st.byDev[dk] {
+			ki := st.keys[dk]
+			if ki == nil {
+				continue
+			}
+			for _, c := range ki.check {
 				if c.matchesSubject(s) && (!c.checkDev || c.matchesDevice(d)) {
 					out = append(out, c)
 				}

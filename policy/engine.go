@@ -35,28 +35,40 @@ type state struct {
 	byHash     map[string]*APIKey
 	revs       map[string]*Revocation
 
-	// pair holds the policies indexed by (subject key, device key): by
-	// subject key, then by device key. A decision looks each of the
-	// subject's keys up once in the large map and each device key in the
-	// subject key's small one, which stays in cache across the device
-	// keys, instead of looking every (subject, device) key pair up in a
-	// map as large as the policies: its cost grows less with their number.
-	// A subject key is present only while its map is not empty.
-	pair   map[string]map[string][]*compiled
-	bySubj map[string][]*compiled // verify the device
-	byDev  map[string][]*compiled // verify the subject
+	// keys holds the policies by index key, subject keys ("u\x00id",
+	// "a\x00id", "g\x00group") and device keys ("*", "i\x00id",
+	// "e\x00endpoint", "k\x00key\x00value") alike, which their prefixes
+	// tell apart: one look-up finds a key's copy, every policy naming it
+	// and the index lists under it. A key is present only while a policy
+	// names it.
+	keys map[string]*keyIndex
+	// byDevCount counts the entries of the device keys' check lists, so
+	// that a decision looks them up only when some policy is indexed by
+	// device only.
+	byDevCount int
+}
 
-	// Every policy by each of its subject keys, whatever its devices, and
-	// by each of its device keys, whatever its subjects: Explain looks up
-	// the policies that almost match with them (explain.go).
-	bySubjKey map[string][]*compiled
-	byDevKey  map[string][]*compiled
-
-	// keyNames holds one copy of each key of bySubjKey and byDevKey: the
-	// policies, subjects and devices that name a key share it (a million
-	// policies name a few hundred thousand keys). A key leaves it with its
-	// last policy.
-	keyNames map[string]string
+// keyIndex holds what the engine indexes under one key.
+type keyIndex struct {
+	// name is the one copy of the key that the policies, subjects and
+	// devices naming it share (a million policies name a few hundred
+	// thousand keys).
+	name string
+	// all holds every policy naming the key, whatever its other
+	// dimension: Explain looks up the policies that almost match with
+	// them (explain.go).
+	all []*compiled
+	// pair (subject keys only) holds the policies indexed by (this key,
+	// device key), by device key: a decision looks each of the subject's
+	// keys up once in the large map of keys and each device key in the
+	// subject key's small map, which stays in cache across the device
+	// keys, so that its cost grows little with the number of policies.
+	// Nil when empty.
+	pair map[string][]*compiled
+	// check holds, under a subject key, the policies indexed by subject
+	// only, whose device selector a decision checks; under a device key,
+	// those indexed by device only, whose subjects it checks.
+	check []*compiled
 }
 
 func newState() *state { return newStateFor(&Snapshot{}) }
@@ -75,12 +87,7 @@ func newStateFor(s *Snapshot) *state {
 		apiKeys:    make(map[string]*APIKey, len(s.APIKeys)),
 		byHash:     make(map[string]*APIKey, len(s.APIKeys)),
 		revs:       make(map[string]*Revocation, len(s.Revocations)),
-		pair:       make(map[string]map[string][]*compiled, n/8),
-		bySubj:     map[string][]*compiled{},
-		byDev:      map[string][]*compiled{},
-		bySubjKey:  make(map[string][]*compiled, n/8),
-		byDevKey:   make(map[string][]*compiled, n/8),
-		keyNames:   make(map[string]string, n/4),
+		keys:       make(map[string]*keyIndex, n/4),
 	}
 }
 
@@ -96,11 +103,11 @@ func (st *state) key(parts ...string) string {
 	for _, p := range parts {
 		b = append(b, p...)
 	}
-	if s, ok := st.keyNames[string(b)]; ok {
-		return s
+	if ki := st.keys[string(b)]; ki != nil {
+		return ki.name
 	}
 	s := string(b)
-	st.keyNames[s] = s
+	st.keys[s] = &keyIndex{name: s}
 	return s
 }
 
@@ -108,8 +115,8 @@ func (st *state) key(parts ...string) string {
 // state's copies of them, where it has one.
 func (st *state) shareKeys(keys []string) {
 	for i, k := range keys {
-		if s, ok := st.keyNames[k]; ok {
-			keys[i] = s
+		if ki := st.keys[k]; ki != nil {
+			keys[i] = ki.name
 		}
 	}
 }
@@ -171,10 +178,10 @@ type compiled struct {
 	sorted *sortedLists
 	attrs  []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
-	// that removing it does not scan the list: in bySubjKey per subject
-	// key, in byDevKey per device key, then in pair per (subject key,
-	// device key), or in bySubj per subject key, or in byDev per device
-	// key (see slot).
+	// that removing it does not scan the list: in the list of all
+	// policies per subject key, then per device key (keyIndex.all), then
+	// in the pair index per (subject key, device key), or in the check
+	// list per subject key, or per device key (see slot).
 	pos []int32
 }
 
@@ -391,11 +398,11 @@ func (c *compiled) matchesSubject(s *subjectEntry) bool {
 
 // Kinds of index lists, for slot.
 const (
-	inBySubjKey = iota
-	inByDevKey
-	inPair
-	inBySubj
-	inByDev
+	inBySubjKey = iota // a subject key's all
+	inByDevKey         // a device key's all
+	inPair             // a subject key's pair, under a device key
+	inBySubj           // a subject key's check
+	inByDev            // a device key's check
 )
 
 // slot returns the index in c.pos of c's position in the list of kind
@@ -419,34 +426,33 @@ func (c *compiled) slot(kind int, sk, dk string) int {
 	}
 }
 
-// addTo appends c to the list m[k], its slot-th index list, and records
-// its position.
-func addTo[K comparable](m map[K][]*compiled, k K, c *compiled, slot int) {
-	c.pos[slot] = int32(len(m[k]))
-	m[k] = append(m[k], c)
+// addTo appends c to list, its slot-th index list, and records its
+// position.
+func addTo(list *[]*compiled, c *compiled, slot int) {
+	c.pos[slot] = int32(len(*list))
+	*list = append(*list, c)
 }
 
-// removeFrom removes c from the list m[k], its index list of kind kind for
-// subject key sk and device key dk, in constant time: the last policy of
-// the list takes its place.
-func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled, kind int, sk, dk string) {
-	list := m[k]
-	i, last := int(c.pos[c.slot(kind, sk, dk)]), len(list)-1
+// removeFrom removes c from list, its index list of kind kind for subject
+// key sk and device key dk, in constant time: the last policy of the list
+// takes its place.
+func removeFrom(list *[]*compiled, c *compiled, kind int, sk, dk string) {
+	l := *list
+	i, last := int(c.pos[c.slot(kind, sk, dk)]), len(l)-1
 	if i != last {
-		moved := list[last]
-		list[i] = moved
+		moved := l[last]
+		l[i] = moved
 		moved.pos[moved.slot(kind, sk, dk)] = int32(i)
 	}
-	list[last] = nil
-	if list = list[:last]; len(list) == 0 {
-		delete(m, k)
-	} else {
-		m[k] = list
+	l[last] = nil
+	if l = l[:last]; len(l) == 0 {
+		l = nil
 	}
+	*list = l
 }
 
-// index adds c, compiled by compileIn with st (its keys are st's
-// copies), to st's indexes.
+// index adds c, compiled by compileIn with st (its keys are in st.keys),
+// to st's indexes.
 func (st *state) index(c *compiled) {
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
@@ -459,74 +465,112 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
+	// Each key is looked up once.
+	var sbuf, dbuf [4]*keyIndex
+	sk, dk := sbuf[:0], dbuf[:0]
 	slot := 0
 	for _, s := range c.subjKeys {
-		addTo(st.bySubjKey, s, c, slot)
+		ki := st.keyIndex(s)
+		addTo(&ki.all, c, slot)
+		sk = append(sk, ki)
 		slot++
 	}
 	for _, d := range c.devKeys {
-		addTo(st.byDevKey, d, c, slot)
+		ki := st.keyIndex(d)
+		addTo(&ki.all, c, slot)
+		dk = append(dk, ki)
 		slot++
 	}
 	switch {
 	case c.checkSubj:
-		for _, d := range c.devKeys {
-			addTo(st.byDev, d, c, slot)
+		for _, ki := range dk {
+			addTo(&ki.check, c, slot)
 			slot++
 		}
-	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
-		for _, s := range c.subjKeys {
-			addTo(st.bySubj, s, c, slot)
+		st.byDevCount += len(dk)
+	case len(sk)*len(dk) > indexPairLimit:
+		for _, ki := range sk {
+			addTo(&ki.check, c, slot)
 			slot++
 		}
 	default:
-		for _, s := range c.subjKeys {
-			m := st.pair[s]
-			if m == nil {
-				m = make(map[string][]*compiled, len(c.devKeys))
-				st.pair[s] = m
+		for _, ki := range sk {
+			if ki.pair == nil {
+				ki.pair = make(map[string][]*compiled, len(c.devKeys))
 			}
 			for _, d := range c.devKeys {
-				addTo(m, d, c, slot)
+				list := ki.pair[d]
+				addTo(&list, c, slot)
+				ki.pair[d] = list
 				slot++
 			}
 		}
 	}
 }
 
+// keyIndex returns the index of key k, adding it when st has none.
+func (st *state) keyIndex(k string) *keyIndex {
+	ki := st.keys[k]
+	if ki == nil {
+		ki = &keyIndex{name: k}
+		st.keys[k] = ki
+	}
+	return ki
+}
+
 func (st *state) unindex(c *compiled) {
 	for _, s := range c.subjKeys {
-		removeFrom(st.bySubjKey, s, c, inBySubjKey, s, "")
-		if st.bySubjKey[s] == nil {
-			delete(st.keyNames, s)
-		}
+		removeFrom(&st.keys[s].all, c, inBySubjKey, s, "")
 	}
 	for _, d := range c.devKeys {
-		removeFrom(st.byDevKey, d, c, inByDevKey, "", d)
-		if st.byDevKey[d] == nil {
-			delete(st.keyNames, d)
-		}
+		removeFrom(&st.keys[d].all, c, inByDevKey, "", d)
 	}
 	switch {
 	case c.checkSubj:
 		for _, d := range c.devKeys {
-			removeFrom(st.byDev, d, c, inByDev, "", d)
+			removeFrom(&st.keys[d].check, c, inByDev, "", d)
 		}
+		st.byDevCount -= len(c.devKeys)
 	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
 		for _, s := range c.subjKeys {
-			removeFrom(st.bySubj, s, c, inBySubj, s, "")
+			removeFrom(&st.keys[s].check, c, inBySubj, s, "")
 		}
 	default:
 		for _, s := range c.subjKeys {
-			m := st.pair[s]
+			ki := st.keys[s]
 			for _, d := range c.devKeys {
-				removeFrom(m, d, c, inPair, s, d)
+				list := ki.pair[d]
+				removeFrom(&list, c, inPair, s, d)
+				if list == nil {
+					delete(ki.pair, d)
+				} else {
+					ki.pair[d] = list
+				}
 			}
-			if len(m) == 0 {
-				delete(st.pair, s)
+			if len(ki.pair) == 0 {
+				ki.pair = nil
 			}
 		}
 	}
+	// A key leaves with its last policy (every policy naming it is in all).
+	for _, k := range c.subjKeys {
+		if st.keys[k].all == nil {
+			delete(st.keys, k)
+		}
+	}
+	for _, k := range c.devKeys {
+		if ki := st.keys[k]; ki != nil && ki.all == nil {
+			delete(st.keys, k)
+		}
+	}
+}
+
+// policiesByKey returns every policy naming the index key k.
+func (st *state) policiesByKey(k string) []*compiled {
+	if ki := st.keys[k]; ki != nil {
+		return ki.all
+	}
+	return nil
 }
 
 // apply applies a validated change. It never fails: conflicts are

@@ -138,13 +138,14 @@ func TestIndexBySmallerDimension(t *testing.T) {
 			if err := e.Apply(PutPolicy(p)); err != nil {
 				t.Fatal(err)
 			}
+			v := views(e.st)
 			pairs := 0
-			for _, m := range e.st.pair {
+			for _, m := range v.pair {
 				pairs += len(m)
 			}
-			if len(e.st.bySubj) != tc.bySubj || len(e.st.byDev) != tc.byDev || pairs != tc.n {
+			if len(v.bySubj) != tc.bySubj || len(v.byDev) != tc.byDev || pairs != tc.n {
 				t.Errorf("index entries: %d by subject, %d by device, %d pairs; want %d, %d, %d",
-					len(e.st.bySubj), len(e.st.byDev), pairs, tc.bySubj, tc.byDev, tc.n)
+					len(v.bySubj), len(v.byDev), pairs, tc.bySubj, tc.byDev, tc.n)
 			}
 		})
 	}

@@ -509,7 +509,7 @@ func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compile
 			}
 		}
 		for _, k := range subj.keys {
-			for _, c := range st.bySubjKey[k] {
+			for _, c := range st.policiesByKey(k) {
 				if !s.consider(c, foundBySubject) {
 					return
 				}
@@ -520,7 +520,7 @@ func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compile
 			if k[0] == 'k' {
 				how = foundByAttribute
 			}
-			for _, c := range st.byDevKey[k] {
+			for _, c := range st.policiesByKey(k) {
 				if !s.consider(c, how) {
 					return
 				}

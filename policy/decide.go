@@ -152,8 +152,9 @@ func better(ba time.Time, a *compiled, bb time.Time, b *compiled) bool {
 // decideBuf holds the working memory of one decision: the request's
 // distinct devices, operations and audiences, the devices found, the
 // results per (device, operation), the candidate policies and the
-// policies a grant rests on. Engine.Decide takes one from decideBufs and
-// puts it back, so that a decision allocates little more than the
+// policies a grant rests on (and Explain's own working lists).
+// Engine.Decide and Engine.Explain take one from decideBufs and put it
+// back, so that a decision allocates little more than the
 // Decision it returns: with a large engine the heap is large and the
 // collector runs seldom, so that each allocation is memory that is not
 // in cache (BenchmarkMillion/decide).
@@ -165,6 +166,11 @@ type decideBuf struct {
 	results []pairResult
 	cands   []*compiled
 	used    []*compiled
+
+	// Explain's: candidates sorted by id, positions and counts, times.
+	byID  []*compiled
+	ints  []int
+	times []time.Time
 }
 
 // maxPooledCands bounds the candidate list a pooled decideBuf keeps: a
@@ -187,6 +193,10 @@ func (b *decideBuf) release() {
 		b.cands = nil
 	}
 	clear(b.cands[:cap(b.cands)])
+	if cap(b.byID) > maxPooledCands {
+		b.byID = nil
+	}
+	clear(b.byID[:cap(b.byID)])
 	decideBufs.Put(b)
 }
 

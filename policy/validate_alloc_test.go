@@ -104,3 +104,42 @@ func TestLoadAllocations(t *testing.T) {
 		t.Errorf("loading %d policies allocates %.1f times per policy, want at most 16", n, per)
 	}
 }
+
+// TestExplainBuffersNotShared checks that an Explanation shares nothing
+// with the working memory that later explanations and decisions reuse.
+func TestExplainBuffersNotShared(t *testing.T) {
+	var e Engine
+	if err := e.Load(benchSnapshot(100)); err != nil {
+		t.Fatal(err)
+	}
+	denied := benchRequest()
+	denied.Operations = []string{"read", "op-none"}
+	for _, r := range []*Request{benchRequest(), denied} {
+		first, err := e.Explain(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []*Request{
+			{Subject: "u1", Audience: []string{"ep:ep-1", "ep:ep-2", "ep:ep-3"}, Operations: []string{"op1", "op8", "read", "op-deny"}, Time: t0},
+			{Subject: "u0", Audience: []string{"ep:nowhere", "ep:ep-4"}, Operations: []string{"read"}, Time: t0},
+		} {
+			if _, err := e.Explain(o); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Decide(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := json.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("explanation changed by later requests:\n got %s\nwant %s", got, want)
+		}
+	}
+}

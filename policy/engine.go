@@ -42,6 +42,9 @@ type state struct {
 	// and the index lists under it. A key is present only while a policy
 	// names it.
 	keys map[string]*keyIndex
+	// kis is working memory: the indexes of the keys of the policy that
+	// compileIn compiled last, for index.
+	kis []*keyIndex
 	// byDevCount counts the entries of the device keys' check lists, so
 	// that a decision looks them up only when some policy is indexed by
 	// device only.
@@ -93,7 +96,8 @@ func newStateFor(s *Snapshot) *state {
 
 // key returns the index key made of parts: st's copy of it, made when st
 // has none, or when st is nil a new string. Looking the key up builds it
-// in a buffer, without allocating.
+// in a buffer, without allocating. With st, it appends the key's index to
+// st.kis.
 func (st *state) key(parts ...string) string {
 	if st == nil {
 		return strings.Join(parts, "")
@@ -103,12 +107,14 @@ func (st *state) key(parts ...string) string {
 	for _, p := range parts {
 		b = append(b, p...)
 	}
-	if ki := st.keys[string(b)]; ki != nil {
-		return ki.name
+	ki := st.keys[string(b)]
+	if ki == nil {
+		s := string(b)
+		ki = &keyIndex{name: s}
+		st.keys[s] = ki
 	}
-	s := string(b)
-	st.keys[s] = &keyIndex{name: s}
-	return s
+	st.kis = append(st.kis, ki)
+	return ki.name
 }
 
 // shareKeys replaces the keys of a subject or device entry with the
@@ -246,6 +252,9 @@ func compileIn(p *Policy, st *state) *compiled {
 		nd++
 	}
 	keys := make([]string, 0, ns+nd)
+	if st != nil {
+		st.kis = st.kis[:0]
+	}
 	for _, u := range p.Subjects.Users {
 		keys = append(keys, st.key("u\x00", u))
 	}
@@ -256,10 +265,18 @@ func compileIn(p *Policy, st *state) *compiled {
 		keys = append(keys, st.key("g\x00", g))
 	}
 	c.subjKeys = keys[:ns:ns]
-	slices.Sort(c.subjKeys)
+	if st != nil {
+		// Sort the keys' indexes with them.
+		slices.SortFunc(st.kis, func(a, b *keyIndex) int { return strings.Compare(a.name, b.name) })
+		for i, ki := range st.kis {
+			c.subjKeys[i] = ki.name
+		}
+	} else {
+		slices.Sort(c.subjKeys)
+	}
 
 	if sel.All {
-		keys = append(keys, "*")
+		keys = append(keys, st.key("*"))
 	}
 	for _, id := range sel.IDs {
 		keys = append(keys, st.key("i\x00", id))
@@ -452,8 +469,10 @@ func removeFrom(list *[]*compiled, c *compiled, kind int, sk, dk string) {
 }
 
 // index adds c, compiled by compileIn with st (its keys are in st.keys),
-// to st's indexes.
-func (st *state) index(c *compiled) {
+// to st's indexes; kis holds the indexes of c's subject keys, then of its
+// device keys, in order, as compileIn leaves them in st.kis, so that no
+// key is looked up again.
+func (st *state) index(c *compiled, kis []*keyIndex) {
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
 	case n <= indexPairLimit:
@@ -465,20 +484,10 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
-	// Each key is looked up once.
-	var sbuf, dbuf [4]*keyIndex
-	sk, dk := sbuf[:0], dbuf[:0]
+	sk, dk := kis[:len(c.subjKeys)], kis[len(c.subjKeys):]
 	slot := 0
-	for _, s := range c.subjKeys {
-		ki := st.keyIndex(s)
+	for _, ki := range kis {
 		addTo(&ki.all, c, slot)
-		sk = append(sk, ki)
-		slot++
-	}
-	for _, d := range c.devKeys {
-		ki := st.keyIndex(d)
-		addTo(&ki.all, c, slot)
-		dk = append(dk, ki)
 		slot++
 	}
 	switch {
@@ -506,16 +515,6 @@ func (st *state) index(c *compiled) {
 			}
 		}
 	}
-}
-
-// keyIndex returns the index of key k, adding it when st has none.
-func (st *state) keyIndex(k string) *keyIndex {
-	ki := st.keys[k]
-	if ki == nil {
-		ki = &keyIndex{name: k}
-		st.keys[k] = ki
-	}
-	return ki
 }
 
 func (st *state) unindex(c *compiled) {
@@ -593,7 +592,7 @@ func (st *state) applyChange(c *Change, owned bool) (existed bool) {
 			pc := compileIn(c.Policy, st)
 			pc.shed(owned)
 			st.policies[c.ID] = pc
-			st.index(pc)
+			st.index(pc, st.kis)
 		}
 	case KindSubject:
 		if st.subjects[c.ID] != nil {

@@ -288,11 +288,18 @@ func (e *Engine) state() *state {
 // decide decides the validated request r, whose distinct device keys,
 // operations and audiences are given, on st.
 func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
+	return st.decideWith(r, newDecideBuf(devKeys, ops, auds))
+}
+
+// newDecideBuf returns working memory holding the validated distinct
+// device keys, operations and audiences of a request (as validateRequest
+// returns them).
+func newDecideBuf(devKeys, ops, auds []string) *decideBuf {
 	b := &decideBuf{refs: make([]devRef, len(devKeys)), ops: ops, auds: auds}
 	for i, k := range devKeys {
 		b.refs[i] = refOfKey(k)
 	}
-	return st.decideWith(r, b)
+	return b
 }
 
 // decideWith decides the validated request r, whose distinct devices,

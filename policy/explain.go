@@ -237,11 +237,7 @@ func (e *Engine) Explain(r *Request) (*Explanation, error) {
 // explain explains the validated request r, whose distinct device keys,
 // operations and audiences are given, on st.
 func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
-	b := &decideBuf{refs: make([]devRef, len(devKeys)), ops: ops, auds: auds}
-	for i, k := range devKeys {
-		b.refs[i] = refOfKey(k)
-	}
-	return st.explainWith(r, b)
+	return st.explainWith(r, newDecideBuf(devKeys, ops, auds))
 }
 
 // explainWith explains the validated request r, whose distinct devices,

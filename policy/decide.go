@@ -173,10 +173,15 @@ type decideBuf struct {
 	times []time.Time
 }
 
-// maxPooledCands bounds the candidate list a pooled decideBuf keeps: a
-// decision over more candidates allocates its own, so that one large
-// decision does not pin a large buffer.
-const maxPooledCands = 1024
+// maxPooledCands and maxPooledResults bound the candidate lists and the
+// results a pooled decideBuf keeps: a decision over more allocates its
+// own, so that one large decision does not pin a large buffer, nor make
+// the decisions after it clear one (release clears whole buffers, which
+// later decisions may have used less of).
+const (
+	maxPooledCands   = 256
+	maxPooledResults = 64
+)
 
 var decideBufs = sync.Pool{New: func() any { return new(decideBuf) }}
 
@@ -187,6 +192,9 @@ func (b *decideBuf) release() {
 	clear(b.ops[:cap(b.ops)])
 	clear(b.auds[:cap(b.auds)])
 	clear(b.devs[:cap(b.devs)])
+	if cap(b.results) > maxPooledResults {
+		b.results = nil
+	}
 	clear(b.results[:cap(b.results)])
 	clear(b.used[:cap(b.used)])
 	if cap(b.cands) > maxPooledCands {

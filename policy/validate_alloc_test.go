@@ -146,3 +146,19 @@ func TestExplainBuffersNotShared(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideBufReleaseBounded checks that the working memory put back in
+// the pool after a large request (many candidates, 50 devices x 20
+// operations) does not keep large buffers, which every later decision
+// would clear.
+func TestDecideBufReleaseBounded(t *testing.T) {
+	b := &decideBuf{
+		cands:   make([]*compiled, 0, 1000),
+		byID:    make([]*compiled, 0, 1000),
+		results: make([]pairResult, 0, 50*20),
+	}
+	b.release()
+	if cap(b.cands) > maxPooledCands || cap(b.byID) > maxPooledCands || cap(b.results) > maxPooledResults {
+		t.Errorf("released buffer keeps %d candidates, %d by id, %d results", cap(b.cands), cap(b.byID), cap(b.results))
+	}
+}

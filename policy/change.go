@@ -165,7 +165,9 @@ func (c *Change) validate() (Change, error) {
 		f.add("kind", "record does not match kind %q", c.Kind)
 		return out, f.err()
 	}
-	f.prefixed(string(c.Kind)+".", err)
+	if err != nil {
+		f.prefixed(string(c.Kind)+".", err)
+	}
 	if id != c.ID {
 		f.add("id", "change id %q differs from record id %q", c.ID, id)
 	}

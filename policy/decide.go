@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/securedeviceaccess/sda/token"
@@ -148,7 +149,91 @@ func better(ba time.Time, a *compiled, bb time.Time, b *compiled) bool {
 	return a.p.ID < b.p.ID
 }
 
+// decideBuf holds the working memory of one decision: the request's
+// distinct devices, operations and audiences, the devices found, the
+// results per (device, operation), the candidate policies and the
+// policies a grant rests on (and Explain's own working lists).
+// Engine.Decide and Engine.Explain take one from decideBufs and put it
+// back, so that a decision allocates little more than the
+// Decision it returns: with a large engine the heap is large and the
+// collector runs seldom, so that each allocation is memory that is not
+// in cache (BenchmarkMillion/decide).
+type decideBuf struct {
+	refs    []devRef
+	ops     []string
+	auds    []string
+	devs    []*deviceEntry
+	results []pairResult
+	cands   []*compiled
+	used    []*compiled
+
+	// Explain's: candidates sorted by id, positions and counts, times.
+	byID  []*compiled
+	ints  []int
+	times []time.Time
+}
+
+// maxPooledCands and maxPooledResults bound the candidate lists and the
+// results a pooled decideBuf keeps: a decision over more allocates its
+// own, so that one large decision does not pin a large buffer, nor make
+// the decisions after it clear one (release clears whole buffers, which
+// later decisions may have used less of).
+const (
+	maxPooledCands   = 256
+	maxPooledResults = 64
+)
+
+var decideBufs = sync.Pool{New: func() any { return new(decideBuf) }}
+
+// release clears b's references to the engine's records and the request,
+// and puts it back into decideBufs.
+func (b *decideBuf) release() {
+	clear(b.refs[:cap(b.refs)])
+	clear(b.ops[:cap(b.ops)])
+	clear(b.auds[:cap(b.auds)])
+	clear(b.devs[:cap(b.devs)])
+	if cap(b.results) > maxPooledResults {
+		b.results = nil
+	}
+	clear(b.results[:cap(b.results)])
+	clear(b.used[:cap(b.used)])
+	if cap(b.cands) > maxPooledCands {
+		b.cands = nil
+	}
+	clear(b.cands[:cap(b.cands)])
+	if cap(b.byID) > maxPooledCands {
+		b.byID = nil
+	}
+	clear(b.byID[:cap(b.byID)])
+	decideBufs.Put(b)
+}
+
+// validateRequest validates r and returns its distinct device keys,
+// operations and audiences, in request order.
 func validateRequest(r *Request) (devKeys, ops []string, auds []string, err error) {
+	var b decideBuf
+	if err := b.validate(r); err != nil {
+		return nil, nil, nil, err
+	}
+	devKeys = make([]string, len(b.refs))
+	for i, d := range b.refs {
+		devKeys[i] = d.key()
+	}
+	return devKeys, b.ops, b.auds, nil
+}
+
+// validate validates r and sets b's devices, operations and audiences to
+// r's distinct ones, in request order.
+func (b *decideBuf) validate(r *Request) error {
+	// Room for every entry, within the limits, so that appending does not
+	// grow the lists step by step.
+	if n := min(len(r.Audience), token.MaxAudiences); cap(b.refs) < n || cap(b.auds) < n {
+		b.refs, b.auds = make([]devRef, 0, n), make([]string, 0, n)
+	}
+	if n := min(len(r.Operations), token.MaxScopeItems); cap(b.ops) < n {
+		b.ops = make([]string, 0, n)
+	}
+	b.refs, b.ops, b.auds = b.refs[:0], b.ops[:0], b.auds[:0]
 	var f fieldErrs
 	if r.Subject == "" {
 		f.add("subject", "required")
@@ -159,17 +244,15 @@ func validateRequest(r *Request) (devKeys, ops []string, auds []string, err erro
 	if len(r.Audience) == 0 || len(r.Audience) > token.MaxAudiences {
 		f.add("aud", "1 to %d entries", token.MaxAudiences)
 	} else {
-		seen := make(map[string]bool, len(r.Audience))
 		for i, a := range r.Audience {
-			k, err := parseAudience(a)
+			d, err := parseAudienceRef(a)
 			if err != nil {
 				f.add(fmt.Sprintf("aud[%d]", i), "must be ep:, id:, endpoint-name: or device-id: and a device identity")
 				continue
 			}
-			if !seen[a] {
-				seen[a] = true
-				devKeys = append(devKeys, k)
-				auds = append(auds, a)
+			if !slices.Contains(r.Audience[:i], a) {
+				b.refs = append(b.refs, d)
+				b.auds = append(b.auds, a)
 			}
 		}
 	}
@@ -180,25 +263,26 @@ func validateRequest(r *Request) (devKeys, ops []string, auds []string, err erro
 			if token.ValidateName(o) != nil { // the field name is formatted only for a failure
 				checkOperationName(&f, fmt.Sprintf("scope[%d]", i), o)
 			}
-			if !slices.Contains(ops, o) {
-				ops = append(ops, o)
+			if !slices.Contains(b.ops, o) {
+				b.ops = append(b.ops, o)
 			}
 		}
 	}
-	return devKeys, ops, auds, f.err()
+	return f.err()
 }
 
 // Decide decides a token request. It returns an error (matching
 // [ErrInvalid]) only for a malformed request; a denial is a Decision with
 // Allowed false (see [Decision.Err]).
 func (e *Engine) Decide(r *Request) (*Decision, error) {
-	devKeys, ops, auds, err := validateRequest(r)
-	if err != nil {
+	b := decideBufs.Get().(*decideBuf)
+	defer b.release()
+	if err := b.validate(r); err != nil {
 		return nil, err
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.state().decide(r, devKeys, ops, auds), nil
+	return e.state().decideWith(r, b), nil
 }
 
 // state returns the engine's state, or an empty one. The caller holds mu.
@@ -212,41 +296,67 @@ func (e *Engine) state() *state {
 // decide decides the validated request r, whose distinct device keys,
 // operations and audiences are given, on st.
 func (st *state) decide(r *Request, devKeys, ops, auds []string) *Decision {
+	return st.decideWith(r, newDecideBuf(devKeys, ops, auds))
+}
+
+// newDecideBuf returns working memory holding the validated distinct
+// device keys, operations and audiences of a request (as validateRequest
+// returns them).
+func newDecideBuf(devKeys, ops, auds []string) *decideBuf {
+	b := &decideBuf{refs: make([]devRef, len(devKeys)), ops: ops, auds: auds}
+	for i, k := range devKeys {
+		b.refs[i] = refOfKey(k)
+	}
+	return b
+}
+
+// decideWith decides the validated request r, whose distinct devices,
+// operations and audiences b holds, on st, with b's working memory.
+func (st *state) decideWith(r *Request, b *decideBuf) *Decision {
+	ops, auds := b.ops, b.auds
 	subj := st.subjects[r.Subject]
 	if subj == nil {
 		return denied(auds[0], ops[0], ErrUnknownSubject, nil)
 	}
-	devs := make([]*deviceEntry, len(devKeys))
-	for i, k := range devKeys {
-		d := st.device(k)
-		if d == nil {
+	b.devs = b.devs[:0]
+	for i, d := range b.refs {
+		e := st.deviceOf(d)
+		if e == nil {
 			return denied(auds[i], ops[0], ErrUnknownDevice, nil)
 		}
-		devs[i] = d
+		b.devs = append(b.devs, e)
 	}
+	devs := b.devs
 
-	results := make([]pairResult, len(devs)*len(ops))
+	n := len(devs) * len(ops)
+	if cap(b.results) < n {
+		b.results = make([]pairResult, n)
+	}
+	results := b.results[:n]
+	clear(results)
 	var denyStart time.Time // earliest start of a deny policy that will apply later
-	var cands []*compiled
 	for i, d := range devs {
-		cands = st.candidates(cands[:0], subj, d)
+		b.cands = st.candidates(b.cands[:0], subj, d)
 		res := results[i*len(ops) : (i+1)*len(ops)]
-		denyStart = earliest(denyStart, evaluate(cands, ops, r.Time, res))
+		denyStart = earliest(denyStart, evaluate(b.cands, ops, r.Time, res))
 		if dec := firstDenial(res, auds[i], ops); dec != nil {
 			return dec
 		}
 	}
-	return grant(r, len(devs), ops, auds, results, denyStart)
+	return grant(r, len(devs), ops, auds, results, denyStart, &b.used)
+}
+
+// deviceOf returns the device d names, or nil.
+func (st *state) deviceOf(d devRef) *deviceEntry {
+	if d.byID {
+		return st.devices[d.v]
+	}
+	return st.byEndpoint[d.v]
 }
 
 // device returns the device with the given device key ("i\x00id" or
 // "e\x00endpoint name"), or nil.
-func (st *state) device(key string) *deviceEntry {
-	if key[0] == 'i' {
-		return st.devices[key[2:]]
-	}
-	return st.byEndpoint[key[2:]]
-}
+func (st *state) device(key string) *deviceEntry { return st.deviceOf(refOfKey(key)) }
 
 // denied returns the decision that denies the pair (aud, op) for reason,
 // naming the deny policy p when not nil.
@@ -284,10 +394,15 @@ func firstDenial(res []pairResult, aud string, ops []string) *Decision {
 // grant decides r from the results of its nDevs devices (devices outer,
 // operations inner), none of whose pairs is denied by a deny policy or
 // lacks an allow policy; denyStart is the earliest start of a deny
-// policy that will apply later to one of them.
-func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, denyStart time.Time) *Decision {
+// policy that will apply later to one of them. buf, when not nil, is
+// working memory for the policies the grant rests on.
+func grant(r *Request, nDevs int, ops, auds []string, results []pairResult, denyStart time.Time, buf *[]*compiled) *Decision {
 	dec := &Decision{Allowed: true, Grants: make([]Grant, len(ops))}
 	var used []*compiled
+	if buf != nil {
+		used = (*buf)[:0]
+		defer func() { *buf = used }()
+	}
 	// chosen holds, when some policy delegates, the keys of the
 	// alternatives granted per operation (nil: unconstrained).
 	var chosen [][]string
@@ -498,24 +613,32 @@ var emptyState = newState()
 // here; the caller checks time, effect and operations.
 func (st *state) candidates(out []*compiled, s *subjectEntry, d *deviceEntry) []*compiled {
 	for _, sk := range s.keys {
-		if m := st.pair[sk]; m != nil {
+		ki := st.keys[sk]
+		if ki == nil {
+			continue
+		}
+		if ki.pair != nil {
 			for _, dk := range d.keys {
-				for _, c := range m[dk] {
+				for _, c := range ki.pair[dk] {
 					if !c.checkDev || c.matchesDevice(d) {
 						out = append(out, c)
 					}
 				}
 			}
 		}
-		for _, c := range st.bySubj[sk] {
+		for _, c := range ki.check {
 			if c.matchesDevice(d) {
 				out = append(out, c)
 			}
 		}
 	}
-	if len(st.byDev) > 0 {
+	if st.byDevCount > 0 {
 		for _, dk := range d.keys {
-			for _, c := range st.byDev[dk] {
+			ki := st.keys[dk]
+			if ki == nil {
+				continue
+			}
+			for _, c := range ki.check {
 				if c.matchesSubject(s) && (!c.checkDev || c.matchesDevice(d)) {
 					out = append(out, c)
 				}

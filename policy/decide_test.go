@@ -669,7 +669,7 @@ func TestEngineIndexModes(t *testing.T) {
 			if d, err := e.Decide(req); err != nil || d.Allowed {
 				t.Fatalf("after delete: Decide = %+v, %v", d, err)
 			}
-			if len(e.st.pair)+len(e.st.bySubj)+len(e.st.byDev) != 0 {
+			if len(views(e.st).pair)+len(views(e.st).bySubj)+len(views(e.st).byDev) != 0 {
 				t.Errorf("index not empty after delete")
 			}
 		})

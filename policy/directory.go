@@ -66,9 +66,15 @@ func (d *Device) Validate() error {
 	if len(d.Attributes) > maxAttributes {
 		f.add("attributes", "more than %d attributes", maxAttributes)
 	} else {
-		for _, k := range slices.Sorted(maps.Keys(d.Attributes)) {
-			checkAttrKey(&f, "attributes."+k, k)
-			checkAttrValue(&f, "attributes."+k, d.Attributes[k])
+		var buf [4]string
+		for _, k := range sortedKeys(buf[:0], d.Attributes) {
+			// The field's name is built only for a report.
+			m := len(f.list)
+			checkAttrKey(&f, "", k)
+			checkAttrValue(&f, "", d.Attributes[k])
+			for i := m; i < len(f.list); i++ {
+				f.list[i].Name = "attributes." + k
+			}
 		}
 	}
 	return f.err()
@@ -123,9 +129,37 @@ func (k *APIKey) clone() *APIKey {
 	return &c
 }
 
+// devRef is a parsed audience entry: a device id or an endpoint name.
+type devRef struct {
+	byID bool   // v is a device id; otherwise an endpoint name
+	v    string // a substring of the audience entry
+}
+
+// key returns r's device key: "i\x00<id>" or "e\x00<name>".
+func (r devRef) key() string {
+	if r.byID {
+		return "i\x00" + r.v
+	}
+	return "e\x00" + r.v
+}
+
+// refOfKey returns the devRef of the device key k ("i\x00<id>" or
+// "e\x00<name>").
+func refOfKey(k string) devRef { return devRef{byID: k[0] == 'i', v: k[2:]} }
+
 // parseAudience splits a token audience into its device key: "i\x00<id>"
 // for device ids and "e\x00<name>" for endpoint names.
 func parseAudience(aud string) (key string, err error) {
+	r, err := parseAudienceRef(aud)
+	if err != nil {
+		return "", err
+	}
+	return r.key(), nil
+}
+
+// parseAudienceRef parses a token audience entry into the device it
+// names, without allocating: the result refers to aud.
+func parseAudienceRef(aud string) (devRef, error) {
 	var prefix, v string
 	for _, p := range [...]string{token.PrefixEndpoint, token.PrefixLegacyEndpoint, token.PrefixDeviceID, token.PrefixLegacyDeviceID} {
 		if strings.HasPrefix(aud, p) {
@@ -134,20 +168,21 @@ func parseAudience(aud string) (key string, err error) {
 		}
 	}
 	var f fieldErrs
+	var r devRef
 	switch prefix {
 	case token.PrefixEndpoint, token.PrefixLegacyEndpoint:
 		checkEndpointName(&f, "aud", v)
-		key = "e\x00" + v
+		r = devRef{v: v}
 	case token.PrefixDeviceID, token.PrefixLegacyDeviceID:
 		checkDeviceID(&f, "aud", v)
-		key = "i\x00" + v
+		r = devRef{byID: true, v: v}
 	default:
 		f.add("aud", "must start with ep:, id:, endpoint-name: or device-id:")
 	}
 	if err := f.err(); err != nil {
-		return "", err
+		return devRef{}, err
 	}
-	return key, nil
+	return r, nil
 }
 
 // validateAudience reports whether aud is a well-formed token audience

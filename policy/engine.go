@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -34,28 +35,43 @@ type state struct {
 	byHash     map[string]*APIKey
 	revs       map[string]*Revocation
 
-	// pair holds the policies indexed by (subject key, device key): by
-	// subject key, then by device key. A decision looks each of the
-	// subject's keys up once in the large map and each device key in the
-	// subject key's small one, which stays in cache across the device
-	// keys, instead of looking every (subject, device) key pair up in a
-	// map as large as the policies: its cost grows less with their number.
-	// A subject key is present only while its map is not empty.
-	pair   map[string]map[string][]*compiled
-	bySubj map[string][]*compiled // verify the device
-	byDev  map[string][]*compiled // verify the subject
+	// keys holds the policies by index key, subject keys ("u\x00id",
+	// "a\x00id", "g\x00group") and device keys ("*", "i\x00id",
+	// "e\x00endpoint", "k\x00key\x00value") alike, which their prefixes
+	// tell apart: one look-up finds a key's copy, every policy naming it
+	// and the index lists under it. A key is present only while a policy
+	// names it.
+	keys map[string]*keyIndex
+	// kis is working memory: the indexes of the keys of the policy that
+	// compileIn compiled last, for index.
+	kis []*keyIndex
+	// byDevCount counts the entries of the device keys' check lists, so
+	// that a decision looks them up only when some policy is indexed by
+	// device only.
+	byDevCount int
+}
 
-	// Every policy by each of its subject keys, whatever its devices, and
-	// by each of its device keys, whatever its subjects: Explain looks up
-	// the policies that almost match with them (explain.go).
-	bySubjKey map[string][]*compiled
-	byDevKey  map[string][]*compiled
-
-	// keyNames holds one copy of each key of bySubjKey and byDevKey: the
-	// policies, subjects and devices that name a key share it (a million
-	// policies name a few hundred thousand keys). A key leaves it with its
-	// last policy.
-	keyNames map[string]string
+// keyIndex holds what the engine indexes under one key.
+type keyIndex struct {
+	// name is the one copy of the key that the policies, subjects and
+	// devices naming it share (a million policies name a few hundred
+	// thousand keys).
+	name string
+	// all holds every policy naming the key, whatever its other
+	// dimension: Explain looks up the policies that almost match with
+	// them (explain.go).
+	all []*compiled
+	// pair (subject keys only) holds the policies indexed by (this key,
+	// device key), by device key: a decision looks each of the subject's
+	// keys up once in the large map of keys and each device key in the
+	// subject key's small map, which stays in cache across the device
+	// keys, so that its cost grows little with the number of policies.
+	// Nil when empty.
+	pair map[string][]*compiled
+	// check holds, under a subject key, the policies indexed by subject
+	// only, whose device selector a decision checks; under a device key,
+	// those indexed by device only, whose subjects it checks.
+	check []*compiled
 }
 
 func newState() *state { return newStateFor(&Snapshot{}) }
@@ -74,31 +90,39 @@ func newStateFor(s *Snapshot) *state {
 		apiKeys:    make(map[string]*APIKey, len(s.APIKeys)),
 		byHash:     make(map[string]*APIKey, len(s.APIKeys)),
 		revs:       make(map[string]*Revocation, len(s.Revocations)),
-		pair:       make(map[string]map[string][]*compiled, n/8),
-		bySubj:     map[string][]*compiled{},
-		byDev:      map[string][]*compiled{},
-		bySubjKey:  make(map[string][]*compiled, n/8),
-		byDevKey:   make(map[string][]*compiled, n/8),
-		keyNames:   make(map[string]string, n/4),
+		keys:       make(map[string]*keyIndex, n/4),
 	}
 }
 
-// internKey returns the state's copy of the index key k, making k that
-// copy when it has none.
-func (st *state) internKey(k string) string {
-	if s, ok := st.keyNames[k]; ok {
-		return s
+// key returns the index key made of parts: st's copy of it, made when st
+// has none, or when st is nil a new string. Looking the key up builds it
+// in a buffer, without allocating. With st, it appends the key's index to
+// st.kis.
+func (st *state) key(parts ...string) string {
+	if st == nil {
+		return strings.Join(parts, "")
 	}
-	st.keyNames[k] = k
-	return k
+	var buf [96]byte
+	b := buf[:0]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	ki := st.keys[string(b)]
+	if ki == nil {
+		s := string(b)
+		ki = &keyIndex{name: s}
+		st.keys[s] = ki
+	}
+	st.kis = append(st.kis, ki)
+	return ki.name
 }
 
 // shareKeys replaces the keys of a subject or device entry with the
 // state's copies of them, where it has one.
 func (st *state) shareKeys(keys []string) {
 	for i, k := range keys {
-		if s, ok := st.keyNames[k]; ok {
-			keys[i] = s
+		if ki := st.keys[k]; ki != nil {
+			keys[i] = ki.name
 		}
 	}
 }
@@ -133,7 +157,8 @@ func deviceKeys(d *Device) []string {
 	if d.EndpointName != "" {
 		keys = append(keys, "e\x00"+d.EndpointName)
 	}
-	for _, k := range slices.Sorted(mapsKeys(d.Attributes)) {
+	var buf [4]string
+	for _, k := range sortedKeys(buf[:0], d.Attributes) {
 		keys = append(keys, "k\x00"+k+"\x00"+d.Attributes[k])
 	}
 	return keys
@@ -159,10 +184,10 @@ type compiled struct {
 	sorted *sortedLists
 	attrs  []attrVals // sorted by key
 	// pos holds the policy's position in each index list it is in, so
-	// that removing it does not scan the list: in bySubjKey per subject
-	// key, in byDevKey per device key, then in pair per (subject key,
-	// device key), or in bySubj per subject key, or in byDev per device
-	// key (see slot).
+	// that removing it does not scan the list: in the list of all
+	// policies per subject key, then per device key (keyIndex.all), then
+	// in the pair index per (subject key, device key), or in the check
+	// list per subject key, or per device key (see slot).
 	pos []int32
 }
 
@@ -201,47 +226,80 @@ type rule struct {
 	key  string // canonical JSON of cons; "" when unconstrained
 }
 
-func compile(p *Policy) *compiled {
-	c := &compiled{p: p}
-	for _, u := range p.Subjects.Users {
-		c.subjKeys = append(c.subjKeys, "u\x00"+u)
-	}
-	for _, a := range p.Subjects.Applications {
-		c.subjKeys = append(c.subjKeys, "a\x00"+a)
-	}
-	for _, g := range p.Subjects.Groups {
-		c.subjKeys = append(c.subjKeys, "g\x00"+g)
-	}
-	slices.Sort(c.subjKeys)
+func compile(p *Policy) *compiled { return compileIn(p, nil) }
 
+// compileIn compiles p. When st is not nil, p's index keys are st's
+// copies of them (see state.key), made when st has none: loading a
+// million policies then builds a key string only for the keys not seen
+// before, instead of one per key and policy.
+func compileIn(p *Policy, st *state) *compiled {
+	c := &compiled{p: p}
 	sel := &p.Devices
-	if sel.All {
-		c.devKeys = []string{"*"}
-	}
-	for _, id := range sel.IDs {
-		c.devKeys = append(c.devKeys, "i\x00"+id)
-	}
-	for _, ep := range sel.EndpointNames {
-		c.devKeys = append(c.devKeys, "e\x00"+ep)
-	}
+	var attrKeys []string // sorted
+	var k0 string         // the attribute indexed
 	if len(sel.Attributes) > 0 {
 		// Index by the attribute with the fewest values; check the others.
-		keys := slices.Sorted(mapsKeys(sel.Attributes))
-		k0 := slices.MinFunc(keys, func(a, b string) int {
+		var buf [4]string
+		attrKeys = sortedKeys(buf[:0], sel.Attributes)
+		k0 = slices.MinFunc(attrKeys, func(a, b string) int {
 			return cmp.Or(cmp.Compare(len(sel.Attributes[a]), len(sel.Attributes[b])), cmp.Compare(a, b))
 		})
+	}
+	// The subject and device keys share one array.
+	ns := len(p.Subjects.Users) + len(p.Subjects.Applications) + len(p.Subjects.Groups)
+	nd := len(sel.IDs) + len(sel.EndpointNames) + len(sel.Attributes[k0])
+	if sel.All {
+		nd++
+	}
+	keys := make([]string, 0, ns+nd)
+	if st != nil {
+		st.kis = st.kis[:0]
+	}
+	for _, u := range p.Subjects.Users {
+		keys = append(keys, st.key("u\x00", u))
+	}
+	for _, a := range p.Subjects.Applications {
+		keys = append(keys, st.key("a\x00", a))
+	}
+	for _, g := range p.Subjects.Groups {
+		keys = append(keys, st.key("g\x00", g))
+	}
+	c.subjKeys = keys[:ns:ns]
+	if st != nil {
+		// Sort the keys' indexes with them.
+		slices.SortFunc(st.kis, func(a, b *keyIndex) int { return strings.Compare(a.name, b.name) })
+		for i, ki := range st.kis {
+			c.subjKeys[i] = ki.name
+		}
+	} else {
+		slices.Sort(c.subjKeys)
+	}
+
+	if sel.All {
+		keys = append(keys, st.key("*"))
+	}
+	for _, id := range sel.IDs {
+		keys = append(keys, st.key("i\x00", id))
+	}
+	for _, ep := range sel.EndpointNames {
+		keys = append(keys, st.key("e\x00", ep))
+	}
+	if len(sel.Attributes) > 0 {
 		for _, v := range sel.Attributes[k0] {
-			c.devKeys = append(c.devKeys, "k\x00"+k0+"\x00"+v)
+			keys = append(keys, st.key("k\x00", k0, "\x00", v))
 		}
 		c.checkDev = len(sel.Attributes) > 1
-		c.attrs = make([]attrVals, len(keys))
-		for i, k := range keys {
+		c.attrs = make([]attrVals, len(attrKeys))
+		for i, k := range attrKeys {
 			v := sel.Attributes[k]
 			c.attrs[i] = attrVals{key: k, vals: sortedView(v)}
 			if !slices.IsSorted(v) {
 				c.attrs[i].orig = v
 			}
 		}
+	}
+	if c.devKeys = keys[ns:]; len(c.devKeys) == 0 {
+		c.devKeys = nil
 	}
 	if !slices.IsSorted(sel.IDs) || !slices.IsSorted(sel.EndpointNames) {
 		c.sorted = &sortedLists{ids: sortedView(sel.IDs), eps: sortedView(sel.EndpointNames)}
@@ -259,13 +317,20 @@ func compile(p *Policy) *compiled {
 	return c
 }
 
-// shed replaces c's policy with a shallow copy without its map of device
-// attributes: c.attrs holds the same keys and values, and a map costs
-// hundreds of bytes per policy. The policy compiled is left as it was (an
-// undo record or a history entry may hold it). Whatever hands c's policy
-// out, or reads its selector, goes through policy, which rebuilds the map.
-func (c *compiled) shed() {
+// shed drops the map of device attributes from c's policy: c.attrs holds
+// the same keys and values, and a map costs hundreds of bytes per policy.
+// Unless owned, c's policy is replaced with a shallow copy without the
+// map, and the policy compiled is left as it was (an undo record or a
+// history entry may hold it); when owned (nothing but c refers to the
+// policy, as when Load compiles its own copies), the map is dropped in
+// place. Whatever hands c's policy out, or reads its selector, goes
+// through policy, which rebuilds the map.
+func (c *compiled) shed(owned bool) {
 	if c.p.Devices.Attributes == nil {
+		return
+	}
+	if owned {
+		c.p.Devices.Attributes = nil
 		return
 	}
 	p := *c.p
@@ -350,11 +415,11 @@ func (c *compiled) matchesSubject(s *subjectEntry) bool {
 
 // Kinds of index lists, for slot.
 const (
-	inBySubjKey = iota
-	inByDevKey
-	inPair
-	inBySubj
-	inByDev
+	inBySubjKey = iota // a subject key's all
+	inByDevKey         // a device key's all
+	inPair             // a subject key's pair, under a device key
+	inBySubj           // a subject key's check
+	inByDev            // a device key's check
 )
 
 // slot returns the index in c.pos of c's position in the list of kind
@@ -378,33 +443,36 @@ func (c *compiled) slot(kind int, sk, dk string) int {
 	}
 }
 
-// addTo appends c to the list m[k], its slot-th index list, and records
-// its position.
-func addTo[K comparable](m map[K][]*compiled, k K, c *compiled, slot int) {
-	c.pos[slot] = int32(len(m[k]))
-	m[k] = append(m[k], c)
+// addTo appends c to list, its slot-th index list, and records its
+// position.
+func addTo(list *[]*compiled, c *compiled, slot int) {
+	c.pos[slot] = int32(len(*list))
+	*list = append(*list, c)
 }
 
-// removeFrom removes c from the list m[k], its index list of kind kind for
-// subject key sk and device key dk, in constant time: the last policy of
-// the list takes its place.
-func removeFrom[K comparable](m map[K][]*compiled, k K, c *compiled, kind int, sk, dk string) {
-	list := m[k]
-	i, last := int(c.pos[c.slot(kind, sk, dk)]), len(list)-1
+// removeFrom removes c from list, its index list of kind kind for subject
+// key sk and device key dk, in constant time: the last policy of the list
+// takes its place.
+func removeFrom(list *[]*compiled, c *compiled, kind int, sk, dk string) {
+	l := *list
+	i, last := int(c.pos[c.slot(kind, sk, dk)]), len(l)-1
 	if i != last {
-		moved := list[last]
-		list[i] = moved
+		moved := l[last]
+		l[i] = moved
 		moved.pos[moved.slot(kind, sk, dk)] = int32(i)
 	}
-	list[last] = nil
-	if list = list[:last]; len(list) == 0 {
-		delete(m, k)
-	} else {
-		m[k] = list
+	l[last] = nil
+	if l = l[:last]; len(l) == 0 {
+		l = nil
 	}
+	*list = l
 }
 
-func (st *state) index(c *compiled) {
+// index adds c, compiled by compileIn with st (its keys are in st.keys),
+// to st's indexes; kis holds the indexes of c's subject keys, then of its
+// device keys, in order, as compileIn leaves them in st.kis, so that no
+// key is looked up again.
+func (st *state) index(c *compiled, kis []*keyIndex) {
 	n := len(c.subjKeys) * len(c.devKeys)
 	switch {
 	case n <= indexPairLimit:
@@ -416,41 +484,33 @@ func (st *state) index(c *compiled) {
 		n = len(c.devKeys)
 	}
 	c.pos = make([]int32, len(c.subjKeys)+len(c.devKeys)+n)
-	for i, k := range c.subjKeys {
-		c.subjKeys[i] = st.internKey(k)
-	}
-	for i, k := range c.devKeys {
-		c.devKeys[i] = st.internKey(k)
-	}
+	sk, dk := kis[:len(c.subjKeys)], kis[len(c.subjKeys):]
 	slot := 0
-	for _, s := range c.subjKeys {
-		addTo(st.bySubjKey, s, c, slot)
-		slot++
-	}
-	for _, d := range c.devKeys {
-		addTo(st.byDevKey, d, c, slot)
+	for _, ki := range kis {
+		addTo(&ki.all, c, slot)
 		slot++
 	}
 	switch {
 	case c.checkSubj:
-		for _, d := range c.devKeys {
-			addTo(st.byDev, d, c, slot)
+		for _, ki := range dk {
+			addTo(&ki.check, c, slot)
 			slot++
 		}
-	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
-		for _, s := range c.subjKeys {
-			addTo(st.bySubj, s, c, slot)
+		st.byDevCount += len(dk)
+	case len(sk)*len(dk) > indexPairLimit:
+		for _, ki := range sk {
+			addTo(&ki.check, c, slot)
 			slot++
 		}
 	default:
-		for _, s := range c.subjKeys {
-			m := st.pair[s]
-			if m == nil {
-				m = make(map[string][]*compiled, len(c.devKeys))
-				st.pair[s] = m
+		for _, ki := range sk {
+			if ki.pair == nil {
+				ki.pair = make(map[string][]*compiled, len(c.devKeys))
 			}
 			for _, d := range c.devKeys {
-				addTo(m, d, c, slot)
+				list := ki.pair[d]
+				addTo(&list, c, slot)
+				ki.pair[d] = list
 				slot++
 			}
 		}
@@ -459,56 +519,86 @@ func (st *state) index(c *compiled) {
 
 func (st *state) unindex(c *compiled) {
 	for _, s := range c.subjKeys {
-		removeFrom(st.bySubjKey, s, c, inBySubjKey, s, "")
-		if st.bySubjKey[s] == nil {
-			delete(st.keyNames, s)
-		}
+		removeFrom(&st.keys[s].all, c, inBySubjKey, s, "")
 	}
 	for _, d := range c.devKeys {
-		removeFrom(st.byDevKey, d, c, inByDevKey, "", d)
-		if st.byDevKey[d] == nil {
-			delete(st.keyNames, d)
-		}
+		removeFrom(&st.keys[d].all, c, inByDevKey, "", d)
 	}
 	switch {
 	case c.checkSubj:
 		for _, d := range c.devKeys {
-			removeFrom(st.byDev, d, c, inByDev, "", d)
+			removeFrom(&st.keys[d].check, c, inByDev, "", d)
 		}
+		st.byDevCount -= len(c.devKeys)
 	case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
 		for _, s := range c.subjKeys {
-			removeFrom(st.bySubj, s, c, inBySubj, s, "")
+			removeFrom(&st.keys[s].check, c, inBySubj, s, "")
 		}
 	default:
 		for _, s := range c.subjKeys {
-			m := st.pair[s]
+			ki := st.keys[s]
 			for _, d := range c.devKeys {
-				removeFrom(m, d, c, inPair, s, d)
+				list := ki.pair[d]
+				removeFrom(&list, c, inPair, s, d)
+				if list == nil {
+					delete(ki.pair, d)
+				} else {
+					ki.pair[d] = list
+				}
 			}
-			if len(m) == 0 {
-				delete(st.pair, s)
+			if len(ki.pair) == 0 {
+				ki.pair = nil
 			}
+		}
+	}
+	// A key leaves with its last policy (every policy naming it is in all).
+	for _, k := range c.subjKeys {
+		if st.keys[k].all == nil {
+			delete(st.keys, k)
+		}
+	}
+	for _, k := range c.devKeys {
+		if ki := st.keys[k]; ki != nil && ki.all == nil {
+			delete(st.keys, k)
 		}
 	}
 }
 
-// apply applies validated changes. It never fails: conflicts are checked
-// beforehand by check.
-func (st *state) apply(c *Change) {
+// policiesByKey returns every policy naming the index key k.
+func (st *state) policiesByKey(k string) []*compiled {
+	if ki := st.keys[k]; ki != nil {
+		return ki.all
+	}
+	return nil
+}
+
+// apply applies a validated change. It never fails: conflicts are
+// checked beforehand by check.
+func (st *state) apply(c *Change) { st.applyChange(c, false) }
+
+// applyChange applies a validated change, and reports whether it
+// replaced or deleted a record. When owned, c's record belongs to st
+// alone (nothing else refers to it, as with Load's copies), so that st may
+// modify it.
+func (st *state) applyChange(c *Change, owned bool) (existed bool) {
 	switch c.Kind {
 	case KindPolicy:
 		if old := st.policies[c.ID]; old != nil {
+			existed = true
 			st.unindex(old)
 			delete(st.policies, c.ID)
 		}
 		if !c.Delete {
-			pc := compile(c.Policy)
-			pc.shed()
+			pc := compileIn(c.Policy, st)
+			pc.shed(owned)
 			st.policies[c.ID] = pc
-			st.index(pc)
+			st.index(pc, st.kis)
 		}
 	case KindSubject:
-		delete(st.subjects, c.ID)
+		if st.subjects[c.ID] != nil {
+			existed = true
+			delete(st.subjects, c.ID)
+		}
 		if !c.Delete {
 			e := &subjectEntry{s: c.Subject, keys: subjectKeys(c.Subject)}
 			st.shareKeys(e.keys)
@@ -516,6 +606,7 @@ func (st *state) apply(c *Change) {
 		}
 	case KindDevice:
 		if old := st.devices[c.ID]; old != nil {
+			existed = true
 			delete(st.devices, c.ID)
 			if old.d.EndpointName != "" {
 				delete(st.byEndpoint, old.d.EndpointName)
@@ -531,6 +622,7 @@ func (st *state) apply(c *Change) {
 		}
 	case KindAPIKey:
 		if old := st.apiKeys[c.ID]; old != nil {
+			existed = true
 			delete(st.apiKeys, c.ID)
 			delete(st.byHash, string(old.Hash))
 		}
@@ -539,11 +631,15 @@ func (st *state) apply(c *Change) {
 			st.byHash[string(c.APIKey.Hash)] = c.APIKey
 		}
 	case KindRevocation:
-		delete(st.revs, c.ID)
+		if st.revs[c.ID] != nil {
+			existed = true
+			delete(st.revs, c.ID)
+		}
 		if !c.Delete {
 			st.revs[c.ID] = c.Revocation
 		}
 	}
+	return existed
 }
 
 // check validates a batch against the state it would apply to, without
@@ -689,7 +785,7 @@ func (e *Engine) Apply(changes ...Change) error {
 // Load replaces the whole content of the engine with the snapshot, or
 // leaves it unchanged when the snapshot is invalid.
 func (e *Engine) Load(s *Snapshot) error {
-	prepared, err := prepareSnapshot(s)
+	prepared, err := validateSnapshot(s)
 	if err != nil {
 		return err
 	}
@@ -697,8 +793,14 @@ func (e *Engine) Load(s *Snapshot) error {
 	if err := st.check(prepared); err != nil {
 		return err
 	}
+	// A record given twice is found as it is applied, by the look-up that
+	// applying makes anyway, instead of in a set of every id beforehand:
+	// st is new, and is dropped.
 	for i := range prepared {
-		st.apply(&prepared[i])
+		c := &prepared[i]
+		if st.applyChange(c, true) { // prepared holds copies of s's records
+			return duplicateRecord(c)
+		}
 	}
 	e.mu.Lock()
 	e.st = st
@@ -706,9 +808,33 @@ func (e *Engine) Load(s *Snapshot) error {
 	return nil
 }
 
-func prepareSnapshot(s *Snapshot) ([]Change, error) {
+// validateSnapshot validates the records of s and returns puts of copies
+// of them that share nothing with s.
+func validateSnapshot(s *Snapshot) ([]Change, error) {
 	changes := s.changes()
-	out := make([]Change, len(changes))
+	for i := range changes {
+		c, err := changes[i].validate()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
+		}
+		changes[i] = c
+	}
+	return changes, nil
+}
+
+// duplicateRecord returns the error for a snapshot that holds the record
+// of c twice.
+func duplicateRecord(c *Change) error {
+	return fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
+}
+
+// prepareSnapshot validates the records of s, checks that no id is given
+// twice, and returns puts of copies of them that share nothing with s.
+func prepareSnapshot(s *Snapshot) ([]Change, error) {
+	out, err := validateSnapshot(s)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[Kind]map[string]struct{}{
 		KindPolicy:     make(map[string]struct{}, len(s.Policies)),
 		KindSubject:    make(map[string]struct{}, len(s.Subjects)),
@@ -716,16 +842,12 @@ func prepareSnapshot(s *Snapshot) ([]Change, error) {
 		KindAPIKey:     make(map[string]struct{}, len(s.APIKeys)),
 		KindRevocation: make(map[string]struct{}, len(s.Revocations)),
 	}
-	for i := range changes {
-		c, err := changes[i].validate()
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s %q: %w", changes[i].Kind, changes[i].ID, err)
-		}
+	for i := range out {
+		c := &out[i]
 		if _, dup := seen[c.Kind][c.ID]; dup {
-			return nil, fmt.Errorf("%w: snapshot holds %s %q twice", ErrInvalid, c.Kind, c.ID)
+			return nil, duplicateRecord(c)
 		}
 		seen[c.Kind][c.ID] = struct{}{}
-		out[i] = c
 	}
 	return out, nil
 }

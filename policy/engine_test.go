@@ -138,13 +138,14 @@ func TestIndexBySmallerDimension(t *testing.T) {
 			if err := e.Apply(PutPolicy(p)); err != nil {
 				t.Fatal(err)
 			}
+			v := views(e.st)
 			pairs := 0
-			for _, m := range e.st.pair {
+			for _, m := range v.pair {
 				pairs += len(m)
 			}
-			if len(e.st.bySubj) != tc.bySubj || len(e.st.byDev) != tc.byDev || pairs != tc.n {
+			if len(v.bySubj) != tc.bySubj || len(v.byDev) != tc.byDev || pairs != tc.n {
 				t.Errorf("index entries: %d by subject, %d by device, %d pairs; want %d, %d, %d",
-					len(e.st.bySubj), len(e.st.byDev), pairs, tc.bySubj, tc.byDev, tc.n)
+					len(v.bySubj), len(v.byDev), pairs, tc.bySubj, tc.byDev, tc.n)
 			}
 		})
 	}
@@ -246,6 +247,8 @@ func TestEngineLoad(t *testing.T) {
 	for name, snap := range map[string]*Snapshot{
 		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(59*time.Second))}},
 		"one id twice":            {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}},
+		"one policy twice":        {Subjects: []*Subject{{ID: "alice", Kind: User}}, Policies: []*Policy{pol("p1"), pol("p2"), pol("p1", users("bob"))}},
+		"one device twice":        {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev1, EndpointName: "y"}}},
 		"one endpoint name twice": {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -416,10 +419,15 @@ func TestEnginePolicyAttributesReadBack(t *testing.T) {
 	}
 	check(t, &e)
 	var e2 Engine
-	if err := e2.Load(e.Snapshot()); err != nil {
+	snap := e.Snapshot()
+	if err := e2.Load(snap); err != nil {
 		t.Fatal(err)
 	}
 	check(t, &e2)
+	// Load drops the map from its own copy, not from the caller's.
+	if diff := cmp.Diff(newPolicy(), snap.Policies[0]); diff != "" {
+		t.Errorf("snapshot loaded:\n%s", diff)
+	}
 }
 
 // TestSelectorListsOutOfOrder: a policy whose device ids or endpoint

@@ -224,31 +224,57 @@ func renameScopeFields(err error) error {
 // than that name one group or select all devices may have near misses
 // that Explain does not report.
 func (e *Engine) Explain(r *Request) (*Explanation, error) {
-	devKeys, ops, auds, err := validateRequest(r)
-	if err != nil {
+	b := decideBufs.Get().(*decideBuf) // working memory, as for Decide
+	defer b.release()
+	if err := b.validate(r); err != nil {
 		return nil, renameScopeFields(err)
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.state().explain(r, devKeys, ops, auds), nil
+	return e.state().explainWith(r, b), nil
 }
 
 // explain explains the validated request r, whose distinct device keys,
-// operations and audiences are given, on st. It evaluates each known
-// device's candidate policies once, and decides from those results as
-// decide does.
+// operations and audiences are given, on st.
 func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
+	return st.explainWith(r, newDecideBuf(devKeys, ops, auds))
+}
+
+// explainWith explains the validated request r, whose distinct devices,
+// operations and audiences b holds, on st, with b's working memory (the
+// explanation shares none of it). It evaluates each known device's
+// candidate policies once, and decides from those results as decide
+// does.
+func (st *state) explainWith(r *Request, b *decideBuf) *Explanation {
+	ops, auds := b.ops, b.auds
 	subj := st.subjects[r.Subject]
-	devs := make([]*deviceEntry, len(devKeys))
-	for i, k := range devKeys {
-		devs[i] = st.device(k)
+	b.devs = b.devs[:0]
+	for _, d := range b.refs {
+		b.devs = append(b.devs, st.deviceOf(d))
 	}
+	devs := b.devs
 	// The candidates of device i are cands[bounds[i]:bounds[i+1]], its
 	// results results[i*len(ops):(i+1)*len(ops)].
-	var cands []*compiled
-	bounds := make([]int, len(devs)+1)
-	results := make([]pairResult, len(devs)*len(ops))
-	denyStarts := make([]time.Time, len(devs))
+	cands := b.cands[:0]
+	defer func() { b.cands = cands }()
+	n := len(devs) * len(ops)
+	if cap(b.results) < n {
+		b.results = make([]pairResult, n)
+	}
+	results := b.results[:n]
+	clear(results)
+	// bounds, then matches (below).
+	if cap(b.ints) < len(devs)+1+n {
+		b.ints = make([]int, len(devs)+1+n)
+	}
+	ints := b.ints[:len(devs)+1+n]
+	clear(ints)
+	bounds := ints[:len(devs)+1]
+	if cap(b.times) < len(devs) {
+		b.times = make([]time.Time, len(devs))
+	}
+	denyStarts := b.times[:len(devs)]
+	clear(denyStarts)
 	var denyStart time.Time
 	for i, d := range devs {
 		if subj != nil && d != nil {
@@ -261,8 +287,9 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 	}
 	// The same sorted by id, for the matched rules, and the number of
 	// rules that match each pair.
-	byID := slices.Clone(cands)
-	matches := make([]int, len(devs)*len(ops))
+	byID := append(b.byID[:0], cands...)
+	defer func() { b.byID = byID }()
+	matches := ints[len(devs)+1:]
 	total := 0
 	for i := range devs {
 		slices.SortStableFunc(byID[bounds[i]:bounds[i+1]], func(a, b *compiled) int { return strings.Compare(a.p.ID, b.p.ID) })
@@ -295,7 +322,7 @@ func (st *state) explain(r *Request, devKeys, ops, auds []string) *Explanation {
 			}
 		}
 		if dec == nil {
-			dec = grant(r, len(devs), ops, auds, results, denyStart)
+			dec = grant(r, len(devs), ops, auds, results, denyStart, nil)
 		}
 	}
 
@@ -509,7 +536,7 @@ func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compile
 			}
 		}
 		for _, k := range subj.keys {
-			for _, c := range st.bySubjKey[k] {
+			for _, c := range st.policiesByKey(k) {
 				if !s.consider(c, foundBySubject) {
 					return
 				}
@@ -520,7 +547,7 @@ func (st *state) nearMisses(subj *subjectEntry, d *deviceEntry, cands []*compile
 			if k[0] == 'k' {
 				how = foundByAttribute
 			}
-			for _, c := range st.byDevKey[k] {
+			for _, c := range st.policiesByKey(k) {
 				if !s.consider(c, how) {
 					return
 				}

@@ -168,10 +168,10 @@ func refConstrainedMisses(pr *pairResult, cond, msg string) []NearMiss {
 func refNearMisses(st *state, subj *subjectEntry, d *deviceEntry, cands []*compiled, op string, now time.Time, stats *refStats) []NearMiss {
 	seq := slices.Clone(cands)
 	for _, k := range subj.keys {
-		seq = append(seq, st.bySubjKey[k]...)
+		seq = append(seq, st.policiesByKey(k)...)
 	}
 	for _, k := range d.keys {
-		seq = append(seq, st.byDevKey[k]...)
+		seq = append(seq, st.policiesByKey(k)...)
 	}
 	stats.searches++
 	if len(seq) > maxNearMissCandidates {

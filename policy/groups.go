@@ -34,7 +34,7 @@ func (e *Engine) groupList(after string, n int) ([]groupSummary, int) {
 			count[g]++
 		}
 	}
-	for k := range st.bySubjKey {
+	for k := range st.keys {
 		if g, ok := strings.CutPrefix(k, "g\x00"); ok {
 			count[g] += 0
 		}
@@ -56,7 +56,7 @@ func (e *Engine) groupList(after string, n int) ([]groupSummary, int) {
 
 // policiesNaming returns the ids of the policies naming group, sorted.
 func (st *state) policiesNaming(group string) []string {
-	list := st.bySubjKey["g\x00"+group]
+	list := st.policiesByKey("g\x00" + group)
 	ids := make([]string, len(list))
 	for i, c := range list {
 		ids[i] = c.p.ID

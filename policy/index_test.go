@@ -124,7 +124,18 @@ func TestIndexRemoval(t *testing.T) {
 				}
 			}
 		}
-		st := e.st
+		st := views(e.st)
+		for k, ki := range e.st.keys {
+			if ki.name != k {
+				t.Fatalf("key %q holds the name %q", k, ki.name)
+			}
+			if ki.all == nil {
+				t.Fatalf("key %q is kept with no policy naming it", k)
+			}
+			if ki.pair != nil && len(ki.pair) == 0 {
+				t.Fatalf("key %q holds an empty pair index", k)
+			}
+		}
 		for k, list := range st.bySubjKey {
 			check("subjkey\x00", k, list, inBySubjKey, k, "")
 		}
@@ -182,7 +193,166 @@ func TestIndexKeysShared(t *testing.T) {
 	if err := e.Apply(DeleteRecord(KindPolicy, "p0"), DeleteRecord(KindPolicy, "p1"), DeleteRecord(KindPolicy, "p2")); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.st.keyNames); n != 0 {
+	if n := len(e.st.keys); n != 0 {
 		t.Errorf("%d index keys kept after every policy was deleted", n)
+	}
+}
+
+// indexViews is the engine's index as separate maps, for the tests: every
+// policy by subject key and by device key, the pair index, and the
+// policies indexed by subject or device only (check lists).
+type indexViews struct {
+	bySubjKey, byDevKey map[string][]*compiled
+	pair                map[string]map[string][]*compiled
+	bySubj, byDev       map[string][]*compiled
+}
+
+// views returns st's index as separate maps, holding only non-empty
+// entries.
+func views(st *state) indexViews {
+	v := indexViews{
+		bySubjKey: map[string][]*compiled{}, byDevKey: map[string][]*compiled{},
+		pair:   map[string]map[string][]*compiled{},
+		bySubj: map[string][]*compiled{}, byDev: map[string][]*compiled{},
+	}
+	for k, ki := range st.keys {
+		subj := k[0] == 'u' || k[0] == 'a' || k[0] == 'g'
+		all, check := v.byDevKey, v.byDev
+		if subj {
+			all, check = v.bySubjKey, v.bySubj
+		}
+		if len(ki.all) > 0 {
+			all[k] = ki.all
+		}
+		if len(ki.check) > 0 {
+			check[k] = ki.check
+		}
+		if ki.pair != nil {
+			v.pair[k] = ki.pair
+		}
+	}
+	return v
+}
+
+// TestCandidatesMatchLinearScan compares the candidates that the index
+// finds for each (subject, device) with a linear scan of every policy,
+// on random stores whose policies are indexed by pair, by subject only
+// and by device only, after random replacements and deletions: the same
+// policies (the index may find one through several of its keys), each of
+// whose selectors matches.
+func TestCandidatesMatchLinearScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 5))
+	users := []string{"u0", "u1", "u2", "u3"}
+	groups := []string{"techs", "admins"}
+	var devs []*Device
+	for i := range 6 {
+		devs = append(devs, &Device{ID: fmt.Sprintf("%032x", i), EndpointName: fmt.Sprintf("ep-%d", i),
+			Attributes: map[string]string{"site": []string{"roof", "basement"}[i%2], "model": []string{"x", "y", "z"}[i%3]}})
+	}
+	var many []string // enough names for a policy to leave the pair index
+	for i := range 70 {
+		many = append(many, fmt.Sprintf("w%d", i))
+	}
+	randomPolicy := func(id string) *Policy {
+		p := pol(id, lifetime(time.Hour))
+		p.Subjects = Subjects{}
+		switch rng.IntN(4) {
+		case 0:
+			p.Subjects.Users = []string{users[rng.IntN(len(users))]}
+		case 1:
+			p.Subjects.Groups = []string{groups[rng.IntN(len(groups))]}
+		case 2:
+			p.Subjects.Users = []string{users[rng.IntN(len(users))]}
+			p.Subjects.Groups = []string{groups[rng.IntN(len(groups))]}
+		default: // by device only, unless the device list is longer still
+			p.Subjects.Users = append([]string{users[rng.IntN(len(users))]}, many...)
+		}
+		d := devs[rng.IntN(len(devs))]
+		switch rng.IntN(5) {
+		case 0:
+			p.Devices = DeviceSelector{All: true}
+		case 1:
+			p.Devices = DeviceSelector{IDs: []string{d.ID}, EndpointNames: []string{devs[rng.IntN(len(devs))].EndpointName}}
+		case 2:
+			p.Devices = DeviceSelector{Attributes: map[string][]string{"site": {d.Attributes["site"]}}}
+		case 3:
+			p.Devices = DeviceSelector{Attributes: map[string][]string{"site": {"roof", "basement"}, "model": {d.Attributes["model"]}}}
+		default: // by subject only, unless the subject list is longer still
+			var ids []string
+			for i := range 70 {
+				ids = append(ids, fmt.Sprintf("%032x", 100+i))
+			}
+			p.Devices = DeviceSelector{IDs: append(ids, d.ID)}
+		}
+		return p
+	}
+	var e Engine
+	dir := []Change{}
+	for i, u := range users {
+		dir = append(dir, PutSubject(&Subject{ID: u, Kind: User, Groups: groups[:i%3]}))
+	}
+	for _, d := range devs {
+		dir = append(dir, PutDevice(d))
+	}
+	if err := e.Apply(dir...); err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]int{}
+	for round := range 100 {
+		var batch []Change
+		for range 10 {
+			id := fmt.Sprintf("p%d", rng.IntN(40))
+			if rng.IntN(5) == 0 {
+				if e.st.policies[id] != nil {
+					batch = append(batch, DeleteRecord(KindPolicy, id))
+				}
+				continue
+			}
+			batch = append(batch, PutPolicy(randomPolicy(id)))
+		}
+		if err := e.Apply(batch...); err != nil {
+			t.Fatal(err)
+		}
+		st := e.st
+		for _, c := range st.policies {
+			switch {
+			case c.checkSubj:
+				modes["device only"]++
+			case len(c.subjKeys)*len(c.devKeys) > indexPairLimit:
+				modes["subject only"]++
+			default:
+				modes["pair"]++
+			}
+		}
+		for _, u := range users {
+			s := st.subjects[u]
+			for _, d := range devs {
+				de := st.devices[d.ID]
+				var got []string
+				for _, c := range st.candidates(nil, s, de) {
+					if !slices.Contains(got, c.p.ID) {
+						got = append(got, c.p.ID)
+					}
+				}
+				var want []string
+				for id, c := range st.policies {
+					p := c.policy()
+					if slices.ContainsFunc(s.keys, func(k string) bool { return slices.Contains(c.subjKeys, k) }) &&
+						refMatchesDevice(&p.Devices, d) {
+						want = append(want, id)
+					}
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("round %d, %s on %s: candidates %v, linear scan %v", round, u, d.EndpointName, got, want)
+				}
+			}
+		}
+	}
+	for _, m := range []string{"pair", "subject only", "device only"} {
+		if modes[m] < 100 {
+			t.Errorf("only %d policies indexed by %s", modes[m], m)
+		}
 	}
 }

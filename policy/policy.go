@@ -193,10 +193,13 @@ func checkIDList(f *fieldErrs, name string, list []string, check func(*fieldErrs
 		seen = make(map[string]struct{}, len(list))
 	}
 	for i, v := range list {
-		var one fieldErrs
-		check(&one, "", v)
-		if len(one.list) > 0 {
-			f.add(fmt.Sprintf("%s[%d]", name, i), "%s", one.list[0].Message)
+		// check reports into f, and its report is renamed: a fieldErrs
+		// of its own per entry would be an allocation per entry.
+		n := len(f.list)
+		if check(f, "", v); len(f.list) > n {
+			msg := f.list[n].Message
+			f.list = f.list[:n]
+			f.add(fmt.Sprintf("%s[%d]", name, i), "%s", msg)
 		}
 		dup := false
 		if seen != nil {
@@ -397,15 +400,24 @@ func (s *DeviceSelector) validate(f *fieldErrs) {
 	if len(s.Attributes) > maxAttributes {
 		f.add("devices.attributes", "more than %d attributes", maxAttributes)
 	} else {
-		for _, k := range slices.Sorted(mapsKeys(s.Attributes)) {
-			n := "devices.attributes." + k
-			checkAttrKey(f, n, k)
-			vals := s.Attributes[k]
-			if len(vals) == 0 || len(vals) > maxAttrValues {
-				f.add(n, "1 to %d values", maxAttrValues)
-				continue
+		var buf [4]string
+		for _, k := range sortedKeys(buf[:0], s.Attributes) {
+			// The checks report under names relative to the attribute's,
+			// which is built only when they report: a valid selector is
+			// validated without allocating.
+			m := len(f.list)
+			checkAttrKey(f, "", k)
+			if vals := s.Attributes[k]; len(vals) == 0 || len(vals) > maxAttrValues {
+				f.add("", "1 to %d values", maxAttrValues)
+			} else {
+				checkIDList(f, "", vals, checkAttrValue)
 			}
-			checkIDList(f, n, vals, checkAttrValue)
+			if len(f.list) > m {
+				n := "devices.attributes." + k
+				for i := m; i < len(f.list); i++ {
+					f.list[i].Name = n + f.list[i].Name
+				}
+			}
 		}
 	}
 	if s.All && (len(s.IDs) > 0 || len(s.EndpointNames) > 0 || len(s.Attributes) > 0) {
@@ -414,6 +426,17 @@ func (s *DeviceSelector) validate(f *fieldErrs) {
 	if !s.All && len(s.IDs)+len(s.EndpointNames)+len(s.Attributes) == 0 {
 		f.add("devices", "select all devices or name ids, endpoint names or attributes")
 	}
+}
+
+// sortedKeys appends the keys of m to buf, sorts them and returns them.
+// Callers pass a small array's slice, which spares an allocation for the
+// usual few keys.
+func sortedKeys[V any](buf []string, m map[string]V) []string {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
@@ -436,9 +459,27 @@ func (p *Policy) appliesAt(t time.Time) bool {
 // clone returns a deep copy so that stored policies never alias callers' slices.
 func (p *Policy) clone() *Policy {
 	c := *p
-	c.Subjects.Users = slices.Clone(p.Subjects.Users)
-	c.Subjects.Groups = slices.Clone(p.Subjects.Groups)
-	c.Subjects.Applications = slices.Clone(p.Subjects.Applications)
+	// The lists of names share one array, each capped at its end.
+	n := len(p.Subjects.Users) + len(p.Subjects.Groups) + len(p.Subjects.Applications) +
+		len(p.Devices.IDs) + len(p.Devices.EndpointNames)
+	for _, v := range p.Devices.Attributes {
+		n += len(v)
+	}
+	if p.Delegation != nil {
+		n += len(p.Delegation.Operations)
+	}
+	names := make([]string, 0, n)
+	clone := func(s []string) []string {
+		if s == nil {
+			return nil
+		}
+		i := len(names)
+		names = append(names, s...)
+		return names[i:len(names):len(names)]
+	}
+	c.Subjects.Users = clone(p.Subjects.Users)
+	c.Subjects.Groups = clone(p.Subjects.Groups)
+	c.Subjects.Applications = clone(p.Subjects.Applications)
 	c.Operations = make([]OperationRule, len(p.Operations))
 	for i, r := range p.Operations {
 		c.Operations[i] = OperationRule{Name: r.Name}
@@ -451,15 +492,15 @@ func (p *Policy) clone() *Policy {
 	}
 	if p.Delegation != nil {
 		d := *p.Delegation
-		d.Operations = slices.Clone(d.Operations)
+		d.Operations = clone(d.Operations)
 		c.Delegation = &d
 	}
-	c.Devices.IDs = slices.Clone(p.Devices.IDs)
-	c.Devices.EndpointNames = slices.Clone(p.Devices.EndpointNames)
+	c.Devices.IDs = clone(p.Devices.IDs)
+	c.Devices.EndpointNames = clone(p.Devices.EndpointNames)
 	if p.Devices.Attributes != nil {
 		c.Devices.Attributes = make(map[string][]string, len(p.Devices.Attributes))
 		for k, v := range p.Devices.Attributes {
-			c.Devices.Attributes[k] = slices.Clone(v)
+			c.Devices.Attributes[k] = clone(v)
 		}
 	}
 	return &c

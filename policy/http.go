@@ -258,7 +258,7 @@ func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessReques
 	if len(body) > maxTokenBodyBytes {
 		return nil, errTooLarge
 	}
-	if err := strictUnmarshal(body, &j); err != nil {
+	if err := decodeTokenRequestJSON(body, &j); err != nil {
 		return nil, badJSON(err)
 	}
 	var f fieldErrs

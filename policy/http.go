@@ -254,14 +254,22 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 // decodeTokenRequestKeys is decodeTokenRequest with the cnf key parsed
 // through keys (nil: parsed every time).
 func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessRequest, error) {
+	req, _, err := decodeTokenRequestAlgorithm(body, keys)
+	return req, err
+}
+
+// decodeTokenRequestAlgorithm is decodeTokenRequestKeys that also returns
+// the algorithm of the cnf key as the cache found it (0: unknown).
+func decodeTokenRequestAlgorithm(body []byte, keys *cnfKeyCache) (*token.AccessRequest, token.Algorithm, error) {
 	var j wire.TokenRequest
 	if len(body) > maxTokenBodyBytes {
-		return nil, errTooLarge
+		return nil, 0, errTooLarge
 	}
 	if err := decodeTokenRequestJSON(body, &j); err != nil {
-		return nil, badJSON(err)
+		return nil, 0, badJSON(err)
 	}
 	var f fieldErrs
+	var cnfAlg token.Algorithm
 	if j.GrantType != "client_credentials" {
 		f.add("grant_type", "must be %q", "client_credentials")
 	}
@@ -280,26 +288,26 @@ func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessReques
 	case len(j.Cnf) > maxCnfPEMBytes:
 		f.add("cnf", "longer than %d bytes", maxCnfPEMBytes)
 	default:
-		key, err := keys.parsePEM(j.Cnf)
+		key, alg, err := keys.parsePEMAlgorithm(j.Cnf)
 		switch {
 		case errors.Is(err, token.ErrWeakKey):
 			f.add("cnf", "%v", cnfKeyError(err))
 		case err != nil:
 			f.add("cnf", "not exactly one PEM public key of a supported type")
 		}
-		req.Key = key
+		req.Key, cnfAlg = key, alg
 	}
-	return req, f.err()
+	return req, cnfAlg, f.err()
 }
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
-	req, p, err := s.readTokenRequest(w, r)
+	req, alg, p, err := s.readTokenRequest(w, r)
 	if err != nil {
 		s.tokenOutcome(err) // Issue reports the others
 		return err
 	}
-	tok, err := s.issue(r.Context(), p.Subject, req, requestID)
+	tok, err := s.issue(r.Context(), p.Subject, req, alg, requestID)
 	if err != nil {
 		return err
 	}
@@ -325,27 +333,28 @@ func appendTokenResponse(dst, tok []byte, until time.Time) []byte {
 }
 
 // readTokenRequest authenticates the caller of the token endpoint and
-// reads its request.
-func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, Principal, error) {
+// reads its request, with the algorithm of its cnf key when the cache of
+// cnf keys knows it (else 0).
+func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, token.Algorithm, Principal, error) {
 	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	p, err := s.authenticate(r)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	if err := s.limitKey(r, p); err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	body, err := readBody(w, r, maxTokenBodyBytes)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
-	req, err := decodeTokenRequestKeys(body, &s.cnfKeys)
+	req, alg, err := decodeTokenRequestAlgorithm(body, &s.cnfKeys)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
-	return req, p, nil
+	return req, alg, p, nil
 }
 
 // trustAnchorJSON is one entry of GET /v3/trust-anchors.

@@ -183,12 +183,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeJSONBytes answers with status and the JSON document b.
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// setJSONHeaders sets the headers of a JSON answer in h, by their
+// canonical names (textproto.CanonicalMIMEHeaderKey), with the three
+// values in one array: each value is a slice of its own of length and
+// capacity 1, so that changing or adding to one header reaches no other.
+func setJSONHeaders(h http.Header) {
+	v := &[3]string{"application/json", "no-store", "nosniff"}
+	h["Content-Type"] = v[0:1:1]
+	h["Cache-Control"] = v[1:2:2]
+	h["X-Content-Type-Options"] = v[2:3:3]
 }
 
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {

@@ -602,7 +602,7 @@ func (s *Service) audit(ctx context.Context, subject string, req *token.AccessRe
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("subject", subject),
-		slog.Any("aud", req.Audience),
+		slog.Any("aud", auditList(req.Audience)),
 		slog.String("scope", strings.Join(req.Scope, " ")))
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))

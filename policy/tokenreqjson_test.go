@@ -21,14 +21,7 @@ import (
 // duplicate wins, names equal under case folding match), and the body's
 // size is bounded.
 func TestTokenRequestStrictness(t *testing.T) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := token.MarshalPublicKeyPEM(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemBytes := newCnfPEM(t)
 	cnf, _ := json.Marshal(string(pemBytes))
 	good := `{"grant_type":"client_credentials","aud":["ep:a"],"scope":"read op1","cnf":` + string(cnf) + `}`
 	refused := []struct {
@@ -88,9 +81,9 @@ func TestTokenRequestStrictness(t *testing.T) {
 	}
 }
 
-// TestDecodeTokenRequestAllocations checks that reading a well-formed
-// token request body allocates only its values: it is read once per token.
-func TestDecodeTokenRequestAllocations(t *testing.T) {
+// newCnfPEM returns the PEM of a new P-256 public key.
+func newCnfPEM(t *testing.T) []byte {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +92,13 @@ func TestDecodeTokenRequestAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pemBytes
+}
+
+// TestDecodeTokenRequestAllocations checks that reading a well-formed
+// token request body allocates only its values: it is read once per token.
+func TestDecodeTokenRequestAllocations(t *testing.T) {
+	pemBytes := newCnfPEM(t)
 	body, err := json.Marshal(wire.TokenRequest{GrantType: "client_credentials", Aud: []string{"ep:a"}, Scope: "read op1", Cnf: string(pemBytes)})
 	if err != nil {
 		t.Fatal(err)

@@ -216,7 +216,10 @@
 // logins count against the address. Denial reasons naming policies go to the
 // audit log, not to the caller. Audit events are logged through
 // Service.Logger: sda.token.issued, sda.token.denied, sda.token.revoked,
-// sda.admin.put, sda.admin.create, sda.admin.delete.
+// sda.admin.put, sda.admin.create, sda.admin.delete. The audiences of a
+// token event are a value of kind Any that slog's text and JSON handlers
+// write as they write a []string (it holds one, with MarshalText,
+// MarshalJSON and String methods).
 //
 // A delegable token lets its holder hand part of it on, offline, to keys
 // the service never sees: the [Ledger] records the token, not its links,

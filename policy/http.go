@@ -183,12 +183,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeJSONBytes answers with status and the JSON document b.
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// setJSONHeaders sets the headers of a JSON answer in h, by their
+// canonical names (textproto.CanonicalMIMEHeaderKey), with the three
+// values in one array: each value is a slice of its own of length and
+// capacity 1, so that changing or adding to one header reaches no other.
+func setJSONHeaders(h http.Header) {
+	v := &[3]string{"application/json", "no-store", "nosniff"}
+	h["Content-Type"] = v[0:1:1]
+	h["Cache-Control"] = v[1:2:2]
+	h["X-Content-Type-Options"] = v[2:3:3]
 }
 
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
@@ -254,14 +262,22 @@ func decodeTokenRequest(body []byte) (*token.AccessRequest, error) {
 // decodeTokenRequestKeys is decodeTokenRequest with the cnf key parsed
 // through keys (nil: parsed every time).
 func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessRequest, error) {
+	req, _, err := decodeTokenRequestAlgorithm(body, keys)
+	return req, err
+}
+
+// decodeTokenRequestAlgorithm is decodeTokenRequestKeys that also returns
+// the algorithm of the cnf key as the cache found it (0: unknown).
+func decodeTokenRequestAlgorithm(body []byte, keys *cnfKeyCache) (*token.AccessRequest, token.Algorithm, error) {
 	var j wire.TokenRequest
 	if len(body) > maxTokenBodyBytes {
-		return nil, errTooLarge
+		return nil, 0, errTooLarge
 	}
-	if err := strictUnmarshal(body, &j); err != nil {
-		return nil, badJSON(err)
+	if err := decodeTokenRequestJSON(body, &j); err != nil {
+		return nil, 0, badJSON(err)
 	}
 	var f fieldErrs
+	var cnfAlg token.Algorithm
 	if j.GrantType != "client_credentials" {
 		f.add("grant_type", "must be %q", "client_credentials")
 	}
@@ -280,16 +296,16 @@ func decodeTokenRequestKeys(body []byte, keys *cnfKeyCache) (*token.AccessReques
 	case len(j.Cnf) > maxCnfPEMBytes:
 		f.add("cnf", "longer than %d bytes", maxCnfPEMBytes)
 	default:
-		key, err := keys.parsePEM(j.Cnf)
+		key, alg, err := keys.parsePEMAlgorithm(j.Cnf)
 		switch {
 		case errors.Is(err, token.ErrWeakKey):
 			f.add("cnf", "%v", cnfKeyError(err))
 		case err != nil:
 			f.add("cnf", "not exactly one PEM public key of a supported type")
 		}
-		req.Key = key
+		req.Key, cnfAlg = key, alg
 	}
-	return req, f.err()
+	return req, cnfAlg, f.err()
 }
 
 // serveToken answers POST /ace-auth/token.
@@ -297,12 +313,12 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID s
 	// Authentication and the decision need the Store as of the request's
 	// arrival, which one read gives them both (synccoalesce.go).
 	r = r.WithContext(s.withArrival(r.Context()))
-	req, p, err := s.readTokenRequest(w, r)
+	req, alg, p, err := s.readTokenRequest(w, r)
 	if err != nil {
 		s.tokenOutcome(err) // Issue reports the others
 		return err
 	}
-	tok, err := s.issue(r.Context(), p.Subject, req, requestID)
+	tok, err := s.issue(r.Context(), p.Subject, req, alg, requestID)
 	if err != nil {
 		return err
 	}
@@ -328,27 +344,28 @@ func appendTokenResponse(dst, tok []byte, until time.Time) []byte {
 }
 
 // readTokenRequest authenticates the caller of the token endpoint and
-// reads its request.
-func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, Principal, error) {
+// reads its request, with the algorithm of its cnf key when the cache of
+// cnf keys knows it (else 0).
+func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, token.Algorithm, Principal, error) {
 	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	p, err := s.authenticate(r)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	if err := s.limitKey(r, p); err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
 	body, err := readBody(w, r, maxTokenBodyBytes)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
-	req, err := decodeTokenRequestKeys(body, &s.cnfKeys)
+	req, alg, err := decodeTokenRequestAlgorithm(body, &s.cnfKeys)
 	if err != nil {
-		return nil, Principal{}, err
+		return nil, 0, Principal{}, err
 	}
-	return req, p, nil
+	return req, alg, p, nil
 }
 
 // trustAnchorJSON is one entry of GET /v3/trust-anchors.

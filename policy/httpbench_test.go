@@ -38,7 +38,9 @@ var httpBenchClients = []int{8, 80}
 // writing to io.Discard), a rate limit high enough never to refuse, and
 // 8 or 80 concurrent clients (sub-benchmarks clients=8 and clients=80).
 // The target metric is ratio-http/sign: at least 0.70 with store=file
-// and clients=8.
+// and clients=8. The sub-benchmark store=memory/clients=8/logger=nil is
+// store=memory/clients=8 with a nil Service.Logger (no audit events), to
+// compare: what the audit events cost.
 //
 // In the same run, in turn with the HTTP batches, it measures on the same
 // cores, with as many goroutines or clients:
@@ -79,8 +81,13 @@ var httpBenchClients = []int{8, 80}
 func BenchmarkHTTPIssue(b *testing.B) {
 	for _, clients := range httpBenchClients {
 		b.Run("store=memory/clients="+strconv.Itoa(clients), func(b *testing.B) {
-			benchHTTPIssue(b, policy.NewMemoryStore(), clients, "")
+			benchHTTPIssue(b, policy.NewMemoryStore(), clients, "", true)
 		})
+		if clients == httpBenchClients[0] {
+			b.Run("store=memory/clients="+strconv.Itoa(clients)+"/logger=nil", func(b *testing.B) {
+				benchHTTPIssue(b, policy.NewMemoryStore(), clients, "", false)
+			})
+		}
 		b.Run("store=file/clients="+strconv.Itoa(clients), func(b *testing.B) {
 			dir := b.TempDir()
 			fs, err := policy.OpenFileStore(filepath.Join(dir, "store.json"))
@@ -88,14 +95,15 @@ func BenchmarkHTTPIssue(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer fs.Close()
-			benchHTTPIssue(b, fs, clients, dir)
+			benchHTTPIssue(b, fs, clients, dir, true)
 		})
 	}
 }
 
 // benchHTTPIssue runs BenchmarkHTTPIssue on st with clients clients; when
 // dir is not empty it also measures the fsync latency of a file there.
-func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string) {
+// Without audit the service's Logger is nil (no audit events).
+func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string, audit bool) {
 	ctx := context.Background()
 	anchor, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -116,6 +124,9 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string) {
 		Store: st, Signer: anchor, MaxIssued: 1 << 30, Metrics: m,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RateLimit: &policy.RateLimit{PerAddress: 1e9, AddressBurst: 1 << 20, PerKey: 1e9, KeyBurst: 1 << 20},
+	}
+	if !audit {
+		svc.Logger = nil
 	}
 	secret, key, err := policy.NewAPIKey(nil, "bench", "u0", false, time.Now())
 	if err != nil {

@@ -344,10 +344,12 @@ type IssuedToken struct {
 // request matches [ErrInvalid] (a *[ValidationError] naming the JSON fields
 // of the HTTP request). Every outcome is logged as an audit event.
 func (s *Service) Issue(ctx context.Context, subject string, req *token.AccessRequest) (*IssuedToken, error) {
-	return s.issue(ctx, subject, req, "")
+	return s.issue(ctx, subject, req, 0, "")
 }
 
-func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRequest, requestID string) (tok *IssuedToken, err error) {
+// issue is Issue; cnfAlg is the algorithm of req.Key when it was found by
+// token.AlgorithmFor for this very key (by the cache of cnf keys), else 0.
+func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRequest, cnfAlg token.Algorithm, requestID string) (tok *IssuedToken, err error) {
 	now := s.now()
 	var dec *Decision
 	defer func() {
@@ -378,7 +380,7 @@ func (s *Service) issue(ctx context.Context, subject string, req *token.AccessRe
 			}
 		}
 	}
-	if err := s.checkCnf(req.Key); err != nil {
+	if err := s.checkCnf(req.Key, cnfAlg); err != nil {
 		f.add("cnf", "%v", err)
 	}
 	switch {
@@ -490,14 +492,18 @@ func v1ScopeLength(names []string) int {
 
 // checkCnf checks that the proof-of-possession key is a valid key that the
 // configured profile can carry. token.AlgorithmFor refuses invalid points
-// and degenerate keys.
-func (s *Service) checkCnf(key crypto.PublicKey) error {
+// and degenerate keys; alg, when not 0, is its result for this key, found
+// by the cache of cnf keys when it kept the key (which is never modified),
+// and the key is not checked again.
+func (s *Service) checkCnf(key crypto.PublicKey, alg token.Algorithm) error {
 	if key == nil {
 		return errors.New("a public key is required")
 	}
-	alg, err := token.AlgorithmFor(key)
-	if err != nil {
-		return cnfKeyError(err)
+	if alg == 0 {
+		var err error
+		if alg, err = token.AlgorithmFor(key); err != nil {
+			return cnfKeyError(err)
+		}
 	}
 	if s.Profile == token.ProfileV1 && alg != token.AlgES256 {
 		return errors.New("the v1 profile needs an ECDSA P-256 key")
@@ -627,7 +633,7 @@ func (s *Service) audit(ctx context.Context, subject string, req *token.AccessRe
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("subject", subject),
-		slog.Any("aud", req.Audience),
+		slog.Any("aud", auditList(req.Audience)),
 		slog.String("scope", strings.Join(req.Scope, " ")))
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))

@@ -14,7 +14,10 @@ const maxCachedCnfKeys = 1024
 // cnfKeyCache keeps the cnf keys of token requests parsed, by their exact
 // PEM bytes, so that a client asking again with the same key (an app
 // keeps its proof-of-possession key) does not have it parsed and its
-// point validated again. Only keys that token.ParsePublicKeyPEM accepted
+// point validated again. With each key it keeps the algorithm
+// token.AlgorithmFor found for it when it was kept, so that the token
+// endpoint does not validate the point again either ([Service.checkCnf]).
+// Only keys that token.ParsePublicKeyPEM and token.AlgorithmFor accepted
 // are kept, so a key from the cache has passed exactly the checks of a
 // key parsed now, and bytes it refuses are parsed, and refused with the
 // same error, every time. It holds at most max keys; when full, an
@@ -25,7 +28,14 @@ type cnfKeyCache struct {
 	max  int
 	once sync.Once
 	mu   sync.RWMutex
-	m    map[string]crypto.PublicKey
+	m    map[string]cnfKey
+}
+
+// cnfKey is a parsed cnf key and the algorithm token.AlgorithmFor found
+// for it.
+type cnfKey struct {
+	key crypto.PublicKey
+	alg token.Algorithm
 }
 
 func newCnfKeyCache(max int) *cnfKeyCache { return &cnfKeyCache{max: max} }
@@ -33,29 +43,41 @@ func newCnfKeyCache(max int) *cnfKeyCache { return &cnfKeyCache{max: max} }
 // parsePEM returns token.ParsePublicKeyPEM of the bytes of b, from the
 // cache when b was parsed before. A nil cache parses every time.
 func (c *cnfKeyCache) parsePEM(b string) (crypto.PublicKey, error) {
+	k, _, err := c.parsePEMAlgorithm(b)
+	return k, err
+}
+
+// parsePEMAlgorithm is parsePEM that also returns the algorithm of the key
+// (token.AlgorithmFor), or 0 from a nil cache, which leaves it unchecked.
+func (c *cnfKeyCache) parsePEMAlgorithm(b string) (crypto.PublicKey, token.Algorithm, error) {
 	if c == nil {
-		return token.ParsePublicKeyPEM([]byte(b))
+		k, err := token.ParsePublicKeyPEM([]byte(b))
+		return k, 0, err
 	}
 	c.once.Do(func() {
 		if c.max <= 0 {
 			c.max = maxCachedCnfKeys
 		}
-		c.m = make(map[string]crypto.PublicKey)
+		c.m = make(map[string]cnfKey)
 	})
 	c.mu.RLock()
-	k, ok := c.m[b]
+	e, ok := c.m[b]
 	c.mu.RUnlock()
 	if ok {
-		return k, nil
+		return e.key, e.alg, nil
 	}
 	k, err := token.ParsePublicKeyPEM([]byte(b))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	alg, err := token.AlgorithmFor(k)
+	if err != nil { // ParsePublicKeyPEM makes the same checks: not kept
+		return k, 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.m[b]; ok { // parsed meanwhile: share one copy
-		return prev, nil
+		return prev.key, prev.alg, nil
 	}
 	for old := range c.m { // map order is unspecified: an arbitrary key
 		if len(c.m) < c.max {
@@ -63,8 +85,8 @@ func (c *cnfKeyCache) parsePEM(b string) (crypto.PublicKey, error) {
 		}
 		delete(c.m, old)
 	}
-	c.m[b] = k
-	return k, nil
+	c.m[b] = cnfKey{key: k, alg: alg}
+	return k, alg, nil
 }
 
 func (c *cnfKeyCache) len() int {

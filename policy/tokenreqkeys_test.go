@@ -149,3 +149,54 @@ func TestCnfKeyCache(t *testing.T) {
 		}
 	})
 }
+
+// TestCnfKeyCacheAlgorithm: the cache keeps with each key the outcome of
+// token.AlgorithmFor, checked once when the key is kept, so that the
+// token endpoint's check of the key (checkCnf) uses it instead of
+// validating the point again, and refuses with it what it refuses of a key
+// checked now (a v1 service, an Ed25519 key).
+func TestCnfKeyCacheAlgorithm(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	c := newCnfKeyCache(8)
+	for _, pub := range []any{&p256.PublicKey, &p384.PublicKey, edPub} {
+		p, err := token.MarshalPublicKeyPEM(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := token.AlgorithmFor(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // parsed, then from the cache
+			k, alg, err := c.parsePEMAlgorithm(string(p))
+			if err != nil || alg != want {
+				t.Fatalf("%T: algorithm %v, %v; want %v", pub, alg, err, want)
+			}
+			for _, profile := range []token.Profile{token.ProfileV1, token.ProfileV2} {
+				s := &Service{Profile: profile}
+				if got, now := s.checkCnf(k, alg), s.checkCnf(k, 0); (got == nil) != (now == nil) {
+					t.Fatalf("%T, profile %v: with the cached algorithm %v, checked now %v", pub, profile, got, now)
+				}
+			}
+		}
+	}
+	t.Run("allocations", func(t *testing.T) {
+		p, _ := token.MarshalPublicKeyPEM(&p256.PublicKey)
+		k, alg, err := c.parsePEMAlgorithm(string(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Service{}
+		// The point check of an ECDSA key allocates; a key whose check the
+		// cache kept is not checked again.
+		if n := testing.AllocsPerRun(100, func() {
+			if err := s.checkCnf(k, alg); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Fatalf("checking a cached key allocates %.0f times, want 0", n)
+		}
+	})
+}

@@ -109,7 +109,10 @@
 // that decoded on their curve are stored, every parse gets a key of its
 // own, and a flood of new keys costs no more than it would without the
 // memo. (Whether a key was seen lately shows in the time a parse takes;
-// the keys are public.) A link's hash is what a revoker lists to revoke
+// the keys are public.) Signing checks the point of an ECDSA signing key
+// once: the curve and coordinates of the last key whose point passed are
+// kept, and a key equal to them now (compared by value, so a key changed
+// in place is checked again) is not validated again. A link's hash is what a revoker lists to revoke
 // it and everything below it. A delegated token cannot meet a cnonce
 // freshness requirement (its cnonce is the delegator's), and a link's sub
 // is the delegator's say-so.

@@ -1,8 +1,12 @@
 package token
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"fmt"
+	"math/big"
+	"sync/atomic"
 )
 
 // ed25519SmallOrder lists the canonical encodings of the y coordinates of
@@ -83,4 +87,44 @@ func checkECDSAPoint(k *ecdsa.PublicKey) error {
 		return fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
 	return nil
+}
+
+// checkedSigner is the last ECDSA signing key whose point passed
+// checkECDSAPoint: its curve and a copy of its coordinates.
+type checkedSigner struct {
+	curve elliptic.Curve
+	x, y  *big.Int
+}
+
+// lastSigner is the memo of signerAlgorithm: a service signs every token
+// with the same key.
+var lastSigner atomic.Pointer[checkedSigner]
+
+// signerAlgorithm is AlgorithmFor for the public key of a signer: the
+// point of an ECDSA key equal (curve and coordinates, compared with the
+// key as it is now, not by identity) to the last one that passed
+// checkECDSAPoint is not validated again, the check being a function of
+// those values alone. Comparing two coordinates costs a few word
+// comparisons; the check allocates and does field arithmetic. Whether a
+// key was the last one checked shows in timing, which tells nothing
+// secret about a public key.
+func signerAlgorithm(pub crypto.PublicKey) (Algorithm, error) {
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return AlgorithmFor(pub)
+	}
+	alg, err := keyAlgorithm(k) // also refuses a key without coordinates
+	if err != nil {
+		return 0, err
+	}
+	//lint:ignore SA1019 comparing the coordinates with those of the key checked last
+	x, y := k.X, k.Y
+	if c := lastSigner.Load(); c != nil && c.curve == k.Curve && c.x.Cmp(x) == 0 && c.y.Cmp(y) == 0 {
+		return alg, nil
+	}
+	if err := checkECDSAPoint(k); err != nil {
+		return 0, err
+	}
+	lastSigner.Store(&checkedSigner{curve: k.Curve, x: new(big.Int).Set(x), y: new(big.Int).Set(y)})
+	return alg, nil
 }

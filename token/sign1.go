@@ -267,7 +267,7 @@ func signSign1Hash(prefix, payload []byte, signer crypto.Signer, kid []byte, rnd
 	if signer == nil {
 		return nil, invalid("nil signer")
 	}
-	alg, err := AlgorithmFor(signer.Public())
+	alg, err := signerAlgorithm(signer.Public())
 	if err != nil {
 		return nil, err
 	}

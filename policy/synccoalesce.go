@@ -9,8 +9,8 @@ import "context"
 // sees everything committed before any of them came. So n concurrent
 // decisions cost at most two reads, not n, and a request that both
 // authenticates and decides (a token request) reads once: the request's
-// arrival, recorded by the token endpoint in its context, is what both ask
-// to be up to date with. Admin requests do not record it: one that finds
+// arrival, recorded by the token endpoint in its context once the request
+// is complete (its body read), is what both ask to be up to date with. Admin requests do not record it: one that finds
 // a conflict reads the Store again to answer it, and must see what is
 // there by then.
 

@@ -2,7 +2,10 @@ package policy
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -103,5 +106,44 @@ func TestTokenRequestSyncsOnce(t *testing.T) {
 	}
 	if got := store.changes.Load() - before; got != 1 {
 		t.Errorf("a token request read the Store's changes %d times; want once", got)
+	}
+}
+
+// applyOnRead is a request body that applies changes to a store on its
+// first Read: a write committed while the body arrives.
+type applyOnRead struct {
+	store   *MemoryStore
+	changes []Change
+	body    io.Reader
+	done    bool
+}
+
+func (r *applyOnRead) Read(p []byte) (int, error) {
+	if !r.done {
+		r.done = true
+		if _, err := r.store.Apply(context.Background(), r.changes...); err != nil {
+			return 0, err
+		}
+	}
+	return r.body.Read(p)
+}
+
+// TestTokenDecisionSeesChangesDuringBody: a policy deleted while a token
+// request's body is still arriving (acknowledged before the request is
+// complete) is no longer in force for its decision, however slowly the
+// client sends the body.
+func TestTokenDecisionSeesChangesDuringBody(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	body := env.tokenBody([]string{"ep:hvac-1"}, "read")
+	if w := env.do("POST", TokenPath, env.aliceKey, body); w.Code != http.StatusOK {
+		t.Fatalf("before the deletion: %d %s", w.Code, w.Body)
+	}
+	r := httptest.NewRequest("POST", TokenPath, &applyOnRead{store: env.store, changes: []Change{DeleteRecord(KindPolicy, "p1")}, body: strings.NewReader(body)})
+	r.Header.Set("Authorization", "Bearer "+env.aliceKey)
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	env.svc.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("policy deleted while the body arrived: %d %s; want 403", w.Code, w.Body)
 	}
 }

@@ -8,8 +8,14 @@ import (
 )
 
 // maxCachedCnfKeys bounds the cnf keys a [Service] keeps parsed (see
-// cnfKeyCache): about 0.5 KiB each.
-const maxCachedCnfKeys = 1024
+// cnfKeyCache), and maxCachedCnfPEM the bytes of a PEM it keeps: the PEM
+// of a P-256, P-384 or Ed25519 key is 113 to 215 bytes, and longer bytes
+// (padded with whitespace, which parsing accepts) are parsed every time,
+// so the cache holds at most about 1 MiB, keys and PEM together.
+const (
+	maxCachedCnfKeys = 1024
+	maxCachedCnfPEM  = 512
+)
 
 // cnfKeyCache keeps the cnf keys of token requests parsed, by their exact
 // PEM bytes, so that a client asking again with the same key (an app
@@ -20,8 +26,8 @@ const maxCachedCnfKeys = 1024
 // Only keys that token.ParsePublicKeyPEM and token.AlgorithmFor accepted
 // are kept, so a key from the cache has passed exactly the checks of a
 // key parsed now, and bytes it refuses are parsed, and refused with the
-// same error, every time. It holds at most max keys; when full, an
-// arbitrary one makes room. The keys are shared by the requests that
+// same error, every time. It holds at most max keys, each from at most
+// maxCachedCnfPEM bytes; when full, an arbitrary one makes room. The keys are shared by the requests that
 // carry the same bytes and must not be modified. It is safe for
 // concurrent use.
 type cnfKeyCache struct {
@@ -73,6 +79,9 @@ func (c *cnfKeyCache) parsePEMAlgorithm(b string) (crypto.PublicKey, token.Algor
 	alg, err := token.AlgorithmFor(k)
 	if err != nil { // ParsePublicKeyPEM makes the same checks: not kept
 		return k, 0, nil
+	}
+	if len(b) > maxCachedCnfPEM {
+		return k, alg, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -199,4 +200,34 @@ func TestCnfKeyCacheAlgorithm(t *testing.T) {
 			t.Fatalf("checking a cached key allocates %.0f times, want 0", n)
 		}
 	})
+}
+
+// TestCnfKeyCachePadded: bytes longer than any PEM of a supported key
+// (padded with whitespace, which ParsePublicKeyPEM accepts) are parsed but
+// not kept, so that the cache holds at most maxCachedCnfKeys entries of at
+// most maxCachedCnfPEM bytes, however clients pad their keys.
+func TestCnfKeyCachePadded(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := token.MarshalPublicKeyPEM(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) > maxCachedCnfPEM {
+		t.Fatalf("a P-384 key's PEM is %d bytes, over maxCachedCnfPEM %d", len(p), maxCachedCnfPEM)
+	}
+	c := newCnfKeyCache(4)
+	padded := string(p) + strings.Repeat(" ", maxCachedCnfPEM)
+	got, err := c.parsePEM(padded)
+	if err != nil || !k.PublicKey.Equal(got) {
+		t.Fatalf("padded key: %v, %v", got, err)
+	}
+	if c.len() != 0 {
+		t.Fatalf("%d keys cached for padded bytes, want 0", c.len())
+	}
+	if _, err := c.parsePEM(string(p)); err != nil || c.len() != 1 {
+		t.Fatalf("the key itself: %v, %d cached, want 1", err, c.len())
+	}
 }

@@ -36,7 +36,8 @@ var _ policy.Ledger = (*Store)(nil)
 // not known to be committed. A batch that fails otherwise (a record
 // PostgreSQL refuses, such as one holding "\u0000") is written again one
 // record at a time, so that each call gets its own record's outcome and
-// one bad record fails no other call. A call whose ctx ends returns at
+// one bad record fails no other call (once one of these fails with an
+// error matching ErrUnavailable, the rest fail with it). A call whose ctx ends returns at
 // once with ctx's error, which also matches ErrUnavailable: its record is
 // taken out of the queue if its batch was not yet being written, and may
 // be committed otherwise. A batch's INSERT is bounded by
@@ -144,9 +145,18 @@ func (s *Store) writeIssued() {
 		err := s.insertIssued(batch)
 		if err != nil && !errors.Is(err, policy.ErrUnavailable) && len(batch) > 1 {
 			// A record of the batch was refused: write them one at a
-			// time, so that each call gets its own record's outcome.
+			// time, so that each call gets its own record's outcome,
+			// unless the database fails meanwhile.
+			var down error
 			for _, e := range batch {
+				if down != nil {
+					e.err = down
+					continue
+				}
 				e.err = s.insertIssued([]*issuedEntry{e})
+				if errors.Is(e.err, policy.ErrUnavailable) {
+					down = e.err
+				}
 			}
 		} else {
 			for _, e := range batch {

@@ -126,21 +126,27 @@ func Run(clients, total int, f func(client int) error) (time.Duration, error) {
 	return time.Since(start), first
 }
 
-// Interleave calls a batch times and then b batch times, each spread over
+// Interleave calls a batch times and b batch times, each spread over
 // clients goroutines by [Run], for as long as more returns true, and
 // returns the time the calls of a and of b took in all and the number of
 // calls of each. Taking the two in turn, batch by batch, exposes them to
 // the same load from the rest of the machine, so that the ratio of their
-// rates holds on shared cores. It stops at the first error and returns it.
+// rates holds on shared cores; which of the two goes first alternates
+// from round to round (a in the first), so that neither gains from its
+// position. It stops at the first error and returns it.
 func Interleave(clients, batch int, more func() bool, a, b func(client int) error) (ta, tb time.Duration, calls int, err error) {
-	for more() {
-		d, err := Run(clients, batch, a)
-		ta += d
+	for round := 0; more(); round++ {
+		first, second, tFirst, tSecond := a, b, &ta, &tb
+		if round%2 == 1 {
+			first, second, tFirst, tSecond = b, a, &tb, &ta
+		}
+		d, err := Run(clients, batch, first)
+		*tFirst += d
 		if err != nil {
 			return ta, tb, calls, err
 		}
-		d, err = Run(clients, batch, b)
-		tb += d
+		d, err = Run(clients, batch, second)
+		*tSecond += d
 		if err != nil {
 			return ta, tb, calls, err
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -134,6 +135,36 @@ func TestInterleave(t *testing.T) {
 			side(&inA, &inB, &a), side(&inB, &inA, &b))
 		if err != nil || calls != 40 || a.Load() != 40 || b.Load() != 40 || ta <= 0 || tb <= 0 {
 			t.Fatalf("Interleave = %v, %v, %d, %v; a ran %d times, b %d", ta, tb, calls, err, a.Load(), b.Load())
+		}
+	})
+	t.Run("alternates which side goes first", func(t *testing.T) {
+		var mu sync.Mutex
+		var firsts []string // the side that ran first in each round
+		newRound := false
+		side := func(name string) func(int) error {
+			return func(int) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if newRound {
+					firsts = append(firsts, name)
+					newRound = false
+				}
+				return nil
+			}
+		}
+		rounds := 0
+		more := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			newRound = true
+			rounds++
+			return rounds <= 4
+		}
+		if _, _, calls, err := Interleave(2, 6, more, side("a"), side("b")); err != nil || calls != 24 {
+			t.Fatalf("Interleave = %d calls, %v", calls, err)
+		}
+		if got := strings.Join(firsts, ""); got != "abab" {
+			t.Fatalf("first sides of the rounds %q, want %q", got, "abab")
 		}
 	})
 	t.Run("stops at an error", func(t *testing.T) {

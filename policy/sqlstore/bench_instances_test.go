@@ -48,8 +48,12 @@ const (
 // to it taking effect on another instance, over every (write, instance)
 // pair: ms-effect-p50 and ms-effect-p99. The attempts add load of their
 // own (at most one decision per instance per instPollEvery per write in
-// flight). n is 1, 3 and 10 (the scale of cost: tokens/s at 10 against
-// at 1); staleness is the Services' MaxStaleness, 0 and 100ms:
+// flight). n is 1, 3 and 10; staleness is the Services' MaxStaleness, 0
+// and 100ms. The scale of cost, tokens/s at 10 instances against at 1, is
+// measured in runs of its own, instances=10:1, in which a set-up of 1
+// instance and one of 10 (each on a schema of its own, with its own
+// writes) take tokens in turn, batch by batch: they report the tokens/s
+// of each, tokens/s-1 and tokens/s-10, and their ratio ratio-10/1.
 //
 //	eval "$(bash .ci/postgres.sh start)"
 //	go test ./policy/sqlstore -run '^$' -bench Instances -count 3
@@ -59,9 +63,42 @@ func BenchmarkInstances(b *testing.B) {
 			b.Run(fmt.Sprintf("instances=%d/staleness=%v", n, staleness), func(b *testing.B) { benchInstances(b, n, staleness) })
 		}
 	}
+	for _, staleness := range []time.Duration{0, 100 * time.Millisecond} {
+		b.Run(fmt.Sprintf("instances=10:1/staleness=%v", staleness), func(b *testing.B) { benchInstancesScale(b, staleness) })
+	}
 }
 
 func benchInstances(b *testing.B, n int, staleness time.Duration) {
+	anchor, post, stop := startInstances(b, n, staleness)
+	err := measureIssue(b, anchor, post)
+	stop(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchInstancesScale measures a set-up of 1 instance and one of 10 in
+// turn, batch by batch, and reports their tokens/s and its ratio.
+func benchInstancesScale(b *testing.B, staleness time.Duration) {
+	_, post1, stop1 := startInstances(b, 1, staleness)
+	_, post10, stop10 := startInstances(b, 10, staleness)
+	t1, t10, calls, err := loadgen.Interleave(httpBenchClients, 64, b.Loop, post1, post10)
+	stop1(false)
+	stop10(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(calls)/t1.Seconds(), "tokens/s-1")
+	b.ReportMetric(float64(calls)/t10.Seconds(), "tokens/s-10")
+	b.ReportMetric(t1.Seconds()/t10.Seconds(), "ratio-10/1")
+}
+
+// startInstances sets up n instances on a schema of their own, as
+// BenchmarkInstances describes, and starts the admin writes. It returns
+// the anchor, the function that asks for a token on loadgen client i's
+// connection, and the function that stops the writes, fails b if one
+// failed, and, if report, reports the times they took to take effect.
+func startInstances(b *testing.B, n int, staleness time.Duration) (anchor *ecdsa.PrivateKey, post func(i int) error, stopWrites func(report bool)) {
 	ctx := context.Background()
 	_, schema := testDB(b)
 	anchor, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -103,10 +140,10 @@ func benchInstances(b *testing.B, n int, staleness time.Duration) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close()
+		b.Cleanup(func() { c.Close() })
 		conns[i], raws[i] = c, benchTokenRequest(b, addrs[i%n], secret)
 	}
-	post := func(i int) error {
+	post = func(i int) error {
 		status, body, err := conns[i].RoundTrip(raws[i])
 		if err == nil && status != http.StatusOK {
 			err = fmt.Errorf("status %d: %s", status, body)
@@ -190,23 +227,22 @@ func benchInstances(b *testing.B, n int, staleness time.Duration) {
 		}
 	}()
 
-	err = measureIssue(b, anchor, post)
-	close(stop)
-	<-stopped
-	polls.Wait()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
-	if len(effect) > 0 {
-		slices.Sort(effect)
-		q := func(f float64) float64 {
-			return float64(effect[min(len(effect)-1, int(f*float64(len(effect))))]) / float64(time.Millisecond)
+	stopWrites = func(report bool) {
+		close(stop)
+		<-stopped
+		polls.Wait()
+		if firstErr != nil {
+			b.Fatal(firstErr)
 		}
-		b.ReportMetric(q(0.5), "ms-effect-p50")
-		b.ReportMetric(q(0.99), "ms-effect-p99")
-		b.ReportMetric(float64(len(effect)), "effects")
+		if report && len(effect) > 0 {
+			slices.Sort(effect)
+			q := func(f float64) float64 {
+				return float64(effect[min(len(effect)-1, int(f*float64(len(effect))))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(q(0.5), "ms-effect-p50")
+			b.ReportMetric(q(0.99), "ms-effect-p99")
+			b.ReportMetric(float64(len(effect)), "effects")
+		}
 	}
+	return anchor, post, stopWrites
 }

@@ -26,14 +26,19 @@
 //
 // # Ledger of issued tokens
 //
-// [Store.RecordIssued] group-commits: concurrent calls queue in order of
-// arrival, and up to four batches at once, each the oldest queued records
-// (at most 256) in one multi-row INSERT committed on its own, are written
-// on connections of their own. A call returns only once its batch is
-// committed; a batch that fails fails every call in it with an error
-// matching [policy.ErrUnavailable] (its records may then exist, but the
-// service returns no token for them). Calls are answered in order of
-// arrival, so none waits for more than the batches under way and its own.
+// [Store.RecordIssued] group-commits: concurrent calls queue, and up to
+// four batches at once, each the oldest queued records (at most 256) in
+// one multi-row INSERT committed on its own, are written on connections of
+// their own. A call returns only once its batch is committed. Batches are
+// formed oldest first, but those under way commit in any order: a call
+// waits for at most the batches formed before its own and its own. At
+// most 4,096 records wait; a call beyond them fails at once with
+// [ErrIssuedQueueFull], and a call whose context ends takes its record
+// out of the queue. A batch that fails with an error matching
+// [policy.ErrUnavailable] fails every call in it (its records may then
+// exist, but the service returns no token for them); a batch that fails
+// otherwise, because PostgreSQL refused one of its records, is written
+// again one record at a time, so that only that record's call fails.
 //
 // # Snapshots
 //

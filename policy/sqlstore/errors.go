@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+
+	"github.com/securedeviceaccess/sda/policy"
 )
 
 // ErrSchemaTooNew reports a database schema migrated by a newer version of
@@ -25,3 +27,9 @@ func (e *SchemaVersionError) Error() string {
 
 // Is reports whether target is [ErrSchemaTooNew].
 func (e *SchemaVersionError) Is(target error) bool { return target == ErrSchemaTooNew }
+
+// ErrIssuedQueueFull reports a call of [Store.RecordIssued] refused because
+// 4,096 records already wait to be written (the database is
+// slower than the calls arrive). It matches [policy.ErrUnavailable]: the
+// record was not written, and a later call may succeed.
+var ErrIssuedQueueFull = fmt.Errorf("%w: sqlstore: too many ledger records waiting to be written", policy.ErrUnavailable)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,19 +21,26 @@ var _ policy.Ledger = (*Store)(nil)
 // batches, each one multi-row INSERT (at most [maxIssuedBatch] records)
 // committed on its own, up to [maxIssuedWriters] batches at once, on
 // connections of their own; the records that arrive while that many are
-// being written gather, in order of arrival, and the next free writer
-// takes the oldest. So no call waits for more than the batches under way
-// and its own, however many keep arriving, and a batch that waits (for a
-// lock, say) does not hold the others.
+// being written wait in a queue, and the next free writer takes the
+// oldest. So batches are formed oldest first, and a call waits for at most
+// the batches formed before its own (which may commit in any order) and
+// its own; a batch that waits (for a lock, say) does not hold the others.
+// At most [maxIssuedQueued] records wait: a call beyond them fails at once
+// with [ErrIssuedQueueFull], which matches [policy.ErrUnavailable].
 //
 // A call returns nil only once the server has answered its batch's
-// commit. A batch that fails fails every call in it with an error matching
-// [policy.ErrUnavailable], and then its records may exist or not (a commit
-// whose answer was lost), which costs nothing, as the service does not
-// return a token whose record is not known to be committed. A call whose
-// ctx ends returns at once with ctx's error, which also matches
-// ErrUnavailable: its record is left out if its batch was not yet being
-// written, and may be committed otherwise. A batch's INSERT is bounded by
+// commit. A batch that fails with an error matching
+// [policy.ErrUnavailable] fails every call in it with that error, and then
+// its records may exist or not (a commit whose answer was lost), which
+// costs nothing, as the service does not return a token whose record is
+// not known to be committed. A batch that fails otherwise (a record
+// PostgreSQL refuses, such as one holding "\u0000") is written again one
+// record at a time, so that each call gets its own record's outcome and
+// one bad record fails no other call (once one of these fails with an
+// error matching ErrUnavailable, the rest fail with it). A call whose ctx ends returns at
+// once with ctx's error, which also matches ErrUnavailable: its record is
+// taken out of the queue if its batch was not yet being written, and may
+// be committed otherwise. A batch's INSERT is bounded by
 // [issuedWriteTimeout], not by its callers' contexts.
 //
 // The bound max is checked against a count of the table that this Store
@@ -56,6 +65,11 @@ func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now 
 		done: make(chan struct{}),
 	}
 	s.batchMu.Lock()
+	if len(s.queue) >= s.maxQueued() {
+		s.batchMu.Unlock()
+		s.releaseIssued(1, 0)
+		return ErrIssuedQueueFull
+	}
 	s.queue = append(s.queue, e)
 	if s.writers < s.maxWriters() {
 		s.writers++
@@ -70,9 +84,9 @@ func (s *Store) RecordIssued(ctx context.Context, rec *policy.IssuedRecord, now 
 	s.batchMu.Lock()
 	if !e.taken {
 		// Still queued: leave it out of the next batch.
-		e.dropped = true
+		s.queue = slices.DeleteFunc(s.queue, func(q *issuedEntry) bool { return q == e })
 		s.batchMu.Unlock()
-		s.releaseIssued(1, false)
+		s.releaseIssued(1, 0)
 	} else {
 		s.batchMu.Unlock()
 	}
@@ -85,11 +99,11 @@ const issuedColumns = 9
 // issuedEntry is one RecordIssued call's record, queued for a batch.
 type issuedEntry struct {
 	args [issuedColumns]any
-	// taken, dropped (guarded by Store.batchMu): the writer took the
-	// record into a batch; its caller left before that.
-	taken, dropped bool
-	done           chan struct{} // closed once err is set
-	err            error
+	// taken (guarded by Store.batchMu): the writer took the record into
+	// a batch. A caller that leaves before that removes its entry.
+	taken bool
+	done  chan struct{} // closed once err is set
+	err   error
 }
 
 // maxWriters returns how many batches may be written at once.
@@ -100,26 +114,25 @@ func (s *Store) maxWriters() int {
 	return maxIssuedWriters
 }
 
+// maxQueued returns how many records may wait for a batch.
+func (s *Store) maxQueued() int {
+	if s.issuedQueueMax > 0 {
+		return s.issuedQueueMax
+	}
+	return maxIssuedQueued
+}
+
 // writeIssued writes the queued records, batch after batch, each taking
 // the oldest queued records, until none is left. Up to maxWriters run at
 // once (Store.writers), each writing its batch on a connection of its own.
 func (s *Store) writeIssued() {
 	for {
 		s.batchMu.Lock()
-		var batch []*issuedEntry
-		n := 0
-		for _, e := range s.queue {
-			n++
-			if e.dropped {
-				continue
-			}
+		batch := s.queue[:min(len(s.queue), maxIssuedBatch):min(len(s.queue), maxIssuedBatch)]
+		for _, e := range batch {
 			e.taken = true
-			batch = append(batch, e)
-			if len(batch) == maxIssuedBatch {
-				break
-			}
 		}
-		s.queue = s.queue[n:]
+		s.queue = s.queue[len(batch):]
 		if len(s.queue) == 0 {
 			s.queue = nil // let the array go
 		}
@@ -130,9 +143,34 @@ func (s *Store) writeIssued() {
 		}
 		s.batchMu.Unlock()
 		err := s.insertIssued(batch)
-		s.releaseIssued(len(batch), err == nil)
+		if err != nil && !errors.Is(err, policy.ErrUnavailable) && len(batch) > 1 {
+			// A record of the batch was refused: write them one at a
+			// time, so that each call gets its own record's outcome,
+			// unless the database fails meanwhile.
+			var down error
+			for _, e := range batch {
+				if down != nil {
+					e.err = down
+					continue
+				}
+				e.err = s.insertIssued([]*issuedEntry{e})
+				if errors.Is(e.err, policy.ErrUnavailable) {
+					down = e.err
+				}
+			}
+		} else {
+			for _, e := range batch {
+				e.err = err
+			}
+		}
+		added := 0
 		for _, e := range batch {
-			e.err = err
+			if e.err == nil {
+				added++
+			}
+		}
+		s.releaseIssued(len(batch), added)
+		for _, e := range batch {
 			close(e.done)
 		}
 	}
@@ -180,13 +218,7 @@ func (s *Store) insertIssued(batch []*issuedEntry) error {
 func (s *Store) issuedQueued() int {
 	s.batchMu.Lock()
 	defer s.batchMu.Unlock()
-	n := 0
-	for _, e := range s.queue {
-		if !e.dropped {
-			n++
-		}
-	}
-	return n
+	return len(s.queue)
 }
 
 // reserveIssued prunes and counts the ledger when it is due, fails with
@@ -221,16 +253,14 @@ func (s *Store) reserveIssued(ctx context.Context, now time.Time, max int) error
 	return nil
 }
 
-// releaseIssued gives back the places of n records, which were added to
-// the table if added.
-func (s *Store) releaseIssued(n int, added bool) {
+// releaseIssued gives back the places of n records, of which added were
+// added to the table.
+func (s *Store) releaseIssued(n, added int) {
 	s.issuedMu.Lock()
 	defer s.issuedMu.Unlock()
 	s.issuedPending -= int64(n)
-	if added {
-		s.issuedCount += int64(n)
-		s.sinceCount += n
-	}
+	s.issuedCount += int64(added)
+	s.sinceCount += added
 }
 
 func (s *Store) countLocked(ctx context.Context) error {

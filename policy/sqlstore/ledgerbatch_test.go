@@ -333,3 +333,124 @@ func TestRecordIssuedGroupCommit(t *testing.T) {
 		}
 	})
 }
+
+// issuedQueueLen returns the length of the queue of records waiting for a
+// batch, including those whose callers left.
+func (s *Store) issuedQueueLen() int {
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	return len(s.queue)
+}
+
+func TestRecordIssuedQueueBound(t *testing.T) {
+	ctx := context.Background()
+	const bound = 8
+	t.Run("callers beyond the bound are refused at once", func(t *testing.T) {
+		_, s, schema := openLedger(t)
+		s.issuedQueueMax = bound
+		other := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+		release := lockIssued(t, schema)
+		errs := make(chan error, bound+1)
+		call := func(i int) func() {
+			return func() { errs <- s.RecordIssued(ctx, ledgerRecord(i, "alice", lt0), lt0, 1000) }
+		}
+		var others []func()
+		for i := 1; i <= bound; i++ {
+			others = append(others, call(i))
+		}
+		gather(t, s, schema, call(0), others...)
+		// The table is still locked: these return without waiting for it.
+		for i := bound + 1; i < bound+4; i++ {
+			if err := s.RecordIssued(ctx, ledgerRecord(i, "alice", lt0), lt0, 1000); !errors.Is(err, policy.ErrUnavailable) || !errors.Is(err, ErrIssuedQueueFull) {
+				t.Errorf("call %d beyond the queue's bound: %v, want ErrIssuedQueueFull matching ErrUnavailable", i, err)
+			}
+		}
+		release()
+		for range bound + 1 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		for i := bound + 1; i < bound+4; i++ {
+			if ctiCommitted(t, other, schema, ledgerRecord(i, "alice", lt0).TokenID) {
+				t.Errorf("the record of refused call %d was committed", i)
+			}
+		}
+		// The refused calls gave back their places in the ledger.
+		if err := s.RecordIssued(ctx, ledgerRecord(bound+1, "alice", lt0), lt0, bound+3); err != nil {
+			t.Fatalf("after the refusals: %v", err)
+		}
+	})
+	t.Run("callers that leave shrink the queue", func(t *testing.T) {
+		_, s, schema := openLedger(t)
+		s.issuedQueueMax = bound
+		release := lockIssued(t, schema)
+		qctx, cancel := context.WithCancel(ctx)
+		first := make(chan error, 1)
+		errs := make(chan error, bound)
+		var others []func()
+		for i := 1; i <= bound; i++ {
+			others = append(others, func() { errs <- s.RecordIssued(qctx, ledgerRecord(i, "alice", lt0), lt0, 1000) })
+		}
+		gather(t, s, schema, func() { first <- s.RecordIssued(ctx, ledgerRecord(0, "alice", lt0), lt0, 1000) }, others...)
+		cancel()
+		for range bound {
+			if err := <-errs; !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled caller: %v", err)
+			}
+		}
+		if n := s.issuedQueueLen(); n != 0 {
+			t.Errorf("%d entries left in the queue after every queued caller left", n)
+		}
+		// Their places are free again while the table is still locked.
+		next := make(chan error, 1)
+		go func() { next <- s.RecordIssued(ctx, ledgerRecord(bound+1, "alice", lt0), lt0, 1000) }()
+		waitFor(t, "the next call to queue", func() bool { return s.issuedQueued() == 1 })
+		release()
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-next; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRecordIssuedBadRecordInBatch(t *testing.T) {
+	ctx := context.Background()
+	_, s, schema := openLedger(t)
+	other := openDB(t, os.Getenv("SDA_TEST_POSTGRES_DSN"))
+	release := lockIssued(t, schema)
+	const good = 6
+	bad := ledgerRecord(good+1, "alice", lt0)
+	bad.Scope = []string{"re\u0000ad"} // jsonb holds no NUL
+	errs := make([]chan error, good+2)
+	for i := range errs {
+		errs[i] = make(chan error, 1)
+	}
+	call := func(i int, rec *policy.IssuedRecord) func() {
+		return func() { errs[i] <- s.RecordIssued(ctx, rec, lt0, 1000) }
+	}
+	var others []func()
+	for i := 1; i <= good; i++ {
+		others = append(others, call(i, ledgerRecord(i, "alice", lt0)))
+		if i == good/2 {
+			others = append(others, call(good+1, bad))
+		}
+	}
+	gather(t, s, schema, call(0, ledgerRecord(0, "alice", lt0)), others...)
+	release()
+	for i := 0; i <= good; i++ {
+		if err := <-errs[i]; err != nil {
+			t.Errorf("good record %d: %v", i, err)
+		} else if !ctiCommitted(t, other, schema, ledgerRecord(i, "alice", lt0).TokenID) {
+			t.Errorf("good record %d reported committed is missing", i)
+		}
+	}
+	if err := <-errs[good+1]; !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("bad record: %v, want ErrInvalid", err)
+	}
+	if ctiCommitted(t, other, schema, bad.TokenID) {
+		t.Error("the bad record was committed")
+	}
+}

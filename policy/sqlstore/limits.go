@@ -29,6 +29,9 @@ const (
 	maxIssuedBatch = 256
 	// maxIssuedWriters bounds the batches of records written at once.
 	maxIssuedWriters = 4
+	// maxIssuedQueued bounds the records waiting for a batch: beyond
+	// it, RecordIssued fails at once with ErrIssuedQueueFull.
+	maxIssuedQueued = 4 * maxIssuedBatch * maxIssuedWriters
 	// issuedWriteTimeout bounds the INSERT of one batch of records.
 	issuedWriteTimeout = 30 * time.Second
 )

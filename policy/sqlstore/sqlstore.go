@@ -36,6 +36,8 @@ type Store struct {
 
 	// issuedWriters, when set by a test, replaces maxIssuedWriters.
 	issuedWriters int
+	// issuedQueueMax, when set by a test, replaces maxIssuedQueued.
+	issuedQueueMax int
 
 	// hook, when set by a test, is called inside Apply's transaction at
 	// the named step: "bumped" after the sequence number was taken,

@@ -677,6 +677,13 @@ func TestSnapshotManyRecords(t *testing.T) {
 		// Written in an order that is not the ids' order.
 		changes = append(changes, policy.PutPolicy(allowAll(fmt.Sprintf("p%05d", (i*7919)%n), "alice")))
 	}
+	// Ids that a collation-aware order would place differently (en_US
+	// puts "a" before "B" and ignores the "_"), written in the reverse of
+	// their bytewise order.
+	mixed := []string{"B", "a", "a_b", "ab"}
+	for _, id := range slices.Backward(mixed) {
+		changes = append(changes, policy.PutPolicy(allowAll(id, "alice")))
+	}
 	changes = append(changes, policy.PutSubject(&policy.Subject{ID: "alice", Kind: policy.User}))
 	if _, err := s.Apply(ctx, changes...); err != nil {
 		t.Fatal(err)
@@ -685,12 +692,16 @@ func TestSnapshotManyRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Policies) != n || len(snap.Subjects) != 1 {
-		t.Fatalf("%d policies and %d subjects, want %d and 1", len(snap.Policies), len(snap.Subjects), n)
+	if len(snap.Policies) != n+len(mixed) || len(snap.Subjects) != 1 {
+		t.Fatalf("%d policies and %d subjects, want %d and 1", len(snap.Policies), len(snap.Subjects), n+len(mixed))
+	}
+	want := slices.Clone(mixed) // bytewise: "B" < "a" < "a_b" < "ab" < "p00000"
+	for i := range n {
+		want = append(want, fmt.Sprintf("p%05d", i))
 	}
 	for i, p := range snap.Policies {
-		if want := fmt.Sprintf("p%05d", i); p.ID != want {
-			t.Fatalf("policy %d is %q, want %q", i, p.ID, want)
+		if p.ID != want[i] {
+			t.Fatalf("policy %d is %q, want %q: not in bytewise order", i, p.ID, want[i])
 		}
 	}
 	for _, id := range []string{"p00000", fmt.Sprintf("p%05d", 2*snapshotChunkRecords+1), fmt.Sprintf("p%05d", n-1)} {

@@ -12,7 +12,7 @@ import (
 // place in live, and those in the ring of forgotten ones, with the reason
 // they went,
 // through any sequence of issues, uses, replays, expiries, quota releases
-// and closed connections; and consume answers exactly as a scan of live
+// and closed connections; no live nonce expires before earliest; and consume answers exactly as a scan of live
 // and the ring made before the call says, nil included.
 func TestNonceIndex(t *testing.T) {
 	const max = 4
@@ -47,6 +47,9 @@ func TestNonceIndex(t *testing.T) {
 			}
 		}
 		for i, e := range s.live {
+			if e.expires.Before(s.earliest) {
+				t.Fatalf("step %d: %x expires at %v, before earliest %v", step, e.n, e.expires, s.earliest)
+			}
 			if _, dup := want[e.n]; dup {
 				t.Fatalf("step %d: %x both live and forgotten", step, e.n)
 			}
@@ -90,4 +93,39 @@ func sameNonceErr(err, want error) bool {
 		return err == nil
 	}
 	return errors.Is(err, want)
+}
+
+// Issuing does not scan the live nonces while none of them has expired:
+// with MaxMaxNonces-1 unexpired nonces outstanding, issuing and using
+// another many times examines no live entry; once they expire, one issue
+// prunes them all in one scan.
+func TestNonceIssueNoScan(t *testing.T) {
+	s := newNonceStore(MaxMaxNonces, time.Minute, rand.Reader)
+	now := time.Unix(1700000000, 0)
+	for range MaxMaxNonces - 1 {
+		if _, err := s.issue(now, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.scanned = 0
+	for i := range 1000 {
+		now = now.Add(time.Millisecond)
+		n, err := s.issue(now, nil)
+		if err != nil {
+			t.Fatalf("issue %d: %v", i, err)
+		}
+		if err := s.consume(n, now); err != nil {
+			t.Fatalf("consume %d: %v", i, err)
+		}
+	}
+	if s.scanned != 0 {
+		t.Fatalf("1000 issues examined %d live entries, want 0", s.scanned)
+	}
+	now = now.Add(time.Minute)
+	if _, err := s.issue(now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.scanned != MaxMaxNonces-1 || s.outstanding() != 1 {
+		t.Fatalf("after expiry: %d entries examined, %d outstanding; want %d and 1", s.scanned, s.outstanding(), MaxMaxNonces-1)
+	}
 }

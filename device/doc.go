@@ -76,10 +76,11 @@
 // and so a value is never issued twice in a short time; an index of the
 // values held keeps issuing and using a nonce from searching them, and
 // outstanding nonces are scanned for expired ones only once the earliest of
-// them has expired, so the cost of issuing and using a nonce does not grow
-// with Config.MaxNonces. A connection at its quota that asks for another
-// nonce, and a connection that closes, scan the outstanding nonces to find
-// its own.
+// them has expired, so while nonces are used before they expire the cost
+// of issuing and using one does not grow with Config.MaxNonces. A nonce
+// request that finds an expired nonce outstanding, a connection at its
+// quota that asks for another nonce, and a connection that closes scan the
+// outstanding nonces.
 //
 // Sources. What one sender does must not deny service to another, so
 // [Agent.Serve] and [Agent.ServeListener] treat each connection as a

@@ -31,10 +31,11 @@ const (
 // holds every value in live and in the ring, so that neither issuing,
 // using nor rejecting a nonce searches live or the ring (3*max entries at
 // most). Issuing prunes expired nonces, but scans live only once the
-// earliest expiry among them has passed, and each such scan forgets at
-// least one nonce, so issuing costs about as much whatever max is. What
-// scans live are that prune, a source at its quota releasing its oldest
-// nonce (releaseOldest), and a closed connection releasing its nonces.
+// earliest expiry among them has passed: while nonces are used before they
+// expire, issuing costs about as much whatever max is. What scans live are
+// that prune (which forgets at least one nonce each time), a source at its
+// quota releasing its oldest nonce (releaseOldest), and a closed
+// connection releasing its nonces.
 type nonceStore struct {
 	mu   sync.Mutex
 	max  int

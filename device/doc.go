@@ -74,8 +74,13 @@
 // nonces are remembered in a bounded ring so a rejection says
 // [ErrNonceReplayed] or [ErrNonceExpired] rather than [ErrNonceUnknown],
 // and so a value is never issued twice in a short time; an index of the
-// values held keeps issuing and using a nonce from searching them, so its
-// cost does not grow with Config.MaxNonces.
+// values held keeps issuing and using a nonce from searching them, and
+// outstanding nonces are scanned for expired ones only once the earliest of
+// them has expired, so while nonces are used before they expire the cost
+// of issuing and using one does not grow with Config.MaxNonces. A nonce
+// request that finds an expired nonce outstanding, a connection at its
+// quota that asks for another nonce, and a connection that closes scan the
+// outstanding nonces.
 //
 // Sources. What one sender does must not deny service to another, so
 // [Agent.Serve] and [Agent.ServeListener] treat each connection as a

@@ -30,7 +30,12 @@ const (
 // and so that a recently used value is never issued again. The index seen
 // holds every value in live and in the ring, so that neither issuing,
 // using nor rejecting a nonce searches live or the ring (3*max entries at
-// most): the lock is held for about as long whatever max is.
+// most). Issuing prunes expired nonces, but scans live only once the
+// earliest expiry among them has passed: while nonces are used before they
+// expire, issuing costs about as much whatever max is. What scans live are
+// that prune (which forgets at least one nonce each time), a source at its
+// quota releasing its oldest nonce (releaseOldest), and a closed
+// connection releasing its nonces.
 type nonceStore struct {
 	mu   sync.Mutex
 	max  int
@@ -41,6 +46,12 @@ type nonceStore struct {
 	next int         // next write position in gone
 	seen map[uint64]seenNonce
 	buf  [8]byte
+	// earliest is at or before the expiry of every live nonce, so that
+	// prune need not scan live before it.
+	earliest time.Time
+	// scanned counts the live entries keep has examined, for the tests
+	// that check issuing does not scan live.
+	scanned int
 }
 
 // seenNonce is what the index knows of a value: live at live[at] (why is
@@ -88,6 +99,7 @@ func (s *nonceStore) forget(n uint64, why error) {
 // and forgets the others for why. The caller holds mu.
 func (s *nonceStore) keep(keep func(*liveNonce) bool, why error) {
 	kept := s.live[:0]
+	s.scanned += len(s.live)
 	for i, e := range s.live {
 		if keep(&e) {
 			if at := len(kept); at != i { // moved down
@@ -118,9 +130,24 @@ func (s *nonceStore) removeLive(i int) liveNonce {
 	return e
 }
 
-// prune moves expired nonces to the ring. The caller holds mu.
+// prune moves expired nonces to the ring, scanning live only when now is
+// not before earliest, and sets earliest to the earliest expiry of those
+// kept. The caller holds mu.
 func (s *nonceStore) prune(now time.Time) {
-	s.keep(func(e *liveNonce) bool { return now.Before(e.expires) }, ErrNonceExpired)
+	if len(s.live) == 0 || now.Before(s.earliest) {
+		return
+	}
+	var earliest time.Time
+	s.keep(func(e *liveNonce) bool {
+		if !now.Before(e.expires) {
+			return false
+		}
+		if earliest.IsZero() || e.expires.Before(earliest) {
+			earliest = e.expires
+		}
+		return true
+	}, ErrNonceExpired)
+	s.earliest = earliest
 }
 
 // known reports whether n is live or in the ring. The caller holds mu.
@@ -149,8 +176,12 @@ func (s *nonceStore) issue(now time.Time, src *source) (uint64, error) {
 		if n == 0 || s.known(n) {
 			continue
 		}
+		expires := now.Add(s.life)
+		if len(s.live) == 0 || expires.Before(s.earliest) {
+			s.earliest = expires
+		}
 		s.seen[n] = seenNonce{at: len(s.live)}
-		s.live = append(s.live, liveNonce{n: n, expires: now.Add(s.life), owner: src})
+		s.live = append(s.live, liveNonce{n: n, expires: expires, owner: src})
 		if src != nil {
 			src.held.Add(1)
 		}

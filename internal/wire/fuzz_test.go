@@ -3,8 +3,12 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/securedeviceaccess/sda/internal/codec"
 )
 
 // v1ResponseSeeds are response layouts of deployed SDA v1 devices (an
@@ -97,17 +101,32 @@ func TestResponseSeeds(t *testing.T) {
 
 // FuzzDecodeMessage: DecodeMessage accepts only [1], [3, non-empty bstr]
 // and [3, non-empty bstr, non-empty bstr]; a malformed envelope reports type 0, or 3 when it starts as an
-// operation request, and never a bundle. DecodeMessageView answers the
-// same.
+// operation request, and never a bundle. It accepts exactly what
+// oracleDecodeMessage, the reflection decoder it replaced, accepts and
+// returns the same message; its result does not alias data.
+// DecodeMessageView answers the same.
 func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range []string{"81 01", "82 03 42 d2 84", "82 03 01", "81 03", "9f 03 41 00 ff", "83 03 41 00 00", "82 18 03 41 00", "80", "83 03 41 00 41 01"} {
 		f.Add(h(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeMessage(data)
-		if v, verr := DecodeMessageView(data); (verr == nil) != (err == nil) || v.Type != m.Type ||
-			!bytes.Equal(v.Signed, m.Signed) || !bytes.Equal(v.Status, m.Status) || (v.Status == nil) != (m.Status == nil) {
+		if o, oerr := oracleDecodeMessage(data); (oerr == nil) != (err == nil) || !sameMessage(o, m) {
+			t.Fatalf("%x: DecodeMessage %+v %v, the reflection decoder %+v %v", data, m, err, o, oerr)
+		}
+		if v, verr := DecodeMessageView(data); (verr == nil) != (err == nil) || !sameMessage(v, m) {
 			t.Fatalf("%x: DecodeMessageView %+v %v, DecodeMessage %+v %v", data, v, verr, m, err)
+		}
+		// The message must not change when the caller reuses its buffer
+		// (a copy of data: the fuzz function must not modify data).
+		buf := bytes.Clone(data)
+		if mb, _ := DecodeMessage(buf); mb.Signed != nil || mb.Status != nil {
+			for i := range buf {
+				buf[i] ^= 0xff
+			}
+			if !sameMessage(mb, m) {
+				t.Fatalf("%x: DecodeMessage's result changed with its input: %+v, was %+v", data, mb, m)
+			}
 		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) || m.Type != 0 && m.Type != TypeOperationRequest || m.Signed != nil || m.Status != nil {
@@ -130,4 +149,60 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("accepted %x as %+v", data, m)
 		}
 	})
+}
+
+// sameMessage reports whether a and b are the same message, a nil byte
+// string differing from an empty one.
+func sameMessage(a, b Message) bool {
+	return a.Type == b.Type && bytes.Equal(a.Signed, b.Signed) && (a.Signed == nil) == (b.Signed == nil) &&
+		bytes.Equal(a.Status, b.Status) && (a.Status == nil) == (b.Status == nil)
+}
+
+// oracleDecodeMessage is DecodeMessage as it was before it read the
+// envelope with the codec readers: by reflection, into raw messages. The
+// fuzz target compares the two.
+func oracleDecodeMessage(data []byte) (Message, error) {
+	m, err := oracleDecode(data)
+	if err != nil {
+		m = Message{}
+		if startsAsOperationRequest(data) {
+			m.Type = TypeOperationRequest
+		}
+	}
+	return m, err
+}
+
+func oracleDecode(data []byte) (Message, error) {
+	if err := codec.Check(data); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if data[0]>>5 != 4 {
+		return Message{}, malformed("envelope is not an array")
+	}
+	var items []cbor.RawMessage
+	if err := codec.Unmarshal(data, &items); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(items) == 0 {
+		return Message{}, malformed("empty envelope")
+	}
+	var m Message
+	if items[0][0]>>5 != 0 || codec.Unmarshal(items[0], &m.Type) != nil {
+		return Message{}, malformed("message type is not an unsigned integer")
+	}
+	switch {
+	case m.Type == TypeNonceRequest && len(items) == 1:
+		return m, nil
+	case m.Type == TypeOperationRequest && (len(items) == 2 || len(items) == 3):
+		if items[1][0]>>5 != 2 || codec.Unmarshal(items[1], &m.Signed) != nil || len(m.Signed) == 0 {
+			return Message{}, malformed("operation request does not carry a byte string")
+		}
+		if len(items) == 3 && (items[2][0]>>5 != 2 || codec.Unmarshal(items[2], &m.Status) != nil || len(m.Status) == 0) {
+			return Message{}, malformed("operation request carries a status update that is not a byte string")
+		}
+		return m, nil
+	case m.Type == TypeNonceRequest || m.Type == TypeOperationRequest:
+		return Message{}, malformed("message type %d with %d elements", m.Type, len(items))
+	}
+	return Message{}, malformed("unknown message type %d", m.Type)
 }

@@ -72,7 +72,9 @@ var httpBenchClients = []int{8, 80}
 //
 // The load generator is kept cheap so that the ratio measures the
 // service: each client holds one persistent TCP connection and writes a
-// pre-encoded HTTP/1.1 request (the same bytes every time), then reads the
+// pre-encoded HTTP/1.1 request (the same bytes every time, so the same cnf
+// key, as an app that keeps its key sends it: the service's cache of parsed
+// cnf keys answers after the first request), then reads the
 // status line and headers and discards the body by its Content-Length.
 // The server parses every request in full with net/http as it would any
 // client's.

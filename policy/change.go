@@ -198,9 +198,9 @@ func DecodeChange(kind Kind, body []byte) (Change, error) {
 	var err error
 	switch kind {
 	case KindPolicy:
-		c.Policy = new(Policy)
-		err = strictUnmarshal(body, c.Policy)
-		c.ID = c.Policy.ID
+		if c.Policy, err = decodePolicy(body); err == nil {
+			c.ID = c.Policy.ID
+		}
 	case KindSubject:
 		c.Subject = new(Subject)
 		err = strictUnmarshal(body, c.Subject)

@@ -93,6 +93,28 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 	if err := strictUnmarshal(b, &v); err != nil {
 		return err
 	}
+	return p.fromJSON(&v)
+}
+
+// decodePolicy decodes a policy as strictUnmarshal into a Policy does, and
+// with the same errors, but in one pass: the decoder fills the policy's
+// JSON shape directly instead of finding the value's end and calling
+// UnmarshalJSON, which decodes it again (stores read every policy record
+// with it).
+func decodePolicy(b []byte) (*Policy, error) {
+	var v policyJSON
+	if err := strictUnmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	p := new(Policy)
+	if err := p.fromJSON(&v); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// fromJSON sets p from its decoded JSON shape.
+func (p *Policy) fromJSON(v *policyJSON) error {
 	if v.TokenLifetime < 0 || v.TokenLifetime > int64(MaxTokenLifetime/time.Second) {
 		return &ValidationError{Fields: []FieldError{{Name: "token_lifetime_seconds", Message: "out of range"}}}
 	}

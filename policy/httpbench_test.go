@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/securedeviceaccess/sda/internal/issuebench"
 	"github.com/securedeviceaccess/sda/internal/loadgen"
 	"github.com/securedeviceaccess/sda/policy"
-	"github.com/securedeviceaccess/sda/policy/policyprom"
-	"github.com/securedeviceaccess/sda/token"
 )
 
 // httpBenchClients are the numbers of concurrent clients of
@@ -111,21 +107,12 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string, audi
 	if err != nil {
 		b.Fatal(err)
 	}
-	pop, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
 	if _, err := st.Apply(ctx, policy.BenchChanges(1000)...); err != nil {
 		b.Fatal(err)
 	}
-	m, err := policyprom.New(prometheus.NewRegistry())
+	svc, err := issuebench.Service(st, anchor, 0)
 	if err != nil {
 		b.Fatal(err)
-	}
-	svc := &policy.Service{
-		Store: st, Signer: anchor, MaxIssued: 1 << 30, Metrics: m,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RateLimit: &policy.RateLimit{PerAddress: 1e9, AddressBurst: 1 << 20, PerKey: 1e9, KeyBurst: 1 << 20},
 	}
 	if !audit {
 		svc.Logger = nil
@@ -139,13 +126,10 @@ func benchHTTPIssue(b *testing.B, st policy.Store, clients int, dir string, audi
 	}
 	addr := serveBench(b, "service", svc)
 
-	pemBytes, err := token.MarshalPublicKeyPEM(&pop.PublicKey)
+	raw, err := issuebench.TokenRequest(addr, secret)
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := fmt.Sprintf(`{"grant_type":"client_credentials","aud":["ep:ep-0"],"scope":"read op1","cnf":%q}`, pemBytes)
-	raw := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		policy.TokenPath, addr, secret, len(body), body))
 	conns := dialBench(b, addr, clients)
 
 	run := func(total int, f func(i int) error) time.Duration {

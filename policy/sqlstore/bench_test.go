@@ -7,19 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/securedeviceaccess/sda/internal/issuebench"
 	"github.com/securedeviceaccess/sda/internal/loadgen"
 	"github.com/securedeviceaccess/sda/policy"
-	"github.com/securedeviceaccess/sda/policy/policyprom"
-	"github.com/securedeviceaccess/sda/token"
 )
 
 // benchSnapshot returns n policies over n/10 users, n/100 groups and n/10
@@ -95,39 +90,25 @@ func benchChanges(n int) []policy.Change {
 // BenchmarkHTTPIssue, and of goroutines signing in its reference run.
 const httpBenchClients = 8
 
-// benchService returns a Service on st serving as sdactl authserver does:
-// Prometheus metrics (package policyprom), audit logging (a text handler
-// writing to io.Discard), a rate limit high enough never to refuse, and
-// the ledger of st.
+// benchService is issuebench.Service, failing the benchmark on error.
 func benchService(b *testing.B, st policy.Store, anchor *ecdsa.PrivateKey, staleness time.Duration) *policy.Service {
 	b.Helper()
-	m, err := policyprom.New(prometheus.NewRegistry())
+	svc, err := issuebench.Service(st, anchor, staleness)
 	if err != nil {
 		b.Fatal(err)
-	}
-	svc := &policy.Service{
-		Store: st, Signer: anchor, MaxIssued: 1 << 30, Metrics: m, MaxStaleness: staleness,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RateLimit: &policy.RateLimit{PerAddress: 1e9, AddressBurst: 1 << 20, PerKey: 1e9, KeyBurst: 1 << 20},
 	}
 	return svc
 }
 
-// benchTokenRequest returns the raw HTTP/1.1 token request of user u0,
-// authenticated with secret, for the server at addr.
+// benchTokenRequest is issuebench.TokenRequest, failing the benchmark on
+// error.
 func benchTokenRequest(b *testing.B, addr, secret string) []byte {
 	b.Helper()
-	pop, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	raw, err := issuebench.TokenRequest(addr, secret)
 	if err != nil {
 		b.Fatal(err)
 	}
-	pemBytes, err := token.MarshalPublicKeyPEM(&pop.PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := fmt.Sprintf(`{"grant_type":"client_credentials","aud":["ep:ep-0"],"scope":"read op1","cnf":%q}`, pemBytes)
-	return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		policy.TokenPath, addr, secret, len(body), body))
+	return raw
 }
 
 // serve serves h on a fresh loopback port until the benchmark ends and

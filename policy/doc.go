@@ -82,8 +82,9 @@
 // checked against the other. All indexes are under one map of keys, each
 // key held once and shared by the policies, subjects and devices naming
 // it. A decision looks up a handful of keys per device and never scans
-// all policies: at 100,000 policies it costs about the same as at 10 (see
-// BenchmarkDecideScaling and, at 1,000,000, BenchmarkMillion). Its working
+// all policies: its cost grows with the policies that match the request,
+// not with the store's size, and at 1,000,000 policies it costs what it
+// does at 100,000 (see BenchmarkDecideScaling and BenchmarkMillion). Its working
 // memory is reused across decisions, so that it allocates little more
 // than the [Decision] it returns: with many policies the heap is large
 // and the collector runs seldom, so that fresh memory is out of cache.
@@ -203,7 +204,7 @@
 // of its own. A key authenticates only while its subject is in the
 // directory. The requested cnf key must be a valid public key of a
 // supported type (ECDSA P-256 in v1); the service keeps up to 1,024 keys
-// it accepted, by their exact PEM bytes, so that a client's key is not
+// it accepted, by their exact PEM bytes (at most 512), so that a client's key is not
 // parsed again, and parses and checks any other bytes in full (whether a
 // key was used lately shows in the time a request takes; the keys are
 // public). Request bodies are capped (64 KiB for

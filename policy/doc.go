@@ -141,7 +141,7 @@
 // service reloads a snapshot. Decisions that arrive while the Store is
 // being read share the next read, which sees everything committed before
 // they arrived, so concurrent requests cost at most two reads rather than
-// one each, and a token request (authentication and decision) costs one.
+// one each.
 //
 // # HTTP API
 //

@@ -310,12 +310,12 @@ func decodeTokenRequestAlgorithm(body []byte, keys *cnfKeyCache) (*token.AccessR
 
 // serveToken answers POST /ace-auth/token.
 func (s *Service) serveToken(w http.ResponseWriter, r *http.Request, requestID string) error {
-	req, alg, p, ctx, err := s.readTokenRequest(w, r)
+	req, alg, p, err := s.readTokenRequest(w, r)
 	if err != nil {
 		s.tokenOutcome(err) // Issue reports the others
 		return err
 	}
-	tok, err := s.issue(ctx, p.Subject, req, alg, requestID)
+	tok, err := s.issue(r.Context(), p.Subject, req, alg, requestID)
 	if err != nil {
 		return err
 	}
@@ -343,33 +343,26 @@ func appendTokenResponse(dst, tok []byte, until time.Time) []byte {
 // readTokenRequest authenticates the caller of the token endpoint and
 // reads its request, with the algorithm of its cnf key when the cache of
 // cnf keys knows it (else 0).
-func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, token.Algorithm, Principal, context.Context, error) {
+func (s *Service) readTokenRequest(w http.ResponseWriter, r *http.Request) (*token.AccessRequest, token.Algorithm, Principal, error) {
 	if err := s.limitAddress(r); err != nil { // RateLimit, ratelimit.go
-		return nil, 0, Principal{}, nil, err
+		return nil, 0, Principal{}, err
 	}
-	// The body is read first, and its errors reported after those of
-	// authentication and the key's rate limit as before: authentication
-	// and the decision then need the Store as of the moment the request
-	// is complete, which one read gives them both (synccoalesce.go), and a
-	// change acknowledged while a client was still sending its body holds
-	// for its decision.
-	body, bodyErr := readBody(w, r, maxTokenBodyBytes)
-	r = r.WithContext(s.withArrival(r.Context()))
 	p, err := s.authenticate(r)
 	if err != nil {
-		return nil, 0, Principal{}, nil, err
+		return nil, 0, Principal{}, err
 	}
 	if err := s.limitKey(r, p); err != nil {
-		return nil, 0, Principal{}, nil, err
+		return nil, 0, Principal{}, err
 	}
-	if bodyErr != nil {
-		return nil, 0, Principal{}, nil, bodyErr
+	body, err := readBody(w, r, maxTokenBodyBytes)
+	if err != nil {
+		return nil, 0, Principal{}, err
 	}
 	req, alg, err := decodeTokenRequestAlgorithm(body, &s.cnfKeys)
 	if err != nil {
-		return nil, 0, Principal{}, nil, err
+		return nil, 0, Principal{}, err
 	}
-	return req, alg, p, r.Context(), nil
+	return req, alg, p, nil
 }
 
 // trustAnchorJSON is one entry of GET /v3/trust-anchors.

@@ -180,10 +180,10 @@ func (s *Service) maxIssued() int {
 var ErrUnavailable = errors.New("policy: service unavailable")
 
 // sync brings the engine up to date with the store, at most MaxStaleness
-// old: with what the Store had committed when the caller arrived, which is
-// when ctx's request arrived if it carries one (synccoalesce.go).
+// old: with what the Store had committed when the caller called it
+// (synccoalesce.go).
 func (s *Service) sync(ctx context.Context) error {
-	return s.syncAfter(ctx, s.arrival(ctx))
+	return s.syncAfter(ctx, s.syncMark())
 }
 
 // syncAfter is sync for a caller that arrived at mark (see syncMark).

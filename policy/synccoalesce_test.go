@@ -90,26 +90,6 @@ func TestSyncCoalesces(t *testing.T) {
 	}
 }
 
-// TestTokenRequestSyncsOnce: one token request over HTTP reads the Store's
-// changes once (MaxStaleness 0), although both its authentication and its
-// decision need an up-to-date view.
-func TestTokenRequestSyncsOnce(t *testing.T) {
-	env := newTestEnv(t, token.ProfileV1, pol("p1"))
-	store := &countingStore{MemoryStore: env.store}
-	env.svc.Store = store
-	body := env.tokenBody([]string{"ep:hvac-1"}, "read")
-	if w := env.do("POST", TokenPath, env.aliceKey, body); w.Code != http.StatusOK {
-		t.Fatalf("first request: %d %s", w.Code, w.Body)
-	}
-	before := store.changes.Load()
-	if w := env.do("POST", TokenPath, env.aliceKey, body); w.Code != http.StatusOK {
-		t.Fatalf("second request: %d %s", w.Code, w.Body)
-	}
-	if got := store.changes.Load() - before; got != 1 {
-		t.Errorf("a token request read the Store's changes %d times; want once", got)
-	}
-}
-
 // applyOnRead is a request body that applies changes to a store on its
 // first Read: a write committed while the body arrives.
 type applyOnRead struct {
@@ -146,5 +126,53 @@ func TestTokenDecisionSeesChangesDuringBody(t *testing.T) {
 	env.svc.ServeHTTP(w, r)
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("policy deleted while the body arrived: %d %s; want 403", w.Code, w.Body)
+	}
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestTokenUnauthenticatedBodyNotRead: the token endpoint refuses a
+// request without a valid credential, or from a key at its rate limit,
+// without reading its body (which a client without a key could otherwise
+// make the service buffer, up to the body limit, as slowly as it likes).
+func TestTokenUnauthenticatedBodyNotRead(t *testing.T) {
+	env := newTestEnv(t, token.ProfileV1, pol("p1"))
+	env.svc.RateLimit = &RateLimit{PerAddress: 1e9, AddressBurst: 1 << 20, PerKey: 1e-9, KeyBurst: 1}
+	body := env.tokenBody([]string{"ep:hvac-1"}, "read") + strings.Repeat(" ", 60<<10)
+	send := func(credential string) (int, int) {
+		b := &countingBody{r: strings.NewReader(body)}
+		r := httptest.NewRequest("POST", TokenPath, b)
+		if credential != "" {
+			r.Header.Set("Authorization", "Bearer "+credential)
+		}
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		env.svc.ServeHTTP(w, r)
+		return w.Code, b.n
+	}
+	if code, _ := send(env.aliceKey); code != http.StatusOK { // spends the key's one token
+		t.Fatalf("first request: %d", code)
+	}
+	for _, tc := range []struct {
+		name, credential string
+		want             int
+	}{
+		{"no credential", "", http.StatusUnauthorized},
+		{"unknown key", "not-a-key", http.StatusUnauthorized},
+		{"key at its rate limit", env.aliceKey, http.StatusTooManyRequests},
+	} {
+		if code, n := send(tc.credential); code != tc.want || n != 0 {
+			t.Errorf("%s: %d after reading %d bytes of the body; want %d after none", tc.name, code, n, tc.want)
+		}
 	}
 }

@@ -33,7 +33,7 @@ const (
 // most). Issuing prunes expired nonces, but scans live only once the
 // earliest expiry among them has passed: while nonces are used before they
 // expire, issuing costs about as much whatever max is. What scans live are
-// that prune (which forgets at least one nonce each time), a source at its
+// that prune (each scan forgets a nonce or makes earliest exact), a source at its
 // quota releasing its oldest nonce (releaseOldest), and a closed
 // connection releasing its nonces.
 type nonceStore struct {

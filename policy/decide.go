@@ -196,6 +196,9 @@ func (b *decideBuf) release() {
 		b.results = nil
 	}
 	clear(b.results[:cap(b.results)])
+	if cap(b.used) > maxPooledCands {
+		b.used = nil
+	}
 	clear(b.used[:cap(b.used)])
 	if cap(b.cands) > maxPooledCands {
 		b.cands = nil

@@ -791,6 +791,11 @@ func (e *Engine) Load(s *Snapshot) error {
 	}
 	st := newStateFor(s)
 	if err := st.check(prepared); err != nil {
+		// check takes a record given twice for a replacement: a
+		// duplicate is what is wrong then, if there is one.
+		if dup := findDuplicate(s, prepared); dup != nil {
+			return dup
+		}
 		return err
 	}
 	// A record given twice is found as it is applied, by the look-up that
@@ -835,6 +840,15 @@ func prepareSnapshot(s *Snapshot) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := findDuplicate(s, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// findDuplicate returns the error for the first record of changes, the
+// records of s, whose id an earlier one has, or nil.
+func findDuplicate(s *Snapshot, changes []Change) error {
 	seen := map[Kind]map[string]struct{}{
 		KindPolicy:     make(map[string]struct{}, len(s.Policies)),
 		KindSubject:    make(map[string]struct{}, len(s.Subjects)),
@@ -842,14 +856,14 @@ func prepareSnapshot(s *Snapshot) ([]Change, error) {
 		KindAPIKey:     make(map[string]struct{}, len(s.APIKeys)),
 		KindRevocation: make(map[string]struct{}, len(s.Revocations)),
 	}
-	for i := range out {
-		c := &out[i]
+	for i := range changes {
+		c := &changes[i]
 		if _, dup := seen[c.Kind][c.ID]; dup {
-			return nil, duplicateRecord(c)
+			return duplicateRecord(c)
 		}
 		seen[c.Kind][c.ID] = struct{}{}
 	}
-	return out, nil
+	return nil
 }
 
 // lookupPolicy returns a copy of the policy with the given id, or an error

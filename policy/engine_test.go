@@ -244,12 +244,18 @@ func TestEngineLoad(t *testing.T) {
 			}
 		})
 	}
-	for name, snap := range map[string]*Snapshot{
-		"invalid record":          {Policies: []*Policy{pol("p1", lifetime(59*time.Second))}},
-		"one id twice":            {Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}},
-		"one policy twice":        {Subjects: []*Subject{{ID: "alice", Kind: User}}, Policies: []*Policy{pol("p1"), pol("p2"), pol("p1", users("bob"))}},
-		"one device twice":        {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev1, EndpointName: "y"}}},
-		"one endpoint name twice": {Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}},
+	for name, tc := range map[string]struct {
+		snap *Snapshot
+		want error
+	}{
+		"invalid record":          {&Snapshot{Policies: []*Policy{pol("p1", lifetime(59*time.Second))}}, ErrInvalid},
+		"one id twice":            {&Snapshot{Subjects: []*Subject{{ID: "a", Kind: User}, {ID: "a", Kind: User}}}, ErrInvalid},
+		"one policy twice":        {&Snapshot{Subjects: []*Subject{{ID: "alice", Kind: User}}, Policies: []*Policy{pol("p1"), pol("p2"), pol("p1", users("bob"))}}, ErrInvalid},
+		"one device twice":        {&Snapshot{Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev1, EndpointName: "y"}}}, ErrInvalid},
+		"one endpoint name twice": {&Snapshot{Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "x"}}}, ErrConflict},
+		// The second copy of dev1 would take dev2's endpoint name: the
+		// duplicate, not the name, is what is wrong.
+		"one device twice, the copy conflicting": {&Snapshot{Devices: []*Device{{ID: dev1, EndpointName: "x"}, {ID: dev2, EndpointName: "y"}, {ID: dev1, EndpointName: "y"}}}, ErrInvalid},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var e Engine
@@ -257,8 +263,8 @@ func TestEngineLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := e.Snapshot()
-			if err := e.Load(snap); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrConflict) {
-				t.Errorf("Load = %v, want ErrInvalid or ErrConflict", err)
+			if err := e.Load(tc.snap); !errors.Is(err, tc.want) {
+				t.Errorf("Load = %v, want %v", err, tc.want)
 			}
 			if diff := cmp.Diff(before, e.Snapshot()); diff != "" {
 				t.Errorf("a refused Load changed the engine:\n%s", diff)

@@ -156,9 +156,10 @@ func TestDecideBufReleaseBounded(t *testing.T) {
 		cands:   make([]*compiled, 0, 1000),
 		byID:    make([]*compiled, 0, 1000),
 		results: make([]pairResult, 0, 50*20),
+		used:    make([]*compiled, 0, 1000),
 	}
 	b.release()
-	if cap(b.cands) > maxPooledCands || cap(b.byID) > maxPooledCands || cap(b.results) > maxPooledResults {
-		t.Errorf("released buffer keeps %d candidates, %d by id, %d results", cap(b.cands), cap(b.byID), cap(b.results))
+	if cap(b.cands) > maxPooledCands || cap(b.byID) > maxPooledCands || cap(b.results) > maxPooledResults || cap(b.used) > maxPooledCands {
+		t.Errorf("released buffer keeps %d candidates, %d by id, %d results, %d policies used", cap(b.cands), cap(b.byID), cap(b.results), cap(b.used))
 	}
 }

@@ -56,6 +56,7 @@ func TestDecideAllocations(t *testing.T) {
 // others (allowed and denied, on other devices and operations) is what it
 // was when returned.
 func TestDecideBuffersNotShared(t *testing.T) {
+	sameDecideBuf(t)
 	var e Engine
 	if err := e.Load(benchSnapshot(100)); err != nil {
 		t.Fatal(err)
@@ -111,6 +112,7 @@ func TestLoadAllocations(t *testing.T) {
 // TestExplainBuffersNotShared checks that an Explanation shares nothing
 // with the working memory that later explanations and decisions reuse.
 func TestExplainBuffersNotShared(t *testing.T) {
+	sameDecideBuf(t)
 	var e Engine
 	if err := e.Load(benchSnapshot(100)); err != nil {
 		t.Fatal(err)
@@ -162,4 +164,22 @@ func TestDecideBufReleaseBounded(t *testing.T) {
 	if cap(b.cands) > maxPooledCands || cap(b.byID) > maxPooledCands || cap(b.results) > maxPooledResults || cap(b.used) > maxPooledCands {
 		t.Errorf("released buffer keeps %d candidates, %d by id, %d results, %d policies used", cap(b.cands), cap(b.byID), cap(b.results), cap(b.used))
 	}
+}
+
+// sameDecideBuf makes every decision and explanation until the test ends
+// take the same working memory, so that a test of what they share with
+// later ones sees the reuse it checks: sync.Pool alone may hand out a new
+// buffer at any time (after a collection, and at random under the race
+// detector). It empties the pool of other buffers first.
+func sameDecideBuf(t *testing.T) {
+	shared := new(decideBuf)
+	orig := decideBufs.New
+	decideBufs.New = func() any { return shared }
+	t.Cleanup(func() { decideBufs.New = orig })
+	for range 10000 {
+		if decideBufs.Get() == shared {
+			return
+		}
+	}
+	t.Fatal("the pool keeps handing out other buffers")
 }

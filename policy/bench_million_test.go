@@ -2,7 +2,6 @@ package policy
 
 import (
 	"flag"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +33,6 @@ func BenchmarkMillion(b *testing.B) {
 	if !*million {
 		b.Skip("run with -policy.million")
 	}
-	const n = 1000000
 	snap := millionSnapshot()
 	var large *Engine
 	loadOnce := func(b *testing.B) *Engine {
@@ -66,17 +64,7 @@ func BenchmarkMillion(b *testing.B) {
 		large = nil
 		var perPolicy float64
 		for b.Loop() {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			var e Engine
-			if err := e.Load(snap); err != nil {
-				b.Fatal(err)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			perPolicy = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
-			large = &e
+			large, perPolicy = loadMeasured(b, snap)
 		}
 		b.ReportMetric(perPolicy, "bytes/policy")
 	})
